@@ -1,0 +1,71 @@
+"""RFC 5652 Cryptographic Message Syntax for Secure DICOM Files: the hazmat layer, knows nothing of DICOM.
+
+Every parameter is explicit here; the safe recipes with defaults live in :mod:`dcmseal.part10`.
+EnvelopedData with password (RFC 3211 PWRI, PBKDF2 per RFC 8018) and RSA key transport (KTRI)
+recipients; DigestedData or SignedData inside, as PS3.15 D.1.1 requires.
+"""
+
+from __future__ import annotations
+
+from dcmseal.cms.algorithms import ContentCipher, DigestAlgorithm, KeyTransport, Prf, RecipientIdType
+from dcmseal.cms.content import (
+    ContentKind,
+    DigestedContent,
+    InnerResult,
+    InnerSpec,
+    SignedContent,
+    SignerReport,
+)
+from dcmseal.cms.envelope import (
+    DecryptResult,
+    EnvelopeInfo,
+    EnvelopeSpec,
+    decrypt,
+    encrypt,
+    inspect,
+    is_enveloped_data,
+)
+from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
+from dcmseal.cms.keywrap import unwrap_key, wrap_key
+from dcmseal.cms.recipients import (
+    CertificateRecipient,
+    Credential,
+    PasswordCredential,
+    PasswordRecipient,
+    PrivateKeyCredential,
+    Recipient,
+    RecipientDescription,
+)
+
+__all__ = [
+    "CertificateRecipient",
+    "ContentCipher",
+    "ContentKind",
+    "Credential",
+    "DecryptResult",
+    "DigestAlgorithm",
+    "DigestedContent",
+    "EnvelopeInfo",
+    "EnvelopeSpec",
+    "InnerResult",
+    "InnerSpec",
+    "KeyTransport",
+    "PasswordCredential",
+    "PasswordRecipient",
+    "Pbkdf2Cache",
+    "Pbkdf2Params",
+    "Prf",
+    "PrivateKeyCredential",
+    "Recipient",
+    "RecipientDescription",
+    "RecipientIdType",
+    "SignedContent",
+    "SignerReport",
+    "decrypt",
+    "encrypt",
+    "inspect",
+    "is_enveloped_data",
+    "process_kdf_cache",
+    "unwrap_key",
+    "wrap_key",
+]

@@ -1,0 +1,532 @@
+"""The content inside the envelope (PS3.15 D.1.1): DigestedData or SignedData, streamed out and verified."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from asn1crypto import algos, cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from dcmseal.cms.algorithms import OID_DATA, OID_DIGESTED_DATA, OID_SIGNED_DATA, DigestAlgorithm
+from dcmseal.cms.asn1 import load
+from dcmseal.cms.der import (
+    TAG_CONTEXT_0_CONSTRUCTED,
+    TAG_CONTEXT_1_CONSTRUCTED,
+    TAG_OCTET_STRING,
+    TAG_OID,
+    TAG_SEQUENCE,
+    DerReader,
+    encode_header,
+)
+from dcmseal.errors import IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError
+
+__all__ = [
+    "ContentKind",
+    "DigestedContent",
+    "InnerPlan",
+    "InnerResult",
+    "InnerSpec",
+    "SignedContent",
+    "SignerReport",
+    "plan_inner",
+    "read_inner",
+]
+
+_OID_DER_DATA = core.ObjectIdentifier(OID_DATA).dump()
+_PKCS7_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")  # OID header + 1.2.840.113549.1.7.
+#: Metadata inside the inner structure (algorithms, certificates, signer infos) is small.
+_MAX_META_BYTES = 4 * 1024 * 1024
+
+
+class ContentKind:
+    """What was inside the envelope."""
+
+    DIGESTED = "digested-data"
+    SIGNED = "signed-data"
+    RAW = "raw"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestedContent:
+    """Wrap the payload in DigestedData (integrity without identity)."""
+
+    digest: DigestAlgorithm = DigestAlgorithm.SHA256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedContent:
+    """Wrap the payload in SignedData signed with an RSA key (PKCS#1 v1.5, as PS3.15 D.1 names)."""
+
+    private_key: rsa.RSAPrivateKey = field(repr=False)
+    certificate: x509.Certificate
+    digest: DigestAlgorithm = DigestAlgorithm.SHA256
+    extra_certificates: tuple[x509.Certificate, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.private_key, rsa.RSAPrivateKey):
+            raise ValueError("PS3.15 D.1 signatures are RSA: the signing key must be RSA")
+        cert_key = self.certificate.public_key()
+        if not isinstance(cert_key, rsa.RSAPublicKey) or cert_key.public_numbers() != (
+            self.private_key.public_key().public_numbers()
+        ):
+            raise ValueError("the signing certificate does not belong to the signing key")
+
+
+InnerSpec = DigestedContent | SignedContent
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def _digest_algorithm_der(digest: DigestAlgorithm) -> bytes:
+    return bytes(algos.DigestAlgorithm({"algorithm": digest.value}).dump())
+
+
+def _encap_header(payload_size: int) -> bytes:
+    """encapContentInfo { id-data, [0] EXPLICIT OCTET STRING } up to the payload octets."""
+    octets = encode_header(TAG_OCTET_STRING, payload_size)
+    explicit = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(octets) + payload_size)
+    inner_len = len(_OID_DER_DATA) + len(explicit) + len(octets) + payload_size
+    return encode_header(TAG_SEQUENCE, inner_len) + _OID_DER_DATA + explicit + octets
+
+
+@dataclass(slots=True)
+class InnerPlan:
+    """The DER of the inner structure, known in length before the payload is read.
+
+    ``prefix`` goes before the payload octets; :meth:`trailer` gives what follows once the payload's
+    digest is known. ``length`` is the exact total, so the envelope can be written in one pass.
+    """
+
+    content_type: str
+    digest: DigestAlgorithm
+    prefix: bytes
+    length: int
+    _trailer: Callable[[bytes], bytes]
+
+    def trailer(self, payload_digest: bytes) -> bytes:
+        return self._trailer(payload_digest)
+
+    def chunks(self, payload: Iterable[bytes]) -> Iterator[bytes]:
+        """The whole inner encoding, streamed: prefix, payload chunks (hashed on the way), trailer."""
+        hasher = hashes.Hash(self.digest.hash_algorithm())
+        yield self.prefix
+        for chunk in payload:
+            hasher.update(chunk)
+            yield chunk
+        trailer = self.trailer(hasher.finalize())
+        yield trailer
+
+
+def _signer_info(spec: SignedContent, payload_digest: bytes, signing_time: datetime, *, dummy: bool) -> bytes:
+    cert = asn1_x509.Certificate.load(spec.certificate.public_bytes(serialization.Encoding.DER))
+    signed_attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": ["data"]},
+            {"type": "signing_time", "values": [cms.Time(name="utc_time", value=signing_time)]},
+            {"type": "message_digest", "values": [payload_digest]},
+        ]
+    )
+    to_sign = b"\x31" + signed_attrs.dump()[1:]  # RFC 5652 §5.4: signed over the DER SET OF, not [0]
+    if dummy:
+        signature = bytes(spec.private_key.key_size // 8 + (1 if spec.private_key.key_size % 8 else 0))
+    else:
+        signature = spec.private_key.sign(to_sign, padding.PKCS1v15(), spec.digest.hash_algorithm())
+    info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                name="issuer_and_serial_number",
+                value={"issuer": cert.issuer, "serial_number": cert.serial_number},
+            ),
+            "digest_algorithm": {"algorithm": spec.digest.value},
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": {"algorithm": "rsassa_pkcs1v15"},
+            "signature": signature,
+        }
+    )
+    return bytes(info.dump())
+
+
+def plan_inner(spec: InnerSpec, payload_size: int, *, now: Callable[[], datetime]) -> InnerPlan:
+    """Lay out DigestedData or SignedData around ``payload_size`` bytes of id-data content (DER)."""
+    digest_alg = _digest_algorithm_der(spec.digest)
+    encap = _encap_header(payload_size)
+    if isinstance(spec, DigestedContent):
+        # RFC 5652 §7: version 0 because the encapsulated type is id-data.
+        version = b"\x02\x01\x00"
+        digest_len = spec.digest.digest_size
+        body_len = len(version) + len(digest_alg) + len(encap) + payload_size + 2 + digest_len
+        prefix = encode_header(TAG_SEQUENCE, body_len) + version + digest_alg + encap
+
+        def digested_trailer(payload_digest: bytes) -> bytes:
+            return encode_header(TAG_OCTET_STRING, len(payload_digest)) + payload_digest
+
+        return InnerPlan(
+            OID_DIGESTED_DATA, spec.digest, prefix, len(prefix) + payload_size + 2 + digest_len, digested_trailer
+        )
+
+    signing_time = now().astimezone(UTC).replace(microsecond=0)
+    # RFC 5652 §5.1: version 1 (id-data, issuerAndSerialNumber, X.509 certificates only).
+    version = b"\x02\x01\x01"
+    digest_algs = encode_header(0x31, len(digest_alg)) + digest_alg
+    certs = b"".join(
+        c.public_bytes(serialization.Encoding.DER) for c in (spec.certificate, *spec.extra_certificates)
+    )
+    certs_field = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(certs)) + certs
+    dummy = _signer_info(spec, bytes(spec.digest.digest_size), signing_time, dummy=True)
+    signer_infos_len = len(encode_header(0x31, len(dummy))) + len(dummy)
+    body_len = len(version) + len(digest_algs) + len(encap) + payload_size + len(certs_field) + signer_infos_len
+    prefix = encode_header(TAG_SEQUENCE, body_len) + version + digest_algs + encap
+
+    def signed_trailer(payload_digest: bytes) -> bytes:
+        info = _signer_info(spec, payload_digest, signing_time, dummy=False)
+        if len(info) != len(dummy):
+            raise AssertionError("SignerInfo length changed between plan and signature")
+        return certs_field + encode_header(0x31, len(info)) + info
+
+    return InnerPlan(
+        OID_SIGNED_DATA, spec.digest, prefix, len(prefix) + payload_size + len(certs_field) + signer_infos_len,
+        signed_trailer,
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignerReport:
+    """Who signed, and that the signature verified."""
+
+    subject: str
+    issuer: str
+    serial_number: int
+    sha256_fingerprint: str
+    signing_time: datetime | None
+    certificate_valid_at_signing: bool | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "serial_number": self.serial_number,
+            "sha256_fingerprint": self.sha256_fingerprint,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "certificate_valid_at_signing": self.certificate_valid_at_signing,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InnerResult:
+    """What the decrypted content was, and what was verified."""
+
+    kind: str
+    wrapped_in_content_info: bool
+    digest: DigestAlgorithm | None
+    signers: tuple[SignerReport, ...]
+    payload_size: int
+    conformant: bool
+    notes: tuple[str, ...]
+
+
+def _digest_of(element: bytes) -> DigestAlgorithm:
+    alg = load(algos.DigestAlgorithm, element, "digest algorithm")
+    name = alg["algorithm"].native
+    try:
+        return DigestAlgorithm(name)
+    except ValueError:
+        raise UnsupportedAlgorithmError(f"digest algorithm {name}") from None
+
+
+def _read_oid(reader: DerReader, context: str) -> str:
+    header = reader.expect(TAG_OID, context)
+    value = reader.read_value(header, context, limit=256)
+    return str(load(core.ObjectIdentifier, encode_header(TAG_OID, len(value)) + value, context).dotted)
+
+
+def _stream_econtent(
+    reader: DerReader, sink: Callable[[bytes], object], hashers: list[hashes.Hash], chunk_size: int, context: str
+) -> int:
+    """Stream the [0] EXPLICIT OCTET STRING eContent of an encapContentInfo into ``sink``; return its size."""
+    explicit = reader.expect(TAG_CONTEXT_0_CONSTRUCTED, context)
+    octets = reader.read_header(context)
+    if octets.tag not in (TAG_OCTET_STRING, TAG_OCTET_STRING | 0x20):
+        raise MalformedEnvelopeError(f"{context} at offset {octets.offset}: eContent is not an OCTET STRING")
+    size = 0
+    for chunk in reader.iter_octets(octets, context, chunk_size=chunk_size):
+        for hasher in hashers:
+            hasher.update(chunk)
+        sink(chunk)
+        size += len(chunk)
+    reader.close(explicit, context)
+    return size
+
+
+def _read_digested(reader: DerReader, outer_seq: object, sink: Callable[[bytes], object], chunk_size: int) -> tuple[
+    DigestAlgorithm, int
+]:
+    context = "DigestedData"
+    reader.read_element(context, limit=16)  # version
+    digest = _digest_of(reader.read_element(context, limit=1024))
+    encap = reader.expect(TAG_SEQUENCE, context)
+    content_type = _read_oid(reader, context)
+    if content_type != OID_DATA:
+        raise UnsupportedAlgorithmError(f"DigestedData holds {content_type}, expected id-data")
+    hasher = hashes.Hash(digest.hash_algorithm())
+    size = _stream_econtent(reader, sink, [hasher], chunk_size, context) if not reader.at_end_of(encap) else 0
+    reader.close(encap, context)
+    header = reader.expect(TAG_OCTET_STRING, context)
+    expected = reader.read_value(header, context, limit=128)
+    assert isinstance(outer_seq, object)
+    if not hmac.compare_digest(expected, hasher.finalize()):
+        raise IntegrityError(f"integrity check failed: the {digest.value.upper()} digest does not match the content")
+    return digest, size
+
+
+def _find_certificate(sid: cms.SignerIdentifier, certificates: list[x509.Certificate]) -> x509.Certificate | None:
+    for certificate in certificates:
+        if sid.name == "issuer_and_serial_number":
+            asn1_cert = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+            if (
+                sid.chosen["serial_number"].native == asn1_cert.serial_number
+                and sid.chosen["issuer"] == asn1_cert.issuer
+            ):
+                return certificate
+        else:
+            try:
+                ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+            except x509.ExtensionNotFound:
+                ski = x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
+            if sid.chosen.native == ski:
+                return certificate
+    return None
+
+
+def _verify_signer(
+    info: cms.SignerInfo,
+    digests: dict[DigestAlgorithm, bytes],
+    certificates: list[x509.Certificate],
+    content_type: str,
+) -> SignerReport:
+    failed = "integrity check failed: the signature does not verify"
+    digest_name = info["digest_algorithm"]["algorithm"].native
+    try:
+        digest = DigestAlgorithm(digest_name)
+    except ValueError:
+        raise UnsupportedAlgorithmError(f"signer digest algorithm {digest_name}") from None
+    if digest not in digests:
+        raise IntegrityError(f"{failed}: the signer uses {digest.value}, not listed in digestAlgorithms")
+    certificate = _find_certificate(info["sid"], certificates)
+    if certificate is None:
+        raise IntegrityError("integrity check failed: the signer's certificate is not in the file")
+    public_key = certificate.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise UnsupportedAlgorithmError("signature with a non-RSA key (PS3.15 D.1 signatures are RSA)")
+    signing_time: datetime | None = None
+    signed_attrs = info["signed_attrs"]
+    if signed_attrs.native is not None and len(signed_attrs):
+        message_digest = None
+        attr_content_type = None
+        for attribute in signed_attrs:
+            kind = attribute["type"].native
+            if kind == "message_digest":
+                message_digest = attribute["values"][0].native
+            elif kind == "content_type":
+                attr_content_type = attribute["values"][0].dotted
+            elif kind == "signing_time":
+                signing_time = attribute["values"][0].native
+        if message_digest is None or not hmac.compare_digest(message_digest, digests[digest]):
+            raise IntegrityError(f"integrity check failed: the {digest.value.upper()} digest does not match")
+        if attr_content_type != content_type:
+            raise IntegrityError(f"{failed}: the signed content type differs from the content")
+        signed = b"\x31" + signed_attrs.dump()[1:]
+        prehashed = False
+    else:
+        signed = digests[digest]
+        prehashed = True
+    algorithm = info["signature_algorithm"]
+    name = algorithm["algorithm"].native
+    hash_alg: hashes.HashAlgorithm = digest.hash_algorithm()
+    pad: padding.AsymmetricPadding
+    if name in ("rsassa_pkcs1v15", "sha1_rsa", "sha224_rsa", "sha256_rsa", "sha384_rsa", "sha512_rsa"):
+        pad = padding.PKCS1v15()
+    elif name == "rsassa_pss":
+        params = algorithm["parameters"]
+        pss_hash = DigestAlgorithm(params["hash_algorithm"]["algorithm"].native)
+        mgf_hash = DigestAlgorithm(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
+        pad = padding.PSS(mgf=padding.MGF1(mgf_hash.hash_algorithm()), salt_length=params["salt_length"].native)
+        hash_alg = pss_hash.hash_algorithm()
+    else:
+        raise UnsupportedAlgorithmError(f"signature algorithm {name}")
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    try:
+        public_key.verify(
+            info["signature"].native, signed, pad, Prehashed(hash_alg) if prehashed else hash_alg
+        )
+    except InvalidSignature:
+        raise IntegrityError(failed) from None
+    valid_then: bool | None = None
+    if signing_time is not None:
+        valid_then = certificate.not_valid_before_utc <= signing_time <= certificate.not_valid_after_utc
+    return SignerReport(
+        subject=certificate.subject.rfc4514_string(),
+        issuer=certificate.issuer.rfc4514_string(),
+        serial_number=certificate.serial_number,
+        sha256_fingerprint=certificate.fingerprint(hashes.SHA256()).hex(),
+        signing_time=signing_time,
+        certificate_valid_at_signing=valid_then,
+    )
+
+
+def _read_signed(
+    reader: DerReader,
+    sink: Callable[[bytes], object],
+    chunk_size: int,
+    trusted_certificates: tuple[x509.Certificate, ...],
+) -> tuple[DigestAlgorithm | None, int, tuple[SignerReport, ...]]:
+    context = "SignedData"
+    reader.read_element(context, limit=16)  # version
+    digest_set = load(cms.DigestAlgorithms, reader.read_element(context, limit=64 * 1024), "digestAlgorithms")
+    algorithms: list[DigestAlgorithm] = []
+    for alg in digest_set:
+        try:
+            algorithms.append(DigestAlgorithm(alg["algorithm"].native))
+        except ValueError:
+            continue  # a digest we do not know; a signer using it will be refused below
+    hashers = {alg: hashes.Hash(alg.hash_algorithm()) for alg in algorithms}
+    encap = reader.expect(TAG_SEQUENCE, context)
+    content_type = _read_oid(reader, context)
+    if content_type != OID_DATA:
+        raise UnsupportedAlgorithmError(f"SignedData holds {content_type}, expected id-data")
+    if reader.at_end_of(encap):
+        raise UnsupportedAlgorithmError("SignedData with detached content")
+    size = _stream_econtent(reader, sink, list(hashers.values()), chunk_size, context)
+    reader.close(encap, context)
+    certificates: list[x509.Certificate] = list(trusted_certificates)
+    peek = reader.peek(1)
+    if peek and peek[0] == TAG_CONTEXT_0_CONSTRUCTED:
+        raw = reader.read_element(context, limit=_MAX_META_BYTES)
+        cert_set = load(cms.CertificateSet, b"\x31" + raw[1:], "SignedData certificates")
+        for choice in cert_set:
+            if choice.name == "certificate":
+                certificates.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+        peek = reader.peek(1)
+    if peek and peek[0] == TAG_CONTEXT_1_CONSTRUCTED:
+        reader.read_element(context, limit=_MAX_META_BYTES)  # CRLs: not used (no path validation here)
+    signer_infos = load(cms.SignerInfos, reader.read_element(context, limit=_MAX_META_BYTES), "signerInfos")
+    if not len(signer_infos):
+        raise IntegrityError("integrity check failed: SignedData without a signer")
+    digests = {alg: hasher.finalize() for alg, hasher in hashers.items()}
+    reports = tuple(_verify_signer(info, digests, certificates, OID_DATA) for info in signer_infos)
+    return (algorithms[0] if algorithms else None), size, reports
+
+
+def read_inner(
+    reader: DerReader,
+    sink: Callable[[bytes], object],
+    *,
+    declared_type: str,
+    chunk_size: int,
+    trusted_certificates: tuple[x509.Certificate, ...] = (),
+) -> InnerResult:
+    """Parse the decrypted content, stream its payload into ``sink`` and verify it (standards.md §3.3).
+
+    Accepts a bare DigestedData or SignedData, a ContentInfo wrapping one (what ``openssl cms
+    -digest_create`` then ``-encrypt`` makes), or a raw payload, which is reported as not conformant
+    to PS3.15 D.1.1. Nothing is trusted until this returns: the caller keeps the output provisional.
+    """
+    notes: list[str] = []
+    head = reader.peek(32)
+    wrapped = False
+    content_type = declared_type
+    containers = []
+    if head[:1] == bytes([TAG_SEQUENCE]) and _PKCS7_OID_PREFIX in head[2 : 2 + 8 + len(_PKCS7_OID_PREFIX)]:
+        # ContentInfo { contentType, [0] EXPLICIT content }
+        containers.append(reader.expect(TAG_SEQUENCE, "inner ContentInfo"))
+        content_type = _read_oid(reader, "inner ContentInfo")
+        containers.append(reader.expect(TAG_CONTEXT_0_CONSTRUCTED, "inner ContentInfo"))
+        wrapped = True
+        notes.append("the encrypted content is a ContentInfo, not the bare structure RFC 5652 §6.1 names")
+    if wrapped and content_type == OID_DATA:
+        # ContentInfo(id-data): an OCTET STRING of raw payload.
+        octets = reader.read_header("inner id-data")
+        size = 0
+        for chunk in reader.iter_octets(octets, "inner id-data", chunk_size=chunk_size):
+            sink(chunk)
+            size += len(chunk)
+        return _finish_raw(reader, containers, size, wrapped, notes)
+    is_structure = False
+    if head[:1] == bytes([TAG_SEQUENCE]):
+        probe = reader.peek(16)
+        # After the SEQUENCE header: INTEGER version, then a SEQUENCE (DigestedData) or SET (SignedData).
+        try:
+            skip = 2 + (probe[1] & 0x7F if probe[1] & 0x80 else 0)
+            is_structure = probe[skip] == 0x02 and probe[skip + 1] == 0x01 and probe[skip + 3] in (0x30, 0x31)
+            if is_structure and not wrapped and content_type == OID_DATA:
+                content_type = OID_SIGNED_DATA if probe[skip + 3] == 0x31 else OID_DIGESTED_DATA
+        except IndexError:
+            is_structure = False
+    if wrapped and not is_structure:
+        raise MalformedEnvelopeError(f"inner ContentInfo of type {content_type} holds no structure we know")
+    if not is_structure or content_type not in (OID_DIGESTED_DATA, OID_SIGNED_DATA):
+        size = 0
+        while chunk := reader.read_some(chunk_size):
+            sink(chunk)
+            size += len(chunk)
+        notes.append("raw payload without DigestedData or SignedData: not conformant to PS3.15 D.1.1")
+        return InnerResult(
+            kind=ContentKind.RAW,
+            wrapped_in_content_info=False,
+            digest=None,
+            signers=(),
+            payload_size=size,
+            conformant=False,
+            notes=tuple(notes),
+        )
+    outer = reader.expect(TAG_SEQUENCE, "inner content")
+    signers: tuple[SignerReport, ...] = ()
+    if content_type == OID_DIGESTED_DATA:
+        digest: DigestAlgorithm | None
+        digest, size = _read_digested(reader, outer, sink, chunk_size)
+        kind = ContentKind.DIGESTED
+    else:
+        digest, size, signers = _read_signed(reader, sink, chunk_size, trusted_certificates)
+        kind = ContentKind.SIGNED
+    reader.close(outer, "inner content")
+    for container in reversed(containers):
+        reader.close(container, "inner ContentInfo")
+    if not reader.at_eof():
+        raise MalformedEnvelopeError("data after the end of the inner content")
+    if content_type != declared_type:
+        notes.append("the envelope labels its content as id-data; the content is " + kind)
+    conformant = digest is not None and digest.in_profile
+    if digest is not None and not digest.in_profile:
+        notes.append(f"{digest.value} is not one of the digests PS3.15 D.1 names")
+    return InnerResult(
+        kind=kind,
+        wrapped_in_content_info=wrapped,
+        digest=digest,
+        signers=signers,
+        payload_size=size,
+        conformant=conformant,
+        notes=tuple(notes),
+    )
+
+
+def _finish_raw(reader: DerReader, containers: list[object], size: int, wrapped: bool, notes: list[str]) -> InnerResult:
+    for container in reversed(containers):
+        reader.close(container, "inner ContentInfo")  # type: ignore[arg-type]
+    notes.append("raw payload without DigestedData or SignedData: not conformant to PS3.15 D.1.1")
+    return InnerResult(
+        kind=ContentKind.RAW,
+        wrapped_in_content_info=wrapped,
+        digest=None,
+        signers=(),
+        payload_size=size,
+        conformant=False,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,479 @@
+"""EnvelopedData (RFC 5652 §6): stream-encrypt, stream-decrypt and describe, with any mix of recipients."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from asn1crypto import algos, cms, core
+from cryptography import x509
+
+from dcmseal.cms.algorithms import (
+    OID_AUTH_ENVELOPED_DATA,
+    OID_DIGESTED_DATA,
+    OID_ENVELOPED_DATA,
+    OID_SIGNED_DATA,
+    ContentCipher,
+)
+from dcmseal.cms.asn1 import load
+from dcmseal.cms.content import DigestedContent, InnerResult, InnerSpec, plan_inner, read_inner
+from dcmseal.cms.der import (
+    TAG_CONTEXT_0_CONSTRUCTED,
+    TAG_CONTEXT_0_PRIMITIVE,
+    TAG_CONTEXT_1_CONSTRUCTED,
+    TAG_OID,
+    TAG_SEQUENCE,
+    TAG_SET,
+    ByteSource,
+    DerReader,
+    Header,
+    encode_header,
+)
+from dcmseal.cms.kdf import Pbkdf2Cache
+from dcmseal.cms.recipients import (
+    CertificateRecipient,
+    Credential,
+    PasswordRecipient,
+    Recipient,
+    RecipientDescription,
+    build_recipient_info,
+    describe_recipient_info,
+    open_recipient_infos,
+)
+from dcmseal.errors import DecryptionError, MalformedEnvelopeError, UnsupportedAlgorithmError
+
+__all__ = [
+    "CHUNK_SIZE_BYTES",
+    "DecryptResult",
+    "EnvelopeInfo",
+    "EnvelopeSpec",
+    "Writable",
+    "decrypt",
+    "encrypt",
+    "inspect",
+    "is_enveloped_data",
+]
+
+CHUNK_SIZE_BYTES = 1024 * 1024
+_ENVELOPED_PREFIX = bytes.fromhex("06092a864886f70d010703")
+_AUTH_ENVELOPED_PREFIX = bytes.fromhex("060b2a864886f70d0109100117")
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvelopeSpec:
+    """What to build: recipients (at least one), content cipher, and the inner structure."""
+
+    recipients: tuple[Recipient, ...]
+    content_cipher: ContentCipher
+    inner: InnerSpec = field(default_factory=DigestedContent)
+
+    def __post_init__(self) -> None:
+        if not self.recipients:
+            raise ValueError("an envelope needs at least one recipient")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvelopeInfo:
+    """What an envelope says about itself, without any key."""
+
+    version: int
+    content_cipher: ContentCipher
+    content_type: str  # "digested-data", "signed-data", "data", or a dotted OID
+    recipients: tuple[RecipientDescription, ...]
+    encrypted_size: int | None
+    envelope_size: int | None
+    ber: bool
+    has_originator_info: bool = False
+    has_unprotected_attributes: bool = False
+
+    @property
+    def in_profile(self) -> bool:
+        """Whether envelope and every recipient keep to PS3.15 D.1 (what the reader can check unopened)."""
+        return all(r.in_profile for r in self.recipients) and self.content_type in ("digested-data", "signed-data")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "content_cipher": self.content_cipher.value,
+            "content_type": self.content_type,
+            "encrypted_size": self.encrypted_size,
+            "envelope_size": self.envelope_size,
+            "encoding": "BER" if self.ber else "DER",
+            "in_profile": self.in_profile,
+            "recipients": [r.to_json() for r in self.recipients],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecryptResult:
+    """A decrypted and verified envelope."""
+
+    envelope: EnvelopeInfo
+    inner: InnerResult
+    recipient_index: int
+
+    @property
+    def conformant(self) -> bool:
+        return self.envelope.in_profile and self.inner.conformant
+
+
+_CONTENT_TYPE_NAMES = {OID_DIGESTED_DATA: "digested-data", OID_SIGNED_DATA: "signed-data", "1.2.840.113549.1.7.1": "data"}
+
+
+def is_enveloped_data(head: bytes) -> bool:
+    """Whether ``head`` (the first 32 bytes or more) starts a ContentInfo of id-envelopedData (by content)."""
+    if len(head) < 2 or head[0] != TAG_SEQUENCE:
+        return False
+    length_octet = head[1]
+    skip = 2 if length_octet < 0x80 or length_octet == 0x80 else 2 + (length_octet & 0x7F)
+    return head[skip : skip + len(_ENVELOPED_PREFIX)] == _ENVELOPED_PREFIX
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def _envelope_version(recipients: Sequence[cms.RecipientInfo]) -> str:
+    # RFC 5652 §6.1: 3 with a pwri or ori; 0 when every RecipientInfo is v0 (and no originatorInfo or
+    # unprotectedAttrs, which we never write); otherwise 2.
+    if any(ri.name in ("pwri", "ori") for ri in recipients):
+        return "v3"
+    if all(ri.chosen["version"].native == "v0" for ri in recipients):
+        return "v0"
+    return "v2"
+
+
+def encrypt(
+    source: ByteSource,
+    sink: Writable,
+    spec: EnvelopeSpec,
+    *,
+    payload_size: int,
+    kdf_cache: Pbkdf2Cache,
+    rng: Callable[[int], bytes] = os.urandom,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    chunk_size: int = CHUNK_SIZE_BYTES,
+) -> EnvelopeInfo:
+    """Write a DER ContentInfo(EnvelopedData) of ``payload_size`` bytes read from ``source`` into ``sink``.
+
+    One pass, memory bounded by ``chunk_size``: every length is known before the payload is read,
+    because CBC with PKCS#7 padding adds exactly ``block - size % block`` bytes.
+
+    Raises
+    ------
+    ValueError
+        ``source`` gave a number of bytes other than ``payload_size``.
+    """
+    cipher = spec.content_cipher
+    cek = rng(cipher.key_size)
+    iv = rng(cipher.block_size)
+    infos = [build_recipient_info(r, cek, cipher, kdf_cache=kdf_cache, rng=rng) for r in spec.recipients]
+    version = _envelope_version(infos)
+    plan = plan_inner(spec.inner, payload_size, now=now)
+
+    recipient_set = cms.RecipientInfos(infos).dump()
+    version_der = core.Integer(int(version[1:])).dump()
+    cipher_alg = algos.EncryptionAlgorithm({"algorithm": cipher.asn1_name, "parameters": iv}).dump()
+    content_type_der = core.ObjectIdentifier(plan.content_type).dump()
+    encrypted_len = (plan.length // cipher.block_size + 1) * cipher.block_size
+    encrypted_header = encode_header(TAG_CONTEXT_0_PRIMITIVE, encrypted_len)
+    eci_len = len(content_type_der) + len(cipher_alg) + len(encrypted_header) + encrypted_len
+    eci_header = encode_header(TAG_SEQUENCE, eci_len)
+    ed_len = len(version_der) + len(recipient_set) + len(eci_header) + eci_len
+    ed_header = encode_header(TAG_SEQUENCE, ed_len)
+    explicit = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(ed_header) + ed_len)
+    oid = core.ObjectIdentifier(OID_ENVELOPED_DATA).dump()
+    total_inner = len(oid) + len(explicit) + len(ed_header) + ed_len
+    head = b"".join(
+        [
+            encode_header(TAG_SEQUENCE, total_inner),
+            oid,
+            explicit,
+            ed_header,
+            version_der,
+            recipient_set,
+            eci_header,
+            content_type_der,
+            cipher_alg,
+            encrypted_header,
+        ]
+    )
+    sink.write(head)
+
+    def payload() -> Iterator[bytes]:
+        remaining = payload_size
+        while remaining:
+            chunk = source.read(min(chunk_size, remaining))
+            if not chunk:
+                raise ValueError(f"the source ended {remaining} bytes before the announced payload size")
+            remaining -= len(chunk)
+            yield chunk
+        if source.read(1):
+            raise ValueError("the source holds more bytes than the announced payload size")
+
+    encryptor = cipher.encryptor(cek, iv)
+    block = cipher.block_size
+    pending = b""
+    written = 0
+    for piece in plan.chunks(payload()):
+        if len(pending) + len(piece) < chunk_size:
+            pending += piece
+            continue
+        data = pending + piece if pending else piece
+        pending = b""
+        out = encryptor.update(data)
+        written += len(out)
+        sink.write(out)
+    pad = block - (plan.length % block)
+    out = encryptor.update(pending + bytes([pad]) * pad) + encryptor.finalize()
+    written += len(out)
+    sink.write(out)
+    if written != encrypted_len:  # the plan and the stream disagree: a bug, never a user error
+        raise AssertionError(f"wrote {written} encrypted bytes, planned {encrypted_len}")
+    return EnvelopeInfo(
+        version=int(version[1:]),
+        content_cipher=cipher,
+        content_type=_CONTENT_TYPE_NAMES[plan.content_type],
+        recipients=tuple(describe_recipient_info(ri) for ri in infos),
+        encrypted_size=encrypted_len,
+        envelope_size=len(head) + encrypted_len,
+        ber=False,
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Header:
+    """Everything before the encrypted content, parsed; the reader sits at the encrypted content."""
+
+    containers: list[Header]
+    version: int
+    recipient_infos: cms.RecipientInfos
+    content_type: str
+    cipher: ContentCipher
+    iv: bytes
+    content: Header
+    has_originator_info: bool
+    ber: bool
+
+
+def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
+    head = reader.peek(32)
+    if not head:
+        raise MalformedEnvelopeError("empty file: not a CMS envelope")
+    outer = reader.expect(TAG_SEQUENCE, "ContentInfo")
+    oid_header = reader.expect(TAG_OID, "ContentInfo contentType")
+    oid_value = reader.read_value(oid_header, "ContentInfo contentType", limit=64)
+    oid = core.ObjectIdentifier.load(encode_header(TAG_OID, len(oid_value)) + oid_value).dotted
+    if oid == OID_AUTH_ENVELOPED_DATA:
+        raise UnsupportedAlgorithmError(
+            "AuthEnvelopedData (AES-GCM, RFC 5083) is not the EnvelopedData PS3.15 D.1 requires"
+        )
+    if oid != OID_ENVELOPED_DATA:
+        raise MalformedEnvelopeError(f"ContentInfo of type {oid}, not id-envelopedData")
+    explicit = reader.expect(TAG_CONTEXT_0_CONSTRUCTED, "ContentInfo content")
+    enveloped = reader.expect(TAG_SEQUENCE, "EnvelopedData")
+    version_bytes = reader.read_element("EnvelopedData version", limit=16)
+    version = int(load(core.Integer, version_bytes, "EnvelopedData version").native)
+    has_originator = False
+    first = reader.peek(1)
+    if first and first[0] == TAG_CONTEXT_0_CONSTRUCTED:
+        reader.read_element("EnvelopedData originatorInfo", limit=max_header_bytes)
+        has_originator = True
+    recipients_raw = reader.read_element("EnvelopedData recipientInfos", limit=max_header_bytes)
+    if recipients_raw[:1] != bytes([TAG_SET]):
+        raise MalformedEnvelopeError("EnvelopedData recipientInfos is not a SET")
+    recipient_infos = load(cms.RecipientInfos, recipients_raw, "recipientInfos")
+    if not len(recipient_infos):
+        raise MalformedEnvelopeError("EnvelopedData without recipients")
+    eci = reader.expect(TAG_SEQUENCE, "EncryptedContentInfo")
+    ct_header = reader.expect(TAG_OID, "EncryptedContentInfo contentType")
+    ct_value = reader.read_value(ct_header, "EncryptedContentInfo contentType", limit=64)
+    content_type = core.ObjectIdentifier.load(encode_header(TAG_OID, len(ct_value)) + ct_value).dotted
+    alg = load(
+        algos.EncryptionAlgorithm,
+        reader.read_element("contentEncryptionAlgorithm", limit=1024),
+        "contentEncryptionAlgorithm",
+    )
+    name = alg["algorithm"].native
+    cipher = ContentCipher.from_asn1_name(name)
+    if cipher is None:
+        raise UnsupportedAlgorithmError(
+            f"content cipher {name}: PS3.15 D.1 uses AES-128/192/256-CBC or 3DES-CBC"
+        )
+    iv = alg["parameters"].native
+    if not isinstance(iv, bytes) or len(iv) != cipher.block_size:
+        raise MalformedEnvelopeError(f"content cipher IV must be {cipher.block_size} bytes")
+    if reader.at_end_of(eci):
+        raise UnsupportedAlgorithmError("detached encrypted content (not in this file)")
+    content = reader.read_header("encryptedContent")
+    if content.tag not in (TAG_CONTEXT_0_PRIMITIVE, TAG_CONTEXT_0_CONSTRUCTED):
+        raise MalformedEnvelopeError(
+            f"encryptedContent at offset {content.offset}: expected [0], found tag 0x{content.tag:02X}"
+        )
+    ber = any(h.length is None for h in (outer, explicit, enveloped, eci, content)) or content.constructed
+    return _Header(
+        containers=[outer, explicit, enveloped, eci],
+        version=version,
+        recipient_infos=recipient_infos,
+        content_type=content_type,
+        cipher=cipher,
+        iv=iv,
+        content=content,
+        has_originator_info=has_originator,
+        ber=ber,
+    )
+
+
+def _finish(reader: DerReader, header: _Header) -> bool:
+    """Consume what follows the encrypted content; return whether unprotectedAttrs were present."""
+    outer, explicit, enveloped, eci = header.containers
+    reader.close(eci, "EncryptedContentInfo")
+    unprotected = False
+    first = reader.peek(1)
+    if first and first[0] == TAG_CONTEXT_1_CONSTRUCTED:
+        reader.read_element("unprotectedAttrs", limit=1024 * 1024)
+        unprotected = True
+    reader.close(enveloped, "EnvelopedData")
+    reader.close(explicit, "ContentInfo content")
+    reader.close(outer, "ContentInfo")
+    return unprotected
+
+
+def _info(header: _Header, *, encrypted_size: int | None, envelope_size: int | None, unprotected: bool) -> EnvelopeInfo:
+    return EnvelopeInfo(
+        version=header.version,
+        content_cipher=header.cipher,
+        content_type=_CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
+        recipients=tuple(describe_recipient_info(ri) for ri in header.recipient_infos),
+        encrypted_size=encrypted_size,
+        envelope_size=envelope_size,
+        ber=header.ber,
+        has_originator_info=header.has_originator_info,
+        has_unprotected_attributes=unprotected,
+    )
+
+
+def inspect(source: ByteSource, *, size: int | None = None, max_header_bytes: int = 16 * 1024 * 1024) -> EnvelopeInfo:
+    """Describe an envelope without opening it (reads it through to learn the encrypted size)."""
+    reader = DerReader(source, size=size)
+    header = _read_header(reader, max_header_bytes=max_header_bytes)
+    encrypted = sum(len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=CHUNK_SIZE_BYTES))
+    unprotected = _finish(reader, header)
+    return _info(header, encrypted_size=encrypted, envelope_size=reader.offset, unprotected=unprotected)
+
+
+class _CbcPlaintext:
+    """The plaintext of a CBC ciphertext stream as a :class:`ByteSource`, PKCS#7 padding checked and removed."""
+
+    def __init__(self, ciphertext: Iterator[bytes], cipher: ContentCipher, key: bytes, iv: bytes) -> None:
+        self._ciphertext = ciphertext
+        self._decryptor = cipher.decryptor(key, iv)
+        self._block = cipher.block_size
+        self._buffer = bytearray()
+        self._held = b""  # the last decrypted block: it may be padding
+        self._done = False
+        self.ciphertext_size = 0
+
+    def _pull(self) -> None:
+        chunk = next(self._ciphertext, None)
+        if chunk is None:
+            self._done = True
+            if self.ciphertext_size == 0 or self.ciphertext_size % self._block:
+                raise MalformedEnvelopeError(
+                    f"encrypted content of {self.ciphertext_size} bytes is not a whole number of blocks"
+                )
+            tail = self._held + self._decryptor.finalize()
+            pad = tail[-1]
+            # Decide once on every padding byte (RFC 5652 §6.3); the message says nothing of which.
+            valid = 1 <= pad <= self._block
+            span = pad if valid else self._block
+            if not (hmac.compare_digest(tail[-span:], bytes([pad]) * span) & valid):
+                raise DecryptionError() from None
+            self._buffer += tail[:-pad]
+            self._held = b""
+            return
+        self.ciphertext_size += len(chunk)
+        plain = self._held + self._decryptor.update(chunk)
+        keep = len(plain) - self._block if len(plain) >= self._block else 0
+        self._buffer += plain[:keep]
+        self._held = plain[keep:]
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n < 0:
+            while not self._done:
+                self._pull()
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        while len(self._buffer) < n and not self._done:
+            self._pull()
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+
+def decrypt(
+    source: ByteSource,
+    sink: Writable,
+    credentials: Sequence[Credential],
+    *,
+    kdf_cache: Pbkdf2Cache,
+    max_iterations: int,
+    size: int | None = None,
+    max_header_bytes: int = 16 * 1024 * 1024,
+    trusted_certificates: tuple[x509.Certificate, ...] = (),
+    chunk_size: int = CHUNK_SIZE_BYTES,
+) -> DecryptResult:
+    """Decrypt an envelope from ``source``, stream the payload to ``sink``, verify digest or signature.
+
+    Structure is checked before any secret is used. The payload written to ``sink`` is provisional
+    until this returns: on any exception the caller must discard it.
+
+    Raises
+    ------
+    MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError
+        Before any key is tried.
+    DecryptionError
+        No credential opens the envelope, or the padding is wrong (one message).
+    IntegrityError
+        The digest or signature does not match.
+    """
+    if not credentials:
+        raise ValueError("decrypt needs at least one credential")
+    reader = DerReader(source, size=size)
+    header = _read_header(reader, max_header_bytes=max_header_bytes)
+    cek, index = open_recipient_infos(
+        list(header.recipient_infos),
+        credentials,
+        header.cipher,
+        kdf_cache=kdf_cache,
+        max_iterations=max_iterations,
+    )
+    plaintext = _CbcPlaintext(
+        reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size), header.cipher, cek, header.iv
+    )
+    inner_reader = DerReader(plaintext, what="decrypted content")
+    inner = read_inner(
+        inner_reader,
+        sink.write,
+        declared_type=header.content_type,
+        chunk_size=chunk_size,
+        trusted_certificates=trusted_certificates,
+    )
+    # Drain: padding is checked only at the very end of the ciphertext.
+    if plaintext.read(-1):
+        raise MalformedEnvelopeError("data after the end of the inner content")
+    unprotected = _finish(reader, header)
+    if not reader.at_eof():
+        raise MalformedEnvelopeError(f"{reader.offset}: data after the end of the envelope")
+    info = _info(
+        header, encrypted_size=plaintext.ciphertext_size, envelope_size=reader.offset, unprotected=unprotected
+    )
+    return DecryptResult(envelope=info, inner=inner, recipient_index=index)
+

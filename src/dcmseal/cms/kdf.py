@@ -1,0 +1,98 @@
+"""PBKDF2 (RFC 8018 §5.2) key derivation with a per-process cache and a derivation counter."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+from dcmseal.cms.algorithms import Prf
+
+__all__ = ["Pbkdf2Cache", "Pbkdf2Params", "process_kdf_cache"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pbkdf2Params:
+    """PBKDF2-params (RFC 8018 A.2): salt, iteration count, optional keyLength, PRF."""
+
+    salt: bytes
+    iterations: int
+    prf: Prf = Prf.SHA1
+    key_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError("PBKDF2 iteration count must be at least 1")
+        if not self.salt:
+            raise ValueError("PBKDF2 salt must not be empty")
+
+
+class Pbkdf2Cache:
+    """Derive each (password, salt, iterations, PRF, length) once; count the derivations actually run.
+
+    Keys are stored under an HMAC of the password with a random per-cache key, so the cache holds no
+    password. Derived KEKs stay in memory for the life of the cache (bounded by ``max_entries``); that
+    is the price of deriving once per medium instead of once per file.
+    """
+
+    def __init__(self, *, max_entries: int = 64) -> None:
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hmac_key = os.urandom(32)
+        self._max_entries = max_entries
+        self.derivations = 0
+
+    def __repr__(self) -> str:
+        return f"Pbkdf2Cache(entries={len(self._entries)}, derivations={self.derivations})"
+
+    def _slot(self, password: bytes, params: Pbkdf2Params, length: int) -> bytes:
+        mac = hmac.new(self._hmac_key, password, hashlib.sha256)
+        mac.update(b"\x00" + params.salt + b"\x00")
+        mac.update(f"{params.iterations}:{params.prf.value}:{length}".encode())
+        return mac.digest()
+
+    def derive(self, password: bytes, params: Pbkdf2Params, length: int) -> bytes:
+        """Return PBKDF2(password, salt, iterations, length) with the given PRF, from the cache if possible."""
+        slot = self._slot(password, params, length)
+        with self._lock:
+            cached = self._entries.get(slot)
+            if cached is not None:
+                self._entries.move_to_end(slot)
+                return cached
+        key = PBKDF2HMAC(
+            algorithm=params.prf.hash_algorithm(), length=length, salt=params.salt, iterations=params.iterations
+        ).derive(password)
+        with self._lock:
+            self.derivations += 1
+            self._entries[slot] = key
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return key
+
+    def export(self) -> list[tuple[bytes, bytes]]:
+        """The cache's entries, for handing to a worker process created by this process."""
+        with self._lock:
+            return list(self._entries.items())
+
+    def import_entries(self, entries: list[tuple[bytes, bytes]], hmac_key: bytes) -> None:
+        """Adopt entries (and the slot key that made them) exported by a parent process."""
+        with self._lock:
+            self._hmac_key = hmac_key
+            self._entries.update(entries)
+
+    @property
+    def slot_key(self) -> bytes:
+        return self._hmac_key
+
+
+_PROCESS_CACHE = Pbkdf2Cache()
+
+
+def process_kdf_cache() -> Pbkdf2Cache:
+    """The cache the recipes share within this process (a reader derives each key at most once per process)."""
+    return _PROCESS_CACHE

@@ -1,0 +1,382 @@
+"""RecipientInfo for passwords (RFC 3211 PWRI) and RSA certificates (RFC 5652 KTRI): build, describe, open."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from asn1crypto import algos, cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from dcmseal.cms.algorithms import ContentCipher, KeyTransport, Prf, RecipientIdType
+from dcmseal.cms.asn1 import PWRI_KEK
+from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params
+from dcmseal.cms.keywrap import unwrap_key, wrap_key
+from dcmseal.errors import DecryptionError, ResourceLimitError, UnsupportedAlgorithmError
+
+__all__ = [
+    "CertificateRecipient",
+    "Credential",
+    "PasswordCredential",
+    "PasswordRecipient",
+    "PrivateKeyCredential",
+    "Recipient",
+    "RecipientDescription",
+    "build_recipient_info",
+    "describe_recipient_info",
+    "open_recipient_infos",
+]
+
+
+# -- what a writer addresses ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordRecipient:
+    """A password recipient: PBKDF2 parameters and the password (ASCII bytes; policy is the caller's)."""
+
+    password: bytes = field(repr=False)
+    kdf: Pbkdf2Params
+    #: OpenSSL omits keyLength and derives it from the cipher; some readers want it.
+    include_key_length: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertificateRecipient:
+    """An RSA certificate recipient (key transport)."""
+
+    certificate: x509.Certificate
+    key_transport: KeyTransport = KeyTransport.RSA_PKCS1V15
+    identifier: RecipientIdType = RecipientIdType.ISSUER_SERIAL
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.certificate.public_key(), rsa.RSAPublicKey):
+            raise ValueError("only RSA certificates can be key transport recipients (PS3.15 D.1)")
+
+
+Recipient = PasswordRecipient | CertificateRecipient
+
+
+# -- what a reader holds ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordCredential:
+    """A password to try on password recipients."""
+
+    password: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateKeyCredential:
+    """An RSA private key, with its certificate when known (to match the recipient identifier)."""
+
+    private_key: rsa.RSAPrivateKey = field(repr=False)
+    certificate: x509.Certificate | None = None
+
+
+Credential = PasswordCredential | PrivateKeyCredential
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientDescription:
+    """What a RecipientInfo says, without any secret: for ``inspect`` and reports."""
+
+    kind: str  # "password", "certificate", or the RFC 5652 name of an unsupported kind
+    version: int
+    key_encryption: str
+    in_profile: bool
+    issuer: str | None = None
+    serial_number: int | None = None
+    subject_key_identifier: str | None = None
+    kdf: str | None = None
+    prf: str | None = None
+    salt: str | None = None
+    iterations: int | None = None
+    key_length: int | None = None
+    kek_cipher: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}  # type: ignore[attr-defined]
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def _subject_key_identifier(certificate: x509.Certificate) -> bytes:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        # RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value.
+        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
+
+
+def _oaep_parameters() -> algos.RSAESOAEPParams:
+    # SHA-256 with MGF1-SHA-256, what `openssl cms -keyopt rsa_oaep_md:sha256` writes; readers take any.
+    sha256 = {"algorithm": "sha256"}
+    return algos.RSAESOAEPParams(
+        {"hash_algorithm": sha256, "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": sha256}}
+    )
+
+
+def build_recipient_info(
+    recipient: Recipient,
+    cek: bytes,
+    content_cipher: ContentCipher,
+    *,
+    kdf_cache: Pbkdf2Cache,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> cms.RecipientInfo:
+    """The RecipientInfo that gives ``recipient`` the content-encryption key ``cek``."""
+    if isinstance(recipient, PasswordRecipient):
+        # The KEK cipher is the content cipher, as OpenSSL writes and expects (kekciph = NULL).
+        kek = kdf_cache.derive(recipient.password, recipient.kdf, content_cipher.key_size)
+        kek_iv = rng(content_cipher.block_size)
+        encrypted_key = wrap_key(kek, kek_iv, cek, content_cipher, rng=rng)
+        kdf_params: dict[str, object] = {
+            "salt": core.OctetString(recipient.kdf.salt),
+            "iteration_count": recipient.kdf.iterations,
+        }
+        if recipient.include_key_length:
+            kdf_params["key_length"] = content_cipher.key_size
+        if recipient.kdf.prf is not Prf.SHA1:  # DEFAULT algid-hmacWithSHA1 is omitted in DER
+            kdf_params["prf"] = {"algorithm": recipient.kdf.prf.value, "parameters": core.Null()}
+        pwri = cms.PasswordRecipientInfo(
+            {
+                "version": "v0",
+                "key_derivation_algorithm": {"algorithm": "pbkdf2", "parameters": kdf_params},
+                "key_encryption_algorithm": {
+                    "algorithm": PWRI_KEK,
+                    "parameters": {"algorithm": content_cipher.asn1_name, "parameters": kek_iv},
+                },
+                "encrypted_key": encrypted_key,
+            }
+        )
+        return cms.RecipientInfo(name="pwri", value=pwri)
+
+    public_key = recipient.certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    if recipient.key_transport is KeyTransport.RSA_OAEP:
+        encrypted = public_key.encrypt(
+            cek, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+        )
+        key_encryption: dict[str, object] = {"algorithm": "rsaes_oaep", "parameters": _oaep_parameters()}
+    else:
+        encrypted = public_key.encrypt(cek, padding.PKCS1v15())
+        key_encryption = {"algorithm": "rsaes_pkcs1v15", "parameters": core.Null()}
+    if recipient.identifier is RecipientIdType.SUBJECT_KEY_ID:
+        rid = cms.RecipientIdentifier(
+            name="subject_key_identifier", value=_subject_key_identifier(recipient.certificate)
+        )
+        version = "v2"
+    else:
+        cert = asn1_x509.Certificate.load(recipient.certificate.public_bytes(serialization.Encoding.DER))
+        rid = cms.RecipientIdentifier(
+            name="issuer_and_serial_number",
+            value={"issuer": cert.issuer, "serial_number": cert.serial_number},
+        )
+        version = "v0"
+    ktri = cms.KeyTransRecipientInfo(
+        {"version": version, "rid": rid, "key_encryption_algorithm": key_encryption, "encrypted_key": encrypted}
+    )
+    return cms.RecipientInfo(name="ktri", value=ktri)
+
+
+# -- describing -------------------------------------------------------------------------------------
+def describe_recipient_info(info: cms.RecipientInfo) -> RecipientDescription:
+    """A secret-free description of one RecipientInfo."""
+    chosen = info.chosen
+    version = int(chosen["version"].native[1:]) if info.name in ("ktri", "pwri", "kekri", "kari") else 0
+    if info.name == "pwri":
+        kdf = chosen["key_derivation_algorithm"]
+        kea = chosen["key_encryption_algorithm"]
+        kek_cipher = None
+        if kea["algorithm"].native == PWRI_KEK:
+            kek_cipher = kea["parameters"]["algorithm"].native
+        desc = RecipientDescription(
+            kind="password",
+            version=version,
+            key_encryption=str(kea["algorithm"].native),
+            in_profile=kea["algorithm"].native == PWRI_KEK and kdf.native is not None,
+            kek_cipher=kek_cipher,
+        )
+        if kdf.native is not None and kdf["algorithm"].native == "pbkdf2":
+            params = kdf["parameters"]
+            salt = params["salt"]
+            return RecipientDescription(
+                kind=desc.kind,
+                version=desc.version,
+                key_encryption=desc.key_encryption,
+                in_profile=desc.in_profile,
+                kek_cipher=desc.kek_cipher,
+                kdf="pbkdf2",
+                prf=str(params["prf"]["algorithm"].native),
+                salt=salt.chosen.native.hex() if salt.name == "specified" else None,
+                iterations=int(params["iteration_count"].native),
+                key_length=params["key_length"].native,
+            )
+        return desc
+    if info.name == "ktri":
+        rid = chosen["rid"]
+        algorithm = str(chosen["key_encryption_algorithm"]["algorithm"].native)
+        common = {
+            "kind": "certificate",
+            "version": version,
+            "key_encryption": algorithm,
+            "in_profile": algorithm == "rsaes_pkcs1v15",
+        }
+        if rid.name == "issuer_and_serial_number":
+            return RecipientDescription(
+                **common,  # type: ignore[arg-type]
+                issuer=rid.chosen["issuer"].human_friendly,
+                serial_number=int(rid.chosen["serial_number"].native),
+            )
+        return RecipientDescription(**common, subject_key_identifier=rid.chosen.native.hex())  # type: ignore[arg-type]
+    names = {"kari": "key agreement", "kekri": "KEK", "ori": "other"}
+    return RecipientDescription(
+        kind=names.get(info.name, info.name), version=version, key_encryption="-", in_profile=False
+    )
+
+
+# -- opening ----------------------------------------------------------------------------------------
+def _pwri_kek_inputs(
+    pwri: cms.PasswordRecipientInfo, content_cipher: ContentCipher, max_iterations: int
+) -> tuple[Pbkdf2Params, ContentCipher, bytes] | None:
+    """(KDF parameters, KEK cipher, KEK IV) of a PWRI we can open, or None; raises on hostile parameters."""
+    kdf = pwri["key_derivation_algorithm"]
+    kea = pwri["key_encryption_algorithm"]
+    if kdf.native is None or kdf["algorithm"].native != "pbkdf2":
+        raise UnsupportedAlgorithmError("password recipient without PBKDF2 key derivation")
+    if kea["algorithm"].native != PWRI_KEK:
+        raise UnsupportedAlgorithmError(f"password recipient key wrap {kea['algorithm'].native} (expected PWRI-KEK)")
+    kek_alg = kea["parameters"]
+    kek_cipher = ContentCipher.from_asn1_name(kek_alg["algorithm"].native)
+    if kek_cipher is None:
+        raise UnsupportedAlgorithmError(f"password recipient KEK cipher {kek_alg['algorithm'].native}")
+    params = kdf["parameters"]
+    if params["salt"].name != "specified":
+        raise UnsupportedAlgorithmError("PBKDF2 salt from another source")
+    iterations = int(params["iteration_count"].native)
+    if iterations > max_iterations:
+        raise ResourceLimitError(
+            f"PBKDF2 asks for {iterations:,} iterations, above the limit of {max_iterations:,} "
+            "(raise max_pbkdf2_iterations if you trust this file)"
+        )
+    prf_name = params["prf"]["algorithm"].native
+    try:
+        prf = Prf(prf_name)
+    except ValueError:
+        raise UnsupportedAlgorithmError(f"PBKDF2 PRF {prf_name}") from None
+    key_length = params["key_length"].native
+    if key_length is not None and key_length != kek_cipher.key_size:
+        raise UnsupportedAlgorithmError(f"PBKDF2 keyLength {key_length} does not fit {kek_cipher.value}")
+    iv = kek_alg["parameters"].native
+    if not isinstance(iv, bytes) or len(iv) != kek_cipher.block_size:
+        raise UnsupportedAlgorithmError("password recipient KEK IV of the wrong size")
+    return Pbkdf2Params(salt=params["salt"].chosen.native, iterations=iterations, prf=prf), kek_cipher, iv
+
+
+def _ktri_matches(ktri: cms.KeyTransRecipientInfo, credential: PrivateKeyCredential) -> bool:
+    rid = ktri["rid"]
+    if rid.name == "subject_key_identifier":
+        if credential.certificate is not None:
+            return rid.chosen.native == _subject_key_identifier(credential.certificate)
+        computed = x509.SubjectKeyIdentifier.from_public_key(credential.private_key.public_key()).digest
+        return bool(rid.chosen.native == computed)
+    if credential.certificate is None:
+        return True  # no certificate to compare with: try the key
+    cert = asn1_x509.Certificate.load(credential.certificate.public_bytes(serialization.Encoding.DER))
+    return bool(
+        rid.chosen["serial_number"].native == cert.serial_number and rid.chosen["issuer"] == cert.issuer
+    )
+
+
+def _ktri_decrypt(ktri: cms.KeyTransRecipientInfo, key: rsa.RSAPrivateKey) -> bytes:
+    algorithm = ktri["key_encryption_algorithm"]
+    name = algorithm["algorithm"].native
+    encrypted = ktri["encrypted_key"].native
+    if name == "rsaes_pkcs1v15":
+        return key.decrypt(encrypted, padding.PKCS1v15())
+    if name == "rsaes_oaep":
+        params = algorithm["parameters"]
+        hash_name = params["hash_algorithm"]["algorithm"].native
+        mgf_hash = params["mask_gen_algorithm"]["parameters"]["algorithm"].native
+        label = params["p_source_algorithm"]["parameters"].native or None
+        try:
+            oaep = padding.OAEP(
+                mgf=padding.MGF1(Prf(mgf_hash).hash_algorithm()),
+                algorithm=Prf(hash_name).hash_algorithm(),
+                label=label,
+            )
+        except ValueError:
+            raise UnsupportedAlgorithmError(f"RSA-OAEP with {hash_name}/{mgf_hash}") from None
+        return key.decrypt(encrypted, oaep)
+    raise UnsupportedAlgorithmError(f"key transport algorithm {name}")
+
+
+def open_recipient_infos(
+    infos: Sequence[cms.RecipientInfo],
+    credentials: Sequence[Credential],
+    content_cipher: ContentCipher,
+    *,
+    kdf_cache: Pbkdf2Cache,
+    max_iterations: int,
+) -> tuple[bytes, int]:
+    """Return (CEK, index of the RecipientInfo that gave it).
+
+    Raises
+    ------
+    DecryptionError
+        No credential opens any recipient (one message, whatever the reason).
+    ResourceLimitError, UnsupportedAlgorithmError
+        A recipient that a credential could open uses parameters we refuse, and no other recipient opened.
+    """
+    refused: Exception | None = None
+    passwords = [c for c in credentials if isinstance(c, PasswordCredential)]
+    keys = [c for c in credentials if isinstance(c, PrivateKeyCredential)]
+    for index, info in enumerate(infos):
+        if info.name == "pwri" and passwords:
+            try:
+                inputs = _pwri_kek_inputs(info.chosen, content_cipher, max_iterations)
+            except (ResourceLimitError, UnsupportedAlgorithmError) as exc:
+                refused = exc
+                continue
+            assert inputs is not None
+            params, kek_cipher, kek_iv = inputs
+            for credential in passwords:
+                kek = kdf_cache.derive(credential.password, params, kek_cipher.key_size)
+                try:
+                    return (
+                        unwrap_key(
+                            kek,
+                            kek_iv,
+                            info.chosen["encrypted_key"].native,
+                            kek_cipher,
+                            expected_length=content_cipher.key_size,
+                        ),
+                        index,
+                    )
+                except DecryptionError:
+                    continue
+        elif info.name == "ktri" and keys:
+            for credential in keys:
+                if not _ktri_matches(info.chosen, credential):
+                    continue
+                try:
+                    cek = _ktri_decrypt(info.chosen, credential.private_key)
+                except UnsupportedAlgorithmError as exc:
+                    refused = exc
+                    continue
+                except ValueError:
+                    continue
+                # OpenSSL 3.2+ answers a bad PKCS#1 v1.5 block with a synthetic message (implicit
+                # rejection); a CEK of the wrong length is how that shows here.
+                if len(cek) == content_cipher.key_size:
+                    return cek, index
+    if refused is not None:
+        raise refused
+    raise DecryptionError() from None
+
+
+def sha1_hex(data: bytes) -> str:
+    """SHA-1 fingerprint as hex (certificate identification in reports)."""
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()

@@ -1,0 +1,121 @@
+"""Every exception dcmseal raises on purpose, each with the exit code the command line gives it.
+
+::
+
+    DcmsealError                    base; exit 1 unless a subclass says otherwise
+    ├── UsageError                  impossible flag combination, password on argv            -> exit 2
+    ├── InputError                  something about a named input is wrong                    -> exit 1
+    │   ├── NotPart10Error          not a PS3.10 file (no DICM at offset 128)
+    │   ├── MalformedEnvelopeError  CMS structure that does not parse, lengths beyond the file
+    │   ├── UnsupportedAlgorithmError  an algorithm or structure we do not implement
+    │   ├── ResourceLimitError      a hostile or absurd parameter (PBKDF2 iterations, sizes)
+    │   ├── DecryptionError         wrong password, not a recipient, bad unwrap, bad padding
+    │   ├── IntegrityError          digest or signature mismatch after a successful decryption
+    │   └── WeakPasswordError       a password the policy refuses
+    └── PeerError                   an external program or service unreachable or refusing    -> exit 3
+
+Crypto failures say nothing about which check failed: every way a key can be wrong raises
+:class:`DecryptionError` with the one message :data:`WRONG_KEY_MESSAGE`.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import ClassVar
+
+__all__ = [
+    "WRONG_KEY_MESSAGE",
+    "DcmsealError",
+    "DecryptionError",
+    "ExitCode",
+    "InputError",
+    "IntegrityError",
+    "MalformedEnvelopeError",
+    "NotPart10Error",
+    "PeerError",
+    "ResourceLimitError",
+    "UnsupportedAlgorithmError",
+    "UsageError",
+    "WeakPasswordError",
+]
+
+WRONG_KEY_MESSAGE = "wrong password, or this file is not addressed to this key"
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of the ``dcmseal`` command."""
+
+    OK = 0
+    INPUT = 1
+    USAGE = 2
+    PEER = 3
+    FINDINGS = 4
+    INTERRUPTED = 130
+
+
+class DcmsealError(Exception):
+    """Base of every error dcmseal raises on purpose."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.INPUT
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def with_path(self, path: Path | str) -> DcmsealError:
+        """Return the same error naming ``path`` (for errors raised below the layer that knows the file)."""
+        if self.path is None:
+            self.path = Path(path)
+        return self
+
+
+class UsageError(DcmsealError):
+    """The command was called in a way that cannot work (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(DcmsealError):
+    """Something about a named input is wrong (exit 1)."""
+
+
+class NotPart10Error(InputError):
+    """The file is not a DICOM PS3.10 file."""
+
+
+class MalformedEnvelopeError(InputError):
+    """The CMS structure does not parse; raised before any secret is used."""
+
+
+class UnsupportedAlgorithmError(InputError):
+    """The input uses an algorithm or structure dcmseal does not implement."""
+
+
+class ResourceLimitError(InputError):
+    """A parameter read from the input exceeds a configured limit."""
+
+
+class DecryptionError(InputError):
+    """Wrong password, not a recipient, failed unwrap or bad padding: one type, one message."""
+
+    def __init__(self, message: str = WRONG_KEY_MESSAGE, *, path: Path | str | None = None) -> None:
+        super().__init__(message, path=path)
+
+
+class IntegrityError(InputError):
+    """The digest or signature does not match after a successful decryption."""
+
+
+class WeakPasswordError(InputError):
+    """The password policy refuses this secret."""
+
+
+class PeerError(DcmsealError):
+    """An external program, PACS or service is unreachable or refused (exit 3)."""
+
+    exit_code = ExitCode.PEER

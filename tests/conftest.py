@@ -1,0 +1,142 @@
+"""Suite-wide settings: hypothesis profiles, fixtures for the external programs, generated test identities."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, settings
+
+from tests.peers.tools import in_ci, require_tool
+from tests.vectors import vector_path
+
+# CI gets a bounded number of examples to stay inside its time budget; locally we search harder.
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile("ci" if in_ci() else "dev")
+
+
+# --- real external programs ---------------------------------------------------------------------------------
+
+_TOOL_FIXTURES = frozenset({"openssl_bin", "gdcmanon_bin", "dcmdump_bin", "dciodvfy_bin", "dcmftest_bin"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs an external program as `interop`, so `-m "not interop"` leaves them out."""
+    for item in items:
+        if _TOOL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.interop)
+
+
+@pytest.fixture(scope="session")
+def openssl_bin() -> str:
+    return require_tool("openssl", "openssl")
+
+
+@pytest.fixture(scope="session")
+def gdcmanon_bin() -> str:
+    return require_tool("gdcmanon", "libgdcm-tools")
+
+
+@pytest.fixture(scope="session")
+def dcmdump_bin() -> str:
+    return require_tool("dcmdump", "dcmtk")
+
+
+@pytest.fixture(scope="session")
+def dciodvfy_bin() -> str:
+    return require_tool("dciodvfy", "dicom3tools")
+
+
+@pytest.fixture(scope="session")
+def dcmftest_bin() -> str:
+    return require_tool("dcmftest", "dcmtk")
+
+
+# --- certificates and keys ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def test_cert_and_key() -> tuple[Path, Path]:
+    """The test-only RSA-2048 pair the OpenSSL vectors were made for: (certificate PEM, private key PEM)."""
+    return vector_path("testonly-rsa2048-cert.pem"), vector_path("testonly-rsa2048-key.pem")
+
+
+class RsaIdentityFactory(Protocol):
+    def __call__(
+        self,
+        tmp_dir: Path,
+        cn: str,
+        *,
+        key_size: int = 2048,
+        with_ski: bool = True,
+        not_valid_after_days: int = 365,
+    ) -> tuple[Path, Path]: ...
+
+
+@pytest.fixture(scope="session")
+def rsa_identity_factory() -> RsaIdentityFactory:
+    """Return `make(tmp_dir, cn, ...) -> (cert_path, key_path)`: a self-signed RSA certificate and its key.
+
+    The private key is written as unencrypted PKCS#8 PEM. Keys are generated once per (cn, key_size) for the
+    whole session; the certificate is built on each call, so options such as `not_valid_after_days` (negative
+    for an expired certificate) take effect.
+    """
+    keys: dict[tuple[str, int], rsa.RSAPrivateKey] = {}
+
+    def make(
+        tmp_dir: Path,
+        cn: str,
+        *,
+        key_size: int = 2048,
+        with_ski: bool = True,
+        not_valid_after_days: int = 365,
+    ) -> tuple[Path, Path]:
+        key = keys.get((cn, key_size))
+        if key is None:
+            key = keys[(cn, key_size)] = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        now = dt.datetime.now(dt.UTC)
+        not_after = now + dt.timedelta(days=not_valid_after_days)
+        not_before = min(now, not_after) - dt.timedelta(days=1)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+        )
+        if with_ski:
+            builder = builder.add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        cert = builder.sign(key, hashes.SHA256())
+
+        stem = _file_stem(cn, key_size)
+        cert_path = tmp_dir / f"{stem}-cert.pem"
+        key_path = tmp_dir / f"{stem}-key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return cert_path, key_path
+
+    return make
+
+
+def _file_stem(cn: str, key_size: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", cn).strip("-").lower() or "identity"
+    return f"{slug}-rsa{key_size}"

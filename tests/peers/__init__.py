@@ -1,0 +1,1 @@
+"""Helpers for the real external programs the interop tests run (OpenSSL, GDCM, DCMTK, dicom3tools)."""
