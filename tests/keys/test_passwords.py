@@ -246,6 +246,15 @@ def test_short_password_is_refused() -> None:
     assert "shorter than 8 characters" not in estimate_strength("x7#Kq!2mZ", min_length=8).problems
 
 
+def test_empty_password_is_estimated_and_refused() -> None:
+    strength = estimate_strength("")
+    assert strength.score == 0
+    assert strength.entropy_bits == 0
+    assert "shorter than 12 characters" in strength.problems
+    with pytest.raises(InputError, match="empty"):
+        check_password("", allow_weak=True)
+
+
 def test_below_fifty_bits_is_refused_even_at_score_four() -> None:
     strength = estimate_strength("Xk9#mP2$vL7qRt")  # zxcvbn brute force: 10**14 guesses, 46.5 bits
     assert strength.score == 4

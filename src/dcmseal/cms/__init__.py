@@ -13,6 +13,7 @@ from dcmseal.cms.content import (
     DigestedContent,
     InnerResult,
     InnerSpec,
+    RawContent,
     SignedContent,
     SignerReport,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "Pbkdf2Cache",
     "Pbkdf2Params",
     "Prf",
+    "RawContent",
     "PrivateKeyCredential",
     "Recipient",
     "RecipientDescription",

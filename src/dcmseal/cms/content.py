@@ -33,6 +33,7 @@ __all__ = [
     "InnerPlan",
     "InnerResult",
     "InnerSpec",
+    "RawContent",
     "SignedContent",
     "SignerReport",
     "plan_inner",
@@ -79,7 +80,17 @@ class SignedContent:
             raise ValueError("the signing certificate does not belong to the signing key")
 
 
-InnerSpec = DigestedContent | SignedContent
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawContent:
+    """The payload itself as id-data, as ``openssl cms -encrypt`` writes: no integrity, not PS3.15 D.1.1.
+
+    For interoperability tests and known-answer reproduction only; the recipes never choose it.
+    """
+
+    digest: DigestAlgorithm = DigestAlgorithm.SHA256  # unused; keeps InnerPlan uniform
+
+
+InnerSpec = DigestedContent | SignedContent | RawContent
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -155,6 +166,8 @@ def _signer_info(spec: SignedContent, payload_digest: bytes, signing_time: datet
 
 def plan_inner(spec: InnerSpec, payload_size: int, *, now: Callable[[], datetime]) -> InnerPlan:
     """Lay out DigestedData or SignedData around ``payload_size`` bytes of id-data content (DER)."""
+    if isinstance(spec, RawContent):
+        return InnerPlan(OID_DATA, spec.digest, b"", payload_size, lambda _digest: b"")
     digest_alg = _digest_algorithm_der(spec.digest)
     encap = _encap_header(payload_size)
     if isinstance(spec, DigestedContent):

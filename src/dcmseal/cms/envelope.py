@@ -14,6 +14,7 @@ from cryptography import x509
 
 from dcmseal.cms.algorithms import (
     OID_AUTH_ENVELOPED_DATA,
+    OID_DATA,
     OID_DIGESTED_DATA,
     OID_ENVELOPED_DATA,
     OID_SIGNED_DATA,
@@ -125,7 +126,7 @@ class DecryptResult:
         return self.envelope.in_profile and self.inner.conformant
 
 
-_CONTENT_TYPE_NAMES = {OID_DIGESTED_DATA: "digested-data", OID_SIGNED_DATA: "signed-data", "1.2.840.113549.1.7.1": "data"}
+_CONTENT_TYPE_NAMES = {OID_DIGESTED_DATA: "digested-data", OID_SIGNED_DATA: "signed-data", OID_DATA: "data"}
 
 
 def is_enveloped_data(head: bytes) -> bool:

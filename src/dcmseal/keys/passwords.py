@@ -300,6 +300,8 @@ def check_password(
 
 def _zxcvbn(password: str, user_inputs: list[str]) -> tuple[int, float, str]:
     """Return zxcvbn's score, log10 of its guess estimate, and its warning ("" if none)."""
+    if not password:
+        return 0, 0.0, ""  # zxcvbn fails on ""; one guess finds it.
     with _ZXCVBN_LOCK:
         result: dict[str, Any] = zxcvbn(password[:_ZXCVBN_MAX_CHARS], user_inputs=user_inputs)
     warning = result.get("feedback", {}).get("warning") or ""

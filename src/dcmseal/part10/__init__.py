@@ -1,0 +1,36 @@
+"""Part 10 file facts and the Secure DICOM File (PS3.10 §7.4): the safe recipes over :mod:`dcmseal.cms`."""
+
+from __future__ import annotations
+
+from dcmseal.part10.batch import BatchReport, FileOutcome, SealPlan, UnsealPlan, seal_tree, unseal_tree
+from dcmseal.part10.fileformat import FileMeta, PreambleKind, classify_preamble, is_part10, read_file_meta
+from dcmseal.part10.secure import (
+    InspectResult,
+    SealResult,
+    UnsealResult,
+    inspect_file,
+    is_secure_file,
+    seal_file,
+    unseal_file,
+)
+
+__all__ = [
+    "BatchReport",
+    "FileMeta",
+    "FileOutcome",
+    "InspectResult",
+    "PreambleKind",
+    "SealPlan",
+    "SealResult",
+    "UnsealPlan",
+    "UnsealResult",
+    "classify_preamble",
+    "inspect_file",
+    "is_part10",
+    "is_secure_file",
+    "read_file_meta",
+    "seal_file",
+    "seal_tree",
+    "unseal_file",
+    "unseal_tree",
+]

@@ -1,0 +1,372 @@
+"""Seal or unseal a set of files with one plan, on every core, each file accounted for in the report."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from dcmseal import cms
+from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DcmsealError, ExitCode, UsageError
+from dcmseal.fsutil import iter_files, relative_output_path
+from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
+
+__all__ = [
+    "BatchReport",
+    "FileOutcome",
+    "SealPlan",
+    "UnsealPlan",
+    "seal_tree",
+    "unseal_tree",
+]
+
+#: Below this many files a process pool costs more than it saves.
+_MIN_FILES_FOR_POOL = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealPlan:
+    """How every file of a set is sealed; plain bytes so worker processes can receive it.
+
+    One plan carries one PBKDF2 salt: the whole set derives its KEK once, and so does a reader.
+    """
+
+    password: bytes | None = field(default=None, repr=False)
+    kdf: cms.Pbkdf2Params | None = None
+    certificates: tuple[bytes, ...] = ()  # DER
+    key_transport: cms.KeyTransport = cms.KeyTransport.RSA_PKCS1V15
+    identifier: cms.RecipientIdType = cms.RecipientIdType.ISSUER_SERIAL
+    cipher: cms.ContentCipher = cms.ContentCipher.AES256_CBC
+    digest: cms.DigestAlgorithm = cms.DigestAlgorithm.SHA256
+    signer_key: bytes | None = field(default=None, repr=False)  # PKCS#8 DER, held in memory only
+    signer_certificate: bytes | None = None  # DER
+
+    def __post_init__(self) -> None:
+        if self.password is None and not self.certificates:
+            raise UsageError("nothing to seal for: give a password, a recipient certificate, or both")
+        if (self.password is None) != (self.kdf is None):
+            raise ValueError("a password needs its PBKDF2 parameters")
+        if (self.signer_key is None) != (self.signer_certificate is None):
+            raise UsageError("signing needs both --sign-key and --sign-cert")
+
+    def recipients(self) -> tuple[cms.Recipient, ...]:
+        recipients: list[cms.Recipient] = []
+        if self.password is not None and self.kdf is not None:
+            recipients.append(cms.PasswordRecipient(password=self.password, kdf=self.kdf))
+        for der in self.certificates:
+            recipients.append(
+                cms.CertificateRecipient(
+                    certificate=x509.load_der_x509_certificate(der),
+                    key_transport=self.key_transport,
+                    identifier=self.identifier,
+                )
+            )
+        return tuple(recipients)
+
+    def signer(self) -> cms.SignedContent | None:
+        if self.signer_key is None or self.signer_certificate is None:
+            return None
+        key = serialization.load_der_private_key(self.signer_key, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise UsageError("the signing key must be RSA (PS3.15 D.1)")
+        certificate = x509.load_der_x509_certificate(self.signer_certificate)
+        try:
+            return cms.SignedContent(private_key=key, certificate=certificate, digest=self.digest)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsealPlan:
+    """The credentials and limits every file of a set is opened with; plain bytes for worker processes."""
+
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
+    certificates: tuple[bytes | None, ...] = ()  # DER, aligned with private_keys
+    strict: bool = False
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.passwords and not self.private_keys:
+            raise UsageError("nothing to open with: give a password or a private key")
+
+    def credentials(self) -> tuple[cms.Credential, ...]:
+        credentials: list[cms.Credential] = [cms.PasswordCredential(password=p) for p in self.passwords]
+        for index, der in enumerate(self.private_keys):
+            key = serialization.load_der_private_key(der, password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise UsageError("only RSA private keys open certificate recipients (PS3.15 D.1)")
+            cert_der = self.certificates[index] if index < len(self.certificates) else None
+            certificate = x509.load_der_x509_certificate(cert_der) if cert_der else None
+            credentials.append(cms.PrivateKeyCredential(private_key=key, certificate=certificate))
+        return tuple(credentials)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileOutcome:
+    """What happened to one input file: sealed/unsealed, or failed with a reason."""
+
+    source: Path
+    destination: Path | None
+    status: str  # "sealed", "unsealed", "failed"
+    reason: str | None = None
+    exit_code: int = 0
+    result: SealResult | UnsealResult | None = None
+
+    def to_json(self) -> dict[str, object]:
+        if self.result is not None:
+            return self.result.to_json()
+        return {
+            "source": str(self.source),
+            "destination": str(self.destination) if self.destination else None,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchReport:
+    """Every file of a batch, its outcome, and what it cost."""
+
+    operation: str  # "seal" or "unseal"
+    outcomes: tuple[FileOutcome, ...]
+    pbkdf2_derivations: int
+    workers: int
+    elapsed_s: float
+
+    @property
+    def failed(self) -> tuple[FileOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "failed")
+
+    @property
+    def exit_code(self) -> int:
+        codes = [o.exit_code for o in self.failed]
+        return max(codes) if codes else int(ExitCode.OK)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": f"dcmseal.{self.operation}/1",
+            "files": [o.to_json() for o in self.outcomes],
+            "summary": {
+                "total": len(self.outcomes),
+                "ok": len(self.outcomes) - len(self.failed),
+                "failed": len(self.failed),
+                "pbkdf2_derivations": self.pbkdf2_derivations,
+                "workers": self.workers,
+                "elapsed_s": round(self.elapsed_s, 3),
+            },
+        }
+
+
+# -- worker side (module level so that process pools can reach it) -------------------------------------
+@dataclass(slots=True)
+class _WorkerState:
+    operation: str
+    seal_recipients: tuple[cms.Recipient, ...] = ()
+    seal_plan: SealPlan | None = None
+    signer: cms.SignedContent | None = None
+    unseal_plan: UnsealPlan | None = None
+    credentials: tuple[cms.Credential, ...] = ()
+    overwrite: bool = False
+
+
+_STATE: _WorkerState | None = None
+
+
+def _init_worker(
+    operation: str,
+    seal_plan: SealPlan | None,
+    unseal_plan: UnsealPlan | None,
+    overwrite: bool,
+    cache_entries: list[tuple[bytes, bytes]],
+    cache_slot_key: bytes,
+) -> None:
+    global _STATE
+    # Adopt the parent's derived keys: a set sealed or opened in parallel still derives each key once.
+    cms.process_kdf_cache().import_entries(cache_entries, cache_slot_key)
+    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite)
+
+
+def _make_state(
+    operation: str, seal_plan: SealPlan | None, unseal_plan: UnsealPlan | None, overwrite: bool
+) -> _WorkerState:
+    state = _WorkerState(operation=operation, overwrite=overwrite)
+    if seal_plan is not None:
+        state.seal_plan = seal_plan
+        state.seal_recipients = seal_plan.recipients()
+        state.signer = seal_plan.signer()
+    if unseal_plan is not None:
+        state.unseal_plan = unseal_plan
+        state.credentials = unseal_plan.credentials()
+    return state
+
+
+def _process_one(state: _WorkerState, src: Path, dst: Path) -> FileOutcome:
+    try:
+        if state.operation == "seal":
+            assert state.seal_plan is not None
+            seal_result = seal_file(
+                src,
+                dst,
+                recipients=state.seal_recipients,
+                cipher=state.seal_plan.cipher,
+                digest=state.seal_plan.digest,
+                signer=state.signer,
+                overwrite=state.overwrite,
+            )
+            return FileOutcome(source=src, destination=dst, status="sealed", result=seal_result)
+        assert state.unseal_plan is not None
+        unseal_result = unseal_file(
+            src,
+            dst,
+            credentials=state.credentials,
+            strict=state.unseal_plan.strict,
+            max_iterations=state.unseal_plan.max_iterations,
+            max_header_bytes=state.unseal_plan.max_header_bytes,
+            overwrite=state.overwrite,
+        )
+        return FileOutcome(source=src, destination=dst, status="unsealed", result=unseal_result)
+    except DcmsealError as exc:
+        return FileOutcome(
+            source=src, destination=None, status="failed", reason=str(exc), exit_code=int(exc.exit_code)
+        )
+
+
+def _worker_task(src: Path, dst: Path) -> tuple[FileOutcome, int]:
+    assert _STATE is not None
+    cache = cms.process_kdf_cache()
+    before = cache.derivations
+    outcome = _process_one(_STATE, src, dst)
+    return outcome, cache.derivations - before
+
+
+# -- parent side ----------------------------------------------------------------------------------
+def _jobs(paths: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    out_resolved = out_dir.resolve()
+    jobs: list[tuple[Path, Path]] = []
+    for path in paths:
+        if not path.exists():
+            raise UsageError("no such file or directory", path=path)
+        if path.is_dir() and path.resolve() == out_resolved:
+            raise UsageError("the output folder must differ from the input folder", path=path)
+    for src, relative in iter_files(list(paths)):
+        if out_resolved in src.resolve().parents:
+            continue  # never read back what this run writes
+        jobs.append((src, relative_output_path(out_dir, relative)))
+    return jobs
+
+
+def _run(
+    operation: str,
+    jobs: list[tuple[Path, Path]],
+    *,
+    seal_plan: SealPlan | None,
+    unseal_plan: UnsealPlan | None,
+    workers: int,
+    overwrite: bool,
+    on_outcome: Callable[[FileOutcome], None] | None,
+) -> BatchReport:
+    started = time.perf_counter()
+    cache = cms.process_kdf_cache()
+    before = cache.derivations
+    state = _make_state(operation, seal_plan, unseal_plan, overwrite)
+    if seal_plan is not None and seal_plan.password is not None and seal_plan.kdf is not None:
+        # The one derivation of the set, done here so every worker inherits it.
+        cache.derive(seal_plan.password, seal_plan.kdf, seal_plan.cipher.key_size)
+    workers = workers or os.cpu_count() or 1
+    outcomes: dict[int, FileOutcome] = {}
+    extra_derivations = 0
+
+    def record(index: int, outcome: FileOutcome) -> None:
+        outcomes[index] = outcome
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    pending = list(enumerate(jobs))
+    if workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL:
+        if operation == "unseal" and pending:
+            # Open the first file here: its key derivation then reaches every worker through the cache.
+            index, (src, dst) = pending.pop(0)
+            record(index, _process_one(state, src, dst))
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(operation, seal_plan, unseal_plan, overwrite, cache.export(), cache.slot_key),
+        ) as pool:
+            futures: dict[Future[tuple[FileOutcome, int]], int] = {}
+            queue: Iterator[tuple[int, tuple[Path, Path]]] = iter(pending)
+            for index, (src, dst) in queue:
+                futures[pool.submit(_worker_task, src, dst)] = index
+                if len(futures) >= workers * 4:
+                    break
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = futures.pop(future)
+                    outcome, derived = future.result()
+                    extra_derivations += derived
+                    record(index, outcome)
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        futures[pool.submit(_worker_task, nxt[1][0], nxt[1][1])] = nxt[0]
+    else:
+        workers = 1
+        for index, (src, dst) in pending:
+            record(index, _process_one(state, src, dst))
+    return BatchReport(
+        operation=operation,
+        outcomes=tuple(outcomes[i] for i in sorted(outcomes)),
+        pbkdf2_derivations=cache.derivations - before + extra_derivations,
+        workers=workers,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def seal_tree(
+    paths: Sequence[Path],
+    out_dir: Path,
+    plan: SealPlan,
+    *,
+    workers: int = 0,
+    overwrite: bool = False,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
+) -> BatchReport:
+    """Seal every file under ``paths`` into ``out_dir``, keeping relative paths; ``workers=0`` uses every core."""
+    jobs = _jobs(paths, out_dir)
+    return _run(
+        "seal", jobs, seal_plan=plan, unseal_plan=None, workers=workers, overwrite=overwrite, on_outcome=on_outcome
+    )
+
+
+def unseal_tree(
+    paths: Sequence[Path],
+    out_dir: Path,
+    plan: UnsealPlan,
+    *,
+    workers: int = 0,
+    overwrite: bool = False,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
+) -> BatchReport:
+    """Unseal every file under ``paths`` into ``out_dir``; each key is derived at most once for the run."""
+    jobs = _jobs(paths, out_dir)
+    return _run(
+        "unseal",
+        jobs,
+        seal_plan=None,
+        unseal_plan=plan,
+        workers=workers,
+        overwrite=overwrite,
+        on_outcome=on_outcome,
+    )

@@ -1,0 +1,335 @@
+"""The Secure DICOM File (PS3.10 §7.4): seal a Part 10 file in CMS EnvelopedData, unseal and verify it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography import x509
+
+from dcmseal import cms
+from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DcmsealError, InputError, NotPart10Error
+from dcmseal.fsutil import atomic_write
+from dcmseal.part10.fileformat import (
+    HEADER_BYTES,
+    PREAMBLE_BYTES,
+    FileMeta,
+    PreambleKind,
+    classify_preamble,
+    is_part10,
+    read_file_meta,
+)
+
+__all__ = [
+    "InspectResult",
+    "SealResult",
+    "UnsealResult",
+    "inspect_file",
+    "is_secure_file",
+    "seal_file",
+    "unseal_file",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealResult:
+    """One Part 10 file sealed into a Secure DICOM File."""
+
+    source: Path
+    destination: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    preamble: PreambleKind  # as found in the source; the sealed payload always has a zero preamble
+    payload_size: int
+    envelope: cms.EnvelopeInfo
+    notes: tuple[str, ...]
+
+    @property
+    def preamble_zeroed(self) -> bool:
+        return self.preamble is not PreambleKind.ZERO
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": str(self.source),
+            "destination": str(self.destination),
+            "status": "sealed",
+            "sop_class_uid": self.sop_class_uid,
+            "sop_instance_uid": self.sop_instance_uid,
+            "preamble": self.preamble.value,
+            "preamble_zeroed": self.preamble_zeroed,
+            "payload_size": self.payload_size,
+            "envelope": self.envelope.to_json(),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnsealResult:
+    """One Secure DICOM File opened, verified and written out."""
+
+    source: Path
+    destination: Path
+    payload_size: int
+    is_part10: bool
+    sop_instance_uid: str | None
+    preamble: PreambleKind | None
+    decrypted: cms.DecryptResult
+    notes: tuple[str, ...]
+
+    @property
+    def conformant(self) -> bool:
+        return self.decrypted.conformant and self.is_part10
+
+    def to_json(self) -> dict[str, object]:
+        inner = self.decrypted.inner
+        return {
+            "source": str(self.source),
+            "destination": str(self.destination),
+            "status": "unsealed",
+            "payload_size": self.payload_size,
+            "is_part10": self.is_part10,
+            "sop_instance_uid": self.sop_instance_uid,
+            "preamble": self.preamble.value if self.preamble else None,
+            "content": inner.kind,
+            "digest": inner.digest.value if inner.digest else None,
+            "signers": [s.to_json() for s in inner.signers],
+            "recipient_used": self.decrypted.recipient_index,
+            "conformant": self.conformant,
+            "envelope": self.decrypted.envelope.to_json(),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InspectResult:
+    """A Secure DICOM File described without opening it."""
+
+    path: Path
+    size: int
+    envelope: cms.EnvelopeInfo
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": str(self.path), "size": self.size, **self.envelope.to_json()}
+
+
+class _ZeroedPreamble:
+    """A Part 10 file as a byte source whose 128-byte preamble reads as zeros (the input is untouched)."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+        self._position = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._fp.read(n)
+        if self._position < PREAMBLE_BYTES and data:
+            cut = min(PREAMBLE_BYTES - self._position, len(data))
+            data = bytes(cut) + data[cut:]
+        self._position += len(data)
+        return data
+
+
+def is_secure_file(path: Path) -> bool:
+    """Whether ``path`` holds a CMS EnvelopedData, by content (never by name), PS3.10 §7.4."""
+    with open(path, "rb") as fp:
+        return cms.is_enveloped_data(fp.read(32))
+
+
+def _preamble_notes(kind: PreambleKind) -> tuple[str, ...]:
+    if kind is PreambleKind.TIFF:
+        return ("TIFF dual-personality preamble zeroed (PS3.10 §7.5); the sealed file is DICOM only",)
+    if kind is PreambleKind.OTHER:
+        return ("non-zero preamble zeroed before sealing (PS3.10 §7.5, CVE-2019-11687)",)
+    if kind is PreambleKind.DICM_ZERO:
+        return ("preamble 'DICM' + zeros (PS3.10 §8.3) zeroed",)
+    return ()
+
+
+def seal_file(
+    src: Path,
+    dst: Path,
+    /,
+    *,
+    recipients: Sequence[cms.Recipient],
+    cipher: cms.ContentCipher = cms.ContentCipher.AES256_CBC,
+    digest: cms.DigestAlgorithm = cms.DigestAlgorithm.SHA256,
+    signer: cms.SignedContent | None = None,
+    kdf_cache: cms.Pbkdf2Cache | None = None,
+    overwrite: bool = False,
+    rng: Callable[[int], bytes] = os.urandom,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SealResult:
+    """Seal the whole Part 10 file ``src`` (preamble zeroed) into the Secure DICOM File ``dst``.
+
+    The payload is the entire PS3.10 file, preamble + ``DICM`` + File Meta + data set (PS3.10 §7.4,
+    standards.md §1.2), inside DigestedData, or SignedData when ``signer`` is given (PS3.15 D.1.1).
+    Passwords in ``recipients`` should share one salt across a set so readers derive the key once.
+
+    Raises
+    ------
+    NotPart10Error
+        ``src`` is not a Part 10 file (a Secure DICOM File is refused too: sealing twice helps nobody).
+    InputError
+        ``dst`` exists and ``overwrite`` is false, or ``src`` cannot be read.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise InputError("no such file", path=src)
+    if is_secure_file(src):
+        raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=src)
+    meta: FileMeta = read_file_meta(src)
+    inner: cms.InnerSpec = signer if signer is not None else cms.DigestedContent(digest=digest)
+    spec = cms.EnvelopeSpec(recipients=tuple(recipients), content_cipher=cipher, inner=inner)
+    size = src.stat().st_size
+    try:
+        with open(src, "rb") as fp, atomic_write(dst, overwrite=overwrite) as out:
+            envelope = cms.encrypt(
+                _ZeroedPreamble(fp),
+                out,
+                spec,
+                payload_size=size,
+                kdf_cache=kdf_cache or cms.process_kdf_cache(),
+                rng=rng,
+                now=now,
+            )
+    except FileExistsError:
+        raise InputError("already exists (use --force to overwrite)", path=dst) from None
+    except OSError as exc:
+        raise InputError(f"cannot seal: {exc.strerror or exc}", path=src) from exc
+    notes = _preamble_notes(meta.preamble)
+    for note in notes:
+        logger.warning("%s: %s", src, note)
+    logger.info("%s: sealed to %s (%s)", src, dst, meta.sop_instance_uid)
+    return SealResult(
+        source=src,
+        destination=dst,
+        sop_class_uid=meta.sop_class_uid,
+        sop_instance_uid=meta.sop_instance_uid,
+        transfer_syntax_uid=meta.transfer_syntax_uid,
+        preamble=meta.preamble,
+        payload_size=size,
+        envelope=envelope,
+        notes=notes,
+    )
+
+
+class _HeadCapture:
+    """A sink that writes through and keeps the first 132 bytes (to check the payload is Part 10)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.head = b""
+
+    def write(self, data: bytes, /) -> int:
+        if len(self.head) < HEADER_BYTES:
+            self.head += data[: HEADER_BYTES - len(self.head)]
+        return self._out.write(data)
+
+
+def unseal_file(
+    src: Path,
+    dst: Path,
+    /,
+    *,
+    credentials: Sequence[cms.Credential],
+    strict: bool = False,
+    kdf_cache: cms.Pbkdf2Cache | None = None,
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    trusted_certificates: tuple[x509.Certificate, ...] = (),
+    overwrite: bool = False,
+) -> UnsealResult:
+    """Open the Secure DICOM File ``src``, verify its digest or signature, and write the payload to ``dst``.
+
+    ``dst`` appears only after every check passed: a wrong key, a failed integrity check or (with
+    ``strict``) a payload that is not Part 10 leaves nothing behind.
+
+    Raises
+    ------
+    DecryptionError, IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError
+        From the CMS layer, with ``src`` named.
+    NotPart10Error
+        ``strict`` and the payload is not a Part 10 file.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise InputError("no such file", path=src)
+    size = src.stat().st_size
+    notes: list[str] = []
+    try:
+        with open(src, "rb") as fp, atomic_write(dst, overwrite=overwrite) as out:
+            sink = _HeadCapture(out)
+            result = cms.decrypt(
+                fp,
+                sink,
+                credentials,
+                kdf_cache=kdf_cache or cms.process_kdf_cache(),
+                max_iterations=max_iterations,
+                size=size,
+                max_header_bytes=max_header_bytes,
+                trusted_certificates=trusted_certificates,
+            )
+            part10 = is_part10(sink.head)
+            if not part10:
+                message = "the decrypted payload is not a DICOM PS3.10 file"
+                if strict:
+                    raise NotPart10Error(message, path=src)
+                notes.append(message)
+    except FileExistsError:
+        raise InputError("already exists (use --force to overwrite)", path=dst) from None
+    except DcmsealError as exc:
+        raise exc.with_path(src) from None
+    except OSError as exc:
+        raise InputError(f"cannot unseal: {exc.strerror or exc}", path=src) from exc
+    notes.extend(result.inner.notes)
+    preamble: PreambleKind | None = None
+    sop_instance_uid: str | None = None
+    if part10:
+        preamble = classify_preamble(sink.head[:PREAMBLE_BYTES])
+        if preamble is not PreambleKind.ZERO:
+            notes.append(f"the payload's preamble is not zero ({preamble.value}): scan before use")
+        try:
+            sop_instance_uid = read_file_meta(dst).sop_instance_uid
+        except NotPart10Error as exc:
+            notes.append(exc.message)
+    for note in notes:
+        logger.warning("%s: %s", src, note)
+    logger.info("%s: unsealed to %s", src, dst)
+    return UnsealResult(
+        source=src,
+        destination=dst,
+        payload_size=result.inner.payload_size,
+        is_part10=part10,
+        sop_instance_uid=sop_instance_uid,
+        preamble=preamble,
+        decrypted=result,
+        notes=tuple(notes),
+    )
+
+
+def inspect_file(path: Path, *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> InspectResult:
+    """Describe the envelope of a Secure DICOM File: recipients, algorithms, sizes; no key needed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    size = path.stat().st_size
+    with open(path, "rb") as fp:
+        head = fp.read(32)
+        if not cms.is_enveloped_data(head):
+            what = "a plain DICOM PS3.10 file" if is_part10(head + fp.read(HEADER_BYTES)) else "not a CMS envelope"
+            raise InputError(f"not a Secure DICOM File: {what}", path=path)
+        fp.seek(0)
+        try:
+            envelope = cms.inspect(fp, size=size, max_header_bytes=max_header_bytes)
+        except DcmsealError as exc:
+            raise exc.with_path(path) from None
+    return InspectResult(path=path, size=size, envelope=envelope)
+
