@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dcmseal.part10.batch import BatchReport, FileOutcome, SealPlan, UnsealPlan, seal_tree, unseal_tree
-from dcmseal.part10.fileformat import FileMeta, PreambleKind, classify_preamble, is_part10, read_file_meta
+from dcmseal.part10.fileformat import FileMeta, PreambleKind, classify_preamble, is_part10, read_file_meta, read_patient_context
 from dcmseal.part10.secure import (
     InspectResult,
     SealResult,
@@ -29,6 +29,7 @@ __all__ = [
     "is_part10",
     "is_secure_file",
     "read_file_meta",
+    "read_patient_context",
     "seal_file",
     "seal_tree",
     "unseal_file",

@@ -20,6 +20,7 @@ __all__ = [
     "classify_preamble",
     "is_part10",
     "read_file_meta",
+    "read_patient_context",
 ]
 
 PREAMBLE_BYTES = 128
@@ -95,3 +96,24 @@ def read_file_meta(path: Path) -> FileMeta:
         transfer_syntax_uid=str(meta.TransferSyntaxUID),
         preamble=classify_preamble(head[:PREAMBLE_BYTES]),
     )
+
+
+def read_patient_context(paths: list[Path], *, limit: int = 100) -> tuple[str, ...]:
+    """Patient names, IDs and birth dates of up to ``limit`` Part 10 files, for the password policy.
+
+    Only three elements are parsed per file (pydicom ``specific_tags``); files that are not Part 10
+    are skipped silently: this is advice for the password check, not validation.
+    """
+    from pydicom import dcmread
+
+    found: set[str] = set()
+    for path in paths[:limit]:
+        try:
+            ds = dcmread(path, stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"])
+        except (InvalidDicomError, ValueError, KeyError, EOFError, OSError, AttributeError):
+            continue
+        for keyword in ("PatientName", "PatientID", "PatientBirthDate"):
+            value = str(ds.get(keyword, "") or "").strip()
+            if value:
+                found.add(value)
+    return tuple(sorted(found))

@@ -206,7 +206,7 @@ def seal_file(
         raise InputError(f"cannot seal: {exc.strerror or exc}", path=src) from exc
     notes = _preamble_notes(meta.preamble)
     for note in notes:
-        logger.warning("%s: %s", src, note)
+        logger.info("%s: %s", src, note)
     logger.info("%s: sealed to %s (%s)", src, dst, meta.sop_instance_uid)
     return SealResult(
         source=src,
@@ -301,7 +301,7 @@ def unseal_file(
         except NotPart10Error as exc:
             notes.append(exc.message)
     for note in notes:
-        logger.warning("%s: %s", src, note)
+        logger.info("%s: %s", src, note)
     logger.info("%s: unsealed to %s", src, dst)
     return UnsealResult(
         source=src,

@@ -1,0 +1,186 @@
+"""The demo command: seal pydicom's sample study for a passphrase and a certificate, inspect, unseal, compare."""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from pydicom.data import get_testdata_file
+
+from dcmseal import cms
+from dcmseal.cli.common import err_console, out_console, user_errors
+from dcmseal.cli.envelope import render_inspect
+from dcmseal.config import load_settings
+from dcmseal.errors import DecryptionError, ExitCode
+from dcmseal.keys import check_password, generate_passphrase
+from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, unseal_file, seal_tree, unseal_tree
+from dcmseal.part10.fileformat import PREAMBLE_BYTES
+
+__all__ = ["demo"]
+
+#: A small study from the samples pydicom ships (CT_small and MR_small carry TIFF preambles).
+DEMO_FILES = ("CT_small.dcm", "MR_small.dcm", "rtdose.dcm", "examples_rgb_color.dcm", "JPEG2000.dcm")
+
+
+def _ephemeral_identity(directory: Path) -> tuple[Path, Path]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dcmseal demo recipient (ephemeral)")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "recipient-cert.pem", directory / "recipient-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def _same_but_preamble(original: Path, opened: Path) -> bool:
+    a, b = original.read_bytes(), opened.read_bytes()
+    return len(a) == len(b) and b[:PREAMBLE_BYTES] == bytes(PREAMBLE_BYTES) and a[PREAMBLE_BYTES:] == b[PREAMBLE_BYTES:]
+
+
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Keep everything in this folder instead of a temporary one.")
+    ] = None,
+) -> None:
+    """Seal pydicom's sample study with a generated passphrase and an ephemeral certificate, then prove it.
+
+    Shows what a Secure DICOM File looks like (inspect), opens the set with each key, checks the files
+    are the originals with a zeroed preamble, cross-checks one file with `openssl cms`, and shows that a
+    wrong password is refused.
+    """
+    with user_errors():
+        base = Path(tempfile.mkdtemp(prefix="dcmseal-demo-")) if workdir is None else workdir
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            ok = _run(base)
+        finally:
+            if workdir is None:
+                shutil.rmtree(base, ignore_errors=True)
+        if not ok:
+            raise typer.Exit(int(ExitCode.INPUT))
+
+
+def _step(text: str) -> None:
+    out_console.print(f"\n== {text}", style="bold cyan")
+
+
+def _run(base: Path) -> bool:
+    settings = load_settings()
+    study = base / "study"
+    study.mkdir(exist_ok=True)
+    for index, name in enumerate(DEMO_FILES, start=1):
+        shutil.copyfile(get_testdata_file(name), study / f"IM{index:06d}")  # type: ignore[arg-type]
+    _step(f"1. A study of {len(DEMO_FILES)} Part 10 files from pydicom's samples in {study}")
+
+    phrase = generate_passphrase(words=7)
+    password, _ = check_password(phrase, iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf)
+    cert_path, key_path = _ephemeral_identity(base)
+    _step("2. A generated passphrase (send it by another route than the disc) and an ephemeral certificate")
+    out_console.print(f"passphrase:  {phrase}")
+    out_console.print(f"certificate: {cert_path}")
+
+    import os
+
+    plan = SealPlan(
+        password=password,
+        kdf=cms.Pbkdf2Params(
+            salt=os.urandom(settings.salt_bytes), iterations=settings.pbkdf2_iterations, prf=cms.Prf(settings.pbkdf2_prf)
+        ),
+        certificates=(x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER),),
+        cipher=cms.ContentCipher(settings.cipher),
+        digest=cms.DigestAlgorithm(settings.digest),
+    )
+    sealed_dir = base / "sealed"
+    report = seal_tree([study], sealed_dir, plan, overwrite=True)
+    _step(
+        f"3. Sealed {len(report.outcomes) - len(report.failed)} files into {sealed_dir} "
+        f"({report.pbkdf2_derivations} PBKDF2 derivation for the whole set)"
+    )
+    for outcome in report.outcomes:
+        notes = "; ".join(outcome.result.notes) if outcome.result else (outcome.reason or "")
+        out_console.print(f"{outcome.destination or outcome.source}: {outcome.status}{'  ' + notes if notes else ''}")
+
+    first = sealed_dir / "IM000001"
+    _step(f"4. What `dcmseal inspect {first}` shows (no key needed)")
+    render_inspect(inspect_file(first))
+
+    opened_pw = unseal_tree([sealed_dir], base / "opened-password", UnsealPlan(passwords=(password,)), overwrite=True)
+    key_der = serialization.load_pem_private_key(key_path.read_bytes(), password=None).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    opened_key = unseal_tree(
+        [sealed_dir], base / "opened-certificate", UnsealPlan(private_keys=(key_der,)), overwrite=True
+    )
+    all_ok = not report.failed and not opened_pw.failed and not opened_key.failed
+    _step("5. Unsealed with the passphrase and, separately, with the certificate's private key")
+    for label, batch in (("passphrase", opened_pw), ("private key", opened_key)):
+        identical = 0
+        for outcome in batch.outcomes:
+            if outcome.destination is not None and _same_but_preamble(
+                study / outcome.destination.name, outcome.destination
+            ):
+                identical += 1
+        all_ok &= identical == len(DEMO_FILES)
+        out_console.print(
+            f"{label}: {identical}/{len(DEMO_FILES)} files identical to the originals (preamble zeroed), "
+            f"digest verified, {batch.pbkdf2_derivations} new PBKDF2 derivation(s)"
+        )
+
+    openssl = shutil.which("openssl")
+    _step("6. Cross-check with OpenSSL, an independent CMS implementation")
+    if openssl is None:
+        out_console.print("openssl not found: skipped (apt-get install openssl)")
+    else:
+        # The demo passphrase is throwaway; never pass a real password on a command line.
+        run = subprocess.run(  # noqa: S603
+            [openssl, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", str(first), "-recip", str(cert_path),
+             "-inkey", str(key_path), "-out", str(base / "openssl-inner.der")],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        out_console.print(
+            f"openssl cms -decrypt -recip ...: {'ok' if run.returncode == 0 else 'FAILED ' + run.stderr.decode()[:200]}"
+            f" ({(base / 'openssl-inner.der').stat().st_size if run.returncode == 0 else 0:,} bytes of DigestedData)"
+        )
+        all_ok &= run.returncode == 0
+
+    _step("7. A wrong password is refused, and nothing is written")
+    wrong = base / "wrong" / "IM000001"
+    try:
+        unseal_file(first, wrong, credentials=[cms.PasswordCredential(password=b"not-the-passphrase")])
+        out_console.print("UNEXPECTED: opened with a wrong password", style="bold red")
+        all_ok = False
+    except DecryptionError as exc:
+        out_console.print(f"error: {exc}")
+        out_console.print(f"output exists: {wrong.exists()}")
+        all_ok &= not wrong.exists()
+
+    if all_ok:
+        err_console.print("\ndemo complete: every step checked", style="bold green")
+    else:
+        err_console.print("\ndemo FAILED: see above", style="bold red")
+    return all_ok

@@ -1,0 +1,325 @@
+"""The seal, unseal and inspect commands: Secure DICOM Files from and to Part 10 files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.hazmat.primitives import serialization
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dcmseal import cms
+from dcmseal.cli.common import (
+    PASSWORD_ON_ARGV_MESSAGE,
+    err_console,
+    load_certificate,
+    load_private_key,
+    out_console,
+    print_json,
+    read_password,
+    user_errors,
+)
+from dcmseal.config import Settings, load_settings
+from dcmseal.errors import UsageError
+from dcmseal.fsutil import iter_files
+from dcmseal.keys import check_password
+from dcmseal.part10 import (
+    BatchReport,
+    FileOutcome,
+    SealPlan,
+    InspectResult,
+    UnsealPlan,
+    inspect_file,
+    read_patient_context,
+    seal_tree,
+    unseal_tree,
+)
+
+__all__ = ["inspect", "render_inspect", "seal", "unseal"]
+
+PasswordFileOpt = Annotated[
+    Path | None, typer.Option("--password-file", help="Read the password from the first line of this file.")
+]
+PasswordEnvOpt = Annotated[
+    str | None, typer.Option("--password-env", help="Read the password from this environment variable.")
+]
+PasswordOnArgv = Annotated[str | None, typer.Option("--password", hidden=True)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Processes to use (0 = one per core). [env var: DCMSEAL_WORKERS]")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)]
+
+
+def _refuse_argv_password(password: str | None) -> None:
+    if password is not None:
+        raise UsageError(PASSWORD_ON_ARGV_MESSAGE)
+
+
+@contextmanager
+def _progress(total: int, label: str, *, enabled: bool) -> Iterator[Callable[[FileOutcome], None]]:
+    """A progress bar on stderr (TTY only) fed by the workflow's per-file callback."""
+    if not enabled or not err_console.is_terminal or total < 2:
+        yield lambda _outcome: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda _outcome: progress.advance(task)
+
+
+def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
+    if as_json:
+        print_json(report.to_json())
+        return
+    table = Table(title=None, show_edge=False, pad_edge=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("status")
+    table.add_column("details", overflow="fold")
+    for outcome in report.outcomes:
+        if outcome.status == "failed":
+            table.add_row(str(outcome.source), "failed", outcome.reason or "", style="red")
+            continue
+        details = []
+        result = outcome.result
+        if result is not None:
+            details.extend(result.notes)
+            signers = getattr(getattr(result, "decrypted", None), "inner", None)
+            if signers is not None and signers.signers:
+                details.append("signed by " + ", ".join(s.subject for s in signers.signers))
+        table.add_row(str(outcome.destination), outcome.status, "; ".join(details))
+    out_console.print(table)
+    ok = len(report.outcomes) - len(report.failed)
+    summary = (
+        f"{ok} of {len(report.outcomes)} files {verb}, {len(report.failed)} failed; "
+        f"{report.pbkdf2_derivations} PBKDF2 derivation(s), {report.workers} worker(s), {report.elapsed_s:.2f} s"
+    )
+    err_console.print(summary, style="bold green" if not report.failed else "bold yellow")
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    return load_settings(config_file=config, overrides=overrides)
+
+
+def seal(
+    paths: Annotated[list[Path], typer.Argument(help="Part 10 files or folders (walked; relative paths kept).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Secure DICOM Files.")],
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password: PasswordOnArgv = None,
+    recipient: Annotated[
+        list[Path] | None, typer.Option("--recipient", "-r", help="Certificate (PEM/DER) of a recipient; repeatable.")
+    ] = None,
+    sign_key: Annotated[Path | None, typer.Option("--sign-key", help="RSA key to sign with (SignedData).")] = None,
+    sign_cert: Annotated[Path | None, typer.Option("--sign-cert", help="Certificate of the signing key.")] = None,
+    cipher: Annotated[
+        cms.ContentCipher | None, typer.Option("--cipher", help="Content cipher. [env var: DCMSEAL_CIPHER]")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", help="PBKDF2 iterations. [env var: DCMSEAL_PBKDF2_ITERATIONS]")
+    ] = None,
+    prf: Annotated[cms.Prf | None, typer.Option("--prf", help="PBKDF2 PRF. [env var: DCMSEAL_PBKDF2_PRF]")] = None,
+    salt_bytes: Annotated[
+        int | None, typer.Option("--salt-bytes", help="PBKDF2 salt length. [env var: DCMSEAL_SALT_BYTES]")
+    ] = None,
+    digest: Annotated[
+        cms.DigestAlgorithm | None, typer.Option("--digest", help="DigestedData/SignedData digest.")
+    ] = None,
+    oaep: Annotated[
+        bool, typer.Option("--oaep", help="RSA-OAEP key transport (outside PS3.15 D.1, which names PKCS#1 v1.5).")
+    ] = False,
+    subject_key_id: Annotated[
+        bool, typer.Option("--subject-key-id", help="Name certificate recipients by subjectKeyIdentifier.")
+    ] = False,
+    allow_weak_password: Annotated[
+        bool, typer.Option("--allow-weak-password", help="Accept a password the policy refuses (test setups only).")
+    ] = False,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Seal Part 10 files into Secure DICOM Files (PS3.10 §7.4, PS3.15 D.1).
+
+    Every file gets the same recipients: a password (PBKDF2 + RFC 3211, one salt for the whole set) and/or
+    certificates (RSA key transport). With no password source and no --recipient, the password is asked
+    for twice.
+    """
+    with user_errors():
+        _refuse_argv_password(password)
+        settings = _settings(
+            config,
+            cipher=cipher.value if cipher else None,
+            pbkdf2_iterations=iterations,
+            pbkdf2_prf=prf.value if prf else None,
+            salt_bytes=salt_bytes,
+            digest=digest.value if digest else None,
+            workers=workers,
+        )
+        recipients = recipient or []
+        asked = password_file is None and password_env is None and not recipients
+        text = read_password(
+            password_file=password_file,
+            password_env=password_env,
+            prompt="Password for the sealed files" if asked else None,
+            confirm=True,
+        )
+        password_bytes: bytes | None = None
+        kdf: cms.Pbkdf2Params | None = None
+        if text is not None:
+            files = [p for p, _ in iter_files(list(paths))] if all(p.exists() for p in paths) else []
+            password_bytes, strength = check_password(
+                text,
+                context=read_patient_context(files),
+                allow_weak=allow_weak_password,
+                iterations=settings.pbkdf2_iterations,
+                prf=settings.pbkdf2_prf,
+            )
+            if strength.problems:
+                err_console.print(
+                    "warning: weak password accepted because of --allow-weak-password: " + "; ".join(strength.problems),
+                    style="bold yellow",
+                )
+            kdf = cms.Pbkdf2Params(
+                salt=os.urandom(settings.salt_bytes),
+                iterations=settings.pbkdf2_iterations,
+                prf=cms.Prf(settings.pbkdf2_prf),
+            )
+        if oaep:
+            err_console.print("note: RSA-OAEP is outside PS3.15 D.1 (which names RSA PKCS#1 v1.5)", style="yellow")
+        if (sign_key is None) != (sign_cert is None):
+            raise UsageError("signing needs both --sign-key and --sign-cert")
+        plan = SealPlan(
+            password=password_bytes,
+            kdf=kdf,
+            certificates=tuple(
+                load_certificate(p).public_bytes(serialization.Encoding.DER) for p in recipients
+            ),
+            key_transport=cms.KeyTransport.RSA_OAEP if oaep else cms.KeyTransport.RSA_PKCS1V15,
+            identifier=cms.RecipientIdType.SUBJECT_KEY_ID if subject_key_id else cms.RecipientIdType.ISSUER_SERIAL,
+            cipher=cms.ContentCipher(settings.cipher),
+            digest=cms.DigestAlgorithm(settings.digest),
+            signer_key=load_private_key(sign_key) if sign_key else None,
+            signer_certificate=load_certificate(sign_cert).public_bytes(serialization.Encoding.DER)
+            if sign_cert
+            else None,
+        )
+        plan.signer()  # check key and certificate belong together before any file is read
+        total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
+        with _progress(total, "sealing", enabled=not as_json) as advance:
+            report = seal_tree(paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance)
+        _render_batch(report, as_json=as_json, verb="sealed")
+        if report.failed:
+            raise typer.Exit(report.exit_code)
+
+
+def unseal(
+    paths: Annotated[list[Path], typer.Argument(help="Secure DICOM Files or folders of them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Part 10 files.")],
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password: PasswordOnArgv = None,
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", "-k", help="RSA private key (PEM/DER, PKCS#8); repeatable.")
+    ] = None,
+    cert: Annotated[
+        list[Path] | None, typer.Option("--cert", help="Certificate of each --key, in the same order (optional).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail files whose payload is not Part 10.")] = False,
+    max_iterations: Annotated[
+        int | None,
+        typer.Option("--max-iterations", help="Refuse PBKDF2 counts above this. [env var: DCMSEAL_MAX_PBKDF2_ITERATIONS]"),
+    ] = None,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Open Secure DICOM Files with a password or a private key, verify them, and write the Part 10 files.
+
+    A file appears in the output only after its digest or signature verified; a wrong password leaves
+    nothing behind. Certificate validity is never a reason to refuse: an old disc must open.
+    """
+    with user_errors():
+        _refuse_argv_password(password)
+        settings = _settings(config, max_pbkdf2_iterations=max_iterations, workers=workers)
+        keys = key or []
+        certs = cert or []
+        if certs and len(certs) != len(keys):
+            raise UsageError("give one --cert per --key, in the same order, or none")
+        text = read_password(
+            password_file=password_file,
+            password_env=password_env,
+            prompt="Password" if not keys and password_file is None and password_env is None else None,
+            confirm=False,
+        )
+        plan = UnsealPlan(
+            passwords=(text.encode("ascii"),) if text is not None else (),
+            private_keys=tuple(load_private_key(k) for k in keys),
+            certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
+            strict=strict,
+            max_iterations=settings.max_pbkdf2_iterations,
+            max_header_bytes=settings.max_header_bytes,
+        )
+        total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
+        with _progress(total, "unsealing", enabled=not as_json) as advance:
+            report = unseal_tree(paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance)
+        _render_batch(report, as_json=as_json, verb="unsealed")
+        if report.failed:
+            raise typer.Exit(report.exit_code)
+
+
+def inspect(
+    paths: Annotated[list[Path], typer.Argument(help="Secure DICOM Files to describe (no key needed).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Describe Secure DICOM Files: recipients, PBKDF2 parameters, ciphers, content type, sizes."""
+    with user_errors():
+        results = [inspect_file(p) for p in paths]
+        if as_json:
+            print_json({"schema": "dcmseal.inspect/1", "files": [r.to_json() for r in results]})
+            return
+        for result in results:
+            render_inspect(result)
+
+
+def render_inspect(result: InspectResult) -> None:
+    """Human rendering of one envelope description (like `openssl cms -cmsout -print`, but readable)."""
+    envelope = result.envelope
+    out_console.print(f"{result.path}", style="bold")
+    summary = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
+    summary.add_column(style="dim")
+    summary.add_column()
+    summary.add_row("type", f"EnvelopedData v{envelope.version} ({'BER' if envelope.ber else 'DER'})")
+    summary.add_row("content cipher", envelope.content_cipher.asn1_name.replace("_", "-").upper())
+    summary.add_row("encrypted content", envelope.content_type)
+    summary.add_row("sizes", f"{result.size:,} bytes, {envelope.encrypted_size:,} encrypted")
+    summary.add_row("PS3.15 D.1", "conformant envelope" if envelope.in_profile else "outside the profile")
+    out_console.print(summary)
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("#", "recipient", "identifies", "algorithms"):
+        table.add_column(column, overflow="fold")
+    for index, r in enumerate(envelope.recipients):
+        if r.kind == "password":
+            identifies = f"salt {r.salt}" if r.salt else "-"
+            algorithms = (
+                f"PBKDF2-HMAC-{(r.prf or 'sha1').upper()} x {r.iterations:,}"
+                f"{f' keyLength {r.key_length}' if r.key_length else ''}, "
+                f"{r.key_encryption} with {r.kek_cipher}"
+            )
+        elif r.kind == "certificate":
+            identifies = (
+                f"{r.issuer}, serial {r.serial_number:x}" if r.issuer else f"subjectKeyId {r.subject_key_identifier}"
+            )
+            algorithms = r.key_encryption
+        else:
+            identifies, algorithms = "-", r.key_encryption
+        note = "" if r.in_profile else " (outside PS3.15 D.1)"
+        table.add_row(str(index), f"{r.kind} v{r.version}{note}", identifies, algorithms)
+    out_console.print(table)

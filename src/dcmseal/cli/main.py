@@ -1,0 +1,54 @@
+"""The ``dcmseal`` command: one typer app, one sub-command or group per module."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dcmseal import __version__
+from dcmseal.cli.common import configure_logging, out_console
+from dcmseal.cli.demo import demo
+from dcmseal.cli.envelope import inspect, seal, unseal
+from dcmseal.cli.password import password_app
+
+__all__ = ["app", "main"]
+
+# Locals never appear in tracebacks: they may hold a password (typer docs, "exceptions").
+app = typer.Typer(
+    name="dcmseal",
+    help="Secure DICOM exchange media: seal and open Secure DICOM Files (PS3.10 §7.4, PS3.15 Annex D).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"dcmseal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    configure_logging(verbose, quiet)
+
+
+app.command()(seal)
+app.command()(unseal)
+app.command()(inspect)
+app.command()(demo)
+app.add_typer(password_app, name="password")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
