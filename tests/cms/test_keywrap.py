@@ -181,17 +181,38 @@ def test_wrong_expected_length_is_a_decryption_error(cipher: ContentCipher, delt
     _assert_wrong_key(excinfo)
 
 
-@pytest.mark.parametrize("cipher", [ContentCipher.AES256_CBC, ContentCipher.DES3_CBC], ids=str)
-def test_every_flipped_byte_of_the_encrypted_key_is_refused(cipher: ContentCipher) -> None:
-    """Any change garbles the first formatted block (the chain runs twice), so the check value fails."""
+@pytest.mark.parametrize(
+    "cipher", [ContentCipher.AES128_CBC, ContentCipher.AES192_CBC, ContentCipher.AES256_CBC], ids=str
+)
+def test_every_flipped_byte_of_a_short_encrypted_key_is_refused(cipher: ContentCipher) -> None:
+    """With n <= 3 blocks any change reaches the first formatted block (the chain runs twice): check fails."""
     cek = bytes(range(7, 7 + cipher.key_size))
     wrapped = wrap_key(_kek(cipher), _iv(cipher), cek, cipher, rng=lambda n: b"\x00" * n)
+    assert len(wrapped) // cipher.block_size <= 3
     for position in range(len(wrapped)):
         tampered = bytearray(wrapped)
         tampered[position] ^= 0x01
         with pytest.raises(DecryptionError) as excinfo:
             unwrap_key(_kek(cipher), _iv(cipher), bytes(tampered), cipher, expected_length=len(cek))
         _assert_wrong_key(excinfo)
+
+
+def test_check_value_covers_only_the_first_block() -> None:
+    """RFC 3211's check sits in block 0: with 3DES (4 blocks) a change in block 1 passes the unwrap.
+
+    The unwrap then returns a different CEK, exactly as the reference does; the content padding and the
+    digest are what catch it (standards.md §3.4: "always verify the content padding and digest as well").
+    """
+    cipher = ContentCipher.DES3_CBC
+    cek = bytes(range(7, 7 + cipher.key_size))
+    wrapped = wrap_key(_kek(cipher), _iv(cipher), cek, cipher, rng=lambda n: b"\x00" * n)
+    tampered = bytearray(wrapped)
+    tampered[cipher.block_size] ^= 0x01
+    unwrapped = unwrap_key(_kek(cipher), _iv(cipher), bytes(tampered), cipher, expected_length=len(cek))
+    reference = _reference_unwrap_formatted(_kek(cipher), _iv(cipher), bytes(tampered), cipher)
+    assert unwrapped == reference[4 : 4 + len(cek)]
+    assert unwrapped[:4] == cek[:4]
+    assert unwrapped != cek
 
 
 @pytest.mark.parametrize("cipher", list(ContentCipher), ids=str)

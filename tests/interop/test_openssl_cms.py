@@ -35,12 +35,13 @@ from dcmseal.cms import (
     Pbkdf2Params,
     Prf,
     PrivateKeyCredential,
+    RawContent,
     Recipient,
     RecipientIdType,
     SignedContent,
 )
 from dcmseal.cms.content import ContentKind
-from dcmseal.cms.envelope import DecryptResult
+from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, DecryptResult
 from dcmseal.cms.recipients import Credential
 from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError, UnsupportedAlgorithmError
 from tests.conftest import RsaIdentityFactory
@@ -60,7 +61,9 @@ PAYLOADS = ("ct_small", "synthetic", "odd_random")
 
 def _payload(name: str) -> bytes:
     if name == "ct_small":
-        return Path(pydicom.data.get_testdata_file("CT_small.dcm")).read_bytes()
+        path = pydicom.data.get_testdata_file("CT_small.dcm")
+        assert isinstance(path, str)
+        return Path(path).read_bytes()
     if name == "synthetic":
         return vector_path("synthetic.dcm").read_bytes()
     if name == "odd_random":
@@ -123,7 +126,9 @@ def _ktri(
     transport: KeyTransport = KeyTransport.RSA_PKCS1V15,
     identifier: RecipientIdType = RecipientIdType.ISSUER_SERIAL,
 ) -> CertificateRecipient:
-    return CertificateRecipient(certificate=identity.certificate, key_transport=transport, identifier=identifier)
+    return CertificateRecipient(
+        certificate=identity.certificate, key_transport=transport, identifier=identifier
+    )
 
 
 def _seal(
@@ -133,7 +138,7 @@ def _seal(
     *,
     cipher: ContentCipher = ContentCipher.AES256_CBC,
     inner: InnerSpec | None = None,
-    chunk_size: int | None = None,
+    chunk_size: int = CHUNK_SIZE_BYTES,
 ) -> Path:
     """Encrypt ``payload`` with dcmseal into tmp_path/ours.p7m."""
     spec = EnvelopeSpec(
@@ -142,19 +147,24 @@ def _seal(
         inner=inner if inner is not None else DigestedContent(digest=DigestAlgorithm.SHA256),
     )
     path = tmp_path / "ours.p7m"
-    extra = {} if chunk_size is None else {"chunk_size": chunk_size}
     with path.open("wb") as sink:
         info = cms.encrypt(
-            io.BytesIO(payload), sink, spec, payload_size=len(payload), kdf_cache=Pbkdf2Cache(), **extra
+            io.BytesIO(payload),
+            sink,
+            spec,
+            payload_size=len(payload),
+            kdf_cache=Pbkdf2Cache(),
+            chunk_size=chunk_size,
         )
     assert info.envelope_size == path.stat().st_size
     return path
 
 
-def _open(path: Path, credentials: list[Credential], *, chunk_size: int | None = None) -> tuple[DecryptResult, bytes]:
+def _open(
+    path: Path, credentials: list[Credential], *, chunk_size: int = CHUNK_SIZE_BYTES
+) -> tuple[DecryptResult, bytes]:
     """Decrypt ``path`` with dcmseal; return the result and the payload."""
     out = io.BytesIO()
-    extra = {} if chunk_size is None else {"chunk_size": chunk_size}
     with path.open("rb") as source:
         result = cms.decrypt(
             source,
@@ -163,13 +173,24 @@ def _open(path: Path, credentials: list[Credential], *, chunk_size: int | None =
             kdf_cache=Pbkdf2Cache(),
             max_iterations=MAX_ITERATIONS,
             size=path.stat().st_size,
-            **extra,
+            chunk_size=chunk_size,
         )
     return result, out.getvalue()
 
 
 def _ossl_decrypt_pwri(openssl_bin: str, path: Path) -> bytes:
-    return _ossl(openssl_bin, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", path, "-pwri_password", PASSWORD_ARG)
+    return _ossl(
+        openssl_bin,
+        "cms",
+        "-decrypt",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        path,
+        "-pwri_password",
+        PASSWORD_ARG,
+    )
 
 
 def _ossl_decrypt_key(openssl_bin: str, path: Path, identity: Identity) -> bytes:
@@ -196,7 +217,7 @@ def _ossl_digest_verify(openssl_bin: str, tmp_path: Path, bare_digested: bytes) 
 
 
 def _ossl_verify_signed(openssl_bin: str, tmp_path: Path, bare_signed: bytes, signer: Identity) -> bytes:
-    """Wrap a bare SignedData in a ContentInfo, `openssl cms -verify` it against the signer, return the payload."""
+    """Wrap a bare SignedData in a ContentInfo, `openssl cms -verify` it; return the payload."""
     wrapped = asn1_cms.ContentInfo(
         {"content_type": "signed_data", "content": asn1_cms.SignedData.load(bare_signed)}
     ).dump()
@@ -250,7 +271,12 @@ def test_every_content_cipher_opens_in_openssl(
     payload = _payload(payload_name)
     path = _seal(tmp_path, payload, (_pwri(),), cipher=cipher)
     printed = _ossl_print(openssl_bin, path)
-    expected_name = {"aes128": "aes-128-cbc", "aes192": "aes-192-cbc", "aes256": "aes-256-cbc", "3des": "des-ede3-cbc"}
+    expected_name = {
+        "aes128": "aes-128-cbc",
+        "aes192": "aes-192-cbc",
+        "aes256": "aes-256-cbc",
+        "3des": "des-ede3-cbc",
+    }
     assert f"algorithm: {expected_name[cipher.value]} ({cipher.oid})" in printed
     assert _pbkdf2_iteration_line(printed) == "03E8"  # 1000
     bare = _ossl_decrypt_pwri(openssl_bin, path)
@@ -344,6 +370,46 @@ def test_signed_data_verifies_in_openssl(
     assert _ossl_verify_signed(openssl_bin, tmp_path, bare, signer) == payload
 
 
+@pytest.mark.parametrize("include_key_length", [False, True], ids=["no-keyLength", "keyLength"])
+@pytest.mark.parametrize("prf", list(Prf), ids=[p.value for p in Prf])
+def test_every_pbkdf2_prf_opens_in_openssl(
+    openssl_bin: str, tmp_path: Path, prf: Prf, include_key_length: bool
+) -> None:
+    payload = _payload("synthetic")
+    pwri = PasswordRecipient(
+        password=PASSWORD,
+        kdf=Pbkdf2Params(salt=os.urandom(16), iterations=FAST_ITERATIONS, prf=prf),
+        include_key_length=include_key_length,
+    )
+    path = _seal(tmp_path, payload, (pwri,), cipher=ContentCipher.AES192_CBC)
+    printed = _ossl_print(openssl_bin, path)
+    if prf is Prf.SHA1:
+        assert "hmacWith" not in printed  # DEFAULT algid-hmacWithSHA1 is omitted
+    else:
+        assert f"hmacWith{prf.value.upper()}" in printed
+    bare = _ossl_decrypt_pwri(openssl_bin, path)
+    assert _ossl_digest_verify(openssl_bin, tmp_path, bare) == payload
+
+
+@pytest.mark.parametrize("size", [0, 1, 16, 4096])
+def test_edge_payload_sizes_open_in_openssl(
+    openssl_bin: str, tmp_path: Path, recipient: Identity, size: int
+) -> None:
+    """Empty, one byte, and whole blocks (a full padding block follows)."""
+    payload = random.Random(size).randbytes(size)
+    path = _seal(tmp_path, payload, (_pwri(), _ktri(recipient)), cipher=ContentCipher.AES128_CBC)
+    bare = _ossl_decrypt_key(openssl_bin, path, recipient)
+    assert _ossl_digest_verify(openssl_bin, tmp_path, bare) == payload
+
+
+def test_raw_content_opens_in_openssl_as_the_payload(openssl_bin: str, tmp_path: Path) -> None:
+    """RawContent is what `openssl cms -encrypt` writes: id-data, the payload itself."""
+    payload = _payload("ct_small")
+    path = _seal(tmp_path, payload, (_pwri(),), inner=RawContent())
+    assert "contentType: pkcs7-data (1.2.840.113549.1.7.1)" in _ossl_print(openssl_bin, path)
+    assert _ossl_decrypt_pwri(openssl_bin, path) == payload
+
+
 def test_large_payload_across_chunks_opens_in_openssl(openssl_bin: str, tmp_path: Path) -> None:
     """3 MiB + an odd tail, written in 64 KiB chunks: OpenSSL sees one exact DER envelope."""
     payload = random.Random(3).randbytes(3 * 1024 * 1024 + 7)
@@ -398,7 +464,9 @@ def test_openssl_pwri_opens(
 @pytest.mark.parametrize("payload_name", PAYLOADS)
 def test_openssl_stream_ber_opens(openssl_bin: str, tmp_path: Path, payload_name: str) -> None:
     payload = _payload(payload_name)
-    path = _ossl_encrypt(openssl_bin, tmp_path, payload, "-stream", "-aes-256-cbc", "-pwri_password", PASSWORD_ARG)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, payload, "-stream", "-aes-256-cbc", "-pwri_password", PASSWORD_ARG
+    )
     assert path.read_bytes()[1] == 0x80  # indefinite length
     result, plain = _open(path, [PasswordCredential(password=PASSWORD)])
     assert plain == payload
@@ -428,7 +496,11 @@ def test_openssl_ktri_opens(
 ) -> None:
     payload = _payload("ct_small")
     # `-keyopt` applies to the last `-recip` before it (openssl-cms(1)); `-keyid` to every recipient.
-    path = _ossl_encrypt(openssl_bin, tmp_path, payload, "-aes-256-cbc", "-recip", recipient.cert_path, *options)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, payload, "-aes-256-cbc", "-recip", recipient.cert_path, *options
+    )
+    if "rsa_oaep_md:sha256" in options:
+        assert re.search(r"OBJECT\s+:sha256", _ossl_print(openssl_bin, path))  # OAEP really uses SHA-256
     result, plain = _open(path, [recipient.credential(with_certificate=with_certificate)])
     assert plain == payload
     (description,) = result.envelope.recipients
@@ -446,17 +518,28 @@ def test_openssl_ktri_opens(
 def test_openssl_ktri_refuses_a_stranger_key(
     openssl_bin: str, tmp_path: Path, recipient: Identity, stranger: Identity
 ) -> None:
-    path = _ossl_encrypt(openssl_bin, tmp_path, _payload("synthetic"), "-aes-256-cbc", "-recip", recipient.cert_path)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, _payload("synthetic"), "-aes-256-cbc", "-recip", recipient.cert_path
+    )
     for credential in (stranger.credential(), stranger.credential(with_certificate=False)):
         with pytest.raises(DecryptionError) as excinfo:
             _open(path, [credential])
         assert str(excinfo.value) == WRONG_KEY_MESSAGE
 
 
-def test_openssl_ktri_plus_pwri_opens_either_way(openssl_bin: str, tmp_path: Path, recipient: Identity) -> None:
+def test_openssl_ktri_plus_pwri_opens_either_way(
+    openssl_bin: str, tmp_path: Path, recipient: Identity
+) -> None:
     payload = _payload("ct_small")
     path = _ossl_encrypt(
-        openssl_bin, tmp_path, payload, "-aes-256-cbc", "-recip", recipient.cert_path, "-pwri_password", PASSWORD_ARG
+        openssl_bin,
+        tmp_path,
+        payload,
+        "-aes-256-cbc",
+        "-recip",
+        recipient.cert_path,
+        "-pwri_password",
+        PASSWORD_ARG,
     )
     by_password, plain_pw = _open(path, [PasswordCredential(password=PASSWORD)])
     by_key, plain_key = _open(path, [recipient.credential()])
@@ -476,7 +559,9 @@ def test_openssl_digest_create_then_encrypt_opens_as_digested_data(openssl_bin: 
         openssl_bin, "cms", "-digest_create", "-md", "sha256", "-binary", "-outform", "DER",
         "-in", tmp_path / "payload.dcm", "-out", digested,
     )  # fmt: skip
-    path = _ossl_encrypt(openssl_bin, tmp_path, digested.read_bytes(), "-aes-256-cbc", "-pwri_password", PASSWORD_ARG)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, digested.read_bytes(), "-aes-256-cbc", "-pwri_password", PASSWORD_ARG
+    )
     result, plain = _open(path, [PasswordCredential(password=PASSWORD)])
     assert plain == payload
     assert result.inner.kind == ContentKind.DIGESTED
@@ -493,9 +578,12 @@ def test_openssl_signed_then_encrypted_opens_as_signed_data(
     signed = tmp_path / "signed.der"
     _ossl(
         openssl_bin, "cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-md", "sha256",
-        "-signer", signer.cert_path, "-inkey", signer.key_path, "-in", tmp_path / "payload.dcm", "-out", signed,
+        "-signer", signer.cert_path, "-inkey", signer.key_path,
+        "-in", tmp_path / "payload.dcm", "-out", signed,
     )  # fmt: skip
-    path = _ossl_encrypt(openssl_bin, tmp_path, signed.read_bytes(), "-aes-256-cbc", "-recip", recipient.cert_path)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, signed.read_bytes(), "-aes-256-cbc", "-recip", recipient.cert_path
+    )
     result, plain = _open(path, [recipient.credential()])
     assert plain == payload
     assert result.inner.kind == ContentKind.SIGNED
@@ -507,8 +595,12 @@ def test_openssl_signed_then_encrypted_opens_as_signed_data(
     assert report.serial_number == signer.certificate.serial_number
 
 
-def test_openssl_auth_enveloped_data_is_refused(openssl_bin: str, tmp_path: Path, recipient: Identity) -> None:
-    path = _ossl_encrypt(openssl_bin, tmp_path, _payload("synthetic"), "-aes-256-gcm", "-recip", recipient.cert_path)
+def test_openssl_auth_enveloped_data_is_refused(
+    openssl_bin: str, tmp_path: Path, recipient: Identity
+) -> None:
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, _payload("synthetic"), "-aes-256-gcm", "-recip", recipient.cert_path
+    )
     assert "id-smime-ct-authEnvelopedData" in _ossl_print(openssl_bin, path)
     with pytest.raises(UnsupportedAlgorithmError, match="AuthEnvelopedData"):
         _open(path, [recipient.credential()])
@@ -516,13 +608,26 @@ def test_openssl_auth_enveloped_data_is_refused(openssl_bin: str, tmp_path: Path
 
 @pytest.mark.parametrize("cipher_option", ["-aes-256-cbc", "-des3"])
 def test_openssl_pwri_wrong_password(openssl_bin: str, tmp_path: Path, cipher_option: str) -> None:
-    path = _ossl_encrypt(openssl_bin, tmp_path, _payload("ct_small"), cipher_option, "-pwri_password", PASSWORD_ARG)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, _payload("ct_small"), cipher_option, "-pwri_password", PASSWORD_ARG
+    )
     with pytest.raises(DecryptionError) as excinfo:
         _open(path, [PasswordCredential(password=b"not-the-password")])
     assert str(excinfo.value) == WRONG_KEY_MESSAGE
     # OpenSSL agrees that this password does not open it.
     result = run_tool(
-        [openssl_bin, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", str(path), "-pwri_password", "nope"]
+        [
+            openssl_bin,
+            "cms",
+            "-decrypt",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(path),
+            "-pwri_password",
+            "nope",
+        ]
     )
     assert result.returncode != 0
 
@@ -530,7 +635,9 @@ def test_openssl_pwri_wrong_password(openssl_bin: str, tmp_path: Path, cipher_op
 def test_openssl_large_stream_opens_in_small_chunks(openssl_bin: str, tmp_path: Path) -> None:
     """3 MiB streamed by OpenSSL: many constructed segments, crossing our chunk boundaries."""
     payload = random.Random(0x3B).randbytes(3 * 1024 * 1024 + 5)
-    path = _ossl_encrypt(openssl_bin, tmp_path, payload, "-stream", "-aes-256-cbc", "-pwri_password", PASSWORD_ARG)
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, payload, "-stream", "-aes-256-cbc", "-pwri_password", PASSWORD_ARG
+    )
     result, plain = _open(path, [PasswordCredential(password=PASSWORD)], chunk_size=65536)
     assert result.envelope.ber is True
     assert result.envelope.encrypted_size == (len(payload) // 16 + 1) * 16
@@ -538,3 +645,44 @@ def test_openssl_large_stream_opens_in_small_chunks(openssl_bin: str, tmp_path: 
     # And with the default 1 MiB chunks.
     _, plain_default = _open(path, [PasswordCredential(password=PASSWORD)])
     assert plain_default == payload
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 4096])
+@pytest.mark.parametrize("stream", [False, True], ids=["der", "stream"])
+def test_openssl_edge_payload_sizes_open(openssl_bin: str, tmp_path: Path, size: int, stream: bool) -> None:
+    payload = random.Random(size).randbytes(size)
+    options = ("-stream",) if stream else ()
+    path = _ossl_encrypt(
+        openssl_bin, tmp_path, payload, *options, "-aes-128-cbc", "-pwri_password", PASSWORD_ARG
+    )
+    result, plain = _open(path, [PasswordCredential(password=PASSWORD)])
+    assert plain == payload
+    assert result.inner.payload_size == size
+    assert result.envelope.ber is stream
+
+
+def _pkcs8_der(identity: Identity) -> bytes:
+    return identity.private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize("kind", ["x509-der", "pkcs8-der"])
+def test_openssl_envelope_of_der_bytes_opens_as_raw(
+    openssl_bin: str, tmp_path: Path, stranger: Identity, kind: str
+) -> None:
+    """`openssl cms -encrypt` of any bytes is id-data; whatever they are, the reader must give them back.
+
+    A PKCS#8 key (SEQUENCE { INTEGER 0, SEQUENCE { rsaEncryption ... } ... }) has the shape the reader's
+    "bare DigestedData under id-data" guess looks for (content.py `read_inner`), so it is taken for a
+    DigestedData and refused ("digest algorithm 1.2.840.113549.1.1.1") although OpenSSL opens the envelope.
+    """
+    if kind == "x509-der":
+        payload = stranger.certificate.public_bytes(serialization.Encoding.DER)
+    else:
+        payload = _pkcs8_der(stranger)
+    path = _ossl_encrypt(openssl_bin, tmp_path, payload, "-aes-256-cbc", "-pwri_password", PASSWORD_ARG)
+    assert _ossl_decrypt_pwri(openssl_bin, path) == payload
+    result, plain = _open(path, [PasswordCredential(password=PASSWORD)])
+    assert plain == payload
+    assert result.inner.kind == ContentKind.RAW

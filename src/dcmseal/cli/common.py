@@ -37,14 +37,18 @@ out_console = Console(markup=False, emoji=False, highlight=False)
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 PASSWORD_ON_ARGV_MESSAGE = (
-    "a password on the command line is visible to other users (ps, shell history): "
+    "a password on the command line is visible to other users (ps, shell history): "  # noqa: S105 - a message
     "use --password-file, --password-env or the prompt"
 )
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
     """Install the one handler (rich, stderr); the library itself only has a NullHandler."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
     handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
     root = logging.getLogger("dcmseal")
     root.handlers = [h for h in root.handlers if not isinstance(h, RichHandler)]
@@ -92,7 +96,9 @@ def read_password(
         try:
             raw = password_file.read_bytes()
         except OSError as exc:
-            raise InputError(f"cannot read the password file: {exc.strerror or exc}", path=password_file) from None
+            raise InputError(
+                f"cannot read the password file: {exc.strerror or exc}", path=password_file
+            ) from None
         try:
             decoded = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -109,7 +115,9 @@ def read_password(
         text = value
     elif prompt is not None:
         if not sys.stdin.isatty():
-            raise UsageError("no password given and no terminal to ask on: use --password-file or --password-env")
+            raise UsageError(
+                "no password given and no terminal to ask on: use --password-file or --password-env"
+            )
         text = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     if text is not None:
         encode_password(text)  # ISO-IR 6 check with its own clear message
@@ -134,20 +142,24 @@ def load_certificate(path: Path) -> x509.Certificate:
         raise InputError("not an X.509 certificate (PEM or DER)", path=path) from None
 
 
-def load_private_key(path: Path, *, passphrase_env: str = "DCMSEAL_KEY_PASSPHRASE") -> bytes:
+def load_private_key(path: Path, *, passphrase_env: str = "DCMSEAL_KEY_PASSPHRASE") -> bytes:  # noqa: S107
     """A private key from PEM or DER (PKCS#8 or traditional), returned as unencrypted PKCS#8 DER bytes.
 
     An encrypted key is opened with the passphrase in ``$DCMSEAL_KEY_PASSPHRASE`` or from the prompt.
     """
     data = _read_pem(path, "private key")
-    loader = serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
+    loader = (
+        serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
+    )
     try:
         key = loader(data, password=None)
     except TypeError:
         secret = os.environ.get(passphrase_env)
         if secret is None:
             if not sys.stdin.isatty():
-                raise UsageError(f"{path}: the key is encrypted; set {passphrase_env} or run in a terminal") from None
+                raise UsageError(
+                    f"{path}: the key is encrypted; set {passphrase_env} or run in a terminal"
+                ) from None
             secret = typer.prompt(f"Passphrase for {path}", hide_input=True)
         try:
             key = loader(data, password=secret.encode())

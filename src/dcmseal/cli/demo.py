@@ -22,7 +22,7 @@ from dcmseal.cli.envelope import render_inspect
 from dcmseal.config import load_settings
 from dcmseal.errors import DecryptionError, ExitCode
 from dcmseal.keys import check_password, generate_passphrase
-from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, unseal_file, seal_tree, unseal_tree
+from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, seal_tree, unseal_file, unseal_tree
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
 
 __all__ = ["demo"]
@@ -49,7 +49,9 @@ def _ephemeral_identity(directory: Path) -> tuple[Path, Path]:
     cert_path, key_path = directory / "recipient-cert.pem", directory / "recipient-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     key_path.chmod(0o600)
     return cert_path, key_path
@@ -57,12 +59,17 @@ def _ephemeral_identity(directory: Path) -> tuple[Path, Path]:
 
 def _same_but_preamble(original: Path, opened: Path) -> bool:
     a, b = original.read_bytes(), opened.read_bytes()
-    return len(a) == len(b) and b[:PREAMBLE_BYTES] == bytes(PREAMBLE_BYTES) and a[PREAMBLE_BYTES:] == b[PREAMBLE_BYTES:]
+    return (
+        len(a) == len(b)
+        and b[:PREAMBLE_BYTES] == bytes(PREAMBLE_BYTES)
+        and a[PREAMBLE_BYTES:] == b[PREAMBLE_BYTES:]
+    )
 
 
 def demo(
     workdir: Annotated[
-        Path | None, typer.Option("--workdir", help="Keep everything in this folder instead of a temporary one.")
+        Path | None,
+        typer.Option("--workdir", help="Keep everything in this folder instead of a temporary one."),
     ] = None,
 ) -> None:
     """Seal pydicom's sample study with a generated passphrase and an ephemeral certificate, then prove it.
@@ -107,9 +114,13 @@ def _run(base: Path) -> bool:
     plan = SealPlan(
         password=password,
         kdf=cms.Pbkdf2Params(
-            salt=os.urandom(settings.salt_bytes), iterations=settings.pbkdf2_iterations, prf=cms.Prf(settings.pbkdf2_prf)
+            salt=os.urandom(settings.salt_bytes),
+            iterations=settings.pbkdf2_iterations,
+            prf=cms.Prf(settings.pbkdf2_prf),
         ),
-        certificates=(x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER),),
+        certificates=(
+            x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER),
+        ),
         cipher=cms.ContentCipher(settings.cipher),
         digest=cms.DigestAlgorithm(settings.digest),
     )
@@ -121,13 +132,17 @@ def _run(base: Path) -> bool:
     )
     for outcome in report.outcomes:
         notes = "; ".join(outcome.result.notes) if outcome.result else (outcome.reason or "")
-        out_console.print(f"{outcome.destination or outcome.source}: {outcome.status}{'  ' + notes if notes else ''}")
+        out_console.print(
+            f"{outcome.destination or outcome.source}: {outcome.status}{'  ' + notes if notes else ''}"
+        )
 
     first = sealed_dir / "IM000001"
     _step(f"4. What `dcmseal inspect {first}` shows (no key needed)")
     render_inspect(inspect_file(first))
 
-    opened_pw = unseal_tree([sealed_dir], base / "opened-password", UnsealPlan(passwords=(password,)), overwrite=True)
+    opened_pw = unseal_tree(
+        [sealed_dir], base / "opened-password", UnsealPlan(passwords=(password,)), overwrite=True
+    )
     key_der = serialization.load_pem_private_key(key_path.read_bytes(), password=None).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -155,9 +170,23 @@ def _run(base: Path) -> bool:
         out_console.print("openssl not found: skipped (apt-get install openssl)")
     else:
         # The demo passphrase is throwaway; never pass a real password on a command line.
-        run = subprocess.run(  # noqa: S603
-            [openssl, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", str(first), "-recip", str(cert_path),
-             "-inkey", str(key_path), "-out", str(base / "openssl-inner.der")],
+        run = subprocess.run(
+            [
+                openssl,
+                "cms",
+                "-decrypt",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                str(first),
+                "-recip",
+                str(cert_path),
+                "-inkey",
+                str(key_path),
+                "-out",
+                str(base / "openssl-inner.der"),
+            ],
             capture_output=True,
             check=False,
             timeout=60,

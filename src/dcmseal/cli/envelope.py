@@ -31,8 +31,8 @@ from dcmseal.keys import check_password
 from dcmseal.part10 import (
     BatchReport,
     FileOutcome,
-    SealPlan,
     InspectResult,
+    SealPlan,
     UnsealPlan,
     inspect_file,
     read_patient_context,
@@ -51,10 +51,13 @@ PasswordEnvOpt = Annotated[
 PasswordOnArgv = Annotated[str | None, typer.Option("--password", hidden=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
 WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", help="Processes to use (0 = one per core). [env var: DCMSEAL_WORKERS]")
+    int | None,
+    typer.Option("--workers", help="Processes to use (0 = one per core). [env var: DCMSEAL_WORKERS]"),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
+]
 
 
 def _refuse_argv_password(password: str | None) -> None:
@@ -86,7 +89,7 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
         if outcome.status == "failed":
             table.add_row(str(outcome.source), "failed", outcome.reason or "", style="red")
             continue
-        details = []
+        details: list[str] = []
         result = outcome.result
         if result is not None:
             details.extend(result.notes)
@@ -108,23 +111,33 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 
 
 def seal(
-    paths: Annotated[list[Path], typer.Argument(help="Part 10 files or folders (walked; relative paths kept).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Part 10 files or folders (walked; relative paths kept).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Secure DICOM Files.")],
     password_file: PasswordFileOpt = None,
     password_env: PasswordEnvOpt = None,
     password: PasswordOnArgv = None,
     recipient: Annotated[
-        list[Path] | None, typer.Option("--recipient", "-r", help="Certificate (PEM/DER) of a recipient; repeatable.")
+        list[Path] | None,
+        typer.Option("--recipient", "-r", help="Certificate (PEM/DER) of a recipient; repeatable."),
     ] = None,
-    sign_key: Annotated[Path | None, typer.Option("--sign-key", help="RSA key to sign with (SignedData).")] = None,
-    sign_cert: Annotated[Path | None, typer.Option("--sign-cert", help="Certificate of the signing key.")] = None,
+    sign_key: Annotated[
+        Path | None, typer.Option("--sign-key", help="RSA key to sign with (SignedData).")
+    ] = None,
+    sign_cert: Annotated[
+        Path | None, typer.Option("--sign-cert", help="Certificate of the signing key.")
+    ] = None,
     cipher: Annotated[
         cms.ContentCipher | None, typer.Option("--cipher", help="Content cipher. [env var: DCMSEAL_CIPHER]")
     ] = None,
     iterations: Annotated[
-        int | None, typer.Option("--iterations", help="PBKDF2 iterations. [env var: DCMSEAL_PBKDF2_ITERATIONS]")
+        int | None,
+        typer.Option("--iterations", help="PBKDF2 iterations. [env var: DCMSEAL_PBKDF2_ITERATIONS]"),
     ] = None,
-    prf: Annotated[cms.Prf | None, typer.Option("--prf", help="PBKDF2 PRF. [env var: DCMSEAL_PBKDF2_PRF]")] = None,
+    prf: Annotated[
+        cms.Prf | None, typer.Option("--prf", help="PBKDF2 PRF. [env var: DCMSEAL_PBKDF2_PRF]")
+    ] = None,
     salt_bytes: Annotated[
         int | None, typer.Option("--salt-bytes", help="PBKDF2 salt length. [env var: DCMSEAL_SALT_BYTES]")
     ] = None,
@@ -132,13 +145,17 @@ def seal(
         cms.DigestAlgorithm | None, typer.Option("--digest", help="DigestedData/SignedData digest.")
     ] = None,
     oaep: Annotated[
-        bool, typer.Option("--oaep", help="RSA-OAEP key transport (outside PS3.15 D.1, which names PKCS#1 v1.5).")
+        bool,
+        typer.Option("--oaep", help="RSA-OAEP key transport (outside PS3.15 D.1, which names PKCS#1 v1.5)."),
     ] = False,
     subject_key_id: Annotated[
         bool, typer.Option("--subject-key-id", help="Name certificate recipients by subjectKeyIdentifier.")
     ] = False,
     allow_weak_password: Annotated[
-        bool, typer.Option("--allow-weak-password", help="Accept a password the policy refuses (test setups only).")
+        bool,
+        typer.Option(
+            "--allow-weak-password", help="Accept a password the policy refuses (test setups only)."
+        ),
     ] = False,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
@@ -183,7 +200,8 @@ def seal(
             )
             if strength.problems:
                 err_console.print(
-                    "warning: weak password accepted because of --allow-weak-password: " + "; ".join(strength.problems),
+                    "warning: weak password accepted because of --allow-weak-password: "
+                    + "; ".join(strength.problems),
                     style="bold yellow",
                 )
             kdf = cms.Pbkdf2Params(
@@ -192,7 +210,9 @@ def seal(
                 prf=cms.Prf(settings.pbkdf2_prf),
             )
         if oaep:
-            err_console.print("note: RSA-OAEP is outside PS3.15 D.1 (which names RSA PKCS#1 v1.5)", style="yellow")
+            err_console.print(
+                "note: RSA-OAEP is outside PS3.15 D.1 (which names RSA PKCS#1 v1.5)", style="yellow"
+            )
         if (sign_key is None) != (sign_cert is None):
             raise UsageError("signing needs both --sign-key and --sign-cert")
         plan = SealPlan(
@@ -202,7 +222,9 @@ def seal(
                 load_certificate(p).public_bytes(serialization.Encoding.DER) for p in recipients
             ),
             key_transport=cms.KeyTransport.RSA_OAEP if oaep else cms.KeyTransport.RSA_PKCS1V15,
-            identifier=cms.RecipientIdType.SUBJECT_KEY_ID if subject_key_id else cms.RecipientIdType.ISSUER_SERIAL,
+            identifier=cms.RecipientIdType.SUBJECT_KEY_ID
+            if subject_key_id
+            else cms.RecipientIdType.ISSUER_SERIAL,
             cipher=cms.ContentCipher(settings.cipher),
             digest=cms.DigestAlgorithm(settings.digest),
             signer_key=load_private_key(sign_key) if sign_key else None,
@@ -213,7 +235,9 @@ def seal(
         plan.signer()  # check key and certificate belong together before any file is read
         total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
         with _progress(total, "sealing", enabled=not as_json) as advance:
-            report = seal_tree(paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance)
+            report = seal_tree(
+                paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance
+            )
         _render_batch(report, as_json=as_json, verb="sealed")
         if report.failed:
             raise typer.Exit(report.exit_code)
@@ -229,12 +253,18 @@ def unseal(
         list[Path] | None, typer.Option("--key", "-k", help="RSA private key (PEM/DER, PKCS#8); repeatable.")
     ] = None,
     cert: Annotated[
-        list[Path] | None, typer.Option("--cert", help="Certificate of each --key, in the same order (optional).")
+        list[Path] | None,
+        typer.Option("--cert", help="Certificate of each --key, in the same order (optional)."),
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail files whose payload is not Part 10.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail files whose payload is not Part 10.")
+    ] = False,
     max_iterations: Annotated[
         int | None,
-        typer.Option("--max-iterations", help="Refuse PBKDF2 counts above this. [env var: DCMSEAL_MAX_PBKDF2_ITERATIONS]"),
+        typer.Option(
+            "--max-iterations",
+            help="Refuse PBKDF2 counts above this. [env var: DCMSEAL_MAX_PBKDF2_ITERATIONS]",
+        ),
     ] = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
@@ -269,7 +299,9 @@ def unseal(
         )
         total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
         with _progress(total, "unsealing", enabled=not as_json) as advance:
-            report = unseal_tree(paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance)
+            report = unseal_tree(
+                paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance
+            )
         _render_batch(report, as_json=as_json, verb="unsealed")
         if report.failed:
             raise typer.Exit(report.exit_code)
@@ -315,7 +347,9 @@ def render_inspect(result: InspectResult) -> None:
             )
         elif r.kind == "certificate":
             identifies = (
-                f"{r.issuer}, serial {r.serial_number:x}" if r.issuer else f"subjectKeyId {r.subject_key_identifier}"
+                f"{r.issuer}, serial {r.serial_number:x}"
+                if r.issuer
+                else f"subjectKeyId {r.subject_key_identifier}"
             )
             algorithms = r.key_encryption
         else:

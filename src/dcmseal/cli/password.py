@@ -15,7 +15,9 @@ from dcmseal.keys import encode_password, estimate_strength, generate_passphrase
 __all__ = ["password_app"]
 
 password_app = typer.Typer(
-    name="password", help="Generate and check passwords (PS3.15 D.1: printable ASCII only).", no_args_is_help=True
+    name="password",
+    help="Generate and check passwords (PS3.15 D.1: printable ASCII only).",
+    no_args_is_help=True,
 )
 
 
@@ -32,16 +34,21 @@ def new(
             raise UsageError(str(exc)) from None
         bits = passphrase_entropy_bits(words)
         if as_json:
-            print_json({"schema": "dcmseal.password.new/1", "passphrase": phrase, "words": words, "bits": bits})
+            print_json(
+                {"schema": "dcmseal.password.new/1", "passphrase": phrase, "words": words, "bits": bits}
+            )
             return
         sys.stdout.write(phrase + "\n")
-        err_console.print(f"{words} words, {bits:.1f} bits; send it by another route than the medium", style="dim")
+        err_console.print(
+            f"{words} words, {bits:.1f} bits; send it by another route than the medium", style="dim"
+        )
 
 
 @password_app.command("check")
 def check(
     context: Annotated[
-        list[str] | None, typer.Option("--context", help="Patient name, ID or other words the password must avoid.")
+        list[str] | None,
+        typer.Option("--context", help="Patient name, ID or other words the password must avoid."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:

@@ -53,9 +53,12 @@ class ContentCipher(enum.StrEnum):
     @property
     def asn1_name(self) -> str:
         """asn1crypto's name for the algorithm identifier."""
-        return {"aes128": "aes128_cbc", "aes192": "aes192_cbc", "aes256": "aes256_cbc", "3des": "tripledes_3key"}[
-            self.value
-        ]
+        return {
+            "aes128": "aes128_cbc",
+            "aes192": "aes192_cbc",
+            "aes256": "aes256_cbc",
+            "3des": "tripledes_3key",
+        }[self.value]
 
     @property
     def oid(self) -> str:
@@ -76,7 +79,9 @@ class ContentCipher(enum.StrEnum):
     def cbc(self, key: bytes, iv: bytes) -> Cipher[modes.CBC]:
         """A CBC cipher object for ``key`` and ``iv``."""
         if len(key) != self.key_size or len(iv) != self.block_size:
-            raise ValueError(f"{self.value}: key must be {self.key_size} bytes and IV {self.block_size} bytes")
+            raise ValueError(
+                f"{self.value}: key must be {self.key_size} bytes and IV {self.block_size} bytes"
+            )
         algorithm: Any = TripleDES(key) if self is ContentCipher.DES3_CBC else algorithms.AES(key)
         return Cipher(algorithm, modes.CBC(iv))
 

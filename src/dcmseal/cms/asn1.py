@@ -30,7 +30,7 @@ def parse_fully(value: Any) -> None:
 def load(spec: type[T], data: bytes, context: str) -> T:
     """Parse ``data`` as ``spec`` completely, or raise :class:`MalformedEnvelopeError` naming ``context``."""
     try:
-        value = spec.load(data)
+        value: T = spec.load(data)
         parse_fully(value)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise MalformedEnvelopeError(f"{context} does not parse: {exc}") from exc

@@ -23,6 +23,7 @@ from dcmseal.cms.der import (
     TAG_OID,
     TAG_SEQUENCE,
     DerReader,
+    Header,
     encode_header,
 )
 from dcmseal.errors import IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError
@@ -40,7 +41,7 @@ __all__ = [
     "read_inner",
 ]
 
-_OID_DER_DATA = core.ObjectIdentifier(OID_DATA).dump()
+_OID_DER_DATA: bytes = bytes(core.ObjectIdentifier(OID_DATA).dump())
 _PKCS7_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")  # OID header + 1.2.840.113549.1.7.
 #: Metadata inside the inner structure (algorithms, certificates, signer infos) is small.
 _MAX_META_BYTES = 4 * 1024 * 1024
@@ -181,7 +182,11 @@ def plan_inner(spec: InnerSpec, payload_size: int, *, now: Callable[[], datetime
             return encode_header(TAG_OCTET_STRING, len(payload_digest)) + payload_digest
 
         return InnerPlan(
-            OID_DIGESTED_DATA, spec.digest, prefix, len(prefix) + payload_size + 2 + digest_len, digested_trailer
+            OID_DIGESTED_DATA,
+            spec.digest,
+            prefix,
+            len(prefix) + payload_size + 2 + digest_len,
+            digested_trailer,
         )
 
     signing_time = now().astimezone(UTC).replace(microsecond=0)
@@ -194,7 +199,9 @@ def plan_inner(spec: InnerSpec, payload_size: int, *, now: Callable[[], datetime
     certs_field = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(certs)) + certs
     dummy = _signer_info(spec, bytes(spec.digest.digest_size), signing_time, dummy=True)
     signer_infos_len = len(encode_header(0x31, len(dummy))) + len(dummy)
-    body_len = len(version) + len(digest_algs) + len(encap) + payload_size + len(certs_field) + signer_infos_len
+    body_len = (
+        len(version) + len(digest_algs) + len(encap) + payload_size + len(certs_field) + signer_infos_len
+    )
     prefix = encode_header(TAG_SEQUENCE, body_len) + version + digest_algs + encap
 
     def signed_trailer(payload_digest: bytes) -> bytes:
@@ -204,7 +211,10 @@ def plan_inner(spec: InnerSpec, payload_size: int, *, now: Callable[[], datetime
         return certs_field + encode_header(0x31, len(info)) + info
 
     return InnerPlan(
-        OID_SIGNED_DATA, spec.digest, prefix, len(prefix) + payload_size + len(certs_field) + signer_infos_len,
+        OID_SIGNED_DATA,
+        spec.digest,
+        prefix,
+        len(prefix) + payload_size + len(certs_field) + signer_infos_len,
         signed_trailer,
     )
 
@@ -261,7 +271,11 @@ def _read_oid(reader: DerReader, context: str) -> str:
 
 
 def _stream_econtent(
-    reader: DerReader, sink: Callable[[bytes], object], hashers: list[hashes.Hash], chunk_size: int, context: str
+    reader: DerReader,
+    sink: Callable[[bytes], object],
+    hashers: list[hashes.Hash],
+    chunk_size: int,
+    context: str,
 ) -> int:
     """Stream the [0] EXPLICIT OCTET STRING eContent of an encapContentInfo into ``sink``; return its size."""
     explicit = reader.expect(TAG_CONTEXT_0_CONSTRUCTED, context)
@@ -278,9 +292,9 @@ def _stream_econtent(
     return size
 
 
-def _read_digested(reader: DerReader, outer_seq: object, sink: Callable[[bytes], object], chunk_size: int) -> tuple[
-    DigestAlgorithm, int
-]:
+def _read_digested(
+    reader: DerReader, outer_seq: object, sink: Callable[[bytes], object], chunk_size: int
+) -> tuple[DigestAlgorithm, int]:
     context = "DigestedData"
     reader.read_element(context, limit=16)  # version
     digest = _digest_of(reader.read_element(context, limit=1024))
@@ -295,11 +309,15 @@ def _read_digested(reader: DerReader, outer_seq: object, sink: Callable[[bytes],
     expected = reader.read_value(header, context, limit=128)
     assert isinstance(outer_seq, object)
     if not hmac.compare_digest(expected, hasher.finalize()):
-        raise IntegrityError(f"integrity check failed: the {digest.value.upper()} digest does not match the content")
+        raise IntegrityError(
+            f"integrity check failed: the {digest.value.upper()} digest does not match the content"
+        )
     return digest, size
 
 
-def _find_certificate(sid: cms.SignerIdentifier, certificates: list[x509.Certificate]) -> x509.Certificate | None:
+def _find_certificate(
+    sid: cms.SignerIdentifier, certificates: list[x509.Certificate]
+) -> x509.Certificate | None:
     for certificate in certificates:
         if sid.name == "issuer_and_serial_number":
             asn1_cert = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
@@ -370,7 +388,9 @@ def _verify_signer(
         params = algorithm["parameters"]
         pss_hash = DigestAlgorithm(params["hash_algorithm"]["algorithm"].native)
         mgf_hash = DigestAlgorithm(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
-        pad = padding.PSS(mgf=padding.MGF1(mgf_hash.hash_algorithm()), salt_length=params["salt_length"].native)
+        pad = padding.PSS(
+            mgf=padding.MGF1(mgf_hash.hash_algorithm()), salt_length=params["salt_length"].native
+        )
         hash_alg = pss_hash.hash_algorithm()
     else:
         raise UnsupportedAlgorithmError(f"signature algorithm {name}")
@@ -530,9 +550,11 @@ def read_inner(
     )
 
 
-def _finish_raw(reader: DerReader, containers: list[object], size: int, wrapped: bool, notes: list[str]) -> InnerResult:
+def _finish_raw(
+    reader: DerReader, containers: list[Header], size: int, wrapped: bool, notes: list[str]
+) -> InnerResult:
     for container in reversed(containers):
-        reader.close(container, "inner ContentInfo")  # type: ignore[arg-type]
+        reader.close(container, "inner ContentInfo")
     notes.append("raw payload without DigestedData or SignedData: not conformant to PS3.15 D.1.1")
     return InnerResult(
         kind=ContentKind.RAW,

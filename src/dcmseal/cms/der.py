@@ -259,8 +259,10 @@ class DerReader:
             return tag_octets + b"\x80"
         if length_octets_count == 1:
             return tag_octets + bytes([header.length])
-        return tag_octets + bytes([0x80 | (length_octets_count - 1)]) + header.length.to_bytes(
-            length_octets_count - 1, "big"
+        return (
+            tag_octets
+            + bytes([0x80 | (length_octets_count - 1)])
+            + header.length.to_bytes(length_octets_count - 1, "big")
         )
 
     def at_end_of(self, container: Header) -> bool:
@@ -275,13 +277,17 @@ class DerReader:
         """Consume the end of ``container``: check the offset (definite) or read its EOC (indefinite)."""
         if container.length is None:
             if self.read_exact(2, context) != EOC:
-                raise MalformedEnvelopeError(f"{context} at offset {self.offset - 2}: missing end-of-contents")
+                raise MalformedEnvelopeError(
+                    f"{context} at offset {self.offset - 2}: missing end-of-contents"
+                )
         elif self.offset != container.end:
             raise MalformedEnvelopeError(
                 f"{context}: content ends at offset {self.offset}, but its length says {container.end}"
             )
 
-    def iter_octets(self, header: Header, context: str, *, chunk_size: int, depth: int = 0) -> Iterator[bytes]:
+    def iter_octets(
+        self, header: Header, context: str, *, chunk_size: int, depth: int = 0
+    ) -> Iterator[bytes]:
         """Stream the content octets of an OCTET STRING, primitive or constructed (BER segments)."""
         if depth > _MAX_DEPTH:
             raise MalformedEnvelopeError(f"{context}: constructed string nested deeper than {_MAX_DEPTH}")

@@ -36,9 +36,7 @@ from dcmseal.cms.der import (
 )
 from dcmseal.cms.kdf import Pbkdf2Cache
 from dcmseal.cms.recipients import (
-    CertificateRecipient,
     Credential,
-    PasswordRecipient,
     Recipient,
     RecipientDescription,
     build_recipient_info,
@@ -98,7 +96,10 @@ class EnvelopeInfo:
     @property
     def in_profile(self) -> bool:
         """Whether envelope and every recipient keep to PS3.15 D.1 (what the reader can check unopened)."""
-        return all(r.in_profile for r in self.recipients) and self.content_type in ("digested-data", "signed-data")
+        return all(r.in_profile for r in self.recipients) and self.content_type in (
+            "digested-data",
+            "signed-data",
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -346,7 +347,9 @@ def _finish(reader: DerReader, header: _Header) -> bool:
     return unprotected
 
 
-def _info(header: _Header, *, encrypted_size: int | None, envelope_size: int | None, unprotected: bool) -> EnvelopeInfo:
+def _info(
+    header: _Header, *, encrypted_size: int | None, envelope_size: int | None, unprotected: bool
+) -> EnvelopeInfo:
     return EnvelopeInfo(
         version=header.version,
         content_cipher=header.cipher,
@@ -360,11 +363,15 @@ def _info(header: _Header, *, encrypted_size: int | None, envelope_size: int | N
     )
 
 
-def inspect(source: ByteSource, *, size: int | None = None, max_header_bytes: int = 16 * 1024 * 1024) -> EnvelopeInfo:
+def inspect(
+    source: ByteSource, *, size: int | None = None, max_header_bytes: int = 16 * 1024 * 1024
+) -> EnvelopeInfo:
     """Describe an envelope without opening it (reads it through to learn the encrypted size)."""
     reader = DerReader(source, size=size)
     header = _read_header(reader, max_header_bytes=max_header_bytes)
-    encrypted = sum(len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=CHUNK_SIZE_BYTES))
+    encrypted = sum(
+        len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=CHUNK_SIZE_BYTES)
+    )
     unprotected = _finish(reader, header)
     return _info(header, encrypted_size=encrypted, envelope_size=reader.offset, unprotected=unprotected)
 
@@ -457,7 +464,10 @@ def decrypt(
         max_iterations=max_iterations,
     )
     plaintext = _CbcPlaintext(
-        reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size), header.cipher, cek, header.iv
+        reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size),
+        header.cipher,
+        cek,
+        header.iv,
     )
     inner_reader = DerReader(plaintext, what="decrypted content")
     inner = read_inner(
@@ -477,4 +487,3 @@ def decrypt(
         header, encrypted_size=plaintext.ciphertext_size, envelope_size=reader.offset, unprotected=unprotected
     )
     return DecryptResult(envelope=info, inner=inner, recipient_index=index)
-

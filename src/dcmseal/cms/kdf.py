@@ -65,7 +65,10 @@ class Pbkdf2Cache:
                 self._entries.move_to_end(slot)
                 return cached
         key = PBKDF2HMAC(
-            algorithm=params.prf.hash_algorithm(), length=length, salt=params.salt, iterations=params.iterations
+            algorithm=params.prf.hash_algorithm(),
+            length=length,
+            salt=params.salt,
+            iterations=params.iterations,
         ).derive(password)
         with self._lock:
             self.derivations += 1

@@ -38,7 +38,9 @@ def wrap_key(
     return second
 
 
-def unwrap_key(kek: bytes, iv: bytes, wrapped: bytes, kek_cipher: ContentCipher, *, expected_length: int) -> bytes:
+def unwrap_key(
+    kek: bytes, iv: bytes, wrapped: bytes, kek_cipher: ContentCipher, *, expected_length: int
+) -> bytes:
     """Unwrap per RFC 3211 §2.3.2 and return the CEK.
 
     Every check (block structure, check bytes, count byte, expected CEK length) is made before one

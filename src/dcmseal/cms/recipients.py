@@ -98,7 +98,7 @@ class RecipientDescription:
     kek_cipher: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -176,7 +176,12 @@ def build_recipient_info(
         )
         version = "v0"
     ktri = cms.KeyTransRecipientInfo(
-        {"version": version, "rid": rid, "key_encryption_algorithm": key_encryption, "encrypted_key": encrypted}
+        {
+            "version": version,
+            "rid": rid,
+            "key_encryption_algorithm": key_encryption,
+            "encrypted_key": encrypted,
+        }
     )
     return cms.RecipientInfo(name="ktri", value=ktri)
 
@@ -247,7 +252,9 @@ def _pwri_kek_inputs(
     if kdf.native is None or kdf["algorithm"].native != "pbkdf2":
         raise UnsupportedAlgorithmError("password recipient without PBKDF2 key derivation")
     if kea["algorithm"].native != PWRI_KEK:
-        raise UnsupportedAlgorithmError(f"password recipient key wrap {kea['algorithm'].native} (expected PWRI-KEK)")
+        raise UnsupportedAlgorithmError(
+            f"password recipient key wrap {kea['algorithm'].native} (expected PWRI-KEK)"
+        )
     kek_alg = kea["parameters"]
     kek_cipher = ContentCipher.from_asn1_name(kek_alg["algorithm"].native)
     if kek_cipher is None:
@@ -279,7 +286,7 @@ def _ktri_matches(ktri: cms.KeyTransRecipientInfo, credential: PrivateKeyCredent
     rid = ktri["rid"]
     if rid.name == "subject_key_identifier":
         if credential.certificate is not None:
-            return rid.chosen.native == _subject_key_identifier(credential.certificate)
+            return bool(rid.chosen.native == _subject_key_identifier(credential.certificate))
         computed = x509.SubjectKeyIdentifier.from_public_key(credential.private_key.public_key()).digest
         return bool(rid.chosen.native == computed)
     if credential.certificate is None:
@@ -342,8 +349,8 @@ def open_recipient_infos(
                 continue
             assert inputs is not None
             params, kek_cipher, kek_iv = inputs
-            for credential in passwords:
-                kek = kdf_cache.derive(credential.password, params, kek_cipher.key_size)
+            for password in passwords:
+                kek = kdf_cache.derive(password.password, params, kek_cipher.key_size)
                 try:
                     return (
                         unwrap_key(
@@ -358,11 +365,11 @@ def open_recipient_infos(
                 except DecryptionError:
                     continue
         elif info.name == "ktri" and keys:
-            for credential in keys:
-                if not _ktri_matches(info.chosen, credential):
+            for key in keys:
+                if not _ktri_matches(info.chosen, key):
                     continue
                 try:
-                    cek = _ktri_decrypt(info.chosen, credential.private_key)
+                    cek = _ktri_decrypt(info.chosen, key.private_key)
                 except UnsupportedAlgorithmError as exc:
                     refused = exc
                     continue

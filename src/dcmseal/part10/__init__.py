@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dcmseal.part10.batch import BatchReport, FileOutcome, SealPlan, UnsealPlan, seal_tree, unseal_tree
-from dcmseal.part10.fileformat import FileMeta, PreambleKind, classify_preamble, is_part10, read_file_meta, read_patient_context
+from dcmseal.part10.fileformat import (
+    FileMeta,
+    PreambleKind,
+    classify_preamble,
+    is_part10,
+    read_file_meta,
+    read_patient_context,
+)
 from dcmseal.part10.secure import (
     InspectResult,
     SealResult,

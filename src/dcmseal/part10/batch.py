@@ -346,7 +346,13 @@ def seal_tree(
     """Seal every file under ``paths`` into ``out_dir``, keeping relative paths; ``workers=0`` uses every core."""
     jobs = _jobs(paths, out_dir)
     return _run(
-        "seal", jobs, seal_plan=plan, unseal_plan=None, workers=workers, overwrite=overwrite, on_outcome=on_outcome
+        "seal",
+        jobs,
+        seal_plan=plan,
+        unseal_plan=None,
+        workers=workers,
+        overwrite=overwrite,
+        on_outcome=on_outcome,
     )
 
 

@@ -86,7 +86,9 @@ def read_file_meta(path: Path) -> FileMeta:
     except (InvalidDicomError, ValueError, KeyError, EOFError, OSError) as exc:
         raise NotPart10Error(f"the File Meta Information does not parse: {exc}", path=path) from exc
     missing = [
-        k for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID") if k not in meta
+        k
+        for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+        if k not in meta
     ]
     if missing:
         raise NotPart10Error(f"the File Meta Information lacks {', '.join(missing)}", path=path)
@@ -109,7 +111,9 @@ def read_patient_context(paths: list[Path], *, limit: int = 100) -> tuple[str, .
     found: set[str] = set()
     for path in paths[:limit]:
         try:
-            ds = dcmread(path, stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"])
+            ds = dcmread(
+                path, stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"]
+            )
         except (InvalidDicomError, ValueError, KeyError, EOFError, OSError, AttributeError):
             continue
         for keyword in ("PatientName", "PatientID", "PatientBirthDate"):

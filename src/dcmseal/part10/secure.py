@@ -324,7 +324,11 @@ def inspect_file(path: Path, *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     with open(path, "rb") as fp:
         head = fp.read(32)
         if not cms.is_enveloped_data(head):
-            what = "a plain DICOM PS3.10 file" if is_part10(head + fp.read(HEADER_BYTES)) else "not a CMS envelope"
+            what = (
+                "a plain DICOM PS3.10 file"
+                if is_part10(head + fp.read(HEADER_BYTES))
+                else "not a CMS envelope"
+            )
             raise InputError(f"not a Secure DICOM File: {what}", path=path)
         fp.seek(0)
         try:
@@ -332,4 +336,3 @@ def inspect_file(path: Path, *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
         except DcmsealError as exc:
             raise exc.with_path(path) from None
     return InspectResult(path=path, size=size, envelope=envelope)
-

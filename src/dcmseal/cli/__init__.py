@@ -1,0 +1,1 @@
+"""The dcmseal command line (typer + rich); nothing below this package prints."""
