@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from dcmseal.cms.algorithms import OID_DATA, OID_DIGESTED_DATA, OID_SIGNED_DATA, DigestAlgorithm
 from dcmseal.cms.asn1 import load
@@ -26,6 +28,7 @@ from dcmseal.cms.der import (
     Header,
     encode_header,
 )
+from dcmseal.cms.digest import BackgroundDigest
 from dcmseal.errors import IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError
 
 __all__ = [
@@ -126,12 +129,12 @@ class InnerPlan:
 
     def chunks(self, payload: Iterable[bytes]) -> Iterator[bytes]:
         """The whole inner encoding, streamed: prefix, payload chunks (hashed on the way), trailer."""
-        hasher = hashes.Hash(self.digest.hash_algorithm())
-        yield self.prefix
-        for chunk in payload:
-            hasher.update(chunk)
-            yield chunk
-        trailer = self.trailer(hasher.finalize())
+        with BackgroundDigest([self.digest]) as digest:
+            yield self.prefix
+            for chunk in payload:
+                digest.update(chunk)  # hashed on the helper thread while the caller encrypts it
+                yield chunk
+            trailer = self.trailer(digest.digest(self.digest))
         yield trailer
 
 
@@ -273,7 +276,7 @@ def _read_oid(reader: DerReader, context: str) -> str:
 def _stream_econtent(
     reader: DerReader,
     sink: Callable[[bytes], object],
-    hashers: list[hashes.Hash],
+    digest: BackgroundDigest,
     chunk_size: int,
     context: str,
 ) -> int:
@@ -284,8 +287,7 @@ def _stream_econtent(
         raise MalformedEnvelopeError(f"{context} at offset {octets.offset}: eContent is not an OCTET STRING")
     size = 0
     for chunk in reader.iter_octets(octets, context, chunk_size=chunk_size):
-        for hasher in hashers:
-            hasher.update(chunk)
+        digest.update(chunk)
         sink(chunk)
         size += len(chunk)
     reader.close(explicit, context)
@@ -293,7 +295,7 @@ def _stream_econtent(
 
 
 def _read_digested(
-    reader: DerReader, outer_seq: object, sink: Callable[[bytes], object], chunk_size: int
+    reader: DerReader, sink: Callable[[bytes], object], chunk_size: int
 ) -> tuple[DigestAlgorithm, int]:
     context = "DigestedData"
     reader.read_element(context, limit=16)  # version
@@ -302,13 +304,17 @@ def _read_digested(
     content_type = _read_oid(reader, context)
     if content_type != OID_DATA:
         raise UnsupportedAlgorithmError(f"DigestedData holds {content_type}, expected id-data")
-    hasher = hashes.Hash(digest.hash_algorithm())
-    size = _stream_econtent(reader, sink, [hasher], chunk_size, context) if not reader.at_end_of(encap) else 0
+    with BackgroundDigest([digest]) as background:
+        size = (
+            _stream_econtent(reader, sink, background, chunk_size, context)
+            if not reader.at_end_of(encap)
+            else 0
+        )
+        computed = background.digest(digest)
     reader.close(encap, context)
     header = reader.expect(TAG_OCTET_STRING, context)
     expected = reader.read_value(header, context, limit=128)
-    assert isinstance(outer_seq, object)
-    if not hmac.compare_digest(expected, hasher.finalize()):
+    if not hmac.compare_digest(expected, computed):
         raise IntegrityError(
             f"integrity check failed: the {digest.value.upper()} digest does not match the content"
         )
@@ -394,8 +400,6 @@ def _verify_signer(
         hash_alg = pss_hash.hash_algorithm()
     else:
         raise UnsupportedAlgorithmError(f"signature algorithm {name}")
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-
     try:
         public_key.verify(
             info["signature"].native, signed, pad, Prehashed(hash_alg) if prehashed else hash_alg
@@ -430,14 +434,16 @@ def _read_signed(
             algorithms.append(DigestAlgorithm(alg["algorithm"].native))
         except ValueError:
             continue  # a digest we do not know; a signer using it will be refused below
-    hashers = {alg: hashes.Hash(alg.hash_algorithm()) for alg in algorithms}
+
     encap = reader.expect(TAG_SEQUENCE, context)
     content_type = _read_oid(reader, context)
     if content_type != OID_DATA:
         raise UnsupportedAlgorithmError(f"SignedData holds {content_type}, expected id-data")
     if reader.at_end_of(encap):
         raise UnsupportedAlgorithmError("SignedData with detached content")
-    size = _stream_econtent(reader, sink, list(hashers.values()), chunk_size, context)
+    with BackgroundDigest(algorithms) as background:
+        size = _stream_econtent(reader, sink, background, chunk_size, context)
+        digests = background.digests()
     reader.close(encap, context)
     certificates: list[x509.Certificate] = list(trusted_certificates)
     peek = reader.peek(1)
@@ -453,7 +459,6 @@ def _read_signed(
     signer_infos = load(cms.SignerInfos, reader.read_element(context, limit=_MAX_META_BYTES), "signerInfos")
     if not len(signer_infos):
         raise IntegrityError("integrity check failed: SignedData without a signer")
-    digests = {alg: hasher.finalize() for alg, hasher in hashers.items()}
     reports = tuple(_verify_signer(info, digests, certificates, OID_DATA) for info in signer_infos)
     return (algorithms[0] if algorithms else None), size, reports
 
@@ -492,17 +497,10 @@ def read_inner(
             sink(chunk)
             size += len(chunk)
         return _finish_raw(reader, containers, size, wrapped, notes)
-    is_structure = False
-    if head[:1] == bytes([TAG_SEQUENCE]):
-        probe = reader.peek(16)
-        # After the SEQUENCE header: INTEGER version, then a SEQUENCE (DigestedData) or SET (SignedData).
-        try:
-            skip = 2 + (probe[1] & 0x7F if probe[1] & 0x80 else 0)
-            is_structure = probe[skip] == 0x02 and probe[skip + 1] == 0x01 and probe[skip + 3] in (0x30, 0x31)
-            if is_structure and not wrapped and content_type == OID_DATA:
-                content_type = OID_SIGNED_DATA if probe[skip + 3] == 0x31 else OID_DIGESTED_DATA
-        except IndexError:
-            is_structure = False
+    shape = _structure_shape(reader.peek(64))
+    is_structure = shape is not None
+    if shape is not None and not wrapped and content_type == OID_DATA:
+        content_type = shape  # the envelope says id-data (as OpenSSL's CLI writes); the shape says more
     if wrapped and not is_structure:
         raise MalformedEnvelopeError(f"inner ContentInfo of type {content_type} holds no structure we know")
     if not is_structure or content_type not in (OID_DIGESTED_DATA, OID_SIGNED_DATA):
@@ -524,7 +522,7 @@ def read_inner(
     signers: tuple[SignerReport, ...] = ()
     if content_type == OID_DIGESTED_DATA:
         digest: DigestAlgorithm | None
-        digest, size = _read_digested(reader, outer, sink, chunk_size)
+        digest, size = _read_digested(reader, sink, chunk_size)
         kind = ContentKind.DIGESTED
     else:
         digest, size, signers = _read_signed(reader, sink, chunk_size, trusted_certificates)
@@ -548,6 +546,42 @@ def read_inner(
         conformant=conformant,
         notes=tuple(notes),
     )
+
+
+_DIGEST_OIDS = frozenset(
+    bytes(core.ObjectIdentifier(oid).dump())
+    for oid in ("1.3.14.3.2.26", *(f"2.16.840.1.101.3.4.2.{n}" for n in (1, 2, 3, 4)))
+)
+
+
+def _structure_shape(probe: bytes) -> str | None:
+    """OID_DIGESTED_DATA or OID_SIGNED_DATA if ``probe`` starts one, by its first fields; else None.
+
+    DigestedData is SEQUENCE { INTEGER, AlgorithmIdentifier(digest) ... }, SignedData is SEQUENCE
+    { INTEGER, SET { AlgorithmIdentifier(digest) } ... }. Checking that a digest OID sits where one
+    must keeps look-alikes (a PKCS#8 key is SEQUENCE { INTEGER, SEQUENCE { rsaEncryption } }) raw.
+    """
+    reader = DerReader(io.BytesIO(probe), what="probe")
+    try:
+        if reader.read_header("probe").tag != TAG_SEQUENCE:
+            return None
+        version = reader.read_header("probe")
+        if version.tag != 0x02 or version.length is None or version.length > 1:
+            return None
+        reader.read_exact(version.length, "probe")
+        second = reader.read_header("probe")
+        kind = {TAG_SEQUENCE: OID_DIGESTED_DATA, 0x31: OID_SIGNED_DATA}.get(second.tag)
+        if kind is None:
+            return None
+        if kind == OID_SIGNED_DATA and reader.read_header("probe").tag != TAG_SEQUENCE:
+            return None
+        oid = reader.read_header("probe")
+        if oid.tag != TAG_OID or oid.length is None:
+            return None
+        value = reader.read_exact(oid.length, "probe")
+    except MalformedEnvelopeError:
+        return None
+    return kind if encode_header(TAG_OID, len(value)) + value in _DIGEST_OIDS else None
 
 
 def _finish_raw(

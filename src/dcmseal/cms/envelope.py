@@ -481,8 +481,13 @@ def decrypt(
     if plaintext.read(-1):
         raise MalformedEnvelopeError("data after the end of the inner content")
     unprotected = _finish(reader, header)
-    if not reader.at_eof():
-        raise MalformedEnvelopeError(f"{reader.offset}: data after the end of the envelope")
+    # One 00H after the envelope is tolerated: DICOM pads OB values to even length, and envelopes
+    # taken from an Encrypted Content (0400,0520) element (gdcmanon) carry it; OpenSSL ignores it too.
+    trailing = reader.read_some(2)
+    if trailing not in (b"", b"\x00"):
+        raise MalformedEnvelopeError(
+            f"data after the end of the envelope at offset {reader.offset - len(trailing)}"
+        )
     info = _info(
         header, encrypted_size=plaintext.ciphertext_size, envelope_size=reader.offset, unprotected=unprotected
     )
