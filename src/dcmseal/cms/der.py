@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from dcmseal.errors import MalformedEnvelopeError
@@ -65,6 +65,7 @@ class Header:
     tag_number: int
     length: int | None
     header_length: int
+    raw: bytes = field(default=b"", compare=False)  # identifier and length octets exactly as read
 
     @property
     def constructed(self) -> bool:
@@ -164,21 +165,21 @@ class DerReader:
     def read_header(self, context: str) -> Header:
         """Read one identifier + length; ``context`` names the structure for error messages."""
         start = self.offset
-        first = self.read_exact(1, context)[0]
-        header_length = 1
+        raw = bytearray(self.read_exact(1, context))
+        first = raw[0]
         tag_number = first & 0x1F
         if tag_number == 0x1F:  # high-tag-number form (X.690 §8.1.2.4)
             tag_number = 0
             for _ in range(5):
                 octet = self.read_exact(1, context)[0]
-                header_length += 1
+                raw.append(octet)
                 tag_number = (tag_number << 7) | (octet & 0x7F)
                 if not octet & 0x80:
                     break
             else:
                 raise MalformedEnvelopeError(f"{context} at offset {start}: tag number too long")
         length_octet = self.read_exact(1, context)[0]
-        header_length += 1
+        raw.append(length_octet)
         length: int | None
         if length_octet < 0x80:
             length = length_octet
@@ -190,9 +191,10 @@ class DerReader:
             count = length_octet & 0x7F
             if count > _MAX_LENGTH_OCTETS:
                 raise MalformedEnvelopeError(f"{context} at offset {start}: length of {count} octets")
-            length = int.from_bytes(self.read_exact(count, context), "big")
-            header_length += count
-        header = Header(start, first, tag_number, length, header_length)
+            length_octets = self.read_exact(count, context)
+            raw += length_octets
+            length = int.from_bytes(length_octets, "big")
+        header = Header(start, first, tag_number, length, len(raw), bytes(raw))
         if length is not None:
             self.check_fits(length, context)
         return header
@@ -228,8 +230,7 @@ class DerReader:
             raise MalformedEnvelopeError(f"{context}: nesting deeper than {_MAX_DEPTH}")
         start = self.offset
         header = self.read_header(context)
-        # Re-encode the header bytes as read (BER is passed through untouched to asn1crypto).
-        parts.append(self._raw_header(header))
+        parts.append(header.raw)  # as read: BER goes through to asn1crypto untouched
         if header.length is not None:
             if header.content_offset + header.length > stop:
                 raise MalformedEnvelopeError(f"{context} at offset {start}: element exceeds the size limit")
@@ -242,28 +243,6 @@ class DerReader:
             if self.offset >= stop:
                 raise MalformedEnvelopeError(f"{context} at offset {start}: element exceeds the size limit")
             self._read_element_into(parts, context, stop, depth + 1)
-
-    def _raw_header(self, header: Header) -> bytes:
-        # The header was consumed; rebuild it faithfully (tag octets, then the same length form).
-        tag_octets = bytes([header.tag])
-        if header.tag_number >= 0x1F:
-            n = header.tag_number
-            groups = [n & 0x7F]
-            n >>= 7
-            while n:
-                groups.append(0x80 | (n & 0x7F))
-                n >>= 7
-            tag_octets += bytes(reversed(groups))
-        length_octets_count = header.header_length - len(tag_octets)
-        if header.length is None:
-            return tag_octets + b"\x80"
-        if length_octets_count == 1:
-            return tag_octets + bytes([header.length])
-        return (
-            tag_octets
-            + bytes([0x80 | (length_octets_count - 1)])
-            + header.length.to_bytes(length_octets_count - 1, "big")
-        )
 
     def at_end_of(self, container: Header) -> bool:
         """Whether the next byte is past ``container`` (definite) or is its end-of-contents (indefinite)."""
@@ -293,11 +272,17 @@ class DerReader:
             raise MalformedEnvelopeError(f"{context}: constructed string nested deeper than {_MAX_DEPTH}")
         if not header.constructed:
             assert header.length is not None
+            self.check_fits(header.length, context)
             remaining = header.length
             while remaining:
-                n = min(remaining, chunk_size)
-                yield self.read_exact(n, context)
-                remaining -= n
+                # Whatever the source gives, up to a chunk: no re-assembly into exact sizes.
+                data = self.read_some(min(remaining, chunk_size))
+                if not data:
+                    raise MalformedEnvelopeError(
+                        f"truncated {self.what}: {context} at offset {self.offset} lacks {remaining} bytes"
+                    )
+                remaining -= len(data)
+                yield data
             return
         while not self.at_end_of(header):
             segment = self.read_header(context)

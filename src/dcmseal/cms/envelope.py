@@ -383,12 +383,14 @@ class _CbcPlaintext:
         self._ciphertext = ciphertext
         self._decryptor = cipher.decryptor(key, iv)
         self._block = cipher.block_size
-        self._buffer = bytearray()
+        self._ready = b""  # decrypted bytes known not to be padding
+        self._position = 0  # how much of _ready was handed out
         self._held = b""  # the last decrypted block: it may be padding
         self._done = False
         self.ciphertext_size = 0
 
     def _pull(self) -> None:
+        """Decrypt the next ciphertext chunk into ``_ready`` (which must be used up)."""
         chunk = next(self._ciphertext, None)
         if chunk is None:
             self._done = True
@@ -403,26 +405,38 @@ class _CbcPlaintext:
             span = pad if valid else self._block
             if not (hmac.compare_digest(tail[-span:], bytes([pad]) * span) & valid):
                 raise DecryptionError() from None
-            self._buffer += tail[:-pad]
-            self._held = b""
+            self._ready, self._position, self._held = tail[:-pad], 0, b""
             return
         self.ciphertext_size += len(chunk)
-        plain = self._held + self._decryptor.update(chunk)
-        keep = len(plain) - self._block if len(plain) >= self._block else 0
-        self._buffer += plain[:keep]
-        self._held = plain[keep:]
+        plain = self._decryptor.update(chunk)
+        if len(plain) >= self._block:
+            self._ready = self._held + plain[: -self._block] if self._held else plain[: -self._block]
+            self._held = plain[-self._block :]
+        else:
+            combined = self._held + plain
+            keep = max(0, len(combined) - self._block)
+            self._ready, self._held = combined[:keep], combined[keep:]
+        self._position = 0
 
     def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` plaintext bytes (all that remain for ``n < 0``); ``b""`` at the end."""
         if n < 0:
+            parts = [self._ready[self._position :]]
+            self._ready, self._position = b"", 0
             while not self._done:
                 self._pull()
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            return data
-        while len(self._buffer) < n and not self._done:
+                parts.append(self._ready)
+            self._ready = b""
+            return b"".join(parts)
+        while self._position >= len(self._ready):
+            if self._done:
+                return b""
             self._pull()
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
+        if self._position == 0 and n >= len(self._ready):
+            data, self._ready = self._ready, b""
+            return data
+        data = self._ready[self._position : self._position + n]
+        self._position += len(data)
         return data
 
 

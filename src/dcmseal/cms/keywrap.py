@@ -20,10 +20,11 @@ def wrap_key(
     Raises
     ------
     ValueError
-        The CEK is empty or longer than 255 bytes (its length must fit the one-byte count).
+        The CEK is shorter than 3 bytes (the check value) or longer than 255 (the count byte).
     """
-    if not 0 < len(cek) <= 255:
-        raise ValueError("the CEK length must be 1..255 bytes")
+    if not 3 <= len(cek) <= 255:
+        # One count byte, and a check value made of the first three CEK bytes (RFC 3211 §2.3.1).
+        raise ValueError("the CEK length must be 3..255 bytes")
     block = kek_cipher.block_size
     # 1) Format: count byte, check value = complement of the first three CEK bytes, CEK.
     formatted = bytes([len(cek)]) + bytes(b ^ 0xFF for b in cek[:3]) + cek
