@@ -163,7 +163,8 @@ def test_high_tag_number_of_too_many_octets_is_refused() -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        bytes.fromhex("1f05 03") + b"abc",  # tag 5 in the high form (X.690 §8.1.2.2: numbers 0..30 use one octet)
+        bytes.fromhex("1f05 03")
+        + b"abc",  # tag 5 in the high form (X.690 §8.1.2.2: numbers 0..30 use one octet)
         bytes.fromhex("9f8025 01") + b"x",  # leading 0x80 digit (X.690 §8.1.2.4.2 c)
     ],
     ids=["low-number-in-high-form", "leading-zero-digit"],
@@ -193,7 +194,9 @@ def test_nested_length_beyond_size_names_its_own_offset() -> None:
     reader = _reader(data, size=len(data))
     reader.read_header("outer")
     reader.read_element("version", limit=8)
-    with pytest.raises(MalformedEnvelopeError, match=r"^OCTET STRING at offset 7 claims 8 bytes, but only 3 remain$"):
+    with pytest.raises(
+        MalformedEnvelopeError, match=r"^OCTET STRING at offset 7 claims 8 bytes, but only 3 remain$"
+    ):
         reader.read_header("OCTET STRING")
 
 
@@ -309,9 +312,16 @@ def test_constructed_definite_segments() -> None:
 
 def test_nested_constructed_segments() -> None:
     """X.690 §8.7.3.2: a segment may itself be constructed."""
-    data = bytes.fromhex("2480 2480 0401") + b"a" + EOC + bytes.fromhex("2403 0401") + b"b" + bytes.fromhex(
-        "0401"
-    ) + b"c" + EOC
+    data = (
+        bytes.fromhex("2480 2480 0401")
+        + b"a"
+        + EOC
+        + bytes.fromhex("2403 0401")
+        + b"b"
+        + bytes.fromhex("0401")
+        + b"c"
+        + EOC
+    )
     assert b"".join(_octets(_reader(data, trickle=True), chunk_size=1)) == b"abc"
 
 

@@ -85,7 +85,9 @@ def test_same_inputs_derive_once() -> None:
 def test_equal_params_objects_share_the_slot() -> None:
     cache = Pbkdf2Cache()
     cache.derive(PASSWORD, Pbkdf2Params(salt=SALT, iterations=3), 32)
-    cache.derive(b"correct horse " + b"battery staple", Pbkdf2Params(salt=SALT[:4] + SALT[4:], iterations=3), 32)
+    cache.derive(
+        b"correct horse " + b"battery staple", Pbkdf2Params(salt=SALT[:4] + SALT[4:], iterations=3), 32
+    )
     assert cache.derivations == 1
 
 
@@ -107,6 +109,7 @@ def test_any_different_input_is_a_new_derivation(password: bytes, params: Pbkdf2
     cache = Pbkdf2Cache()
     base = cache.derive(PASSWORD, _params(), 32)
     other = cache.derive(password, params, length)
+    assert other != base
     assert cache.derivations == 2
     assert len(other) == length
     cache.derive(password, params, length)

@@ -101,7 +101,9 @@ def test_encrypted_key_size_for_the_cipher_key(cipher: ContentCipher, size: int)
 
 @pytest.mark.parametrize("cipher", list(ContentCipher), ids=str)
 @pytest.mark.parametrize("cek_length", [3, 4, 12, 13, 16, 24, 28, 32, 255])
-def test_wrap_matches_the_reference_and_draws_only_the_padding(cipher: ContentCipher, cek_length: int) -> None:
+def test_wrap_matches_the_reference_and_draws_only_the_padding(
+    cipher: ContentCipher, cek_length: int
+) -> None:
     """The random bytes are the padding only, exactly padded_len - (4 + len(CEK)) of them, after the CEK."""
     cek = bytes((0xF0 + i) & 0xFF for i in range(cek_length))
     calls: list[int] = []

@@ -69,8 +69,12 @@ class Expected:
 
 
 EXPECTED: dict[str, Expected] = {
-    "ossl-pwri-aes256.p7m": Expected(PASSWORD, "plain.txt", "raw", ContentCipher.AES256_CBC, False, ("password",), 0),
-    "ossl-pwri-aes128.p7m": Expected(PASSWORD, "plain.txt", "raw", ContentCipher.AES128_CBC, False, ("password",), 0),
+    "ossl-pwri-aes256.p7m": Expected(
+        PASSWORD, "plain.txt", "raw", ContentCipher.AES256_CBC, False, ("password",), 0
+    ),
+    "ossl-pwri-aes128.p7m": Expected(
+        PASSWORD, "plain.txt", "raw", ContentCipher.AES128_CBC, False, ("password",), 0
+    ),
     "ossl-pwri-des3-default.p7m": Expected(
         PASSWORD, "plain.txt", "raw", ContentCipher.DES3_CBC, False, ("password",), 0
     ),
@@ -375,7 +379,9 @@ def test_plaintext_step_by_step(name: str, values: dict[str, object]) -> None:
     cache = Pbkdf2Cache()
     params = Pbkdf2Params(salt=_hex(values, "salt"), iterations=int(str(values["iter"])), prf=_prf(values))
     cache.derive(_hex(values, "password_utf8_hex"), params, cipher.key_size)
-    result, payload = _decrypt(data, [PasswordCredential(password=_hex(values, "password_utf8_hex"))], kdf_cache=cache)
+    result, payload = _decrypt(
+        data, [PasswordCredential(password=_hex(values, "password_utf8_hex"))], kdf_cache=cache
+    )
     assert payload == plain
     assert cache.derivations == 1
     assert result.inner.payload_size == len(plain)
@@ -398,7 +404,9 @@ def test_writer_reproduces_the_vector_byte_for_byte(name: str, values: dict[str,
         recipients=(
             PasswordRecipient(
                 password=_hex(values, "password_utf8_hex"),
-                kdf=Pbkdf2Params(salt=_hex(values, "salt"), iterations=int(str(values["iter"])), prf=Prf.SHA1),
+                kdf=Pbkdf2Params(
+                    salt=_hex(values, "salt"), iterations=int(str(values["iter"])), prf=Prf.SHA1
+                ),
             ),
         ),
         content_cipher=cipher,
@@ -436,7 +444,9 @@ def test_writer_reproduces_from_the_envelope_parameters(name: str) -> None:
     cache = Pbkdf2Cache()
     kdf = Pbkdf2Params(salt=parts.pwri.salt, iterations=parts.pwri.iterations, prf=Prf(parts.pwri.prf))
     kek = cache.derive(password, kdf, parts.pwri.kek_cipher.key_size)
-    cek = unwrap_key(kek, parts.pwri.kek_iv, parts.pwri.encrypted_key, cipher, expected_length=cipher.key_size)
+    cek = unwrap_key(
+        kek, parts.pwri.kek_iv, parts.pwri.encrypted_key, cipher, expected_length=cipher.key_size
+    )
     padding = _formatted_block(kek, parts.pwri.kek_iv, parts.pwri.encrypted_key, cipher)[4 + len(cek) :]
     padded = _cbc(cipher, cek, parts.content_iv).decryptor().update(parts.ciphertext)
     inner = padded[: -padded[-1]]
@@ -445,7 +455,11 @@ def test_writer_reproduces_from_the_envelope_parameters(name: str) -> None:
     cms.encrypt(
         io.BytesIO(inner),
         sink,
-        EnvelopeSpec(recipients=(PasswordRecipient(password=password, kdf=kdf),), content_cipher=cipher, inner=RawContent()),
+        EnvelopeSpec(
+            recipients=(PasswordRecipient(password=password, kdf=kdf),),
+            content_cipher=cipher,
+            inner=RawContent(),
+        ),
         payload_size=len(inner),
         kdf_cache=cache,
         rng=_scripted_rng(cek, parts.content_iv, parts.pwri.kek_iv, padding),
@@ -488,7 +502,11 @@ def test_proto_sha256_600k_through_the_writer(name: str, values: dict[str, objec
     assert parts.content_type == "1.2.840.113549.1.7.5"  # id-digestedData
     sink = io.BytesIO()
     result = cms.decrypt(
-        io.BytesIO(data), sink, [PasswordCredential(password=PASSWORD)], kdf_cache=cache, max_iterations=600_000
+        io.BytesIO(data),
+        sink,
+        [PasswordCredential(password=PASSWORD)],
+        kdf_cache=cache,
+        max_iterations=600_000,
     )
     assert sink.getvalue() == payload
     assert result.inner.kind == "digested-data"
@@ -499,7 +517,11 @@ def test_proto_sha256_600k_through_the_writer(name: str, values: dict[str, objec
     fresh = Pbkdf2Cache()
     with pytest.raises(ResourceLimitError, match="600,000 iterations"):
         cms.decrypt(
-            io.BytesIO(data), io.BytesIO(), [PasswordCredential(password=PASSWORD)], kdf_cache=fresh, max_iterations=599_999
+            io.BytesIO(data),
+            io.BytesIO(),
+            [PasswordCredential(password=PASSWORD)],
+            kdf_cache=fresh,
+            max_iterations=599_999,
         )
     assert fresh.derivations == 0
 
@@ -521,7 +543,10 @@ def test_vector_opens_with_its_password(name: str, give_size: bool) -> None:
     cache = Pbkdf2Cache()
 
     result, payload = _decrypt(
-        data, [PasswordCredential(password=expected.password)], kdf_cache=cache, size=len(data) if give_size else None
+        data,
+        [PasswordCredential(password=expected.password)],
+        kdf_cache=cache,
+        size=len(data) if give_size else None,
     )
 
     assert payload == read_vector(expected.plaintext)
@@ -573,7 +598,9 @@ def test_des3_default_opens() -> None:
 @pytest.mark.parametrize("chunk_size", [1, 7, 16, 4096])
 def test_stream_ber_vector(chunk_size: int) -> None:
     data = read_vector("ossl-pwri-aes256-stream-ber.p7m")
-    result, payload = _decrypt(data, [PasswordCredential(password=PASSWORD)], size=len(data), chunk_size=chunk_size)
+    result, payload = _decrypt(
+        data, [PasswordCredential(password=PASSWORD)], size=len(data), chunk_size=chunk_size
+    )
     assert payload == read_vector("synthetic.dcm")
     assert result.envelope.ber is True
     assert result.envelope.encrypted_size == 4096 + 608 + 16
@@ -641,7 +668,9 @@ def test_ktri_pwri_vector_opens_with_the_test_key(
     assert ktri.in_profile
 
 
-def test_ktri_pwri_vector_with_both_credentials(vector_identity: tuple[x509.Certificate, rsa.RSAPrivateKey]) -> None:
+def test_ktri_pwri_vector_with_both_credentials(
+    vector_identity: tuple[x509.Certificate, rsa.RSAPrivateKey],
+) -> None:
     certificate, key = vector_identity
     data = read_vector("ossl-ktri-pwri-aes256.p7m")
     credentials: list[cms.Credential] = [

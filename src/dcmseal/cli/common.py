@@ -34,7 +34,7 @@ __all__ = [
 
 # Paths from a disc may contain "[" and control characters: no markup, no highlighting.
 out_console = Console(markup=False, emoji=False, highlight=False)
-err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 PASSWORD_ON_ARGV_MESSAGE = (
     "a password on the command line is visible to other users (ps, shell history): "  # noqa: S105 - a message
@@ -49,9 +49,14 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         if quiet
         else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     )
-    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler: logging.Handler
+    if err_console.is_terminal:
+        handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    else:  # a pipe or a file: one record per line, never wrapped
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     root = logging.getLogger("dcmseal")
-    root.handlers = [h for h in root.handlers if not isinstance(h, RichHandler)]
+    root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)]
     root.addHandler(handler)
     root.setLevel(level)
 
@@ -64,7 +69,7 @@ def user_errors() -> Iterator[None]:
     except DcmsealError as exc:
         if os.environ.get("DCMSEAL_DEBUG") == "1":
             err_console.print_exception()
-        err_console.print(f"error: {exc}", style="bold red")
+        err_console.print(f"error: {exc}", style="bold red", soft_wrap=True)
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         err_console.print("interrupted", style="bold red")

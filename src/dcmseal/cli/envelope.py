@@ -25,7 +25,7 @@ from dcmseal.cli.common import (
     user_errors,
 )
 from dcmseal.config import Settings, load_settings
-from dcmseal.errors import UsageError
+from dcmseal.errors import DcmsealError, UsageError
 from dcmseal.fsutil import iter_files
 from dcmseal.keys import check_password
 from dcmseal.part10 import (
@@ -311,14 +311,36 @@ def inspect(
     paths: Annotated[list[Path], typer.Argument(help="Secure DICOM Files to describe (no key needed).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Describe Secure DICOM Files: recipients, PBKDF2 parameters, ciphers, content type, sizes."""
+    """Describe Secure DICOM Files: recipients, PBKDF2 parameters, ciphers, content type, sizes.
+
+    Every file is reported; the exit code is 1 if any could not be described.
+    """
     with user_errors():
-        results = [inspect_file(p) for p in paths]
+        files: list[dict[str, object]] = []
+        worst = 0
+        for path in paths:
+            try:
+                result = inspect_file(path)
+            except DcmsealError as exc:
+                worst = max(worst, int(exc.exit_code))
+                files.append({"path": str(path), "status": "failed", "reason": str(exc)})
+                if not as_json:
+                    err_console.print(f"error: {exc}", style="bold red", soft_wrap=True)
+                continue
+            files.append({"status": "ok", **result.to_json()})
+            if not as_json:
+                render_inspect(result)
         if as_json:
-            print_json({"schema": "dcmseal.inspect/1", "files": [r.to_json() for r in results]})
-            return
-        for result in results:
-            render_inspect(result)
+            failed = sum(1 for f in files if f["status"] == "failed")
+            print_json(
+                {
+                    "schema": "dcmseal.inspect/1",
+                    "files": files,
+                    "summary": {"total": len(files), "ok": len(files) - failed, "failed": failed},
+                }
+            )
+        if worst:
+            raise typer.Exit(worst)
 
 
 def render_inspect(result: InspectResult) -> None:

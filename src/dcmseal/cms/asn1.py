@@ -32,6 +32,6 @@ def load(spec: type[T], data: bytes, context: str) -> T:
     try:
         value: T = spec.load(data)
         parse_fully(value)
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         raise MalformedEnvelopeError(f"{context} does not parse: {exc}") from exc
     return value

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -392,8 +392,14 @@ def _verify_signer(
         pad = padding.PKCS1v15()
     elif name == "rsassa_pss":
         params = algorithm["parameters"]
-        pss_hash = DigestAlgorithm(params["hash_algorithm"]["algorithm"].native)
-        mgf_hash = DigestAlgorithm(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
+        names = (
+            params["hash_algorithm"]["algorithm"].native,
+            params["mask_gen_algorithm"]["parameters"]["algorithm"].native,
+        )
+        try:
+            pss_hash, mgf_hash = (DigestAlgorithm(n) for n in names)
+        except ValueError:
+            raise UnsupportedAlgorithmError(f"RSASSA-PSS with {names[0]}/{names[1]}") from None
         pad = padding.PSS(
             mgf=padding.MGF1(mgf_hash.hash_algorithm()), salt_length=params["salt_length"].native
         )
@@ -452,14 +458,31 @@ def _read_signed(
         cert_set = load(cms.CertificateSet, b"\x31" + raw[1:], "SignedData certificates")
         for choice in cert_set:
             if choice.name == "certificate":
-                certificates.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+                try:
+                    certificates.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+                except (ValueError, x509.InvalidVersion) as exc:
+                    raise IntegrityError(
+                        f"integrity check failed: a certificate in SignedData does not parse ({exc})"
+                    ) from None
         peek = reader.peek(1)
     if peek and peek[0] == TAG_CONTEXT_1_CONSTRUCTED:
         reader.read_element(context, limit=_MAX_META_BYTES)  # CRLs: not used (no path validation here)
     signer_infos = load(cms.SignerInfos, reader.read_element(context, limit=_MAX_META_BYTES), "signerInfos")
     if not len(signer_infos):
         raise IntegrityError("integrity check failed: SignedData without a signer")
-    reports = tuple(_verify_signer(info, digests, certificates, OID_DATA) for info in signer_infos)
+    try:
+        reports = tuple(_verify_signer(info, digests, certificates, OID_DATA) for info in signer_infos)
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        UnsupportedAlgorithm,
+        x509.InvalidVersion,
+    ) as exc:
+        # Signer information that cryptography or asn1crypto cannot use (odd keys, unknown PSS
+        # hashes, names with unassigned code points): the signature cannot be verified.
+        raise IntegrityError(f"integrity check failed: unusable signer information ({exc})") from None
     return (algorithms[0] if algorithms else None), size, reports
 
 
@@ -502,7 +525,13 @@ def read_inner(
     if shape is not None and not wrapped and content_type == OID_DATA:
         content_type = shape  # the envelope says id-data (as OpenSSL's CLI writes); the shape says more
     if wrapped and not is_structure:
-        raise MalformedEnvelopeError(f"inner ContentInfo of type {content_type} holds no structure we know")
+        _refuse_undeclared(reader, f"the inner ContentInfo of type {content_type} holds no structure we know")
+    if not is_structure and declared_type in (OID_DIGESTED_DATA, OID_SIGNED_DATA):
+        # Never fall back to raw when the envelope promised a digest or signature: an attacker who
+        # flips IV bits could otherwise turn verified content into unverified "raw" content.
+        _refuse_undeclared(
+            reader, f"the decrypted content is not the {_TYPE_NAMES[declared_type]} the envelope declares"
+        )
     if not is_structure or content_type not in (OID_DIGESTED_DATA, OID_SIGNED_DATA):
         size = 0
         while chunk := reader.read_some(chunk_size):
@@ -582,6 +611,19 @@ def _structure_shape(probe: bytes) -> str | None:
     except MalformedEnvelopeError:
         return None
     return kind if encode_header(TAG_OID, len(value)) + value in _DIGEST_OIDS else None
+
+
+_TYPE_NAMES = {OID_DIGESTED_DATA: "DigestedData", OID_SIGNED_DATA: "SignedData"}
+
+
+def _refuse_undeclared(reader: DerReader, problem: str) -> None:
+    """Raise IntegrityError, unless the padding shows the key was wrong (then DecryptionError, one message)."""
+    while reader.read_some(CHUNK_DRAIN_BYTES):
+        pass  # reaching the end checks the CBC padding, which raises DecryptionError for a wrong key
+    raise IntegrityError(f"integrity check failed: {problem}")
+
+
+CHUNK_DRAIN_BYTES = 1024 * 1024
 
 
 def _finish_raw(

@@ -148,7 +148,7 @@ class DerReader:
             )
 
     def read_some(self, n: int) -> bytes:
-        """Up to ``n`` bytes (fewer only at the end of the input, ``b""`` after it)."""
+        """Between 1 and ``n`` bytes (fewer when the buffer or the source has fewer ready); ``b""`` at the end."""
         available = len(self._buffer) - self._buffer_pos
         if available:
             data = self._buffer[self._buffer_pos : self._buffer_pos + n]

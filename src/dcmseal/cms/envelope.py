@@ -178,7 +178,9 @@ def encrypt(
     version = _envelope_version(infos)
     plan = plan_inner(spec.inner, payload_size, now=now)
 
-    recipient_set = cms.RecipientInfos(infos).dump()
+    # DER sorts a SET OF by encoding, so the file's order is not the spec's: describe what is written.
+    recipient_set = cms.RecipientInfos(infos).dump(force=True)
+    written_infos = cms.RecipientInfos.load(recipient_set)
     version_der = core.Integer(int(version[1:])).dump()
     cipher_alg = algos.EncryptionAlgorithm({"algorithm": cipher.asn1_name, "parameters": iv}).dump()
     content_type_der = core.ObjectIdentifier(plan.content_type).dump()
@@ -241,7 +243,7 @@ def encrypt(
         version=int(version[1:]),
         content_cipher=cipher,
         content_type=_CONTENT_TYPE_NAMES[plan.content_type],
-        recipients=tuple(describe_recipient_info(ri) for ri in infos),
+        recipients=tuple(describe_recipient_info(ri) for ri in written_infos),
         encrypted_size=encrypted_len,
         envelope_size=len(head) + encrypted_len,
         ber=False,
@@ -262,6 +264,21 @@ class _Header:
     content: Header
     has_originator_info: bool
     ber: bool
+
+
+def _check_recipient_version(index: int, info: cms.RecipientInfo) -> None:
+    """RFC 5652 §6.2.1 / RFC 3211 §2.2: KTRI is v0 (issuerAndSerialNumber) or v2 (subjectKeyIdentifier), PWRI v0."""
+    if info.name not in ("ktri", "pwri"):
+        return
+    version = info.chosen["version"].native
+    if info.name == "pwri":
+        expected = "v0"
+    else:
+        expected = "v2" if info.chosen["rid"].name == "subject_key_identifier" else "v0"
+    if version != expected:
+        raise MalformedEnvelopeError(
+            f"recipient {index} ({info.name}) has version {version}, expected {expected}"
+        )
 
 
 def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
@@ -293,10 +310,16 @@ def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
     recipient_infos = load(cms.RecipientInfos, recipients_raw, "recipientInfos")
     if not len(recipient_infos):
         raise MalformedEnvelopeError("EnvelopedData without recipients")
+    for index, info in enumerate(recipient_infos):
+        _check_recipient_version(index, info)
     eci = reader.expect(TAG_SEQUENCE, "EncryptedContentInfo")
     ct_header = reader.expect(TAG_OID, "EncryptedContentInfo contentType")
     ct_value = reader.read_value(ct_header, "EncryptedContentInfo contentType", limit=64)
     content_type = core.ObjectIdentifier.load(encode_header(TAG_OID, len(ct_value)) + ct_value).dotted
+    if content_type not in _CONTENT_TYPE_NAMES:
+        raise UnsupportedAlgorithmError(
+            f"encrypted content of type {content_type}: PS3.15 D.1 encrypts DigestedData or SignedData"
+        )
     alg = load(
         algos.EncryptionAlgorithm,
         reader.read_element("contentEncryptionAlgorithm", limit=1024),
@@ -497,12 +520,13 @@ def decrypt(
     unprotected = _finish(reader, header)
     # One 00H after the envelope is tolerated: DICOM pads OB values to even length, and envelopes
     # taken from an Encrypted Content (0400,0520) element (gdcmanon) carry it; OpenSSL ignores it too.
+    envelope_size = reader.offset
     trailing = reader.read_some(2)
     if trailing not in (b"", b"\x00"):
         raise MalformedEnvelopeError(
             f"data after the end of the envelope at offset {reader.offset - len(trailing)}"
         )
     info = _info(
-        header, encrypted_size=plaintext.ciphertext_size, envelope_size=reader.offset, unprotected=unprotected
+        header, encrypted_size=plaintext.ciphertext_size, envelope_size=envelope_size, unprotected=unprotected
     )
     return DecryptResult(envelope=info, inner=inner, recipient_index=index)

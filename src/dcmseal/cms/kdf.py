@@ -45,6 +45,7 @@ class Pbkdf2Cache:
         self._lock = threading.Lock()
         self._hmac_key = os.urandom(32)
         self._max_entries = max_entries
+        self._inflight: dict[bytes, threading.Lock] = {}
         self.derivations = 0
 
     def __repr__(self) -> str:
@@ -57,24 +58,34 @@ class Pbkdf2Cache:
         return mac.digest()
 
     def derive(self, password: bytes, params: Pbkdf2Params, length: int) -> bytes:
-        """Return PBKDF2(password, salt, iterations, length) with the given PRF, from the cache if possible."""
+        """Return PBKDF2(password, salt, iterations, length) with the given PRF, from the cache if possible.
+
+        Threads asking for the same key at once wait for one derivation instead of each running it.
+        """
         slot = self._slot(password, params, length)
         with self._lock:
             cached = self._entries.get(slot)
             if cached is not None:
                 self._entries.move_to_end(slot)
                 return cached
-        key = PBKDF2HMAC(
-            algorithm=params.prf.hash_algorithm(),
-            length=length,
-            salt=params.salt,
-            iterations=params.iterations,
-        ).derive(password)
-        with self._lock:
-            self.derivations += 1
-            self._entries[slot] = key
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            inflight = self._inflight.setdefault(slot, threading.Lock())
+        with inflight:
+            with self._lock:
+                cached = self._entries.get(slot)
+            if cached is not None:
+                return cached
+            key = PBKDF2HMAC(
+                algorithm=params.prf.hash_algorithm(),
+                length=length,
+                salt=params.salt,
+                iterations=params.iterations,
+            ).derive(password)
+            with self._lock:
+                self.derivations += 1
+                self._entries[slot] = key
+                self._inflight.pop(slot, None)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
         return key
 
     def export(self) -> list[tuple[bytes, bytes]]:

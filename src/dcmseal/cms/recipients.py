@@ -17,7 +17,12 @@ from dcmseal.cms.algorithms import ContentCipher, KeyTransport, Prf, RecipientId
 from dcmseal.cms.asn1 import PWRI_KEK
 from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
-from dcmseal.errors import DecryptionError, ResourceLimitError, UnsupportedAlgorithmError
+from dcmseal.errors import (
+    DecryptionError,
+    MalformedEnvelopeError,
+    ResourceLimitError,
+    UnsupportedAlgorithmError,
+)
 
 __all__ = [
     "CertificateRecipient",
@@ -190,7 +195,9 @@ def build_recipient_info(
 def describe_recipient_info(info: cms.RecipientInfo) -> RecipientDescription:
     """A secret-free description of one RecipientInfo."""
     chosen = info.chosen
-    version = int(chosen["version"].native[1:]) if info.name in ("ktri", "pwri", "kekri", "kari") else 0
+    raw_version = chosen["version"].native if info.name in ("ktri", "pwri", "kekri", "kari") else 0
+    # asn1crypto names v0..v5 ("v3") and gives other values as plain integers.
+    version = int(raw_version[1:]) if isinstance(raw_version, str) else int(raw_version)
     if info.name == "pwri":
         kdf = chosen["key_derivation_algorithm"]
         kea = chosen["key_encryption_algorithm"]
@@ -279,7 +286,11 @@ def _pwri_kek_inputs(
     iv = kek_alg["parameters"].native
     if not isinstance(iv, bytes) or len(iv) != kek_cipher.block_size:
         raise UnsupportedAlgorithmError("password recipient KEK IV of the wrong size")
-    return Pbkdf2Params(salt=params["salt"].chosen.native, iterations=iterations, prf=prf), kek_cipher, iv
+    try:
+        kdf_params = Pbkdf2Params(salt=params["salt"].chosen.native, iterations=iterations, prf=prf)
+    except ValueError as exc:  # an empty salt or a count below 1 (RFC 8018 A.2)
+        raise MalformedEnvelopeError(f"PBKDF2 parameters: {exc}") from None
+    return kdf_params, kek_cipher, iv
 
 
 def _ktri_matches(ktri: cms.KeyTransRecipientInfo, credential: PrivateKeyCredential) -> bool:
@@ -305,9 +316,14 @@ def _ktri_decrypt(ktri: cms.KeyTransRecipientInfo, key: rsa.RSAPrivateKey) -> by
         return key.decrypt(encrypted, padding.PKCS1v15())
     if name == "rsaes_oaep":
         params = algorithm["parameters"]
-        hash_name = params["hash_algorithm"]["algorithm"].native
-        mgf_hash = params["mask_gen_algorithm"]["parameters"]["algorithm"].native
-        label = params["p_source_algorithm"]["parameters"].native or None
+        try:
+            hash_name = params["hash_algorithm"]["algorithm"].native
+            if params["mask_gen_algorithm"]["algorithm"].native != "mgf1":
+                raise UnsupportedAlgorithmError("RSA-OAEP with a mask generation function other than MGF1")
+            mgf_hash = params["mask_gen_algorithm"]["parameters"]["algorithm"].native
+            label = params["p_source_algorithm"]["parameters"].native or None
+        except (TypeError, KeyError, ValueError):
+            raise UnsupportedAlgorithmError("RSA-OAEP parameters we cannot use") from None
         try:
             oaep = padding.OAEP(
                 mgf=padding.MGF1(Prf(mgf_hash).hash_algorithm()),
@@ -344,7 +360,7 @@ def open_recipient_infos(
         if info.name == "pwri" and passwords:
             try:
                 inputs = _pwri_kek_inputs(info.chosen, content_cipher, max_iterations)
-            except (ResourceLimitError, UnsupportedAlgorithmError) as exc:
+            except (ResourceLimitError, UnsupportedAlgorithmError, MalformedEnvelopeError) as exc:
                 refused = exc
                 continue
             assert inputs is not None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import logging.handlers
 import multiprocessing
+import multiprocessing.queues
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +32,16 @@ __all__ = [
     "seal_tree",
     "unseal_tree",
 ]
+
+logger = logging.getLogger(__name__)
+
+
+class _Relay(logging.Handler):
+    """Hands a record from a worker process to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
 
 #: Below this many files a process pool costs more than it saves.
 _MIN_FILES_FOR_POOL = 16
@@ -190,8 +204,15 @@ def _init_worker(
     overwrite: bool,
     cache_entries: list[tuple[bytes, bytes]],
     cache_slot_key: bytes,
+    log_queue: multiprocessing.queues.Queue[logging.LogRecord],
+    log_level: int,
 ) -> None:
     global _STATE
+    # A worker's log records go to the parent, which hands them to its own handlers.
+    package_logger = logging.getLogger("dcmseal")
+    package_logger.handlers = [logging.handlers.QueueHandler(log_queue)]
+    package_logger.setLevel(log_level)
+    package_logger.propagate = False
     # Adopt the parent's derived keys: a set sealed or opened in parallel still derives each key once.
     cms.process_kdf_cache().import_entries(cache_entries, cache_slot_key)
     _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite)
@@ -251,24 +272,44 @@ def _worker_task(src: Path, dst: Path) -> tuple[FileOutcome, int]:
 
 
 # -- parent side ----------------------------------------------------------------------------------
-def _jobs(paths: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[FileOutcome]]:
+    """(source, destination) for every input file, and the inputs refused before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError("the output must be a folder", path=out_dir)
     out_resolved = out_dir.resolve()
     jobs: list[tuple[Path, Path]] = []
+    refused: list[FileOutcome] = []
     for path in paths:
         if not path.exists():
             raise UsageError("no such file or directory", path=path)
         if path.is_dir() and path.resolve() == out_resolved:
             raise UsageError("the output folder must differ from the input folder", path=path)
+    claimed: dict[Path, Path] = {}
     for src, relative in iter_files(list(paths)):
         if out_resolved in src.resolve().parents:
             continue  # never read back what this run writes
-        jobs.append((src, relative_output_path(out_dir, relative)))
-    return jobs
+        dst = relative_output_path(out_dir, relative)
+        first = claimed.setdefault(dst, src)
+        if first != src:
+            # Two inputs with one relative name would share an output: one would silently replace the other.
+            refused.append(
+                FileOutcome(
+                    source=src,
+                    destination=None,
+                    status="failed",
+                    reason=f"same output name as {first}; seal them in separate runs or folders",
+                    exit_code=int(ExitCode.INPUT),
+                )
+            )
+            continue
+        jobs.append((src, dst))
+    return jobs, refused
 
 
 def _run(
     operation: str,
     jobs: list[tuple[Path, Path]],
+    refused: list[FileOutcome],
     *,
     seal_plan: SealPlan | None,
     unseal_plan: UnsealPlan | None,
@@ -289,8 +330,15 @@ def _run(
 
     def record(index: int, outcome: FileOutcome) -> None:
         outcomes[index] = outcome
+        if outcome.status == "failed":
+            logger.error("%s", outcome.reason)
+        else:
+            logger.info("%s: %s to %s", outcome.source, outcome.status, outcome.destination)
         if on_outcome is not None:
             on_outcome(outcome)
+
+    for offset, outcome in enumerate(refused):
+        record(len(jobs) + offset, outcome)
 
     pending = list(enumerate(jobs))
     if workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL:
@@ -299,12 +347,28 @@ def _run(
             index, (src, dst) = pending.pop(0)
             record(index, _process_one(state, src, dst))
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(operation, seal_plan, unseal_plan, overwrite, cache.export(), cache.slot_key),
-        ) as pool:
+        log_queue: multiprocessing.queues.Queue[logging.LogRecord] = context.Queue()
+        listener = logging.handlers.QueueListener(log_queue, _Relay())
+        listener.start()
+        with contextlib.ExitStack() as stack:
+            stack.callback(listener.stop)
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=context,
+                    initializer=_init_worker,
+                    initargs=(
+                        operation,
+                        seal_plan,
+                        unseal_plan,
+                        overwrite,
+                        cache.export(),
+                        cache.slot_key,
+                        log_queue,
+                        logging.getLogger("dcmseal").getEffectiveLevel(),
+                    ),
+                )
+            )
             futures: dict[Future[tuple[FileOutcome, int]], int] = {}
             queue: Iterator[tuple[int, tuple[Path, Path]]] = iter(pending)
             for index, (src, dst) in queue:
@@ -344,10 +408,11 @@ def seal_tree(
     on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> BatchReport:
     """Seal every file under ``paths`` into ``out_dir``, keeping relative paths; ``workers=0`` uses every core."""
-    jobs = _jobs(paths, out_dir)
+    jobs, refused = _jobs(paths, out_dir)
     return _run(
         "seal",
         jobs,
+        refused,
         seal_plan=plan,
         unseal_plan=None,
         workers=workers,
@@ -366,10 +431,11 @@ def unseal_tree(
     on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> BatchReport:
     """Unseal every file under ``paths`` into ``out_dir``; each key is derived at most once for the run."""
-    jobs = _jobs(paths, out_dir)
+    jobs, refused = _jobs(paths, out_dir)
     return _run(
         "unseal",
         jobs,
+        refused,
         seal_plan=None,
         unseal_plan=plan,
         workers=workers,

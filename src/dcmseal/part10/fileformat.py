@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +76,22 @@ def read_file_meta(path: Path) -> FileMeta:
         No ``DICM`` at offset 128, or a File Meta group that does not parse or lacks its Type 1 UIDs.
     """
     with open(path, "rb") as fp:
-        head = fp.read(HEADER_BYTES)
+        head = fp.read(HEADER_BYTES + 12)
+        size = os.fstat(fp.fileno()).st_size
     if len(head) < HEADER_BYTES or not is_part10(head):
         raise NotPart10Error(
             "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become Secure DICOM Files",
             path=path,
         )
+    # (0002,0000) File Meta Information Group Length, explicit VR UL, first after "DICM" (PS3.10 §7.1):
+    # pydicom reads a value cut short by the end of the file without complaint, so check the length.
+    if head[HEADER_BYTES : HEADER_BYTES + 6] == b"\x02\x00\x00\x00UL" and len(head) == HEADER_BYTES + 12:
+        meta_end = HEADER_BYTES + 12 + int.from_bytes(head[HEADER_BYTES + 8 : HEADER_BYTES + 12], "little")
+        if meta_end > size:
+            raise NotPart10Error(
+                f"truncated: the File Meta Information announces {meta_end} bytes, the file has {size}",
+                path=path,
+            )
     try:
         meta = read_file_meta_info(path)
     except (InvalidDicomError, ValueError, KeyError, EOFError, OSError) as exc:

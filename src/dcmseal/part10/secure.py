@@ -206,8 +206,8 @@ def seal_file(
         raise InputError(f"cannot seal: {exc.strerror or exc}", path=src) from exc
     notes = _preamble_notes(meta.preamble)
     for note in notes:
-        logger.info("%s: %s", src, note)
-    logger.info("%s: sealed to %s (%s)", src, dst, meta.sop_instance_uid)
+        logger.warning("%s: %s", src, note)
+    logger.debug("%s: sealed to %s (%s)", src, dst, meta.sop_instance_uid)
     return SealResult(
         source=src,
         destination=dst,
@@ -263,6 +263,10 @@ def unseal_file(
     if not src.is_file():
         raise InputError("no such file", path=src)
     size = src.stat().st_size
+    with open(src, "rb") as probe:
+        head = probe.read(HEADER_BYTES)
+    if not cms.is_enveloped_data(head) and is_part10(head):
+        raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=src)
     notes: list[str] = []
     try:
         with open(src, "rb") as fp, atomic_write(dst, overwrite=overwrite) as out:
@@ -301,8 +305,8 @@ def unseal_file(
         except NotPart10Error as exc:
             notes.append(exc.message)
     for note in notes:
-        logger.info("%s: %s", src, note)
-    logger.info("%s: unsealed to %s", src, dst)
+        logger.warning("%s: %s", src, note)
+    logger.debug("%s: unsealed to %s", src, dst)
     return UnsealResult(
         source=src,
         destination=dst,

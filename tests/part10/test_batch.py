@@ -1,0 +1,190 @@
+"""Tests of batch sealing and unsealing: every file accounted for, one PBKDF2 derivation per set."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dcmseal import cms
+from dcmseal.errors import ExitCode, UsageError
+from dcmseal.part10 import SealPlan, UnsealPlan, is_secure_file, seal_tree, unseal_tree
+from tests.cli.runner import run_dcmseal
+from tests.part10.dicomfiles import PASSWORD, copy_ct_small, fast_kdf, leftovers, snapshot, write_part10
+
+PW = PASSWORD.encode()
+SET_SIZE = 200
+
+
+def _plan(**kwargs: object) -> SealPlan:
+    return SealPlan(password=PW, kdf=fast_kdf(), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SET_SIZE copies of one small Part 10 file, in two folders."""
+    root = tmp_path_factory.mktemp("set") / "study"
+    template = write_part10(root / "template.tmp", pixel_bytes=16)
+    for index in range(SET_SIZE):
+        target = root / f"series{index % 2}" / f"IM{index:05d}.dcm"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(template, target)
+    template.unlink()
+    return root
+
+
+# -- every file accounted for -----------------------------------------------------------------------------
+def test_every_file_has_one_outcome(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    copy_ct_small(inputs / "IM0001")
+    write_part10(inputs / "sub" / "IM0002")
+    write_part10(inputs / "sub" / "IM0003", preamble=b"MZ" + bytes(126))
+    (inputs / "sub" / "README.txt").write_text("burned by the PACS export\n")
+    out = tmp_path / "out"
+    seen = []
+    report = seal_tree([inputs], out, _plan(), workers=1, on_outcome=seen.append)
+
+    by_source = {o.source.relative_to(inputs).as_posix(): o for o in report.outcomes}
+    assert sorted(by_source) == ["IM0001", "sub/IM0002", "sub/IM0003", "sub/README.txt"]
+    assert len(seen) == len(report.outcomes) == 4
+    text = by_source["sub/README.txt"]
+    assert text.status == "failed"
+    assert text.destination is None
+    assert text.reason is not None
+    assert text.reason.startswith(f"{inputs / 'sub' / 'README.txt'}: not a DICOM PS3.10 file")
+    assert text.exit_code == ExitCode.INPUT
+    assert report.exit_code == ExitCode.INPUT
+    assert [o.status for o in report.outcomes if o is not text] == ["sealed"] * 3
+    assert sorted(p.relative_to(out).as_posix() for p in leftovers(out)) == [
+        "IM0001",
+        "sub/IM0002",
+        "sub/IM0003",
+    ]
+    assert all(is_secure_file(p) for p in leftovers(out))
+
+    document = report.to_json()
+    assert document["schema"] == "dcmseal.seal/1"
+    assert document["summary"]["total"] == 4  # type: ignore[index]
+    assert document["summary"]["failed"] == 1  # type: ignore[index]
+    statuses = {f["source"]: f["status"] for f in document["files"]}  # type: ignore[union-attr]
+    assert statuses[str(inputs / "sub" / "README.txt")] == "failed"
+
+
+def test_unseal_tree_accounts_for_every_file(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_part10(inputs / "a.dcm")
+    write_part10(inputs / "b.dcm")
+    sealed = tmp_path / "sealed"
+    seal_tree([inputs], sealed, _plan(), workers=1)
+    (sealed / "c-corrupt.dcm").write_bytes((sealed / "a.dcm").read_bytes()[:100])
+    copy_ct_small(sealed / "d-plain.dcm")
+    report = unseal_tree([sealed], tmp_path / "open", UnsealPlan(passwords=(PW,)), workers=1)
+
+    statuses = {o.source.name: o.status for o in report.outcomes}
+    assert statuses == {
+        "a.dcm": "unsealed",
+        "b.dcm": "unsealed",
+        "c-corrupt.dcm": "failed",
+        "d-plain.dcm": "failed",
+    }
+    assert report.exit_code == ExitCode.INPUT
+    assert sorted(p.name for p in leftovers(tmp_path / "open")) == ["a.dcm", "b.dcm"]
+    for outcome in report.failed:
+        assert outcome.reason is not None
+        assert outcome.reason.startswith(f"{outcome.source}: ")
+
+
+def test_second_run_reports_existing_outputs_and_force_overwrites(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_part10(inputs / "a.dcm")
+    write_part10(inputs / "b.dcm")
+    out = tmp_path / "out"
+    assert not seal_tree([inputs], out, _plan(), workers=1).failed
+    first = snapshot(out)
+
+    again = seal_tree([inputs], out, _plan(), workers=1)
+    assert [o.status for o in again.outcomes] == ["failed", "failed"]
+    for outcome in again.outcomes:
+        assert outcome.reason == f"{out / outcome.source.name}: already exists (use --force to overwrite)"
+    assert snapshot(out) == first
+
+    forced = seal_tree([inputs], out, _plan(), workers=1, overwrite=True)
+    assert [o.status for o in forced.outcomes] == ["sealed", "sealed"]
+    assert {k: v.sha256 for k, v in snapshot(out).items()} != {k: v.sha256 for k, v in first.items()}
+
+
+def test_two_inputs_with_one_name_never_share_an_output(tmp_path: Path) -> None:
+    # Two studies exported with the same file names, given together: neither may silently replace the
+    # other (with or without overwrite), and every file must be accounted for.
+    first = write_part10(tmp_path / "study1" / "IM0001")
+    second = write_part10(tmp_path / "study2" / "IM0001")
+    out = tmp_path / "out"
+    report = seal_tree([first, second], out, _plan(), workers=1, overwrite=True)
+
+    sealed = [o for o in report.outcomes if o.status == "sealed"]
+    destinations = [o.destination for o in sealed]
+    assert len(set(destinations)) == len(destinations), [(o.source, o.destination) for o in report.outcomes]
+    assert len(leftovers(out)) == len(sealed)
+
+
+def test_missing_input_and_output_inside_input_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        seal_tree([tmp_path / "missing"], tmp_path / "out", _plan(), workers=1)
+    inputs = tmp_path / "in"
+    write_part10(inputs / "a.dcm")
+    with pytest.raises(UsageError):
+        seal_tree([inputs], inputs, _plan(), workers=1)
+
+
+def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_part10(inputs / "a.dcm")
+    report = seal_tree([inputs], inputs / "sealed", _plan(), workers=1)
+    assert [o.source.name for o in report.outcomes] == ["a.dcm"]
+    again = seal_tree([inputs], inputs / "sealed", _plan(), workers=1, overwrite=True)
+    assert [o.source.name for o in again.outcomes] == ["a.dcm"]
+
+
+# -- KEK reuse: one derivation for the set, on either side ---------------------------------------------------
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "process-pool"])
+def test_one_pbkdf2_derivation_for_200_files(small_set: Path, tmp_path: Path, workers: int) -> None:
+    cache = cms.process_kdf_cache()
+    before = cache.derivations
+    sealed = tmp_path / "sealed"
+    report = seal_tree([small_set], sealed, _plan(), workers=workers)
+
+    assert len(report.outcomes) == SET_SIZE
+    assert not report.failed
+    assert report.workers == workers
+    assert report.pbkdf2_derivations == 1
+    assert cache.derivations - before == 1  # nothing else derived in this process either
+
+    # Within this process the key is cached already: opening the set derives nothing more.
+    opened_here = unseal_tree([sealed], tmp_path / "open-here", UnsealPlan(passwords=(PW,)), workers=1)
+    assert not opened_here.failed
+    assert opened_here.pbkdf2_derivations == 0
+
+    # A fresh process (the reader at the other end) derives exactly once for the whole set.
+    run = run_dcmseal(
+        "unseal",
+        sealed,
+        "--out",
+        tmp_path / "open",
+        "--password-env",
+        "DCMSEAL_TEST_PASSWORD",
+        "--json",
+        "--workers",
+        str(workers),
+        home=tmp_path,
+        env={"DCMSEAL_TEST_PASSWORD": PASSWORD},
+    )
+    assert run.code == 0, run.stderr
+    summary = run.json()["summary"]
+    assert summary["total"] == SET_SIZE
+    assert summary["ok"] == SET_SIZE
+    assert summary["workers"] == workers
+    assert summary["pbkdf2_derivations"] == 1
+    opened = {name: state.sha256 for name, state in snapshot(tmp_path / "open").items()}
+    assert opened == {name: state.sha256 for name, state in snapshot(tmp_path / "open-here").items()}
+    assert opened.keys() == snapshot(small_set).keys()

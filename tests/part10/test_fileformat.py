@@ -1,0 +1,88 @@
+"""Tests of the PS3.10 §7.1 file facts: Part 10 detection, File Meta Information, preamble classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcmseal.errors import NotPart10Error
+from dcmseal.part10 import PreambleKind, classify_preamble, is_part10, read_file_meta
+from tests.part10.dicomfiles import copy_ct_small, write_part10
+
+
+@pytest.mark.parametrize(
+    ("preamble", "kind"),
+    [
+        pytest.param(bytes(128), PreambleKind.ZERO, id="zero"),
+        pytest.param(b"DICM" + bytes(124), PreambleKind.DICM_ZERO, id="dicm-zero"),
+        pytest.param(b"II*\x00" + bytes(124), PreambleKind.TIFF, id="tiff-le"),
+        pytest.param(b"MM\x00*" + bytes(124), PreambleKind.TIFF, id="tiff-be"),
+        pytest.param(b"II+\x00" + bytes(124), PreambleKind.TIFF, id="bigtiff"),
+        pytest.param(b"MZ" + bytes(126), PreambleKind.OTHER, id="pe-executable"),
+        pytest.param(bytes(127) + b"\x01", PreambleKind.OTHER, id="one-stray-byte"),
+    ],
+)
+def test_classify_preamble(preamble: bytes, kind: PreambleKind) -> None:
+    assert classify_preamble(preamble) is kind
+
+
+def test_is_part10_looks_at_offset_128_only() -> None:
+    assert is_part10(bytes(128) + b"DICM")
+    assert is_part10(b"MZ" + bytes(126) + b"DICM" + b"rest")
+    assert not is_part10(b"DICM" + bytes(128))
+    assert not is_part10(bytes(131))
+
+
+def test_read_file_meta_of_ct_small(tmp_path: Path) -> None:
+    meta = read_file_meta(copy_ct_small(tmp_path / "ct.dcm"))
+    assert meta.preamble is PreambleKind.TIFF
+    assert meta.sop_class_uid == "1.2.840.10008.5.1.4.1.1.2"
+    assert meta.sop_instance_uid == "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
+    assert meta.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"Patient list\nnothing to see here\n" * 10, id="text"),
+        pytest.param(bytes(131), id="131-zero-bytes"),
+        pytest.param(b"\x00" * 128 + b"DICX" + bytes(64), id="wrong-magic"),
+    ],
+)
+def test_not_part10_names_the_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "input.bin"
+    path.write_bytes(content)
+    with pytest.raises(NotPart10Error) as info:
+        read_file_meta(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        pytest.param(132, id="DICM-then-nothing"),
+        pytest.param(200, id="cut-before-transfer-syntax"),
+        # The File Meta group of CT_small is 192 bytes long (0002,0000) and ends at offset 336; a file cut
+        # inside it is a truncated DICOM file, whatever pydicom manages to read from it.
+        pytest.param(270, id="cut-inside-transfer-syntax-uid"),
+        pytest.param(300, id="cut-inside-implementation-uid"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_file_cut_inside_the_file_meta_is_refused(tmp_path: Path, keep: int) -> None:
+    whole = copy_ct_small(tmp_path / "whole.dcm").read_bytes()
+    path = tmp_path / "truncated.dcm"
+    path.write_bytes(whole[:keep])
+    with pytest.raises(NotPart10Error) as info:
+        read_file_meta(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_read_file_meta_reads_a_synthetic_file(tmp_path: Path) -> None:
+    path = write_part10(tmp_path / "syn.dcm", preamble=b"MZ" + bytes(126))
+    meta = read_file_meta(path)
+    assert meta.preamble is PreambleKind.OTHER
+    assert meta.transfer_syntax_uid == "1.2.840.10008.1.2.1"
