@@ -215,7 +215,16 @@ def machine() -> dict[str, Any]:
         info["git"] = head.stdout.strip() + ("+dirty-src" if dirty.stdout.strip() else "")
     except OSError:
         pass
+    info["src_sha256"] = src_fingerprint()
     return info
+
+
+def src_fingerprint() -> str:
+    """SHA-256 (first 12 hex) of every source file of the package: shows whether src changed during a run."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "src" / "dcmseal").rglob("*.py")):
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _throughput(step: Callable[[memoryview], object], total: int, chunk: memoryview, repeats: int) -> float:
@@ -564,7 +573,13 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpu_model']}, {m['cpus']} CPUs, {m.get('mem_gib', '?')} GiB; {m['openssl_cli']}; "
         f"cryptography {m['cryptography']} ({m['cryptography_openssl']}); Python {m['python']}; "
-        f"dcmseal {m.get('git', '?')}. {result['date']}.",
+        f"dcmseal {m.get('git', '?')} (src {m.get('src_sha256', '?')}"
+        + (
+            ""
+            if result.get("src_sha256_at_end", m.get("src_sha256")) == m.get("src_sha256")
+            else ", changed during the run"
+        )
+        + f"). {result['date']}.",
         "",
         "| primitive (cryptography, 1 MiB chunks, one core) | MB/s |",
         "|---|---:|",
@@ -625,7 +640,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {v['target']} | {v['value']:g}{unit} | {needed} | {'met' if v['met'] else '**missed**'} |"
         )
     own = big["seal"]["dcmseal"]["own_mb_per_s"] / prim["digest_plus_cbc_encrypt_mbs"]
-    quiet = all(r[t]["all_runs_quiet"] for r in (big, many) for op in ("seal", "unseal") for t in r[op])
+    quiet = all(r[op][t]["all_runs_quiet"] for r in (big, many) for op in ("seal", "unseal") for t in r[op])
     lines += [
         "",
         f"(a) seal by dcmseal's own `elapsed_s` (no interpreter start): {own:.2f}x the digest + CBC limit. "
@@ -649,6 +664,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 MiB and 200 files")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument(
+        "--render", type=Path, default=None, help="only print the table of a results JSON file"
+    )
+    parser.add_argument(
         "--idle-wait",
         type=float,
         default=60.0,
@@ -657,6 +675,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.size_mib, args.files = 64, 200
+    if args.render is not None:
+        print(markdown(json.loads(args.render.read_text())))
+        return 0
     QUIET.max_wait_s = args.idle_wait
     if shutil.which("openssl") is None:
         raise SystemExit("openssl is not on PATH (make system-deps)")
@@ -691,6 +712,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             work, args.files, args.file_kib, args.runs, args.loop_runs, password, password_file
         )
         result["verdicts"] = verdicts(result)
+        result["src_sha256_at_end"] = src_fingerprint()
+        if result["src_sha256_at_end"] != result["machine"]["src_sha256"]:
+            print("warning: src/dcmseal changed during the run", file=sys.stderr)
         result["total_s"] = round(time.perf_counter() - started, 1)
     finally:
         if not args.keep:

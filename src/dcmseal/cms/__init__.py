@@ -25,6 +25,7 @@ from dcmseal.cms.envelope import (
     encrypt,
     inspect,
     is_enveloped_data,
+    readdress,
 )
 from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
@@ -68,6 +69,7 @@ __all__ = [
     "inspect",
     "is_enveloped_data",
     "process_kdf_cache",
+    "readdress",
     "unwrap_key",
     "wrap_key",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "encrypt",
     "inspect",
     "is_enveloped_data",
+    "readdress",
 ]
 
 CHUNK_SIZE_BYTES = 1024 * 1024
@@ -530,3 +531,108 @@ def decrypt(
         header, encrypted_size=plaintext.ciphertext_size, envelope_size=envelope_size, unprotected=unprotected
     )
     return DecryptResult(envelope=info, inner=inner, recipient_index=index)
+
+
+class SeekableSource(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+def readdress(
+    source: SeekableSource,
+    sink: Writable,
+    credentials: Sequence[Credential],
+    recipients: Sequence[Recipient],
+    *,
+    kdf_cache: Pbkdf2Cache,
+    max_iterations: int,
+    size: int | None = None,
+    keep_existing: bool = False,
+    max_header_bytes: int = 16 * 1024 * 1024,
+    rng: Callable[[int], bytes] = os.urandom,
+    chunk_size: int = CHUNK_SIZE_BYTES,
+) -> EnvelopeInfo:
+    """Write the same envelope for other recipients: the encrypted content is copied, never decrypted.
+
+    Any credential that opens the envelope recovers the content-encryption key, which is then wrapped
+    for ``recipients`` (and, with ``keep_existing``, the old RecipientInfos are kept too). The content
+    ciphertext, its IV and the inner digest or signature are reused byte for byte, so a re-addressed
+    file verifies exactly as the original did. The output is DER; unprotectedAttrs are not carried over.
+
+    Raises
+    ------
+    DecryptionError
+        No credential opens the envelope.
+    """
+    if not recipients and not keep_existing:
+        raise ValueError("readdress needs at least one new recipient, or keep_existing")
+    reader = DerReader(source, size=size)
+    header = _read_header(reader, max_header_bytes=max_header_bytes)
+    cek, _ = open_recipient_infos(
+        list(header.recipient_infos),
+        credentials,
+        header.cipher,
+        kdf_cache=kdf_cache,
+        max_iterations=max_iterations,
+    )
+    content_start = header.content.offset
+    # First pass: the encrypted content's length (BER may split it into segments of unknown total).
+    encrypted_len = sum(
+        len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size)
+    )
+    _finish(reader, header)
+
+    infos = [build_recipient_info(r, cek, header.cipher, kdf_cache=kdf_cache, rng=rng) for r in recipients]
+    if keep_existing:
+        infos = [*header.recipient_infos, *infos]
+    version = _envelope_version(infos)
+    recipient_set = cms.RecipientInfos(infos).dump(force=True)
+    written_infos = cms.RecipientInfos.load(recipient_set)
+    version_der = core.Integer(int(version[1:])).dump()
+    cipher_alg = algos.EncryptionAlgorithm(
+        {"algorithm": header.cipher.asn1_name, "parameters": header.iv}
+    ).dump()
+    content_type_der = core.ObjectIdentifier(header.content_type).dump()
+    encrypted_header = encode_header(TAG_CONTEXT_0_PRIMITIVE, encrypted_len)
+    eci_len = len(content_type_der) + len(cipher_alg) + len(encrypted_header) + encrypted_len
+    eci_header = encode_header(TAG_SEQUENCE, eci_len)
+    ed_len = len(version_der) + len(recipient_set) + len(eci_header) + eci_len
+    ed_header = encode_header(TAG_SEQUENCE, ed_len)
+    explicit = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(ed_header) + ed_len)
+    oid = core.ObjectIdentifier(OID_ENVELOPED_DATA).dump()
+    head = b"".join(
+        [
+            encode_header(TAG_SEQUENCE, len(oid) + len(explicit) + len(ed_header) + ed_len),
+            oid,
+            explicit,
+            ed_header,
+            version_der,
+            recipient_set,
+            eci_header,
+            content_type_der,
+            cipher_alg,
+            encrypted_header,
+        ]
+    )
+    sink.write(head)
+    # Second pass: copy the ciphertext as it is.
+    source.seek(content_start)
+    copier = DerReader(source, size=size)
+    copier.offset = content_start
+    content = copier.read_header("encryptedContent")
+    copied = 0
+    for chunk in copier.iter_octets(content, "encryptedContent", chunk_size=chunk_size):
+        sink.write(chunk)
+        copied += len(chunk)
+    if copied != encrypted_len:
+        raise MalformedEnvelopeError("the encrypted content changed while it was being copied")
+    return EnvelopeInfo(
+        version=int(version[1:]),
+        content_cipher=header.cipher,
+        content_type=_CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
+        recipients=tuple(describe_recipient_info(ri) for ri in written_infos),
+        encrypted_size=encrypted_len,
+        envelope_size=len(head) + encrypted_len,
+        ber=False,
+    )

@@ -1,0 +1,1 @@
+"""DICOM audit messages (PS3.15 A.5) and the sinks they are written to."""
