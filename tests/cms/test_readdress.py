@@ -71,7 +71,7 @@ def test_password_envelope_readdressed_to_a_certificate(
 
 def test_keep_existing_adds_a_password_and_openssl_agrees(openssl_bin: str, tmp_path: Path) -> None:
     original = read_vector("ossl-ktri-pwri-aes256.p7m")
-    cert, credential = _identity(
+    _cert, credential = _identity(
         vector_path("testonly-rsa2048-cert.pem"), vector_path("testonly-rsa2048-key.pem")
     )
     out = io.BytesIO()
