@@ -16,6 +16,8 @@ __all__ = [
     "DEFAULT_PBKDF2_ITERATIONS",
     "DEFAULT_SALT_BYTES",
     "Settings",
+    "default_audit_log",
+    "default_escrow_directory",
     "load_settings",
 ]
 
@@ -43,6 +45,11 @@ class Settings:
     max_pbkdf2_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     workers: int = 0  # 0 = one process per core
+    registry: str = ""  # SQLAlchemy URL; "" = SQLite in the user data directory
+    escrow_certificate: str = ""  # "" = escrow-cert.pem in the user data directory, if it exists
+    audit_log: str = ""  # "" = audit.log in the user data directory
+    syslog: str = ""  # udp://host:port or tcp://host:port; "" = none
+    sender: str = ""  # contact printed in README.TXT and the cover letter
 
     def __post_init__(self) -> None:
         if self.pbkdf2_iterations < 1:
@@ -51,6 +58,22 @@ class Settings:
             raise UsageError(f"salt_bytes must be at least 8 (RFC 8018), not {self.salt_bytes}")
         if self.max_pbkdf2_iterations < 1:
             raise UsageError("max_pbkdf2_iterations must be at least 1")
+
+
+def _data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_path("dcmseal"))
+
+
+def default_escrow_directory() -> Path:
+    """Where ``dcmseal keys init`` puts the escrow certificate (and, unless told otherwise, the key)."""
+    return _data_dir() / "escrow"
+
+
+def default_audit_log() -> Path:
+    """The local audit log: one DICOM audit message (PS3.15 A.5) per line."""
+    return _data_dir() / "audit.log"
 
 
 _ENV_PREFIX = "DCMSEAL_"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from dcmseal.part10.batch import BatchReport, FileOutcome, SealPlan, UnsealPlan, seal_tree, unseal_tree
+from dcmseal.part10.batch import (
+    BatchReport,
+    FileOutcome,
+    SealPlan,
+    UnsealPlan,
+    seal_files,
+    seal_tree,
+    unseal_files,
+    unseal_tree,
+)
 from dcmseal.part10.fileformat import (
     FileMeta,
     PreambleKind,
@@ -38,7 +47,9 @@ __all__ = [
     "read_file_meta",
     "read_patient_context",
     "seal_file",
+    "seal_files",
     "seal_tree",
     "unseal_file",
+    "unseal_files",
     "unseal_tree",
 ]

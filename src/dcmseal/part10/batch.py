@@ -29,7 +29,9 @@ __all__ = [
     "FileOutcome",
     "SealPlan",
     "UnsealPlan",
+    "seal_files",
     "seal_tree",
+    "unseal_files",
     "unseal_tree",
 ]
 
@@ -436,6 +438,48 @@ def unseal_tree(
         "unseal",
         jobs,
         refused,
+        seal_plan=None,
+        unseal_plan=plan,
+        workers=workers,
+        overwrite=overwrite,
+        on_outcome=on_outcome,
+    )
+
+
+def seal_files(
+    pairs: Sequence[tuple[Path, Path]],
+    plan: SealPlan,
+    *,
+    workers: int = 0,
+    overwrite: bool = False,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
+) -> BatchReport:
+    """Seal each ``(source, destination)`` pair; for callers that choose the output names themselves."""
+    return _run(
+        "seal",
+        list(pairs),
+        [],
+        seal_plan=plan,
+        unseal_plan=None,
+        workers=workers,
+        overwrite=overwrite,
+        on_outcome=on_outcome,
+    )
+
+
+def unseal_files(
+    pairs: Sequence[tuple[Path, Path]],
+    plan: UnsealPlan,
+    *,
+    workers: int = 0,
+    overwrite: bool = False,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
+) -> BatchReport:
+    """Unseal each ``(source, destination)`` pair; each key is derived at most once for the run."""
+    return _run(
+        "unseal",
+        list(pairs),
+        [],
         seal_plan=None,
         unseal_plan=plan,
         workers=workers,

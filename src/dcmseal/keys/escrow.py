@@ -1,0 +1,312 @@
+"""The organisation's escrow identity: create it, seal a medium password to it, recover with it."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from dcmseal import cms
+from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DecryptionError, InputError, MalformedEnvelopeError, UsageError, WeakPasswordError
+from dcmseal.fsutil import atomic_write
+
+__all__ = [
+    "ESCROW_CERTIFICATE_NAME",
+    "ESCROW_KEY_NAME",
+    "MIN_ESCROW_KEY_BITS",
+    "MIN_ESCROW_PASSPHRASE_CHARS",
+    "EscrowIdentity",
+    "certificate_fingerprint",
+    "create_escrow_identity",
+    "load_escrow_certificate",
+    "open_escrowed_password",
+    "seal_password_for_escrow",
+    "unlock_escrow_key",
+]
+
+logger = logging.getLogger(__name__)
+
+#: NIST SP 800-57 Part 1 Rev. 5 Table 2: RSA-3072 gives 128-bit security, good beyond 2030; the escrow
+#: key must outlive every medium sealed to it, so nothing smaller.
+MIN_ESCROW_KEY_BITS = 3072
+#: The escrow key file is protected by this passphrase alone once copied; 12 characters is the floor.
+MIN_ESCROW_PASSPHRASE_CHARS = 12
+ESCROW_CERTIFICATE_NAME = "escrow-cert.pem"
+ESCROW_KEY_NAME = "escrow-key.pem"
+
+#: X.509 ub-common-name is 64 characters; the CN is "<org> dcmseal escrow".
+_CN_SUFFIX = " dcmseal escrow"
+_MAX_ORG_CHARS = 64 - len(_CN_SUFFIX)
+_UNLOCK_FAILED_MESSAGE = "wrong passphrase for the escrow key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EscrowIdentity:
+    """Where an escrow identity was written and how to recognise its certificate."""
+
+    certificate_path: Path
+    key_path: Path
+    fingerprint: str  # SHA-256 of the certificate DER, lowercase hex
+    subject: str  # RFC 4514
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "certificate_path": str(self.certificate_path),
+            "key_path": str(self.key_path),
+            "fingerprint": self.fingerprint,
+            "subject": self.subject,
+        }
+
+
+def certificate_fingerprint(certificate: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER encoding, lowercase hex (how the registry names certificates)."""
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def _add_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February into a common year
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def create_escrow_identity(
+    org: str,
+    directory: Path,
+    *,
+    passphrase: bytes,
+    key_size: int = MIN_ESCROW_KEY_BITS,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    valid_years: int = 30,
+) -> EscrowIdentity:
+    """Create the organisation's escrow key pair and self-signed certificate in ``directory``.
+
+    Writes ``escrow-key.pem`` (encrypted PKCS#8, RFC 5958, mode 0600) and ``escrow-cert.pem``, each
+    atomically; neither file is overwritten. The certificate is an end-entity certificate for RSA key
+    transport (RFC 5652 §6.2.1): keyEncipherment and digitalSignature, CA false.
+
+    Parameters
+    ----------
+    org
+        The organisation name: the certificate's O, and its CN as "<org> dcmseal escrow".
+    directory
+        Where the two files go (created if missing).
+    passphrase
+        Protects the private key; at least 12 characters.
+    key_size
+        RSA modulus size in bits, at least 3072.
+
+    Returns
+    -------
+    EscrowIdentity
+
+    Raises
+    ------
+    ValueError
+        ``key_size`` below 3072 or ``valid_years`` below 1.
+    UsageError
+        ``org`` is empty or too long for a certificate name.
+    WeakPasswordError
+        The passphrase is shorter than 12 characters.
+    InputError
+        One of the files exists already.
+    """
+    if key_size < MIN_ESCROW_KEY_BITS:
+        raise ValueError(f"escrow keys are RSA-{MIN_ESCROW_KEY_BITS} or larger, not {key_size} bits")
+    if valid_years < 1:
+        raise ValueError("valid_years must be at least 1")
+    org = org.strip()
+    if not org:
+        raise UsageError("the organisation name must not be empty")
+    if len(org) > _MAX_ORG_CHARS:
+        raise UsageError(f"the organisation name must be at most {_MAX_ORG_CHARS} characters")
+    if len(passphrase.decode("utf-8", errors="replace")) < MIN_ESCROW_PASSPHRASE_CHARS:
+        raise WeakPasswordError(
+            f"the escrow key passphrase must be at least {MIN_ESCROW_PASSPHRASE_CHARS} characters"
+        )
+    directory = Path(directory)
+    cert_path = directory / ESCROW_CERTIFICATE_NAME
+    key_path = directory / ESCROW_KEY_NAME
+    for existing in (key_path, cert_path):
+        if existing.exists():
+            raise InputError("exists already; an escrow identity is never overwritten", path=existing)
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, org + _CN_SUFFIX),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+        ]
+    )
+    not_before = now().astimezone(UTC).replace(microsecond=0) - timedelta(minutes=5)  # clock skew
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(_add_years(not_before, valid_years))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    try:
+        with atomic_write(key_path, mode=0o600) as out:
+            out.write(key_pem)
+    except FileExistsError:
+        raise InputError("exists already; an escrow identity is never overwritten", path=key_path) from None
+    try:
+        with atomic_write(cert_path, mode=0o644) as out:
+            out.write(certificate.public_bytes(serialization.Encoding.PEM))
+    except BaseException:
+        key_path.unlink(missing_ok=True)  # a key without its certificate is of no use to anyone
+        if cert_path.exists():
+            raise InputError(
+                "exists already; an escrow identity is never overwritten", path=cert_path
+            ) from None
+        raise
+    identity = EscrowIdentity(
+        certificate_path=cert_path,
+        key_path=key_path,
+        fingerprint=certificate_fingerprint(certificate),
+        subject=certificate.subject.rfc4514_string(),
+    )
+    logger.info("escrow identity %s written to %s", identity.fingerprint, directory)
+    return identity
+
+
+def load_escrow_certificate(path: Path) -> x509.Certificate:
+    """Read an RSA certificate (PEM or DER) from ``path``.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is not a certificate, or does not hold an RSA key.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the certificate: {exc.strerror}", path=path) from None
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            certificate = x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise InputError("not a PEM or DER X.509 certificate", path=path) from None
+    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+        raise InputError("not an RSA certificate (PS3.15 D.1 key transport is RSA)", path=path)
+    return certificate
+
+
+def unlock_escrow_key(path: Path, passphrase: bytes) -> rsa.RSAPrivateKey:
+    """Decrypt the escrow private key (encrypted PKCS#8 PEM) at ``path`` with ``passphrase``.
+
+    Raises
+    ------
+    DecryptionError
+        Wrong passphrase ("wrong passphrase for the escrow key").
+    InputError
+        The file cannot be read, holds no encrypted private key, or the key is not RSA.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the escrow key: {exc.strerror}", path=path) from None
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
+        raise InputError(
+            "not an encrypted PKCS#8 PEM private key (the escrow key is always stored encrypted)", path=path
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except (ValueError, TypeError):
+        # cryptography cannot tell a wrong passphrase from a damaged file once the PEM is encrypted.
+        raise DecryptionError(_UNLOCK_FAILED_MESSAGE, path=path) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise InputError("not an RSA private key", path=path)
+    return key
+
+
+def seal_password_for_escrow(password: bytes, certificate: x509.Certificate) -> bytes:
+    """Seal a medium password to the escrow certificate.
+
+    Returns the DER of a ContentInfo(EnvelopedData) (RFC 5652 §6) with one KeyTransRecipientInfo
+    (RSA PKCS#1 v1.5, issuerAndSerialNumber) for ``certificate``, AES-256-CBC, and a DigestedData
+    (SHA-256, RFC 5652 §7) holding the password: what a burn station stores and only the escrow key
+    holder can open (``openssl cms -decrypt -recip cert -inkey key`` does too).
+
+    Raises
+    ------
+    ValueError
+        Empty password, or a certificate that is not RSA.
+    """
+    if not password:
+        raise ValueError("there is no password to seal")
+    spec = cms.EnvelopeSpec(
+        recipients=(cms.CertificateRecipient(certificate=certificate),),
+        content_cipher=cms.ContentCipher.AES256_CBC,
+    )
+    sink = io.BytesIO()
+    cms.encrypt(io.BytesIO(password), sink, spec, payload_size=len(password), kdf_cache=cms.Pbkdf2Cache())
+    return sink.getvalue()
+
+
+def open_escrowed_password(
+    blob: bytes, private_key: rsa.RSAPrivateKey, certificate: x509.Certificate
+) -> bytes:
+    """Open a blob made by :func:`seal_password_for_escrow` and return the password.
+
+    Raises
+    ------
+    DecryptionError
+        The blob is not addressed to this key.
+    MalformedEnvelopeError
+        The blob is not an envelope, or holds no DigestedData.
+    IntegrityError
+        The digest does not match.
+    """
+    sink = io.BytesIO()
+    result = cms.decrypt(
+        io.BytesIO(blob),
+        sink,
+        [cms.PrivateKeyCredential(private_key=private_key, certificate=certificate)],
+        kdf_cache=cms.Pbkdf2Cache(),
+        max_iterations=DEFAULT_MAX_PBKDF2_ITERATIONS,
+        size=len(blob),
+    )
+    if result.inner.kind != cms.ContentKind.DIGESTED:
+        raise MalformedEnvelopeError(
+            f"the escrowed password is in {result.inner.kind}, not the DigestedData dcmseal writes"
+        )
+    return sink.getvalue()

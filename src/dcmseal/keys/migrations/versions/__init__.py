@@ -1,0 +1,1 @@
+"""Alembic revisions of the key registry, oldest first by ``down_revision``."""

@@ -1,0 +1,912 @@
+"""The registry of burned media, partner certificates and recoveries (SQLAlchemy; SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import platformdirs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, func, make_url, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from dcmseal.errors import InputError, PeerError, UsageError
+from dcmseal.keys.escrow import certificate_fingerprint, open_escrowed_password
+from dcmseal.keys.models import (
+    Medium,
+    MediumRecipient,
+    MediumStudy,
+    PartnerCertificate,
+    Recovery,
+    RegistryMeta,
+)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "CONNECT_TIMEOUT_S",
+    "MEDIUM_ID_PREFIX",
+    "MediumDetails",
+    "MediumRecord",
+    "MediumSummary",
+    "PartnerSummary",
+    "RecipientRecord",
+    "RecoveryRecord",
+    "Registry",
+    "StudyRecord",
+    "StudySummary",
+    "alembic_config",
+    "default_registry_path",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How long a SQLite writer waits for another burn station's transaction (they last milliseconds).
+BUSY_TIMEOUT_S = 30
+#: How long to wait for a PostgreSQL server before calling it unreachable.
+CONNECT_TIMEOUT_S = 10
+MEDIUM_ID_PREFIX = "DCMS-"
+#: Crockford's base32 (no I, L, O, U): read aloud and typed from a README without confusion.
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CROCKFORD_READ = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_MEDIUM_ID_CHARS = 12  # 60 random bits: a collision among a million media has odds of about 4e-7
+_MEDIUM_ID_RE = re.compile(r"DCMS-[0-9A-HJKMNP-TV-Z]{12}")
+_PARTNER_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
+_RECIPIENT_KINDS = ("password", "certificate")
+_PATIENT_ID_HMAC_KEY = "patient_id_hmac_key"  # written by revision 0001
+#: pg_advisory_xact_lock key that serialises schema upgrades from several stations ("dcmseal").
+_MIGRATION_LOCK_KEY = 0x64636D7365616C
+_SQLITE_BEGIN_OPTION = "dcmseal_sqlite_begin"
+_WAL_RETRY_S = 0.02
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | date | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def default_registry_path() -> Path:
+    """The SQLite registry used when no URL is given: ``<user data dir>/dcmseal/registry.sqlite3``."""
+    return platformdirs.user_data_path("dcmseal") / "registry.sqlite3"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config for the registry's migrations (shipped in ``dcmseal.keys.migrations``).
+
+    ``url`` is only for working on migrations by hand; :meth:`Registry.open` hands Alembic its own
+    connection instead.
+    """
+    from alembic.config import Config  # Alembic costs a second to import; only opening needs it
+
+    config = Config()
+    config.set_main_option("script_location", "dcmseal.keys:migrations")
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation
+    return config
+
+
+# -- what a burn station records --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientRecord:
+    """One recipient of a medium: the password, or a certificate named by its SHA-256 fingerprint."""
+
+    kind: str  # "password" or "certificate"
+    fingerprint: str | None = None
+    subject: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _RECIPIENT_KINDS:
+            raise ValueError(f"recipient kind must be one of {_RECIPIENT_KINDS}, not {self.kind!r}")
+        if self.kind == "certificate" and (
+            self.fingerprint is None or not _FINGERPRINT_RE.fullmatch(self.fingerprint)
+        ):
+            raise ValueError(
+                "a certificate recipient needs its SHA-256 fingerprint (64 lowercase hex digits)"
+            )
+        if self.kind == "password" and (self.fingerprint is not None or self.subject is not None):
+            raise ValueError("a password recipient has no fingerprint or subject")
+
+    @classmethod
+    def for_password(cls) -> RecipientRecord:
+        return cls(kind="password")
+
+    @classmethod
+    def for_certificate(cls, certificate: x509.Certificate) -> RecipientRecord:
+        return cls(
+            kind="certificate",
+            fingerprint=certificate_fingerprint(certificate),
+            subject=certificate.subject.rfc4514_string(),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "fingerprint": self.fingerprint, "subject": self.subject}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyRecord:
+    """A study on a medium as a burn station knows it; the registry keeps the patient ID only as an HMAC."""
+
+    study_instance_uid: str
+    patient_id: str = field(repr=False)
+    study_date: date | None = None
+    modalities: tuple[str, ...] = ()
+    instance_count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.study_instance_uid:
+            raise ValueError("a study needs its Study Instance UID")
+        if any(not m or "\\" in m for m in self.modalities):
+            raise ValueError("modalities are non-empty DICOM CS values without backslashes")
+        if self.instance_count < 0:
+            raise ValueError("instance_count must not be negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediumRecord:
+    """Everything the registry keeps about one burned medium (the input of :meth:`Registry.record_medium`)."""
+
+    medium_id: str
+    file_set_uid: str
+    created_at: datetime
+    operator: str
+    profile: str
+    format: str
+    file_count: int
+    total_bytes: int
+    station: str | None = None  # None: this host's name
+    label: str | None = None
+    recipients: tuple[RecipientRecord, ...] = ()
+    studies: tuple[StudyRecord, ...] = ()
+    #: ContentInfo(EnvelopedData) DER from :func:`~dcmseal.keys.escrow.seal_password_for_escrow`.
+    escrowed_password: bytes | None = field(default=None, repr=False)
+    escrow_fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _MEDIUM_ID_RE.fullmatch(self.medium_id):
+            raise ValueError(f"{self.medium_id!r} is not a medium ID (Registry.new_medium_id makes them)")
+        if self.created_at.tzinfo is None:
+            raise ValueError("created_at must be timezone-aware")
+        if self.file_count < 0 or self.total_bytes < 0:
+            raise ValueError("file_count and total_bytes must not be negative")
+        if (self.escrowed_password is None) != (self.escrow_fingerprint is None):
+            raise ValueError("escrowed_password and escrow_fingerprint go together")
+        if self.escrow_fingerprint is not None and not _FINGERPRINT_RE.fullmatch(self.escrow_fingerprint):
+            raise ValueError("escrow_fingerprint is a SHA-256 fingerprint (64 lowercase hex digits)")
+
+
+# -- what the registry answers ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudySummary:
+    """A study on a medium as the registry keeps it."""
+
+    study_instance_uid: str
+    patient_id_hash: str  # HMAC-SHA256 with the registry's key, hex
+    study_date: date | None
+    modalities: tuple[str, ...]
+    instance_count: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "study_instance_uid": self.study_instance_uid,
+            "patient_id_hash": self.patient_id_hash,
+            "study_date": _iso(self.study_date),
+            "modalities": list(self.modalities),
+            "instance_count": self.instance_count,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediumSummary:
+    """One line of ``keys list``."""
+
+    medium_id: str
+    created_at: datetime
+    operator: str
+    station: str
+    profile: str
+    format: str
+    label: str | None
+    file_count: int
+    total_bytes: int
+    has_escrowed_password: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "medium_id": self.medium_id,
+            "created_at": _iso(self.created_at),
+            "operator": self.operator,
+            "station": self.station,
+            "profile": self.profile,
+            "format": self.format,
+            "label": self.label,
+            "file_count": self.file_count,
+            "total_bytes": self.total_bytes,
+            "has_escrowed_password": self.has_escrowed_password,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediumDetails:
+    """Everything ``keys show`` says about a medium (never the escrowed password itself)."""
+
+    medium_id: str
+    file_set_uid: str
+    created_at: datetime
+    operator: str
+    station: str
+    profile: str
+    format: str
+    label: str | None
+    file_count: int
+    total_bytes: int
+    has_escrowed_password: bool
+    escrow_fingerprint: str | None
+    recipients: tuple[RecipientRecord, ...]
+    studies: tuple[StudySummary, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "medium_id": self.medium_id,
+            "file_set_uid": self.file_set_uid,
+            "created_at": _iso(self.created_at),
+            "operator": self.operator,
+            "station": self.station,
+            "profile": self.profile,
+            "format": self.format,
+            "label": self.label,
+            "file_count": self.file_count,
+            "total_bytes": self.total_bytes,
+            "has_escrowed_password": self.has_escrowed_password,
+            "escrow_fingerprint": self.escrow_fingerprint,
+            "recipients": [r.to_json() for r in self.recipients],
+            "studies": [s.to_json() for s in self.studies],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryRecord:
+    """A recorded password recovery: who, when, from where, why."""
+
+    id: int
+    medium_id: str
+    recovered_at: datetime
+    operator: str
+    station: str
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "medium_id": self.medium_id,
+            "recovered_at": _iso(self.recovered_at),
+            "operator": self.operator,
+            "station": self.station,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartnerSummary:
+    """An address-book entry (the certificate itself comes from :meth:`Registry.get_partner`)."""
+
+    name: str
+    fingerprint: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    added_at: datetime
+
+    def is_valid_at(self, moment: datetime) -> bool:
+        """Whether ``moment`` lies in the certificate's validity period (RFC 5280 §4.1.2.5, inclusive)."""
+        return self.not_before <= moment <= self.not_after
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "subject": self.subject,
+            "not_before": _iso(self.not_before),
+            "not_after": _iso(self.not_after),
+            "added_at": _iso(self.added_at),
+        }
+
+
+def _summary(row: Medium) -> MediumSummary:
+    return MediumSummary(
+        medium_id=row.id,
+        created_at=row.created_at,
+        operator=row.operator,
+        station=row.station,
+        profile=row.profile,
+        format=row.format,
+        label=row.label,
+        file_count=row.file_count,
+        total_bytes=row.total_bytes,
+        has_escrowed_password=row.escrowed_password is not None,
+    )
+
+
+def _recovery(row: Recovery) -> RecoveryRecord:
+    return RecoveryRecord(
+        id=row.id,
+        medium_id=row.medium_id,
+        recovered_at=row.recovered_at,
+        operator=row.operator,
+        station=row.station,
+        reason=row.reason,
+    )
+
+
+def _partner(row: PartnerCertificate) -> PartnerSummary:
+    return PartnerSummary(
+        name=row.name,
+        fingerprint=row.fingerprint,
+        subject=row.subject,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        added_at=row.added_at,
+    )
+
+
+def _normalize_medium_id(medium_id: str) -> str:
+    """Accept what a person types: any case, and O/I/L for 0/1 (Crockford's decoding rules)."""
+    text_id = medium_id.strip().upper()
+    if text_id.startswith(MEDIUM_ID_PREFIX):
+        return MEDIUM_ID_PREFIX + text_id[len(MEDIUM_ID_PREFIX) :].translate(_CROCKFORD_READ)
+    return text_id
+
+
+def _check_partner_name(name: str) -> str:
+    if not _PARTNER_NAME_RE.fullmatch(name):
+        raise UsageError(f"partner name {name!r}: use 1 to 64 letters, digits, dots, underscores or hyphens")
+    return name
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch to write-ahead logging: readers never block the writer, nor it them.
+
+    Two connections switching a new file at once can get SQLITE_BUSY at once: SQLite skips the busy
+    handler where waiting could deadlock (both hold SHARED, both want EXCLUSIVE). So retry, within
+    the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    """WAL, a busy timeout, foreign keys, and transactions SQLAlchemy controls (BEGIN IMMEDIATE to write)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN handling is off; see _on_begin
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+            _enable_wal(cursor)
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A writer takes the write lock first thing, so it waits (busy_timeout) instead of failing
+        # when a read lock cannot be upgraded (SQLITE_BUSY_SNAPSHOT under WAL).
+        statement = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, "BEGIN")
+        connection.exec_driver_sql(str(statement))
+
+
+class Registry:
+    """The key registry: media burned, their escrowed passwords, recoveries, partner certificates.
+
+    Open with :meth:`Registry.open`; use as a context manager or call :meth:`close`. Safe to share
+    between threads; several processes and stations may use one database at once. Every method runs
+    in its own transaction and returns plain frozen dataclasses.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        display_url: str,
+        password: str | None,
+        rng: Callable[[int], bytes],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._engine = engine
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite writers BEGIN IMMEDIATE; the option engine shares the pool and the hooks.
+        self._write_engine = (
+            engine.execution_options(**{_SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            if self._is_sqlite
+            else engine
+        )
+        self._display_url = display_url
+        self._password = password
+        self._rng = rng
+        self._now = now
+        self._patient_key = b""
+
+    # -- opening and closing ------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        rng: Callable[[int], bytes] = os.urandom,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> Registry:
+        """Open the registry at ``url``, creating or upgrading its schema (Alembic, to head).
+
+        Parameters
+        ----------
+        url
+            A SQLAlchemy URL (``sqlite:////path/registry.sqlite3``,
+            ``postgresql+psycopg://user@host:5432/db``; plain ``postgresql://`` means psycopg 3), or
+            None for the SQLite file from :func:`default_registry_path`.
+        rng, now
+            Randomness for medium IDs and the clock for recorded times (tests inject them).
+
+        Raises
+        ------
+        UsageError
+            ``url`` is not a database URL SQLAlchemy can use.
+        PeerError
+            The database is unreachable, refuses us, or has a schema newer than this dcmseal.
+        """
+        if url is None:
+            path = default_registry_path()
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            sa_url = URL.create("sqlite", database=str(path))
+        else:
+            try:
+                sa_url = make_url(url)
+            except exc.ArgumentError:
+                # The message would repeat the URL, password included.
+                raise UsageError(
+                    "the registry URL is not a database URL "
+                    "(e.g. sqlite:////path/registry.sqlite3 or postgresql+psycopg://user@host/db)"
+                ) from None
+        if sa_url.drivername in ("postgresql", "postgres"):
+            sa_url = sa_url.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver dcmseal ships
+        display_url = sa_url.render_as_string(hide_password=True)
+        options: dict[str, object] = {}
+        if sa_url.get_backend_name() == "sqlite":
+            database = sa_url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                _create_private_file(Path(database), display_url)
+        elif sa_url.get_backend_name() == "postgresql":
+            options["pool_pre_ping"] = True
+            if "connect_timeout" not in sa_url.query:
+                options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        try:
+            engine = create_engine(sa_url, **options)
+        except ImportError as error:
+            raise UsageError(
+                f"registry {display_url}: the database driver {error.name} is not installed"
+            ) from None
+        except (exc.ArgumentError, exc.NoSuchModuleError):
+            raise UsageError(
+                f"registry {display_url}: SQLAlchemy does not know databases of kind {sa_url.drivername}"
+            ) from None
+        if engine.dialect.name == "sqlite":
+            _install_sqlite_hooks(engine)
+        registry = cls(engine, display_url=display_url, password=sa_url.password, rng=rng, now=now)
+        try:
+            registry._upgrade_schema()
+            registry._load_patient_key()
+        except BaseException:
+            engine.dispose()
+            raise
+        logger.info("registry %s open", display_url)
+        return registry
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked."""
+        return self._display_url
+
+    def close(self) -> None:
+        """Close every pooled connection; the registry cannot be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self._display_url!r})"
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _peer_error(self, error: exc.DBAPIError) -> PeerError:
+        reason = " ".join(str(error.orig if error.orig is not None else error).split())
+        if self._password:
+            reason = reason.replace(self._password, "***")
+        logger.debug("registry %s: %s", self._display_url, type(error.orig).__name__)
+        return PeerError(f"registry {self._display_url}: {reason}")
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
+        """One transaction, committed when the block ends cleanly; driver errors become PeerError.
+
+        IntegrityError is left to the caller, which knows what the constraint means.
+        """
+        engine = self._write_engine if write else self._engine
+        try:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except exc.IntegrityError:
+            raise
+        except exc.DBAPIError as error:
+            raise self._peer_error(error) from None
+
+    def _upgrade_schema(self) -> None:
+        from alembic import command
+        from alembic.util import CommandError
+
+        config = alembic_config()
+        try:
+            with self._write_engine.connect() as connection, connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # Stations opening a fresh database at once: one migrates, the others wait and find head.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except exc.DBAPIError as error:
+            raise self._peer_error(error) from None
+        except CommandError as error:
+            raise PeerError(
+                f"registry {self._display_url}: its schema is not one this dcmseal knows ({error}); "
+                "upgrade dcmseal"
+            ) from None
+
+    def _load_patient_key(self) -> None:
+        with self._transaction(write=False) as session:
+            row = session.get(RegistryMeta, _PATIENT_ID_HMAC_KEY)
+            if row is None:
+                raise PeerError(
+                    f"registry {self._display_url}: the patient ID key is missing (damaged registry)"
+                )
+            self._patient_key = bytes(row.value)
+
+    # -- media --------------------------------------------------------------------------------------
+    def new_medium_id(self) -> str:
+        """A fresh medium ID: ``DCMS-`` and 12 Crockford base32 characters of 60 random bits.
+
+        Random, not sequential, so burn stations never coordinate; :meth:`record_medium` refuses the
+        (astronomically unlikely) duplicate.
+        """
+        value = int.from_bytes(self._rng(8), "big") >> 4
+        chars = [_CROCKFORD[(value >> (5 * i)) & 0x1F] for i in reversed(range(_MEDIUM_ID_CHARS))]
+        return MEDIUM_ID_PREFIX + "".join(chars)
+
+    def patient_id_hash(self, patient_id: str) -> str:
+        """HMAC-SHA256 of a Patient ID (LO, padding spaces stripped) with this registry's key, hex.
+
+        The registry never stores a Patient ID; this finds media by one without revealing it.
+        """
+        return hmac.new(self._patient_key, patient_id.strip(" ").encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def record_medium(self, record: MediumRecord) -> None:
+        """Insert a medium with its recipients and studies, in one transaction.
+
+        Raises
+        ------
+        InputError
+            A medium with this ID is already recorded.
+        PeerError
+            The database is unreachable or refuses.
+        """
+        row = Medium(
+            id=record.medium_id,
+            file_set_uid=record.file_set_uid,
+            created_at=record.created_at,
+            operator=record.operator,
+            station=record.station or socket.gethostname(),
+            profile=record.profile,
+            format=record.format,
+            label=record.label,
+            file_count=record.file_count,
+            total_bytes=record.total_bytes,
+            escrowed_password=record.escrowed_password,
+            escrow_fingerprint=record.escrow_fingerprint,
+            recipients=[
+                MediumRecipient(kind=r.kind, fingerprint=r.fingerprint, subject=r.subject)
+                for r in record.recipients
+            ],
+            studies=[
+                MediumStudy(
+                    study_instance_uid=s.study_instance_uid,
+                    patient_id_hash=self.patient_id_hash(s.patient_id),
+                    study_date=s.study_date,
+                    modalities="\\".join(s.modalities),
+                    instance_count=s.instance_count,
+                )
+                for s in record.studies
+            ],
+        )
+        try:
+            with self._transaction(write=True) as session:
+                session.add(row)
+        except exc.IntegrityError:
+            raise InputError(f"medium {record.medium_id} is already in the registry") from None
+        logger.info("medium %s recorded", record.medium_id)
+
+    def list_media(
+        self,
+        *,
+        limit: int = 100,
+        patient_id: str | None = None,
+        study_instance_uid: str | None = None,
+    ) -> list[MediumSummary]:
+        """The most recent media first, optionally only those holding a patient's or a study's data."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        statement = select(Medium).order_by(Medium.created_at.desc(), Medium.id).limit(limit)
+        if patient_id is not None:
+            hashed = self.patient_id_hash(patient_id)
+            statement = statement.where(
+                Medium.id.in_(select(MediumStudy.medium_id).where(MediumStudy.patient_id_hash == hashed))
+            )
+        if study_instance_uid is not None:
+            statement = statement.where(
+                Medium.id.in_(
+                    select(MediumStudy.medium_id).where(MediumStudy.study_instance_uid == study_instance_uid)
+                )
+            )
+        with self._transaction(write=False) as session:
+            return [_summary(row) for row in session.scalars(statement)]
+
+    def get_medium(self, medium_id: str) -> MediumDetails:
+        """Everything recorded about one medium.
+
+        Raises
+        ------
+        InputError
+            No such medium.
+        """
+        medium_id = _normalize_medium_id(medium_id)
+        with self._transaction(write=False) as session:
+            row = session.get(
+                Medium, medium_id, options=[selectinload(Medium.recipients), selectinload(Medium.studies)]
+            )
+            if row is None:
+                raise InputError(f"no medium {medium_id} in the registry")
+            return MediumDetails(
+                medium_id=row.id,
+                file_set_uid=row.file_set_uid,
+                created_at=row.created_at,
+                operator=row.operator,
+                station=row.station,
+                profile=row.profile,
+                format=row.format,
+                label=row.label,
+                file_count=row.file_count,
+                total_bytes=row.total_bytes,
+                has_escrowed_password=row.escrowed_password is not None,
+                escrow_fingerprint=row.escrow_fingerprint,
+                recipients=tuple(
+                    RecipientRecord(kind=r.kind, fingerprint=r.fingerprint, subject=r.subject)
+                    for r in row.recipients
+                ),
+                studies=tuple(
+                    StudySummary(
+                        study_instance_uid=s.study_instance_uid,
+                        patient_id_hash=s.patient_id_hash,
+                        study_date=s.study_date,
+                        modalities=tuple(s.modalities.split("\\")) if s.modalities else (),
+                        instance_count=s.instance_count,
+                    )
+                    for s in row.studies
+                ),
+            )
+
+    # -- recovery -----------------------------------------------------------------------------------
+    def recover_password(
+        self,
+        medium_id: str,
+        *,
+        private_key: rsa.RSAPrivateKey,
+        certificate: x509.Certificate,
+        operator: str,
+        reason: str,
+        station: str | None = None,
+    ) -> str:
+        """Open a medium's escrowed password with the escrow key and record the recovery.
+
+        The password is opened inside the transaction that records the recovery: a recovery that
+        fails is not recorded, and a password is returned only once its recovery is committed.
+
+        Raises
+        ------
+        UsageError
+            Empty ``reason`` or ``operator``.
+        InputError
+            No such medium, no escrowed password, or ``certificate`` is not the escrow certificate
+            the medium was sealed to.
+        DecryptionError
+            ``private_key`` does not open the escrowed password.
+        PeerError
+            The database is unreachable or refuses (nothing is returned then).
+        """
+        if not reason.strip():
+            raise UsageError("a recovery needs a reason; it is recorded with the recovery")
+        if not operator.strip():
+            raise UsageError("a recovery needs the operator's name; it is recorded with the recovery")
+        medium_id = _normalize_medium_id(medium_id)
+        fingerprint = certificate_fingerprint(certificate)
+        with self._transaction(write=True) as session:
+            row = session.get(Medium, medium_id)
+            if row is None:
+                raise InputError(f"no medium {medium_id} in the registry")
+            if row.escrowed_password is None or row.escrow_fingerprint is None:
+                raise InputError(f"medium {medium_id} was burned without an escrowed password")
+            if not hmac.compare_digest(row.escrow_fingerprint, fingerprint):
+                raise InputError(
+                    f"medium {medium_id} was sealed to the escrow certificate {row.escrow_fingerprint}, "
+                    f"not to {fingerprint}"
+                )
+            password = open_escrowed_password(row.escrowed_password, private_key, certificate)
+            try:
+                text_password = password.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"medium {medium_id}: the escrowed password is not text") from None
+            session.add(
+                Recovery(
+                    medium_id=medium_id,
+                    recovered_at=self._now(),
+                    operator=operator.strip(),
+                    station=station or socket.gethostname(),
+                    reason=reason.strip(),
+                )
+            )
+        logger.info("medium %s: password recovered by %s", medium_id, operator.strip())
+        return text_password
+
+    def recoveries(self, medium_id: str) -> list[RecoveryRecord]:
+        """Every recorded recovery of a medium's password, oldest first.
+
+        Raises
+        ------
+        InputError
+            No such medium.
+        """
+        medium_id = _normalize_medium_id(medium_id)
+        with self._transaction(write=False) as session:
+            if session.get(Medium, medium_id) is None:
+                raise InputError(f"no medium {medium_id} in the registry")
+            rows = session.scalars(
+                select(Recovery).where(Recovery.medium_id == medium_id).order_by(Recovery.id)
+            )
+            return [_recovery(row) for row in rows]
+
+    # -- partner certificates -----------------------------------------------------------------------
+    def add_partner(
+        self, name: str, certificate: x509.Certificate, *, replace: bool = False
+    ) -> PartnerSummary:
+        """Put a partner's certificate in the address book under ``name``.
+
+        Validity is recorded, not judged: the burn decides whether an expired certificate may be used.
+
+        Raises
+        ------
+        UsageError
+            ``name`` is not 1 to 64 of ``[A-Za-z0-9._-]``.
+        InputError
+            ``name`` is taken and ``replace`` is false, or the certificate is not RSA.
+        """
+        name = _check_partner_name(name)
+        if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+            raise InputError(f"partner {name}: only RSA certificates can be recipients (PS3.15 D.1)")
+        values = {
+            "certificate": certificate.public_bytes(serialization.Encoding.DER),
+            "fingerprint": certificate_fingerprint(certificate),
+            "subject": certificate.subject.rfc4514_string(),
+            "not_before": certificate.not_valid_before_utc,
+            "not_after": certificate.not_valid_after_utc,
+            "added_at": self._now(),
+        }
+        taken = InputError(f"partner {name} is already in the address book (replace it to change it)")
+        try:
+            with self._transaction(write=True) as session:
+                row = session.scalar(select(PartnerCertificate).where(PartnerCertificate.name == name))
+                if row is None:
+                    row = PartnerCertificate(name=name, **values)
+                    session.add(row)
+                elif not replace:
+                    raise taken
+                else:
+                    for key, value in values.items():
+                        setattr(row, key, value)
+                session.flush()
+                summary = _partner(row)
+        except exc.IntegrityError:  # another station added the name between our read and our insert
+            raise taken from None
+        logger.info("partner %s: certificate %s", name, summary.fingerprint)
+        return summary
+
+    def list_partners(self) -> list[PartnerSummary]:
+        """The address book, by name."""
+        with self._transaction(write=False) as session:
+            rows = session.scalars(select(PartnerCertificate).order_by(PartnerCertificate.name))
+            return [_partner(row) for row in rows]
+
+    def get_partner(self, name: str) -> x509.Certificate:
+        """The certificate filed under ``name``.
+
+        Raises
+        ------
+        InputError
+            No partner of that name.
+        """
+        name = _check_partner_name(name)
+        with self._transaction(write=False) as session:
+            der = session.scalar(
+                select(PartnerCertificate.certificate).where(PartnerCertificate.name == name)
+            )
+        if der is None:
+            raise InputError(f"no partner {name} in the address book")
+        return x509.load_der_x509_certificate(bytes(der))
+
+    def remove_partner(self, name: str) -> None:
+        """Take ``name`` out of the address book (media already burned for it are unaffected).
+
+        Raises
+        ------
+        InputError
+            No partner of that name.
+        """
+        name = _check_partner_name(name)
+        with self._transaction(write=True) as session:
+            row = session.scalar(select(PartnerCertificate).where(PartnerCertificate.name == name))
+            if row is None:
+                raise InputError(f"no partner {name} in the address book")
+            session.delete(row)
+        logger.info("partner %s removed", name)
+
+    def count_media(self) -> int:
+        """How many media are recorded."""
+        with self._transaction(write=False) as session:
+            return int(session.scalar(select(func.count()).select_from(Medium)) or 0)
+
+
+def _create_private_file(path: Path, display_url: str) -> None:
+    """Create the SQLite file owner-only before SQLite does (it would use the umask); -wal and -shm follow it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError as error:
+        raise PeerError(f"registry {display_url}: {error.strerror}") from None

@@ -1,0 +1,374 @@
+"""Burn a secure medium (STD-GEN-SEC-*): collect, conform, plan the File-set, seal every file, write, record."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from dcmseal import cms
+from dcmseal.audit import AuditSink, AuditUser, MediaType, PatientRef, StudyRef, export_event
+from dcmseal.errors import DcmsealError, InputError, UsageError
+from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
+from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
+from dcmseal.media.fileset import build_fileset, file_id_to_path, fileset_id_from_label
+from dcmseal.media.iso import sanitize_volume_id
+from dcmseal.media.output import place_medium, staging_dir
+from dcmseal.media.profiles import Medium, Profile, choose_profile
+from dcmseal.media.readme import MediumText, cover_letter, readme_text
+from dcmseal.media.sources import Rejected, collect
+from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
+from dcmseal.media.transcode import conform
+from dcmseal.part10 import SealPlan, seal_files
+
+__all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
+
+logger = logging.getLogger(__name__)
+
+README_NAME = "README.TXT"
+
+#: progress(stage, done, total): stages are "collect", "conform", "seal", "write".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BurnRequest:
+    """Everything a burn needs; the CLI builds it, tests build it directly."""
+
+    sources: tuple[str, ...]
+    out: Path
+    operator: str
+    output_format: str = "iso"
+    profile: Profile | None = None
+    password: bytes | None = field(default=None, repr=False)
+    certificates: tuple[x509.Certificate, ...] = ()
+    escrow_certificate: x509.Certificate | None = None
+    label: str = ""
+    sender: str | None = None
+    strict: bool = False
+    allow_expired: bool = False
+    cipher: cms.ContentCipher = cms.ContentCipher.AES256_CBC
+    digest: cms.DigestAlgorithm = cms.DigestAlgorithm.SHA256
+    iterations: int = 600_000
+    prf: cms.Prf = cms.Prf.SHA256
+    salt_bytes: int = 16
+    workers: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise UsageError("nothing to burn: give at least one source")
+        if self.password is None and not self.certificates and self.escrow_certificate is None:
+            raise UsageError("a medium needs a password or a recipient certificate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BurnedFile:
+    """One instance on the medium."""
+
+    origin: str
+    file_id: str
+    sop_instance_uid: str
+    conversion: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "origin": self.origin,
+            "file_id": self.file_id,
+            "sop_instance_uid": self.sop_instance_uid,
+            "status": "burned",
+            "conversion": self.conversion,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BurnResult:
+    """What was burned, where, for whom; the password is not in it."""
+
+    medium_id: str
+    output: Path
+    output_format: str
+    profile: Profile
+    fileset_uid: str
+    fileset_id: str
+    files: tuple[BurnedFile, ...]
+    rejected: tuple[Rejected, ...]
+    notes: tuple[str, ...]
+    recipients: tuple[str, ...]
+    pbkdf2_derivations: int
+    size_bytes: int
+    readme: str
+    cover_letter: str
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": "dcmseal.burn/1",
+            "medium_id": self.medium_id,
+            "output": str(self.output),
+            "format": self.output_format,
+            "profile": self.profile.value,
+            "fileset_uid": self.fileset_uid,
+            "fileset_id": self.fileset_id,
+            "files": [f.to_json() for f in self.files],
+            "rejected": [{**r.to_json(), "status": "rejected"} for r in self.rejected],
+            "notes": list(self.notes),
+            "recipients": list(self.recipients),
+            "summary": {
+                "burned": len(self.files),
+                "rejected": len(self.rejected),
+                "converted": sum(1 for f in self.files if f.conversion),
+                "pbkdf2_derivations": self.pbkdf2_derivations,
+                "size_bytes": self.size_bytes,
+                "elapsed_s": round(self.elapsed_s, 3),
+            },
+            "cover_letter": self.cover_letter,
+        }
+
+
+def media_type_of(profile_medium: Medium | str, output_format: str) -> MediaType:
+    """The CID 405 media type an audit message names for a medium."""
+    if output_format == "dir" or str(profile_medium) == "usb":
+        return MediaType.USB_DISK_EMULATION
+    return MediaType.DVD if str(profile_medium) == "dvd" else MediaType.CD
+
+
+def _check_validity(
+    certificates: tuple[x509.Certificate, ...], moment: datetime, allow_expired: bool
+) -> None:
+    for certificate in certificates:
+        if certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc or allow_expired:
+            continue
+        state = "expired" if moment > certificate.not_valid_after_utc else "not yet valid"
+        raise InputError(
+            f"the recipient certificate {certificate.subject.rfc4514_string()} is {state} "
+            f"(valid {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}); "
+            "use --allow-expired to burn for it anyway"
+        )
+
+
+def _studies_for_registry(studies: tuple[StudyFacts, ...]) -> tuple[StudyRecord, ...]:
+    return tuple(
+        StudyRecord(
+            study_instance_uid=s.study_instance_uid,
+            patient_id=s.patient_id,
+            modalities=tuple(m for m in s.modalities if m and "\\" not in m),
+            instance_count=s.instance_count,
+        )
+        for s in studies
+    )
+
+
+def burn(
+    request: BurnRequest,
+    *,
+    registry: Registry,
+    audit: AuditSink,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress | None = None,
+) -> BurnResult:
+    """Burn ``request.sources`` to a secure medium at ``request.out`` (PS3.11 STD-GEN-SEC-*, PS3.15 D.1).
+
+    Every file, DICOMDIR included, becomes a Secure DICOM File addressed to the password (one salt for
+    the medium), the partner certificates and the escrow certificate. The registry records the medium
+    (with the password sealed to the escrow key) before the output appears; an Export audit message
+    follows. On any failure nothing appears at ``out`` and the staging folder (plaintext) is removed.
+    """
+    started = time.perf_counter()
+    moment = now()
+    step = progress or (lambda _stage, _done, _total: None)
+    recipients = request.certificates + (
+        (request.escrow_certificate,) if request.escrow_certificate is not None else ()
+    )
+    _check_validity(request.certificates, moment, request.allow_expired)
+    notes: list[str] = []
+    with staging_dir(request.out, overwrite=request.overwrite) as staging:
+        step("collect", 0, len(request.sources))
+        collection = collect(request.sources, staging / "sources")
+        notes.extend(collection.notes)
+        if collection.rejected and request.strict:
+            first = collection.rejected[0]
+            raise InputError(
+                f"{len(collection.rejected)} source file(s) cannot go on the medium (--strict); first: {first.reason}",
+                path=first.path or first.origin,
+            )
+        if not collection.instances:
+            raise InputError("nothing to burn: no DICOM instance in the sources")
+        instances = collection.instances
+        profile = request.profile or choose_profile(
+            {i.transfer_syntax_uid for i in instances},
+            output="dir" if request.output_format == "dir" else "iso",
+        )
+
+        conformed: list[Path] = []
+        conversions: dict[Path, str] = {}
+        origins: dict[Path, str] = {}
+        for index, instance in enumerate(instances):
+            step("conform", index, len(instances))
+            target = staging / "conformed" / f"{index:08d}"
+            target.parent.mkdir(exist_ok=True)
+            result = conform(instance.path, target, profile)
+            conformed.append(target)
+            origins[target] = instance.origin
+            if result.converted:
+                conversions[target] = f"{result.from_ts} -> {result.to_ts}: {result.reason}"
+        if conversions:
+            notes.append(f"{len(conversions)} instance(s) converted losslessly to fit {profile.value}")
+
+        plan = build_fileset(
+            conformed, staging / "fileset", fileset_id=fileset_id_from_label(request.label), profile=profile
+        )
+        notes.extend(note.message for note in plan.notes)
+        medium_id = registry.new_medium_id()
+
+        kdf = (
+            cms.Pbkdf2Params(
+                salt=os.urandom(request.salt_bytes), iterations=request.iterations, prf=request.prf
+            )
+            if request.password is not None
+            else None
+        )
+        seal_plan = SealPlan(
+            password=request.password,
+            kdf=kdf,
+            certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in recipients),
+            cipher=request.cipher,
+            digest=request.digest,
+        )
+        medium_dir = staging / "medium"
+        pairs = [(plan.dicomdir, medium_dir / "DICOMDIR")]
+        pairs += [(f.staged, file_id_to_path(medium_dir, f.file_id)) for f in plan.files]
+        sealed = 0
+
+        def on_sealed(_outcome: object) -> None:
+            nonlocal sealed
+            sealed += 1
+            step("seal", sealed, len(pairs))
+
+        report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=on_sealed)
+        if report.failed:
+            first_failure = report.failed[0]
+            raise InputError(
+                f"{len(report.failed)} file(s) could not be sealed; first: {first_failure.reason}",
+                path=first_failure.source,
+            )
+
+        subjects = tuple(c.subject.rfc4514_string() for c in recipients)
+        text = MediumText(
+            medium_id=medium_id,
+            created=moment,
+            profile=profile.value,
+            file_count=len(plan.files),
+            has_password=request.password is not None,
+            certificate_subjects=subjects,
+            sender=request.sender,
+            label=plan.fileset_id,
+        )
+        readme = readme_text(text)
+        (medium_dir / README_NAME).write_bytes(readme.encode("ascii"))
+
+        studies = summarize(
+            InstanceFacts(
+                patient_id=f.patient_id,
+                study_instance_uid=f.study_instance_uid,
+                sop_class_uid=f.sop_class_uid,
+                modality=f.modality,
+            )
+            for f in plan.files
+        )
+        escrowed: bytes | None = None
+        escrow_fingerprint: str | None = None
+        if request.password is not None and request.escrow_certificate is not None:
+            escrowed = seal_password_for_escrow(request.password, request.escrow_certificate)
+            escrow_fingerprint = certificate_fingerprint(request.escrow_certificate)
+        recipient_records = (
+            (RecipientRecord.for_password(),) if request.password is not None else ()
+        ) + tuple(RecipientRecord.for_certificate(c) for c in recipients)
+        total = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
+
+        def record() -> None:
+            registry.record_medium(
+                MediumRecord(
+                    medium_id=medium_id,
+                    file_set_uid=plan.fileset_uid,
+                    created_at=moment,
+                    operator=request.operator,
+                    station=socket.gethostname(),
+                    profile=profile.value,
+                    format=request.output_format,
+                    label=plan.fileset_id or None,
+                    file_count=len(plan.files),
+                    total_bytes=total,
+                    recipients=recipient_records,
+                    studies=_studies_for_registry(studies),
+                    escrowed_password=escrowed,
+                    escrow_fingerprint=escrow_fingerprint,
+                )
+            )
+
+        size = place_medium(
+            medium_dir,
+            request.out,
+            output_format=request.output_format,
+            staging=staging,
+            volume_id=sanitize_volume_id(plan.fileset_id or medium_id),
+            udf=profile.needs_udf,
+            before_commit=record,
+            progress=lambda done, total_files: step("write", done, total_files),
+        )
+
+    user = AuditUser(user_id=request.operator)
+    try:
+        audit.emit(
+            export_event(
+                user=user,
+                medium_id=medium_id,
+                media_type=media_type_of(profile.medium, request.output_format),
+                patients=[PatientRef(patient_id=pid) for pid in dict.fromkeys(s.patient_id for s in studies)],
+                studies=[
+                    StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
+                ],
+                medium_label=plan.fileset_id or None,
+                encrypted=True,
+                now=now,
+            )
+        )
+    except DcmsealError as exc:
+        # The medium exists and is registered; a missing audit message must be seen, not hidden.
+        notes.append(f"the Export audit message could not be written: {exc}")
+        logger.error("audit: %s", exc)
+    by_staged = {f.staged: f for f in plan.files}
+    files = tuple(
+        BurnedFile(
+            origin=origins.get(f.source, str(f.source)),
+            file_id="/".join(f.file_id),
+            sop_instance_uid=f.sop_instance_uid,
+            conversion=conversions.get(f.source),
+        )
+        for f in by_staged.values()
+    )
+    return BurnResult(
+        medium_id=medium_id,
+        output=request.out,
+        output_format=request.output_format,
+        profile=profile,
+        fileset_uid=plan.fileset_uid,
+        fileset_id=plan.fileset_id,
+        files=files,
+        rejected=collection.rejected,
+        notes=tuple(notes),
+        recipients=(("password",) if request.password is not None else ()) + subjects,
+        pbkdf2_derivations=report.pbkdf2_derivations,
+        size_bytes=size,
+        readme=readme,
+        cover_letter=cover_letter(text),
+        elapsed_s=time.perf_counter() - started,
+    )

@@ -1,0 +1,716 @@
+"""ISO 9660 Level 1 images (plus UDF for DVD profiles) of a staged File-set, written and read with pycdlib.
+
+PS3.12 Annex F (CD-R) asks for ISO 9660 Level 1, at most 8 directory levels (the root is level 1), File ID
+components mapped to ``/COMP1/.../COMPN.;1`` (no extension, version 1) and the DICOMDIR at ``/DICOMDIR.;1``;
+Annex P (DVD) asks readers to read both UDF and ISO 9660, so DVD images carry both trees with the same names.
+No Joliet and no Rock Ridge: a conformant reader sees the names exactly as the File IDs (standards.md §6.4).
+
+Readers (:func:`list_iso`, :func:`extract_iso`, :func:`open_medium`) take media from other writers too, and
+treat them as hostile: names that would escape the destination, images cut short, archives that expand
+without bound are refused with an :class:`~dcmseal.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import stat
+import struct
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pycdlib
+from pycdlib.pycdlibexception import PyCdlibException
+
+from dcmseal.errors import InputError, ResourceLimitError
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+
+__all__ = [
+    "DEFAULT_MAX_EXPANSION",
+    "DEFAULT_MAX_EXTRACT_BYTES",
+    "DEFAULT_MAX_MEMBERS",
+    "MAX_DIRECTORY_LEVELS",
+    "MAX_PATH_COMPONENTS",
+    "IsoEntry",
+    "IsoSummary",
+    "extract_iso",
+    "extract_zip",
+    "is_iso_image",
+    "list_iso",
+    "open_medium",
+    "sanitize_volume_id",
+    "write_iso",
+]
+
+logger = logging.getLogger(__name__)
+
+#: PS3.12 Annex F and ECMA-119 §6.8.2.1: at most 8 levels, the root directory being level 1. pycdlib
+#: counts a file as a level too, so a path below the root has at most 7 components, directory or file
+#: (File IDs of 8 components, which PS3.10 §8.2 allows, do not fit on a disc written this way).
+MAX_DIRECTORY_LEVELS = 8
+MAX_PATH_COMPONENTS = MAX_DIRECTORY_LEVELS - 1
+#: ECMA-119 §8.4.6: the Volume Identifier is 32 d-characters.
+VOLUME_ID_MAX_CHARS = 32
+_DEFAULT_VOLUME_ID = "DICOM"
+_APPLICATION_ID = "DCMSEAL"
+_SECTOR_BYTES = 2048
+#: The Primary Volume Descriptor sits in sector 16; its Standard Identifier "CD001" at byte 1 (ECMA-119 §8.4).
+_PVD_MAGIC_OFFSET = 16 * _SECTOR_BYTES + 1
+
+#: An archive that announces more than this much content is refused before anything is extracted
+#: (a DVD holds 8.5 GB, a Blu-ray 100 GB; a study on a USB stick rarely more than a few tens of GB).
+DEFAULT_MAX_EXTRACT_BYTES = 64 * 1024**3
+#: A zip whose content is more than this many times the archive is treated as a bomb (DICOM
+#: images compress 2-10x losslessly; 100x is the usual zip-bomb threshold).
+DEFAULT_MAX_EXPANSION = 100
+#: Below this much content the expansion ratio is not checked: a few small files cannot hurt.
+_EXPANSION_GRACE_BYTES = 1024 * 1024
+#: More entries than this in one archive or image is refused (a 2,000-image study is a few thousand).
+DEFAULT_MAX_MEMBERS = 200_000
+
+# ISO 9660 Level 1 (ECMA-119 §7.5, §10.1): d-characters only, file names 8.3, directory names 8.
+_DIR_NAME = re.compile(r"[A-Z0-9_]{1,8}")
+_FILE_NAME = re.compile(r"([A-Z0-9_]{1,8})(?:\.([A-Z0-9_]{1,3}))?")
+_VERSION_SUFFIX = re.compile(r";[0-9]+$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IsoSummary:
+    """What :func:`write_iso` wrote."""
+
+    path: Path
+    size: int
+    file_count: int
+    udf: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": str(self.path), "size": self.size, "file_count": self.file_count, "udf": self.udf}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IsoEntry:
+    """One file or directory of an image, by its ISO 9660 path (``/DICOM/CT000001.;1``)."""
+
+    iso_path: str
+    size: int
+    is_dir: bool
+
+    @property
+    def relative_path(self) -> PurePosixPath:
+        """The path without version numbers nor the dot of extension-less names (``DICOM/CT000001``)."""
+        return PurePosixPath(*(_clean_component(part) for part in self.iso_path.strip("/").split("/")))
+
+    def to_json(self) -> dict[str, object]:
+        return {"iso_path": self.iso_path, "size": self.size, "is_dir": self.is_dir}
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+
+
+def sanitize_volume_id(label: str) -> str:
+    """Map ``label`` to an ISO 9660 Volume Identifier: at most 32 d-characters ``[A-Z0-9_]`` (ECMA-119 §8.4.6).
+
+    Lowercase letters are upper-cased, anything else becomes ``_``; an empty result becomes ``DICOM``.
+    """
+    sanitized = re.sub(r"[^A-Z0-9_]", "_", label.strip().upper())[:VOLUME_ID_MAX_CHARS]
+    return sanitized.strip("_") or _DEFAULT_VOLUME_ID
+
+
+def _iso_file_name(name: str, path: Path) -> str:
+    match = _FILE_NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(
+            f"{path}: {name!r} is not an ISO 9660 Level 1 file name "
+            "(1-8 characters A-Z 0-9 _, optionally '.' and a 1-3 character extension)"
+        )
+    stem, extension = match.groups()
+    # PS3.12 F.3: a File ID component maps to "NAME.;1"; an 8.3 name such as README.TXT keeps its extension.
+    return f"{stem}.{extension or ''};1"
+
+
+def _check_dir_name(name: str, path: Path) -> None:
+    if _DIR_NAME.fullmatch(name) is None:
+        raise ValueError(
+            f"{path}: {name!r} is not an ISO 9660 Level 1 directory name (1-8 characters A-Z 0-9 _)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    source: Path
+    iso_path: str
+    udf_path: str
+    is_dir: bool
+
+
+def _plan(staging: Path) -> list[_Planned]:
+    """Every directory (parents first) and file under ``staging`` with its ISO 9660 and UDF paths."""
+    planned: list[_Planned] = []
+
+    def check_depth(path: Path, parts: tuple[str, ...]) -> None:
+        if len(parts) > MAX_PATH_COMPONENTS:
+            raise ValueError(
+                f"{path}: more than {MAX_PATH_COMPONENTS} path components below the root "
+                f"(ISO 9660 allows {MAX_DIRECTORY_LEVELS} levels, the root being level 1; PS3.12 Annex F)"
+            )
+
+    def visit(directory: Path, iso_parts: tuple[str, ...]) -> None:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                _check_dir_name(entry.name, path)
+                parts = (*iso_parts, entry.name)
+                check_depth(path, parts)
+                joined = "/" + "/".join(parts)
+                planned.append(_Planned(path, joined, joined, True))
+                visit(path, parts)
+            elif entry.is_file():
+                iso_name = _iso_file_name(entry.name, path)
+                check_depth(path, (*iso_parts, iso_name))
+                planned.append(
+                    _Planned(
+                        path,
+                        "/" + "/".join((*iso_parts, iso_name)),
+                        "/" + "/".join((*iso_parts, entry.name)),
+                        False,
+                    )
+                )
+            else:
+                raise ValueError(f"{path}: neither a regular file nor a directory")
+
+    visit(staging, ())
+    return planned
+
+
+def write_iso(
+    staging: Path,
+    out: Path,
+    *,
+    volume_id: str,
+    udf: bool,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> IsoSummary:
+    """Write the staged File-set ``staging`` as an ISO 9660 Level 1 image ``out`` (PS3.12 Annex F, Annex P).
+
+    Every directory and file under ``staging`` goes in with its own name: a File ID component ``CT000001``
+    becomes ``CT000001.;1``, an 8.3 name such as ``README.TXT`` becomes ``README.TXT;1``. With ``udf`` the
+    image also holds a UDF 2.60 tree with the same names (no version suffix), as DVD profiles want. There
+    is no Joliet and no Rock Ridge tree. File contents are streamed from disk while the image is written,
+    so memory does not grow with their size; the image appears atomically.
+
+    Parameters
+    ----------
+    staging
+        The File-set root, already named per PS3.10 §8.2 (uppercase, at most 8 characters, no extension)
+        plus plain 8.3 names such as ``README.TXT``.
+    out
+        The image to write; its directory is created if needed.
+    volume_id
+        A label for the volume, reduced to 32 d-characters by :func:`sanitize_volume_id`.
+    udf
+        Add the UDF bridge (DVD profiles, PS3.12 Annex P).
+    overwrite
+        Replace an existing ``out``.
+    progress
+        Called as ``progress(bytes_done, bytes_total)`` while the image is written.
+
+    Returns
+    -------
+    IsoSummary
+
+    Raises
+    ------
+    ValueError
+        ``staging`` is not a directory, holds a name ISO 9660 Level 1 cannot carry, is deeper than 8
+        levels (:data:`MAX_PATH_COMPONENTS` path components) or holds something that is neither file nor directory, or ``out`` lies inside it.
+    InputError
+        ``out`` exists and ``overwrite`` is false, or the image cannot be written (disk full, ...);
+        nothing is left behind.
+    """
+    staging, out = Path(staging), Path(out)
+    if not staging.is_dir():
+        raise ValueError(f"{staging}: not a directory")
+    staging_root = staging.resolve()
+    out_resolved = out.resolve()
+    if staging_root == out_resolved or staging_root in out_resolved.parents:
+        raise ValueError(f"{out}: the image cannot be written inside the staging directory {staging}")
+    planned = _plan(staging)
+    vol_ident = sanitize_volume_id(volume_id)
+
+    iso = pycdlib.PyCdlib()
+    iso.new(
+        interchange_level=1,
+        vol_ident=vol_ident,
+        app_ident_str=_APPLICATION_ID,
+        joliet=None,
+        rock_ridge=None,
+        udf="2.60" if udf else None,
+    )
+    file_count = 0
+    try:
+        for item in planned:
+            udf_path = item.udf_path if udf else None
+            try:
+                if item.is_dir:
+                    iso.add_directory(iso_path=item.iso_path, udf_path=udf_path)
+                else:
+                    # add_file keeps the path only: pycdlib opens each file while mastering and
+                    # copies it in blocks, so nothing of the content is held in memory.
+                    iso.add_file(str(item.source), iso_path=item.iso_path, udf_path=udf_path)
+                    file_count += 1
+            except PyCdlibException as exc:
+                raise ValueError(f"{item.source}: pycdlib refused {item.iso_path}: {exc}") from exc
+
+        def report(done: int, total: int, _opaque: object) -> None:
+            if progress is not None:
+                progress(done, total)
+
+        try:
+            with atomic_write(out, overwrite=overwrite) as fp:
+                iso.write_fp(fp, blocksize=CHUNK_SIZE_BYTES, progress_cb=report)
+        except FileExistsError:
+            raise InputError("already exists (use --force to overwrite)", path=out) from None
+        except OSError as exc:
+            raise InputError(f"cannot write the ISO image: {exc.strerror or exc}", path=out) from exc
+    finally:
+        iso.close()
+    size = out.stat().st_size
+    logger.info("%s: ISO 9660 image written (%d files, %d bytes, UDF %s)", out, file_count, size, udf)
+    return IsoSummary(path=out, size=size, file_count=file_count, udf=udf)
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def is_iso_image(path: Path) -> bool:
+    """Whether ``path`` is a file with an ISO 9660 volume descriptor in sector 16 (by content, not name)."""
+    try:
+        with open(path, "rb") as fp:
+            fp.seek(_PVD_MAGIC_OFFSET)
+            return fp.read(5) == b"CD001"
+    except OSError:
+        return False
+
+
+def _clean_component(identifier: str) -> str:
+    """``CT000001.;1`` -> ``CT000001``, ``README.TXT;1`` -> ``README.TXT`` (ECMA-119 §7.5.1)."""
+    name = _VERSION_SUFFIX.sub("", identifier)
+    if name.endswith(".") and name not in {".", ".."}:
+        name = name[:-1]
+    return name
+
+
+def _safe_component(identifier: bytes, iso: Path, parent: str) -> str:
+    try:
+        text = identifier.decode("ascii")
+    except UnicodeDecodeError:
+        raise InputError(f"a name in {parent or '/'} is not ASCII: {identifier!r}", path=iso) from None
+    clean = _clean_component(text)
+    if clean in {"", ".", ".."} or any(ch in clean for ch in "/\\") or any(ord(ch) < 0x20 for ch in clean):
+        raise InputError(
+            f"refusing the name {text!r} in {parent or '/'}: unsafe as a path component", path=iso
+        )
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    iso_path: str
+    record: Any
+    is_dir: bool
+    size: int  # as the directory record declares it (pycdlib clamps lengths to the file it opened)
+    end: int  # the byte just past the file's data in the image, as declared
+
+
+class _OpenIso:
+    """A pycdlib reader over ``path`` whose failures become :class:`InputError` naming the image."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.iso: Any = pycdlib.PyCdlib()
+        try:
+            self.size = path.stat().st_size
+            self.raw = open(path, "rb")  # noqa: SIM115 - closed in close()
+        except FileNotFoundError:
+            raise InputError("no such file", path=path) from None
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+        try:
+            self.iso.open_fp(self.raw)
+        except (PyCdlibException, struct.error, ValueError, IndexError, EOFError) as exc:
+            self.raw.close()
+            raise InputError(
+                f"not a readable ISO 9660 image (truncated or corrupt?): {exc}", path=path
+            ) from exc
+        except OSError as exc:
+            self.raw.close()
+            raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+        self.block = int(self.iso.logical_block_size)
+
+    def close(self) -> None:
+        self.iso.close()
+        self.raw.close()
+
+    def _declared(self, directory: Any) -> dict[bytes, tuple[int, int]]:
+        """Identifier -> (data length, end offset) as the directory's own records declare them (ECMA-119 §9.1).
+
+        pycdlib shortens the length of a file that runs past the end of the image to what is there,
+        which would let a truncated image pass as whole; the records on disk keep the truth.
+        """
+        start = int(directory.extent_location()) * self.block
+        length = max(0, min(int(directory.get_data_length()), self.size - start))
+        self.raw.seek(start)
+        data = self.raw.read(length)
+        declared: dict[bytes, tuple[int, int]] = {}
+        offset = 0
+        while offset < len(data):
+            record_length = data[offset]
+            if record_length == 0:  # padding up to the next logical block
+                offset += self.block - offset % self.block
+                continue
+            record = data[offset : offset + record_length]
+            offset += record_length
+            if len(record) < 33 or len(record) < 33 + record[32]:
+                break
+            identifier = record[33 : 33 + record[32]]
+            extent = int.from_bytes(record[2:6], "little")
+            size = int.from_bytes(record[10:14], "little")
+            end = extent * self.block + size if size else 0
+            # A multi-extent file has one record per extent, all with the same name.
+            previous_size, previous_end = declared.get(identifier, (0, 0))
+            declared[identifier] = (previous_size + size, max(previous_end, end))
+        return declared
+
+    def walk(self, *, max_members: int = DEFAULT_MAX_MEMBERS) -> Iterator[_Item]:
+        """Every entry below the root, parents first, sorted by name; a file past the image's end is refused."""
+        stack: list[tuple[str, int]] = [("", 1)]
+        count = 0
+        while stack:
+            parent, level = stack.pop()
+            try:
+                directory = self.iso.get_record(iso_path=parent or "/")
+                children = list(self.iso.list_children(iso_path=parent or "/"))
+            except (PyCdlibException, struct.error, ValueError, UnicodeError) as exc:
+                raise InputError(f"cannot list {parent or '/'}: {exc}", path=self.path) from exc
+            declared = self._declared(directory)
+            subdirs: list[str] = []
+            for record in sorted(
+                (c for c in children if not (c.is_dot() or c.is_dotdot())), key=lambda c: c.file_identifier()
+            ):
+                count += 1
+                if count > max_members:
+                    raise ResourceLimitError(f"more than {max_members} entries", path=self.path)
+                identifier = record.file_identifier()
+                iso_path = f"{parent}/{_safe_component(identifier, self.path, parent)}"
+                if record.is_dir():
+                    # PS3.12 allows 8 levels; other writers go deeper, but not without end.
+                    if level >= 64:
+                        raise InputError(
+                            f"{iso_path}: directories nested deeper than 64 levels", path=self.path
+                        )
+                    subdirs.append(iso_path)
+                    yield _Item(iso_path, record, True, 0, 0)
+                    continue
+                size, end = declared.get(identifier, (int(record.get_data_length()), 0))
+                if end > self.size:
+                    raise InputError(
+                        f"truncated ISO image: {iso_path} ends at byte {end}, the file has {self.size}",
+                        path=self.path,
+                    )
+                yield _Item(iso_path, record, False, size, end)
+            stack.extend((d, level + 1) for d in reversed(subdirs))
+
+
+def list_iso(path: Path) -> list[IsoEntry]:
+    """List every directory and file of the ISO 9660 image ``path`` (its ISO 9660 tree, parents first).
+
+    Raises
+    ------
+    InputError
+        ``path`` is not a readable ISO 9660 image, is truncated (a file runs past its end), or holds
+        names that are not plain ASCII or would escape a destination (``..``, ``/``).
+    """
+    path = Path(path)
+    reader = _OpenIso(path)
+    try:
+        return [IsoEntry(iso_path=i.iso_path, size=i.size, is_dir=i.is_dir) for i in reader.walk()]
+    finally:
+        reader.close()
+
+
+class _Created:
+    """Files and directories an extraction created, removed again if it fails (no partial output)."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.dirs: list[Path] = []
+
+    def mkdir(self, path: Path) -> None:
+        if path.is_dir():
+            return
+        path.mkdir()
+        self.dirs.append(path)
+
+    def rollback(self) -> None:
+        for file in reversed(self.files):
+            file.unlink(missing_ok=True)
+        for directory in reversed(self.dirs):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _target(dest: Path, relative: PurePosixPath, source: Path) -> Path:
+    resolved_root = dest.resolve()
+    candidate = dest.joinpath(*relative.parts)
+    resolved = candidate.resolve()
+    if resolved == resolved_root or resolved_root not in resolved.parents:
+        raise InputError(f"refusing {relative}: it would escape {dest}", path=source)
+    return candidate
+
+
+def _copy_limited(read: Callable[[int], bytes], out: Any, expected: int) -> int:
+    written = 0
+    while written < expected:
+        chunk = read(min(CHUNK_SIZE_BYTES, expected - written))
+        if not chunk:
+            break
+        out.write(chunk)
+        written += len(chunk)
+    return written
+
+
+def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EXTRACT_BYTES) -> list[Path]:
+    """Extract every file of the ISO 9660 image ``path`` under ``dest``; return the files, in image order.
+
+    Names lose their version number and the dot of extension-less names (``/DICOM/CT000001.;1`` becomes
+    ``dest/DICOM/CT000001``); existing files are never overwritten. Contents are copied in chunks.
+
+    Raises
+    ------
+    InputError
+        Not a readable ISO 9660 image, truncated (a file extends past the end of the image), names that
+        are not ASCII or would escape ``dest``, two entries with the same name once cleaned, or a file
+        already present in ``dest``. Whatever was extracted before the failure is removed.
+    ResourceLimitError
+        The files add up to more than ``max_total_bytes``.
+    """
+    path, dest = Path(path), Path(dest)
+    reader = _OpenIso(path)
+    created = _Created()
+    extracted: list[Path] = []
+    try:
+        items = list(reader.walk())
+        total = sum(item.size for item in items)
+        if total > max_total_bytes:
+            raise ResourceLimitError(
+                f"the image holds {total} bytes of files, more than the limit of {max_total_bytes}", path=path
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            target = _target(dest, IsoEntry(iso_path=item.iso_path, size=0, is_dir=False).relative_path, path)
+            if item.is_dir:
+                if target.exists() and not target.is_dir():
+                    raise InputError(f"{item.iso_path}: two entries share the name {target.name}", path=path)
+                created.mkdir(target)
+                continue
+            try:
+                out = open(target, "xb")  # noqa: SIM115 - closed below; "x" never follows a planted file
+            except FileExistsError:
+                raise InputError(
+                    f"{item.iso_path}: {target} already exists (two entries with one name?)", path=path
+                ) from None
+            created.files.append(target)
+            with out, reader.iso.open_file_from_iso(iso_path=item.iso_path) as data:
+                written = _copy_limited(data.read, out, item.size)
+            if written != item.size:
+                raise InputError(
+                    f"truncated ISO image: {item.iso_path} has {written} of {item.size} bytes", path=path
+                )
+            extracted.append(target)
+    except BaseException:
+        created.rollback()
+        raise
+    finally:
+        reader.close()
+    logger.info("%s: %d files extracted to %s", path, len(extracted), dest)
+    return extracted
+
+
+# --- zip archives -------------------------------------------------------------------------------------------
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _zip_member_path(name: str, archive: Path) -> PurePosixPath:
+    # Windows tools sometimes write "\" as separator; treat it as one so "..\evil" is caught too.
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or _DRIVE.match(normalized):
+        raise InputError(f"refusing the member {name!r}: absolute path", path=archive)
+    parts = [p for p in normalized.split("/") if p]
+    if not parts or any(p in {".", ".."} for p in parts):
+        raise InputError(f"refusing the member {name!r}: '..' or '.' in its path", path=archive)
+    if any(ord(ch) < 0x20 for ch in normalized):
+        raise InputError(f"refusing the member {name!r}: control characters in its name", path=archive)
+    return PurePosixPath(*parts)
+
+
+def extract_zip(
+    path: Path,
+    dest: Path,
+    *,
+    max_total_bytes: int = DEFAULT_MAX_EXTRACT_BYTES,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
+    max_members: int = DEFAULT_MAX_MEMBERS,
+) -> list[Path]:
+    """Extract the zip archive ``path`` under ``dest`` safely; return the files written, in archive order.
+
+    Every member is checked before anything is written: no absolute paths, no ``..``, no symbolic links,
+    no encrypted members, no duplicates; the announced content must stay within ``max_total_bytes`` and
+    within ``max_expansion`` times the archive's size (zip bombs). The bytes actually written are counted
+    against the same limits, as the announced sizes may lie.
+
+    Raises
+    ------
+    InputError
+        Not a zip archive, a refused member (named), or a member whose data is corrupt. Whatever was
+        extracted before the failure is removed.
+    ResourceLimitError
+        Too much content, too high an expansion ratio, or more than ``max_members`` members.
+    """
+    path, dest = Path(path), Path(dest)
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"not a readable zip archive: {exc}", path=path) from exc
+    created = _Created()
+    extracted: list[Path] = []
+    with archive:
+        try:
+            infos = archive.infolist()
+            if len(infos) > max_members:
+                raise ResourceLimitError(f"more than {max_members} members", path=path)
+            plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+            seen: set[PurePosixPath] = set()
+            total = 0
+            for info in infos:
+                member = _zip_member_path(info.filename, path)
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise InputError(f"refusing the member {info.filename!r}: symbolic link", path=path)
+                if info.flag_bits & 0x1:
+                    raise InputError(f"refusing the member {info.filename!r}: encrypted", path=path)
+                if member in seen:
+                    raise InputError(f"refusing the member {info.filename!r}: duplicated name", path=path)
+                seen.add(member)
+                total += info.file_size
+                plan.append((info, member))
+            archive_size = max(path.stat().st_size, 1)
+            if total > max_total_bytes:
+                raise ResourceLimitError(
+                    f"the archive announces {total} bytes, more than the limit of {max_total_bytes}",
+                    path=path,
+                )
+            if total > _EXPANSION_GRACE_BYTES and total > max_expansion * archive_size:
+                raise ResourceLimitError(
+                    f"the archive expands {total / archive_size:.0f} times ({total} bytes from {archive_size}), "
+                    f"more than the limit of {max_expansion} (zip bomb?)",
+                    path=path,
+                )
+            dest.mkdir(parents=True, exist_ok=True)
+            written_total = 0
+            for info, member in plan:
+                target = _target(dest, member, path)
+                if info.is_dir():
+                    for parent in reversed(member.parents[:-1]):
+                        created.mkdir(_target(dest, parent, path))
+                    created.mkdir(target)
+                    continue
+                for parent in reversed(member.parents[:-1]):
+                    created.mkdir(_target(dest, parent, path))
+                try:
+                    out = open(target, "xb")  # noqa: SIM115 - closed below; "x" never follows a planted file
+                except FileExistsError:
+                    raise InputError(
+                        f"refusing the member {info.filename!r}: {target} exists", path=path
+                    ) from None
+                created.files.append(target)
+                with out, archive.open(info) as data:
+                    # zipfile stops at the announced size and checks the CRC at the end of the member.
+                    written = _copy_limited(data.read, out, info.file_size)
+                    if data.read(1):
+                        raise InputError(f"the member {info.filename!r} is longer than announced", path=path)
+                written_total += written
+                if written != info.file_size:
+                    raise InputError(f"the member {info.filename!r} is shorter than announced", path=path)
+                if written_total > max_total_bytes:
+                    raise ResourceLimitError(f"more than {max_total_bytes} bytes extracted", path=path)
+                extracted.append(target)
+        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
+            created.rollback()
+            raise InputError(f"corrupt zip archive: {exc}", path=path) from exc
+        except BaseException:
+            created.rollback()
+            raise
+    logger.info("%s: %d files extracted to %s", path, len(extracted), dest)
+    return extracted
+
+
+# --- media --------------------------------------------------------------------------------------------------
+
+
+def open_medium(
+    path: Path,
+    workdir: Path,
+    *,
+    max_total_bytes: int = DEFAULT_MAX_EXTRACT_BYTES,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
+) -> Path:
+    """Return the root of the medium ``path`` as a folder: an ISO image or a zip is extracted under ``workdir``.
+
+    The kind is found by content, not by name: an ISO 9660 volume descriptor in sector 16, a zip end of
+    central directory, or a directory (a mounted disc, a USB stick), which is returned as it is. A new
+    directory is made under ``workdir`` for each extraction.
+
+    Raises
+    ------
+    InputError
+        ``path`` does not exist, is none of the three, or cannot be extracted (see :func:`extract_iso`,
+        :func:`extract_zip`).
+    """
+    path, workdir = Path(path), Path(workdir)
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    if not path.is_file():
+        raise InputError("not a medium: neither a file nor a folder", path=path)
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:32] or "medium"
+    if is_iso_image(path):
+        workdir.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=f"{stem}-iso-", dir=workdir))
+        try:
+            extract_iso(path, root, max_total_bytes=max_total_bytes)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return root
+    if zipfile.is_zipfile(path):
+        workdir.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=f"{stem}-zip-", dir=workdir))
+        try:
+            extract_zip(path, root, max_total_bytes=max_total_bytes, max_expansion=max_expansion)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return root
+    raise InputError("not a medium: expected an ISO 9660 image, a folder or a zip archive", path=path)

@@ -1,0 +1,333 @@
+"""Open a medium (ISO, folder, zip): unseal and verify every file, check the DICOMDIR, write a plain File-set."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dcmseal.audit import AuditSink, AuditUser, PatientRef, StudyRef, import_event
+from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DcmsealError, DecryptionError, NotPart10Error
+from dcmseal.media.burn import media_type_of
+from dcmseal.media.fileset import (
+    Disagreement,
+    FileFacts,
+    build_fileset,
+    check_agreement,
+    file_id_to_path,
+    path_to_file_id,
+    read_dicomdir,
+)
+from dcmseal.media.iso import is_iso_image, open_medium
+from dcmseal.media.output import staging_dir
+from dcmseal.media.profiles import choose_profile
+from dcmseal.media.summary import InstanceFacts, summarize
+from dcmseal.part10 import UnsealPlan, is_part10, is_secure_file, read_file_meta, unseal_files
+
+__all__ = ["OpenRequest", "OpenResult", "OpenedFile", "open_to_folder"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenRequest:
+    """A medium, where its plain File-set goes, and the keys to try."""
+
+    medium: Path
+    out: Path
+    operator: str
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
+    certificates: tuple[bytes | None, ...] = ()
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
+    workers: int = 0
+    overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenedFile:
+    """One file of the medium and where it ended: opened, copied (plain DICOM), skipped or failed."""
+
+    path: str  # relative to the medium's root
+    status: str  # "opened", "copied", "skipped", "failed"
+    reason: str | None = None
+    file_id: str | None = None  # in the output File-set
+    sop_instance_uid: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "reason": self.reason,
+            "file_id": self.file_id,
+            "sop_instance_uid": self.sop_instance_uid,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenResult:
+    """What a medium held and what became of each file."""
+
+    medium: Path
+    output: Path
+    files: tuple[OpenedFile, ...]
+    disagreements: tuple[Disagreement, ...]
+    dicomdir_rebuilt: bool
+    kdf_derivations: int
+    notes: tuple[str, ...]
+    elapsed_s: float
+
+    @property
+    def failed(self) -> tuple[OpenedFile, ...]:
+        return tuple(f for f in self.files if f.status == "failed")
+
+    def to_json(self) -> dict[str, object]:
+        counts = {
+            s: sum(1 for f in self.files if f.status == s) for s in ("opened", "copied", "skipped", "failed")
+        }
+        return {
+            "schema": "dcmseal.open/1",
+            "medium": str(self.medium),
+            "output": str(self.output),
+            "files": [f.to_json() for f in self.files],
+            "disagreements": [d.to_json() for d in self.disagreements],
+            "dicomdir_rebuilt": self.dicomdir_rebuilt,
+            "kdf_derivations": self.kdf_derivations,
+            "notes": list(self.notes),
+            "summary": {**counts, "elapsed_s": round(self.elapsed_s, 3)},
+        }
+
+
+def _classify(path: Path) -> str:
+    """ "secure", "dicom" or "other", by content."""
+    if is_secure_file(path):
+        return "secure"
+    with open(path, "rb") as fp:
+        head = fp.read(132)
+    return "dicom" if is_part10(head) else "other"
+
+
+def open_to_folder(
+    request: OpenRequest,
+    *,
+    audit: AuditSink,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress | None = None,
+) -> OpenResult:
+    """Open ``request.medium`` into a plain File-set at ``request.out``.
+
+    Secure DICOM Files are unsealed and verified (one PBKDF2 derivation per medium), plain DICOM files
+    are copied, other files (README.TXT, a viewer) are left out and listed. The DICOMDIR is checked
+    against the files; the files are trusted, and the DICOMDIR is rebuilt when it is missing or wrong.
+    A file that fails is named with its reason and the rest still open.
+
+    Raises
+    ------
+    DecryptionError
+        No file of the medium opens with the keys given (one message, as for a single file).
+    """
+    started = time.perf_counter()
+    step = progress or (lambda _stage, _done, _total: None)
+    plan = UnsealPlan(
+        passwords=request.passwords,
+        private_keys=request.private_keys,
+        certificates=request.certificates,
+        max_iterations=request.max_iterations,
+    )
+    notes: list[str] = []
+    results: dict[str, OpenedFile] = {}
+    with staging_dir(request.out, overwrite=request.overwrite) as staging:
+        root = open_medium(request.medium, staging / "medium")
+        plain = staging / "plain"
+        plain.mkdir()
+        secure: list[tuple[Path, Path]] = []
+        names: dict[Path, str] = {}
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        for path in files:
+            relative = path.relative_to(root).as_posix()
+            kind = _classify(path)
+            target = plain / path.relative_to(root)
+            names[target] = relative
+            if kind == "secure":
+                secure.append((path, target))
+            elif kind == "dicom":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                results[relative] = OpenedFile(path=relative, status="copied")
+            else:
+                results[relative] = OpenedFile(
+                    path=relative, status="skipped", reason="not a DICOM file (left out of the File-set)"
+                )
+        opened = 0
+
+        def on_outcome(_outcome: object) -> None:
+            nonlocal opened
+            opened += 1
+            step("open", opened, len(secure))
+
+        report = unseal_files(secure, plan, workers=request.workers, on_outcome=on_outcome)
+        for outcome in report.outcomes:
+            relative = (
+                names[outcome.destination]
+                if outcome.destination
+                else outcome.source.relative_to(root).as_posix()
+            )
+            if outcome.status == "failed":
+                results[relative] = OpenedFile(path=relative, status="failed", reason=outcome.reason)
+            else:
+                results[relative] = OpenedFile(path=relative, status="opened")
+        if (
+            secure
+            and len(report.failed) == len(secure)
+            and all((f.reason or "").endswith(DecryptionError().message) for f in report.failed)
+        ):
+            raise DecryptionError(path=request.medium)
+
+        # What the files say about themselves (trusted over the DICOMDIR).
+        facts: dict[tuple[str, ...], FileFacts] = {}
+        instances: dict[tuple[str, ...], Path] = {}
+        for path in sorted(plain.rglob("*")):
+            if not path.is_file() or path.name == "DICOMDIR":
+                continue
+            relative = path.relative_to(plain).as_posix()
+            if results.get(relative, OpenedFile(path=relative, status="failed")).status not in (
+                "opened",
+                "copied",
+            ):
+                continue
+            try:
+                meta = read_file_meta(path)
+            except NotPart10Error as exc:
+                results[relative] = OpenedFile(path=relative, status="failed", reason=exc.message)
+                path.unlink()
+                continue
+            file_id = path_to_file_id(plain, path, lenient=True)
+            facts[file_id] = FileFacts(
+                sop_class_uid=meta.sop_class_uid,
+                sop_instance_uid=meta.sop_instance_uid,
+                transfer_syntax_uid=meta.transfer_syntax_uid,
+            )
+            instances[file_id] = path
+        disagreements: list[Disagreement] = []
+        rebuild = False
+        dicomdir_path = plain / "DICOMDIR"
+        fileset_id = ""
+        if (
+            dicomdir_path.is_file()
+            and results.get("DICOMDIR", OpenedFile(path="", status="copied")).status != "failed"
+        ):
+            try:
+                dicomdir = read_dicomdir(dicomdir_path)
+                fileset_id = dicomdir.fileset_id
+                disagreements = check_agreement(dicomdir, facts)
+                rebuild = bool(disagreements)
+            except (DcmsealError, ValueError) as exc:
+                notes.append(f"the DICOMDIR cannot be read ({exc}); it is rebuilt from the files")
+                rebuild = True
+        else:
+            notes.append("the medium has no usable DICOMDIR; one is built from the files")
+            rebuild = True
+        if rebuild and disagreements:
+            notes.append(
+                f"the DICOMDIR disagrees with the files in {len(disagreements)} place(s); it is rebuilt"
+            )
+
+        final = staging / "final"
+        if rebuild and instances:
+            profile = choose_profile({f.transfer_syntax_uid for f in facts.values()}, output="dir")
+            fileset = build_fileset(list(instances.values()), final, fileset_id=fileset_id, profile=profile)
+            notes.extend(n.message for n in fileset.notes)
+            new_ids = {p.source: "/".join(p.file_id) for p in fileset.files}
+            summary_source = [
+                InstanceFacts(
+                    patient_id=p.patient_id,
+                    study_instance_uid=p.study_instance_uid,
+                    sop_class_uid=p.sop_class_uid,
+                    modality=p.modality,
+                )
+                for p in fileset.files
+            ]
+        else:
+            if dicomdir_path.exists() and not instances:
+                dicomdir_path.unlink()
+            os.rename(plain, final)
+            new_ids = {final / Path(*fid): "/".join(fid) for fid in instances}
+            instances = {fid: final / Path(*fid) for fid in instances}
+            summary_source = _summaries(instances)
+        for file_id, path in instances.items():
+            relative = "/".join(file_id)
+            entry = results.get(relative)
+            if entry is not None and entry.status in ("opened", "copied"):
+                results[relative] = OpenedFile(
+                    path=relative,
+                    status=entry.status,
+                    file_id=new_ids.get(path) or new_ids.get(file_id_to_path(final, file_id)),
+                    sop_instance_uid=facts[file_id].sop_instance_uid,
+                )
+        if request.out.exists() and request.overwrite:
+            shutil.rmtree(request.out) if request.out.is_dir() else request.out.unlink()
+        os.rename(final, request.out)
+
+    studies = summarize(summary_source)
+    failed = sum(1 for f in results.values() if f.status == "failed")
+    try:
+        audit.emit(
+            import_event(
+                user=AuditUser(user_id=request.operator),
+                medium_id=str(request.medium),
+                media_type=media_type_of("cd" if is_iso_image(request.medium) else "usb", "iso"),
+                patients=[PatientRef(patient_id=pid) for pid in dict.fromkeys(s.patient_id for s in studies)]
+                or [PatientRef(patient_id="UNKNOWN")],
+                studies=[
+                    StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
+                ],
+                encrypted=bool(secure),
+                description=f"{failed} file(s) failed" if failed else None,
+                now=now,
+            )
+        )
+    except DcmsealError as exc:
+        notes.append(f"the Import audit message could not be written: {exc}")
+        logger.error("audit: %s", exc)
+    return OpenResult(
+        medium=request.medium,
+        output=request.out,
+        files=tuple(results[k] for k in sorted(results)),
+        disagreements=tuple(disagreements),
+        dicomdir_rebuilt=rebuild and bool(instances),
+        kdf_derivations=report.pbkdf2_derivations,
+        notes=tuple(notes),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _summaries(instances: dict[tuple[str, ...], Path]) -> list[InstanceFacts]:
+    from pydicom import dcmread
+
+    facts: list[InstanceFacts] = []
+    for path in instances.values():
+        try:
+            ds = dcmread(
+                path,
+                stop_before_pixels=True,
+                specific_tags=["PatientID", "StudyInstanceUID", "SOPClassUID", "Modality"],
+            )
+        except (OSError, ValueError, EOFError, AttributeError, KeyError):
+            continue
+        facts.append(
+            InstanceFacts(
+                patient_id=str(ds.get("PatientID", "") or ""),
+                study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
+                sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
+                modality=str(ds.get("Modality", "") or ""),
+            )
+        )
+    return facts

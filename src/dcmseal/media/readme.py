@@ -1,0 +1,94 @@
+"""The plain-text README.TXT on every medium and the cover letter for its recipient (no password in either)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["MediumText", "cover_letter", "readme_text"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediumText:
+    """What the recipient needs to know about a medium; nothing secret, no patient data."""
+
+    medium_id: str
+    created: datetime
+    profile: str
+    file_count: int
+    has_password: bool
+    certificate_subjects: tuple[str, ...]
+    sender: str | None = None
+    label: str = ""
+
+
+def _how_to_open(text: MediumText) -> list[str]:
+    keys: list[str] = []
+    if text.has_password:
+        keys.append("the password the sender gives you by another route (telephone, separate message);")
+    if text.certificate_subjects:
+        keys.append("or the private key of one of these certificates:")
+        keys.extend(f"    {subject}" for subject in text.certificate_subjects)
+    return keys
+
+
+def readme_text(text: MediumText) -> str:
+    """README.TXT for the root of a medium: ASCII, CRLF line ends, readable on any computer."""
+    lines = [
+        "ENCRYPTED DICOM MEDIUM",
+        "======================",
+        "",
+        "This medium holds medical images and documents in DICOM format. Every file,",
+        "including the DICOMDIR, is encrypted as a Secure DICOM File (DICOM PS3.10",
+        "section 7.4) according to the Basic DICOM Media Security Profile (PS3.15",
+        f"Annex D), media profile {text.profile}.",
+        "",
+        f"Medium ID:  {text.medium_id}",
+        f"Created:    {text.created.strftime('%Y-%m-%d %H:%M %Z').strip()}",
+        f"Files:      {text.file_count}",
+    ]
+    if text.label:
+        lines.append(f"Label:      {text.label}")
+    lines += ["", "To open it you need:"]
+    lines += [f"  {line}" for line in _how_to_open(text)]
+    lines += [
+        "",
+        "How to open it:",
+        "  - with dcmseal (open source):  dcmseal open <this medium> --out <folder>",
+        "  - with any reader that implements the DICOM Basic Media Security Profile;",
+        "  - each file is a CMS EnvelopedData (RFC 5652), so OpenSSL opens one too:",
+        "      openssl cms -decrypt -binary -inform DER -in <file> -out <file>.cms",
+        "    (the result is a CMS DigestedData holding the DICOM file).",
+        "",
+        "There is no program on this medium and nothing runs by itself.",
+    ]
+    if text.sender:
+        lines += ["", f"Sender: {text.sender}"]
+        lines.append("If you cannot open this medium, contact the sender and quote the medium ID.")
+    body = "\r\n".join(lines) + "\r\n"
+    return body.encode("ascii", errors="replace").decode("ascii")
+
+
+def cover_letter(text: MediumText) -> str:
+    """A letter to send with the medium; it never contains the password (that travels by another route)."""
+    lines = [
+        "Dear colleague,",
+        "",
+        f"Enclosed is an encrypted DICOM medium, ID {text.medium_id}, created"
+        f" {text.created.strftime('%Y-%m-%d')}, with {text.file_count} files.",
+        "",
+    ]
+    if text.has_password:
+        lines.append("You will receive the password separately, by telephone or another message.")
+        lines.append("It is not written here or on the medium.")
+    if text.certificate_subjects:
+        lines.append("It can also be opened with the private key of:")
+        lines.extend(f"    {subject}" for subject in text.certificate_subjects)
+    lines += [
+        "",
+        "The medium follows the DICOM Basic Media Security Profile (PS3.15 Annex D); README.TXT",
+        "on the medium explains how to open it. It contains no program.",
+    ]
+    if text.sender:
+        lines += ["", "With kind regards,", text.sender]
+    return "\n".join(lines) + "\n"
