@@ -33,6 +33,12 @@ from tests.peers.tools import run_tool
 MEDIUM_PASSWORD = b"velvet-orbit-Kestrel-amber-lantern-7"
 
 
+def _certificate_numbers(certificate: x509.Certificate) -> rsa.RSAPublicNumbers:
+    public_key = certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    return public_key.public_numbers()
+
+
 # -- creation -------------------------------------------------------------------------------------------------
 def test_identity_key_is_rsa3072_encrypted_pkcs8_owner_only(escrow: Escrow) -> None:
     key_path = escrow.identity.key_path
@@ -44,7 +50,7 @@ def test_identity_key_is_rsa3072_encrypted_pkcs8_owner_only(escrow: Escrow) -> N
     key = serialization.load_pem_private_key(pem, password=ESCROW_PASSPHRASE)
     assert isinstance(key, rsa.RSAPrivateKey)
     assert key.key_size == 3072
-    assert key.public_key().public_numbers() == escrow.certificate.public_key().public_numbers()
+    assert key.public_key().public_numbers() == _certificate_numbers(escrow.certificate)
     assert key_path.name == ESCROW_KEY_NAME
 
 
@@ -120,7 +126,7 @@ def test_wrong_passphrase_is_one_clear_error(escrow: Escrow) -> None:
 
 def test_unlocked_key_belongs_to_the_certificate(escrow: Escrow) -> None:
     key = unlock_escrow_key(escrow.identity.key_path, ESCROW_PASSPHRASE)
-    assert key.public_key().public_numbers() == escrow.certificate.public_key().public_numbers()
+    assert key.public_key().public_numbers() == _certificate_numbers(escrow.certificate)
 
 
 def test_unencrypted_key_file_is_refused(tmp_path: Path, rsa_identity_factory: RsaIdentityFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,18 @@ def test_record_then_get_gives_back_every_field(registry: Registry, escrow: Escr
     assert '"escrowed_password"' not in document
 
 
+def test_records_that_would_not_fit_the_columns_are_a_bug() -> None:
+    medium_id = "DCMS-0000000001AB"
+    with pytest.raises(ValueError, match="operator is longer than 128 characters"):
+        dataclasses.replace(_record(medium_id), operator="o" * 129)
+    with pytest.raises(ValueError, match="not a medium ID"):
+        dataclasses.replace(_record(medium_id), medium_id="DCMS-1234")
+    with pytest.raises(ValueError, match="go together"):
+        dataclasses.replace(_record(medium_id), escrow_fingerprint="0" * 64)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        dataclasses.replace(_record(medium_id), created_at=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
 def test_lookup_forgives_case_and_crockford_lookalikes(registry: Registry) -> None:
     registry.record_medium(_record("DCMS-0000000001AB"))
     assert registry.get_medium("dcms-ooooooooolab").medium_id == "DCMS-0000000001AB"
@@ -318,7 +332,11 @@ def _burn_worker(url: str, operator: str, barrier: Barrier, results: Any) -> Non
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
 def test_concurrent_burns_from_two_processes_do_not_collide(db_url: str, start_method: str) -> None:
     """Two processes open the same (new) registry at once and record 50 media each: 100 rows, no error."""
-    context = multiprocessing.get_context(start_method)
+    context: SpawnContext | ForkServerContext
+    if start_method == "spawn":
+        context = multiprocessing.get_context("spawn")
+    else:
+        context = multiprocessing.get_context("forkserver")
     barrier = context.Barrier(2)
     results = context.Queue()
     workers = [

@@ -75,7 +75,13 @@ _PATIENT_ID_HMAC_KEY = "patient_id_hmac_key"  # written by revision 0001
 #: pg_advisory_xact_lock key that serialises schema upgrades from several stations ("dcmseal").
 _MIGRATION_LOCK_KEY = 0x64636D7365616C
 _SQLITE_BEGIN_OPTION = "dcmseal_sqlite_begin"
+_MAX_OPERATOR_CHARS = 128
+_MAX_STATION_CHARS = 255
 _WAL_RETRY_S = 0.02
+
+
+def _hostname() -> str:
+    return socket.gethostname()[:_MAX_STATION_CHARS]
 
 
 def _utc_now() -> datetime:
@@ -105,6 +111,13 @@ def alembic_config(url: str | None = None) -> Config:
     if url is not None:
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation
     return config
+
+
+def _check_lengths(**values: tuple[str, int]) -> None:
+    """The column sizes (PostgreSQL enforces them; SQLite would not): a longer value is a caller's bug."""
+    for name, (value, limit) in values.items():
+        if len(value) > limit:
+            raise ValueError(f"{name} is longer than {limit} characters")
 
 
 # -- what a burn station records --------------------------------------------------------------------
@@ -161,6 +174,9 @@ class StudyRecord:
             raise ValueError("modalities are non-empty DICOM CS values without backslashes")
         if self.instance_count < 0:
             raise ValueError("instance_count must not be negative")
+        _check_lengths(
+            study_instance_uid=(self.study_instance_uid, 64), modalities=("\\".join(self.modalities), 128)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +210,16 @@ class MediumRecord:
             raise ValueError("escrowed_password and escrow_fingerprint go together")
         if self.escrow_fingerprint is not None and not _FINGERPRINT_RE.fullmatch(self.escrow_fingerprint):
             raise ValueError("escrow_fingerprint is a SHA-256 fingerprint (64 lowercase hex digits)")
+        if not self.operator.strip():
+            raise ValueError("a medium needs its operator")
+        _check_lengths(
+            file_set_uid=(self.file_set_uid, 64),  # UI
+            operator=(self.operator, _MAX_OPERATOR_CHARS),
+            station=(self.station or "", _MAX_STATION_CHARS),
+            profile=(self.profile, 64),
+            format=(self.format, 16),
+            label=(self.label or "", 64),
+        )
 
 
 # -- what the registry answers ----------------------------------------------------------------------
@@ -636,7 +662,7 @@ class Registry:
             file_set_uid=record.file_set_uid,
             created_at=record.created_at,
             operator=record.operator,
-            station=record.station or socket.gethostname(),
+            station=record.station or _hostname(),
             profile=record.profile,
             format=record.format,
             label=record.label,
@@ -767,6 +793,10 @@ class Registry:
             raise UsageError("a recovery needs a reason; it is recorded with the recovery")
         if not operator.strip():
             raise UsageError("a recovery needs the operator's name; it is recorded with the recovery")
+        if len(operator.strip()) > _MAX_OPERATOR_CHARS or len(station or "") > _MAX_STATION_CHARS:
+            raise UsageError(
+                f"operator names go up to {_MAX_OPERATOR_CHARS} characters, station names to {_MAX_STATION_CHARS}"
+            )
         medium_id = _normalize_medium_id(medium_id)
         fingerprint = certificate_fingerprint(certificate)
         with self._transaction(write=True) as session:
@@ -790,7 +820,7 @@ class Registry:
                     medium_id=medium_id,
                     recovered_at=self._now(),
                     operator=operator.strip(),
-                    station=station or socket.gethostname(),
+                    station=station or _hostname(),
                     reason=reason.strip(),
                 )
             )

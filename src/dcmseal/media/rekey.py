@@ -1,0 +1,258 @@
+"""Rekey a medium for new recipients: every envelope re-addressed, the content ciphertext reused as it is."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from dcmseal import cms
+from dcmseal.audit import AuditSink, AuditUser, PatientRef, StudyRef, export_event
+from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DcmsealError, InputError, UsageError
+from dcmseal.fsutil import atomic_write
+from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
+from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
+from dcmseal.media.burn import README_NAME, media_type_of
+from dcmseal.media.fileset import read_dicomdir
+from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
+from dcmseal.media.output import place_medium, staging_dir
+from dcmseal.media.readme import MediumText, cover_letter, readme_text
+from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
+
+__all__ = ["RekeyRequest", "RekeyResult", "rekey"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RekeyRequest:
+    """An existing medium, a key that opens it, and who the new medium is for."""
+
+    medium: Path
+    out: Path
+    operator: str
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    private_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    certificates: tuple[bytes | None, ...] = ()
+    new_password: bytes | None = field(default=None, repr=False)
+    recipients: tuple[x509.Certificate, ...] = ()
+    escrow_certificate: x509.Certificate | None = None
+    keep_recipients: bool = False
+    output_format: str | None = None  # None: as the medium (ISO image in, ISO image out)
+    sender: str | None = None
+    iterations: int = 600_000
+    prf: cms.Prf = cms.Prf.SHA256
+    salt_bytes: int = 16
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.new_password is None and not self.recipients and not self.keep_recipients:
+            raise UsageError("rekey needs a new password, a --recipient, or --keep-recipients")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RekeyResult:
+    """The new medium."""
+
+    medium_id: str
+    source: Path
+    output: Path
+    output_format: str
+    files: int
+    recipients: tuple[str, ...]
+    pbkdf2_derivations: int
+    cover_letter: str
+    notes: tuple[str, ...]
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": "dcmseal.rekey/1",
+            "medium_id": self.medium_id,
+            "source": str(self.source),
+            "output": str(self.output),
+            "format": self.output_format,
+            "files": self.files,
+            "recipients": list(self.recipients),
+            "pbkdf2_derivations": self.pbkdf2_derivations,
+            "notes": list(self.notes),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "cover_letter": self.cover_letter,
+        }
+
+
+def rekey(
+    request: RekeyRequest,
+    *,
+    registry: Registry,
+    audit: AuditSink,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RekeyResult:
+    """Write a new medium with the same content for new recipients ("a new doctor needs the disc").
+
+    Any credential that opens the medium recovers each file's content-encryption key; the envelopes
+    are re-addressed (:func:`dcmseal.cms.readdress`) and the encrypted content is copied unchanged,
+    so the new medium verifies exactly as the old one. The escrow certificate is always a recipient;
+    the old recipients are kept only with ``keep_recipients``. The new medium gets its own ID,
+    registry record and Export audit message.
+    """
+    started = time.perf_counter()
+    moment = now()
+    cache = cms.process_kdf_cache()
+    before = cache.derivations
+    credentials = UnsealPlan(
+        passwords=request.passwords, private_keys=request.private_keys, certificates=request.certificates
+    ).credentials()
+    new_recipients: list[cms.Recipient] = []
+    if request.new_password is not None:
+        salt = os.urandom(request.salt_bytes)
+        kdf = cms.Pbkdf2Params(salt=salt, iterations=request.iterations, prf=request.prf)
+        new_recipients.append(cms.PasswordRecipient(password=request.new_password, kdf=kdf))
+    certificates = request.recipients + (
+        (request.escrow_certificate,) if request.escrow_certificate is not None else ()
+    )
+    new_recipients += [cms.CertificateRecipient(certificate=c) for c in certificates]
+    output_format = request.output_format or ("iso" if is_iso_image(request.medium) else "dir")
+    notes: list[str] = []
+    with staging_dir(request.out, overwrite=request.overwrite) as staging:
+        root = open_medium(request.medium, staging / "in")
+        medium_dir = staging / "medium"
+        count = 0
+        dicomdir_plain: Path | None = None
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            relative = path.relative_to(root)
+            target = medium_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if relative.as_posix() == README_NAME:
+                continue  # rewritten below for the new medium
+            if not is_secure_file(path):
+                shutil.copyfile(path, target)
+                notes.append(f"{relative.as_posix()}: not encrypted, copied as it is")
+                continue
+            try:
+                with open(path, "rb") as source, atomic_write(target) as sink:
+                    cms.readdress(
+                        source,
+                        sink,
+                        credentials,
+                        new_recipients,
+                        kdf_cache=cache,
+                        max_iterations=request.max_iterations,
+                        size=path.stat().st_size,
+                        keep_existing=request.keep_recipients,
+                    )
+            except DcmsealError as exc:
+                raise exc.with_path(path) from None
+            count += 1
+            if relative.as_posix() == "DICOMDIR":
+                dicomdir_plain = staging / "DICOMDIR.plain"
+                unseal_file(
+                    path, dicomdir_plain, credentials=credentials, max_iterations=request.max_iterations
+                )
+        if count == 0:
+            raise InputError("no Secure DICOM File on this medium: nothing to rekey", path=request.medium)
+        fileset_uid, fileset_id, studies = "", "", []
+        if dicomdir_plain is not None:
+            dicomdir = read_dicomdir(dicomdir_plain)
+            fileset_uid, fileset_id = dicomdir.fileset_uid, dicomdir.fileset_id
+            by_study: dict[str, tuple[str, int]] = {}
+            for entry in dicomdir.entries:
+                if entry.study_instance_uid and entry.referenced_sop_instance_uid:
+                    patient, n = by_study.get(entry.study_instance_uid, (entry.patient_id or "", 0))
+                    by_study[entry.study_instance_uid] = (patient, n + 1)
+            studies = [(uid, patient, n) for uid, (patient, n) in by_study.items()]
+        else:
+            notes.append("the medium has no DICOMDIR: the registry record has no study summary")
+        medium_id = registry.new_medium_id()
+        subjects = tuple(c.subject.rfc4514_string() for c in certificates)
+        text = MediumText(
+            medium_id=medium_id,
+            created=moment,
+            profile="(as the original medium)",
+            file_count=count,
+            has_password=request.new_password is not None,
+            certificate_subjects=subjects,
+            sender=request.sender,
+            label=fileset_id,
+        )
+        (medium_dir / README_NAME).write_bytes(readme_text(text).encode("ascii"))
+        escrowed = (
+            seal_password_for_escrow(request.new_password, request.escrow_certificate)
+            if request.new_password is not None and request.escrow_certificate is not None
+            else None
+        )
+
+        def record() -> None:
+            registry.record_medium(
+                MediumRecord(
+                    medium_id=medium_id,
+                    file_set_uid=fileset_uid or "unknown",
+                    created_at=moment,
+                    operator=request.operator,
+                    station=socket.gethostname(),
+                    profile="rekeyed",
+                    format=output_format,
+                    label=fileset_id or None,
+                    file_count=count,
+                    total_bytes=sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file()),
+                    recipients=((RecipientRecord.for_password(),) if request.new_password is not None else ())
+                    + tuple(RecipientRecord.for_certificate(c) for c in certificates),
+                    studies=tuple(
+                        StudyRecord(study_instance_uid=uid, patient_id=patient, instance_count=n)
+                        for uid, patient, n in studies
+                    ),
+                    escrowed_password=escrowed,
+                    escrow_fingerprint=certificate_fingerprint(request.escrow_certificate)
+                    if escrowed is not None and request.escrow_certificate is not None
+                    else None,
+                )
+            )
+
+        place_medium(
+            medium_dir,
+            request.out,
+            output_format=output_format,
+            staging=staging,
+            volume_id=sanitize_volume_id(fileset_id or medium_id),
+            udf=output_format == "iso",
+            before_commit=record,
+        )
+    try:
+        audit.emit(
+            export_event(
+                user=AuditUser(user_id=request.operator),
+                medium_id=medium_id,
+                media_type=media_type_of("dvd" if output_format == "iso" else "usb", output_format),
+                patients=[PatientRef(patient_id=p) for p in dict.fromkeys(p for _, p, _ in studies)]
+                or [PatientRef(patient_id="UNKNOWN")],
+                studies=[StudyRef(study_instance_uid=uid) for uid, _, _ in studies],
+                description=f"rekeyed from {request.medium.name}",
+                encrypted=True,
+                now=now,
+            )
+        )
+    except DcmsealError as exc:
+        notes.append(f"the Export audit message could not be written: {exc}")
+        logger.error("audit: %s", exc)
+    return RekeyResult(
+        medium_id=medium_id,
+        source=request.medium,
+        output=request.out,
+        output_format=output_format,
+        files=count,
+        recipients=(("password",) if request.new_password is not None else ()) + subjects,
+        pbkdf2_derivations=cache.derivations - before,
+        cover_letter=cover_letter(text),
+        notes=tuple(notes),
+        elapsed_s=time.perf_counter() - started,
+    )
