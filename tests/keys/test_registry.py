@@ -267,7 +267,7 @@ def test_records_that_would_not_fit_the_columns_are_a_bug() -> None:
     with pytest.raises(ValueError, match="go together"):
         dataclasses.replace(_record(medium_id), escrow_fingerprint="0" * 64)
     with pytest.raises(ValueError, match="timezone-aware"):
-        dataclasses.replace(_record(medium_id), created_at=datetime(2026, 1, 1))  # noqa: DTZ001
+        dataclasses.replace(_record(medium_id), created_at=datetime(2026, 1, 1))
 
 
 def test_lookup_forgives_case_and_crockford_lookalikes(registry: Registry) -> None:

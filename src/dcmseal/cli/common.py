@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # Paths from a disc may contain "[" and control characters: no markup, no highlighting.
-out_console = Console(markup=False, emoji=False, highlight=False)
+out_console = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 PASSWORD_ON_ARGV_MESSAGE = (

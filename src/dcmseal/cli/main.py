@@ -10,6 +10,8 @@ from dcmseal import __version__
 from dcmseal.cli.common import configure_logging, out_console
 from dcmseal.cli.demo import demo
 from dcmseal.cli.envelope import inspect, seal, unseal
+from dcmseal.cli.keys import keys_app, recipients_app
+from dcmseal.cli.media import burn_command, open_command, rekey_command
 from dcmseal.cli.password import password_app
 
 __all__ = ["app", "main"]
@@ -47,8 +49,13 @@ def _root(
 app.command()(seal)
 app.command()(unseal)
 app.command()(inspect)
+app.command("burn")(burn_command)
+app.command("open")(open_command)
+app.command("rekey")(rekey_command)
 app.command()(demo)
 app.add_typer(password_app, name="password")
+app.add_typer(keys_app, name="keys")
+app.add_typer(recipients_app, name="recipients")
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ from dcmseal.media.readme import MediumText, cover_letter, readme_text
 from dcmseal.media.sources import Rejected, collect
 from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
 from dcmseal.media.transcode import conform
-from dcmseal.part10 import SealPlan, seal_files
+from dcmseal.part10 import PreambleKind, SealPlan, classify_preamble, seal_files
+from dcmseal.part10.fileformat import PREAMBLE_BYTES
 
 __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
 
@@ -155,6 +156,17 @@ def _check_validity(
         )
 
 
+def _zero_preamble(path: Path) -> str | None:
+    """Zero the preamble of a staged copy (nothing suspicious leaves on our media); say what it was."""
+    with open(path, "r+b") as fp:
+        kind = classify_preamble(fp.read(PREAMBLE_BYTES))
+        if kind is PreambleKind.ZERO:
+            return None
+        fp.seek(0)
+        fp.write(bytes(PREAMBLE_BYTES))
+    return "TIFF dual-personality" if kind is PreambleKind.TIFF else "non-zero"
+
+
 def _studies_for_registry(studies: tuple[StudyFacts, ...]) -> tuple[StudyRecord, ...]:
     return tuple(
         StudyRecord(
@@ -216,6 +228,10 @@ def burn(
             target = staging / "conformed" / f"{index:08d}"
             target.parent.mkdir(exist_ok=True)
             result = conform(instance.path, target, profile)
+            zeroed = _zero_preamble(target)
+            if zeroed is not None:
+                shown = instance.origin if staging in instance.path.parents else str(instance.path)
+                notes.append(f"{shown}: {zeroed} preamble zeroed (PS3.10 §7.5)")
             conformed.append(target)
             origins[target] = instance.origin
             if result.converted:

@@ -1,0 +1,232 @@
+"""The keys and recipients command groups: escrow identity, the media registry, recovery, partner certificates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dcmseal.audit import AuditUser, security_alert
+from dcmseal.cli.common import (
+    err_console,
+    load_certificate,
+    out_console,
+    print_json,
+    read_password,
+    user_errors,
+)
+from dcmseal.cli.context import audit_sink, open_registry, operator_name, warn
+from dcmseal.config import default_escrow_directory, load_settings
+from dcmseal.errors import UsageError
+from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
+
+__all__ = ["keys_app", "recipients_app"]
+
+keys_app = typer.Typer(
+    name="keys", help="Escrow identity, registry of burned media, password recovery.", no_args_is_help=True
+)
+recipients_app = typer.Typer(
+    name="recipients", help="The address book of partner certificates (burn --to NAME).", no_args_is_help=True
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output.")]
+RegistryOpt = Annotated[
+    str | None, typer.Option("--registry", help="Registry URL. [env var: DCMSEAL_REGISTRY]")
+]
+PassFileOpt = Annotated[
+    Path | None, typer.Option("--passphrase-file", help="The escrow key's passphrase, from a file.")
+]
+PassEnvOpt = Annotated[
+    str | None, typer.Option("--passphrase-env", help="The escrow key's passphrase, from a variable.")
+]
+
+
+@keys_app.command("init")
+def init(
+    org: Annotated[str, typer.Option("--org", help="Organisation name (certificate O and CN).")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write escrow-key.pem and escrow-cert.pem.")
+    ] = None,
+    passphrase_file: PassFileOpt = None,
+    passphrase_env: PassEnvOpt = None,
+    key_size: Annotated[int, typer.Option("--key-size", help="RSA modulus bits (>= 3072).")] = 3072,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the organisation's escrow key pair and certificate; every medium is also sealed to it.
+
+    Keep the private key offline; burn stations only need the certificate.
+    """
+    with user_errors():
+        target = directory or default_escrow_directory()
+        passphrase = read_password(
+            password_file=passphrase_file,
+            password_env=passphrase_env,
+            prompt="Passphrase for the escrow private key",
+            confirm=True,
+        )
+        assert passphrase is not None
+        try:
+            identity = create_escrow_identity(
+                org, target, passphrase=passphrase.encode("ascii"), key_size=key_size
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if as_json:
+            print_json({"schema": "dcmseal.keys.init/1", **identity.to_json()})
+            return
+        out_console.print(f"escrow certificate: {identity.certificate_path}")
+        out_console.print(f"escrow private key: {identity.key_path} (encrypted; move it offline)")
+        out_console.print(f"fingerprint (SHA-256): {identity.fingerprint}")
+
+
+@keys_app.command("list")
+def list_media(
+    registry: RegistryOpt = None,
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """The media burned at this organisation, newest first."""
+    with user_errors():
+        settings = load_settings()
+        with open_registry(settings, registry) as reg:
+            media = reg.list_media(limit=limit)
+        if as_json:
+            print_json({"schema": "dcmseal.keys.list/1", "media": [m.to_json() for m in media]})
+            return
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("medium", "created", "operator", "profile", "files", "label"):
+            table.add_column(column)
+        for m in media:
+            data = m.to_json()
+            table.add_row(
+                m.medium_id,
+                f"{m.created_at:%Y-%m-%d %H:%M}",
+                m.operator,
+                m.profile,
+                str(data.get("file_count", "")),
+                str(data.get("label") or ""),
+            )
+        out_console.print(table)
+
+
+@keys_app.command("show")
+def show(
+    medium: Annotated[str, typer.Argument(help="Medium ID.")],
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Everything the registry holds about a medium (never its password)."""
+    with user_errors():
+        settings = load_settings()
+        with open_registry(settings, registry) as reg:
+            details = reg.get_medium(medium)
+            recoveries = reg.recoveries(medium)
+        document = {
+            "schema": "dcmseal.keys.show/1",
+            **details.to_json(),
+            "recoveries": [r.to_json() for r in recoveries],
+        }
+        if as_json:
+            print_json(document)
+            return
+        for key, value in document.items():
+            if key != "schema":
+                out_console.print(f"{key}: {value}")
+
+
+@keys_app.command("recover")
+def recover(
+    medium: Annotated[str, typer.Argument(help="Medium ID.")],
+    escrow_key: Annotated[Path, typer.Option("--escrow-key", help="The escrow private key (encrypted PEM).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded with who and when).")],
+    escrow_cert: Annotated[
+        Path | None, typer.Option("--escrow-cert", help="The escrow certificate (default: beside the key).")
+    ] = None,
+    passphrase_file: PassFileOpt = None,
+    passphrase_env: PassEnvOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reveal a medium's password with the escrow key; every recovery is recorded and audited."""
+    with user_errors():
+        settings = load_settings()
+        if not reason.strip():
+            raise UsageError("--reason must say why the password is recovered")
+        passphrase = read_password(
+            password_file=passphrase_file,
+            password_env=passphrase_env,
+            prompt="Passphrase of the escrow key",
+            confirm=False,
+        )
+        assert passphrase is not None
+        cert_path = escrow_cert or escrow_key.with_name("escrow-cert.pem")
+        certificate = load_escrow_certificate(cert_path)
+        private_key = unlock_escrow_key(escrow_key, passphrase.encode("ascii"))
+        operator = operator_name()
+        with open_registry(settings, registry) as reg:
+            password = reg.recover_password(
+                medium, private_key=private_key, certificate=certificate, operator=operator, reason=reason
+            )
+        audit = audit_sink(settings)
+        audit.emit(
+            security_alert(
+                user=AuditUser(user_id=operator),
+                description="escrow key used to recover a medium password",
+                medium_id=medium,
+                details={"Recovery Reason": reason},
+            )
+        )
+        if as_json:
+            print_json({"schema": "dcmseal.keys.recover/1", "medium_id": medium, "password": password})
+            return
+        warn("the recovery is recorded in the registry and the audit log")
+        out_console.print(password)
+
+
+@recipients_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Name to burn --to (letters, digits, . _ -).")],
+    certificate: Annotated[Path, typer.Argument(help="The partner's certificate (PEM or DER).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Replace an entry of the same name.")] = False,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """File a partner's certificate under a name."""
+    with user_errors():
+        cert = load_certificate(certificate)
+        with open_registry(load_settings(), registry) as reg:
+            entry = reg.add_partner(name, cert, replace=replace)
+        if as_json:
+            print_json({"schema": "dcmseal.recipients.add/1", **entry.to_json()})
+            return
+        out_console.print(f"{entry.name}: {entry.subject} (valid until {entry.not_after:%Y-%m-%d})")
+
+
+@recipients_app.command("list")
+def list_partners(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """The address book."""
+    with user_errors():
+        with open_registry(load_settings(), registry) as reg:
+            entries = reg.list_partners()
+        if as_json:
+            print_json({"schema": "dcmseal.recipients.list/1", "recipients": [e.to_json() for e in entries]})
+            return
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("name", "subject", "valid until", "fingerprint"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            table.add_row(e.name, e.subject, f"{e.not_after:%Y-%m-%d}", e.fingerprint[:16])
+        out_console.print(table)
+
+
+@recipients_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="Name to remove.")], registry: RegistryOpt = None
+) -> None:
+    """Take a partner out of the address book (media already burned are not affected)."""
+    with user_errors():
+        with open_registry(load_settings(), registry) as reg:
+            reg.remove_partner(name)
+        err_console.print(f"removed {name}")

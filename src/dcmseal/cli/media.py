@@ -1,0 +1,385 @@
+"""The burn, open and rekey commands: secure media from studies, and studies from secure media."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.hazmat.primitives import serialization
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from dcmseal import cms
+from dcmseal.cli.common import (
+    err_console,
+    load_certificate,
+    load_private_key,
+    out_console,
+    print_json,
+    read_password,
+    user_errors,
+)
+from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
+from dcmseal.cli.envelope import PasswordEnvOpt, PasswordFileOpt, PasswordOnArgv, _refuse_argv_password
+from dcmseal.config import load_settings
+from dcmseal.errors import ExitCode, UsageError
+from dcmseal.keys import check_password, generate_passphrase
+from dcmseal.media.burn import BurnRequest, burn
+from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.profiles import Profile
+from dcmseal.media.rekey import RekeyRequest, rekey
+
+__all__ = ["burn_command", "open_command", "rekey_command"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry URL (SQLAlchemy), e.g. postgresql+psycopg://... [env var: DCMSEAL_REGISTRY]",
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Processes to use (0 = one per core).")]
+
+
+@contextmanager
+def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """One progress bar per stage on stderr (TTY only)."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda _stage, _done, _total: None
+        return
+    with Progress(
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, object] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=max(total, 1))
+            progress.update(tasks[stage], completed=done, total=max(total, 1))  # type: ignore[arg-type]
+
+        yield update
+
+
+def burn_command(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, folders, zips, DICOMDIR sets, or http(s)://host/dicom-web/studies/<UID>."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The ISO image or folder to write.")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="iso (ISO 9660, UDF for DVD) or dir (USB).")
+    ] = "iso",
+    profile: Annotated[
+        str, typer.Option("--profile", help="auto, or a PS3.11 profile such as STD-GEN-SEC-CD.")
+    ] = "auto",
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password: PasswordOnArgv = None,
+    generate_password: Annotated[
+        bool, typer.Option("--generate-password", help="Generate a passphrase and print it once.")
+    ] = False,
+    recipient: Annotated[
+        list[Path] | None, typer.Option("--recipient", "-r", help="A recipient's certificate; repeatable.")
+    ] = None,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="A partner from the address book; repeatable.")
+    ] = None,
+    escrow_cert: Annotated[
+        Path | None, typer.Option("--escrow-cert", help="Escrow certificate (default: the one of keys init).")
+    ] = None,
+    no_escrow: Annotated[
+        bool,
+        typer.Option(
+            "--no-escrow", help="Burn without the escrow recipient (the medium cannot be recovered)."
+        ),
+    ] = False,
+    allow_expired: Annotated[
+        bool, typer.Option("--allow-expired", help="Burn for an expired or not yet valid certificate.")
+    ] = False,
+    label: Annotated[str, typer.Option("--label", help="File-set ID and volume label.")] = "",
+    strict: Annotated[bool, typer.Option("--strict", help="Fail when any source file is not DICOM.")] = False,
+    allow_weak_password: Annotated[
+        bool, typer.Option("--allow-weak-password", help="Accept a password the policy refuses (tests only).")
+    ] = False,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
+    registry: RegistryOpt = None,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Burn a secure medium (PS3.11 STD-GEN-SEC-*): every file, DICOMDIR included, a Secure DICOM File.
+
+    Prints the medium ID and a cover letter for the recipient, which never holds the password.
+    """
+    with user_errors():
+        _refuse_argv_password(password)
+        settings = load_settings(overrides={"pbkdf2_iterations": iterations, "workers": workers})
+        if output_format not in ("iso", "dir"):
+            raise UsageError("--format must be iso or dir")
+        chosen_profile: Profile | None = None
+        if profile != "auto":
+            try:
+                chosen_profile = Profile(profile.upper())
+            except ValueError:
+                names = ", ".join(p.value for p in Profile)
+                raise UsageError(f"unknown profile {profile!r}: auto, {names}") from None
+        if generate_password and (password_file or password_env):
+            raise UsageError("--generate-password goes without --password-file and --password-env")
+        reg = open_registry(settings, registry)
+        try:
+            certificates = [load_certificate(p) for p in recipient or []]
+            certificates += [reg.get_partner(name) for name in to or []]
+            escrow = None if no_escrow else escrow_certificate(settings, escrow_cert, required=True)
+            if no_escrow:
+                warn("--no-escrow: if the password is lost, nobody can open this medium again")
+            text: str | None
+            if generate_password:
+                text = generate_passphrase()
+            else:
+                asked = password_file is None and password_env is None and not certificates
+                text = read_password(
+                    password_file=password_file,
+                    password_env=password_env,
+                    prompt="Password for the medium" if asked else None,
+                    confirm=True,
+                )
+            secret: bytes | None = None
+            if text is not None:
+                secret, strength = check_password(
+                    text,
+                    allow_weak=allow_weak_password,
+                    iterations=settings.pbkdf2_iterations,
+                    prf=settings.pbkdf2_prf,
+                )
+                if strength.problems:
+                    warn(
+                        "weak password accepted because of --allow-weak-password: "
+                        + "; ".join(strength.problems)
+                    )
+            request = BurnRequest(
+                sources=tuple(sources),
+                out=out,
+                operator=operator_name(),
+                output_format=output_format,
+                profile=chosen_profile,
+                password=secret,
+                certificates=tuple(certificates),
+                escrow_certificate=escrow,
+                label=label,
+                sender=settings.sender or None,
+                strict=strict,
+                allow_expired=allow_expired,
+                cipher=cms.ContentCipher(settings.cipher),
+                digest=cms.DigestAlgorithm(settings.digest),
+                iterations=settings.pbkdf2_iterations,
+                prf=cms.Prf(settings.pbkdf2_prf),
+                salt_bytes=settings.salt_bytes,
+                workers=settings.workers,
+                overwrite=force,
+            )
+            with _stages(not as_json) as progress:
+                result = burn(request, registry=reg, audit=audit_sink(settings), progress=progress)
+        finally:
+            reg.close()
+        if as_json:
+            document = result.to_json()
+            if generate_password and text is not None:
+                document["generated_password"] = text
+            print_json(document)
+            return
+        for rejected in result.rejected:
+            err_console.print(
+                f"left out: {rejected.path or rejected.origin}: {rejected.reason}", style="yellow"
+            )
+        for note in result.notes:
+            err_console.print(f"note: {note}", style="dim")
+        out_console.print(
+            f"medium {result.medium_id}: {len(result.files)} instances, {result.profile.value}, "
+            f"{result.size_bytes:,} bytes -> {result.output}",
+            style="bold green",
+        )
+        if generate_password and text is not None:
+            out_console.print(f"password (shown once; send it by another route): {text}", style="bold")
+        out_console.print("\n" + result.cover_letter)
+
+
+def open_command(
+    medium: Annotated[
+        Path, typer.Argument(help="An ISO image, a folder (mounted disc, USB stick) or a zip.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plain File-set.")],
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password: PasswordOnArgv = None,
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", "-k", help="RSA private key; repeatable.")
+    ] = None,
+    cert: Annotated[list[Path] | None, typer.Option("--cert", help="Certificate of each --key.")] = None,
+    workers: WorkersOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a secure (or plain) medium: unseal and verify every file, check the DICOMDIR, write a File-set.
+
+    Certificate validity is never a reason to refuse: a disc opened years later must open.
+    """
+    with user_errors():
+        _refuse_argv_password(password)
+        settings = load_settings(overrides={"workers": workers})
+        keys, certs = key or [], cert or []
+        if certs and len(certs) != len(keys):
+            raise UsageError("give one --cert per --key, in the same order, or none")
+        text = read_password(
+            password_file=password_file,
+            password_env=password_env,
+            prompt="Password" if not keys and password_file is None and password_env is None else None,
+            confirm=False,
+        )
+        request = OpenRequest(
+            medium=medium,
+            out=out,
+            operator=operator_name(),
+            passwords=(text.encode("ascii"),) if text is not None else (),
+            private_keys=tuple(load_private_key(k) for k in keys),
+            certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
+            max_iterations=settings.max_pbkdf2_iterations,
+            workers=settings.workers,
+            overwrite=force,
+        )
+        with _stages(not as_json) as progress:
+            result = open_to_folder(request, audit=audit_sink(settings), progress=progress)
+        if as_json:
+            print_json(result.to_json())
+        else:
+            table = Table(show_edge=False, pad_edge=False)
+            for column in ("file on the medium", "status", "in the File-set / reason"):
+                table.add_column(column, overflow="fold")
+            for f in result.files:
+                style = {"failed": "red", "skipped": "dim"}.get(f.status)
+                table.add_row(f.path, f.status, f.reason or f.file_id or "", style=style)
+            out_console.print(table)
+            for d in result.disagreements:
+                err_console.print(f"DICOMDIR: {d.message}", style="yellow")
+            for note in result.notes:
+                err_console.print(f"note: {note}", style="dim")
+            opened = sum(1 for f in result.files if f.status in ("opened", "copied"))
+            err_console.print(
+                f"{opened} files into {result.output}, {len(result.failed)} failed; "
+                f"{result.kdf_derivations} PBKDF2 derivation(s); DICOMDIR {'rebuilt' if result.dicomdir_rebuilt else 'verified'}",
+                style="bold green" if not result.failed else "bold yellow",
+            )
+        if result.failed:
+            raise typer.Exit(int(ExitCode.INPUT))
+
+
+def rekey_command(
+    medium: Annotated[Path, typer.Argument(help="The medium to rekey (ISO image, folder or zip).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The new medium (same format unless --format).")],
+    password_file: PasswordFileOpt = None,
+    password_env: PasswordEnvOpt = None,
+    password: PasswordOnArgv = None,
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", "-k", help="A key that opens the medium.")
+    ] = None,
+    cert: Annotated[list[Path] | None, typer.Option("--cert", help="Certificate of each --key.")] = None,
+    recipient: Annotated[
+        list[Path] | None, typer.Option("--recipient", "-r", help="New recipient certificate; repeatable.")
+    ] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="New recipient from the address book.")] = None,
+    new_password_file: Annotated[
+        Path | None, typer.Option("--new-password-file", help="The new medium's password, from a file.")
+    ] = None,
+    new_password_env: Annotated[
+        str | None, typer.Option("--new-password-env", help="The new medium's password, from a variable.")
+    ] = None,
+    generate_password: Annotated[
+        bool, typer.Option("--generate-password", help="Generate the new medium's passphrase.")
+    ] = False,
+    keep_recipients: Annotated[
+        bool, typer.Option("--keep-recipients", help="Keep the old recipients as well.")
+    ] = False,
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="iso or dir (default: as the medium).")
+    ] = None,
+    escrow_cert: Annotated[Path | None, typer.Option("--escrow-cert", help="Escrow certificate.")] = None,
+    iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
+    registry: RegistryOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a new medium for new recipients from an existing one, given any key that opens it.
+
+    The content ciphertext is reused; only the recipient information changes.
+    """
+    with user_errors():
+        _refuse_argv_password(password)
+        settings = load_settings(overrides={"pbkdf2_iterations": iterations})
+        keys, certs = key or [], cert or []
+        text = read_password(
+            password_file=password_file,
+            password_env=password_env,
+            prompt="Password of the medium"
+            if not keys and password_file is None and password_env is None
+            else None,
+            confirm=False,
+        )
+        new_text = (
+            generate_passphrase()
+            if generate_password
+            else read_password(
+                password_file=new_password_file, password_env=new_password_env, prompt=None, confirm=False
+            )
+        )
+        new_secret = check_password(new_text, iterations=settings.pbkdf2_iterations)[0] if new_text else None
+        reg = open_registry(settings, registry)
+        try:
+            certificates = [load_certificate(p) for p in recipient or []]
+            certificates += [reg.get_partner(name) for name in to or []]
+            request = RekeyRequest(
+                medium=medium,
+                out=out,
+                operator=operator_name(),
+                passwords=(text.encode("ascii"),) if text is not None else (),
+                private_keys=tuple(load_private_key(k) for k in keys),
+                certificates=tuple(
+                    load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs
+                ),
+                new_password=new_secret,
+                recipients=tuple(certificates),
+                escrow_certificate=escrow_certificate(settings, escrow_cert, required=False),
+                keep_recipients=keep_recipients,
+                output_format=output_format,
+                sender=settings.sender or None,
+                iterations=settings.pbkdf2_iterations,
+                prf=cms.Prf(settings.pbkdf2_prf),
+                salt_bytes=settings.salt_bytes,
+                max_iterations=settings.max_pbkdf2_iterations,
+                overwrite=force,
+            )
+            result = rekey(request, registry=reg, audit=audit_sink(settings))
+        finally:
+            reg.close()
+        if as_json:
+            document = result.to_json()
+            if generate_password and new_text:
+                document["generated_password"] = new_text
+            print_json(document)
+            return
+        out_console.print(
+            f"medium {result.medium_id}: {result.files} files re-addressed to {', '.join(result.recipients)} -> {result.output}",
+            style="bold green",
+        )
+        if generate_password and new_text:
+            out_console.print(f"password (shown once; send it by another route): {new_text}", style="bold")
+        out_console.print("\n" + result.cover_letter)
