@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms as asn1_cms
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
 from tests.part10.dicomfiles import write_part10
 from tests.peers.orthanc import OrthancPeer, running_orthanc
-from tests.peers.tools import require_tool
+from tests.peers.postgres import postgres_url
+from tests.peers.tools import require_tool, run_tool
+
+__all__ = ["postgres_url"]  # the session PostgreSQL server, for the registry tests of burn and rekey
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +61,174 @@ def staged_fileset(tmp_path: Path) -> Path:
     (root / "README.TXT").write_bytes(b"This disc holds Secure DICOM Files.\r\n")
     (root / "INDEX.HTM").write_bytes(b"<html></html>\r\n")
     return root
+
+
+# --- secure media (burn, open, rekey): escrow identity, synthetic instances, OpenSSL as the reference reader ---
+
+#: The escrow key's passphrase in the media tests (the 12-character minimum).
+MEDIA_ESCROW_PASSPHRASE = "Escrow-Pass1"
+#: Exit code of a failed `openssl cms -decrypt` (wrong password or key).
+_OPENSSL_OK = 0
+
+
+@dataclass(frozen=True)
+class MediaEscrow:
+    """An escrow identity as `dcmseal keys init` leaves it: encrypted key PEM, certificate PEM, passphrase."""
+
+    directory: Path
+    certificate_path: Path
+    key_path: Path
+    passphrase: str
+    certificate: x509.Certificate
+    private_key_der: bytes  # unencrypted PKCS#8 DER, what OpenRequest.private_keys takes
+
+
+@pytest.fixture(scope="session")
+def media_escrow(tmp_path_factory: pytest.TempPathFactory) -> MediaEscrow:
+    """The session's escrow identity for media tests (RSA-3072: generated once)."""
+    identity = create_escrow_identity(
+        "Media Test Hospital", tmp_path_factory.mktemp("media-escrow"), passphrase=MEDIA_ESCROW_PASSPHRASE.encode()
+    )
+    key = unlock_escrow_key(identity.key_path, MEDIA_ESCROW_PASSPHRASE.encode())
+    return MediaEscrow(
+        directory=identity.certificate_path.parent,
+        certificate_path=identity.certificate_path,
+        key_path=identity.key_path,
+        passphrase=MEDIA_ESCROW_PASSPHRASE,
+        certificate=load_escrow_certificate(identity.certificate_path),
+        private_key_der=key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+
+
+def install_escrow(escrow: MediaEscrow, data_home: Path) -> Path:
+    """Copy the escrow identity to where `dcmseal keys init` puts it under ``$XDG_DATA_HOME``; return the folder."""
+    target = data_home / "dcmseal" / "escrow"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(escrow.certificate_path, target / "escrow-cert.pem")
+    shutil.copyfile(escrow.key_path, target / "escrow-key.pem")
+    return target
+
+
+def write_instance(
+    path: Path,
+    *,
+    study_uid: str,
+    series_uid: str,
+    number: int,
+    patient_id: str = "SYN-0001",
+    pixel_bytes: int = 64,
+) -> Path:
+    """A small but complete Secondary Capture instance (explicit VR little endian) with new SOP Instance UID."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName = "Synthetic^Tester"
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "O"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "120000", "1"
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = number
+    ds.Modality = "OT"
+    ds.ConversionType = "WSD"
+    ds.Rows, ds.Columns = 1, pixel_bytes
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes((number + i) % 256 for i in range(pixel_bytes))
+    ds.preamble = bytes(128)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_series(root: Path, count: int, *, pixel_bytes: int = 64) -> list[Path]:
+    """``count`` distinct instances of one new study and series under ``root`` (names I0000, I0001, ...)."""
+    study_uid, series_uid = generate_uid(), generate_uid()
+    return [
+        write_instance(
+            root / f"I{n:04d}", study_uid=study_uid, series_uid=series_uid, number=n + 1, pixel_bytes=pixel_bytes
+        )
+        for n in range(count)
+    ]
+
+
+def medium_files(root: Path) -> list[Path]:
+    """Every file of an extracted medium or File-set, sorted."""
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def openssl_decrypt(
+    openssl: str,
+    sealed: Path,
+    *,
+    password: str | None = None,
+    key: tuple[Path, Path, str | None] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """`openssl cms -decrypt` one Secure DICOM File with a password or (cert, key, key passphrase); rc unchecked."""
+    args = [openssl, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", str(sealed)]
+    if password is not None:
+        args += ["-pwri_password", password]
+    if key is not None:
+        cert_path, key_path, passphrase = key
+        args += ["-recip", str(cert_path), "-inkey", str(key_path)]
+        if passphrase is not None:
+            args += ["-passin", f"pass:{passphrase}"]
+    return run_tool(args)
+
+
+def openssl_unseal(
+    openssl: str,
+    sealed: Path,
+    *,
+    password: str | None = None,
+    key: tuple[Path, Path, str | None] | None = None,
+) -> bytes:
+    """The DigestedData DER OpenSSL decrypts from ``sealed``; the test fails with OpenSSL's words otherwise."""
+    result = openssl_decrypt(openssl, sealed, password=password, key=key)
+    assert result.returncode == _OPENSSL_OK, f"{sealed}: {result.stderr.decode(errors='replace')}"
+    return result.stdout
+
+
+def openssl_digest_verify(openssl: str, digested_data: bytes, out: Path) -> Path:
+    """Wrap a bare DigestedData in a ContentInfo, `openssl cms -digest_verify` it, write the content to ``out``."""
+    content_info = asn1_cms.ContentInfo(
+        {"content_type": "digested_data", "content": asn1_cms.DigestedData.load(digested_data)}
+    ).dump()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = run_tool(
+        [openssl, "cms", "-digest_verify", "-binary", "-inform", "DER", "-out", str(out)], input=content_info
+    )
+    assert result.returncode == _OPENSSL_OK, result.stderr.decode(errors="replace")
+    assert b"Verification successful" in result.stderr + result.stdout
+    return out
+
+
+def dciodvfy_errors(dciodvfy: str, path: Path) -> list[str]:
+    """The `Error -` lines dciodvfy prints for ``path`` (an empty list means the IOD is valid)."""
+    result = run_tool([dciodvfy, "-new", str(path)])
+    text = (result.stdout + result.stderr).decode(errors="replace")
+    return [line for line in text.splitlines() if line.startswith("Error -")]
+
+
+def dcmftest_answers(dcmftest: str, paths: list[Path]) -> dict[str, str]:
+    """What dcmftest says of each path: ``"yes"`` (Part 10) or ``"no"``."""
+    result = run_tool([dcmftest, *map(str, paths)])
+    answers: dict[str, str] = {}
+    for line in result.stdout.decode(errors="replace").splitlines():
+        verdict, _, name = line.partition(": ")
+        answers[name.strip()] = verdict.strip()
+    return answers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 from collections.abc import Callable, Iterable, Iterator
@@ -98,6 +99,7 @@ InnerSpec = DigestedContent | SignedContent | RawContent
 
 
 # -- writing ----------------------------------------------------------------------------------------
+@functools.cache
 def _digest_algorithm_der(digest: DigestAlgorithm) -> bytes:
     return bytes(algos.DigestAlgorithm({"algorithm": digest.value}).dump())
 

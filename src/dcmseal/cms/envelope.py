@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,7 @@ from dcmseal.cms.recipients import (
     RecipientDescription,
     build_recipient_info,
     describe_recipient_info,
+    encode_recipient_info,
     open_recipient_infos,
 )
 from dcmseal.errors import DecryptionError, MalformedEnvelopeError, UnsupportedAlgorithmError
@@ -151,6 +153,24 @@ def _envelope_version(recipients: Sequence[cms.RecipientInfo]) -> str:
     return "v2"
 
 
+def _version_of(recipients: Sequence[RecipientDescription]) -> int:
+    """RFC 5652 §6.1, from the descriptions of what is written (same rule as :func:`_envelope_version`)."""
+    if any(r.kind == "password" for r in recipients):
+        return 3
+    return 0 if all(r.version == 0 for r in recipients) else 2
+
+
+@functools.cache
+def _oid_der(dotted: str) -> bytes:
+    return bytes(core.ObjectIdentifier(dotted).dump())
+
+
+def _algorithm_with_iv(cipher: ContentCipher, iv: bytes) -> bytes:
+    """AlgorithmIdentifier { cipher OID, OCTET STRING iv } (RFC 3565 §4.1, RFC 3370 §5.1)."""
+    content = _oid_der(cipher.oid) + encode_header(0x04, len(iv)) + iv
+    return encode_header(TAG_SEQUENCE, len(content)) + content
+
+
 def encrypt(
     source: ByteSource,
     sink: Writable,
@@ -175,16 +195,17 @@ def encrypt(
     cipher = spec.content_cipher
     cek = rng(cipher.key_size)
     iv = rng(cipher.block_size)
-    infos = [build_recipient_info(r, cek, cipher, kdf_cache=kdf_cache, rng=rng) for r in spec.recipients]
-    version = _envelope_version(infos)
+    encoded = [encode_recipient_info(r, cek, cipher, kdf_cache=kdf_cache, rng=rng) for r in spec.recipients]
+    # DER sorts a SET OF by encoding (X.690 §11.6), so the file's order is not the spec's.
+    encoded.sort(key=lambda pair: pair[0])
+    descriptions = tuple(description for _, description in encoded)
+    version = _version_of(descriptions)
     plan = plan_inner(spec.inner, payload_size, now=now)
-
-    # DER sorts a SET OF by encoding, so the file's order is not the spec's: describe what is written.
-    recipient_set = cms.RecipientInfos(infos).dump(force=True)
-    written_infos = cms.RecipientInfos.load(recipient_set)
-    version_der = core.Integer(int(version[1:])).dump()
-    cipher_alg = algos.EncryptionAlgorithm({"algorithm": cipher.asn1_name, "parameters": iv}).dump()
-    content_type_der = core.ObjectIdentifier(plan.content_type).dump()
+    recipient_content = b"".join(der for der, _ in encoded)
+    recipient_set = encode_header(TAG_SET, len(recipient_content)) + recipient_content
+    version_der = bytes([0x02, 0x01, version])
+    cipher_alg = _algorithm_with_iv(cipher, iv)
+    content_type_der = _oid_der(plan.content_type)
     encrypted_len = (plan.length // cipher.block_size + 1) * cipher.block_size
     encrypted_header = encode_header(TAG_CONTEXT_0_PRIMITIVE, encrypted_len)
     eci_len = len(content_type_der) + len(cipher_alg) + len(encrypted_header) + encrypted_len
@@ -222,29 +243,22 @@ def encrypt(
             raise ValueError("the source holds more bytes than the announced payload size")
 
     encryptor = cipher.encryptor(cek, iv)
-    block = cipher.block_size
-    pending = b""
     written = 0
     for piece in plan.chunks(payload()):
-        if len(pending) + len(piece) < chunk_size:
-            pending += piece
-            continue
-        data = pending + piece if pending else piece
-        pending = b""
-        out = encryptor.update(data)
+        out = encryptor.update(piece)  # partial blocks stay inside the CBC context
         written += len(out)
         sink.write(out)
-    pad = block - (plan.length % block)
-    out = encryptor.update(pending + bytes([pad]) * pad) + encryptor.finalize()
+    pad = cipher.block_size - (plan.length % cipher.block_size)
+    out = encryptor.update(bytes([pad]) * pad) + encryptor.finalize()
     written += len(out)
     sink.write(out)
     if written != encrypted_len:  # the plan and the stream disagree: a bug, never a user error
         raise AssertionError(f"wrote {written} encrypted bytes, planned {encrypted_len}")
     return EnvelopeInfo(
-        version=int(version[1:]),
+        version=version,
         content_cipher=cipher,
         content_type=_CONTENT_TYPE_NAMES[plan.content_type],
-        recipients=tuple(describe_recipient_info(ri) for ri in written_infos),
+        recipients=descriptions,
         encrypted_size=encrypted_len,
         envelope_size=len(head) + encrypted_len,
         ber=False,

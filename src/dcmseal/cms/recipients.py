@@ -13,8 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from dcmseal.cms.algorithms import ContentCipher, KeyTransport, Prf, RecipientIdType
+from dcmseal.cms.algorithms import OID_PWRI_KEK, ContentCipher, KeyTransport, Prf, RecipientIdType
 from dcmseal.cms.asn1 import PWRI_KEK
+from dcmseal.cms.der import encode_header
 from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
 from dcmseal.errors import (
@@ -34,6 +35,7 @@ __all__ = [
     "RecipientDescription",
     "build_recipient_info",
     "describe_recipient_info",
+    "encode_recipient_info",
     "open_recipient_infos",
 ]
 
@@ -189,6 +191,101 @@ def build_recipient_info(
         }
     )
     return cms.RecipientInfo(name="ktri", value=ktri)
+
+
+# -- the same, fast: DER templates per recipient ------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """The constant DER around one recipient's per-file values, and its description."""
+
+    head: bytes  # PWRI: version + [0] keyDerivationAlgorithm; KTRI: version + rid + keyEncryptionAlgorithm
+    description: RecipientDescription
+
+
+#: Building asn1crypto objects costs milliseconds per file; a set of thousands of files repeats the
+#: same recipients, so their constant DER is built once (bounded, keyed by the frozen recipient).
+_TEMPLATES: dict[tuple[Recipient, ContentCipher], _Template] = {}
+_MAX_TEMPLATES = 64
+
+
+def _oid_der(dotted: str) -> bytes:
+    return bytes(core.ObjectIdentifier(dotted).dump())
+
+
+_OID_PWRI_KEK_DER = _oid_der(OID_PWRI_KEK)
+
+
+def _template(recipient: Recipient, content_cipher: ContentCipher) -> _Template:
+    key = (recipient, content_cipher)
+    found = _TEMPLATES.get(key)
+    if found is not None:
+        return found
+    # Build one RecipientInfo the slow, certain way, then keep the bytes that never change.
+    placeholder = bytes(content_cipher.key_size)
+    info = build_recipient_info(
+        recipient, placeholder, content_cipher, kdf_cache=_NO_DERIVATION, rng=lambda n: bytes(n)
+    )
+    chosen = info.chosen
+    if isinstance(recipient, PasswordRecipient):
+        head = bytes(chosen["version"].dump()) + bytes(chosen["key_derivation_algorithm"].dump())
+    else:
+        head = (
+            bytes(chosen["version"].dump())
+            + bytes(chosen["rid"].dump())
+            + bytes(chosen["key_encryption_algorithm"].dump())
+        )
+    template = _Template(head=head, description=describe_recipient_info(info))
+    if len(_TEMPLATES) >= _MAX_TEMPLATES:
+        _TEMPLATES.pop(next(iter(_TEMPLATES)))
+    _TEMPLATES[key] = template
+    return template
+
+
+class _NoDerivation(Pbkdf2Cache):
+    """Templates need the structure, not a key: skip PBKDF2 (the real KEK is derived per set)."""
+
+    def derive(self, password: bytes, params: Pbkdf2Params, length: int) -> bytes:
+        return bytes(length)
+
+
+_NO_DERIVATION = _NoDerivation()
+
+
+def encode_recipient_info(
+    recipient: Recipient,
+    cek: bytes,
+    content_cipher: ContentCipher,
+    *,
+    kdf_cache: Pbkdf2Cache,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> tuple[bytes, RecipientDescription]:
+    """DER of the RecipientInfo for ``recipient`` (identical to :func:`build_recipient_info`'s), and its description.
+
+    The randomness is drawn in the same order as :func:`build_recipient_info` (KEK IV, then wrap padding).
+    """
+    template = _template(recipient, content_cipher)
+    if isinstance(recipient, PasswordRecipient):
+        kek = kdf_cache.derive(recipient.password, recipient.kdf, content_cipher.key_size)
+        kek_iv = rng(content_cipher.block_size)
+        encrypted_key = wrap_key(kek, kek_iv, cek, content_cipher, rng=rng)
+        cipher_alg = _sequence(_oid_der(content_cipher.oid) + encode_header(0x04, len(kek_iv)) + kek_iv)
+        kek_alg = _sequence(_OID_PWRI_KEK_DER + cipher_alg)
+        body = template.head + kek_alg + encode_header(0x04, len(encrypted_key)) + encrypted_key
+        return encode_header(0xA3, len(body)) + body, template.description  # [3] IMPLICIT (RFC 5652 §6.2)
+    public_key = recipient.certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    if recipient.key_transport is KeyTransport.RSA_OAEP:
+        encrypted = public_key.encrypt(
+            cek, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+        )
+    else:
+        encrypted = public_key.encrypt(cek, padding.PKCS1v15())
+    body = template.head + encode_header(0x04, len(encrypted)) + encrypted
+    return _sequence(body), template.description
+
+
+def _sequence(content: bytes) -> bytes:
+    return encode_header(0x30, len(content)) + content
 
 
 # -- describing -------------------------------------------------------------------------------------

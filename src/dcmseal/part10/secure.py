@@ -129,10 +129,13 @@ class _ZeroedPreamble:
         self._position = 0
 
     def read(self, n: int = -1, /) -> bytes:
+        if self._position < PREAMBLE_BYTES:
+            # Hand out the preamble on its own (as zeros), so later reads pass through uncopied.
+            want = PREAMBLE_BYTES - self._position if n < 0 else min(n, PREAMBLE_BYTES - self._position)
+            data = self._fp.read(want)
+            self._position += len(data)
+            return bytes(len(data))
         data = self._fp.read(n)
-        if self._position < PREAMBLE_BYTES and data:
-            cut = min(PREAMBLE_BYTES - self._position, len(data))
-            data = bytes(cut) + data[cut:]
         self._position += len(data)
         return data
 
