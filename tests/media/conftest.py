@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -15,8 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from typer.testing import CliRunner
 
 from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
+from tests.cli.conftest import Outcome
+from tests.cli.runner import Run, run_dcmseal
 from tests.part10.dicomfiles import write_part10
 from tests.peers.orthanc import OrthancPeer, running_orthanc
 from tests.peers.postgres import postgres_url
@@ -83,11 +87,10 @@ class MediaEscrow:
     private_key_der: bytes  # unencrypted PKCS#8 DER, what OpenRequest.private_keys takes
 
 
-@pytest.fixture(scope="session")
-def media_escrow(tmp_path_factory: pytest.TempPathFactory) -> MediaEscrow:
-    """The session's escrow identity for media tests (RSA-3072: generated once)."""
+def make_media_escrow(directory: Path) -> MediaEscrow:
+    """Create an escrow identity in ``directory`` as `dcmseal keys init` does (RSA-3072, encrypted key)."""
     identity = create_escrow_identity(
-        "Media Test Hospital", tmp_path_factory.mktemp("media-escrow"), passphrase=MEDIA_ESCROW_PASSPHRASE.encode()
+        "Media Test Hospital", directory, passphrase=MEDIA_ESCROW_PASSPHRASE.encode()
     )
     key = unlock_escrow_key(identity.key_path, MEDIA_ESCROW_PASSPHRASE.encode())
     return MediaEscrow(
@@ -100,6 +103,12 @@ def media_escrow(tmp_path_factory: pytest.TempPathFactory) -> MediaEscrow:
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
+
+
+@pytest.fixture(scope="session")
+def media_escrow(tmp_path_factory: pytest.TempPathFactory) -> MediaEscrow:
+    """The session's escrow identity for media tests (RSA-3072: generated once)."""
+    return make_media_escrow(tmp_path_factory.mktemp("media-escrow"))
 
 
 def install_escrow(escrow: MediaEscrow, data_home: Path) -> Path:
@@ -232,3 +241,66 @@ def dcmftest_answers(dcmftest: str, paths: list[Path]) -> dict[str, str]:
         verdict, _, name = line.partition(": ")
         answers[name.strip()] = verdict.strip()
     return answers
+
+
+# --- the command line, in this process, with its data (registry, escrow, audit log) in tmp_path ---------------
+
+
+@dataclass
+class MediaCli:
+    """``media_cli("burn", ...)`` runs `dcmseal` in this process; ``.fresh(...)`` runs it in a new one.
+
+    ``$XDG_DATA_HOME`` and ``$XDG_CONFIG_HOME`` point into the test's tmp_path, so the default registry, the
+    escrow certificate (installed as `keys init` leaves it) and the audit log are the test's own.
+    """
+
+    data_home: Path
+    config_home: Path
+
+    @property
+    def dcmseal_dir(self) -> Path:
+        return self.data_home / "dcmseal"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.dcmseal_dir / "audit.log"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.dcmseal_dir / "registry.sqlite3"
+
+    @property
+    def escrow_dir(self) -> Path:
+        return self.dcmseal_dir / "escrow"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"XDG_DATA_HOME": str(self.data_home), "XDG_CONFIG_HOME": str(self.config_home), **extra}
+
+    def __call__(self, *args: str | Path, env: dict[str, str] | None = None) -> Outcome:
+        from dcmseal.cli.main import app
+
+        result = CliRunner().invoke(
+            app, [str(a) for a in args], env=self.env(**(env or {})), catch_exceptions=False
+        )
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    def fresh(self, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+        return run_dcmseal(*args, home=self.config_home, env=self.env(**(env or {})), timeout=timeout)
+
+
+@pytest.fixture
+def media_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_escrow: MediaEscrow) -> Iterator[MediaCli]:
+    """The CLI with its own data and config folders and the session's escrow identity installed."""
+    for name in list(os.environ):
+        if name.startswith("DCMSEAL_"):
+            monkeypatch.delenv(name)
+    cli = MediaCli(data_home=tmp_path / "data-home", config_home=tmp_path / "config-home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(cli.data_home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(cli.config_home))
+    monkeypatch.setenv("COLUMNS", "400")
+    install_escrow(media_escrow, cli.data_home)
+    logger = logging.getLogger("dcmseal")
+    handlers, level = list(logger.handlers), logger.level
+    yield cli
+    logger.handlers = handlers
+    logger.setLevel(level)

@@ -43,12 +43,12 @@ PASSWORD_ON_ARGV_MESSAGE = (
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
-    """Install the one handler (rich, stderr); the library itself only has a NullHandler."""
-    level = (
-        logging.ERROR
-        if quiet
-        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    )
+    """Install the one handler (rich, stderr); the library itself only has a NullHandler.
+
+    By default only errors are logged: every command already shows each file's notes (preamble
+    zeroed, raw payload) in its table or JSON; ``-v`` adds the library's warnings and per-file lines.
+    """
+    level = logging.ERROR if quiet or verbose == 0 else (logging.DEBUG if verbose > 1 else logging.INFO)
     handler: logging.Handler
     if err_console.is_terminal:
         handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)

@@ -36,7 +36,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
+        int, typer.Option("--verbose", "-v", count=True, help="Log warnings and each file (-vv: debug).")
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
     version: Annotated[
