@@ -202,8 +202,8 @@ class Timed:
             other = max(0.0, system_busy_s() - busy - ours_s) / wall
             if other > QUIET.max_other_cores and attempt < QUIET.retries:
                 self.discarded_s.append(wall)
-                for key, length in kept.items():
-                    del self.extra[key][length:]
+                for key in [k for k, v in self.extra.items() if isinstance(v, list)]:
+                    del self.extra[key][kept.get(key, 0) :]  # what the discarded run appended
                 continue
             break
         self.quiet.append(quiet)

@@ -169,7 +169,11 @@ def write_series(root: Path, count: int, *, pixel_bytes: int = 64) -> list[Path]
     study_uid, series_uid = generate_uid(), generate_uid()
     return [
         write_instance(
-            root / f"I{n:04d}", study_uid=study_uid, series_uid=series_uid, number=n + 1, pixel_bytes=pixel_bytes
+            root / f"I{n:04d}",
+            study_uid=study_uid,
+            series_uid=series_uid,
+            number=n + 1,
+            pixel_bytes=pixel_bytes,
         )
         for n in range(count)
     ]
@@ -226,10 +230,14 @@ def openssl_digest_verify(openssl: str, digested_data: bytes, out: Path) -> Path
     return out
 
 
-def dciodvfy_errors(dciodvfy: str, path: Path) -> list[str]:
-    """The `Error -` lines dciodvfy prints for ``path`` (an empty list means the IOD is valid)."""
+def dciodvfy_errors(dciodvfy: str, path: Path, *, iod: str = "BasicDirectory") -> list[str]:
+    """The `Error -` lines dciodvfy prints for ``path`` (an empty list means the IOD is valid).
+
+    dciodvfy must have recognised ``iod`` (it prints the IOD's name), so a crash is not a pass.
+    """
     result = run_tool([dciodvfy, "-new", str(path)])
     text = (result.stdout + result.stderr).decode(errors="replace")
+    assert iod in text.splitlines(), text
     return [line for line in text.splitlines() if line.startswith("Error -")]
 
 
@@ -240,6 +248,7 @@ def dcmftest_answers(dcmftest: str, paths: list[Path]) -> dict[str, str]:
     for line in result.stdout.decode(errors="replace").splitlines():
         verdict, _, name = line.partition(": ")
         answers[name.strip()] = verdict.strip()
+    assert len(answers) == len(paths), result.stdout
     return answers
 
 
@@ -289,7 +298,9 @@ class MediaCli:
 
 
 @pytest.fixture
-def media_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_escrow: MediaEscrow) -> Iterator[MediaCli]:
+def media_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, media_escrow: MediaEscrow
+) -> Iterator[MediaCli]:
     """The CLI with its own data and config folders and the session's escrow identity installed."""
     for name in list(os.environ):
         if name.startswith("DCMSEAL_"):

@@ -6,8 +6,8 @@ import copy
 import enum
 import hashlib
 import logging
+import os
 import re
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,6 @@ from pydicom.fileset import FileInstance, FileSet, RecordNode
 from pydicom.uid import UID, generate_uid
 
 from dcmseal.errors import InputError, NotPart10Error
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
 from dcmseal.media.profiles import MAX_COMPONENT_CHARS, MAX_FILE_ID_COMPONENTS, Profile, is_allowed
 from dcmseal.part10.fileformat import read_file_meta
 
@@ -295,7 +294,7 @@ def build_fileset(
         raise ValueError(f"{staging}: the staging directory must be empty")
     staging.mkdir(parents=True, exist_ok=True)
 
-    fs = FileSet()
+    fs = _PlanningFileSet()
     if fileset_uid:
         fs.UID = UID(fileset_uid)
     label = fileset_id_from_label(fileset_id)
@@ -344,10 +343,8 @@ def build_fileset(
     by_uid = {str(instance.SOPInstanceUID): instance for instance in fs}
     for uid, (source, ds, record_type) in planned.items():
         file_id = Path(by_uid[uid].path).relative_to(root).parts
+        # pydicom's write copied the instance itself (its stage is a link to the source), byte for byte.
         staged = staging.joinpath(*file_id)
-        # pydicom staged the header we gave it; the medium gets the instance itself, byte for byte.
-        with open(source, "rb") as fin, atomic_write(staged, overwrite=True) as out:
-            shutil.copyfileobj(fin, out, CHUNK_SIZE_BYTES)
         files.append(
             PlannedFile(
                 source=source,
@@ -398,11 +395,54 @@ def _read_header(path: Path) -> Dataset:
         raise NotPart10Error(f"the data set does not parse: {exc}", path=path) from exc
 
 
+class _KeyedRecordNode(RecordNode):
+    """A RecordNode that computes its key once: pydicom recomputes every sibling's key on each insertion."""
+
+    _cached_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self._cached_key is None:
+            self._cached_key = RecordNode.key.fget(self)  # type: ignore[attr-defined]
+        return self._cached_key
+
+
+class _PlanningFileSet(FileSet):
+    """pydicom's FileSet, with an ``add`` that scales to thousands of instances.
+
+    ``FileSet.add`` (pydicom 3.0) is quadratic and slow per instance: it scans every instance already
+    added for the new SOP Instance UID, recomputes each sibling record's key when it links the new
+    record into the tree, and writes a staged copy of the data set. Planning adds only header data
+    sets whose duplicates :func:`build_fileset` has already removed, so this ``add`` skips the scan,
+    caches record keys, and stages a symbolic link to the source file instead of a copy (``write``
+    copies from it, following the link). The records themselves are pydicom's (``_recordify``).
+    """
+
+    def add_source(self, ds: Dataset, source: Path) -> FileInstance:
+        record_gen = self._recordify(ds)
+        parent = _KeyedRecordNode(next(record_gen))
+        node: RecordNode = parent
+        for record in record_gen:
+            node = _KeyedRecordNode(record)
+            node.parent = parent
+            parent = node
+        instance = FileInstance(node)
+        node.instance = instance
+        self._tree.add(node)
+        self._stage["+"][instance.SOPInstanceUID] = instance
+        self._instances.append(instance)
+        instance._apply_stage("+")
+        os.symlink(source.resolve(), instance.path)
+        return instance
+
+
 def _add(fs: FileSet, ds: Dataset, source: Path, planner: _Planner, notes: list[PlanNote]) -> FileInstance:
     """``fs.add(ds)``, supplying each Type 1 key pydicom reports missing until the records can be built."""
     supplied: set[str] = set()
     for _ in range(_MAX_INVENTIONS):
         try:
+            if isinstance(fs, _PlanningFileSet):
+                return fs.add_source(ds, source)
             return fs.add(ds)
         except ValueError as exc:
             keyword = _missing_keyword(exc)
