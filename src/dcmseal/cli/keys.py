@@ -166,6 +166,7 @@ def recover(
         private_key = unlock_escrow_key(escrow_key, passphrase.encode("ascii"))
         operator = operator_name()
         with open_registry(settings, registry) as reg:
+            medium = reg.get_medium(medium).medium_id  # as registered (the ID may be typed in lower case)
             password = reg.recover_password(
                 medium, private_key=private_key, certificate=certificate, operator=operator, reason=reason
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,11 +242,15 @@ def open_command(
         if certs and len(certs) != len(keys):
             raise UsageError("give one --cert per --key, in the same order, or none")
         text = read_password(
-            password_file=password_file,
-            password_env=password_env,
-            prompt="Password" if not keys and password_file is None and password_env is None else None,
-            confirm=False,
+            password_file=password_file, password_env=password_env, prompt=None, confirm=False
         )
+
+        def ask() -> str:
+            # Only when the medium holds encrypted files and no key was given (a plain disc needs none).
+            answer = read_password(password_file=None, password_env=None, prompt="Password", confirm=False)
+            assert answer is not None
+            return answer
+
         request = OpenRequest(
             medium=medium,
             out=out,
@@ -256,6 +261,7 @@ def open_command(
             max_iterations=settings.max_pbkdf2_iterations,
             workers=settings.workers,
             overwrite=force,
+            ask_password=ask if not keys and sys.stdin.isatty() else None,
         )
         with _stages(not as_json) as progress:
             result = open_to_folder(request, audit=audit_sink(settings), progress=progress)

@@ -19,7 +19,7 @@ from dcmseal.audit import AuditSink, AuditUser, MediaType, PatientRef, StudyRef,
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
-from dcmseal.media.fileset import build_fileset, file_id_to_path, fileset_id_from_label
+from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
 from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.profiles import Medium, Profile, choose_profile
@@ -228,12 +228,13 @@ def burn(
             target = staging / "conformed" / f"{index:08d}"
             target.parent.mkdir(exist_ok=True)
             result = conform(instance.path, target, profile)
+            # Name the file as the user knows it: its own path, or its source (zip, PACS) when it was fetched.
+            shown = instance.origin if staging in instance.path.parents else str(instance.path)
             zeroed = _zero_preamble(target)
             if zeroed is not None:
-                shown = instance.origin if staging in instance.path.parents else str(instance.path)
                 notes.append(f"{shown}: {zeroed} preamble zeroed (PS3.10 §7.5)")
             conformed.append(target)
-            origins[target] = instance.origin
+            origins[target] = shown
             if result.converted:
                 conversions[target] = f"{result.from_ts} -> {result.to_ts}: {result.reason}"
         if conversions:
@@ -242,7 +243,22 @@ def burn(
         plan = build_fileset(
             conformed, staging / "fileset", fileset_id=fileset_id_from_label(request.label), profile=profile
         )
-        notes.extend(note.message for note in plan.notes)
+        left_out = [n for n in plan.notes if n.kind is NoteKind.LEFT_OUT]
+        rejected = list(collection.rejected) + [
+            Rejected(origin=origins.get(n.path, str(n.path)), path=None, reason=n.message) for n in left_out
+        ]
+        if left_out and request.strict:
+            raise InputError(
+                f"cannot go on the medium (--strict): {left_out[0].message}",
+                path=origins.get(left_out[0].path),
+            )
+        if not plan.files:
+            raise InputError("nothing to burn: no instance could be indexed in a DICOMDIR")
+        notes.extend(
+            note.message if note.path not in origins else f"{origins[note.path]}: {note.message}"
+            for note in plan.notes
+            if note.kind is not NoteKind.LEFT_OUT
+        )
         medium_id = registry.new_medium_id()
 
         kdf = (
@@ -379,7 +395,7 @@ def burn(
         fileset_uid=plan.fileset_uid,
         fileset_id=plan.fileset_id,
         files=files,
-        rejected=collection.rejected,
+        rejected=tuple(rejected),
         notes=tuple(notes),
         recipients=(("password",) if request.password is not None else ()) + subjects,
         pbkdf2_derivations=report.pbkdf2_derivations,

@@ -180,6 +180,7 @@ class NoteKind(enum.StrEnum):
     DUPLICATE = "duplicate"  # a second file with an SOP Instance UID already planned; left out
     PATIENT_ID_CONFLICT = "patient-id-conflict"  # one Patient ID, different patients (PS3.11 §D.3.3)
     META_MISMATCH = "meta-mismatch"  # the File Meta SOP Class/Instance UID differs from the data set's
+    LEFT_OUT = "left-out"  # the instance cannot be indexed in a DICOMDIR; it is not on the medium
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -326,8 +327,14 @@ def build_fileset(
                 )
             )
             continue
+        try:
+            instance = _add(fs, ds, source, planner, notes)
+        except InputError as exc:
+            # One instance the DICOMDIR cannot index (no Study Instance UID, say) is left out, with
+            # its reason; it does not stop the rest of the File-set.
+            notes.append(PlanNote(kind=NoteKind.LEFT_OUT, path=source, message=exc.message))
+            continue
         first_seen[uid] = source
-        instance = _add(fs, ds, source, planner, notes)
         _tidy_document_record(instance, ds)
         _add_profile_keys(instance, ds, profile)
         _remember(planner, ds)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dcmseal.audit import AuditSink, AuditUser, PatientRef, StudyRef, import_event
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, DecryptionError, NotPart10Error
+from dcmseal.errors import DcmsealError, DecryptionError, NotPart10Error, UsageError
 from dcmseal.media.burn import media_type_of
 from dcmseal.media.fileset import (
     Disagreement,
@@ -28,7 +28,7 @@ from dcmseal.media.iso import is_iso_image, open_medium
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, summarize
-from dcmseal.part10 import UnsealPlan, is_part10, is_secure_file, read_file_meta, unseal_files
+from dcmseal.part10 import BatchReport, UnsealPlan, is_part10, is_secure_file, read_file_meta, unseal_files
 
 __all__ = ["OpenRequest", "OpenResult", "OpenedFile", "open_to_folder"]
 
@@ -50,6 +50,8 @@ class OpenRequest:
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     workers: int = 0
     overwrite: bool = False
+    #: Asked for a password only when the medium turns out to hold encrypted files and no key was given.
+    ask_password: Callable[[], str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,12 +138,6 @@ def open_to_folder(
     """
     started = time.perf_counter()
     step = progress or (lambda _stage, _done, _total: None)
-    plan = UnsealPlan(
-        passwords=request.passwords,
-        private_keys=request.private_keys,
-        certificates=request.certificates,
-        max_iterations=request.max_iterations,
-    )
     notes: list[str] = []
     results: dict[str, OpenedFile] = {}
     with staging_dir(request.out, overwrite=request.overwrite) as staging:
@@ -173,7 +169,27 @@ def open_to_folder(
             opened += 1
             step("open", opened, len(secure))
 
-        report = unseal_files(secure, plan, workers=request.workers, on_outcome=on_outcome)
+        passwords = request.passwords
+        if secure and not passwords and not request.private_keys and request.ask_password is not None:
+            passwords = (request.ask_password().encode("ascii"),)
+        if secure and not passwords and not request.private_keys:
+            raise UsageError(
+                f"{len(secure)} file(s) on this medium are encrypted: give --password-file, "
+                "--password-env or --key",
+                path=request.medium,
+            )
+        if secure:
+            plan = UnsealPlan(
+                passwords=passwords,
+                private_keys=request.private_keys,
+                certificates=request.certificates,
+                max_iterations=request.max_iterations,
+            )
+            report = unseal_files(secure, plan, workers=request.workers, on_outcome=on_outcome)
+        else:
+            report = BatchReport(
+                operation="unseal", outcomes=(), pbkdf2_derivations=0, workers=0, elapsed_s=0.0
+            )
         for outcome in report.outcomes:
             relative = (
                 names[outcome.destination]

@@ -26,6 +26,7 @@ from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
+from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
 
 __all__ = ["RekeyRequest", "RekeyResult", "rekey"]
@@ -161,25 +162,34 @@ def rekey(
                 )
         if count == 0:
             raise InputError("no Secure DICOM File on this medium: nothing to rekey", path=request.medium)
-        fileset_uid, fileset_id, studies = "", "", []
+        fileset_uid, fileset_id = "", ""
+        studies: list[tuple[str, str, StudyFacts]] = []
         if dicomdir_plain is not None:
             dicomdir = read_dicomdir(dicomdir_plain)
             fileset_uid, fileset_id = dicomdir.fileset_uid, dicomdir.fileset_id
-            by_study: dict[str, tuple[str, int]] = {}
-            for entry in dicomdir.entries:
-                if entry.study_instance_uid and entry.referenced_sop_instance_uid:
-                    patient, n = by_study.get(entry.study_instance_uid, (entry.patient_id or "", 0))
-                    by_study[entry.study_instance_uid] = (patient, n + 1)
-            studies = [(uid, patient, n) for uid, (patient, n) in by_study.items()]
+            studies = [
+                (s.study_instance_uid, s.patient_id, s)
+                for s in summarize(
+                    InstanceFacts(
+                        patient_id=entry.patient_id,
+                        study_instance_uid=entry.study_instance_uid,
+                        sop_class_uid=entry.referenced_sop_class_uid,
+                    )
+                    for entry in dicomdir.entries
+                    if entry.study_instance_uid and entry.referenced_sop_instance_uid
+                )
+            ]
         else:
             notes.append("the medium has no DICOMDIR: the registry record has no study summary")
+        # Instances, as burn counts them: the DICOMDIR is a file of the medium, not an instance.
+        instances = count - (1 if dicomdir_plain is not None else 0)
         medium_id = registry.new_medium_id()
         subjects = tuple(c.subject.rfc4514_string() for c in certificates)
         text = MediumText(
             medium_id=medium_id,
             created=moment,
             profile="(as the original medium)",
-            file_count=count,
+            file_count=instances,
             has_password=request.new_password is not None,
             certificate_subjects=subjects,
             sender=request.sender,
@@ -203,13 +213,15 @@ def rekey(
                     profile="rekeyed",
                     format=output_format,
                     label=fileset_id or None,
-                    file_count=count,
+                    file_count=instances,
                     total_bytes=sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file()),
                     recipients=((RecipientRecord.for_password(),) if request.new_password is not None else ())
                     + tuple(RecipientRecord.for_certificate(c) for c in certificates),
                     studies=tuple(
-                        StudyRecord(study_instance_uid=uid, patient_id=patient, instance_count=n)
-                        for uid, patient, n in studies
+                        StudyRecord(
+                            study_instance_uid=uid, patient_id=patient, instance_count=facts.instance_count
+                        )
+                        for uid, patient, facts in studies
                     ),
                     escrowed_password=escrowed,
                     escrow_fingerprint=certificate_fingerprint(request.escrow_certificate)
@@ -235,7 +247,9 @@ def rekey(
                 media_type=media_type_of("dvd" if output_format == "iso" else "usb", output_format),
                 patients=[PatientRef(patient_id=p) for p in dict.fromkeys(p for _, p, _ in studies)]
                 or [PatientRef(patient_id="UNKNOWN")],
-                studies=[StudyRef(study_instance_uid=uid) for uid, _, _ in studies],
+                studies=[
+                    StudyRef.from_counts(uid, dict(facts.sop_class_counts)) for uid, _, facts in studies
+                ],
                 description=f"rekeyed from {request.medium.name}",
                 encrypted=True,
                 now=now,
