@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from cryptography import x509
@@ -22,6 +22,9 @@ from dcmseal.keys import encode_password
 
 __all__ = [
     "PASSWORD_ON_ARGV_MESSAGE",
+    "PasswordEnvOpt",
+    "PasswordFileOpt",
+    "PasswordOnArgv",
     "configure_logging",
     "err_console",
     "load_certificate",
@@ -29,6 +32,7 @@ __all__ = [
     "out_console",
     "print_json",
     "read_password",
+    "refuse_argv_password",
     "user_errors",
 ]
 
@@ -40,6 +44,22 @@ PASSWORD_ON_ARGV_MESSAGE = (
     "a password on the command line is visible to other users (ps, shell history): "  # noqa: S105 - a message
     "use --password-file, --password-env or the prompt"
 )
+
+
+PasswordFileOpt = Annotated[
+    Path | None, typer.Option("--password-file", help="Read the password from the first line of this file.")
+]
+PasswordEnvOpt = Annotated[
+    str | None, typer.Option("--password-env", help="Read the password from this environment variable.")
+]
+#: Hidden: exists only to refuse a password on the command line with a clear message.
+PasswordOnArgv = Annotated[str | None, typer.Option("--password", hidden=True)]
+
+
+def refuse_argv_password(password: str | None) -> None:
+    """A password given on argv is a usage error (visible in ps and shell history)."""
+    if password is not None:
+        raise UsageError(PASSWORD_ON_ARGV_MESSAGE)
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:

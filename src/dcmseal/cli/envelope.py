@@ -15,13 +15,16 @@ from rich.table import Table
 
 from dcmseal import cms
 from dcmseal.cli.common import (
-    PASSWORD_ON_ARGV_MESSAGE,
+    PasswordEnvOpt,
+    PasswordFileOpt,
+    PasswordOnArgv,
     err_console,
     load_certificate,
     load_private_key,
     out_console,
     print_json,
     read_password,
+    refuse_argv_password,
     user_errors,
 )
 from dcmseal.config import Settings, load_settings
@@ -42,13 +45,6 @@ from dcmseal.part10 import (
 
 __all__ = ["inspect", "render_inspect", "seal", "unseal"]
 
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read the password from the first line of this file.")
-]
-PasswordEnvOpt = Annotated[
-    str | None, typer.Option("--password-env", help="Read the password from this environment variable.")
-]
-PasswordOnArgv = Annotated[str | None, typer.Option("--password", hidden=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
 WorkersOpt = Annotated[
     int | None,
@@ -58,11 +54,6 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outp
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
 ]
-
-
-def _refuse_argv_password(password: str | None) -> None:
-    if password is not None:
-        raise UsageError(PASSWORD_ON_ARGV_MESSAGE)
 
 
 @contextmanager
@@ -169,7 +160,7 @@ def seal(
     for twice.
     """
     with user_errors():
-        _refuse_argv_password(password)
+        refuse_argv_password(password)
         settings = _settings(
             config,
             cipher=cipher.value if cipher else None,
@@ -277,7 +268,7 @@ def unseal(
     nothing behind. Certificate validity is never a reason to refuse: an old disc must open.
     """
     with user_errors():
-        _refuse_argv_password(password)
+        refuse_argv_password(password)
         settings = _settings(config, max_pbkdf2_iterations=max_iterations, workers=workers)
         keys = key or []
         certs = cert or []

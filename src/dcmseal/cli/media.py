@@ -15,16 +15,19 @@ from rich.table import Table
 
 from dcmseal import cms
 from dcmseal.cli.common import (
+    PasswordEnvOpt,
+    PasswordFileOpt,
+    PasswordOnArgv,
     err_console,
     load_certificate,
     load_private_key,
     out_console,
     print_json,
     read_password,
+    refuse_argv_password,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
-from dcmseal.cli.envelope import PasswordEnvOpt, PasswordFileOpt, PasswordOnArgv, _refuse_argv_password
 from dcmseal.config import load_settings
 from dcmseal.errors import ExitCode, UsageError
 from dcmseal.keys import check_password, generate_passphrase
@@ -124,7 +127,7 @@ def burn_command(
     Prints the medium ID and a cover letter for the recipient, which never holds the password.
     """
     with user_errors():
-        _refuse_argv_password(password)
+        refuse_argv_password(password)
         settings = load_settings(overrides={"pbkdf2_iterations": iterations, "workers": workers})
         if output_format not in ("iso", "dir"):
             raise UsageError("--format must be iso or dir")
@@ -236,7 +239,7 @@ def open_command(
     Certificate validity is never a reason to refuse: a disc opened years later must open.
     """
     with user_errors():
-        _refuse_argv_password(password)
+        refuse_argv_password(password)
         settings = load_settings(overrides={"workers": workers})
         keys, certs = key or [], cert or []
         if certs and len(certs) != len(keys):
@@ -329,7 +332,7 @@ def rekey_command(
     The content ciphertext is reused; only the recipient information changes.
     """
     with user_errors():
-        _refuse_argv_password(password)
+        refuse_argv_password(password)
         settings = load_settings(overrides={"pbkdf2_iterations": iterations})
         keys, certs = key or [], cert or []
         text = read_password(
