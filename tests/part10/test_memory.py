@@ -95,8 +95,10 @@ def test_seal_and_unseal_512_mib_in_bounded_memory(tmp_path: Path) -> None:
 
     peak_mb = usage.ru_maxrss * 1024 / 1e6  # Linux reports KiB
     hwm_mb = int(log_out.read_text().split()[-1]) * 1024 / 1e6
-    assert peak_mb < PEAK_RSS_LIMIT_MB, (
-        f"peak RSS {peak_mb:.0f} MB (VmHWM {hwm_mb:.0f} MB) for {PAYLOAD_MIB} MiB"
+    # ru_maxrss survives exec: a child forked from a large pytest process inherits pytest's high-water
+    # mark. VmHWM, read by the child itself, starts afresh at exec, so it is the one that counts.
+    assert hwm_mb < PEAK_RSS_LIMIT_MB, (
+        f"VmHWM {hwm_mb:.0f} MB (ru_maxrss {peak_mb:.0f} MB) for {PAYLOAD_MIB} MiB"
     )
     assert hwm_mb < PEAK_RSS_LIMIT_MB
 
