@@ -88,7 +88,7 @@ def test_seal_and_unseal_512_mib_in_bounded_memory(tmp_path: Path) -> None:
             stderr=stderr,
             stdin=subprocess.DEVNULL,
         )
-        # Reap it ourselves: wait4 gives this child's own rusage, not the largest of every child pytest ran.
+        # Reaped here with wait4 for the exit status and this child's own ru_maxrss (reported, see below).
         _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     assert child.returncode == 0, log_err.read_text(errors="replace")
@@ -100,7 +100,6 @@ def test_seal_and_unseal_512_mib_in_bounded_memory(tmp_path: Path) -> None:
     assert hwm_mb < PEAK_RSS_LIMIT_MB, (
         f"VmHWM {hwm_mb:.0f} MB (ru_maxrss {peak_mb:.0f} MB) for {PAYLOAD_MIB} MiB"
     )
-    assert hwm_mb < PEAK_RSS_LIMIT_MB
 
     assert sealed.stat().st_size > src.stat().st_size
     assert out.stat().st_size == src.stat().st_size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -12,7 +13,9 @@ from dcmseal.audit import AuditSink, sink_from_settings
 from dcmseal.cli.common import err_console, load_certificate
 from dcmseal.config import Settings, default_audit_log, default_escrow_directory
 from dcmseal.errors import UsageError
-from dcmseal.keys.registry import Registry
+
+if TYPE_CHECKING:
+    from dcmseal.keys.registry import Registry
 
 __all__ = ["audit_sink", "escrow_certificate", "open_registry", "operator_name"]
 
@@ -30,6 +33,10 @@ def operator_name() -> str:
 
 def open_registry(settings: Settings, url: str | None) -> Registry:
     """The registry at ``--registry``, else the setting, else the SQLite file in the user data folder."""
+    from dcmseal.keys.registry import (
+        Registry,  # SQLAlchemy and Alembic load only for the commands that need them
+    )
+
     return Registry.open(url or settings.registry or None)
 
 

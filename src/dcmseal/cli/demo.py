@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from pydicom.data import get_testdata_file
 
 from dcmseal import cms
 from dcmseal.cli.common import err_console, out_console, user_errors
@@ -95,6 +94,8 @@ def _step(text: str) -> None:
 
 
 def _run(base: Path) -> bool:
+    from pydicom.data import get_testdata_file
+
     settings = load_settings()
     study = base / "study"
     study.mkdir(exist_ok=True)

@@ -31,10 +31,6 @@ from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, o
 from dcmseal.config import load_settings
 from dcmseal.errors import ExitCode, UsageError
 from dcmseal.keys import check_password, generate_passphrase
-from dcmseal.media.burn import BurnRequest, burn
-from dcmseal.media.open import OpenRequest, open_to_folder
-from dcmseal.media.profiles import Profile
-from dcmseal.media.rekey import RekeyRequest, rekey
 
 __all__ = ["burn_command", "open_command", "rekey_command"]
 
@@ -126,12 +122,16 @@ def burn_command(
 
     Prints the medium ID and a cover letter for the recipient, which never holds the password.
     """
+    # The media workflows pull in pydicom's pixel codecs, pycdlib and the DICOMweb client: load on use.
+    from dcmseal.media.burn import BurnRequest, burn
+    from dcmseal.media.profiles import Profile
+
     with user_errors():
         refuse_argv_password(password)
         settings = load_settings(overrides={"pbkdf2_iterations": iterations, "workers": workers})
         if output_format not in ("iso", "dir"):
             raise UsageError("--format must be iso or dir")
-        chosen_profile: Profile | None = None
+        chosen_profile = None
         if profile != "auto":
             try:
                 chosen_profile = Profile(profile.upper())
@@ -238,6 +238,8 @@ def open_command(
 
     Certificate validity is never a reason to refuse: a disc opened years later must open.
     """
+    from dcmseal.media.open import OpenRequest, open_to_folder
+
     with user_errors():
         refuse_argv_password(password)
         settings = load_settings(overrides={"workers": workers})
@@ -331,6 +333,8 @@ def rekey_command(
 
     The content ciphertext is reused; only the recipient information changes.
     """
+    from dcmseal.media.rekey import RekeyRequest, rekey
+
     with user_errors():
         refuse_argv_password(password)
         settings = load_settings(overrides={"pbkdf2_iterations": iterations})

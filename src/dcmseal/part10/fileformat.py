@@ -7,9 +7,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_file_meta_info
-
 from dcmseal.errors import NotPart10Error
 
 __all__ = [
@@ -167,6 +164,10 @@ def _parse_meta(head: bytes, size: int, path: Path) -> dict[int, str] | None:
 
 
 def _pydicom_meta(path: Path) -> dict[int, str]:
+    # pydicom is imported here, not at the top: it costs a third of a second, and most files never get here.
+    from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_file_meta_info
+
     try:
         meta = read_file_meta_info(path)
     except (InvalidDicomError, ValueError, KeyError, EOFError, OSError) as exc:
@@ -181,6 +182,7 @@ def read_patient_context(paths: list[Path], *, limit: int = 100) -> tuple[str, .
     are skipped silently: this is advice for the password check, not validation.
     """
     from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
 
     found: set[str] = set()
     for path in paths[:limit]:
