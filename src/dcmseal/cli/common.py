@@ -79,6 +79,12 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)]
     root.addHandler(handler)
     root.setLevel(level)
+    # Library warnings (pydicom's value checks on odd input files) follow the same level and handler.
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.handlers = [handler]
+    warnings_logger.setLevel(level)
+    warnings_logger.propagate = False
 
 
 @contextmanager

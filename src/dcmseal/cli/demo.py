@@ -73,6 +73,9 @@ def demo(
 ) -> None:
     """Seal pydicom's sample study with a generated passphrase and an ephemeral certificate, then prove it.
 
+    Then the media journey: an escrow identity, a secure disc image burned and opened again, and the
+    password recovered from the registry with the escrow key (all in a temporary folder).
+
     Shows what a Secure DICOM File looks like (inspect), opens the set with each key, checks the files
     are the originals with a zeroed preamble, cross-checks one file with `openssl cms`, and shows that a
     wrong password is refused.
@@ -209,8 +212,87 @@ def _run(base: Path) -> bool:
         out_console.print(f"output exists: {wrong.exists()}")
         all_ok &= not wrong.exists()
 
+    all_ok &= _media(base, study, phrase, password)
+
     if all_ok:
         err_console.print("\ndemo complete: every step checked", style="bold green")
     else:
         err_console.print("\ndemo FAILED: see above", style="bold red")
     return all_ok
+
+
+def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
+    """The media journey: escrow identity, burn an ISO, open it, recover the password from the registry."""
+    from dcmseal.audit import FileSink
+    from dcmseal.audit.validate import validate_message
+    from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
+    from dcmseal.keys.registry import Registry
+    from dcmseal.media.burn import BurnRequest, burn
+    from dcmseal.media.open import OpenRequest, open_to_folder
+
+    settings = load_settings()
+    ok = True
+    escrow_passphrase = b"demo-escrow-passphrase-kept-offline"
+    identity = create_escrow_identity("dcmseal demo hospital", base / "escrow", passphrase=escrow_passphrase)
+    escrow_certificate = load_escrow_certificate(identity.certificate_path)
+    audit_log = base / "audit.log"
+    audit = FileSink(audit_log)
+    with Registry.open(f"sqlite:///{base / 'registry.sqlite3'}") as registry:
+        _step(
+            "8. Burn the study to an encrypted disc image (STD-GEN-SEC-*), sealed to the escrow key as well"
+        )
+        disc = base / "disc.iso"
+        burned = burn(
+            BurnRequest(
+                sources=(str(study),),
+                out=disc,
+                operator="demo",
+                password=password,
+                escrow_certificate=escrow_certificate,
+                label="DEMO",
+                iterations=settings.pbkdf2_iterations,
+                prf=cms.Prf(settings.pbkdf2_prf),
+            ),
+            registry=registry,
+            audit=audit,
+        )
+        out_console.print(
+            f"medium {burned.medium_id}: {len(burned.files)} instances, {burned.profile.value}, "
+            f"{burned.size_bytes:,} bytes, {burned.pbkdf2_derivations} PBKDF2 derivation"
+        )
+        for note in burned.notes:
+            out_console.print(f"  note: {note}")
+
+        _step("9. Open the disc with the passphrase: unseal, verify, check the DICOMDIR, write a File-set")
+        opened = open_to_folder(
+            OpenRequest(
+                medium=disc, out=base / "disc-opened", operator="demo", passwords=(phrase.encode("ascii"),)
+            ),
+            audit=audit,
+        )
+        counts = opened.to_json()["summary"]
+        out_console.print(
+            f"{counts}; DICOMDIR {'rebuilt' if opened.dicomdir_rebuilt else 'verified'}, "
+            f"{len(opened.disagreements)} disagreement(s)"
+        )
+        ok &= not opened.failed and not opened.disagreements
+
+        _step("10. The password is lost: the escrow key holder recovers it, and the recovery is recorded")
+        recovered = registry.recover_password(
+            burned.medium_id,
+            private_key=unlock_escrow_key(identity.key_path, escrow_passphrase),
+            certificate=escrow_certificate,
+            operator="demo",
+            reason="demo: the patient lost the letter",
+        )
+        out_console.print(f"recovered the same passphrase: {recovered == phrase}")
+        out_console.print(f"recoveries on record: {len(registry.recoveries(burned.medium_id))}")
+        ok &= recovered == phrase
+
+    lines = audit_log.read_bytes().splitlines()
+    problems = [p for line in lines for p in validate_message(line)]
+    _step(
+        f"11. The audit log holds {len(lines)} DICOM audit messages (PS3.15 A.5), {len(problems)} problem(s)"
+    )
+    ok &= not problems and len(lines) >= 2
+    return ok
