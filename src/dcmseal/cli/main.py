@@ -9,6 +9,7 @@ import typer
 from dcmseal import __version__
 from dcmseal.cli.common import configure_logging, out_console
 from dcmseal.cli.demo import demo
+from dcmseal.cli.documents import encapsulate_command, extract_command
 from dcmseal.cli.envelope import inspect, seal, unseal
 from dcmseal.cli.keys import keys_app, recipients_app
 from dcmseal.cli.media import burn_command, open_command, rekey_command
@@ -53,6 +54,8 @@ app.command("burn")(burn_command)
 app.command("open")(open_command)
 app.command("rekey")(rekey_command)
 app.command()(demo)
+app.command("encapsulate")(encapsulate_command)
+app.command("extract")(extract_command)
 app.add_typer(password_app, name="password")
 app.add_typer(keys_app, name="keys")
 app.add_typer(recipients_app, name="recipients")

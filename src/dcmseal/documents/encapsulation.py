@@ -1,0 +1,563 @@
+"""Build Encapsulated PDF/CDA/STL/OBJ/MTL instances (PS3.3 A.45, A.85) and extract their documents byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import dcmwrite
+from pydicom.sequence import Sequence
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from dcmseal.documents.kinds import (
+    DocumentKind,
+    ascii_stl_to_binary,
+    detect_kind,
+    is_binary_stl,
+    read_cda_header,
+)
+from dcmseal.errors import InputError, NotPart10Error, ResourceLimitError
+from dcmseal.fsutil import atomic_write
+
+__all__ = [
+    "DEFAULT_MAX_DOCUMENT_BYTES",
+    "IMPLEMENTATION_CLASS_UID",
+    "IMPLEMENTATION_VERSION_NAME",
+    "EncapsulateResult",
+    "EncapsulatedInstance",
+    "ExtractResult",
+    "PatientInfo",
+    "encapsulate",
+    "extract",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Documents larger than this are refused before they are read: 1 GiB is far beyond any report or print model,
+#: and an OB value must stay below 2**32 - 2 bytes anyway (PS3.5 §7.1.1, even length in a 32-bit field).
+DEFAULT_MAX_DOCUMENT_BYTES = 1024**3
+#: (0002,0012) of every file dcmseal writes (the same value as dcmseal.media.transcode).
+IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.8.498.67153166105861852717585488448398852462"
+#: (0002,0013), SH: at most 16 characters.
+IMPLEMENTATION_VERSION_NAME = "DCMSEAL_0_1"
+_MAX_OB_BYTES = 0xFFFFFFFE - 1
+
+# Patient (C.7.1.1), General Study (C.7.2.1) and Patient Study (C.7.2.2) attributes copied from a study instance.
+_PATIENT_KEYWORDS = (
+    "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence", "TypeOfPatientID",
+    "PatientBirthDate", "PatientBirthTime", "PatientSex", "OtherPatientIDsSequence", "EthnicGroup",
+    "PatientComments", "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+    "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization", "PatientSpeciesDescription",
+    "PatientBreedDescription",
+)  # fmt: skip
+_STUDY_KEYWORDS = (
+    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+    "IssuerOfAccessionNumberSequence", "StudyDescription", "ProcedureCodeSequence",
+    "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "ReferencedStudySequence",
+)  # fmt: skip
+_PATIENT_STUDY_KEYWORDS = (
+    "AdmittingDiagnosesDescription", "PatientAge", "PatientSize", "PatientWeight", "Occupation",
+    "AdditionalPatientHistory", "AdmissionID", "PregnancyStatus",
+)  # fmt: skip
+
+
+def _software_version() -> str:
+    try:
+        return version("dcmseal")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientInfo:
+    """Demographics for a document that does not join an existing study."""
+
+    patient_id: str
+    patient_name: str  # DICOM PN, Family^Given
+    birth_date: str = ""  # YYYYMMDD
+    sex: str = ""  # M, F, O or ""
+
+    def __post_init__(self) -> None:
+        if self.sex not in ("", "M", "F", "O"):
+            raise ValueError(f"sex must be M, F, O or empty, not {self.sex!r}")
+        if self.birth_date and (len(self.birth_date) != 8 or not self.birth_date.isdigit()):
+            raise ValueError(f"birth_date must be YYYYMMDD, not {self.birth_date!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncapsulatedInstance:
+    """One Part 10 file written."""
+
+    path: Path
+    kind: DocumentKind
+    source: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    document_length: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable snake_case keys."""
+        return {
+            "path": str(self.path),
+            "kind": self.kind.value,
+            "source": str(self.source),
+            "sop_class_uid": self.sop_class_uid,
+            "sop_instance_uid": self.sop_instance_uid,
+            "document_length": self.document_length,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncapsulateResult:
+    """What encapsulate wrote: the document's instance first, then any companion (the MTL of an OBJ)."""
+
+    instances: tuple[EncapsulatedInstance, ...]
+    study_instance_uid: str
+    series_instance_uid: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def primary(self) -> EncapsulatedInstance:
+        """The instance of the document asked for."""
+        return self.instances[0]
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON document (schema dcmseal.encapsulate/1)."""
+        return {
+            "schema": "dcmseal.encapsulate/1",
+            "status": "ok",
+            "study_instance_uid": self.study_instance_uid,
+            "series_instance_uid": self.series_instance_uid,
+            "instances": [i.to_json() for i in self.instances],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtractResult:
+    """The document written back from an Encapsulated Document instance."""
+
+    source: Path
+    path: Path
+    kind: DocumentKind
+    length: int
+    removed_pad_byte: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable snake_case keys."""
+        return {
+            "source": str(self.source),
+            "path": str(self.path),
+            "kind": self.kind.value,
+            "length": self.length,
+            "removed_pad_byte": self.removed_pad_byte,
+        }
+
+
+def _read_document(doc: Path, max_bytes: int) -> bytes:
+    try:
+        size = doc.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read the document: {exc.strerror or exc}", path=doc) from None
+    limit = min(max_bytes, _MAX_OB_BYTES)
+    if size > limit:
+        raise ResourceLimitError(
+            f"the document is {size} bytes, above the limit of {limit} bytes (raise it with --max-size)",
+            path=doc,
+        )
+    try:
+        with doc.open("rb") as fp:
+            data = fp.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the document: {exc.strerror or exc}", path=doc) from None
+    if len(data) > limit:  # grew since stat
+        raise ResourceLimitError(f"the document is above the limit of {limit} bytes", path=doc)
+    return data
+
+
+def _first_dicom(study: Path) -> Dataset:
+    """The study file, or the first file (sorted, hidden ones skipped) of a folder with a Study Instance UID."""
+    if not study.is_dir():
+        try:
+            return dcmread(study, stop_before_pixels=True)
+        except (InvalidDicomError, ValueError, EOFError):
+            raise NotPart10Error("not a DICOM file to take the study from", path=study) from None
+        except OSError as exc:
+            raise InputError(f"cannot read the study file: {exc.strerror or exc}", path=study) from None
+    candidates = sorted(
+        p for p in study.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts)
+    )
+    for candidate in candidates:
+        try:
+            ds = dcmread(candidate, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            continue
+        if "StudyInstanceUID" in ds:  # a DICOMDIR or other non-instance file names no study
+            return ds
+    raise InputError(
+        "no DICOM file with a Study Instance UID in this folder to take the study from", path=study
+    )
+
+
+def _copy(source: Dataset, target: Dataset, keywords: tuple[str, ...]) -> None:
+    for keyword in keywords:
+        if keyword in source:
+            target[keyword] = source[keyword]
+
+
+def _pn_key(name: str) -> str:
+    return "^".join(part.strip().casefold() for part in name.split("^")).rstrip("^")
+
+
+def _check_cda_patient(doc: Path, data: bytes, ds: Dataset, *, override: bool, notes: list[str]) -> None:
+    header = read_cda_header(data, path=doc)
+    given_id = str(ds.get("PatientID", "") or "")
+    given_name = str(ds.get("PatientName", "") or "")
+    differences: list[str] = []
+    if given_id and header.patient_ids and given_id not in header.patient_ids:
+        differences.append(f"patient ID: CDA {', '.join(header.patient_ids)!r} vs DICOM {given_id!r}")
+    if given_name and header.patient_name and _pn_key(given_name) != _pn_key(header.patient_name):
+        differences.append(f"patient name: CDA {header.patient_name!r} vs DICOM {given_name!r}")
+    if differences and not override:
+        raise InputError(
+            "the CDA header names another patient (recordTarget/patientRole): "
+            + "; ".join(differences)
+            + " (--override to encapsulate anyway)",
+            path=doc,
+        )
+    if differences:
+        notes.append(
+            "CDA patient differs from the DICOM demographics (overridden): " + "; ".join(differences)
+        )
+    if not given_id and header.patient_ids:
+        ds.PatientID = header.patient_ids[0]
+    if not given_name and header.patient_name:
+        ds.PatientName = header.patient_name
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Common:
+    """Attributes shared by every instance of one encapsulate call (patient, study, series, equipment)."""
+
+    base: Dataset
+    series_uid: str
+    frame_of_reference_uid: str
+    now: dt.datetime
+
+
+def _build(
+    common: _Common,
+    kind: DocumentKind,
+    data: bytes,
+    *,
+    title: str,
+    instance_number: int,
+    burned_in_annotation: bool,
+    hl7_instance_identifier: str | None,
+    references: tuple[tuple[str, str], ...] = (),
+) -> Dataset:
+    ds = Dataset()
+    ds.update(common.base)
+    date, time = common.now.strftime("%Y%m%d"), common.now.strftime("%H%M%S")
+    # SOP Common (C.12.1)
+    ds.SOPClassUID = UID(kind.sop_class_uid)
+    ds.SOPInstanceUID = generate_uid()
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    # Encapsulated Document Series (C.24.1)
+    ds.Modality = kind.modality
+    ds.SeriesInstanceUID = UID(common.series_uid)
+    # General Equipment (C.7.5.1) and SC Equipment (C.8.6.1) or Enhanced General Equipment (C.7.5.2)
+    ds.Manufacturer = "dcmseal"
+    if kind.is_model:
+        ds.ManufacturerModelName = "dcmseal"
+        ds.DeviceSerialNumber = "0"  # software, no device: Type 1 needs a value
+        ds.SoftwareVersions = _software_version()
+    else:
+        ds.ConversionType = "WSD"  # workstation
+        ds.SoftwareVersions = _software_version()
+    # Frame of Reference (C.7.4.1): STL and OBJ models have coordinates, an MTL has none
+    if kind in (DocumentKind.STL, DocumentKind.OBJ):
+        ds.FrameOfReferenceUID = UID(common.frame_of_reference_uid)
+        ds.PositionReferenceIndicator = ""
+    # Manufacturing 3D Model (C.35.1): coordinates in millimetres (UCUM)
+    if kind.is_model:
+        ds.MeasurementUnitsCodeSequence = Sequence([_code("mm", "UCUM", "mm")])
+    # Encapsulated Document (C.24.2)
+    ds.InstanceNumber = instance_number
+    ds.ContentDate, ds.ContentTime = date, time
+    ds.AcquisitionDateTime = common.now.strftime("%Y%m%d%H%M%S")
+    ds.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
+    ds.DocumentTitle = title
+    ds.ConceptNameCodeSequence = Sequence()
+    if hl7_instance_identifier is not None:
+        ds.HL7InstanceIdentifier = hl7_instance_identifier
+    ds.MIMETypeOfEncapsulatedDocument = kind.mime_type
+    # OB values have even length: an odd document gets one 00H; the true length goes in (0042,0015).
+    ds.EncapsulatedDocument = data + b"\x00" if len(data) % 2 else data
+    ds.EncapsulatedDocumentLength = len(data)
+    # Common Instance Reference (C.12.2): required if other instances are referenced (the OBJ's MTL)
+    if references:
+        instances = Sequence()
+        for sop_class, sop_instance in references:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = UID(sop_class)
+            ref.ReferencedSOPInstanceUID = UID(sop_instance)
+            instances.append(ref)
+        series = Dataset()
+        series.SeriesInstanceUID = UID(common.series_uid)
+        series.ReferencedInstanceSequence = instances
+        ds.ReferencedSeriesSequence = Sequence([series])
+        # The Encapsulated Document module's own reference to the companion (the MTL of an OBJ, PS3.3 A.85.2).
+        ds.ReferencedInstanceSequence = Sequence([Dataset(ref) for ref in instances])
+    return ds
+
+
+def _write(ds: Dataset, out: Path, *, overwrite: bool) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = meta
+    ds.preamble = bytes(128)
+    try:
+        with atomic_write(out, mode=0o644, overwrite=overwrite) as fp:
+            dcmwrite(fp, ds, enforce_file_format=True)
+    except FileExistsError:
+        raise InputError("the output exists (use --force to replace it)", path=out) from None
+
+
+def _load(
+    doc: Path, expected: DocumentKind | None, max_bytes: int, notes: list[str]
+) -> tuple[DocumentKind, bytes]:
+    data = _read_document(doc, max_bytes)
+    kind = detect_kind(data, path=doc)
+    if expected is not None and kind is not expected:
+        raise InputError(
+            f"given as {expected.value.upper()} but the content is {kind.value.upper()}", path=doc
+        )
+    if kind is DocumentKind.STL and not is_binary_stl(data):
+        data = ascii_stl_to_binary(data, path=doc)
+        notes.append(
+            f"{doc.name}: ASCII STL converted to binary STL (the Encapsulated STL IOD requires binary)"
+        )
+    return kind, data
+
+
+def encapsulate(
+    doc: Path,
+    out: Path,
+    *,
+    study: Path | None = None,
+    patient: PatientInfo | None = None,
+    title: str | None = None,
+    series_description: str | None = None,
+    burned_in_annotation: bool = True,
+    override: bool = False,
+    kind: DocumentKind | None = None,
+    mtl_for_obj: Path | None = None,
+    max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    overwrite: bool = False,
+    now: Callable[[], dt.datetime] = dt.datetime.now,
+) -> EncapsulateResult:
+    """Encapsulate ``doc`` as an Encapsulated PDF/CDA/STL/OBJ/MTL instance written to ``out`` (PS3.3 A.45, A.85).
+
+    Parameters
+    ----------
+    doc
+        The document; its kind comes from its content, never its name.
+    out
+        The Part 10 file to write (Explicit VR Little Endian, zero preamble, atomically).
+    study
+        A DICOM file, or a folder whose first DICOM file is used: Patient, General Study and Patient Study
+        attributes are copied so the document joins that study, in a new series.
+    patient
+        Demographics when there is no ``study``. With neither, the Patient attributes are empty (Type 2), except
+        for a CDA, whose header supplies them.
+    title
+        Document Title (0042,0010); defaults to the CDA title or the file name.
+    burned_in_annotation
+        Burned In Annotation (0028,0301): YES unless the document is known to carry no identification.
+    override
+        Encapsulate a CDA whose header names another patient than ``study``/``patient``.
+    kind
+        The kind the caller expects; content of another kind is refused.
+    mtl_for_obj
+        The MTL of an OBJ: encapsulated too (beside ``out``, as ``<stem>_mtl.dcm``) and referenced by the OBJ.
+    max_bytes
+        Documents above this size are refused before being read.
+
+    Raises
+    ------
+    InputError
+        Empty, unsupported or mismatching content, a CDA for another patient, an existing output.
+    ResourceLimitError
+        The document is above ``max_bytes``.
+    """
+    if study is not None and patient is not None:
+        raise ValueError("give study or patient, not both")
+    notes: list[str] = []
+    doc_kind, data = _load(doc, kind, max_bytes, notes)
+    mtl: tuple[Path, bytes] | None = None
+    if mtl_for_obj is not None:
+        if doc_kind is not DocumentKind.OBJ:
+            raise InputError(
+                f"an MTL goes with an OBJ, and this document is {doc_kind.value.upper()}", path=doc
+            )
+        _, mtl_data = _load(mtl_for_obj, DocumentKind.MTL, max_bytes, notes)
+        mtl = (mtl_for_obj, mtl_data)
+
+    base = Dataset()
+    base.SpecificCharacterSet = "ISO_IR 192"
+    timestamp = now()
+    if study is not None:
+        source = _first_dicom(study)
+        _copy(source, base, _PATIENT_KEYWORDS + _STUDY_KEYWORDS + _PATIENT_STUDY_KEYWORDS)
+        if "StudyInstanceUID" not in base:
+            raise InputError("the study file has no Study Instance UID", path=study)
+        for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                        "ReferringPhysicianName", "StudyID", "AccessionNumber"):  # fmt: skip
+            base.setdefault(keyword, "")
+        base.SeriesNumber = int(source.get("SeriesNumber", 0) or 0) + 1000
+    else:
+        base.PatientName = patient.patient_name if patient else ""
+        base.PatientID = patient.patient_id if patient else ""
+        base.PatientBirthDate = patient.birth_date if patient else ""
+        base.PatientSex = patient.sex if patient else ""
+        base.StudyInstanceUID = generate_uid()
+        base.StudyDate, base.StudyTime = timestamp.strftime("%Y%m%d"), timestamp.strftime("%H%M%S")
+        base.ReferringPhysicianName = ""
+        base.StudyID = ""
+        base.AccessionNumber = ""
+        base.SeriesNumber = 1
+    if series_description:
+        base.SeriesDescription = series_description
+
+    hl7_id: str | None = None
+    doc_title = title
+    if doc_kind is DocumentKind.CDA:
+        _check_cda_patient(doc, data, base, override=override, notes=notes)
+        header = read_cda_header(data, path=doc)
+        hl7_id = header.hl7_instance_identifier
+        doc_title = title if title is not None else header.title
+    if doc_title is None:
+        doc_title = doc.name
+
+    common = _Common(
+        base=base, series_uid=str(generate_uid()), frame_of_reference_uid=str(generate_uid()), now=timestamp
+    )
+    instances: list[EncapsulatedInstance] = []
+    references: tuple[tuple[str, str], ...] = ()
+    companion: tuple[Dataset, Path, Path, int] | None = None
+    if mtl is not None:
+        mtl_path, mtl_data = mtl
+        mtl_ds = _build(
+            common, DocumentKind.MTL, mtl_data, title=mtl_path.name, instance_number=2,
+            burned_in_annotation=burned_in_annotation, hl7_instance_identifier=None,
+        )  # fmt: skip
+        mtl_out = out.with_name(f"{out.stem}_mtl{out.suffix or '.dcm'}")
+        references = ((str(mtl_ds.SOPClassUID), str(mtl_ds.SOPInstanceUID)),)
+        companion = (mtl_ds, mtl_out, mtl_path, len(mtl_data))
+    ds = _build(
+        common, doc_kind, data, title=doc_title, instance_number=1, burned_in_annotation=burned_in_annotation,
+        hl7_instance_identifier=hl7_id, references=references,
+    )  # fmt: skip
+    if companion is not None:
+        mtl_ds, mtl_out, mtl_path, mtl_len = companion
+        _write(mtl_ds, mtl_out, overwrite=overwrite)
+    try:
+        _write(ds, out, overwrite=overwrite)
+    except BaseException:
+        if companion is not None:
+            companion[1].unlink(missing_ok=True)
+        raise
+    instances.append(
+        EncapsulatedInstance(
+            path=out, kind=doc_kind, source=doc, sop_class_uid=str(ds.SOPClassUID),
+            sop_instance_uid=str(ds.SOPInstanceUID), document_length=len(data),
+        )
+    )  # fmt: skip
+    if companion is not None:
+        mtl_ds, mtl_out, mtl_path, mtl_len = companion
+        instances.append(
+            EncapsulatedInstance(
+                path=mtl_out, kind=DocumentKind.MTL, source=mtl_path, sop_class_uid=str(mtl_ds.SOPClassUID),
+                sop_instance_uid=str(mtl_ds.SOPInstanceUID), document_length=mtl_len,
+            )
+        )  # fmt: skip
+    for instance in instances:
+        logger.info(
+            "%s: encapsulated %s as %s", instance.path, instance.kind.value, instance.sop_instance_uid
+        )
+    return EncapsulateResult(
+        instances=tuple(instances),
+        study_instance_uid=str(base.StudyInstanceUID),
+        series_instance_uid=common.series_uid,
+        notes=tuple(notes),
+    )
+
+
+def extract(file: Path, out_dir: Path, *, overwrite: bool = False) -> ExtractResult:
+    """Write the document of an Encapsulated Document instance to ``out_dir``, byte for byte (PS3.3 C.24.2).
+
+    The name is the instance file's stem with the kind's extension (.pdf, .xml, .stl, .obj, .mtl). Encapsulated
+    Document Length (0042,0015) gives the true length, so the pad byte of an odd-length document is dropped.
+
+    Raises
+    ------
+    NotPart10Error
+        ``file`` is not a DICOM file.
+    InputError
+        Not an Encapsulated Document instance, a length beyond the value, or an existing output.
+    """
+    try:
+        ds = dcmread(file)
+    except (InvalidDicomError, EOFError, ValueError):
+        raise NotPart10Error(
+            "not a DICOM Part 10 file (no 'DICM' after the 128-byte preamble)", path=file
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=file) from None
+    kind = DocumentKind.from_sop_class(str(ds.get("SOPClassUID", "")))
+    if kind is None or "EncapsulatedDocument" not in ds:
+        raise InputError(
+            f"not an Encapsulated Document instance (SOP Class {ds.get('SOPClassUID', 'missing')})", path=file
+        )
+    value = bytes(ds.EncapsulatedDocument)
+    length = ds.get("EncapsulatedDocumentLength")
+    if length is None:
+        data = value
+    else:
+        if int(length) > len(value):
+            raise InputError(
+                f"Encapsulated Document Length {int(length)} is beyond the {len(value)} bytes of the value",
+                path=file,
+            )
+        data = value[: int(length)]
+    dst = out_dir / (file.stem + kind.extension)
+    try:
+        with atomic_write(dst, mode=0o644, overwrite=overwrite) as fp:
+            fp.write(data)
+    except FileExistsError:
+        raise InputError("the output exists (use --force to replace it)", path=dst) from None
+    logger.info("%s: extracted %s (%d bytes)", file, dst, len(data))
+    return ExtractResult(
+        source=file, path=dst, kind=kind, length=len(data), removed_pad_byte=len(data) < len(value)
+    )
