@@ -83,6 +83,7 @@ def _template() -> Any:
     del ds.PixelData
     if (0xFFFC, 0xFFFC) in ds:
         del ds[0xFFFC, 0xFFFC]
+    ds.preamble = bytes(128)  # CT_small's is a TIFF header; burn would zero it (and say so)
     ds.PatientName = "Bench^Media"
     ds.PatientID = "BENCHMEDIA"
     ds.Columns = PIXEL_COLUMNS

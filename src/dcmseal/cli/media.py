@@ -108,6 +108,10 @@ def burn_command(
         bool, typer.Option("--allow-expired", help="Burn for an expired or not yet valid certificate.")
     ] = False,
     label: Annotated[str, typer.Option("--label", help="File-set ID and volume label.")] = "",
+    document_study: Annotated[
+        str | None,
+        typer.Option("--document-study", help="Study Instance UID that PDF/CDA/STL/OBJ/MTL sources join."),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail when any source file is not DICOM.")] = False,
     allow_weak_password: Annotated[
         bool, typer.Option("--allow-weak-password", help="Accept a password the policy refuses (tests only).")
@@ -181,6 +185,7 @@ def burn_command(
                 certificates=tuple(certificates),
                 escrow_certificate=escrow,
                 label=label,
+                document_study=document_study,
                 sender=settings.sender or None,
                 strict=strict,
                 allow_expired=allow_expired,

@@ -16,15 +16,16 @@ from cryptography.hazmat.primitives import serialization
 
 from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, MediaType, PatientRef, StudyRef, export_event
+from dcmseal.documents import DEFAULT_MAX_DOCUMENT_BYTES, detect_kind, encapsulate
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
 from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
-from dcmseal.media.profiles import Medium, Profile, choose_profile
+from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Medium, Profile, choose_profile
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
-from dcmseal.media.sources import Rejected, collect
+from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
 from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
 from dcmseal.media.transcode import conform
 from dcmseal.part10 import PreambleKind, SealPlan, classify_preamble, seal_files
@@ -53,6 +54,9 @@ class BurnRequest:
     certificates: tuple[x509.Certificate, ...] = ()
     escrow_certificate: x509.Certificate | None = None
     label: str = ""
+    #: The Study Instance UID documents (PDF, CDA, STL, OBJ, MTL) in the sources join; needed only when
+    #: the DICOM sources hold more than one study.
+    document_study: str | None = None
     sender: str | None = None
     strict: bool = False
     allow_expired: bool = False
@@ -156,6 +160,76 @@ def _check_validity(
         )
 
 
+def _encapsulate_documents(
+    collection: SourceCollection, workdir: Path, document_study: str | None
+) -> tuple[tuple[SourceInstance, ...], tuple[Rejected, ...]]:
+    """Turn the PDF, CDA, STL, OBJ and MTL files among the rejected sources into instances of their study.
+
+    A document joins the study named by ``document_study``, or the only study of the DICOM sources; with
+    several studies and no choice it stays rejected, with a message asking for the study.
+    """
+    candidates: list[tuple[Rejected, Path]] = []
+    rejected: list[Rejected] = []
+    for item in collection.rejected:
+        if item.path is not None and _is_document(item.path):
+            candidates.append((item, item.path))
+        else:
+            rejected.append(item)
+    if not candidates:
+        return (), collection.rejected
+    from pydicom import dcmread
+
+    studies: dict[str, Path] = {}
+    for instance in collection.instances:
+        ds = dcmread(instance.path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
+        studies.setdefault(str(ds.get("StudyInstanceUID", "") or ""), instance.path)
+    studies.pop("", None)
+    if document_study is not None:
+        target = studies.get(document_study)
+        problem = None if target else f"no DICOM source of study {document_study} to join"
+    elif len(studies) == 1:
+        target, problem = next(iter(studies.values())), None
+    else:
+        target = None
+        problem = (
+            f"a document joins a study: give --document-study (the sources hold {len(studies)} studies)"
+            if studies
+            else "a document joins a study: burn it with DICOM instances of that study"
+        )
+    made: list[SourceInstance] = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    for index, (item, path) in enumerate(candidates):
+        if target is None:
+            rejected.append(Rejected(origin=item.origin, path=path, reason=problem or "no study"))
+            continue
+        try:
+            result = encapsulate(path, workdir / f"DOC{index:05d}.dcm", study=target, title=path.stem)
+        except DcmsealError as exc:
+            rejected.append(Rejected(origin=item.origin, path=path, reason=exc.message))
+            continue
+        for encapsulated in result.instances:
+            made.append(
+                SourceInstance(
+                    path=encapsulated.path,
+                    origin=str(path),
+                    sop_class_uid=encapsulated.sop_class_uid,
+                    sop_instance_uid=encapsulated.sop_instance_uid,
+                    transfer_syntax_uid=EXPLICIT_VR_LITTLE_ENDIAN,
+                )
+            )
+    return tuple(made), tuple(rejected)
+
+
+def _is_document(path: Path) -> bool:
+    try:
+        if path.stat().st_size > DEFAULT_MAX_DOCUMENT_BYTES:
+            return False
+        detect_kind(path.read_bytes(), path=path)
+    except (OSError, DcmsealError):
+        return False
+    return True
+
+
 def _zero_preamble(path: Path) -> str | None:
     """Zero the preamble of a staged copy (nothing suspicious leaves on our media); say what it was."""
     with open(path, "r+b") as fp:
@@ -206,6 +280,16 @@ def burn(
         step("collect", 0, len(request.sources))
         collection = collect(request.sources, staging / "sources")
         notes.extend(collection.notes)
+        documents, still_rejected = _encapsulate_documents(
+            collection, staging / "documents", request.document_study
+        )
+        collection = SourceCollection(
+            instances=collection.instances + documents,
+            rejected=still_rejected,
+            notes=collection.notes + tuple(f"{d.origin}: encapsulated as DICOM" for d in documents),
+        )
+        if documents:
+            notes.append(f"{len(documents)} document(s) encapsulated into their study")
         if collection.rejected and request.strict:
             first = collection.rejected[0]
             raise InputError(

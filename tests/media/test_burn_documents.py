@@ -1,0 +1,89 @@
+"""Documents in a burn's sources join their study as Encapsulated Documents listed in the DICOMDIR."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+
+from dcmseal.audit import FileSink
+from dcmseal.documents import extract
+from dcmseal.keys.registry import Registry
+from dcmseal.media.burn import BurnRequest, burn
+from dcmseal.media.fileset import read_dicomdir
+from dcmseal.media.open import OpenRequest, open_to_folder
+from tests.documents.samples import minimal_pdf
+
+PASSWORD = b"documents-travel-with-their-study"
+
+
+def _burn(tmp_path: Path, sources: list[Path], **options: object) -> object:
+    with Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}") as registry:
+        return burn(
+            BurnRequest(
+                sources=tuple(str(s) for s in sources),
+                out=tmp_path / "disc",
+                operator="tester",
+                output_format="dir",
+                password=PASSWORD,
+                iterations=1000,
+                **options,  # type: ignore[arg-type]
+            ),
+            registry=registry,
+            audit=FileSink(tmp_path / "audit.log"),
+        )
+
+
+def test_a_pdf_joins_the_only_study_and_comes_back_byte_for_byte(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copyfile(get_testdata_file("CT_small.dcm"), study / "ct.dcm")  # type: ignore[arg-type]
+    report = tmp_path / "report.pdf"
+    report.write_bytes(minimal_pdf(odd=True))
+
+    result = _burn(tmp_path, [study, report])
+
+    assert not result.rejected  # type: ignore[attr-defined]
+    assert len(result.files) == 2  # type: ignore[attr-defined]
+    opened = open_to_folder(
+        OpenRequest(
+            medium=tmp_path / "disc", out=tmp_path / "opened", operator="tester", passwords=(PASSWORD,)
+        ),
+        audit=FileSink(tmp_path / "audit.log"),
+    )
+    assert not opened.failed
+    dicomdir = read_dicomdir(tmp_path / "opened" / "DICOMDIR")
+    records = {entry.record_type for entry in dicomdir.entries}
+    assert "ENCAP DOC" in records
+    document = next(e for e in dicomdir.entries if e.record_type == "ENCAP DOC")
+    ct = dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)  # type: ignore[arg-type]
+    assert document.study_instance_uid == ct.StudyInstanceUID
+    extracted = extract(tmp_path / "opened" / Path(*document.file_id), tmp_path / "extracted")
+    assert extracted.path.read_bytes() == report.read_bytes()
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_document_with_two_studies_to_choose_from_asks_for_the_study(tmp_path: Path, strict: bool) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copyfile(get_testdata_file("CT_small.dcm"), study / "ct.dcm")  # type: ignore[arg-type]
+    shutil.copyfile(get_testdata_file("MR_small.dcm"), study / "mr.dcm")  # type: ignore[arg-type]
+    report = tmp_path / "report.pdf"
+    report.write_bytes(minimal_pdf())
+    if strict:
+        from dcmseal.errors import InputError
+
+        with pytest.raises(InputError, match="--document-study"):
+            _burn(tmp_path, [study, report], strict=True)
+        return
+    result = _burn(tmp_path, [study, report])
+    reasons = [r.reason for r in result.rejected]  # type: ignore[attr-defined]
+    assert any("--document-study" in reason for reason in reasons)
+    mr = dcmread(get_testdata_file("MR_small.dcm"), stop_before_pixels=True)  # type: ignore[arg-type]
+    (tmp_path / "again").mkdir()
+    chosen = _burn(tmp_path / "again", [study, report], document_study=str(mr.StudyInstanceUID))
+    assert not chosen.rejected  # type: ignore[attr-defined]
+    assert len(chosen.files) == 3  # type: ignore[attr-defined]
