@@ -588,10 +588,18 @@ def do_profile(spec: dict[str, Any]) -> dict[str, Any]:
     # cProfile (fsync on), then plain timings with fsync on and off, all with workers=1.
     results["burn_cprofile"] = one("burn", "cprof", profile=True)
     results["open_cprofile"] = one("open", "cprof", profile=True)
-    for tag, off in (("fsync", False), ("nofsync", True)):
-        disabled["on"] = off
-        results[f"burn_{tag}"] = one("burn", tag, profile=False)
-        results[f"open_{tag}"] = one("open", tag, profile=False)
+    # Alternate with and without fsync, twice, and keep the faster of each: the machine is shared.
+    for attempt in range(2):
+        for tag, off in (("fsync", False), ("nofsync", True)):
+            disabled["on"] = off
+            for kind in ("burn", "open"):
+                got = one(kind, f"{tag}{attempt}", profile=False)
+                kept = results.get(f"{kind}_{tag}")
+                got["walls_s"] = [*(kept["walls_s"] if kept else []), round(got["wall_s"], 3)]
+                if kept is None or got["wall_s"] < kept["wall_s"]:
+                    results[f"{kind}_{tag}"] = got
+                else:
+                    kept["walls_s"] = got["walls_s"]
     disabled["on"] = False
     for path in work.glob("profile-*"):
         cmsb.clear(path)
@@ -881,7 +889,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"PBKDF2 (600k, one derivation): {pb * 1000:.0f} ms of the burn's seal step, {po * 1000:.0f} ms of the "
-        f"open's unseal step; primitive: {prim['pbkdf2_sha256_600k_ms']} ms.",
+        f"open's unseal step; primitive: {prim['pbkdf2_sha256_600k_ms']} ms. Burn's seal step "
+        f"{burn['runs'][0]['spans']['seal']['s']:.2f} s against seal_tree's {seal['runs'][0]['wall_s']:.2f} s on the "
+        f"same files; DICOMDIR planning {burn['runs'][0]['spans']['dicomdir']['s'] / study['files'] * 1000:.2f} ms "
+        "per file.",
         "",
         "Burn as its progress callback sees it (seconds from the start of `burn()`, first run):",
         "",
@@ -920,6 +931,7 @@ def markdown(result: dict[str, Any]) -> str:
         for kind in ("burn", "open"):
             a, b = prof[f"{kind}_fsync"]["wall_s"], prof[f"{kind}_nofsync"]["wall_s"]
             lines.append(f"| {kind} | {a:.2f} | {b:.2f} | {(a - b) / a * 100:.0f} % |")
+        lines += ["", "(fastest of 2 runs each; workers=1)"]
         for kind in ("burn", "open"):
             p = prof[f"{kind}_cprofile"]
             lines += ["", f"{kind} under cProfile: {p['wall_s']:.2f} s", "", "| function(s) | s | calls |",

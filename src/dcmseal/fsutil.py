@@ -24,13 +24,16 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_write(dst: Path, *, mode: int = 0o600, overwrite: bool = False) -> Iterator[BinaryIO]:
+def atomic_write(
+    dst: Path, *, mode: int = 0o600, overwrite: bool = False, durable: bool = True
+) -> Iterator[BinaryIO]:
     """Write ``dst`` all at once or not at all.
 
     The bytes go to a temporary file beside ``dst``, which is flushed, fsynced and renamed over
     ``dst`` only when the ``with`` block ends without an exception; on any exception the temporary
     file is removed, so no partial output (and no partial plaintext) survives. The directory is
-    fsynced after the rename.
+    fsynced after the rename. ``durable=False`` skips the fsyncs, for scratch files in a staging folder
+    that is thrown away anyway (still all or nothing, still removed on failure).
 
     Raises
     ------
@@ -47,11 +50,13 @@ def atomic_write(dst: Path, *, mode: int = 0o600, overwrite: bool = False) -> It
             os.fchmod(out.fileno(), mode)
             yield out
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         if not overwrite and dst.exists():
             raise FileExistsError(str(dst))
         os.replace(tmp, dst)
-        _fsync_dir(dst.parent)
+        if durable:
+            _fsync_dir(dst.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -311,7 +311,7 @@ def burn(
             step("conform", index, len(instances))
             target = staging / "conformed" / f"{index:08d}"
             target.parent.mkdir(exist_ok=True)
-            result = conform(instance.path, target, profile)
+            result = conform(instance.path, target, profile, durable=False)  # a staging copy: no fsync needed
             # Name the file as the user knows it: its own path, or its source (zip, PACS) when it was fetched.
             shown = instance.origin if staging in instance.path.parents else str(instance.path)
             zeroed = _zero_preamble(target)

@@ -16,6 +16,7 @@ from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, DecryptionError, NotPart10Error, UsageError
 from dcmseal.media.burn import media_type_of
 from dcmseal.media.fileset import (
+    DicomDir,
     Disagreement,
     FileFacts,
     build_fileset,
@@ -236,6 +237,7 @@ def open_to_folder(
         rebuild = False
         dicomdir_path = plain / "DICOMDIR"
         fileset_id = ""
+        dicomdir: DicomDir | None = None
         if (
             dicomdir_path.is_file()
             and results.get("DICOMDIR", OpenedFile(path="", status="copied")).status != "failed"
@@ -277,7 +279,20 @@ def open_to_folder(
             os.rename(plain, final)
             new_ids = {final / Path(*fid): "/".join(fid) for fid in instances}
             instances = {fid: final / Path(*fid) for fid in instances}
-            summary_source = _summaries(instances)
+            # The DICOMDIR agreed with the files: its records say who and what without reading each file.
+            summary_source = (
+                [
+                    InstanceFacts(
+                        patient_id=entry.patient_id,
+                        study_instance_uid=entry.study_instance_uid,
+                        sop_class_uid=entry.referenced_sop_class_uid,
+                    )
+                    for entry in dicomdir.entries
+                    if entry.study_instance_uid
+                ]
+                if dicomdir is not None
+                else _summaries(instances)
+            )
         for file_id, path in instances.items():
             relative = "/".join(file_id)
             entry = results.get(relative)

@@ -91,7 +91,9 @@ class ConformResult:
         }
 
 
-def conform(src: Path, dst: Path, profile: Profile, *, overwrite: bool = False) -> ConformResult:
+def conform(
+    src: Path, dst: Path, profile: Profile, *, overwrite: bool = False, durable: bool = True
+) -> ConformResult:
     """Write ``src`` to ``dst`` in a transfer syntax that ``profile`` allows, losing nothing.
 
     A file whose transfer syntax the profile allows (PS3.11 Tables D.3-1, H.3-1, J.3-1) is copied byte for
@@ -135,7 +137,7 @@ def conform(src: Path, dst: Path, profile: Profile, *, overwrite: bool = False) 
     meta = read_file_meta(src)
     from_ts = UID(meta.transfer_syntax_uid)
     if is_allowed(profile, from_ts):
-        with open(src, "rb") as fin, atomic_write(dst, overwrite=overwrite) as out:
+        with open(src, "rb") as fin, atomic_write(dst, overwrite=overwrite, durable=durable) as out:
             shutil.copyfileobj(fin, out, CHUNK_SIZE_BYTES)
         logger.info("%s: %s kept (%s)", src, from_ts.name, meta.sop_instance_uid)
         return ConformResult(
@@ -169,7 +171,7 @@ def conform(src: Path, dst: Path, profile: Profile, *, overwrite: bool = False) 
     ds.file_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.preamble = bytes(PREAMBLE_BYTES)
-    with atomic_write(dst, overwrite=overwrite) as out:
+    with atomic_write(dst, overwrite=overwrite, durable=durable) as out:
         dcmwrite(out, ds, enforce_file_format=True)
     logger.info("%s: %s %s (%s)", src, from_ts.name, how, meta.sop_instance_uid)
     return ConformResult(
