@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
@@ -25,7 +26,6 @@ class BackgroundDigest:
 
     def __init__(self, algorithms: list[DigestAlgorithm]) -> None:
         self._hashes = {alg: hashlib.new(alg.value) for alg in algorithms}
-        self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
 
     def __enter__(self) -> BackgroundDigest:
@@ -48,9 +48,7 @@ class BackgroundDigest:
         if len(chunk) < _MIN_BACKGROUND_BYTES:
             self._update_all(chunk)
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcmseal-digest")
-        self._pending = self._executor.submit(self._update_all, chunk)
+        self._pending = _executor().submit(self._update_all, chunk)
 
     def digests(self) -> dict[DigestAlgorithm, bytes]:
         """Wait for the last chunk and return every digest."""
@@ -63,6 +61,20 @@ class BackgroundDigest:
         return self.digests()[algorithm]
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        """Wait for the chunk in flight (the helper thread itself lives on for the next digest)."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One helper thread per process: starting a pool per file cost more than hashing a small file."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcmseal-digest")
+        return _EXECUTOR
