@@ -741,7 +741,7 @@ BURN_STEPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "conform",
         ("conform", "preamble"),
-        "copy each file into staging (atomic write + fsync), check its preamble",
+        "copy each file into staging (atomic write), check its preamble",
     ),
     (
         "DICOMDIR planning",
@@ -756,7 +756,11 @@ BURN_STEPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("write (ISO)", ("write",), "write_iso: pycdlib mastering, image written + fsync"),
     ("registry", ("registry",), "new medium ID + record (SQLite)"),
     ("audit", ("audit",), "Export audit message (append + fsync)"),
-    ("staging clean-up", ("cleanup",), "rmtree of the staging folder (3 plaintext/sealed copies)"),
+    (
+        "staging clean-up",
+        ("cleanup",),
+        "rmtree of the staging folder (conformed, File-set and sealed copies)",
+    ),
 )
 OPEN_STEPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("ISO extraction", ("extract",), "extract_iso: every file copied out of the image (pycdlib)"),
@@ -768,7 +772,11 @@ OPEN_STEPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     ("File Meta of every file", ("facts",), "read_file_meta of each opened file"),
     ("DICOMDIR check/rebuild", ("dicomdir",), "read_dicomdir + check_agreement (+ build_fileset if rebuilt)"),
-    ("summaries", ("summaries",), "dcmread of each file for the audit summary (when not rebuilt)"),
+    (
+        "summaries",
+        ("summaries",),
+        "dcmread of each file for the audit summary (only when the DICOMDIR is not used)",
+    ),
     ("staging clean-up", ("cleanup",), "rmtree of the extracted image"),
     ("audit", ("audit",), "Import audit message"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -140,3 +141,24 @@ def rsa_identity_factory() -> RsaIdentityFactory:
 def _file_stem(cn: str, key_size: int) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", cn).strip("-").lower() or "identity"
     return f"{slug}-rsa{key_size}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_dcmseal_logging() -> Iterator[None]:
+    """CLI invocations in-process configure the ``dcmseal`` and ``py.warnings`` loggers; undo that after each test.
+
+    Without this, a CLI test that ran first (random order) leaves the package logger at ERROR without
+    propagation, and a later test's ``caplog`` sees nothing.
+    """
+    import logging
+
+    saved = []
+    for name in ("dcmseal", "py.warnings"):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, list(logger.handlers), logger.propagate))
+    yield
+    for logger, level, handlers, propagate in saved:
+        logger.setLevel(level)
+        logger.handlers = handlers
+        logger.propagate = propagate
+    logging.captureWarnings(False)
