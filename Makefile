@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo system-deps lint test bench clean distclean
+.PHONY: venv demo system-deps lint test bench bench-media clean distclean
 
 # Internal: the virtualenv with the package (editable) and the test tools; reinstalled when pyproject.toml changes.
 venv: $(STAMP)
@@ -34,6 +34,9 @@ test: venv system-deps lint
 
 bench: venv system-deps
 	$(BIN)/python bench/bench_cms.py
+
+bench-media: venv system-deps
+	$(BIN)/python bench/bench_media.py
 
 clean:
 	rm -rf build dist src/*.egg-info *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
