@@ -103,7 +103,8 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 
 def seal(
     paths: Annotated[
-        list[Path], typer.Argument(help="Part 10 files or folders (walked; relative paths kept).")
+        list[Path],
+        typer.Argument(metavar="PATH", help="Part 10 files or folders (walked; relative paths kept)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Secure DICOM Files.")],
     password_file: PasswordFileOpt = None,
@@ -235,7 +236,9 @@ def seal(
 
 
 def unseal(
-    paths: Annotated[list[Path], typer.Argument(help="Secure DICOM Files or folders of them.")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Secure DICOM Files or folders of them.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Part 10 files.")],
     password_file: PasswordFileOpt = None,
     password_env: PasswordEnvOpt = None,
@@ -299,7 +302,9 @@ def unseal(
 
 
 def inspect(
-    paths: Annotated[list[Path], typer.Argument(help="Secure DICOM Files to describe (no key needed).")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Secure DICOM Files to describe (no key needed).")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Describe Secure DICOM Files: recipients, PBKDF2 parameters, ciphers, content type, sizes.

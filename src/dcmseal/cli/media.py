@@ -73,7 +73,8 @@ def burn_command(
     sources: Annotated[
         list[str],
         typer.Argument(
-            help="Files, folders, zips, DICOMDIR sets, or http(s)://host/dicom-web/studies/<UID>."
+            metavar="SRC",
+            help="Files, folders, zips, DICOMDIR sets, or http(s)://host/dicom-web/studies/<UID>.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The ISO image or folder to write.")],
@@ -225,7 +226,8 @@ def burn_command(
 
 def open_command(
     medium: Annotated[
-        Path, typer.Argument(help="An ISO image, a folder (mounted disc, USB stick) or a zip.")
+        Path,
+        typer.Argument(metavar="MEDIUM", help="An ISO image, a folder (mounted disc, USB stick) or a zip."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plain File-set.")],
     password_file: PasswordFileOpt = None,
@@ -300,7 +302,9 @@ def open_command(
 
 
 def rekey_command(
-    medium: Annotated[Path, typer.Argument(help="The medium to rekey (ISO image, folder or zip).")],
+    medium: Annotated[
+        Path, typer.Argument(metavar="MEDIUM", help="The medium to rekey (ISO image, folder or zip).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The new medium (same format unless --format).")],
     password_file: PasswordFileOpt = None,
     password_env: PasswordEnvOpt = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -495,8 +494,3 @@ def open_recipient_infos(
     if refused is not None:
         raise refused
     raise DecryptionError() from None
-
-
-def sha1_hex(data: bytes) -> str:
-    """SHA-1 fingerprint as hex (certificate identification in reports)."""
-    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
