@@ -87,3 +87,45 @@ def test_a_document_with_two_studies_to_choose_from_asks_for_the_study(tmp_path:
     chosen = _burn(tmp_path / "again", [study, report], document_study=str(mr.StudyInstanceUID))
     assert not chosen.rejected  # type: ignore[attr-defined]
     assert len(chosen.files) == 3  # type: ignore[attr-defined]
+
+
+def test_content_larger_than_a_cd_moves_an_automatic_choice_to_dvd_and_refuses_an_explicit_cd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PS3.12 media have a capacity: 700 MB does not go on a CD (capacity shrunk here to keep the test small)."""
+    from dcmseal.errors import InputError
+    from dcmseal.media import burn as burn_module
+    from dcmseal.media.profiles import Medium, Profile
+
+    monkeypatch.setitem(burn_module.CAPACITY_BYTES, Medium.CD, 1000)
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copyfile(get_testdata_file("CT_small.dcm"), study / "ct.dcm")  # type: ignore[arg-type]
+    with Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}") as registry:
+        result = burn(
+            BurnRequest(
+                sources=(str(study),),
+                out=tmp_path / "auto.iso",
+                operator="t",
+                password=PASSWORD,
+                iterations=1000,
+            ),
+            registry=registry,
+            audit=FileSink(tmp_path / "audit.log"),
+        )
+        assert result.profile is Profile.DVD_JPEG
+        assert any("do not fit a CD" in note for note in result.notes)
+        with pytest.raises(InputError, match="do not fit STD-GEN-SEC-CD"):
+            burn(
+                BurnRequest(
+                    sources=(str(study),),
+                    out=tmp_path / "cd.iso",
+                    operator="t",
+                    password=PASSWORD,
+                    iterations=1000,
+                    profile=Profile.CD,
+                ),
+                registry=registry,
+                audit=FileSink(tmp_path / "audit.log"),
+            )
+        assert not (tmp_path / "cd.iso").exists()

@@ -230,6 +230,25 @@ def _is_document(path: Path) -> bool:
     return True
 
 
+#: What a medium holds (PS3.12: 120 mm CD-R 700 MB; single-layer DVD 4.7 GB), less room for the
+#: envelopes, the DICOMDIR and the file system.
+CAPACITY_BYTES = {Medium.CD: 680_000_000, Medium.DVD: 4_600_000_000}
+
+
+def _fit_capacity(profile: Profile, content_bytes: int, *, chosen: bool, notes: list[str]) -> Profile:
+    """Check the content fits the profile's medium; an automatic CD choice moves up to DVD (same syntaxes)."""
+    capacity = CAPACITY_BYTES.get(profile.medium)
+    if capacity is None or content_bytes <= capacity:
+        return profile
+    if profile is Profile.CD and not chosen:
+        notes.append(f"{content_bytes:,} bytes do not fit a CD: {Profile.DVD_JPEG.value} chosen instead")
+        return _fit_capacity(Profile.DVD_JPEG, content_bytes, chosen=chosen, notes=notes)
+    raise InputError(
+        f"{content_bytes:,} bytes do not fit {profile.value} (about {capacity:,} bytes); "
+        "split the study or choose a larger medium (--profile, or --format dir for USB)"
+    )
+
+
 def _zero_preamble(path: Path) -> str | None:
     """Zero the preamble of a staged copy (nothing suspicious leaves on our media); say what it was."""
     with open(path, "r+b") as fp:
@@ -323,6 +342,9 @@ def burn(
                 conversions[target] = f"{result.from_ts} -> {result.to_ts}: {result.reason}"
         if conversions:
             notes.append(f"{len(conversions)} instance(s) converted losslessly to fit {profile.value}")
+        profile = _fit_capacity(
+            profile, sum(p.stat().st_size for p in conformed), chosen=request.profile is not None, notes=notes
+        )
 
         plan = build_fileset(
             conformed, staging / "fileset", fileset_id=fileset_id_from_label(request.label), profile=profile
