@@ -171,6 +171,41 @@ def _algorithm_with_iv(cipher: ContentCipher, iv: bytes) -> bytes:
     return encode_header(TAG_SEQUENCE, len(content)) + content
 
 
+def _envelope_head(
+    version: int,
+    recipient_set: bytes,
+    content_type: str,
+    cipher: ContentCipher,
+    iv: bytes,
+    encrypted_len: int,
+) -> bytes:
+    """DER of ContentInfo(EnvelopedData) up to the encrypted content octets, whose length is known ahead."""
+    version_der = bytes([0x02, 0x01, version])
+    cipher_alg = _algorithm_with_iv(cipher, iv)
+    content_type_der = _oid_der(content_type)
+    encrypted_header = encode_header(TAG_CONTEXT_0_PRIMITIVE, encrypted_len)
+    eci_len = len(content_type_der) + len(cipher_alg) + len(encrypted_header) + encrypted_len
+    eci_header = encode_header(TAG_SEQUENCE, eci_len)
+    ed_len = len(version_der) + len(recipient_set) + len(eci_header) + eci_len
+    ed_header = encode_header(TAG_SEQUENCE, ed_len)
+    explicit = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(ed_header) + ed_len)
+    oid = _oid_der(OID_ENVELOPED_DATA)
+    return b"".join(
+        [
+            encode_header(TAG_SEQUENCE, len(oid) + len(explicit) + len(ed_header) + ed_len),
+            oid,
+            explicit,
+            ed_header,
+            version_der,
+            recipient_set,
+            eci_header,
+            content_type_der,
+            cipher_alg,
+            encrypted_header,
+        ]
+    )
+
+
 def encrypt(
     source: ByteSource,
     sink: Writable,
@@ -203,32 +238,8 @@ def encrypt(
     plan = plan_inner(spec.inner, payload_size, now=now)
     recipient_content = b"".join(der for der, _ in encoded)
     recipient_set = encode_header(TAG_SET, len(recipient_content)) + recipient_content
-    version_der = bytes([0x02, 0x01, version])
-    cipher_alg = _algorithm_with_iv(cipher, iv)
-    content_type_der = _oid_der(plan.content_type)
     encrypted_len = (plan.length // cipher.block_size + 1) * cipher.block_size
-    encrypted_header = encode_header(TAG_CONTEXT_0_PRIMITIVE, encrypted_len)
-    eci_len = len(content_type_der) + len(cipher_alg) + len(encrypted_header) + encrypted_len
-    eci_header = encode_header(TAG_SEQUENCE, eci_len)
-    ed_len = len(version_der) + len(recipient_set) + len(eci_header) + eci_len
-    ed_header = encode_header(TAG_SEQUENCE, ed_len)
-    explicit = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(ed_header) + ed_len)
-    oid = core.ObjectIdentifier(OID_ENVELOPED_DATA).dump()
-    total_inner = len(oid) + len(explicit) + len(ed_header) + ed_len
-    head = b"".join(
-        [
-            encode_header(TAG_SEQUENCE, total_inner),
-            oid,
-            explicit,
-            ed_header,
-            version_der,
-            recipient_set,
-            eci_header,
-            content_type_der,
-            cipher_alg,
-            encrypted_header,
-        ]
-    )
+    head = _envelope_head(version, recipient_set, plan.content_type, cipher, iv, encrypted_len)
     sink.write(head)
 
     def payload() -> Iterator[bytes]:
@@ -603,31 +614,8 @@ def readdress(
     version = _envelope_version(infos)
     recipient_set = cms.RecipientInfos(infos).dump(force=True)
     written_infos = cms.RecipientInfos.load(recipient_set)
-    version_der = core.Integer(int(version[1:])).dump()
-    cipher_alg = algos.EncryptionAlgorithm(
-        {"algorithm": header.cipher.asn1_name, "parameters": header.iv}
-    ).dump()
-    content_type_der = core.ObjectIdentifier(header.content_type).dump()
-    encrypted_header = encode_header(TAG_CONTEXT_0_PRIMITIVE, encrypted_len)
-    eci_len = len(content_type_der) + len(cipher_alg) + len(encrypted_header) + encrypted_len
-    eci_header = encode_header(TAG_SEQUENCE, eci_len)
-    ed_len = len(version_der) + len(recipient_set) + len(eci_header) + eci_len
-    ed_header = encode_header(TAG_SEQUENCE, ed_len)
-    explicit = encode_header(TAG_CONTEXT_0_CONSTRUCTED, len(ed_header) + ed_len)
-    oid = core.ObjectIdentifier(OID_ENVELOPED_DATA).dump()
-    head = b"".join(
-        [
-            encode_header(TAG_SEQUENCE, len(oid) + len(explicit) + len(ed_header) + ed_len),
-            oid,
-            explicit,
-            ed_header,
-            version_der,
-            recipient_set,
-            eci_header,
-            content_type_der,
-            cipher_alg,
-            encrypted_header,
-        ]
+    head = _envelope_head(
+        int(version[1:]), recipient_set, header.content_type, header.cipher, header.iv, encrypted_len
     )
     sink.write(head)
     # Second pass: copy the ciphertext as it is.
