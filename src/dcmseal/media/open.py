@@ -280,6 +280,7 @@ def open_to_folder(
             new_ids = {final / Path(*fid): "/".join(fid) for fid in instances}
             instances = {fid: final / Path(*fid) for fid in instances}
             # The DICOMDIR agreed with the files: its records say who and what without reading each file.
+            # (No DICOMDIR here means no instance either: otherwise it would have been rebuilt above.)
             summary_source = (
                 [
                     InstanceFacts(
@@ -291,7 +292,7 @@ def open_to_folder(
                     if entry.study_instance_uid
                 ]
                 if dicomdir is not None
-                else _summaries(instances)
+                else []
             )
         for file_id, path in instances.items():
             relative = "/".join(file_id)
@@ -338,27 +339,3 @@ def open_to_folder(
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,
     )
-
-
-def _summaries(instances: dict[tuple[str, ...], Path]) -> list[InstanceFacts]:
-    from pydicom import dcmread
-
-    facts: list[InstanceFacts] = []
-    for path in instances.values():
-        try:
-            ds = dcmread(
-                path,
-                stop_before_pixels=True,
-                specific_tags=["PatientID", "StudyInstanceUID", "SOPClassUID", "Modality"],
-            )
-        except (OSError, ValueError, EOFError, AttributeError, KeyError):
-            continue
-        facts.append(
-            InstanceFacts(
-                patient_id=str(ds.get("PatientID", "") or ""),
-                study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
-                sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
-                modality=str(ds.get("Modality", "") or ""),
-            )
-        )
-    return facts
