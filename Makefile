@@ -4,11 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+VIEWER_DEPS := viewer/node_modules/.package-lock.json
+VIEWER_STAMP := src/dcmseal/media/viewer/VIEWER/VIEWER.JS
+VIEWER_SOURCES := $(wildcard viewer/src/*) viewer/build.mjs viewer/tsconfig.json
 
-.PHONY: venv demo system-deps lint test bench bench-media clean distclean
+.PHONY: venv viewer demo system-deps lint test bench bench-media bench-scan clean distclean
 
 # Internal: the virtualenv with the package (editable) and the test tools; reinstalled when pyproject.toml changes.
-venv: $(STAMP)
+venv: $(STAMP) $(VIEWER_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $@
 
-demo: venv
+# The offline web viewer burned on every medium: `npm ci` when the lock file changed, then a build into
+# src/dcmseal/media/viewer/ (package data) when a source changed; the built VIEWER.JS is the stamp.
+viewer: $(VIEWER_STAMP)
+
+$(VIEWER_DEPS): viewer/package.json viewer/package-lock.json
+	cd viewer && npm ci --no-audit --no-fund
+	touch $@
+
+$(VIEWER_STAMP): $(VIEWER_DEPS) $(VIEWER_SOURCES)
+	cd viewer && npm run build
+	touch $@
+
+demo: venv viewer
 	$(BIN)/dcmseal demo
 
 # Debian packages the interop tests talk to (openssl, GDCM, DCMTK, dicom3tools), installed only when missing.
@@ -29,7 +44,7 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: venv system-deps lint
+test: venv viewer system-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: venv system-deps
@@ -38,9 +53,14 @@ bench: venv system-deps
 bench-media: venv system-deps
 	$(BIN)/python bench/bench_media.py
 
+# dcmseal scan against a raw read of the same files and pydicom, warm and cold (a few minutes).
+bench-scan: venv
+	$(BIN)/python bench/bench_scan.py
+
 clean:
 	rm -rf build dist src/*.egg-info *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf viewer/dist viewer/test-dist src/dcmseal/media/viewer
 	find src tests bench -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) viewer/node_modules

@@ -13,6 +13,7 @@ tools=(
   "Orthanc:orthanc"
   "/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb"
   "/usr/lib/postgresql/15/bin/initdb:postgresql"
+  "chromium:chromium"
 )
 
 missing=()

@@ -18,6 +18,8 @@ __all__ = [
     "Settings",
     "default_audit_log",
     "default_escrow_directory",
+    "default_import_journal",
+    "default_quarantine_directory",
     "load_settings",
 ]
 
@@ -50,6 +52,7 @@ class Settings:
     audit_log: str = ""  # "" = audit.log in the user data directory
     syslog: str = ""  # udp://host:port or tcp://host:port; "" = none
     sender: str = ""  # contact printed in README.TXT and the cover letter
+    ae_title: str = "DCMSEAL"  # our calling AE title for C-STORE (dcmseal import --aet)
 
     def __post_init__(self) -> None:
         if self.pbkdf2_iterations < 1:
@@ -74,6 +77,16 @@ def default_escrow_directory() -> Path:
 def default_audit_log() -> Path:
     """The local audit log: one DICOM audit message (PS3.15 A.5) per line."""
     return _data_dir() / "audit.log"
+
+
+def default_import_journal() -> Path:
+    """The import journal (SQLite): every file of every imported medium and what became of it."""
+    return _data_dir() / "import-journal.sqlite3"
+
+
+def default_quarantine_directory() -> Path:
+    """Where an import puts the files it could not make safe."""
+    return _data_dir() / "quarantine"
 
 
 _ENV_PREFIX = "DCMSEAL_"

@@ -2,17 +2,67 @@
 
 from __future__ import annotations
 
+import ctypes
+import io
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["CHUNK_SIZE_BYTES", "atomic_write", "iter_files", "relative_output_path"]
+__all__ = [
+    "CHUNK_SIZE_BYTES",
+    "BatchCommit",
+    "Extent",
+    "ExtentReader",
+    "PendingFile",
+    "atomic_write",
+    "iter_files",
+    "relative_output_path",
+]
 
 #: Every stream in dcmseal moves in chunks of this size; memory is bounded by it, not by file size.
 CHUNK_SIZE_BYTES = 1024 * 1024
+
+#: A durable file starts its write-back every this many bytes, so the final fsync finds little left.
+WRITEBACK_BYTES = 32 * 1024 * 1024
+
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start write-out of the range's dirty pages, do not wait
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    # The symbols already loaded in this process (libc among them): no library search at import time
+    # (ctypes.util.find_library runs ldconfig, tens of milliseconds on every command).
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _libc_function(name: str, *argtypes: type) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    function = getattr(_LIBC, name, None) if _LIBC is not None else None
+    if function is not None:
+        function.argtypes = list(argtypes)
+        function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range = _libc_function(
+    "sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint
+)
+_syncfs = _libc_function("syncfs", ctypes.c_int)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk now (Linux; elsewhere nothing)."""
+    if _sync_file_range is not None and length > 0:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: an error changes nothing
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -23,9 +73,36 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _WritebackWriter(io.BufferedWriter):
+    """A buffered file that starts the write-back of every :data:`WRITEBACK_BYTES` it is given.
+
+    Left alone, the kernel holds a large file's pages dirty until the final fsync, which then waits
+    for all of them (0.6-0.9 s per GiB measured); started early, the disk writes while we encrypt.
+    """
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__(raw, buffer_size=256 * 1024)
+        self._started_to = 0  # write-back was asked for every byte before this offset
+        self._written = 0
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
+        n = super().write(data)
+        self._written += n
+        if self._written - self._started_to >= WRITEBACK_BYTES:
+            self.flush()
+            _start_writeback(self.fileno(), self._started_to, self._written - self._started_to)
+            self._started_to = self._written
+        return n
+
+
 @contextmanager
 def atomic_write(
-    dst: Path, *, mode: int = 0o600, overwrite: bool = False, durable: bool = True
+    dst: Path,
+    *,
+    mode: int = 0o600,
+    overwrite: bool = False,
+    durable: bool = True,
+    batch: BatchCommit | None = None,
 ) -> Iterator[BinaryIO]:
     """Write ``dst`` all at once or not at all.
 
@@ -34,6 +111,9 @@ def atomic_write(
     file is removed, so no partial output (and no partial plaintext) survives. The directory is
     fsynced after the rename. ``durable=False`` skips the fsyncs, for scratch files in a staging folder
     that is thrown away anyway (still all or nothing, still removed on failure).
+
+    With ``batch``, the finished temporary file is handed to the batch instead of being fsynced and
+    renamed here: :meth:`BatchCommit.commit` makes the whole batch durable at once, then renames.
 
     Raises
     ------
@@ -44,14 +124,26 @@ def atomic_write(
     if not overwrite and dst.exists():
         raise FileExistsError(str(dst))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    if batch is not None:
+        tmp = str(batch.temp_path(dst))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    else:
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
+        raw = io.FileIO(fd, "wb")
+        out: BinaryIO
+        with _WritebackWriter(raw) if durable and batch is None else io.BufferedWriter(raw) as out:
             os.fchmod(out.fileno(), mode)
             yield out
             out.flush()
-            if durable:
+            if durable and batch is None:
                 os.fsync(out.fileno())
+            elif durable:
+                # The batch syncs at the end; the disk can start on this file now, while the next is written.
+                _start_writeback(out.fileno(), 0, out.tell())
+        if batch is not None:
+            batch.add(PendingFile(temp=Path(tmp), destination=dst, overwrite=overwrite))
+            return
         if not overwrite and dst.exists():
             raise FileExistsError(str(dst))
         os.replace(tmp, dst)
@@ -60,6 +152,169 @@ def atomic_write(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """A finished temporary file and where it goes once its batch is durable."""
+
+    temp: Path
+    destination: Path
+    overwrite: bool
+
+
+def _sync_filesystem(directory: Path) -> None:
+    """Flush every dirty page of the filesystem holding ``directory`` (one journal commit), and wait."""
+    if _syncfs is None:
+        raise OSError("syncfs is not available")
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if _syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno), str(directory))
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class BatchCommit:
+    """Many outputs written as temporary files first, then made durable together and renamed.
+
+    "Temporary file, fsync, rename" for one file costs two journal commits (1-2 ms); for a batch of
+    thousands of small files that is most of the time. Here every file of the batch is written to a
+    temporary name beside its destination (:func:`atomic_write` with ``batch=``), then
+    :meth:`commit` runs one ``syncfs(2)`` per filesystem (each file's fsync where syncfs is missing),
+    renames every file, and fsyncs each folder once. Nothing is renamed before its bytes are durable.
+
+    Temporary names carry the batch's random ``token``, so :meth:`abort` also finds the ones a killed
+    worker process could not report: after an abort no temporary file of the batch remains.
+    ``durable=False`` skips syncfs and the folder fsyncs (scratch output thrown away anyway).
+    """
+
+    durable: bool = True
+    token: str = field(default_factory=lambda: secrets.token_hex(6))
+    pending: list[PendingFile] = field(default_factory=list)
+    #: How many syncfs(2) / fsync(2) calls the last commit made (for tests; never timed).
+    syncfs_calls: int = 0
+    fsync_calls: int = 0
+
+    def temp_path(self, dst: Path) -> Path:
+        return dst.with_name(f".{dst.name}.{self.token}.part")
+
+    def add(self, item: PendingFile) -> None:
+        self.pending.append(item)
+
+    def extend(self, items: list[PendingFile]) -> None:
+        self.pending.extend(items)
+
+    def _make_durable(self) -> None:
+        devices: dict[int, Path] = {}
+        for item in self.pending:
+            devices.setdefault(item.temp.parent.stat().st_dev, item.temp.parent)
+        try:
+            for directory in devices.values():
+                _sync_filesystem(directory)
+                self.syncfs_calls += 1
+        except OSError as exc:
+            if _syncfs is not None and exc.errno is not None:
+                raise  # syncfs ran and failed (EIO): the data may not be on disk
+            for item in self.pending:  # no syncfs here: fsync each file
+                fd = os.open(item.temp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self.fsync_calls += 1
+
+    def commit(self) -> dict[Path, OSError]:
+        """Make every pending file durable, rename it into place, and fsync the folders.
+
+        Returns the files that could not be renamed (their destination appeared meanwhile without
+        ``overwrite``, or the rename failed), by destination; their temporary files are removed.
+        If the data cannot be made durable, every temporary file is removed and the error raised.
+        """
+        failed: dict[Path, OSError] = {}
+        if not self.pending:
+            return failed
+        try:
+            if self.durable:
+                self._make_durable()
+        except BaseException:
+            self.abort()
+            raise
+        directories: set[Path] = set()
+        try:
+            while self.pending:
+                item = self.pending.pop()
+                try:
+                    if not item.overwrite and item.destination.exists():
+                        raise FileExistsError(str(item.destination))
+                    os.replace(item.temp, item.destination)
+                    directories.add(item.destination.parent)
+                except OSError as exc:
+                    item.temp.unlink(missing_ok=True)
+                    failed[item.destination] = exc
+        except BaseException:
+            self.abort()
+            raise
+        if self.durable:
+            for directory in sorted(directories):
+                _fsync_dir(directory)
+                self.fsync_calls += 1
+        return failed
+
+    def abort(self, directories: set[Path] | None = None) -> None:
+        """Remove every temporary file of the batch: the ones reported, and any left in ``directories``."""
+        swept = set(directories or ())
+        while self.pending:
+            item = self.pending.pop()
+            item.temp.unlink(missing_ok=True)
+            swept.add(item.temp.parent)
+        suffix = f".{self.token}.part"
+        for directory in swept:
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(".") and name.endswith(suffix):
+                    (directory / name).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """A file's bytes inside another file: ``length`` bytes at ``offset`` of ``container`` (a file of an ISO image)."""
+
+    container: Path
+    offset: int
+    length: int
+
+
+class ExtentReader(io.RawIOBase):
+    """Read an :class:`Extent` as if it were a file of its own: reads stop at its end."""
+
+    def __init__(self, extent: Extent) -> None:
+        super().__init__()
+        self._fd = os.open(extent.container, os.O_RDONLY | os.O_CLOEXEC)
+        self._position = extent.offset
+        self._end = extent.offset + extent.length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray, /) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._end - self._position)
+        if want <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")[:want]
+        n = os.preadv(self._fd, [view], self._position)
+        self._position += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
 
 
 def iter_files(paths: list[Path]) -> Iterator[tuple[Path, Path]]:

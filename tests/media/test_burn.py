@@ -209,8 +209,11 @@ def test_ct_mr_us_burned_in_every_profile_open_with_openssl_and_pass_dicom_check
     else:
         root = out
     on_medium = {p.relative_to(root).as_posix(): p for p in medium_files(root)}
-    # Nothing else on the medium: no viewer, no autorun, no plaintext.
-    assert set(on_medium) == {"DICOMDIR", README} | {f.file_id for f in result.files}
+    # Nothing else on the medium but the offline viewer: no autorun, no plaintext.
+    viewer = {"INDEX.HTM", "VIEWER/VIEWER.CSS", "VIEWER/VIEWER.JS"}
+    assert set(on_medium) == {"DICOMDIR", README} | viewer | {f.file_id for f in result.files}
+    for name in viewer:
+        del on_medium[name]
     assert set(dcmftest_answers(dcmftest_bin, list(on_medium.values())).values()) == {"no"}
 
     plain_root = tmp_path / "plain"

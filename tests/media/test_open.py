@@ -134,7 +134,13 @@ def test_open_gives_back_identical_data_sets(
     assert not result.dicomdir_rebuilt
     assert result.kdf_derivations <= 1
     assert sorted(_by_status(result)["opened"]) == sorted(["DICOMDIR", *(f.file_id for f in burned.files)])
-    assert _by_status(result)["skipped"] == ["README.TXT"]
+    # Outside the File-set: README.TXT and the offline viewer.
+    assert _by_status(result)["skipped"] == [
+        "INDEX.HTM",
+        "README.TXT",
+        "VIEWER/VIEWER.CSS",
+        "VIEWER/VIEWER.JS",
+    ]
     opened = _instances(tmp_path / "opened")
     for source_path in (CT_SMALL, MR_SMALL, US_JPEG):
         source = dcmread(source_path)

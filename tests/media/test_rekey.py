@@ -77,7 +77,12 @@ def _sealed_files(medium: Path, scratch: Path) -> dict[str, Path]:
     if medium.is_file():
         extract_iso(medium, scratch)
         root = scratch
-    return {p.relative_to(root).as_posix(): p for p in medium_files(root) if p.name != README}
+    # README.TXT and the offline viewer (INDEX.HTM, VIEWER/) are the medium's only plain files.
+    return {
+        p.relative_to(root).as_posix(): p
+        for p in medium_files(root)
+        if p.name != README and p.relative_to(root).parts[0] not in ("INDEX.HTM", "VIEWER")
+    }
 
 
 def _encrypted_content(path: Path) -> bytes:

@@ -9,6 +9,7 @@ Use :func:`require_orthanc` (skip locally, fail under CI when a piece is missing
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -83,6 +84,8 @@ class OrthancPeer:
     workdir: Path
     pid: int
     log_path: Path
+    #: (user, password) for HTTP basic authentication when Orthanc was started with ``users``.
+    credentials: tuple[str, str] | None = None
 
     @property
     def host(self) -> str:
@@ -108,7 +111,9 @@ class OrthancPeer:
     ) -> bytes:
         """Send one REST request to ``path`` (``/system``); return the body, raise OrthancError on HTTP errors."""
         try:
-            return _http(method, f"{self.http_url}{path}", body=body, content_type=content_type)
+            return _http(
+                method, f"{self.http_url}{path}", body=body, content_type=content_type, auth=self.credentials
+            )
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:500]
             raise OrthancError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
@@ -163,6 +168,7 @@ def _http(
     body: bytes | None = None,
     content_type: str | None = None,
     timeout_s: float = HTTP_TIMEOUT_S,
+    auth: tuple[str, str] | None = None,
 ) -> bytes:
     """One HTTP request to the loopback Orthanc; only ``http://127.0.0.1`` URLs are ever opened."""
     if not url.startswith("http://127.0.0.1:"):
@@ -170,6 +176,9 @@ def _http(
     req = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - http://127.0.0.1 checked above
     if content_type is not None:
         req.add_header("Content-Type", content_type)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+        req.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(req, timeout=timeout_s) as response:  # noqa: S310 - http://127.0.0.1 checked above
         return bytes(response.read())
 
@@ -191,14 +200,16 @@ def _config(workdir: Path, http_port: int, dicom_port: int, aet: str, plugin: st
     }
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout_s: float) -> bool:
+def _wait_ready(
+    process: subprocess.Popen[bytes], url: str, timeout_s: float, auth: tuple[str, str] | None = None
+) -> bool:
     """Poll ``GET /system`` until it answers 200; False if Orthanc exited first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
         with contextlib.suppress(OSError):
-            _http("GET", f"{url}/system", timeout_s=2)
+            _http("GET", f"{url}/system", timeout_s=2, auth=auth)
             return True
         time.sleep(0.1)
     raise OrthancError(f"Orthanc did not answer {url}/system within {timeout_s:.0f} s")
@@ -225,21 +236,30 @@ def running_orthanc(
     aet: str = "ORTHANC",
     extra_config: Mapping[str, object] | None = None,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    users: Mapping[str, str] | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> Iterator[OrthancPeer]:
     """Start Orthanc with the DICOMweb plugin on free loopback ports, storing under ``workdir``; stop it after.
 
     ``extra_config`` is merged over the base configuration (e.g. ``{"OverwriteInstances": True}`` or
-    ``{"DicomModalities": {...}}`` for C-MOVE tests). Skips (fails under CI) when Orthanc is not installed.
+    ``{"DicomModalities": {...}}`` for C-MOVE tests). ``users`` ({user: password}) turns HTTP authentication
+    on (RegisteredUsers); the peer's REST helpers then log in as the first user. ``ports`` (HTTP, DICOM)
+    restarts an Orthanc where it was (same ``workdir`` and ports: same storage, same target URL).
+    Skips (fails under CI) when Orthanc is not installed.
     """
     binaries = require_orthanc()
     workdir = Path(workdir)
     (workdir / "db").mkdir(parents=True, exist_ok=True)
     last_log = ""
     for attempt in range(1, START_ATTEMPTS + 1):
-        http_port, dicom_port = free_port(), free_port()
+        http_port, dicom_port = ports or (free_port(), free_port())
         while dicom_port == http_port:
             dicom_port = free_port()
         config = _config(workdir, http_port, dicom_port, aet, binaries.dicomweb_plugin)
+        credentials = next(iter(users.items())) if users else None
+        if users:
+            config["AuthenticationEnabled"] = True
+            config["RegisteredUsers"] = dict(users)
         config.update(extra_config or {})
         config_path = workdir / "orthanc.json"
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -259,9 +279,10 @@ def running_orthanc(
             workdir=workdir,
             pid=process.pid,
             log_path=log_path,
+            credentials=credentials,
         )
         try:
-            ready = _wait_ready(process, peer.http_url, ready_timeout_s)
+            ready = _wait_ready(process, peer.http_url, ready_timeout_s, credentials)
         except BaseException:
             _stop(process)
             raise

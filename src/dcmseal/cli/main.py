@@ -11,9 +11,11 @@ from dcmseal.cli.common import configure_logging, out_console
 from dcmseal.cli.demo import demo
 from dcmseal.cli.documents import encapsulate_command, extract_command
 from dcmseal.cli.envelope import inspect, seal, unseal
+from dcmseal.cli.importing import import_command
 from dcmseal.cli.keys import keys_app, recipients_app
 from dcmseal.cli.media import burn_command, open_command, rekey_command
 from dcmseal.cli.password import password_app
+from dcmseal.cli.scan import sanitize_command, scan_command
 
 __all__ = ["app", "main"]
 
@@ -53,9 +55,12 @@ app.command()(inspect)
 app.command("burn")(burn_command)
 app.command("open")(open_command)
 app.command("rekey")(rekey_command)
+app.command("import")(import_command)
 app.command()(demo)
 app.command("encapsulate")(encapsulate_command)
 app.command("extract")(extract_command)
+app.command("scan")(scan_command)
+app.command("sanitize")(sanitize_command)
 app.add_typer(password_app, name="password")
 app.add_typer(keys_app, name="keys")
 app.add_typer(recipients_app, name="recipients")

@@ -118,6 +118,16 @@ def burn_command(
         bool, typer.Option("--allow-weak-password", help="Accept a password the policy refuses (tests only).")
     ] = False,
     iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
+    no_viewer: Annotated[
+        bool, typer.Option("--no-viewer", help="Leave out the offline web viewer (INDEX.HTM, VIEWER/).")
+    ] = False,
+    no_encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--no-encrypt",
+            help="Burn a plain medium for internal use (STD-GEN-* without SEC): NOT encrypted.",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
@@ -129,7 +139,7 @@ def burn_command(
     """
     # The media workflows pull in pydicom's pixel codecs, pycdlib and the DICOMweb client: load on use.
     from dcmseal.media.burn import BurnRequest, burn
-    from dcmseal.media.profiles import Profile
+    from dcmseal.media.profiles import Profile, secure_profile_of
 
     with user_errors():
         refuse_argv_password(password)
@@ -139,21 +149,34 @@ def burn_command(
         chosen_profile = None
         if profile != "auto":
             try:
-                chosen_profile = Profile(profile.upper())
+                # A plain medium may name the General Purpose twin (STD-GEN-CD for STD-GEN-SEC-CD).
+                chosen_profile = secure_profile_of(profile) if no_encrypt else Profile(profile.upper())
             except ValueError:
                 names = ", ".join(p.value for p in Profile)
                 raise UsageError(f"unknown profile {profile!r}: auto, {names}") from None
         if generate_password and (password_file or password_env):
             raise UsageError("--generate-password goes without --password-file and --password-env")
+        if no_encrypt and (
+            generate_password or password_file or password_env or recipient or to or escrow_cert
+        ):
+            raise UsageError(
+                "--no-encrypt burns a plain medium: give no password, recipient or escrow option"
+            )
         reg = open_registry(settings, registry)
         try:
             certificates = [load_certificate(p) for p in recipient or []]
             certificates += [reg.get_partner(name) for name in to or []]
-            escrow = None if no_escrow else escrow_certificate(settings, escrow_cert, required=True)
-            if no_escrow:
+            escrow = (
+                None if no_escrow or no_encrypt else escrow_certificate(settings, escrow_cert, required=True)
+            )
+            if no_encrypt:
+                warn("--no-encrypt: the medium is NOT encrypted; anyone holding it can read the patient data")
+            elif no_escrow:
                 warn("--no-escrow: if the password is lost, nobody can open this medium again")
             text: str | None
-            if generate_password:
+            if no_encrypt:
+                text = None
+            elif generate_password:
                 text = generate_passphrase()
             else:
                 asked = password_file is None and password_env is None and not certificates
@@ -197,6 +220,8 @@ def burn_command(
                 salt_bytes=settings.salt_bytes,
                 workers=settings.workers,
                 overwrite=force,
+                encrypt=not no_encrypt,
+                viewer=not no_viewer,
             )
             with _stages(not as_json) as progress:
                 result = burn(request, registry=reg, audit=audit_sink(settings), progress=progress)
@@ -215,7 +240,7 @@ def burn_command(
         for note in result.notes:
             err_console.print(f"note: {note}", style="dim")
         out_console.print(
-            f"medium {result.medium_id}: {len(result.files)} instances, {result.profile.value}, "
+            f"medium {result.medium_id}: {len(result.files)} instances, {result.profile_name}, "
             f"{result.size_bytes:,} bytes -> {result.output}",
             style="bold green",
         )

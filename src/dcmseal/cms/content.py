@@ -35,12 +35,14 @@ from dcmseal.errors import IntegrityError, MalformedEnvelopeError, UnsupportedAl
 __all__ = [
     "ContentKind",
     "DigestedContent",
+    "DigestedLayout",
     "InnerPlan",
     "InnerResult",
     "InnerSpec",
     "RawContent",
     "SignedContent",
     "SignerReport",
+    "digested_layout",
     "plan_inner",
     "read_inner",
 ]
@@ -642,4 +644,83 @@ def _finish_raw(
         payload_size=size,
         conformant=False,
         notes=tuple(notes),
+    )
+
+
+# -- the layout of a plain DigestedData, for the streaming fast path --------------------------------
+@dataclass(frozen=True, slots=True)
+class DigestedLayout:
+    """Where the parts of a DER DigestedData (id-data, primitive OCTET STRING) lie, from its first bytes."""
+
+    digest: DigestAlgorithm
+    payload_offset: int
+    payload_size: int
+    total: int  # bytes of the whole DigestedData encoding; the digest OCTET STRING ends it
+
+    @property
+    def trailer_offset(self) -> int:
+        return self.payload_offset + self.payload_size
+
+
+def _definite_tlv(data: bytes, pos: int, tag: int) -> tuple[int, int] | None:
+    """(content offset, length) of the DER element with identifier ``tag`` at ``pos``; None otherwise."""
+    if pos + 2 > len(data) or data[pos] != tag:
+        return None
+    first = data[pos + 1]
+    if first < 0x80:
+        return pos + 2, first
+    count = first & 0x7F
+    if count == 0 or count > 8 or pos + 2 + count > len(data):
+        return None
+    return pos + 2 + count, int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_digest_of(element: bytes) -> DigestAlgorithm | None:
+    try:
+        return _digest_of(element)
+    except (MalformedEnvelopeError, UnsupportedAlgorithmError):
+        return None
+
+
+def digested_layout(head: bytes) -> DigestedLayout | None:
+    """The layout of the DigestedData that ``head`` (its first bytes, decrypted) starts; None if it is anything else.
+
+    Only the plainest shape qualifies: a bare DER DigestedData of id-data whose eContent is one
+    primitive OCTET STRING, every length definite and consistent, a digest algorithm we know. That is
+    what dcmseal writes, and what lets a reader know where the payload ends before reading it;
+    anything else (BER, SignedData, a ContentInfo wrapper) goes through :func:`read_inner`.
+    """
+    outer = _definite_tlv(head, 0, TAG_SEQUENCE)
+    if outer is None:
+        return None
+    version = _definite_tlv(head, outer[0], 0x02)
+    if version is None or not 1 <= version[1] <= 2:
+        return None
+    alg_start = version[0] + version[1]
+    alg = _definite_tlv(head, alg_start, TAG_SEQUENCE)
+    if alg is None or alg[0] + alg[1] > len(head):
+        return None
+    digest = _cached_digest_of(bytes(head[alg_start : alg[0] + alg[1]]))
+    if digest is None:
+        return None
+    encap = _definite_tlv(head, alg[0] + alg[1], TAG_SEQUENCE)
+    if encap is None or head[encap[0] : encap[0] + len(_OID_DER_DATA)] != _OID_DER_DATA:
+        return None
+    explicit = _definite_tlv(head, encap[0] + len(_OID_DER_DATA), TAG_CONTEXT_0_CONSTRUCTED)
+    if explicit is None:
+        return None
+    octets = _definite_tlv(head, explicit[0], TAG_OCTET_STRING)
+    if octets is None:
+        return None
+    payload_offset, payload_size = octets
+    trailer = payload_offset + payload_size
+    if (
+        explicit[0] + explicit[1] != trailer
+        or encap[0] + encap[1] != trailer
+        or outer[0] + outer[1] != trailer + 2 + digest.digest_size
+    ):
+        return None
+    return DigestedLayout(
+        digest=digest, payload_offset=payload_offset, payload_size=payload_size, total=outer[0] + outer[1]
     )

@@ -158,6 +158,24 @@ class DerReader:
         self.offset += len(data)
         return data
 
+    def readinto_some(self, buffer: memoryview) -> int:
+        """Like :meth:`read_some`, into ``buffer`` (the source's ``readinto`` when it has one); 0 at the end."""
+        available = len(self._buffer) - self._buffer_pos
+        if available:
+            n = min(available, len(buffer))
+            buffer[:n] = self._buffer[self._buffer_pos : self._buffer_pos + n]
+            self._buffer_pos += n
+        else:
+            readinto = getattr(self._source, "readinto", None)
+            if readinto is not None:
+                n = readinto(buffer) or 0
+            else:
+                data = self._source.read(len(buffer))
+                n = len(data)
+                buffer[:n] = data
+        self.offset += n
+        return n
+
     def at_eof(self) -> bool:
         return not self.peek(1)
 

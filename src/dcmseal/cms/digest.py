@@ -9,10 +9,23 @@ from types import TracebackType
 
 from dcmseal.cms.algorithms import DigestAlgorithm
 
-__all__ = ["BackgroundDigest"]
+__all__ = ["BackgroundDigest", "set_background_hashing"]
 
 #: Below this size the thread hand-off costs more than the hash.
 _MIN_BACKGROUND_BYTES = 64 * 1024
+
+#: Whether chunks go to the helper thread at all (see :func:`set_background_hashing`).
+_BACKGROUND = True
+
+
+def set_background_hashing(enabled: bool) -> None:
+    """Hash on the helper thread (the default) or inline, for this whole process.
+
+    The helper thread only pays when a core would otherwise sit idle: a worker of a pool that
+    already keeps every core busy turns it off, saving the hand-off on every chunk.
+    """
+    global _BACKGROUND
+    _BACKGROUND = enabled
 
 
 class BackgroundDigest:
@@ -36,16 +49,20 @@ class BackgroundDigest:
     ) -> None:
         self.close()
 
-    def _update_all(self, chunk: bytes) -> None:
+    def _update_all(self, chunk: bytes | memoryview) -> None:
         for h in self._hashes.values():
             h.update(chunk)
 
-    def update(self, chunk: bytes) -> None:
-        """Queue ``chunk`` for hashing; waits for the previous chunk, so order is kept."""
+    def update(self, chunk: bytes | memoryview) -> None:
+        """Queue ``chunk`` for hashing; waits for the previous chunk, so order is kept.
+
+        ``chunk`` may be a view of a buffer the caller reuses: it is read until the next call to
+        :meth:`update`, :meth:`digests` or :meth:`close`, so a caller alternating two buffers is safe.
+        """
         if self._pending is not None:
             self._pending.result()
             self._pending = None
-        if len(chunk) < _MIN_BACKGROUND_BYTES:
+        if len(chunk) < _MIN_BACKGROUND_BYTES or not _BACKGROUND:
             self._update_all(chunk)
             return
         self._pending = _executor().submit(self._update_all, chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -23,12 +24,19 @@ from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, Study
 from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
 from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
-from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Medium, Profile, choose_profile
+from dcmseal.media.profiles import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    Medium,
+    Profile,
+    choose_profile,
+    general_purpose_name,
+)
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
 from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
 from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
 from dcmseal.media.transcode import conform
-from dcmseal.part10 import PreambleKind, SealPlan, classify_preamble, seal_files
+from dcmseal.media.webviewer import add_viewer, viewer_files
+from dcmseal.part10 import BatchReport, PreambleKind, SealPlan, classify_preamble, seal_files
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
 
 __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
@@ -67,12 +75,21 @@ class BurnRequest:
     salt_bytes: int = 16
     workers: int = 0
     overwrite: bool = False
+    #: False burns a plain medium for internal use (PS3.11 STD-GEN-* without SEC): nothing is sealed.
+    encrypt: bool = True
+    #: Put the offline web viewer (INDEX.HTM, VIEWER/) on the medium.
+    viewer: bool = True
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise UsageError("nothing to burn: give at least one source")
-        if self.password is None and not self.certificates and self.escrow_certificate is None:
+        keyed = self.password is not None or self.certificates or self.escrow_certificate is not None
+        if self.encrypt and not keyed:
             raise UsageError("a medium needs a password or a recipient certificate")
+        if not self.encrypt and keyed:
+            raise UsageError(
+                "a plain medium (--no-encrypt) takes no password, recipient or escrow certificate"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +130,13 @@ class BurnResult:
     readme: str
     cover_letter: str
     elapsed_s: float
+    encrypted: bool = True
+    viewer: bool = False
+
+    @property
+    def profile_name(self) -> str:
+        """The PS3.11 profile the medium conforms to: the SEC profile, or its General Purpose twin when plain."""
+        return self.profile.value if self.encrypted else general_purpose_name(self.profile)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -120,7 +144,9 @@ class BurnResult:
             "medium_id": self.medium_id,
             "output": str(self.output),
             "format": self.output_format,
-            "profile": self.profile.value,
+            "profile": self.profile_name,
+            "encrypted": self.encrypted,
+            "viewer": self.viewer,
             "fileset_uid": self.fileset_uid,
             "fileset_id": self.fileset_id,
             "files": [f.to_json() for f in self.files],
@@ -294,6 +320,8 @@ def burn(
         (request.escrow_certificate,) if request.escrow_certificate is not None else ()
     )
     _check_validity(request.certificates, moment, request.allow_expired)
+    if request.viewer:
+        viewer_files()  # a missing bundle fails now, before any work
     notes: list[str] = []
     with staging_dir(request.out, overwrite=request.overwrite) as staging:
         step("collect", 0, len(request.sources))
@@ -374,13 +402,6 @@ def burn(
             if request.password is not None
             else None
         )
-        seal_plan = SealPlan(
-            password=request.password,
-            kdf=kdf,
-            certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in recipients),
-            cipher=request.cipher,
-            digest=request.digest,
-        )
         medium_dir = staging / "medium"
         pairs = [(plan.dicomdir, medium_dir / "DICOMDIR")]
         pairs += [(f.staged, file_id_to_path(medium_dir, f.file_id)) for f in plan.files]
@@ -391,7 +412,21 @@ def burn(
             sealed += 1
             step("seal", sealed, len(pairs))
 
-        report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=on_sealed)
+        if request.encrypt:
+            seal_plan = SealPlan(
+                password=request.password,
+                kdf=kdf,
+                certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in recipients),
+                cipher=request.cipher,
+                digest=request.digest,
+            )
+            # Sealed files packed into an ISO are scratch (the image is the durable output): no sync.
+            durable = request.output_format == "dir"
+            report = seal_files(
+                pairs, seal_plan, workers=request.workers, on_outcome=on_sealed, durable=durable
+            )
+        else:
+            report = _copy_plain(pairs, on_sealed)
         if report.failed:
             first_failure = report.failed[0]
             raise InputError(
@@ -400,18 +435,23 @@ def burn(
             )
 
         subjects = tuple(c.subject.rfc4514_string() for c in recipients)
+        profile_name = profile.value if request.encrypt else general_purpose_name(profile)
         text = MediumText(
             medium_id=medium_id,
             created=moment,
-            profile=profile.value,
+            profile=profile_name,
             file_count=len(plan.files),
             has_password=request.password is not None,
             certificate_subjects=subjects,
             sender=request.sender,
             label=plan.fileset_id,
+            encrypted=request.encrypt,
+            viewer=request.viewer,
         )
         readme = readme_text(text)
         (medium_dir / README_NAME).write_bytes(readme.encode("ascii"))
+        if request.viewer:
+            add_viewer(medium_dir)
 
         studies = summarize(
             InstanceFacts(
@@ -440,7 +480,7 @@ def burn(
                     created_at=moment,
                     operator=request.operator,
                     station=socket.gethostname(),
-                    profile=profile.value,
+                    profile=profile_name,
                     format=request.output_format,
                     label=plan.fileset_id or None,
                     file_count=len(plan.files),
@@ -475,7 +515,7 @@ def burn(
                     StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
                 ],
                 medium_label=plan.fileset_id or None,
-                encrypted=True,
+                encrypted=request.encrypt,
                 now=now,
             )
         )
@@ -508,5 +548,23 @@ def burn(
         size_bytes=size,
         readme=readme,
         cover_letter=cover_letter(text),
+        elapsed_s=time.perf_counter() - started,
+        encrypted=request.encrypt,
+        viewer=request.viewer,
+    )
+
+
+def _copy_plain(pairs: list[tuple[Path, Path]], on_copied: Callable[[object], None]) -> BatchReport:
+    """Write the File-set of a plain medium (--no-encrypt): the conformed files as they are."""
+    started = time.perf_counter()
+    for source, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        on_copied(None)
+    return BatchReport(
+        operation="copy",
+        outcomes=(),
+        pbkdf2_derivations=0,
+        workers=0,
         elapsed_s=time.perf_counter() - started,
     )

@@ -30,7 +30,7 @@ import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 from dcmseal.errors import InputError, ResourceLimitError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write
 
 __all__ = [
     "DEFAULT_MAX_EXPANSION",
@@ -39,10 +39,12 @@ __all__ = [
     "MAX_DIRECTORY_LEVELS",
     "MAX_PATH_COMPONENTS",
     "IsoEntry",
+    "IsoFile",
     "IsoSummary",
     "extract_iso",
     "extract_zip",
     "is_iso_image",
+    "iso_file_extents",
     "list_iso",
     "open_medium",
     "sanitize_volume_id",
@@ -444,6 +446,61 @@ def list_iso(path: Path) -> list[IsoEntry]:
     reader = _OpenIso(path)
     try:
         return [IsoEntry(iso_path=i.iso_path, size=i.size, is_dir=i.is_dir) for i in reader.walk()]
+    finally:
+        reader.close()
+
+
+@dataclass(frozen=True, slots=True)
+class IsoFile:
+    """A file of an ISO image and where its bytes lie in the image (to be read in place)."""
+
+    relative_path: PurePosixPath  # as :func:`extract_iso` would name it under its destination
+    extent: Extent
+
+
+def iso_file_extents(path: Path, *, max_total_bytes: int = DEFAULT_MAX_EXTRACT_BYTES) -> list[IsoFile] | None:
+    """Every file of the ISO 9660 image ``path`` with its byte range in the image, in image order.
+
+    Reading a file in place spares the copy :func:`extract_iso` makes of the whole image. The checks
+    are the extraction's: the same names (cleaned, refused when unsafe or duplicated), the same
+    truncation and size limits, the same errors. Returns None when a file is not one contiguous range
+    of the image (an ISO 9660 multi-extent file): such an image is extracted instead.
+
+    Raises
+    ------
+    InputError, ResourceLimitError
+        As :func:`extract_iso`.
+    """
+    path = Path(path)
+    reader = _OpenIso(path)
+    try:
+        items = list(reader.walk())
+        total = sum(item.size for item in items)
+        if total > max_total_bytes:
+            raise ResourceLimitError(
+                f"the image holds {total} bytes of files, more than the limit of {max_total_bytes}", path=path
+            )
+        kinds: dict[PurePosixPath, bool] = {}  # cleaned name -> is a directory
+        files: list[IsoFile] = []
+        for item in items:
+            relative = IsoEntry(iso_path=item.iso_path, size=0, is_dir=False).relative_path
+            if relative in kinds:
+                if item.is_dir and kinds[relative]:
+                    continue
+                what = (
+                    "two entries share the name"
+                    if item.is_dir or kinds[relative]
+                    else "two entries with one name"
+                )
+                raise InputError(f"{item.iso_path}: {what} {relative}", path=path)
+            kinds[relative] = item.is_dir
+            if item.is_dir:
+                continue
+            start = int(item.record.extent_location()) * reader.block if item.size else 0
+            if item.size and item.end - item.size != start:
+                return None  # several extents: not one range of the image
+            files.append(IsoFile(relative_path=relative, extent=Extent(path, start, item.size)))
+        return files
     finally:
         reader.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -12,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dcmseal.audit import AuditSink, AuditUser, PatientRef, StudyRef, import_event
+from dcmseal.cms import is_enveloped_data
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, DecryptionError, NotPart10Error, UsageError
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, ExtentReader
 from dcmseal.media.burn import media_type_of
 from dcmseal.media.fileset import (
     DicomDir,
@@ -25,7 +28,7 @@ from dcmseal.media.fileset import (
     path_to_file_id,
     read_dicomdir,
 )
-from dcmseal.media.iso import is_iso_image, open_medium
+from dcmseal.media.iso import is_iso_image, iso_file_extents, open_medium
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, summarize
@@ -109,13 +112,37 @@ class OpenResult:
         }
 
 
-def _classify(path: Path) -> str:
+def _open_file(path: Path, extent: Extent | None) -> io.BufferedReader:
+    """A file of the medium: on disk, or read in place from the image (``extent``)."""
+    return open(path, "rb") if extent is None else io.BufferedReader(ExtentReader(extent))
+
+
+def _classify(path: Path, extent: Extent | None = None) -> str:
     """ "secure", "dicom" or "other", by content."""
-    if is_secure_file(path):
+    if extent is None and is_secure_file(path):
         return "secure"
-    with open(path, "rb") as fp:
+    with _open_file(path, extent) as fp:
         head = fp.read(132)
+    if extent is not None and is_enveloped_data(head[:32]):
+        return "secure"
     return "dicom" if is_part10(head) else "other"
+
+
+def _listing(medium: Path, staging: Path) -> tuple[Path, list[Path], dict[Path, Extent]]:
+    """The medium's root, its files (hidden ones left out, sorted), and where to read them in place.
+
+    An ISO image's files are read where they lie in the image (no extracted copy to write and remove);
+    a zip, or an image whose files are not contiguous, is extracted under ``staging`` first.
+    """
+    in_place = iso_file_extents(medium) if medium.is_file() and is_iso_image(medium) else None
+    if in_place is None:
+        root = open_medium(medium, staging / "medium")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return root, files, {}
+    root = staging / "medium"  # names only: nothing is written there
+    extents = {root.joinpath(*f.relative_path.parts): f.extent for f in in_place}
+    files = sorted(p for p in extents if not p.name.startswith("."))
+    return root, files, extents
 
 
 def open_to_folder(
@@ -142,22 +169,23 @@ def open_to_folder(
     notes: list[str] = []
     results: dict[str, OpenedFile] = {}
     with staging_dir(request.out, overwrite=request.overwrite) as staging:
-        root = open_medium(request.medium, staging / "medium")
+        root, files, extents = _listing(request.medium, staging)
         plain = staging / "plain"
         plain.mkdir()
         secure: list[tuple[Path, Path]] = []
         names: dict[Path, str] = {}
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         for path in files:
             relative = path.relative_to(root).as_posix()
-            kind = _classify(path)
+            extent = extents.get(path)
+            kind = _classify(path, extent)
             target = plain / path.relative_to(root)
             names[target] = relative
             if kind == "secure":
                 secure.append((path, target))
             elif kind == "dicom":
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
+                with _open_file(path, extent) as source, open(target, "xb") as copy:
+                    shutil.copyfileobj(source, copy, CHUNK_SIZE_BYTES)
                 results[relative] = OpenedFile(path=relative, status="copied")
             else:
                 results[relative] = OpenedFile(
@@ -186,7 +214,9 @@ def open_to_folder(
                 certificates=request.certificates,
                 max_iterations=request.max_iterations,
             )
-            report = unseal_files(secure, plan, workers=request.workers, on_outcome=on_outcome)
+            report = unseal_files(
+                secure, plan, workers=request.workers, on_outcome=on_outcome, extents=extents
+            )
         else:
             report = BatchReport(
                 operation="unseal", outcomes=(), pbkdf2_derivations=0, workers=0, elapsed_s=0.0

@@ -33,7 +33,9 @@ __all__ = [
     "Medium",
     "Profile",
     "choose_profile",
+    "general_purpose_name",
     "is_allowed",
+    "secure_profile_of",
 ]
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -218,3 +220,25 @@ def choose_profile(transfer_syntaxes: Iterable[str], *, output: Literal["iso", "
             return Profile.CD
         return Profile.DVD_J2K if family is Compression.J2K else Profile.DVD_JPEG
     return Profile.USB_J2K if family is Compression.J2K else Profile.USB_JPEG
+
+
+def general_purpose_name(profile: Profile) -> str:
+    """The non-secure twin of a SEC profile (PS3.11 §6.3 table): STD-GEN-SEC-CD -> STD-GEN-CD.
+
+    A plain medium (``burn --no-encrypt``) conforms to it: same media, same transfer syntaxes, no CMS.
+    """
+    return profile.value.replace("STD-GEN-SEC-", "STD-GEN-", 1)
+
+
+def secure_profile_of(name: str) -> Profile:
+    """The :class:`Profile` named ``name``, given as the SEC profile or as its General Purpose twin.
+
+    Raises
+    ------
+    ValueError
+        ``name`` names neither.
+    """
+    upper = name.upper()
+    if upper.startswith("STD-GEN-") and not upper.startswith("STD-GEN-SEC-"):
+        upper = "STD-GEN-SEC-" + upper[len("STD-GEN-") :]
+    return Profile(upper)

@@ -20,6 +20,8 @@ class MediumText:
     certificate_subjects: tuple[str, ...]
     sender: str | None = None
     label: str = ""
+    encrypted: bool = True
+    viewer: bool = False
 
 
 def _how_to_open(text: MediumText) -> list[str]:
@@ -32,8 +34,58 @@ def _how_to_open(text: MediumText) -> list[str]:
     return keys
 
 
+def _viewer_lines(text: MediumText) -> list[str]:
+    if not text.viewer:
+        return []
+    lines = [
+        "",
+        "To look at the images now, without installing anything: open INDEX.HTM in a",
+        "web browser (Chrome, Edge, Firefox, Safari) and choose this medium's folder.",
+    ]
+    if text.encrypted:
+        key = {
+            (True, False): "Then type the password.",
+            (False, True): "Then choose your private key file (PEM).",
+            (True, True): "Then type the password, or choose your private key file (PEM).",
+        }.get((text.has_password, bool(text.certificate_subjects)), "")
+        lines += [key, "Everything stays on your computer; nothing is sent anywhere."]
+    return lines
+
+
+def _nothing_runs(text: MediumText) -> str:
+    if text.viewer:
+        return "Nothing on this medium runs by itself; INDEX.HTM runs only in your browser."
+    return "There is no program on this medium and nothing runs by itself."
+
+
+def _plain_readme(text: MediumText) -> str:
+    lines = [
+        "DICOM MEDIUM - NOT ENCRYPTED",
+        "============================",
+        "",
+        "This medium holds medical images and documents in DICOM format. It is NOT",
+        "encrypted: anyone who holds it can read the patient data. It was written for",
+        "internal use only; keep it physically secure.",
+        f"Media profile {text.profile} (DICOM PS3.11).",
+        "",
+        f"Medium ID:  {text.medium_id}",
+        f"Created:    {text.created.strftime('%Y-%m-%d %H:%M %Z').strip()}",
+        f"Files:      {text.file_count}",
+    ]
+    if text.label:
+        lines.append(f"Label:      {text.label}")
+    lines += _viewer_lines(text)
+    lines += ["", _nothing_runs(text)]
+    if text.sender:
+        lines += ["", f"Sender: {text.sender}"]
+    body = "\r\n".join(lines) + "\r\n"
+    return body.encode("ascii", errors="replace").decode("ascii")
+
+
 def readme_text(text: MediumText) -> str:
     """README.TXT for the root of a medium: ASCII, CRLF line ends, readable on any computer."""
+    if not text.encrypted:
+        return _plain_readme(text)
     lines = [
         "ENCRYPTED DICOM MEDIUM",
         "======================",
@@ -59,8 +111,9 @@ def readme_text(text: MediumText) -> str:
         "  - each file is a CMS EnvelopedData (RFC 5652), so OpenSSL opens one too:",
         "      openssl cms -decrypt -binary -inform DER -in <file> -out <file>.cms",
         "    (the result is a CMS DigestedData holding the DICOM file).",
+        *_viewer_lines(text),
         "",
-        "There is no program on this medium and nothing runs by itself.",
+        _nothing_runs(text),
     ]
     if text.sender:
         lines += ["", f"Sender: {text.sender}"]
@@ -74,7 +127,8 @@ def cover_letter(text: MediumText) -> str:
     lines = [
         "Dear colleague,",
         "",
-        f"Enclosed is an encrypted DICOM medium, ID {text.medium_id}, created"
+        f"Enclosed is {'an encrypted' if text.encrypted else 'a NOT encrypted (internal use)'} DICOM medium,"
+        f" ID {text.medium_id}, created"
         f" {text.created.strftime('%Y-%m-%d')}, with {text.file_count} files.",
         "",
     ]
@@ -89,6 +143,11 @@ def cover_letter(text: MediumText) -> str:
         "The medium follows the DICOM Basic Media Security Profile (PS3.15 Annex D); README.TXT",
         "on the medium explains how to open it. It contains no program.",
     ]
+    if not text.encrypted:
+        lines[-2] = f"The medium follows the DICOM media profile {text.profile} (PS3.11); README.TXT"
+    if text.viewer:
+        lines[-1] = "on the medium explains how to open it. It contains no program to install: to look at"
+        lines.append("the images at once, open INDEX.HTM on the medium in a web browser.")
     if text.sender:
         lines += ["", "With kind regards,", text.sender]
     return "\n".join(lines) + "\n"

@@ -6,10 +6,13 @@ import contextlib
 import logging
 import logging.handlers
 import multiprocessing
+import multiprocessing.context
+import multiprocessing.forkserver
 import multiprocessing.queues
 import os
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dcmseal import cms
+from dcmseal.cms.digest import set_background_hashing
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, ExitCode, UsageError
-from dcmseal.fsutil import iter_files, relative_output_path
+from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
+from dcmseal.fsutil import BatchCommit, Extent, PendingFile, iter_files, relative_output_path
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
 
 __all__ = [
@@ -194,6 +198,8 @@ class _WorkerState:
     unseal_plan: UnsealPlan | None = None
     credentials: tuple[cms.Credential, ...] = ()
     overwrite: bool = False
+    durable: bool = True
+    batch_token: str = ""
 
 
 _STATE: _WorkerState | None = None
@@ -204,6 +210,9 @@ def _init_worker(
     seal_plan: SealPlan | None,
     unseal_plan: UnsealPlan | None,
     overwrite: bool,
+    durable: bool,
+    batch_token: str,
+    inline_hashing: bool,
     cache_entries: list[tuple[bytes, bytes]],
     cache_slot_key: bytes,
     log_queue: multiprocessing.queues.Queue[logging.LogRecord],
@@ -217,13 +226,21 @@ def _init_worker(
     package_logger.propagate = False
     # Adopt the parent's derived keys: a set sealed or opened in parallel still derives each key once.
     cms.process_kdf_cache().import_entries(cache_entries, cache_slot_key)
-    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite)
+    if inline_hashing:
+        # Every core already runs a worker: a digest thread would only add hand-offs.
+        set_background_hashing(False)
+    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, batch_token)
 
 
 def _make_state(
-    operation: str, seal_plan: SealPlan | None, unseal_plan: UnsealPlan | None, overwrite: bool
+    operation: str,
+    seal_plan: SealPlan | None,
+    unseal_plan: UnsealPlan | None,
+    overwrite: bool,
+    durable: bool = True,
+    batch_token: str = "",
 ) -> _WorkerState:
-    state = _WorkerState(operation=operation, overwrite=overwrite)
+    state = _WorkerState(operation=operation, overwrite=overwrite, durable=durable, batch_token=batch_token)
     if seal_plan is not None:
         state.seal_plan = seal_plan
         state.seal_recipients = seal_plan.recipients()
@@ -234,7 +251,9 @@ def _make_state(
     return state
 
 
-def _process_one(state: _WorkerState, src: Path, dst: Path) -> FileOutcome:
+def _process_one(
+    state: _WorkerState, src: Path, dst: Path, batch: BatchCommit | None = None, extent: Extent | None = None
+) -> FileOutcome:
     try:
         if state.operation == "seal":
             assert state.seal_plan is not None
@@ -246,6 +265,8 @@ def _process_one(state: _WorkerState, src: Path, dst: Path) -> FileOutcome:
                 digest=state.seal_plan.digest,
                 signer=state.signer,
                 overwrite=state.overwrite,
+                durable=state.durable,
+                batch=batch,
             )
             return FileOutcome(source=src, destination=dst, status="sealed", result=seal_result)
         assert state.unseal_plan is not None
@@ -257,6 +278,9 @@ def _process_one(state: _WorkerState, src: Path, dst: Path) -> FileOutcome:
             max_iterations=state.unseal_plan.max_iterations,
             max_header_bytes=state.unseal_plan.max_header_bytes,
             overwrite=state.overwrite,
+            durable=state.durable,
+            batch=batch,
+            extent=extent,
         )
         return FileOutcome(source=src, destination=dst, status="unsealed", result=unseal_result)
     except DcmsealError as exc:
@@ -265,12 +289,23 @@ def _process_one(state: _WorkerState, src: Path, dst: Path) -> FileOutcome:
         )
 
 
-def _worker_task(src: Path, dst: Path) -> tuple[FileOutcome, int]:
+_Task = list[tuple[int, Path, Path, Extent | None]]
+
+
+def _worker_task(task: _Task) -> tuple[list[tuple[int, FileOutcome]], list[PendingFile], int]:
+    """Process a chunk of files: their outcomes, their finished temporary files, and new derivations."""
     assert _STATE is not None
     cache = cms.process_kdf_cache()
     before = cache.derivations
-    outcome = _process_one(_STATE, src, dst)
-    return outcome, cache.derivations - before
+    batch = BatchCommit(durable=_STATE.durable, token=_STATE.batch_token)
+    try:
+        outcomes = [
+            (index, _process_one(_STATE, src, dst, batch, extent)) for index, src, dst, extent in task
+        ]
+    except BaseException:
+        batch.abort()
+        raise
+    return outcomes, batch.pending, cache.derivations - before
 
 
 # -- parent side ----------------------------------------------------------------------------------
@@ -308,6 +343,78 @@ def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]]
     return jobs, refused
 
 
+#: Files per task sent to a worker: one round trip per chunk instead of per file.
+_MAX_FILES_PER_TASK = 32
+
+
+def _chunks(
+    pending: list[tuple[int, tuple[Path, Path]]], workers: int, extents: Mapping[Path, Extent]
+) -> Iterator[_Task]:
+    # Small enough that the workers finish together (about eight tasks per worker at least).
+    size = max(1, min(_MAX_FILES_PER_TASK, len(pending) // (workers * 8)))
+    for start in range(0, len(pending), size):
+        yield [(index, src, dst, extents.get(src)) for index, (src, dst) in pending[start : start + size]]
+
+
+def _forkserver_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, its server preloading this module so each worker starts as a fork of it."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dcmseal.part10.batch"])
+    return context
+
+
+def _start_forkserver() -> None:
+    """Start the fork server now rather than at the first submit (a failure shows at the submit)."""
+    _forkserver_context()
+    with contextlib.suppress(OSError, ValueError), _workers_skip_main():
+        multiprocessing.forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _workers_skip_main() -> Iterator[None]:
+    """While workers start, hide the main script's path so they do not run it again.
+
+    A spawned or forkserver worker re-runs the parent's main script (as ``__mp_main__``) so that
+    functions defined there can be unpickled. Ours live in this module, so for the command line that
+    re-run only costs time: importing the whole CLI application in every worker. (Preloading
+    ``__main__`` in the fork server would do it once, but CPython 3.11's forkserver never receives
+    the main path.) Workers start during the first submit, inside this context.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield  # run as a module (-m): multiprocessing already skips it
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+def _commit_failures(outcomes: dict[int, FileOutcome], failed: dict[Path, OSError]) -> None:
+    """Turn the outcomes of files whose final rename failed into failures."""
+    if not failed:
+        return
+    for index, outcome in list(outcomes.items()):
+        if outcome.destination is None or outcome.destination not in failed:
+            continue
+        exc = failed[outcome.destination]
+        error = (
+            InputError("already exists (use --force to overwrite)", path=outcome.destination)
+            if isinstance(exc, FileExistsError)
+            else InputError(f"cannot write: {exc.strerror or exc}", path=outcome.destination)
+        )
+        outcomes[index] = FileOutcome(
+            source=outcome.source,
+            destination=None,
+            status="failed",
+            reason=str(error),
+            exit_code=int(error.exit_code),
+        )
+        logger.error("%s", error)
+
+
 def _run(
     operation: str,
     jobs: list[tuple[Path, Path]],
@@ -318,15 +425,25 @@ def _run(
     workers: int,
     overwrite: bool,
     on_outcome: Callable[[FileOutcome], None] | None,
+    durable: bool = True,
+    extents: Mapping[Path, Extent] | None = None,
 ) -> BatchReport:
     started = time.perf_counter()
+    extents = extents or {}
     cache = cms.process_kdf_cache()
     before = cache.derivations
-    state = _make_state(operation, seal_plan, unseal_plan, overwrite)
+    # One file is written as ever (temporary file, fsync, rename); a batch is written as temporary
+    # files, made durable with one syncfs and renamed at the end (BatchCommit).
+    batch = BatchCommit(durable=durable) if len(jobs) > 1 else None
+    state = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, batch.token if batch else "")
+    workers = workers or os.cpu_count() or 1
+    use_pool = workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL
+    if use_pool:
+        # The fork server starts (and imports this module) on the other core while this one derives.
+        _start_forkserver()
     if seal_plan is not None and seal_plan.password is not None and seal_plan.kdf is not None:
         # The one derivation of the set, done here so every worker inherits it.
         cache.derive(seal_plan.password, seal_plan.kdf, seal_plan.cipher.key_size)
-    workers = workers or os.cpu_count() or 1
     outcomes: dict[int, FileOutcome] = {}
     extra_derivations = 0
 
@@ -343,54 +460,68 @@ def _run(
         record(len(jobs) + offset, outcome)
 
     pending = list(enumerate(jobs))
-    if workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL:
-        if operation == "unseal" and pending:
-            # Open the first file here: its key derivation then reaches every worker through the cache.
-            index, (src, dst) = pending.pop(0)
-            record(index, _process_one(state, src, dst))
-        context = multiprocessing.get_context("forkserver")
-        log_queue: multiprocessing.queues.Queue[logging.LogRecord] = context.Queue()
-        listener = logging.handlers.QueueListener(log_queue, _Relay())
-        listener.start()
-        with contextlib.ExitStack() as stack:
-            stack.callback(listener.stop)
-            pool = stack.enter_context(
-                ProcessPoolExecutor(
-                    max_workers=workers,
-                    mp_context=context,
-                    initializer=_init_worker,
-                    initargs=(
-                        operation,
-                        seal_plan,
-                        unseal_plan,
-                        overwrite,
-                        cache.export(),
-                        cache.slot_key,
-                        log_queue,
-                        logging.getLogger("dcmseal").getEffectiveLevel(),
-                    ),
+    try:
+        if use_pool:
+            if operation == "unseal" and pending:
+                # Open the first file here: its key derivation then reaches every worker through the cache.
+                index, (src, dst) = pending.pop(0)
+                record(index, _process_one(state, src, dst, batch, extents.get(src)))
+            context = _forkserver_context()
+            log_queue: multiprocessing.queues.Queue[logging.LogRecord] = context.Queue()
+            listener = logging.handlers.QueueListener(log_queue, _Relay())
+            listener.start()
+            with contextlib.ExitStack() as stack:
+                stack.callback(listener.stop)
+                pool = stack.enter_context(
+                    ProcessPoolExecutor(
+                        max_workers=workers,
+                        mp_context=context,
+                        initializer=_init_worker,
+                        initargs=(
+                            operation,
+                            seal_plan,
+                            unseal_plan,
+                            overwrite,
+                            durable,
+                            batch.token if batch else "",
+                            workers >= (os.cpu_count() or 1),
+                            cache.export(),
+                            cache.slot_key,
+                            log_queue,
+                            logging.getLogger("dcmseal").getEffectiveLevel(),
+                        ),
+                    )
                 )
-            )
-            futures: dict[Future[tuple[FileOutcome, int]], int] = {}
-            queue: Iterator[tuple[int, tuple[Path, Path]]] = iter(pending)
-            for index, (src, dst) in queue:
-                futures[pool.submit(_worker_task, src, dst)] = index
-                if len(futures) >= workers * 4:
-                    break
-            while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = futures.pop(future)
-                    outcome, derived = future.result()
-                    extra_derivations += derived
-                    record(index, outcome)
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        futures[pool.submit(_worker_task, nxt[1][0], nxt[1][1])] = nxt[0]
-    else:
-        workers = 1
-        for index, (src, dst) in pending:
-            record(index, _process_one(state, src, dst))
+                futures: set[Future[tuple[list[tuple[int, FileOutcome]], list[PendingFile], int]]] = set()
+                tasks = _chunks(pending, workers, extents)
+                with _workers_skip_main():
+                    for task in tasks:
+                        futures.add(pool.submit(_worker_task, task))
+                        if len(futures) >= workers * 2:
+                            break
+                while futures:
+                    done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results, finished, derived = future.result()
+                        if batch is not None:
+                            batch.extend(finished)
+                        extra_derivations += derived
+                        for index, outcome in results:
+                            record(index, outcome)
+                        following = next(tasks, None)
+                        if following is not None:
+                            futures.add(pool.submit(_worker_task, following))
+        else:
+            workers = 1
+            for index, (src, dst) in pending:
+                record(index, _process_one(state, src, dst, batch, extents.get(src)))
+        if batch is not None:
+            _commit_failures(outcomes, batch.commit())
+    except BaseException:
+        if batch is not None:
+            # Also sweeps the temporary files of a worker that died before it could report them.
+            batch.abort({dst.parent for _, dst in jobs})
+        raise
     return BatchReport(
         operation=operation,
         outcomes=tuple(outcomes[i] for i in sorted(outcomes)),
@@ -453,8 +584,13 @@ def seal_files(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    durable: bool = True,
 ) -> BatchReport:
-    """Seal each ``(source, destination)`` pair; for callers that choose the output names themselves."""
+    """Seal each ``(source, destination)`` pair; for callers that choose the output names themselves.
+
+    ``durable=False`` skips the fsyncs, for intermediate files that a durable output is made from
+    (the sealed files packed into an ISO image); outputs are still all or nothing.
+    """
     return _run(
         "seal",
         list(pairs),
@@ -464,6 +600,7 @@ def seal_files(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        durable=durable,
     )
 
 
@@ -474,8 +611,14 @@ def unseal_files(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    durable: bool = True,
+    extents: Mapping[Path, Extent] | None = None,
 ) -> BatchReport:
-    """Unseal each ``(source, destination)`` pair; each key is derived at most once for the run."""
+    """Unseal each ``(source, destination)`` pair; each key is derived at most once for the run.
+
+    ``durable=False`` skips the fsyncs (scratch outputs); outputs are still all or nothing. A source
+    found in ``extents`` is read from there (a file of an ISO image, read in place); its path only names it.
+    """
     return _run(
         "unseal",
         list(pairs),
@@ -485,4 +628,6 @@ def unseal_files(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        durable=durable,
+        extents=extents,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from cryptography import x509
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, NotPart10Error
-from dcmseal.fsutil import atomic_write
+from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
     PREAMBLE_BYTES,
@@ -124,7 +125,7 @@ class InspectResult:
 class _ZeroedPreamble:
     """A Part 10 file as a byte source whose 128-byte preamble reads as zeros (the input is untouched)."""
 
-    def __init__(self, fp: BinaryIO) -> None:
+    def __init__(self, fp: io.BufferedReader) -> None:
         self._fp = fp
         self._position = 0
 
@@ -138,6 +139,16 @@ class _ZeroedPreamble:
         data = self._fp.read(n)
         self._position += len(data)
         return data
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        """Fill ``buffer`` (after the preamble: straight from the file, no copy in between)."""
+        if self._position < PREAMBLE_BYTES:
+            data = self.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        n = self._fp.readinto(buffer) or 0
+        self._position += n
+        return n
 
 
 def is_secure_file(path: Path) -> bool:
@@ -169,12 +180,16 @@ def seal_file(
     overwrite: bool = False,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    durable: bool = True,
+    batch: BatchCommit | None = None,
 ) -> SealResult:
     """Seal the whole Part 10 file ``src`` (preamble zeroed) into the Secure DICOM File ``dst``.
 
     The payload is the entire PS3.10 file, preamble + ``DICM`` + File Meta + data set (PS3.10 §7.4,
     standards.md §1.2), inside DigestedData, or SignedData when ``signer`` is given (PS3.15 D.1.1).
     Passwords in ``recipients`` should share one salt across a set so readers derive the key once.
+    ``durable=False`` skips the fsyncs (scratch output); with ``batch`` the output is committed with the
+    rest of its batch (:class:`dcmseal.fsutil.BatchCommit`).
 
     Raises
     ------
@@ -193,7 +208,10 @@ def seal_file(
     spec = cms.EnvelopeSpec(recipients=tuple(recipients), content_cipher=cipher, inner=inner)
     size = src.stat().st_size
     try:
-        with open(src, "rb") as fp, atomic_write(dst, overwrite=overwrite) as out:
+        with (
+            open(src, "rb") as fp,
+            atomic_write(dst, overwrite=overwrite, durable=durable, batch=batch) as out,
+        ):
             envelope = cms.encrypt(
                 _ZeroedPreamble(fp),
                 out,
@@ -231,10 +249,17 @@ class _HeadCapture:
         self._out = out
         self.head = b""
 
-    def write(self, data: bytes, /) -> int:
+    def write(self, data: bytes | memoryview, /) -> int:
         if len(self.head) < HEADER_BYTES:
-            self.head += data[: HEADER_BYTES - len(self.head)]
+            self.head += bytes(data[: HEADER_BYTES - len(self.head)])
         return self._out.write(data)
+
+
+def _open_source(src: Path, extent: Extent | None) -> io.BufferedReader:
+    """The file ``src``, or the bytes of ``extent`` read in place, as a buffered binary file."""
+    if extent is None:
+        return open(src, "rb")
+    return io.BufferedReader(ExtentReader(extent))
 
 
 def unseal_file(
@@ -249,11 +274,17 @@ def unseal_file(
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     trusted_certificates: tuple[x509.Certificate, ...] = (),
     overwrite: bool = False,
+    durable: bool = True,
+    batch: BatchCommit | None = None,
+    extent: Extent | None = None,
 ) -> UnsealResult:
     """Open the Secure DICOM File ``src``, verify its digest or signature, and write the payload to ``dst``.
 
     ``dst`` appears only after every check passed: a wrong key, a failed integrity check or (with
-    ``strict``) a payload that is not Part 10 leaves nothing behind.
+    ``strict``) a payload that is not Part 10 leaves nothing behind. ``durable=False`` skips the fsyncs
+    (scratch output); with ``batch`` the output is committed with the rest of its batch. With
+    ``extent``, the file's bytes are read from there (a file inside an ISO image, read in place) and
+    ``src`` only names it.
 
     Raises
     ------
@@ -263,16 +294,22 @@ def unseal_file(
         ``strict`` and the payload is not a Part 10 file.
     """
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
+    if extent is None and not src.is_file():
         raise InputError("no such file", path=src)
-    size = src.stat().st_size
-    with open(src, "rb") as probe:
-        head = probe.read(HEADER_BYTES)
+    try:
+        size = extent.length if extent is not None else src.stat().st_size
+        with _open_source(src, extent) as probe:
+            head = probe.read(HEADER_BYTES)
+    except OSError as exc:
+        raise InputError(f"cannot unseal: {exc.strerror or exc}", path=src) from exc
     if not cms.is_enveloped_data(head) and is_part10(head):
         raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=src)
     notes: list[str] = []
     try:
-        with open(src, "rb") as fp, atomic_write(dst, overwrite=overwrite) as out:
+        with (
+            _open_source(src, extent) as fp,
+            atomic_write(dst, overwrite=overwrite, durable=durable, batch=batch) as out,
+        ):
             sink = _HeadCapture(out)
             result = cms.decrypt(
                 fp,
@@ -304,7 +341,9 @@ def unseal_file(
         if preamble is not PreambleKind.ZERO:
             notes.append(f"the payload's preamble is not zero ({preamble.value}): scan before use")
         try:
-            sop_instance_uid = read_file_meta(dst).sop_instance_uid
+            # In a batch, the output is still under its temporary name until the batch commits.
+            written = batch.temp_path(dst) if batch is not None else dst
+            sop_instance_uid = read_file_meta(written).sop_instance_uid
         except NotPart10Error as exc:
             notes.append(exc.message)
     for note in notes:

@@ -1,0 +1,142 @@
+"""STOW-RS to a DICOMweb target with dicomweb-client: the one module that touches dicomweb-client and requests.
+
+Each instance is confirmed on its own from the STOW-RS response (PS3.18 10.5.3): a ReferencedSOPSequence item
+naming its SOP Instance UID is the confirmation (with its Retrieve URL and any Warning Reason), a
+FailedSOPSequence item is a refusal with its Failure Reason, and an instance the response does not name was
+not confirmed and is sent again. dicomweb-client's own retrying is off: :func:`dcmseal.importer.send.deliver`
+retries, within the import's bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from dcmseal.errors import PeerError
+from dcmseal.importer.send import Delivery, DicomWebTarget, Outgoing, PeerUnavailableError
+
+__all__ = ["HTTP_TIMEOUT_S", "StowSender"]
+
+logger = logging.getLogger(__name__)
+
+HTTP_TIMEOUT_S = 60.0
+#: Instances per STOW-RS request: few enough that a lost request costs little, many enough to save round trips.
+STOW_BATCH = 8
+#: Failure Reason (0008,1197) values that may clear on a retry: 0xA700 out of resources, 0x0110 processing failure
+#: (PS3.18 Table 10.5.3-2 lists them with the C-STORE meanings).
+_RETRYABLE_FAILURES = frozenset({0xA700, 0x0110})
+_RETRYABLE_HTTP = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class StowSender:
+    """Stores instances on a DICOMweb service with STOW-RS, optionally with HTTP basic authentication."""
+
+    batch_size = STOW_BATCH
+
+    def __init__(
+        self,
+        target: DicomWebTarget,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = HTTP_TIMEOUT_S,
+    ) -> None:
+        self.target = target
+        self._session = requests.Session()
+        if username is not None:
+            self._session.auth = (username, password or "")
+        self._client = DICOMwebClient(url=target.url, session=self._session, timeout=timeout_s)
+        self._client.set_http_retry_params(retry=False)
+
+    def store(self, items: Sequence[Outgoing]) -> list[Delivery]:
+        datasets: list[Dataset] = []
+        for item in items:
+            ds = dcmread(item.path)
+            # The prepared file was written with a zero preamble and rescanned; dicomweb-client re-encodes the
+            # data set with pydicom, which writes ds.preamble: it must be (and is here made) all zero.
+            if ds.preamble is not None and any(ds.preamble):
+                raise RuntimeError(f"{item.path}: a prepared file with a non-zero preamble")
+            ds.preamble = bytes(128)
+            datasets.append(ds)
+        try:
+            response = self._client.store_instances(datasets=datasets)
+        except requests.HTTPError as exc:
+            answer = exc.response
+            status = answer.status_code if answer is not None else 0
+            if status in (401, 403):
+                raise PeerError(
+                    f"{self.target}: HTTP {status}: authentication refused (check --user and its password)"
+                ) from None
+            if status in _RETRYABLE_HTTP:
+                raise PeerUnavailableError(f"HTTP {status}") from None
+            body = _response_dataset(answer)
+            if body is None:
+                return [
+                    Delivery(key=i.key, stored=False, reason=f"STOW-RS refused: HTTP {status}") for i in items
+                ]
+            response = body
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise PeerUnavailableError(
+                f"{self.target}: {type(exc).__name__}: cannot reach the service"
+            ) from None
+        return _deliveries(items, response)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _response_dataset(response: requests.Response | None) -> Dataset | None:
+    if response is None or not response.content:
+        return None
+    if response.headers.get("Content-Type", "").split(";")[0].strip() not in (
+        "application/dicom+json",
+        "application/json",
+    ):
+        return None
+    try:
+        return Dataset.from_json(response.json())
+    except ValueError:
+        return None
+
+
+def _deliveries(items: Sequence[Outgoing], response: Dataset) -> list[Delivery]:
+    stored: dict[str, dict[str, object]] = {}
+    for ref in response.get("ReferencedSOPSequence", []):
+        uid = str(ref.get("ReferencedSOPInstanceUID", ""))
+        confirmation: dict[str, object] = {"protocol": "STOW-RS", "sop_instance_uid": uid}
+        if "RetrieveURL" in ref:
+            confirmation["retrieve_url"] = str(ref.RetrieveURL)
+        if "WarningReason" in ref:
+            confirmation["warning_reason"] = f"0x{int(ref.WarningReason):04X}"
+        stored[uid] = confirmation
+    failed: dict[str, int] = {}
+    for ref in response.get("FailedSOPSequence", []):
+        failed[str(ref.get("ReferencedSOPInstanceUID", ""))] = int(ref.get("FailureReason", 0) or 0)
+    answers: list[Delivery] = []
+    for item in items:
+        if item.sop_instance_uid in stored:
+            answers.append(Delivery(key=item.key, stored=True, confirmation=stored[item.sop_instance_uid]))
+            logger.info("%s: stored (STOW-RS)", item.sop_instance_uid)
+        elif item.sop_instance_uid in failed:
+            code = failed[item.sop_instance_uid]
+            answers.append(
+                Delivery(
+                    key=item.key,
+                    stored=False,
+                    confirmation={"protocol": "STOW-RS", "failure_reason": f"0x{code:04X}"},
+                    reason=f"STOW-RS refused: Failure Reason 0x{code:04X}",
+                    retryable=code in _RETRYABLE_FAILURES,
+                )
+            )
+        else:
+            answers.append(
+                Delivery(
+                    key=item.key, stored=False, reason="STOW-RS response does not confirm it", retryable=True
+                )
+            )
+    return answers

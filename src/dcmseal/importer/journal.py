@@ -1,0 +1,401 @@
+"""The import journal: an SQLite file recording every file of every imported medium and what became of it.
+
+One row per file of a medium, per target: the medium's fingerprint, the file's path on the medium, the SHA-256 of
+the plaintext read from it and of the bytes sent, the SOP Instance UID as found and as sent, the state, the reason,
+the attempts and the peer's confirmation. A ``uid_map`` table keeps the UIDs ``--uids regenerate`` made, so a
+rerun gives every instance the UIDs it had the first time.
+
+Why a rerun never sends twice, and why a row never says "stored" when the peer did not say so:
+
+* every state change is one SQLite transaction, committed (``synchronous=FULL``) before the next step;
+* a file is marked ``pending`` with its attempt counted *before* it is sent, and ``stored`` only *after* the
+  peer confirmed it, in the same transaction that writes the confirmation;
+* a rerun skips ``stored`` rows; a row killed between the send and the commit is ``pending`` and is sent again
+  with the same bytes and UIDs, which a PACS treats as the instance it already has (no duplicate);
+* one import at a time per journal: an exclusive ``flock`` on ``<journal>.lock``, released by the kernel when
+  the process dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dcmseal.errors import InputError, UsageError
+
+__all__ = ["Journal", "JournalRow", "State"]
+
+SCHEMA_VERSION = "1"
+#: How long a writer waits for a reader's lock (a test polling the journal) before giving up.
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS imports (
+    medium_fingerprint TEXT NOT NULL,
+    target TEXT NOT NULL,
+    medium TEXT NOT NULL,
+    uid_policy TEXT NOT NULL,
+    started TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    runs INTEGER NOT NULL,
+    PRIMARY KEY (medium_fingerprint, target)
+);
+CREATE TABLE IF NOT EXISTS instances (
+    medium_fingerprint TEXT NOT NULL,
+    target TEXT NOT NULL,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'stored', 'quarantined', 'failed', 'skipped')),
+    reason TEXT,
+    source_sha256 TEXT,
+    sent_sha256 TEXT,
+    sop_instance_uid TEXT,
+    sent_sop_instance_uid TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    confirmation TEXT,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (medium_fingerprint, target, path)
+);
+CREATE TABLE IF NOT EXISTS uid_map (
+    original_uid TEXT PRIMARY KEY,
+    new_uid TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    medium_fingerprint TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+"""
+
+
+class State(enum.StrEnum):
+    """Where a file of the medium stands."""
+
+    PENDING = "pending"  # seen, not (yet) confirmed by the peer; sent again by a rerun
+    STORED = "stored"  # the peer confirmed it; a rerun skips it
+    QUARANTINED = "quarantined"  # could not be made safe; its bytes are in the quarantine folder
+    FAILED = (
+        "failed"  # with a reason (held for reconciliation, refused, peer unavailable); retried by a rerun
+    )
+    SKIPPED = "skipped"  # not an instance (DICOMDIR, README, viewer), with a reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalRow:
+    """One file of one medium, for one target."""
+
+    path: str
+    state: State
+    reason: str | None
+    source_sha256: str | None
+    sent_sha256: str | None
+    sop_instance_uid: str | None
+    sent_sop_instance_uid: str | None
+    attempts: int
+    confirmation: dict[str, object] | None
+    updated: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "state": self.state.value,
+            "reason": self.reason,
+            "source_sha256": self.source_sha256,
+            "sent_sha256": self.sent_sha256,
+            "sop_instance_uid": self.sop_instance_uid,
+            "sent_sop_instance_uid": self.sent_sop_instance_uid,
+            "attempts": self.attempts,
+            "confirmation": self.confirmation,
+            "updated": self.updated,
+        }
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Journal:
+    """The import journal at ``path``; open with :meth:`open`, use as a context manager.
+
+    All writes of one import are for one ``(medium fingerprint, target)`` pair, set by :meth:`begin_import`.
+    """
+
+    def __init__(
+        self, path: Path, connection: sqlite3.Connection, lock_fd: int, now: Callable[[], str]
+    ) -> None:
+        self.path = path
+        self._db = connection
+        self._lock_fd = lock_fd
+        self._now = now
+        self._fingerprint: str | None = None
+        self._target: str | None = None
+        self._in_batch = False
+
+    # --- opening and closing ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, now: Callable[[], str] = _utc_now) -> Journal:
+        """Open (or create) the journal at ``path`` and take its lock.
+
+        Raises
+        ------
+        UsageError
+            Another import holds the journal.
+        InputError
+            The file is not an SQLite database, or not a journal of ours.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise UsageError(
+                "another import is using this journal; wait for it, or give another --journal", path=path
+            ) from None
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each state change is one transaction.
+            db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                os.chmod(path, 0o600)  # the journal names files and UIDs of patients' studies
+                db.execute("PRAGMA journal_mode=WAL")  # readers (a progress poller) never block the writer
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                db.executescript(_SCHEMA)
+                found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if found is None:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif found[0] != SCHEMA_VERSION:
+                    raise InputError(
+                        f"journal schema {found[0]} is not the one this dcmseal writes ({SCHEMA_VERSION})",
+                        path=path,
+                    )
+            except BaseException:
+                db.close()
+                raise
+        except sqlite3.DatabaseError as exc:
+            os.close(lock_fd)
+            raise InputError(f"not an import journal (SQLite): {exc}", path=path) from None
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return cls(path, db, lock_fd, now)
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        self._db.close()
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._in_batch:
+            yield self._db  # part of the caller's batch: committed with it
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every write inside one transaction (one fsync), for the rows of a scan before anything is sent.
+
+        Never used around :meth:`mark_stored`: a confirmation is committed on its own, at once.
+        """
+        with self._transaction():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
+
+    # --- one import ---------------------------------------------------------------------------------------
+
+    def begin_import(self, *, fingerprint: str, target: str, medium: str, uid_policy: str) -> int:
+        """Start (or resume) the import of the medium ``fingerprint`` into ``target``; return the run number.
+
+        Raises
+        ------
+        UsageError
+            The same medium went to the same target under another UID policy and some of it is stored:
+            mixing policies would store the same instances twice under two sets of UIDs.
+        """
+        moment = self._now()
+        with self._transaction() as db:
+            found = db.execute(
+                "SELECT uid_policy, runs FROM imports WHERE medium_fingerprint = ? AND target = ?",
+                (fingerprint, target),
+            ).fetchone()
+            if found is None:
+                db.execute(
+                    "INSERT INTO imports (medium_fingerprint, target, medium, uid_policy, started, updated, runs)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 1)",
+                    (fingerprint, target, medium, uid_policy, moment, moment),
+                )
+                runs = 1
+            else:
+                policy, runs = str(found[0]), int(found[1]) + 1
+                stored = db.execute(
+                    "SELECT COUNT(*) FROM instances WHERE medium_fingerprint = ? AND target = ? AND state = ?",
+                    (fingerprint, target, State.STORED.value),
+                ).fetchone()[0]
+                if policy != uid_policy and stored:
+                    raise UsageError(
+                        f"this medium was imported into {target} with --uids {policy} ({stored} instance(s) "
+                        f"stored); rerun with --uids {policy}, or use another journal",
+                        path=self.path,
+                    )
+                db.execute(
+                    "UPDATE imports SET medium = ?, uid_policy = ?, updated = ?, runs = ?"
+                    " WHERE medium_fingerprint = ? AND target = ?",
+                    (medium, uid_policy, moment, runs, fingerprint, target),
+                )
+        self._fingerprint, self._target = fingerprint, target
+        return runs
+
+    def _key(self) -> tuple[str, str]:
+        if self._fingerprint is None or self._target is None:
+            raise RuntimeError("begin_import() first")
+        return self._fingerprint, self._target
+
+    def rows(self) -> dict[str, JournalRow]:
+        """Every row of the current import, by path on the medium."""
+        fingerprint, target = self._key()
+        cursor = self._db.execute(
+            "SELECT path, state, reason, source_sha256, sent_sha256, sop_instance_uid, sent_sop_instance_uid,"
+            " attempts, confirmation, updated FROM instances WHERE medium_fingerprint = ? AND target = ?"
+            " ORDER BY path",
+            (fingerprint, target),
+        )
+        return {row[0]: _row(row) for row in cursor}
+
+    def row(self, path: str) -> JournalRow | None:
+        """The row of ``path`` in the current import, if any."""
+        fingerprint, target = self._key()
+        found = self._db.execute(
+            "SELECT path, state, reason, source_sha256, sent_sha256, sop_instance_uid, sent_sop_instance_uid,"
+            " attempts, confirmation, updated FROM instances"
+            " WHERE medium_fingerprint = ? AND target = ? AND path = ?",
+            (fingerprint, target, path),
+        ).fetchone()
+        return _row(found) if found is not None else None
+
+    def record(
+        self,
+        path: str,
+        state: State,
+        *,
+        reason: str | None = None,
+        source_sha256: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> None:
+        """Write the state of ``path`` (one transaction); a ``stored`` row is never changed."""
+        if state is State.STORED:
+            raise ValueError("only mark_stored() records a stored instance, with the peer's confirmation")
+        fingerprint, target = self._key()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO instances (medium_fingerprint, target, path, state, reason, source_sha256,"
+                " sop_instance_uid, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (medium_fingerprint, target, path) DO UPDATE SET state = excluded.state,"
+                " reason = excluded.reason, source_sha256 = COALESCE(excluded.source_sha256, source_sha256),"
+                " sop_instance_uid = COALESCE(excluded.sop_instance_uid, sop_instance_uid),"
+                " updated = excluded.updated WHERE instances.state != 'stored'",
+                (
+                    fingerprint,
+                    target,
+                    path,
+                    state.value,
+                    reason,
+                    source_sha256,
+                    sop_instance_uid,
+                    self._now(),
+                ),
+            )
+
+    def mark_sending(self, paths: Iterable[str], sent: Mapping[str, tuple[str, str]]) -> None:
+        """Before a send: ``pending``, one more attempt, and the (sha256, SOP Instance UID) about to be sent."""
+        fingerprint, target = self._key()
+        moment = self._now()
+        with self._transaction() as db:
+            for path in paths:
+                sha, uid = sent[path]
+                db.execute(
+                    "UPDATE instances SET state = 'pending', reason = NULL, attempts = attempts + 1,"
+                    " sent_sha256 = ?, sent_sop_instance_uid = ?, updated = ?"
+                    " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state != 'stored'",
+                    (sha, uid, moment, fingerprint, target, path),
+                )
+
+    def mark_stored(self, path: str, confirmation: Mapping[str, object]) -> None:
+        """After the peer confirmed ``path``: ``stored``, with the confirmation (one transaction)."""
+        fingerprint, target = self._key()
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE instances SET state = 'stored', reason = NULL, confirmation = ?, updated = ?"
+                " WHERE medium_fingerprint = ? AND target = ? AND path = ?",
+                (json.dumps(dict(confirmation), sort_keys=True), self._now(), fingerprint, target, path),
+            ).rowcount
+            if changed != 1:
+                raise RuntimeError(f"{path}: no journal row to mark stored")
+
+    def mark_failed(self, path: str, reason: str) -> None:
+        """The send of ``path`` failed for ``reason`` (a rerun tries again)."""
+        self.record(path, State.FAILED, reason=reason)
+
+    # --- UIDs made by --uids regenerate ---------------------------------------------------------------------
+
+    def uid_map(self) -> dict[str, str]:
+        """Every original UID -> the UID it was given, over all imports of this journal."""
+        return {str(a): str(b) for a, b in self._db.execute("SELECT original_uid, new_uid FROM uid_map")}
+
+    def add_uids(self, new: Iterable[tuple[str, str, str]]) -> None:
+        """Record ``(original, new, kind)`` triples in one transaction (before anything is sent with them)."""
+        fingerprint, _target = self._key()
+        moment = self._now()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO uid_map (original_uid, new_uid, kind, medium_fingerprint, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(old, uid, kind, fingerprint, moment) for old, uid, kind in new],
+            )
+
+
+def _row(values: tuple[Any, ...]) -> JournalRow:
+    confirmation = json.loads(values[8]) if values[8] else None
+    return JournalRow(
+        path=str(values[0]),
+        state=State(values[1]),
+        reason=values[2],
+        source_sha256=values[3],
+        sent_sha256=values[4],
+        sop_instance_uid=values[5],
+        sent_sop_instance_uid=values[6],
+        attempts=int(values[7]),
+        confirmation=confirmation if isinstance(confirmation, dict) else None,
+        updated=str(values[9]),
+    )

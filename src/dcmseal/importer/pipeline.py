@@ -1,0 +1,784 @@
+"""Import a medium into a PACS: open, scan, sanitize or quarantine, reconcile, set UIDs, send, journal.
+
+::
+
+    medium ──open (unseal, verify)──> plain files ──scan──> clean ─────────────────────┐
+                                                     └──> suspicious/malicious ─sanitize┤
+                                                                        refused ─> quarantine
+    ready files ──reconcile (hold unmatched studies)──> UIDs (keep/regenerate) ──> prepared file
+    prepared file (preamble zero, rescanned clean) ──send (C-STORE / STOW-RS, retries)──> journal: stored
+
+Every file of the medium ends in the result, and in the journal, as stored, quarantined, failed (with the
+reason; "held: ..." for a study waiting for reconciliation) or skipped (not an instance, with the reason).
+Only prepared files reach the PACS: written by us with a zero preamble, scanned again, and refused (quarantined)
+if that scan is not clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from dcmseal.audit import (
+    AuditEvent,
+    AuditSink,
+    AuditUser,
+    EventOutcome,
+    PatientRef,
+    StudyRef,
+    import_event,
+    security_alert,
+)
+from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DcmsealError, PeerError, UsageError
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+from dcmseal.importer.journal import Journal, State
+from dcmseal.importer.reconcile import ReconciliationMap, add_original_attributes, coerce_dataset
+from dcmseal.importer.send import (
+    DEFAULT_AE_TITLE,
+    DicomWebTarget,
+    DimseTarget,
+    Outgoing,
+    RetryPolicy,
+    Sender,
+    Target,
+    deliver,
+)
+from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_uids
+from dcmseal.media.burn import media_type_of
+from dcmseal.media.iso import is_iso_image, open_medium
+from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.scan import (
+    Finding,
+    Verdict,
+    is_quarantine_dir,
+    quarantine_file,
+    sanitize_file,
+    scan_file,
+    scan_medium_layout,
+)
+
+__all__ = ["ImportRequest", "ImportResult", "ImportedFile", "import_medium", "medium_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+SenderFactory = Callable[[Target, Sequence[tuple[str, str]]], Sender]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportRequest:
+    """A medium, the PACS it goes to, and how: keys, reconciliation, UID policy, journal, quarantine, retries."""
+
+    medium: Path
+    target: Target
+    operator: str
+    journal: Path
+    quarantine: Path
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
+    certificates: tuple[bytes | None, ...] = ()
+    reconciliation: ReconciliationMap | None = None
+    uid_policy: UidPolicy = UidPolicy.KEEP
+    calling_aet: str = DEFAULT_AE_TITLE
+    username: str | None = None
+    http_password: str | None = field(default=None, repr=False)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: A folder that receives a copy of every prepared (sent) file, named by its SOP Instance UID.
+    keep_sent: Path | None = None
+    #: Source of Previous Values (0400,0564); default: each instance's Institution Name, else empty.
+    source_of_previous_values: str | None = None
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
+    workers: int = 0
+    #: Where the private work folder (plaintext of the medium) is made; default: the system's temp folder.
+    workdir: Path | None = None
+    ask_password: Callable[[], str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportedFile:
+    """One file of the medium and what became of it."""
+
+    path: str  # on the medium
+    status: State
+    reason: str | None = None
+    verdict: str | None = None  # the scan of the file as opened
+    findings: tuple[str, ...] = ()  # finding codes
+    changes: tuple[str, ...] = ()  # what the sanitizer changed
+    coerced: tuple[str, ...] = ()  # attributes replaced (kept in the Original Attributes Sequence)
+    sop_instance_uid: str | None = None
+    sent_sop_instance_uid: str | None = None
+    earlier_run: bool = False  # stored by an earlier run of the same import; not sent again
+    confirmation: dict[str, object] | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "status": self.status.value,
+            "reason": self.reason,
+            "verdict": self.verdict,
+            "findings": list(self.findings),
+            "changes": list(self.changes),
+            "coerced": list(self.coerced),
+            "sop_instance_uid": self.sop_instance_uid,
+            "sent_sop_instance_uid": self.sent_sop_instance_uid,
+            "earlier_run": self.earlier_run,
+            "confirmation": self.confirmation,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportResult:
+    """Every file of the medium, the medium's own findings, and whether the peer failed."""
+
+    medium: Path
+    target: str
+    fingerprint: str
+    run: int
+    uid_policy: UidPolicy
+    files: tuple[ImportedFile, ...]
+    medium_findings: tuple[Finding, ...]
+    peer_error: str | None
+    journal: Path
+    notes: tuple[str, ...]
+    elapsed_s: float
+
+    def count(self, status: State) -> int:
+        return sum(1 for f in self.files if f.status is status)
+
+    @property
+    def held(self) -> int:
+        return sum(1 for f in self.files if f.status is State.FAILED and (f.reason or "").startswith("held:"))
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed, nothing held, the peer answered (quarantined files are a success of the importer)."""
+        return self.peer_error is None and not any(
+            f.status in (State.FAILED, State.PENDING) for f in self.files
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": "dcmseal.import/1",
+            "medium": str(self.medium),
+            "target": self.target,
+            "fingerprint": self.fingerprint,
+            "run": self.run,
+            "uid_policy": self.uid_policy.value,
+            "journal": str(self.journal),
+            "files": [f.to_json() for f in self.files],
+            "medium_findings": [f.to_json() for f in self.medium_findings],
+            "peer_error": self.peer_error,
+            "notes": list(self.notes),
+            "summary": {
+                **{s.value: self.count(s) for s in State},
+                "held": self.held,
+                "sent_now": sum(1 for f in self.files if f.status is State.STORED and not f.earlier_run),
+                "elapsed_s": round(self.elapsed_s, 3),
+            },
+        }
+
+
+class _NoAudit:
+    """open_to_folder's own Import message is not wanted: the import writes one with the final outcome."""
+
+    def emit(self, event: AuditEvent) -> None:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(CHUNK_SIZE_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def medium_fingerprint(medium: Path) -> str:
+    """``sha256:<hex>`` of the medium: of the image file, or of every file's path and content for a folder.
+
+    The journal keys an import by it, so a rerun from another mount point or a copy of the image resumes.
+    """
+    medium = Path(medium)
+    if medium.is_file():
+        return f"sha256:{_sha256(medium)}"
+    digest = hashlib.sha256()
+    for path in sorted(p for p in medium.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(medium).as_posix().encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(bytes.fromhex(_sha256(path)))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _dt(moment: datetime) -> str:
+    """A DICOM DT with its UTC offset."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S.%f") + "+0000"
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A DICOM instance of the medium on its way to the PACS."""
+
+    index: int
+    rel: str
+    chosen: Path  # the scanned-clean or sanitized bytes that are prepared
+    source_sha256: str
+    verdict: str
+    findings: tuple[str, ...]
+    changes: tuple[str, ...]
+    patient_id: str
+    issuer: str | None
+    accession: str
+    uids: UidTriple
+    sop_class_uid: str
+    institution: str
+
+
+def _default_sender(
+    request: ImportRequest,
+) -> SenderFactory:
+    def make(target: Target, pairs: Sequence[tuple[str, str]]) -> Sender:
+        if isinstance(target, DimseTarget):
+            from dcmseal.importer.dimse import DimseSender
+
+            return DimseSender(target, calling_aet=request.calling_aet, pairs=pairs)
+        from dcmseal.importer.dicomweb import StowSender
+
+        assert isinstance(target, DicomWebTarget)
+        return StowSender(target, username=request.username, password=request.http_password)
+
+    return make
+
+
+def import_medium(
+    request: ImportRequest,
+    *,
+    audit: AuditSink,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress | None = None,
+    sender_factory: SenderFactory | None = None,
+) -> ImportResult:
+    """Import ``request.medium`` into ``request.target``; see the module docstring for the steps.
+
+    The import resumes what an earlier run with the same journal left: instances the peer confirmed are
+    not sent again. It returns a result even when the peer fails midway (``peer_error``), after marking
+    every unsent instance failed; the journal says exactly which were stored.
+
+    Raises
+    ------
+    DecryptionError, UsageError, InputError
+        The medium cannot be opened at all (wrong key, missing, not a medium), or the journal is busy.
+    """
+    started = time.perf_counter()
+    step = progress or (lambda _stage, _done, _total: None)
+    moment = now()
+    target = str(request.target)
+    notes: list[str] = []
+    files: dict[str, ImportedFile] = {}
+    alerts: list[tuple[str, str, str]] = []  # (path, sha256, reason) of quarantined files
+    fingerprint = medium_fingerprint(request.medium)
+    with (
+        Journal.open(request.journal) as journal,
+        tempfile.TemporaryDirectory(prefix="dcmseal-import-", dir=request.workdir) as scratch,
+    ):
+        work = Path(scratch)
+        os.chmod(work, 0o700)  # decrypted patient data lives here until the end of the import
+        run = journal.begin_import(
+            fingerprint=fingerprint,
+            target=target,
+            medium=str(request.medium),
+            uid_policy=request.uid_policy.value,
+        )
+        previous = journal.rows()
+        root = open_medium(request.medium, work / "medium")
+        if is_quarantine_dir(root):
+            raise UsageError("this is a quarantine folder: its files are never imported", path=request.medium)
+        medium_findings = scan_medium_layout(root)
+        opened = open_to_folder(
+            OpenRequest(
+                medium=root,
+                out=work / "opened",
+                operator=request.operator,
+                passwords=request.passwords,
+                private_keys=request.private_keys,
+                certificates=request.certificates,
+                max_iterations=request.max_iterations,
+                workers=request.workers,
+                ask_password=request.ask_password,
+            ),
+            audit=_NoAudit(),
+            progress=progress,
+        )
+        notes.extend(opened.notes)  # what open said of the DICOMDIR (missing, disagreeing, rebuilt)
+        encrypted = any(f.status == "opened" for f in opened.files)
+        by_path = {f.path: f for f in opened.files}
+        raw_files = sorted(p for p in root.rglob("*") if p.is_file())
+        candidates: list[_Candidate] = []
+        (work / "sanitized").mkdir()
+        (work / "prepared").mkdir()
+
+        def settle(rel: str, state: State, reason: str | None, **extra: object) -> None:
+            journal.record(rel, state, reason=reason)
+            files[rel] = ImportedFile(path=rel, status=state, reason=reason, **extra)  # type: ignore[arg-type]
+
+        with journal.batch():  # the scan's rows in one transaction: nothing is sent before it commits
+            for number, path in enumerate(raw_files, start=1):
+                step("scan", number, len(raw_files))
+                rel = path.relative_to(root).as_posix()
+                earlier = previous.get(rel)
+                if earlier is not None and earlier.state is State.STORED:
+                    files[rel] = ImportedFile(
+                        path=rel,
+                        status=State.STORED,
+                        reason="stored by an earlier run",
+                        sop_instance_uid=earlier.sop_instance_uid,
+                        sent_sop_instance_uid=earlier.sent_sop_instance_uid,
+                        earlier_run=True,
+                        confirmation=earlier.confirmation,
+                    )
+                    continue
+                if any(
+                    is_quarantine_dir(root / parent) for parent in Path(rel).parents if parent != Path(".")
+                ):
+                    settle(rel, State.SKIPPED, "in a quarantine folder (never imported)")
+                    continue
+                if path.name.startswith("."):
+                    settle(rel, State.SKIPPED, "a hidden file (not part of a File-set)")
+                    continue
+                entry = by_path.get(rel)
+                if entry is None:
+                    settle(rel, State.SKIPPED, "not read by open")
+                    continue
+                if entry.status == "failed":
+                    settle(rel, State.FAILED, entry.reason or "could not be opened")
+                    continue
+                if entry.status == "skipped":
+                    settle(rel, State.SKIPPED, entry.reason or "not a DICOM file")
+                    continue
+                if path.name.upper() == "DICOMDIR":
+                    settle(rel, State.SKIPPED, "the DICOMDIR (the File-set's directory, not an instance)")
+                    continue
+                if entry.status == "opened":
+                    if entry.file_id is None:
+                        settle(rel, State.FAILED, "opened, but missing from the opened File-set")
+                        continue
+                    source = work / "opened" / Path(*entry.file_id.split("/"))
+                else:
+                    source = path  # a plain file: scan the bytes exactly as they are on the medium
+                candidate = _examine(rel, number, source, work, request, settle, alerts)
+                if candidate is not None:
+                    candidates.append(candidate)
+                    journal.record(
+                        rel,
+                        State.PENDING,
+                        source_sha256=candidate.source_sha256,
+                        sop_instance_uid=candidate.uids.sop_instance,
+                    )
+
+            # Reconciliation decides per study: one patient without a mapping holds the whole study.
+            ready = _hold_unreconciled(candidates, request.reconciliation, settle)
+        mapping: dict[str, str] = {}
+        if request.uid_policy is UidPolicy.REGENERATE and ready:
+            mapping, added = plan_uids([c.uids for c in ready], journal.uid_map())
+            journal.add_uids(added)  # recorded before any instance leaves with them
+        if request.keep_sent is not None:
+            request.keep_sent.mkdir(parents=True, exist_ok=True)
+
+        peer_error: str | None = None
+        stored_now = 0
+        # path -> (local Patient ID, Study Instance UID, SOP Class UID) as sent, for the Import audit message
+        sent_facts: dict[str, tuple[str, str, str]] = {}
+        if ready:
+            pairs: list[tuple[str, str]] = []
+            outgoing: list[tuple[_Candidate, Outgoing, str, tuple[str, ...]]] = []
+            for number, candidate in enumerate(ready, start=1):
+                step("prepare", number, len(ready))
+                prepared = _prepare(candidate, work, request, mapping, _dt(moment), settle, alerts)
+                if prepared is not None:
+                    item, sha, coerced, patient_id, study_uid = prepared
+                    outgoing.append((candidate, item, sha, coerced))
+                    pairs.append((item.sop_class_uid, item.transfer_syntax_uid))
+                    sent_facts[item.key] = (patient_id, study_uid, item.sop_class_uid)
+            factory = sender_factory or _default_sender(request)
+            sender = factory(request.target, pairs) if outgoing else None
+            try:
+                size = sender.batch_size if sender is not None else 1
+                for start in range(0, len(outgoing), size):
+                    batch = outgoing[start : start + size]
+                    items = [o for _c, o, _s, _k in batch]
+                    sent = {o.key: (sha, o.sop_instance_uid) for _c, o, sha, _k in batch}
+                    assert sender is not None
+                    try:
+                        answers = deliver(
+                            sender,
+                            items,
+                            request.retry,
+                            target=request.target,
+                            before_attempt=partial(_count_attempt, journal, sent),
+                        )
+                    except PeerError as exc:
+                        peer_error = str(exc)
+                        for candidate, item, _sha, coerced in outgoing[start:]:
+                            reason = (
+                                f"not confirmed: {exc}"
+                                if item in items
+                                else f"not sent: the PACS failed ({exc})"
+                            )
+                            journal.mark_failed(item.key, reason)
+                            files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
+                        break
+                    for (candidate, item, _sha, coerced), answer in zip(batch, answers, strict=True):
+                        if answer.stored:
+                            journal.mark_stored(item.key, answer.confirmation)
+                            stored_now += 1
+                            files[item.key] = _file(
+                                candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
+                            )
+                        else:
+                            reason = answer.reason or "refused"
+                            journal.mark_failed(item.key, reason)
+                            files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
+                    step("send", stored_now, len(outgoing))
+            finally:
+                if sender is not None:
+                    sender.close()
+
+    outcome = tuple(files[k] for k in sorted(files))
+    _audit(request, outcome, medium_findings, fingerprint, encrypted, alerts, sent_facts, audit, now, notes)
+    return ImportResult(
+        medium=request.medium,
+        target=target,
+        fingerprint=fingerprint,
+        run=run,
+        uid_policy=request.uid_policy,
+        files=outcome,
+        medium_findings=tuple(medium_findings),
+        peer_error=peer_error,
+        journal=request.journal,
+        notes=tuple(notes),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _count_attempt(journal: Journal, sent: dict[str, tuple[str, str]], chunk: Sequence[Outgoing]) -> None:
+    journal.mark_sending([o.key for o in chunk], sent)
+
+
+def _examine(
+    rel: str,
+    number: int,
+    source: Path,
+    work: Path,
+    request: ImportRequest,
+    settle: Callable[..., None],
+    alerts: list[tuple[str, str, str]],
+) -> _Candidate | None:
+    """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs."""
+    sha = _sha256(source)
+    report = scan_file(source, name=rel)
+    codes = tuple(f.code for f in report.findings if f.severity is not Verdict.CLEAN)
+    chosen: Path = source
+    changes: tuple[str, ...] = ()
+    if report.verdict is not Verdict.CLEAN:
+        sanitized = sanitize_file(source, work / "sanitized" / f"{number:06d}.dcm", overwrite=True)
+        if sanitized.output is None:
+            reason = sanitized.refused or f"{report.verdict.value}: cannot be made safe"
+            _quarantine(
+                rel,
+                source,
+                sha,
+                reason,
+                report.findings,
+                request,
+                settle,
+                alerts,
+                report.verdict.value,
+                codes,
+            )
+            return None
+        chosen, changes = sanitized.output, tuple(sanitized.changes)
+        logger.warning("%s: %s, sanitized (%s)", rel, report.verdict.value, "; ".join(changes))
+    try:
+        ds = dcmread(chosen, stop_before_pixels=True)
+        uids = UidTriple(
+            study=str(ds.StudyInstanceUID),
+            series=str(ds.SeriesInstanceUID),
+            sop_instance=str(ds.SOPInstanceUID),
+        )
+        sop_class = str(ds.SOPClassUID)
+    except (InvalidDicomError, AttributeError, ValueError, OSError) as exc:
+        settle(
+            rel,
+            State.FAILED,
+            f"cannot be read as a DICOM instance: {exc}",
+            verdict=report.verdict.value,
+            findings=codes,
+        )
+        return None
+    return _Candidate(
+        index=number,
+        rel=rel,
+        chosen=chosen,
+        source_sha256=sha,
+        verdict=report.verdict.value,
+        findings=codes,
+        changes=tuple(changes),
+        patient_id=str(ds.get("PatientID", "") or ""),
+        issuer=str(ds.get("IssuerOfPatientID", "") or "") or None,
+        accession=str(ds.get("AccessionNumber", "") or ""),
+        uids=uids,
+        sop_class_uid=sop_class,
+        institution=str(ds.get("InstitutionName", "") or ""),
+    )
+
+
+def _quarantine(
+    rel: str,
+    source: Path,
+    sha: str,
+    reason: str,
+    findings: Sequence[Finding],
+    request: ImportRequest,
+    settle: Callable[..., None],
+    alerts: list[tuple[str, str, str]],
+    verdict: str,
+    codes: tuple[str, ...],
+) -> None:
+    record = quarantine_file(
+        source, request.quarantine, reason=reason, findings=findings, source=f"{request.medium}:{rel}"
+    )
+    alerts.append((rel, record.sha256, reason))
+    logger.warning("%s: quarantined (%s)", rel, reason)
+    settle(
+        rel,
+        State.QUARANTINED,
+        f"{reason} (quarantined as {record.quarantined_path.name})",
+        verdict=verdict,
+        findings=codes,
+    )
+
+
+def _hold_unreconciled(
+    candidates: list[_Candidate], mapping: ReconciliationMap | None, settle: Callable[..., None]
+) -> list[_Candidate]:
+    if mapping is None:
+        return candidates
+    held: dict[str, str] = {}
+    for c in candidates:
+        if mapping.patient_for(c.patient_id, c.issuer) is None and c.uids.study not in held:
+            issuer = f" (issuer {c.issuer!r})" if c.issuer else ""
+            held[c.uids.study] = (
+                f"held: no reconciliation for patient {c.patient_id!r}{issuer} in {mapping.source}"
+            )
+    for c in candidates:
+        if c.uids.study in held:
+            settle(
+                c.rel,
+                State.FAILED,
+                held[c.uids.study],
+                verdict=c.verdict,
+                findings=c.findings,
+                changes=c.changes,
+                sop_instance_uid=c.uids.sop_instance,
+            )
+    return [c for c in candidates if c.uids.study not in held]
+
+
+def _prepare(
+    candidate: _Candidate,
+    work: Path,
+    request: ImportRequest,
+    mapping: dict[str, str],
+    when: str,
+    settle: Callable[..., None],
+    alerts: list[tuple[str, str, str]],
+) -> tuple[Outgoing, str, tuple[str, ...], str, str] | None:
+    """Write the file to send: coerced, UIDs set, preamble zero; rescan it.
+
+    Returns the outgoing item, its SHA-256, the attributes coerced, and the local Patient ID and Study
+    Instance UID it is sent with (for the audit message).
+    """
+    try:
+        ds = dcmread(candidate.chosen)
+    except (InvalidDicomError, ValueError, OSError) as exc:
+        settle(candidate.rel, State.FAILED, f"cannot be read: {exc}", verdict=candidate.verdict)
+        return None
+    originals = []
+    if request.reconciliation is not None:
+        patient = request.reconciliation.patient_for(candidate.patient_id, candidate.issuer)
+        assert patient is not None  # unmatched studies were held
+        accession = (
+            request.reconciliation.accession_for(candidate.accession, candidate.patient_id)
+            if candidate.accession
+            else None
+        )
+        originals += coerce_dataset(ds, patient, accession)
+    if mapping:
+        uid_originals, _count = regenerate_uids(ds, mapping)
+        originals += uid_originals
+    coerced = tuple(str(e.keyword) for e in originals)
+    add_original_attributes(
+        ds,
+        originals,
+        when=when,
+        modifying_system=request.calling_aet,
+        source=request.source_of_previous_values
+        if request.source_of_previous_values is not None
+        else candidate.institution,
+    )
+    ds.preamble = bytes(128)  # PS3.10 §7.5: whatever the medium carried, what we send has a zero preamble
+    prepared = work / "prepared" / f"{candidate.index:06d}.dcm"
+    try:
+        with atomic_write(prepared, overwrite=True, durable=False) as out:
+            ds.save_as(out, enforce_file_format=True)
+    except (ValueError, AttributeError, TypeError) as exc:
+        settle(
+            candidate.rel,
+            State.FAILED,
+            f"cannot be written back after reconciliation: {exc}",
+            verdict=candidate.verdict,
+        )
+        return None
+    recheck = scan_file(prepared, name=candidate.rel)
+    if recheck.verdict is not Verdict.CLEAN:
+        codes = tuple(f.code for f in recheck.findings if f.severity is not Verdict.CLEAN)
+        _quarantine(
+            candidate.rel,
+            candidate.chosen,
+            _sha256(candidate.chosen),
+            f"still {recheck.verdict.value} after sanitizing ({', '.join(codes)})",
+            recheck.findings,
+            request,
+            settle,
+            alerts,
+            candidate.verdict,
+            codes,
+        )
+        return None
+    sop_uid = str(ds.SOPInstanceUID)
+    sha = _sha256(prepared)
+    if request.keep_sent is not None:
+        with (
+            atomic_write(request.keep_sent / f"{sop_uid}.dcm", overwrite=True) as out,
+            open(prepared, "rb") as src,
+        ):
+            shutil.copyfileobj(src, out, CHUNK_SIZE_BYTES)
+    item = Outgoing(
+        key=candidate.rel,
+        path=prepared,
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=sop_uid,
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+    )
+    return item, sha, coerced, str(ds.get("PatientID", "") or ""), str(ds.StudyInstanceUID)
+
+
+def _file(
+    candidate: _Candidate,
+    state: State,
+    reason: str | None,
+    item: Outgoing,
+    coerced: tuple[str, ...],
+    *,
+    confirmation: dict[str, object] | None = None,
+) -> ImportedFile:
+    return ImportedFile(
+        path=candidate.rel,
+        status=state,
+        reason=reason,
+        verdict=candidate.verdict,
+        findings=candidate.findings,
+        changes=candidate.changes,
+        coerced=coerced,
+        sop_instance_uid=candidate.uids.sop_instance,
+        sent_sop_instance_uid=item.sop_instance_uid,
+        confirmation=confirmation,
+    )
+
+
+def _audit(
+    request: ImportRequest,
+    files: tuple[ImportedFile, ...],
+    medium_findings: Sequence[Finding],
+    fingerprint: str,
+    encrypted: bool,
+    alerts: list[tuple[str, str, str]],
+    sent_facts: dict[str, tuple[str, str, str]],
+    audit: AuditSink,
+    now: Callable[[], datetime],
+    notes: list[str],
+) -> None:
+    """One Import message with the outcome; one Security Alert per quarantined file and for medium findings."""
+    user = AuditUser(user_id=request.operator)
+    events: list[AuditEvent] = []
+    stored = [f for f in files if f.status is State.STORED and not f.earlier_run]
+    failed = sum(1 for f in files if f.status in (State.FAILED, State.PENDING))
+    if stored or failed or alerts:
+        studies: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        patients: dict[str, None] = {}
+        for f in stored:
+            facts = sent_facts.get(f.path)
+            if facts is not None:
+                patients[facts[0] or "UNKNOWN"] = None  # an instance without Patient ID still has a patient
+                studies[facts[1]][facts[2]] += 1
+        outcome = (
+            EventOutcome.SUCCESS
+            if not failed and not alerts
+            else (EventOutcome.MINOR_FAILURE if stored else EventOutcome.SERIOUS_FAILURE)
+        )
+        events.append(
+            import_event(
+                user=user,
+                medium_id=fingerprint,
+                media_type=media_type_of("cd" if is_iso_image(request.medium) else "usb", "iso"),
+                patients=[PatientRef(patient_id=p) for p in patients] or [PatientRef(patient_id="UNKNOWN")],
+                studies=[StudyRef.from_counts(uid, dict(counts)) for uid, counts in studies.items()],
+                encrypted=encrypted,
+                outcome=outcome,
+                description=(
+                    f"{len(stored)} stored into {request.target}, {failed} failed or held, {len(alerts)} quarantined"
+                ),
+                now=now,
+            )
+        )
+    for rel, sha, reason in alerts:
+        events.append(
+            security_alert(
+                user=user,
+                description=f"quarantined on import: {reason}",
+                medium_id=fingerprint,
+                details={"File": rel, "SHA-256": sha, "Quarantine": str(request.quarantine)},
+                outcome=EventOutcome.MINOR_FAILURE,  # mitigated: the file never reached the PACS
+                now=now,
+            )
+        )
+    active = [f for f in medium_findings if f.severity is not Verdict.CLEAN]
+    if active:
+        events.append(
+            security_alert(
+                user=user,
+                description="active content on the medium outside the File-set (not imported): "
+                + ", ".join(sorted({f.code for f in active})),
+                medium_id=fingerprint,
+                outcome=EventOutcome.MINOR_FAILURE,
+                now=now,
+            )
+        )
+    for event in events:
+        try:
+            audit.emit(event)
+        except DcmsealError as exc:
+            notes.append(f"an audit message could not be written: {exc}")
+            logger.error("audit: %s", exc)

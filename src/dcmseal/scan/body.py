@@ -1,0 +1,978 @@
+"""A fast walk over the File Meta group and the data set's element headers, skipping values by their length.
+
+The walker reads what it needs and no more (PS3.5 §7.1 element encoding, §7.5 sequences, A.4 encapsulated
+Pixel Data): element headers, the first bytes of the values that can hide a payload (private elements, OB/UN/OW,
+group lengths, Data Set Trailing Padding), and the values the scanner asks for by tag. It handles explicit and
+implicit VR little endian, explicit VR big endian, defined and undefined lengths, nested sequences, UN with
+undefined length (implicit VR inside, PS3.5 §6.2.2) and deflated data sets (inflated in memory, bounded).
+pydicom is not used: it costs a hundred times more per file, and it forgives what a scanner must see.
+"""
+
+from __future__ import annotations
+
+import operator
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dcmseal.scan.report import Finding, Verdict
+from dcmseal.scan.signatures import QUICK_PREFIXES, Family, identify
+
+__all__ = [
+    "DEFLATED",
+    "HEADER_BYTES",
+    "MAX_INFLATED_BYTES",
+    "BodyResult",
+    "Element",
+    "LayoutCache",
+    "MetaResult",
+    "read_meta",
+    "walk_dataset",
+]
+
+HEADER_BYTES = 132
+UNDEFINED = 0xFFFFFFFF
+DEFLATED = "1.2.840.10008.1.2.1.99"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_BE = "1.2.840.10008.1.2.2"
+#: A deflated data set inflating past this is not walked further (a deflate bomb is 1000:1).
+MAX_INFLATED_BYTES = 256 * 1024 * 1024
+#: Sequences nested deeper than this are hostile or broken; real files stay below ten.
+MAX_DEPTH = 64
+#: How much is read at once when the walk leaves the bytes it has.
+_WINDOW_BYTES = 64 * 1024
+#: How much of a value is read to test it for a signature (an MZ header needs 0x40 bytes).
+_PROBE_BYTES = 64
+
+_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
+)
+#: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+#: Explicit VR with a 2-byte length.
+_SHORT_VRS = _VRS - _LONG_VRS
+#: Opaque binary VRs: PS3.10 §7.5 names them as places to hide content.
+_OPAQUE_VRS = frozenset((b"OB", b"UN", b"OW"))
+
+_ITEM = 0xFFFEE000
+_ITEM_END = 0xFFFEE00D
+_SEQ_END = 0xFFFEE0DD
+_PIXEL_DATA = 0x7FE00010
+_TRAILING_PADDING = 0xFFFCFFFC
+
+ReadAt = Callable[[int, int], bytes]
+_META_TAG = struct.Struct("<HH").unpack_from
+_HDR_LE = struct.Struct("<HH2sH").unpack_from
+_U32_LE = struct.Struct("<I").unpack_from
+#: (explicit header, implicit header, u32) readers, by "little endian?".
+_STRUCTS = {
+    order == "<": (
+        struct.Struct(order + "HH2sH").unpack_from,
+        struct.Struct(order + "HHI").unpack_from,
+        struct.Struct(order + "I").unpack_from,
+    )
+    for order in "<>"
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """A data element the scanner wants gone: where it lies, and whether cutting its bytes out is safe."""
+
+    tag: int
+    start: int  # offset of its header
+    end: int  # offset just past its value
+    removable: bool  # top level of a data set that is not deflated: its bytes can be cut without re-encoding
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
+
+
+@dataclass(slots=True)
+class MetaResult:
+    """The File Meta group: where the data set starts and the facts the scanner uses."""
+
+    end: int  # offset of the first data set byte
+    transfer_syntax: str | None = None
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    payloads: list[Element] = field(default_factory=list)
+    ok: bool = True
+    # Filled by the fast parse, for LayoutCache: header offsets, and the spans of the values it reads.
+    trace: list[int] | None = None
+    spans: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = (
+        None  # TS, SOP class, SOP instance
+    )
+
+
+@dataclass(slots=True)
+class BodyResult:
+    """What the walk over the data set found."""
+
+    findings: list[Finding] = field(default_factory=list)
+    payloads: list[Element] = field(default_factory=list)  # hidden payload elements (sanitize removes them)
+    dataset_end: int = 0  # end of the last whole top-level element (file offset; inflated for deflate)
+    trailing_at: int | None = None  # file offset where data after the data set starts
+    malformed: bool = False  # the data set does not parse to its end (truncated, bad header)
+    deflated: bool = False
+    values: dict[int, list[bytes]] = field(default_factory=dict)  # values of the tags asked for
+    document: tuple[int, int] | None = None  # (offset, length) of Encapsulated Document (0042,0011)
+    document_in_memory: bytes | None = None  # the same value when the data set was inflated
+    trace: list[int] | None = None  # offsets of every header visited (when asked, for LayoutCache)
+    inspected: list[tuple[int, int, int, bytes, int, bool]] | None = None  # the value checks made, ditto
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _window(buf: bytes, base: int, offset: int, n: int, read_at: ReadAt | None) -> bytes:
+    rel = offset - base
+    if rel >= 0 and rel + n <= len(buf):
+        return buf[rel : rel + n]
+    if read_at is None:
+        return buf[max(rel, 0) : max(rel, 0) + n] if rel >= 0 else b""
+    return read_at(offset, n)
+
+
+def _read_meta_fast(buf: bytes) -> MetaResult | None:
+    """The File Meta group of an ordinary file, all of it in ``buf``; None for anything unusual."""
+    n = len(buf)
+    offset = HEADER_BYTES
+    hdr, u32 = _HDR_LE, _U32_LE
+    declared_end = -1
+    transfer_syntax = sop_class = sop_instance = None
+    trace: list[int] = []
+    ts_span = class_span = uid_span = (0, 0)
+    while offset + 12 <= n:
+        group, elem, vr, length = hdr(buf, offset)
+        if group != 0x0002:
+            break
+        trace.append(offset)
+        if vr in _LONG_VRS:
+            length = u32(buf, offset + 8)[0]
+            value_at = offset + 12
+        elif vr in _VRS:
+            value_at = offset + 8
+        else:
+            return None
+        end = value_at + length
+        if end > n:
+            return None
+        if elem == 0x0010:
+            transfer_syntax = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
+            ts_span = (value_at, end)
+        elif elem == 0x0003:
+            sop_instance = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
+            uid_span = (value_at, end)
+        elif elem == 0x0002:
+            sop_class = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
+            class_span = (value_at, end)
+        elif elem == 0x0000:
+            if vr != b"UL" or length != 4:
+                return None
+            declared_end = end + u32(buf, value_at)[0]
+        elif elem == 0x0102:
+            return None
+        offset = end
+    else:
+        return None
+    if declared_end != offset or transfer_syntax is None:
+        return None
+    trace.append(offset)  # the first data set element's header: it ends the group
+    return MetaResult(
+        offset, transfer_syntax, sop_class, sop_instance, trace=trace, spans=(ts_span, class_span, uid_span)
+    )
+
+
+def read_meta(buf: bytes, size: int, read_at: ReadAt | None) -> MetaResult:
+    """Parse the File Meta group (PS3.10 §7.1: explicit VR little endian) that starts at offset 132.
+
+    ``buf`` holds the file from offset 0 (at least the first 132 bytes); ``read_at`` reads beyond it.
+    """
+    fast = _read_meta_fast(buf)
+    if fast is not None:
+        return fast
+    meta = MetaResult(end=HEADER_BYTES)
+    offset = HEADER_BYTES
+    declared_end: int | None = None
+    n = len(buf)
+    while True:
+        head = buf[offset : offset + 12] if offset + 12 <= n else _window(buf, 0, offset, 12, read_at)
+        if len(head) < 8:
+            break
+        group, elem = _META_TAG(head)
+        if group != 0x0002:
+            break
+        vr = head[4:6]
+        if vr not in _VRS:
+            meta.findings.append(
+                Finding(
+                    "meta.malformed",
+                    f"File Meta element {_tag_text(0x20000 | elem)} without a valid VR",
+                    Verdict.SUSPICIOUS,
+                    offset,
+                )
+            )
+            meta.ok = False
+            return meta
+        if vr in _LONG_VRS:
+            if len(head) < 12:
+                meta.ok = False
+                break
+            length, value_at = struct.unpack_from("<I", head, 8)[0], offset + 12
+        else:
+            length, value_at = struct.unpack_from("<H", head, 6)[0], offset + 8
+        if length == UNDEFINED or value_at + length > size:
+            meta.findings.append(
+                Finding(
+                    "meta.malformed",
+                    f"File Meta element {_tag_text(0x20000 | elem)} runs past the end of the file",
+                    Verdict.SUSPICIOUS,
+                    offset,
+                )
+            )
+            meta.ok = False
+            return meta
+        tag = 0x20000 | elem
+        if tag == 0x00020000:
+            if vr == b"UL" and length == 4:
+                declared_end = value_at + 4 + int.from_bytes(_window(buf, 0, value_at, 4, read_at), "little")
+            else:
+                meta.findings.append(
+                    Finding(
+                        "meta.group-length",
+                        f"File Meta Group Length with VR {vr.decode('latin-1')} and length {length}",
+                        Verdict.SUSPICIOUS,
+                        offset,
+                    )
+                )
+        elif tag in (0x00020002, 0x00020003, 0x00020010) and length <= 256:
+            text = _window(buf, 0, value_at, length, read_at).rstrip(b"\x00 ").decode("ascii", "replace")
+            if tag == 0x00020002:
+                meta.sop_class_uid = text
+            elif tag == 0x00020003:
+                meta.sop_instance_uid = text
+            else:
+                meta.transfer_syntax = text
+        elif tag == 0x00020102 and length >= 4:
+            # Private Information (OB): PS3.10 §7.1 lets any implementation put bytes here.
+            probe = _window(buf, 0, value_at, _PROBE_BYTES, read_at)
+            signature = identify(probe, read_at=read_at, base=value_at, text=False)
+            if signature is not None and signature.name != "mz":
+                meta.findings.append(
+                    Finding(
+                        "meta.payload",
+                        f"File Meta Private Information (0002,0102) holds a {signature.description}",
+                        Verdict.MALICIOUS if signature.family is Family.EXECUTABLE else Verdict.SUSPICIOUS,
+                        value_at,
+                    )
+                )
+                meta.payloads.append(Element(tag, offset, value_at + length, False, signature.description))
+        offset = value_at + length
+    meta.end = offset
+    if declared_end is not None and declared_end != offset:
+        meta.findings.append(
+            Finding(
+                "meta.group-length-mismatch",
+                f"the File Meta Group Length says the group ends at {declared_end}, it ends at {offset}",
+                Verdict.CLEAN,
+                HEADER_BYTES,
+            )
+        )
+    if meta.transfer_syntax is None:
+        meta.findings.append(
+            Finding(
+                "meta.no-transfer-syntax",
+                "the File Meta group has no Transfer Syntax UID (0002,0010)",
+                Verdict.CLEAN,
+                HEADER_BYTES,
+            )
+        )
+    return meta
+
+
+def _guess_explicit(probe: bytes, declared: bool) -> bool:
+    """Whether the data set that starts with ``probe`` is explicit VR (files that lie about it exist)."""
+    if len(probe) < 6:
+        return declared
+    return probe[4:6] in _VRS
+
+
+def walk_dataset(
+    buf: bytes,
+    *,
+    start: int,
+    size: int,
+    read_at: ReadAt | None,
+    transfer_syntax: str | None,
+    collect: frozenset[int] = frozenset(),
+    trace: bool = False,
+) -> BodyResult:
+    """Walk the data set from ``start`` to ``size`` and report what hides in it.
+
+    Parameters
+    ----------
+    buf
+        The file's bytes from offset 0 (all of them, or a head); ``read_at`` serves the rest.
+    start, size
+        Where the data set begins (after the File Meta group) and the file's size.
+    transfer_syntax
+        From the File Meta group; decides the byte order, explicit or implicit VR, deflate.
+    collect
+        Tags whose values to return (all occurrences, nested ones too), e.g. (0004,1500) of a DICOMDIR.
+    """
+    result = BodyResult(dataset_end=start)
+    if trace:
+        result.trace, result.inspected = [], []
+    if start >= size:
+        return result
+    if transfer_syntax == DEFLATED:
+        return _walk_deflated(buf, start=start, size=size, read_at=read_at, collect=collect)
+    little = transfer_syntax != _EXPLICIT_BE
+    declared_explicit = transfer_syntax != _IMPLICIT_LE
+    probe = _window(buf, 0, start, 8, read_at)
+    explicit = _guess_explicit(probe, declared_explicit) if little else True
+    if explicit != declared_explicit:
+        result.findings.append(
+            Finding(
+                "body.vr-mismatch",
+                f"the data set is {'explicit' if explicit else 'implicit'} VR, the Transfer Syntax says otherwise",
+                Verdict.CLEAN,
+                start,
+            )
+        )
+    _walk(result, buf, 0, start, size, read_at, little, explicit, collect, removable_top=True)
+    return result
+
+
+def _walk_deflated(
+    buf: bytes, *, start: int, size: int, read_at: ReadAt | None, collect: frozenset[int]
+) -> BodyResult:
+    """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5) in memory, bounded, and walk it."""
+    compressed = _window(buf, 0, start, size - start, read_at)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(compressed, MAX_INFLATED_BYTES)
+    except zlib.error as exc:
+        result = BodyResult(dataset_end=start, malformed=True, deflated=True)
+        result.findings.append(
+            Finding(
+                "body.malformed", f"the deflated data set does not inflate: {exc}", Verdict.SUSPICIOUS, start
+            )
+        )
+        return result
+    result = BodyResult(dataset_end=0, deflated=True)
+    result.findings.append(
+        Finding(
+            "body.deflated",
+            "deflated data set: body offsets count in the inflated bytes",
+            Verdict.CLEAN,
+            start,
+        )
+    )
+    if inflater.unconsumed_tail:
+        result.findings.append(
+            Finding(
+                "body.inflate-limit",
+                f"the deflated data set inflates past {MAX_INFLATED_BYTES} bytes; the rest is not scanned",
+                Verdict.SUSPICIOUS,
+                start,
+            )
+        )
+    _walk(result, data, 0, 0, len(data), None, True, True, collect, removable_top=False)
+    if result.document is not None:
+        at, length = result.document
+        result.document_in_memory = data[at : at + length]
+    result.dataset_end = size
+    if inflater.eof and inflater.unused_data:
+        unused = inflater.unused_data
+        result.trailing_at = size - len(unused)
+        result.dataset_end = result.trailing_at
+        if len(unused) == 8 and int.from_bytes(unused[4:], "little") == len(data) & 0xFFFFFFFF:
+            # Some writers end the raw deflate stream with a gzip trailer (CRC-32, inflated size): harmless.
+            result.findings.append(
+                Finding(
+                    "trailing-data.deflate-trailer",
+                    "a gzip trailer (CRC-32, size) after the deflated data set",
+                    Verdict.CLEAN,
+                    result.trailing_at,
+                )
+            )
+        else:
+            _trailing(result, buf, result.trailing_at, size, read_at)
+    return result
+
+
+def _trailing(result: BodyResult, buf: bytes, at: int, size: int, read_at: ReadAt | None) -> None:
+    count = size - at
+    head = _window(buf, 0, at, min(count, 4096), read_at)
+    signature = identify(head, read_at=read_at, base=at, text=True)
+    if signature is not None and signature.name != "mz":
+        severity = Verdict.SUSPICIOUS if signature.family is Family.CONFIG else Verdict.MALICIOUS
+        result.findings.append(
+            Finding(
+                "trailing-data",
+                f"{count} bytes after the end of the data set, starting with a {signature.description}",
+                severity,
+                at,
+            )
+        )
+        return
+    if count <= 65536 and not any(_window(buf, 0, at, count, read_at)):
+        result.findings.append(
+            Finding(
+                "trailing-data.zeros", f"{count} zero bytes after the end of the data set", Verdict.CLEAN, at
+            )
+        )
+        return
+    result.findings.append(
+        Finding("trailing-data", f"{count} bytes after the end of the data set", Verdict.SUSPICIOUS, at)
+    )
+
+
+def _walk(
+    result: BodyResult,
+    buf: bytes,
+    base: int,
+    start: int,
+    size: int,
+    read_at: ReadAt | None,
+    little: bool,
+    explicit: bool,
+    collect: frozenset[int],
+    *,
+    removable_top: bool,
+) -> None:
+    """The element loop. Frames are (kind, end, previous tag, explicit); the data set is frame 0."""
+    hdr_explicit, hdr_implicit, u32 = _STRUCTS[little]
+    findings = result.findings
+    # frames: [kind, end, prev_tag, explicit]; kind 0 = data set or item, 1 = sequence, 2 = encapsulated
+    frames: list[list[int]] = [[0, size, -1, int(explicit)]]
+    fast = little and not collect
+    short_vrs = _SHORT_VRS
+    trace_list = result.trace
+    record = trace_list.append if trace_list is not None else None
+    inspected = result.inspected
+    kind, fend, prev, expl = 0, size, -1, explicit
+    offset = start
+    blen = len(buf)
+    order_reported = False
+    lengths_reported = 0
+    while True:
+        # Leave every frame that ends here (defined-length items and sequences end by length).
+        while offset >= fend and len(frames) > 1:
+            if offset > fend:
+                findings.append(
+                    Finding(
+                        "body.malformed",
+                        f"an element runs past the end of its sequence or item at offset {fend}",
+                        Verdict.SUSPICIOUS,
+                        fend,
+                    )
+                )
+                result.malformed = True
+                return
+            frames.pop()
+            kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
+        if offset >= size:
+            if len(frames) > 1:
+                findings.append(
+                    Finding("body.malformed", "the file ends inside a sequence", Verdict.SUSPICIOUS, offset)
+                )
+                result.malformed = True
+            result.dataset_end = size
+            return
+        rel = offset - base
+        if fast and kind == 0 and expl and rel >= 0:
+            # The common case, kept tight: ordinary short-VR elements of a little endian explicit VR data
+            # set, in ascending order, inside the bytes at hand. Anything else drops to the full loop below.
+            start_rel = rel
+            last_header = blen - 12
+            last_value = fend - base - 8
+            while rel <= last_header:
+                group, elem, vr, length = hdr_explicit(buf, rel)
+                if vr not in short_vrs or group & 1 or not elem or group == 0x0042:
+                    break
+                tag = (group << 16) | elem
+                if tag <= prev or rel + length > last_value:
+                    break
+                if record is not None:
+                    record(base + rel)
+                prev = tag
+                rel += 8 + length
+            if rel != start_rel:
+                offset = base + rel
+                if len(frames) == 1:
+                    result.dataset_end = offset
+                continue
+        if (rel < 0 or rel + 12 > blen) and read_at is not None:
+            buf, base = read_at(offset, _WINDOW_BYTES), offset
+            blen, rel = len(buf), 0
+        if rel + 8 > blen:
+            _bad_header(
+                result, buf, base, offset, size, read_at, len(frames) == 1, "a truncated element header"
+            )
+            return
+        if record is not None:
+            record(offset)
+        if expl:
+            group, elem, vr, length = hdr_explicit(buf, rel)
+            tag = (group << 16) | elem
+            if group == 0xFFFE:
+                length = u32(buf, rel + 4)[0]
+                hlen = 8
+                vr = b""
+            elif vr in _LONG_VRS:
+                if rel + 12 > blen:
+                    _bad_header(
+                        result,
+                        buf,
+                        base,
+                        offset,
+                        size,
+                        read_at,
+                        len(frames) == 1,
+                        "a truncated element header",
+                    )
+                    return
+                length = u32(buf, rel + 8)[0]
+                hlen = 12
+            elif vr in _VRS:
+                hlen = 8
+            else:
+                _bad_header(
+                    result,
+                    buf,
+                    base,
+                    offset,
+                    size,
+                    read_at,
+                    len(frames) == 1,
+                    f"no valid VR at {_tag_text(tag)}",
+                )
+                return
+        else:
+            group, elem, length = hdr_implicit(buf, rel)
+            tag = (group << 16) | elem
+            hlen = 8
+            vr = b""
+        value_at = offset + hlen
+        # --- delimiters and items (PS3.5 §7.5) ---
+        if group == 0xFFFE:
+            if tag == _ITEM:
+                if kind == 2:  # an encapsulated fragment: skip by length
+                    if length == UNDEFINED or value_at + length > fend:
+                        findings.append(
+                            Finding(
+                                "body.malformed",
+                                "an encapsulated Pixel Data fragment runs past its end",
+                                Verdict.SUSPICIOUS,
+                                offset,
+                            )
+                        )
+                        result.malformed = True
+                        return
+                    offset = value_at + length
+                    continue
+                if kind != 1:
+                    _bad_header(
+                        result,
+                        buf,
+                        base,
+                        offset,
+                        size,
+                        read_at,
+                        len(frames) == 1,
+                        "an item outside a sequence",
+                    )
+                    return
+                if len(frames) >= MAX_DEPTH:
+                    findings.append(
+                        Finding(
+                            "body.nesting",
+                            f"sequences nested deeper than {MAX_DEPTH} levels",
+                            Verdict.SUSPICIOUS,
+                            offset,
+                        )
+                    )
+                    result.malformed = True
+                    return
+                end = fend if length == UNDEFINED else value_at + length
+                if end > fend:
+                    findings.append(
+                        Finding(
+                            "body.malformed",
+                            "an item runs past the end of its sequence",
+                            Verdict.SUSPICIOUS,
+                            offset,
+                        )
+                    )
+                    result.malformed = True
+                    return
+                frames[-1][2] = prev
+                frames.append([0, end, -1, int(expl)])
+                kind, fend, prev = 0, end, -1
+                offset = value_at
+                continue
+            if tag == _ITEM_END and kind == 0 and len(frames) > 1:
+                frames.pop()
+                kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
+                offset = value_at
+                continue
+            if tag == _SEQ_END and kind in (1, 2):
+                frames.pop()
+                kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
+                offset = value_at
+                continue
+            _bad_header(
+                result,
+                buf,
+                base,
+                offset,
+                size,
+                read_at,
+                len(frames) == 1,
+                f"an unexpected delimiter {_tag_text(tag)}",
+            )
+            return
+        if kind != 0:
+            _bad_header(
+                result,
+                buf,
+                base,
+                offset,
+                size,
+                read_at,
+                len(frames) == 1,
+                f"{_tag_text(tag)} where a sequence item was expected",
+            )
+            return
+        # --- ordinary elements ---
+        if tag <= prev:
+            top = len(frames) == 1
+            if top and _looks_foreign(buf, base, offset, read_at):
+                _trailing_at(result, buf, base, offset, size, read_at)
+                return
+            if not order_reported:
+                order_reported = True
+                findings.append(
+                    Finding(
+                        "body.tag-order",
+                        f"{_tag_text(tag)} follows {_tag_text(prev)}: tags out of ascending order",
+                        Verdict.SUSPICIOUS,
+                        offset,
+                    )
+                )
+        prev = tag
+        top = len(frames) == 1
+        if length == UNDEFINED:
+            if len(frames) >= MAX_DEPTH:
+                findings.append(
+                    Finding(
+                        "body.nesting",
+                        f"sequences nested deeper than {MAX_DEPTH} levels",
+                        Verdict.SUSPICIOUS,
+                        offset,
+                    )
+                )
+                result.malformed = True
+                return
+            frames[-1][2] = prev
+            if tag == _PIXEL_DATA and (not expl or vr in (b"OB", b"OW")):
+                frames.append([2, fend, -1, int(expl)])  # encapsulated: items up to the sequence delimiter
+                kind = 2
+            else:
+                # SQ, or UN of undefined length whose content is implicit VR little endian (PS3.5 §6.2.2).
+                inner_explicit = expl and vr != b"UN"
+                frames.append([1, fend, -1, int(inner_explicit)])
+                kind, expl = 1, inner_explicit
+            prev = -1
+            offset = value_at
+            continue
+        end = value_at + length
+        if end > fend:
+            if top and (tag < 0x00080000 or _looks_foreign(buf, base, offset, read_at)):
+                _trailing_at(result, buf, base, offset, size, read_at)
+                return
+            if lengths_reported == 0:
+                findings.append(
+                    Finding(
+                        "body.truncated",
+                        f"{_tag_text(tag)} announces {length} bytes, {fend - value_at} remain",
+                        Verdict.SUSPICIOUS,
+                        offset,
+                    )
+                )
+            result.malformed = True
+            if top:
+                result.dataset_end = offset
+            return
+        if vr == b"SQ":
+            # A defined-length sequence: walk into it (its items may hold private payloads).
+            if len(frames) >= MAX_DEPTH:
+                findings.append(
+                    Finding(
+                        "body.nesting",
+                        f"sequences nested deeper than {MAX_DEPTH} levels",
+                        Verdict.SUSPICIOUS,
+                        offset,
+                    )
+                )
+                result.malformed = True
+                return
+            frames[-1][2] = prev
+            frames.append([1, end, -1, int(expl)])
+            kind, fend, prev = 1, end, -1
+            offset = value_at
+            continue
+        if (
+            elem == 0
+            or group & 1
+            or vr in _OPAQUE_VRS
+            or tag in (_PIXEL_DATA, _TRAILING_PADDING)
+            or tag in collect
+            or group == 0x0042
+        ):
+            _inspect(
+                result, buf, base, offset, value_at, tag, vr, length, read_at, top and removable_top, collect
+            )
+            if inspected is not None:
+                inspected.append((offset, value_at, tag, vr, length, top and removable_top))
+        offset = end
+        if top:
+            result.dataset_end = offset
+
+
+def _looks_foreign(buf: bytes, base: int, offset: int, read_at: ReadAt | None) -> bool:
+    """Whether the bytes at ``offset`` start with a known non-DICOM signature (data appended to the file)."""
+    probe = _window(buf, base, offset, _PROBE_BYTES, read_at)
+    signature = identify(probe, read_at=read_at, base=offset, text=True)
+    return signature is not None and signature.name != "mz"
+
+
+def _trailing_at(
+    result: BodyResult, buf: bytes, base: int, offset: int, size: int, read_at: ReadAt | None
+) -> None:
+    result.trailing_at = offset
+    result.dataset_end = offset
+    if base == 0:
+        _trailing(result, buf, offset, size, read_at)
+    else:
+        _trailing(result, b"", offset, size, read_at)
+
+
+def _bad_header(
+    result: BodyResult,
+    buf: bytes,
+    base: int,
+    offset: int,
+    size: int,
+    read_at: ReadAt | None,
+    top: bool,
+    what: str,
+) -> None:
+    """An element header that does not parse: data after the data set at the top level, else malformed."""
+    if top and offset > 0:
+        _trailing_at(result, buf, base, offset, size, read_at)
+        return
+    result.findings.append(
+        Finding("body.malformed", f"the data set does not parse: {what}", Verdict.SUSPICIOUS, offset)
+    )
+    result.malformed = True
+
+
+def _inspect(
+    result: BodyResult,
+    buf: bytes,
+    base: int,
+    offset: int,
+    value_at: int,
+    tag: int,
+    vr: bytes,
+    length: int,
+    read_at: ReadAt | None,
+    removable: bool,
+    collect: frozenset[int],
+) -> None:
+    """The slow path: group lengths, values that may hide a payload, values the caller wants."""
+    group, elem = tag >> 16, tag & 0xFFFF
+    end = value_at + length
+    if tag in collect:
+        result.values.setdefault(tag, []).append(_window(buf, base, value_at, length, read_at))
+    if group == 0x0042:
+        if elem == 0x0011:
+            result.document = (value_at, length)
+        elif elem in (0x0012, 0x0015) and length <= 256:
+            result.values.setdefault(tag, []).append(_window(buf, base, value_at, length, read_at))
+        if elem != 0x0011 and elem != 0:
+            return
+    # (gggg,0000) Group Length is UL, 4 bytes (PS3.5 §7.2); the PE/DICOM polyglot hides in one.
+    if elem == 0 and group != 0xFFFC and (vr not in (b"", b"UL") or length != 4):
+        what = f"VR {vr.decode('latin-1')}" if vr not in (b"", b"UL") else f"a {length}-byte value"
+        result.findings.append(
+            Finding(
+                "body.group-length-vr" if vr not in (b"", b"UL") else "body.group-length-size",
+                f"Group Length {_tag_text(tag)} with {what} ({length} bytes): a place to hide a payload",
+                Verdict.SUSPICIOUS,
+                offset,
+            )
+        )
+        result.payloads.append(Element(tag, offset, end, removable, f"Group Length with {what}"))
+    if length < 4:
+        return
+    probe = _window(buf, base, value_at, _PROBE_BYTES, read_at)
+    if probe[:2] not in QUICK_PREFIXES:
+        return
+    signature = identify(probe, read_at=read_at, base=value_at, text=False)
+    if signature is None or signature.name == "mz":
+        return
+    private = bool(group & 1)
+    if signature.family is Family.SCRIPT and not private:
+        return  # "#!/" is three bytes: as the start of pixel values it happens, in a private value it does not
+    if signature.family is Family.DOCUMENT:
+        if tag != 0x00420011:
+            result.findings.append(
+                Finding(
+                    "body.document",
+                    f"{_tag_text(tag)} holds a {signature.description}",
+                    Verdict.CLEAN,
+                    value_at,
+                )
+            )
+        return
+    executable = signature.family in (Family.EXECUTABLE, Family.SCRIPT)
+    result.findings.append(
+        Finding(
+            "body.executable" if executable else "body.archive",
+            f"{_tag_text(tag)} ({'private, ' if private else ''}{vr.decode('latin-1') or 'implicit VR'}, {length} bytes) holds a {signature.description}",
+            Verdict.MALICIOUS if executable else Verdict.SUSPICIOUS,
+            value_at,
+        )
+    )
+    already = bool(result.payloads) and result.payloads[-1].start == offset
+    if (private or elem == 0 or tag == _TRAILING_PADDING) and not already:
+        result.payloads.append(Element(tag, offset, end, removable, signature.description))
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    headers: Callable[[bytes], object]  # the header bytes of every element, taken in one C-level call
+    expected: object
+    last_byte: int
+    inspected: tuple[tuple[int, int, int, bytes, int, bool], ...]
+
+
+_MAX_LAYOUT_MISSES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _MetaLayout:
+    headers: Callable[[bytes], object]
+    expected: object
+    last_byte: int
+    template: MetaResult
+
+
+class LayoutCache:
+    """Element layouts already walked, so the next file of a series is checked in one comparison.
+
+    Files of one series usually share their layout: the same elements, VRs and lengths at the same offsets
+    (only values differ). When a file has the size, data set start and transfer syntax of a layout seen
+    before, and the header bytes (tag, VR, length) at every offset that walk visited are identical, the
+    walk would take exactly the same path and reach the same structural verdict, so only the value checks
+    (payload signatures in private/OB/UN values) are run again. Only layouts whose walk found nothing
+    (no findings, no payload, no document, the data set ending at the end of the file) are kept.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._capacity = capacity
+        self._layouts: dict[tuple[int, int, str | None], _Layout] = {}
+        self._seen: dict[tuple[int, int, str | None], int] = {}  # key -> layouts recorded that did not hold
+        self._metas: dict[int, _MetaLayout] = {}
+        self._meta_seen: set[int] = set()
+        self.hits = 0
+
+    def meta(self, buf: bytes, size: int) -> MetaResult | None:
+        """The File Meta group of ``buf`` from a known layout: same headers and same Transfer Syntax bytes."""
+        known = self._metas.get(size)
+        if known is None or known.last_byte > len(buf) or known.headers(buf) != known.expected:
+            return None
+        template = known.template
+        lo, hi = template.spans[2] if template.spans else (0, 0)
+        uid = (
+            buf[lo:hi].rstrip(b"\x00 ").decode("ascii", "replace")
+            if template.sop_instance_uid is not None
+            else None
+        )
+        return MetaResult(template.end, template.transfer_syntax, template.sop_class_uid, uid)
+
+    def remember_meta(self, buf: bytes, size: int, meta: MetaResult) -> None:
+        """Keep the layout of a File Meta group parsed by the fast path (second sighting of its size)."""
+        if meta.trace is None or meta.spans is None or meta.findings:
+            return
+        if size not in self._meta_seen:
+            if len(self._meta_seen) >= 16 * self._capacity:
+                self._meta_seen.clear()
+            self._meta_seen.add(size)
+            return
+        if len(self._metas) >= self._capacity:
+            self._metas.clear()
+        (ts_lo, ts_hi), (class_lo, class_hi), _uid = meta.spans
+        # Header bytes, and the Transfer Syntax and SOP Class values themselves (they decide the walk).
+        slices = [slice(o, o + 12) for o in meta.trace] + [slice(ts_lo, ts_hi), slice(class_lo, class_hi)]
+        headers = operator.itemgetter(*slices)
+        last = max(meta.trace) + 12
+        self._metas[size] = _MetaLayout(headers, headers(buf), last, meta)
+
+    def walk(
+        self, buf: bytes, *, start: int, size: int, read_at: ReadAt | None, transfer_syntax: str | None
+    ) -> BodyResult:
+        """:func:`walk_dataset`, from the cache when the layout is known."""
+        key = (size, start, transfer_syntax)
+        layout = self._layouts.get(key)
+        if layout is not None and layout.last_byte <= len(buf) and layout.headers(buf) == layout.expected:
+            self.hits += 1
+            result = BodyResult(dataset_end=size)
+            for offset, value_at, tag, vr, length, removable in layout.inspected:
+                _inspect(result, buf, 0, offset, value_at, tag, vr, length, read_at, removable, frozenset())
+            return result
+        # A layout is recorded the second time its key shows up, and a key whose layouts keep changing
+        # (same size, different elements) stops being recorded: files that share nothing pay nothing.
+        seen = self._seen.get(key, 0)
+        if layout is not None:
+            seen = self._seen[key] = seen + 1
+            del self._layouts[key]
+        if (layout is None and key not in self._seen) or seen >= _MAX_LAYOUT_MISSES:
+            if len(self._seen) >= 16 * self._capacity:
+                self._seen.clear()
+            self._seen.setdefault(key, 0)
+            return walk_dataset(buf, start=start, size=size, read_at=read_at, transfer_syntax=transfer_syntax)
+        result = walk_dataset(
+            buf, start=start, size=size, read_at=read_at, transfer_syntax=transfer_syntax, trace=True
+        )
+        trace, inspected = result.trace, result.inspected
+        if (
+            trace
+            and inspected is not None
+            and not result.findings
+            and not result.payloads
+            and not result.malformed
+            and not result.deflated
+            and result.document is None
+            and not result.values
+            and result.dataset_end == size
+            and (len(buf) >= size or max(trace) + 12 <= len(buf))
+        ):
+            if len(self._layouts) >= self._capacity:
+                self._layouts.clear()
+            headers = operator.itemgetter(*(slice(o, o + 12) for o in trace))
+            self._layouts[key] = _Layout(
+                headers, headers(buf), max(trace) + 12 if len(buf) < size else 0, tuple(inspected)
+            )
+        result.trace = result.inspected = None
+        return result

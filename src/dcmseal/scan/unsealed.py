@@ -1,0 +1,151 @@
+"""Secure DICOM Files opened for scanning only: the plaintext stays in memory (or an unnamed temp file) and is never kept.
+
+The payload is decrypted and verified (digest or signature) by :func:`dcmseal.cms.decrypt`, then scanned
+as any file. Up to :data:`MAX_IN_MEMORY_BYTES` it lives in memory; a larger payload spills to a
+``tempfile.TemporaryFile``, which has no name on disk and disappears when closed, also on a crash.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from dcmseal import cms
+from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DecryptionError, InputError, IntegrityError
+from dcmseal.part10 import UnsealPlan
+from dcmseal.scan.report import FileReport, Finding, Verdict
+from dcmseal.scan.scanner import HEAD_BYTES, scan_source
+
+__all__ = ["MAX_IN_MEMORY_BYTES", "credentials_from", "decrypt_to_memory", "scan_secure"]
+
+#: Payloads up to this size are scanned in memory; larger ones go through an unnamed temporary file.
+MAX_IN_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+def credentials_from(passwords: Sequence[bytes], private_keys: Sequence[bytes]) -> tuple[cms.Credential, ...]:
+    """CMS credentials from passwords and PKCS#8 DER private keys (empty when none are given)."""
+    if not passwords and not private_keys:
+        return ()
+    return UnsealPlan(passwords=tuple(passwords), private_keys=tuple(private_keys)).credentials()
+
+
+class _Sink:
+    """Collects the payload in memory, spilling to an unnamed temporary file past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.memory = bytearray()
+        self.spill: BinaryIO | None = None
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        if self.spill is None and len(self.memory) + len(data) > self.limit:
+            self.spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+            self.spill.write(self.memory)
+            self.memory = bytearray()
+        if self.spill is not None:
+            return self.spill.write(data)
+        self.memory += data
+        return len(data)
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+        self.memory = bytearray()
+
+
+def decrypt_to_memory(
+    source: BinaryIO,
+    size: int,
+    credentials: Sequence[cms.Credential],
+    *,
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
+) -> bytes:
+    """The verified payload of a small Secure DICOM File (a DICOMDIR), in memory.
+
+    Raises
+    ------
+    DecryptionError, IntegrityError, MalformedEnvelopeError, ...
+        From :func:`dcmseal.cms.decrypt`.
+    """
+    sink = io.BytesIO()
+    cms.decrypt(
+        source, sink, credentials, kdf_cache=cms.process_kdf_cache(), max_iterations=max_iterations, size=size
+    )
+    return sink.getvalue()
+
+
+def scan_secure(
+    source: BinaryIO,
+    size: int,
+    credentials: Sequence[cms.Credential],
+    *,
+    name: str,
+    allow_tiff: bool = True,
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
+    in_memory_limit: int = MAX_IN_MEMORY_BYTES,
+) -> FileReport:
+    """Open the Secure DICOM File read from ``source`` with ``credentials`` and scan its payload.
+
+    A key that does not open it, an envelope that does not parse, or a payload that fails its digest are
+    findings, not exceptions: a medium is scanned to its end.
+    """
+    sink = _Sink(in_memory_limit)
+    try:
+        try:
+            cms.decrypt(
+                source,
+                sink,
+                credentials,
+                kdf_cache=cms.process_kdf_cache(),
+                max_iterations=max_iterations,
+                size=size,
+            )
+        except DecryptionError:
+            note = Finding(
+                "secure.not-opened",
+                "Secure DICOM File: no key given opens it; content not scanned",
+                Verdict.CLEAN,
+                0,
+            )
+            return FileReport.of(name, "secure", [note])
+        except IntegrityError as exc:
+            finding = Finding(
+                "secure.integrity",
+                f"Secure DICOM File fails its integrity check: {exc.message}",
+                Verdict.SUSPICIOUS,
+                0,
+            )
+            return FileReport.of(name, "secure", [finding])
+        except InputError as exc:
+            finding = Finding(
+                "secure.malformed",
+                f"Secure DICOM File that does not open: {exc.message}",
+                Verdict.SUSPICIOUS,
+                0,
+            )
+            return FileReport.of(name, "secure", [finding])
+        opened = Finding(
+            "secure.opened",
+            "Secure DICOM File opened and verified; its payload was scanned",
+            Verdict.CLEAN,
+            None,
+        )
+        if sink.spill is None:
+            data = bytes(sink.memory)
+            inner = scan_source(data, len(data), None, name=name, allow_tiff=allow_tiff)
+        else:
+            spill = sink.spill
+            spill.flush()
+            fd = spill.fileno()
+            payload_size = os.fstat(fd).st_size
+            head = os.pread(fd, HEAD_BYTES, 0)
+            inner = scan_source(
+                head, payload_size, lambda at, n: os.pread(fd, n, at), name=name, allow_tiff=allow_tiff
+            )
+        return FileReport.of(name, inner.kind, [opened, *inner.findings], inner.sop_instance_uid)
+    finally:
+        sink.close()

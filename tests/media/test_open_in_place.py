@@ -1,0 +1,118 @@
+"""Opening an ISO image in place: every file read where it lies in the image, no extracted copy, same result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from dcmseal.audit import FileSink
+from dcmseal.errors import InputError
+from dcmseal.fsutil import ExtentReader
+from dcmseal.keys.registry import Registry
+from dcmseal.media import iso as iso_module
+from dcmseal.media import open as open_module
+from dcmseal.media.burn import BurnRequest, burn
+from dcmseal.media.iso import extract_iso, iso_file_extents
+from dcmseal.media.open import OpenRequest, open_to_folder
+from tests.media.conftest import medium_files, write_series
+from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def image(tmp_path: Path, registry: Registry) -> tuple[Path, list[Path]]:
+    """An ISO medium of a small series, and the series' files."""
+    study = write_series(tmp_path / "study", 24, pixel_bytes=5000)
+    out = tmp_path / "m.iso"
+    burn(
+        BurnRequest(
+            sources=(str(study[0].parent),),
+            out=out,
+            operator="in-place-tester",
+            output_format="iso",
+            password=PASSWORD.encode(),
+            iterations=FAST_ITERATIONS,
+        ),
+        registry=registry,
+        audit=FileSink(tmp_path / "burn-audit.log"),
+    )
+    return out, study
+
+
+def _open(medium: Path, out: Path) -> open_module.OpenResult:
+    request = OpenRequest(medium=medium, out=out, operator="in-place-tester", passwords=(PASSWORD.encode(),))
+    return open_to_folder(request, audit=FileSink(out.parent / "open-audit.log"))
+
+
+def test_each_extent_holds_exactly_what_extraction_gives(
+    image: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    medium, _ = image
+    extents = iso_file_extents(medium)
+    assert extents is not None
+    extracted = extract_iso(medium, tmp_path / "extracted")
+    assert sorted(f.relative_path.as_posix() for f in extents) == sorted(
+        p.relative_to(tmp_path / "extracted").as_posix() for p in extracted
+    )
+    for f in extents:
+        with ExtentReader(f.extent) as reader:
+            assert reader.read() == (tmp_path / "extracted").joinpath(*f.relative_path.parts).read_bytes()
+
+
+def test_an_iso_medium_opens_without_extracting_it(
+    image: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    medium, study = image
+    calls = {"extract": 0}
+    real_extract = iso_module.extract_iso
+
+    def counted(*args: object, **kwargs: object) -> list[Path]:
+        calls["extract"] += 1
+        return real_extract(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(iso_module, "extract_iso", counted)
+    result = _open(medium, tmp_path / "opened")
+    assert calls["extract"] == 0
+    assert result.failed == ()
+    assert result.kdf_derivations <= 1  # the burn in this process may have cached the key already
+    opened = {
+        str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
+        for p in medium_files(tmp_path / "opened")
+        if p.name != "DICOMDIR"
+    }
+    for source in study:
+        uid = str(dcmread(source, stop_before_pixels=True).SOPInstanceUID)
+        assert opened[uid].read_bytes()[128:] == source.read_bytes()[128:]  # the preamble is zeroed on burn
+
+
+def test_a_medium_with_a_file_in_several_extents_is_extracted_instead(
+    image: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    medium, study = image
+    monkeypatch.setattr(open_module, "iso_file_extents", lambda _path: None)  # as for a multi-extent file
+    result = _open(medium, tmp_path / "opened")
+    assert result.failed == ()
+    assert len([p for p in medium_files(tmp_path / "opened") if p.name != "DICOMDIR"]) == len(study)
+
+
+def test_a_truncated_image_is_refused_before_anything_is_read(
+    image: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    medium, _ = image
+    cut = tmp_path / "cut.iso"
+    data = medium.read_bytes()
+    cut.write_bytes(data[: len(data) - 40_000])
+    with pytest.raises(InputError, match="truncated ISO image"):
+        iso_file_extents(cut)
+    with pytest.raises(InputError):
+        _open(cut, tmp_path / "opened")
+    assert not (tmp_path / "opened").exists()

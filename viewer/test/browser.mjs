@@ -1,0 +1,166 @@
+// Drive the viewer in headless Chromium (playwright-core, Debian's /usr/bin/chromium) over a medium folder and
+// print one JSON document of what the page showed. tests/viewer/test_viewer_browser.py makes the media, runs
+// this script and asserts on its output; this script only observes (and saves screenshots).
+//
+//   node test/browser.mjs '<json config>'
+//   config: { scenario: "encrypted" | "wrong" | "tampered" | "plain" | "bench", medium: "<dir>",
+//             password?: "...", artifacts?: "<dir>", select?: [modality...], chromium?: "/usr/bin/chromium" }
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const config = JSON.parse(process.argv[2]);
+const profileDir = mkdtempSync(join(tmpdir(), "dcmseal-chromium-"));
+// The flags of the machine notes: no background traffic (this machine's network is closed), no GPU, root; a new
+// empty profile (--user-data-dir, which playwright sets from the persistent context's folder).
+const context = await chromium.launchPersistentContext(profileDir, {
+  executablePath: config.chromium ?? "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1280, height: 1000 },
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const result = { scenario: config.scenario, console: [], requests: [], pageErrors: [] };
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") result.console.push(m.text());
+  });
+  page.on("pageerror", (e) => result.pageErrors.push(String(e)));
+  page.on("request", (r) => result.requests.push(r.url()));
+  await page.goto(pathToFileURL(join(config.medium, "INDEX.HTM")).href);
+  await page.waitForFunction(() => document.body.dataset.state === "start");
+  await page.setInputFiles("#folder", config.medium);
+  await page.waitForFunction(() => ["need-key", "listed", "image", "error", "document"].includes(document.body.dataset.state));
+  result.afterFolder = await page.evaluate(() => document.body.dataset.state);
+  if (result.afterFolder === "need-key") {
+    await page.fill("#password", config.password ?? "");
+    if (config.keyfile) await page.setInputFiles("#keyfile", config.keyfile);
+    await page.click("#open");
+  }
+  await page.waitForFunction(
+    () => ["image", "document", "wrong-key", "integrity-error", "error"].includes(document.body.dataset.state),
+    undefined, { timeout: 30000 },
+  );
+  Object.assign(result, await snapshot(page));
+  if (config.artifacts) mkdirSync(config.artifacts, { recursive: true });
+  const shot = async (name) => {
+    if (config.artifacts) await page.screenshot({ path: join(config.artifacts, `${config.scenario}-${name}.png`), fullPage: true });
+  };
+  await shot("first");
+  result.images = {};
+  for (const modality of config.select ?? []) {
+    // "US" picks the first US series; "US@<Patient ID>" the US series of that patient.
+    const [wanted, patient] = modality.split("@");
+    const scope = patient ? `[data-testid=patient][data-patient-id="${patient}"] ` : "";
+    const row = page.locator(`${scope}tr[data-testid=series][data-modality="${wanted}"]`).first();
+    if (await page.locator("#back").isVisible()) await page.click("#back");
+    // Every outcome of showing an instance sets the state again, so a marker tells this outcome from the last.
+    await page.evaluate(() => { document.body.dataset.state = "selecting"; });
+    await row.click();
+    await page.waitForFunction(() => document.body.dataset.state !== "selecting", undefined, { timeout: 20000 });
+    const info = await snapshot(page);
+    info.pixels = await readCanvas(page);
+    info.document = await page.evaluate(() => {
+      const box = document.getElementById("pdf-box");
+      return box.hidden ? null : { src: document.getElementById("pdf").src, link: document.getElementById("pdf-link").href };
+    });
+    result.images[modality] = info;
+    await shot(`image-${modality}`);
+    if (config.scroll === modality) {
+      // Scroll the multi-frame series: the wheel over the image moves to the next frame.
+      const before = info.frame;
+      await page.locator("#image").hover();
+      await page.mouse.wheel(0, 120);
+      await page.waitForFunction((f) => document.getElementById("image").dataset.frame !== f, before, { timeout: 10000 });
+      await page.keyboard.press("ArrowDown");
+      await page.waitForFunction(() => document.getElementById("image").dataset.frame === "2", undefined, { timeout: 10000 });
+      const after = await snapshot(page);
+      after.pixels = await readCanvas(page);
+      result.scroll = { before: info, after };
+      await shot(`scrolled-${modality}`);
+    }
+    if (config.drag === modality) {
+      await page.locator("#image").scrollIntoViewIfNeeded();
+      const box = await page.locator("#image").boundingBox();
+      const before = await page.evaluate(() => document.getElementById("image").dataset.window);
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 40, { steps: 4 });
+      await page.mouse.up();
+      const after = await page.evaluate(() => document.getElementById("image").dataset.window);
+      result.drag = { before, after };
+    }
+  }
+  if (config.walk) {
+    // Step through the first series image by image (each a file to decrypt and verify), then jump to its end.
+    await page.locator("#image").hover();
+    const started = Date.now();
+    for (let i = 1; i <= config.walk; i++) {
+      await page.keyboard.press("ArrowDown");
+      await page.waitForFunction((n) => document.getElementById("image").dataset.instance === String(n), i, { timeout: 10000 });
+    }
+    result.walkMsPerImage = (Date.now() - started) / config.walk;
+    await page.evaluate(() => {
+      const slider = document.getElementById("slider");
+      slider.value = slider.max;
+      slider.dispatchEvent(new Event("input"));
+    });
+    await page.waitForFunction(() => document.getElementById("image").dataset.instance === document.getElementById("slider").max, undefined, { timeout: 10000 });
+    result.walked = await snapshot(page);
+  }
+  if (await page.locator("#back").isVisible()) await page.click("#back");
+  await shot("study-list");
+  result.final = await snapshot(page);
+} finally {
+  await context.close();
+  rmSync(profileDir, { recursive: true, force: true });
+}
+process.stdout.write(JSON.stringify(result));
+
+async function snapshot(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById("image");
+    const error = document.getElementById("error");
+    const patients = Array.from(document.querySelectorAll("[data-testid=patient]"), (p) => ({
+      id: p.dataset.patientId,
+      name: p.querySelector(".name")?.textContent ?? "",
+      studies: Array.from(p.querySelectorAll("[data-testid=study]"), (s) => ({
+        series: Number(s.dataset.series),
+        instances: Number(s.dataset.instances),
+        seriesList: Array.from(s.querySelectorAll("[data-testid=series]"), (r) => ({
+          modality: r.dataset.modality, instances: Number(r.dataset.instances),
+        })),
+      })),
+    }));
+    return {
+      state: document.body.dataset.state,
+      error: error.hidden ? null : error.textContent,
+      status: document.getElementById("status").textContent,
+      patients,
+      canvas: { width: canvas.width, height: canvas.height, rendered: canvas.dataset.rendered ?? null },
+      sop: canvas.dataset.sop ?? null,
+      frame: canvas.dataset.frame ?? null,
+      window: canvas.dataset.window ?? null,
+      integrity: document.querySelector("[data-testid=integrity]")?.textContent ?? null,
+      overlay: document.getElementById("overlay").textContent,
+      dcmseal: JSON.parse(JSON.stringify(window.dcmseal ?? null)),
+    };
+  });
+}
+
+async function readCanvas(page) {
+  // The canvas has the image's own size (CSS scales it), so getImageData returns the rendered pixels 1:1.
+  return page.evaluate(() => {
+    const c = document.getElementById("image");
+    if (!c.width || !c.height) return null;
+    const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = "";
+    for (let i = 0; i < data.length; i += 4) s += String.fromCharCode(data[i], data[i + 1], data[i + 2]);
+    return { width: c.width, height: c.height, rgb: btoa(s) };
+  });
+}
