@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives import serialization
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from dcmseal.cli.common import (
@@ -24,6 +21,7 @@ from dcmseal.cli.common import (
     print_json,
     read_password,
     refuse_argv_password,
+    stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, operator_name
@@ -33,29 +31,6 @@ from dcmseal.errors import ExitCode, UsageError
 __all__ = ["import_command"]
 
 _STYLES = {"failed": "red", "quarantined": "bold red", "skipped": "dim", "pending": "yellow"}
-
-
-@contextmanager
-def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """One progress bar per stage (open, scan, prepare, send) on stderr, on a terminal only."""
-    if not enabled or not err_console.is_terminal:
-        yield lambda _stage, _done, _total: None
-        return
-    with Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        tasks: dict[str, object] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=max(total, 1))
-            progress.update(tasks[stage], completed=done, total=max(total, 1))  # type: ignore[arg-type]
-
-        yield update
 
 
 def import_command(
@@ -188,7 +163,7 @@ def import_command(
             workers=settings.workers,
             ask_password=ask if not keys and sys.stdin.isatty() else None,
         )
-        with _stages(not as_json) as progress:
+        with stage_progress(not as_json) as progress:
             result = import_medium(request, audit=audit_sink(settings), progress=progress)
     from dcmseal.importer import State
 

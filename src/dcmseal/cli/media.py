@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives import serialization
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from dcmseal import cms
@@ -25,6 +22,7 @@ from dcmseal.cli.common import (
     print_json,
     read_password,
     refuse_argv_password,
+    stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
@@ -44,29 +42,6 @@ RegistryOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Processes to use (0 = one per core).")]
-
-
-@contextmanager
-def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """One progress bar per stage on stderr (TTY only)."""
-    if not enabled or not err_console.is_terminal:
-        yield lambda _stage, _done, _total: None
-        return
-    with Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        tasks: dict[str, object] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=max(total, 1))
-            progress.update(tasks[stage], completed=done, total=max(total, 1))  # type: ignore[arg-type]
-
-        yield update
 
 
 def burn_command(
@@ -223,7 +198,7 @@ def burn_command(
                 encrypt=not no_encrypt,
                 viewer=not no_viewer,
             )
-            with _stages(not as_json) as progress:
+            with stage_progress(not as_json) as progress:
                 result = burn(request, registry=reg, audit=audit_sink(settings), progress=progress)
         finally:
             reg.close()
@@ -300,7 +275,7 @@ def open_command(
             overwrite=force,
             ask_password=ask if not keys and sys.stdin.isatty() else None,
         )
-        with _stages(not as_json) as progress:
+        with stage_progress(not as_json) as progress:
             result = open_to_folder(request, audit=audit_sink(settings), progress=progress)
         if as_json:
             print_json(result.to_json())

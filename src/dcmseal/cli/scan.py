@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from dcmseal.cli.common import (
@@ -21,6 +19,7 @@ from dcmseal.cli.common import (
     print_json,
     read_password,
     refuse_argv_password,
+    stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, operator_name, warn
@@ -43,29 +42,6 @@ __all__ = ["sanitize_command", "scan_command"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
 _STYLE = {Verdict.MALICIOUS: "bold red", Verdict.SUSPICIOUS: "yellow", Verdict.CLEAN: None}
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar per stage on stderr (TTY only, never with --json)."""
-    if not enabled or not err_console.is_terminal:
-        yield lambda _stage, _done, _total: None
-        return
-    with Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, object] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=max(total, 1))
-            bar.update(tasks[stage], completed=done, total=max(total, 1))  # type: ignore[arg-type]
-
-        yield update
 
 
 def _alert(report: ScanReport, paths: list[Path]) -> None:
@@ -125,7 +101,7 @@ def scan_command(
         text = read_password(
             password_file=password_file, password_env=password_env, prompt=None, confirm=False
         )
-        with _progress(not as_json) as progress:
+        with stage_progress(not as_json) as progress:
             report = scan_paths(
                 paths,
                 allow_tiff=allow_tiff,
@@ -218,7 +194,7 @@ def sanitize_command(
         targets = list(_targets(paths, out))
         results: list[SanitizeResult] = []
         records: list[QuarantineRecord] = []
-        with _progress(not as_json) as progress:
+        with stage_progress(not as_json) as progress:
             for index, (src, dst, label) in enumerate(targets, 1):
                 result = sanitize_file(src, dst, keep_tiff=keep_tiff, overwrite=force)
                 results.append(result)
