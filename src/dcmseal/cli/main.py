@@ -1,33 +1,42 @@
-"""The ``dcmseal`` command: one typer app, one sub-command or group per module."""
+"""The ``dcmseal`` command: one typer app, one sub-command or group per module, imported on demand."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+import sys
+from functools import cache
+from typing import Annotated, Any
 
 import typer
 
 from dcmseal import __version__
 from dcmseal.cli.common import configure_logging, out_console
-from dcmseal.cli.demo import demo
-from dcmseal.cli.documents import encapsulate_command, extract_command
-from dcmseal.cli.envelope import inspect, seal, unseal
-from dcmseal.cli.importing import import_command
-from dcmseal.cli.keys import keys_app, recipients_app
-from dcmseal.cli.media import burn_command, open_command, rekey_command
-from dcmseal.cli.password import password_app
-from dcmseal.cli.scan import sanitize_command, scan_command
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "GROUPS", "build_app", "main"]  # and `app`, built on first access (see __getattr__)
 
-# Locals never appear in tracebacks: they may hold a password (typer docs, "exceptions").
-app = typer.Typer(
-    name="dcmseal",
-    help="Secure DICOM exchange media: seal and open Secure DICOM Files (PS3.10 §7.4, PS3.15 Annex D).",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-    rich_markup_mode=None,
-)
+#: Command name -> (module, function), in the order ``--help`` lists them. A command's module is imported only
+#: when that command runs (or for ``--help``): the modules behind ``import``, ``encapsulate`` or ``scan`` pull in
+#: pydicom, numpy and requests, which cost a ``seal`` more start-up time than its PBKDF2 derivation.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "seal": ("dcmseal.cli.envelope", "seal"),
+    "unseal": ("dcmseal.cli.envelope", "unseal"),
+    "inspect": ("dcmseal.cli.envelope", "inspect"),
+    "burn": ("dcmseal.cli.media", "burn_command"),
+    "open": ("dcmseal.cli.media", "open_command"),
+    "rekey": ("dcmseal.cli.media", "rekey_command"),
+    "import": ("dcmseal.cli.importing", "import_command"),
+    "demo": ("dcmseal.cli.demo", "demo"),
+    "encapsulate": ("dcmseal.cli.documents", "encapsulate_command"),
+    "extract": ("dcmseal.cli.documents", "extract_command"),
+    "scan": ("dcmseal.cli.scan", "scan_command"),
+    "sanitize": ("dcmseal.cli.scan", "sanitize_command"),
+}
+#: Group name -> (module, typer app).
+GROUPS: dict[str, tuple[str, str]] = {
+    "password": ("dcmseal.cli.password", "password_app"),
+    "keys": ("dcmseal.cli.keys", "keys_app"),
+    "recipients": ("dcmseal.cli.keys", "recipients_app"),
+}
 
 
 def _version(value: bool) -> None:
@@ -36,7 +45,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="Log warnings and each file (-vv: debug).")
@@ -49,23 +57,60 @@ def _root(
     configure_logging(verbose, quiet)
 
 
-app.command()(seal)
-app.command()(unseal)
-app.command()(inspect)
-app.command("burn")(burn_command)
-app.command("open")(open_command)
-app.command("rekey")(rekey_command)
-app.command("import")(import_command)
-app.command()(demo)
-app.command("encapsulate")(encapsulate_command)
-app.command("extract")(extract_command)
-app.command("scan")(scan_command)
-app.command("sanitize")(sanitize_command)
-app.add_typer(password_app, name="password")
-app.add_typer(keys_app, name="keys")
-app.add_typer(recipients_app, name="recipients")
+def _load(module: str, attribute: str) -> Any:
+    return getattr(importlib.import_module(module), attribute)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``dcmseal`` app with every command, or with the one named ``only`` (a group stays a group)."""
+    # Locals never appear in tracebacks: they may hold a password (typer docs, "exceptions").
+    app = typer.Typer(
+        name="dcmseal",
+        help="Secure DICOM exchange media: seal and open Secure DICOM Files (PS3.10 §7.4, PS3.15 Annex D).",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(_root)
+    for name, (module, attribute) in COMMANDS.items():
+        if only is None or only == name:
+            app.command(name)(_load(module, attribute))
+    for name, (module, attribute) in GROUPS.items():
+        if only is None or only == name:
+            app.add_typer(_load(module, attribute), name=name)
+    return app
+
+
+@cache
+def _full_app() -> typer.Typer:
+    return build_app()
+
+
+def __getattr__(name: str) -> Any:
+    # ``from dcmseal.cli.main import app`` (tests, embedding) gets every command; the console script does not.
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _command_name(arguments: list[str]) -> str | None:
+    # The root options are all flags (no values), so the first non-option argument is the command's name.
+    for argument in arguments:
+        if argument == "--":
+            return None
+        if not argument.startswith("-"):
+            return argument
+    return None
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: imports only the command that runs (all of them for help or a typo)."""
+    arguments = sys.argv[1:]
+    name = _command_name(arguments)
+    if name in COMMANDS or name in GROUPS:
+        build_app(only=name)()
+    elif name is None and "--version" in arguments and "--help" not in arguments:
+        build_app(only="")()
+    else:
+        build_app()()

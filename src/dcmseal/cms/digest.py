@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -95,3 +96,14 @@ def _executor() -> ThreadPoolExecutor:
         if _EXECUTOR is None:
             _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcmseal-digest")
         return _EXECUTOR
+
+
+def _forget_executor() -> None:
+    """In a forked child: the parent's helper thread was not copied, so start a new one when needed."""
+    global _EXECUTOR, _EXECUTOR_LOCK
+    _EXECUTOR = None
+    _EXECUTOR_LOCK = threading.Lock()
+
+
+# A worker forked from a parent that already hashed would otherwise queue chunks for a thread that is not there.
+os.register_at_fork(after_in_child=_forget_executor)

@@ -178,22 +178,144 @@ def _pydicom_meta(path: Path) -> dict[int, str]:
 def read_patient_context(paths: list[Path], *, limit: int = 100) -> tuple[str, ...]:
     """Patient names, IDs and birth dates of up to ``limit`` Part 10 files, for the password policy.
 
-    Only three elements are parsed per file (pydicom ``specific_tags``); files that are not Part 10
+    Only the elements before group 0011 are walked (the Patient Module sits in group 0010), straight from the
+    bytes for little endian files; other encodings go to pydicom (``specific_tags``). Files that are not Part 10
     are skipped silently: this is advice for the password check, not validation.
     """
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-
     found: set[str] = set()
     for path in paths[:limit]:
         try:
-            ds = dcmread(
-                path, stop_before_pixels=True, specific_tags=["PatientName", "PatientID", "PatientBirthDate"]
-            )
-        except (InvalidDicomError, ValueError, KeyError, EOFError, OSError, AttributeError):
+            values = _patient_values(path)
+        except OSError:
             continue
-        for keyword in ("PatientName", "PatientID", "PatientBirthDate"):
-            value = str(ds.get(keyword, "") or "").strip()
-            if value:
-                found.add(value)
+        if values is None:
+            values = _pydicom_patient_values(path)
+        found.update(value for value in values if value)
     return tuple(sorted(found))
+
+
+#: (0010,0010) Patient's Name, (0010,0020) Patient ID, (0010,0030) Patient's Birth Date.
+_PATIENT_TAGS = (0x00100010, 0x00100020, 0x00100030)
+_PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate")
+#: Enough for the File Meta and the groups before 0010 of any ordinary header.
+_CONTEXT_READ_BYTES = 64 * 1024
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+
+
+def _patient_values(path: Path) -> list[str] | None:
+    """The patient values of a little endian file, or None when this reader does not handle its layout."""
+    with open(path, "rb") as fp:
+        head = fp.read(_CONTEXT_READ_BYTES)
+    if len(head) < HEADER_BYTES or not is_part10(head):
+        return []
+    meta_end, syntax = _meta_end_and_syntax(head)
+    if meta_end is None or syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
+        return None  # deflate, big endian, private syntaxes: pydicom
+    whole_file = len(head) < _CONTEXT_READ_BYTES
+    found = _walk_for_patient(head, meta_end, explicit=syntax == _EXPLICIT_LE, whole_file=whole_file)
+    if found is None:
+        return None
+    return [found.get(tag, "") for tag in _PATIENT_TAGS]
+
+
+def _meta_end_and_syntax(head: bytes) -> tuple[int | None, str]:
+    offset, syntax = HEADER_BYTES, ""
+    while offset + 8 <= len(head) and head[offset : offset + 2] == b"\x02\x00":
+        vr = head[offset + 4 : offset + 6]
+        if vr in _LONG_VRS:
+            length, value_at = int.from_bytes(head[offset + 8 : offset + 12], "little"), offset + 12
+        else:
+            length, value_at = int.from_bytes(head[offset + 6 : offset + 8], "little"), offset + 8
+        if length == _UNDEFINED or value_at + length > len(head):
+            return None, ""
+        if head[offset + 2 : offset + 4] == b"\x10\x00":
+            syntax = head[value_at : value_at + length].rstrip(b"\x00 ").decode("ascii", errors="replace")
+        offset = value_at + length
+    return offset, syntax
+
+
+def _walk_for_patient(head: bytes, offset: int, *, explicit: bool, whole_file: bool) -> dict[int, str] | None:
+    """Walk top-level elements up to group 0010; None when the bytes read run out early or make no sense."""
+    found: dict[int, str] = {}
+    end = len(head)
+    while offset + 8 <= end:
+        tag, length, value_at = _element_header(head, offset, explicit)
+        if value_at < 0:
+            return None
+        if tag > 0x0010FFFF:
+            return found
+        if length == _UNDEFINED:
+            offset = _skip_undefined(head, value_at, explicit)
+            if offset < 0:
+                return None
+            continue
+        if value_at + length > end:
+            return None if tag <= _PATIENT_TAGS[-1] else found
+        if tag in _PATIENT_TAGS:
+            found[tag] = head[value_at : value_at + length].rstrip(b"\x00 ").decode("ascii", errors="replace")
+        offset = value_at + length
+    return found if whole_file and offset == end else None
+
+
+def _element_header(head: bytes, offset: int, explicit: bool) -> tuple[int, int, int]:
+    """(tag, length, value offset) of the element at ``offset``; value offset -1 when it does not fit."""
+    tag = (int.from_bytes(head[offset : offset + 2], "little") << 16) | int.from_bytes(
+        head[offset + 2 : offset + 4], "little"
+    )
+    if not explicit or (tag >> 16) == 0xFFFE:  # items and delimiters have no VR in either encoding
+        return tag, int.from_bytes(head[offset + 4 : offset + 8], "little"), offset + 8
+    vr = head[offset + 4 : offset + 6]
+    if vr in _LONG_VRS:
+        if offset + 12 > len(head):
+            return tag, 0, -1
+        return tag, int.from_bytes(head[offset + 8 : offset + 12], "little"), offset + 12
+    return tag, int.from_bytes(head[offset + 6 : offset + 8], "little"), offset + 8
+
+
+def _skip_undefined(head: bytes, offset: int, explicit: bool, depth: int = 0) -> int:
+    """The offset after an undefined-length sequence whose first item starts at ``offset``; -1 if unknown."""
+    end = len(head)
+    while depth <= 8 and offset + 8 <= end:
+        tag, length, value_at = _element_header(head, offset, explicit)
+        if tag == _SEQUENCE_END:
+            return value_at
+        if tag != _ITEM:
+            return -1
+        offset = _skip_item(head, value_at, explicit, depth) if length == _UNDEFINED else value_at + length
+        if offset < 0:
+            return -1
+    return -1
+
+
+def _skip_item(head: bytes, offset: int, explicit: bool, depth: int) -> int:
+    """The offset after an undefined-length item whose first element starts at ``offset``; -1 if unknown."""
+    end = len(head)
+    while offset + 8 <= end:
+        tag, length, value_at = _element_header(head, offset, explicit)
+        if value_at < 0:
+            return -1
+        if tag == _ITEM_END:
+            return value_at
+        offset = (
+            _skip_undefined(head, value_at, explicit, depth + 1)
+            if length == _UNDEFINED
+            else value_at + length
+        )
+        if offset < 0:
+            return -1
+    return -1
+
+
+def _pydicom_patient_values(path: Path) -> list[str]:
+    # pydicom is imported here, not at the top: it costs a third of a second, which a seal would pay for nothing.
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_PATIENT_KEYWORDS))
+    except (InvalidDicomError, ValueError, KeyError, EOFError, OSError, AttributeError):
+        return []
+    return [str(ds.get(keyword, "") or "").strip() for keyword in _PATIENT_KEYWORDS]
