@@ -22,7 +22,7 @@ and times, interleaved run by run (``--runs``, median reported):
     .venv/bin/python bench/bench_scan.py --render bench/results/scan-<time>.json
 
 Writes ``bench/results/scan-<UTC time>[-quick].json`` and prints the markdown table of BENCHMARKS.md.
-The machine is shared: before each timed run the script waits (``--idle-wait``, 10 s at most) until other
+The machine is shared: before each timed run the script waits (``--idle-wait``, 30 s at most) until other
 jobs keep fewer than 0.3 cores busy (from /proc/stat), and records how busy they were; the CPU time of
 each measurement (its own process and the pool workers) is recorded too, as a load-independent figure.
 """
@@ -210,14 +210,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _time(fn: Callable[[], object]) -> tuple[float, float, float, float]:
-    """(wall s, load before, load after, CPU s of this process and of the pool workers it reaped)."""
+def _time(fn: Callable[[], object]) -> tuple[float, float, float, float, float]:
+    """(wall s, load before, load after, CPU s of this process and of the pool workers it reaped, CPU s of
+    this process alone)."""
     before = _load()
-    cpu = time.process_time() + _children_cpu()
+    own = time.process_time()
+    cpu = own + _children_cpu()
     start = time.perf_counter()
     fn()
     wall = time.perf_counter() - start
-    return wall, before, _load(), time.process_time() + _children_cpu() - cpu
+    after = time.process_time()
+    return wall, before, _load(), after + _children_cpu() - cpu, after - own
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -299,7 +302,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "runs_s": [r[0] for r in runs],
                     "cpu_s": [r[3] for r in runs],
                     "median_cpu_s": statistics.median(r[3] for r in runs),
-                    "busy_cores_before": [r[4] for r in runs],
+                    "parent_cpu_s": [r[4] for r in runs],
+                    "median_parent_cpu_s": statistics.median(r[4] for r in runs),
+                    "busy_cores_before": [r[5] for r in runs],
                     "load_before": [r[1] for r in runs],
                     "load_after": [r[2] for r in runs],
                 }
@@ -348,16 +353,20 @@ def render(result: dict[str, Any]) -> str:
         f"large = {result['corpus']['large_files']:,} files, {result['corpus']['large_bytes'] / 1e6:.0f} MB; "
         f"varied = {result['corpus'].get('varied_files', 0):,} files, each with its own layout.",
         "",
-        "| measurement | files | median s | files/s | CPU us/file | cores busy with other jobs at start (min-max) |",
-        "|---|---:|---:|---:|---:|---|",
+        "| measurement | files | median s | files/s | CPU us/file | of which parent | cores busy with other jobs at start (min-max) |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in result["rows"]:
         load = row.get("busy_cores_before") or row["load_before"]
         cpu = row.get("median_cpu_s")
         cpu_text = f"{cpu / row['files'] * 1e6:.1f}" if cpu is not None else ""
+        parent = row.get("median_parent_cpu_s")
+        # Only where a pool ran (below MIN_FILES_FOR_POOL files "pool" is one process: parent = all).
+        pooled = parent is not None and cpu is not None and parent < 0.9 * cpu
+        parent_text = f"{parent / row['files'] * 1e6:.1f}" if pooled else ""
         lines.append(
             f"| {row['name']} | {row['files']:,} | {row['median_s']:.3f} | {row['files_per_s']:,.0f} | "
-            f"{cpu_text} | {min(load):.2f}-{max(load):.2f} |"
+            f"{cpu_text} | {parent_text} | {min(load):.2f}-{max(load):.2f} |"
         )
     scan, raw = rows["scan (pool, 2 processes)"], rows["raw read (1 process)"]
     one, pyd = rows["scan (1 process)"], rows["pydicom dcmread(stop_before_pixels) (1 process)"]

@@ -20,6 +20,7 @@ from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.rekey import RekeyRequest, RekeyResult, rekey
+from dcmseal.scan import Verdict, scan_paths
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaCli, MediaEscrow, medium_files, openssl_decrypt, openssl_unseal
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
@@ -38,7 +39,9 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     reg.close()
 
 
-def _burn(out: Path, registry: Registry, escrow: MediaEscrow, *, output_format: str = "iso") -> BurnResult:
+def _burn(
+    out: Path, registry: Registry, escrow: MediaEscrow, *, output_format: str = "iso", viewer: bool = True
+) -> BurnResult:
     request = BurnRequest(
         sources=(str(CT_SMALL), str(MR_SMALL)),
         out=out,
@@ -47,6 +50,7 @@ def _burn(out: Path, registry: Registry, escrow: MediaEscrow, *, output_format: 
         password=PASSWORD.encode(),
         escrow_certificate=escrow.certificate,
         iterations=FAST_ITERATIONS,
+        viewer=viewer,
     )
     return burn(request, registry=registry, audit=FileSink(out.parent / "burn-audit.log"))
 
@@ -289,6 +293,68 @@ def test_rekey_appends_one_valid_export_message(
     assert b'csd-code="110106"' in line  # Export
     assert result.medium_id.encode() in line
     assert validate_message(line) == []
+
+
+VIEWER_NAMES = {"INDEX.HTM", "VIEWER/VIEWER.CSS", "VIEWER/VIEWER.JS"}
+VIEWER_KEPT = "the offline viewer (INDEX.HTM, VIEWER/) was kept as it is"
+
+
+@pytest.mark.parametrize("viewer", [True, False])
+def test_rekey_carries_the_viewer_over_and_its_readme_paragraph(
+    viewer: bool, tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    _burn(old, registry, media_escrow, output_format="dir", viewer=viewer)
+
+    result = _rekey(
+        old, new, registry, media_escrow, passwords=(PASSWORD.encode(),), new_password=NEW_PASSWORD.encode()
+    )
+
+    names = {p.relative_to(new).as_posix() for p in medium_files(new)}
+    readme = (new / README).read_text("ascii")
+    if viewer:
+        assert names >= VIEWER_NAMES
+        for name in VIEWER_NAMES:
+            assert (new / name).read_bytes() == (old / name).read_bytes(), name
+        assert result.notes == (VIEWER_KEPT,)  # one line, no "not encrypted" per file
+        assert "open INDEX.HTM in a" in readme
+        assert "INDEX.HTM runs only in your browser" in readme
+        assert _viewer_paragraph(readme) == _viewer_paragraph((old / README).read_text("ascii"))
+        # The rekeyed medium scans as the burned one: its viewer is the known bundle.
+        report = scan_paths([new])
+        assert report.verdict is Verdict.CLEAN
+        assert "medium.viewer" in [f.code for f in report.medium_findings]
+    else:
+        assert not names & VIEWER_NAMES
+        assert result.notes == ()
+        assert "INDEX.HTM" not in readme
+        assert "There is no program on this medium" in readme
+
+
+def _viewer_paragraph(readme: str) -> list[str]:
+    """README.TXT's lines from the viewer's paragraph to "Nothing on this medium runs by itself"."""
+    lines = readme.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("To look at the images now"))
+    last = next(i for i, line in enumerate(lines) if line.startswith("Nothing on this medium runs"))
+    return lines[first : last + 1]
+
+
+def test_a_changed_viewer_is_carried_over_and_said_to_be_unknown(
+    tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    _burn(old, registry, media_escrow, output_format="dir")
+    script = old / "VIEWER" / "VIEWER.JS"
+    script.write_bytes(script.read_bytes() + b"\n")
+
+    result = _rekey(
+        old, new, registry, media_escrow, passwords=(PASSWORD.encode(),), new_password=NEW_PASSWORD.encode()
+    )
+
+    assert (new / "VIEWER" / "VIEWER.JS").read_bytes() == script.read_bytes()
+    assert result.notes == (
+        f"{VIEWER_KEPT}: it is not the viewer this dcmseal burns, so `dcmseal scan` flags it",
+    )
 
 
 # --- the registry through the CLI, on SQLite and on PostgreSQL: recovery, then rekey -------------------------

@@ -164,3 +164,48 @@ def test_progress_and_missing_input(tmp_path: Path, medium: Path) -> None:
 
     with pytest.raises(InputError, match="no such file"):
         scan_paths([tmp_path / "nope"])
+
+
+def _add_viewer(root: Path) -> None:
+    """dcmseal's viewer bundle (package data, `make viewer`) copied into ``root`` as burn puts it."""
+    from dcmseal.media.webviewer import BUNDLE_DIR
+    from dcmseal.scan.viewer import known_bundle
+
+    if known_bundle() is None:
+        pytest.skip("the viewer bundle is not built: run `make viewer`")
+    shutil.copytree(BUNDLE_DIR, root, dirs_exist_ok=True)
+
+
+def test_the_known_viewer_is_a_note_in_a_folder_a_zip_and_an_image(tmp_path: Path, medium: Path) -> None:
+    _add_viewer(medium)
+    assert _codes(scan_medium_layout(medium)) == ["medium.viewer"]
+    archive = tmp_path / "medium.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(medium.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(medium).as_posix())
+    for scanned in (medium, archive, _iso(tmp_path, medium)):
+        report = scan_paths([scanned])
+        # (pydicom's File-set itself has stray preamble bytes: its files are not all clean)
+        assert _codes(report.medium_findings) == ["medium.viewer"], scanned
+        assert report.medium_findings[0].severity is Verdict.CLEAN
+        viewer = {f.path: f.codes() for f in report.files if f.codes() == ("file.viewer",)}
+        assert set(viewer) == {"INDEX.HTM", "VIEWER/VIEWER.CSS", "VIEWER/VIEWER.JS"}, scanned
+
+
+def test_a_viewer_in_a_subfolder_is_known_and_an_added_script_is_not(medium: Path) -> None:
+    _add_viewer(medium / "DISC1")
+    (medium / "DISC1" / "VIEWER" / "EXTRA.JS").write_bytes(b"fetch('https://example.invalid/')\n")
+    findings = scan_medium_layout(medium)
+    assert _codes(findings) == ["medium.viewer", "medium.script", "medium.outside-fileset"]
+    assert findings[0].message.startswith("DISC1/INDEX.HTM and its 2 assets: dcmseal offline viewer, known")
+    assert "DISC1/VIEWER/EXTRA.JS" in findings[1].message
+
+
+def test_an_incomplete_or_renamed_viewer_is_flagged_as_any_html(medium: Path) -> None:
+    _add_viewer(medium)
+    (medium / "VIEWER" / "VIEWER.CSS").unlink()  # INDEX.HTM would load whatever is put there
+    assert _codes(scan_medium_layout(medium)) == ["medium.html", "medium.script", "medium.outside-fileset"]
+    _add_viewer(medium)
+    (medium / "INDEX.HTM").rename(medium / "START.HTM")
+    assert _codes(scan_medium_layout(medium)) == ["medium.html", "medium.script", "medium.outside-fileset"]

@@ -27,7 +27,9 @@ from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
 from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
+from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
+from dcmseal.scan.viewer import find_viewers, known_bundle, sha256_of
 
 __all__ = ["RekeyRequest", "RekeyResult", "rekey"]
 
@@ -130,12 +132,17 @@ def rekey(
         medium_dir = staging / "medium"
         count = 0
         dicomdir_plain: Path | None = None
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        viewer = _viewer_names(root, files)
+        for path in files:
             relative = path.relative_to(root)
             target = medium_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             if relative.as_posix() == README_NAME:
                 continue  # rewritten below for the new medium
+            if relative.as_posix() in viewer:
+                shutil.copyfile(path, target)  # the offline viewer is plain by design: carried over as it is
+                continue
             if not is_secure_file(path):
                 shutil.copyfile(path, target)
                 notes.append(f"{relative.as_posix()}: not encrypted, copied as it is")
@@ -162,6 +169,8 @@ def rekey(
                 )
         if count == 0:
             raise InputError("no Secure DICOM File on this medium: nothing to rekey", path=request.medium)
+        if viewer:
+            notes.append(_viewer_note(root, viewer))
         fileset_uid, fileset_id = "", ""
         studies: list[tuple[str, str, StudyFacts]] = []
         if dicomdir_plain is not None:
@@ -194,6 +203,7 @@ def rekey(
             certificate_subjects=subjects,
             sender=request.sender,
             label=fileset_id,
+            viewer=bool(viewer),
         )
         (medium_dir / README_NAME).write_bytes(readme_text(text).encode("ascii"))
         escrowed = (
@@ -270,3 +280,27 @@ def rekey(
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def _viewer_names(root: Path, files: list[Path]) -> frozenset[str]:
+    """The offline viewer's files on the medium (INDEX.HTM in the root, everything in VIEWER/), if it has one."""
+    names = [p.relative_to(root).as_posix() for p in files]
+    if INDEX_NAME not in names:
+        return frozenset()
+    return frozenset(n for n in names if n == INDEX_NAME or n.startswith(f"{VIEWER_DIR_NAME}/"))
+
+
+def _viewer_note(root: Path, viewer: frozenset[str]) -> str:
+    """One line for the kept viewer; it says so when the bundle is not the one this dcmseal burns."""
+
+    def digest(name: str) -> str:
+        with open(root / name, "rb") as fp:
+            return sha256_of(fp)
+
+    known = find_viewers(
+        viewer, size_of=lambda name: (root / name).stat().st_size, digest_of=digest, bundle=known_bundle()
+    )
+    note = f"the offline viewer ({INDEX_NAME}, {VIEWER_DIR_NAME}/) was kept as it is"
+    if not any(match.root == "" and match.names == viewer for match in known):
+        note += ": it is not the viewer this dcmseal burns, so `dcmseal scan` flags it"
+    return note

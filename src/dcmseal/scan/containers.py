@@ -1,19 +1,25 @@
 """The files inside what the scanner is given: folders (mounted media), zip archives and ISO 9660 images, read in place.
 
 Nothing is extracted to disk: folder files are read where they are, zip members and ISO files through
-seekable streams (zipfile, pycdlib). Names are only labels here (never used to write), but they are checked
-for the tricks that matter to a reader of the report (control characters are escaped).
+seekable streams (zipfile, pycdlib). A zip inside an archive is opened too (:func:`open_nested`), from the
+image's stream or, inside a zip, from memory, within bounds against zip bombs (:class:`NestingLimits`: depth,
+size held in memory, bytes and members of all nested archives together). Names are only labels here (never
+used to write), but they are checked for the tricks that matter to a reader of the report (control
+characters are escaped).
 """
 
 from __future__ import annotations
 
+import io
+import lzma
 import os
 import re
 import stat
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,12 +28,19 @@ from dcmseal.errors import InputError, ResourceLimitError
 
 __all__ = [
     "MAX_MEMBERS",
+    "MAX_NESTING",
+    "MEMBER_READ_ERRORS",
+    "NESTED_SEPARATOR",
     "Archive",
     "Member",
+    "NestingBudget",
+    "NestingLimits",
     "is_iso_image",
     "is_quarantine_dir",
+    "is_zip_head",
     "iter_folder",
     "open_archive",
+    "open_nested",
     "printable_name",
 ]
 
@@ -35,6 +48,29 @@ __all__ = [
 MAX_MEMBERS = 200_000
 #: A zip member that expands more than this many times (and past 1 MiB) is not read: a bomb.
 MAX_EXPANSION = 100
+#: Archives inside an archive are opened this many levels deep (in ``medium.zip``, ``a.zip!b.zip!c.zip!IM1``
+#: is three levels; a zip in a folder counts as the input itself).
+MAX_NESTING = 3
+#: A zip inside a zip is read into memory to be opened (never extracted to disk); a larger one is not opened.
+MAX_NESTED_ARCHIVE_BYTES = 64 * 1024 * 1024
+#: What all the archives nested in one input may hold together, as their directories declare: a zip bomb
+#: made of many small layers (42.zip) stops here, each layer having passed the per-member checks.
+MAX_NESTED_TOTAL_BYTES = 4 * 1024 * 1024 * 1024
+MAX_NESTED_MEMBERS = 100_000
+#: Joins an archive's label and its members' names in reports: ``outer.zip!inner.zip!IM1``.
+NESTED_SEPARATOR = "!"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+#: What reading a corrupt or hostile member raises: zipfile's BadZipFile (bad CRC), zlib and lzma errors
+#: (bad compressed data), EOFError (truncated), NotImplementedError (unknown method, a RuntimeError), OSError.
+MEMBER_READ_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
 _SECTOR_BYTES = 2048
 _PVD_MAGIC_OFFSET = 16 * _SECTOR_BYTES + 1
 _VERSION_SUFFIX = re.compile(r";[0-9]+$")
@@ -108,12 +144,39 @@ def is_iso_image(path: Path) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NestingLimits:
+    """How far archives inside archives are opened (see the module constants for the defaults' reasons)."""
+
+    depth: int = MAX_NESTING
+    archive_bytes: int = MAX_NESTED_ARCHIVE_BYTES
+    total_bytes: int = MAX_NESTED_TOTAL_BYTES
+    total_members: int = MAX_NESTED_MEMBERS
+
+
+@dataclass(slots=True)
+class NestingBudget:
+    """What the archives nested in one input have used of their :class:`NestingLimits` so far."""
+
+    limits: NestingLimits
+    bytes_used: int = 0
+    members_used: int = 0
+
+
+def is_zip_head(head: bytes) -> bool:
+    """Whether ``head`` starts as a zip archive does (a local file header, or the directory of an empty one)."""
+    return bytes(head[:4]) in _ZIP_MAGICS
+
+
 class Archive:
     """Members of a zip archive or an ISO 9660 image, each readable as a seekable stream."""
 
-    def __init__(self, path: Path, members: list[Member], opener: Any, closer: Any) -> None:
+    def __init__(
+        self, path: Path, members: list[Member], opener: Any, closer: Any, *, kind: str = "zip"
+    ) -> None:
         self.path = path
         self.members = members
+        self.kind = kind  # "zip" or "iso"
         self._opener = opener
         self._closer = closer
 
@@ -147,16 +210,16 @@ def open_archive(path: Path) -> Iterator[Archive]:
         archive.close()
 
 
-def _open_zip(path: Path) -> Archive:
+def _open_zip(path: Path, source: BinaryIO | None = None, *, max_members: int = MAX_MEMBERS) -> Archive:
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        zf = zipfile.ZipFile(path if source is None else source)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise InputError(f"not a readable zip archive: {exc}", path=path) from exc
     members: list[Member] = []
     infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:
+    if len(infos) > max_members:
         zf.close()
-        raise ResourceLimitError(f"more than {MAX_MEMBERS} members", path=path)
+        raise ResourceLimitError(f"more than {max_members} members", path=path)
     for info in infos:
         if info.is_dir():
             continue
@@ -170,6 +233,89 @@ def _open_zip(path: Path) -> Archive:
             problem = f"expands {info.file_size // max(info.compress_size, 1)} times: a zip bomb?"
         members.append(Member(name, info.file_size, problem=problem, key=info))
     return Archive(path, members, lambda m: zf.open(m.key), zf.close)
+
+
+def open_nested(parent: Archive, member: Member, *, label: str, depth: int, budget: NestingBudget) -> Archive:
+    """Open the zip archive ``member`` of ``parent`` (``depth`` 1 for an archive inside the input).
+
+    Inside an ISO image the member's own stream is opened (seeks are cheap there); inside a zip the member
+    is read into memory first (seeking back in a compressed stream decompresses it again from its start),
+    at most ``archive_bytes``. Its members' declared sizes and count are charged to ``budget``.
+
+    Raises
+    ------
+    ResourceLimitError
+        A bound of ``budget.limits`` would be passed: nothing of the archive is read beyond its directory.
+    InputError
+        Not a readable zip archive.
+    """
+    limits = budget.limits
+    where = Path(label)
+    if member.problem is not None:
+        raise InputError(member.problem, path=where)
+    if depth > limits.depth:
+        raise ResourceLimitError(
+            f"an archive nested more than {limits.depth} levels deep: not opened", path=where
+        )
+    if budget.members_used >= limits.total_members:
+        raise _members_exceeded(where, limits)
+    stack = ExitStack()  # closes the member's stream (an ISO's) or the bytes read (a zip's) with the archive
+    if parent.kind == "iso":
+        source: BinaryIO = stack.enter_context(parent.open(member))
+    else:
+        if member.size > limits.archive_bytes:
+            raise ResourceLimitError(
+                f"a nested archive of {member.size} bytes (more than {limits.archive_bytes} to hold in memory): "
+                "not opened",
+                path=where,
+            )
+        if budget.bytes_used + member.size > limits.total_bytes:
+            raise _total_exceeded(where, limits)
+        with parent.open(member) as fp:
+            data = fp.read(limits.archive_bytes + 1)
+        if len(data) > limits.archive_bytes:  # the directory understated the size
+            raise ResourceLimitError(
+                f"a nested archive larger than its directory says (over {limits.archive_bytes} bytes): not opened",
+                path=where,
+            )
+        budget.bytes_used += len(data)
+        source = stack.enter_context(io.BytesIO(data))
+    try:
+        archive = _open_zip(where, source, max_members=limits.total_members - budget.members_used)
+    except ResourceLimitError:
+        stack.close()
+        raise _members_exceeded(where, limits) from None
+    except BaseException:
+        stack.close()
+        raise
+    declared = sum(m.size for m in archive.members)
+    if budget.bytes_used + declared > limits.total_bytes:
+        archive.close()
+        stack.close()
+        raise _total_exceeded(where, limits)
+    budget.bytes_used += declared
+    budget.members_used += len(archive.members)
+    stack.callback(archive._closer)  # LIFO: the zip first, then its source
+
+    def close() -> None:
+        stack.close()
+
+    archive._closer = close
+    return archive
+
+
+def _members_exceeded(where: Path, limits: NestingLimits) -> ResourceLimitError:
+    return ResourceLimitError(
+        f"nested archives would hold more than {limits.total_members} members in all (a zip bomb?): not opened",
+        path=where,
+    )
+
+
+def _total_exceeded(where: Path, limits: NestingLimits) -> ResourceLimitError:
+    return ResourceLimitError(
+        f"nested archives would expand past {limits.total_bytes} bytes in all (a zip bomb?): not opened",
+        path=where,
+    )
 
 
 def _clean_iso_name(identifier: str) -> str:
@@ -228,4 +374,4 @@ def _open_iso(path: Path) -> Archive:
         iso.close()
         raw.close()
 
-    return Archive(path, members, lambda m: iso.open_file_from_iso(iso_path=m.key), close)
+    return Archive(path, members, lambda m: iso.open_file_from_iso(iso_path=m.key), close, kind="iso")

@@ -3,7 +3,8 @@
 PS3.10 §8 defines the File-set as the files the DICOMDIR references; everything else on a disc (a viewer,
 autorun.inf, a README) is outside it. A DICOM importer never needs to run anything, so executables,
 scripts, shortcuts and HTML are reported (suspicious: vendor discs carry viewers), and an autorun.inf that
-launches a DICOM file is malicious: that is how a PE/DICOM polyglot gets run (standards.md §5.4).
+launches a DICOM file is malicious: that is how a PE/DICOM polyglot gets run (standards.md §5.4). The one
+exception is dcmseal's own offline viewer, recognised by SHA-256 (:mod:`dcmseal.scan.viewer`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dcmseal.scan.body import HEADER_BYTES, read_meta, walk_dataset
 from dcmseal.scan.containers import iter_folder, printable_name
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, identify
+from dcmseal.scan.viewer import INDEX_NAME, ViewerMatch, find_viewers, known_bundle, sha256_of
 
 __all__ = [
     "LayoutEntry",
@@ -27,6 +29,7 @@ __all__ = [
     "find_dicomdirs",
     "referenced_files",
     "scan_medium_layout",
+    "viewer_finding",
 ]
 
 _REFERENCED_FILE_ID = 0x00041500
@@ -144,6 +147,7 @@ def check_layout(
     *,
     filesets: Mapping[str, frozenset[str] | None],
     notes: Sequence[Finding] = (),
+    viewers: Sequence[ViewerMatch] = (),
 ) -> list[Finding]:
     """Medium findings over the entries of one medium.
 
@@ -155,8 +159,13 @@ def check_layout(
         it do not count as unreferenced). A file belongs to the deepest File-set above it.
     notes
         Findings about the DICOMDIRs (encrypted, unreadable) to report with the rest.
+    viewers
+        Copies of dcmseal's own offline viewer (:func:`dcmseal.scan.viewer.find_viewers`): their files get
+        one note each copy instead of the active-content findings.
     """
     findings: list[Finding] = list(notes)
+    findings.extend(viewer_finding(match) for match in viewers)
+    known = frozenset(name for match in viewers for name in match.names)
     # Deepest first, so a nested File-set (its own DICOMDIR) claims its files.
     roots = sorted(
         ((_folder_prefix(name), name.upper(), refs) for name, refs in filesets.items()),
@@ -183,6 +192,8 @@ def check_layout(
             continue
         owner = next(((prefix, refs) for prefix, _, refs in roots if upper.startswith(prefix)), None)
         if entry.kind == "not-dicom":
+            if entry.name in known:
+                continue  # dcmseal's own viewer, byte for byte: noted above
             findings.extend(_active(entry, shown))
             if owner is not None:
                 outside.append(shown)
@@ -230,6 +241,21 @@ def check_layout(
             )
         )
     return findings
+
+
+def viewer_finding(match: ViewerMatch) -> Finding:
+    """The note for a copy of dcmseal's offline viewer: known content, clean."""
+    return Finding(
+        "medium.viewer",
+        f"{printable_name(match.root)}{INDEX_NAME} and its {len(match.names) - 1} assets: dcmseal offline"
+        f" viewer, known bundle {match.label} (SHA-256 of every file checked)",
+        Verdict.CLEAN,
+    )
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as fp:
+        return sha256_of(fp)
 
 
 def _active(entry: LayoutEntry, shown: str) -> Iterable[Finding]:
@@ -316,11 +342,13 @@ def scan_medium_layout(root: Path) -> tuple[Finding, ...]:
 
     Executables, scripts, shortcuts, HTML and autorun.inf outside the File-set; DICOM files the DICOMDIR does
     not reference and references to files that are missing. An encrypted DICOMDIR is noted, not opened
-    (:func:`dcmseal.scan.scan_paths` opens it when given a key).
+    (:func:`dcmseal.scan.scan_paths` opens it when given a key). dcmseal's own offline viewer, byte for byte
+    the bundle this installation burns, is a note (``medium.viewer``), not active content.
     """
     root = Path(root)
     entries: list[LayoutEntry] = []
-    for member in iter_folder(root):
+    members = list(iter_folder(root))
+    for member in members:
         if member.symlink:
             entries.append(LayoutEntry(member.name, "symlink"))
             continue
@@ -336,7 +364,13 @@ def scan_medium_layout(root: Path) -> tuple[Finding, ...]:
         filesets[dicomdir] = referenced
         if note is not None:
             notes.append(note)
-    return tuple(check_layout(entries, filesets=filesets, notes=notes))
+    viewers = find_viewers(
+        (m.name for m in members if not m.symlink),
+        size_of=lambda name: os.stat(root / name).st_size,
+        digest_of=lambda name: _file_digest(root / name),
+        bundle=known_bundle(),
+    )
+    return tuple(check_layout(entries, filesets=filesets, notes=notes, viewers=viewers))
 
 
 def dicomdir_references(data: bytes, name: str) -> tuple[frozenset[str] | None, Finding | None]:
