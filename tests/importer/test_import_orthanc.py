@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from dcmseal.audit import FileSink
 from dcmseal.importer import State, Target, UidPolicy, load_reconciliation
 from dcmseal.importer.pipeline import ImportRequest, ImportResult, import_medium
+from dcmseal.scan import Verdict
 from tests.importer.conftest import (
     FAST_RETRY,
     HTTP_PASSWORD,
@@ -164,6 +165,10 @@ def test_an_encrypted_medium_lands_under_the_local_patient_with_its_original_val
     audit = (tmp_path / "audit.log").read_text()
     assert "LOC-0001" in audit
     assert '<EventID csd-code="110107"' in audit
+    # The offline viewer burn put on the medium is dcmseal's own bundle: a note, and no Security Alert.
+    assert "medium.viewer" in {f.code for f in result.medium_findings}
+    assert all(f.severity is Verdict.CLEAN for f in result.medium_findings)
+    assert 'csd-code="110113"' not in audit
 
 
 @pytest.mark.parametrize(("protocol", "uids"), [("stow", UidPolicy.REGENERATE), ("dimse", UidPolicy.KEEP)])

@@ -90,17 +90,28 @@ class StowSender:
         self._session.close()
 
 
+#: The STOW-RS response's two sequences (PS3.18 Table 10.5.3-3), by tag as DICOM JSON names them.
+_RESPONSE_SEQUENCES = ("00081198", "00081199")
+
+
 def _response_dataset(response: requests.Response | None) -> Dataset | None:
+    """The STOW-RS response of a refusal (HTTP 4xx), when its body is one (DICOM JSON).
+
+    Orthanc's DICOMweb plugin 1.7 answers a partly failed request with HTTP 400 and the response in the body
+    but no Content-Type: a body without one is read too when it is a JSON object naming either sequence,
+    so the instances the service did store are not taken for refused.
+    """
     if response is None or not response.content:
         return None
-    if response.headers.get("Content-Type", "").split(";")[0].strip() not in (
-        "application/dicom+json",
-        "application/json",
-    ):
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/dicom+json", "application/json", ""):
         return None
     try:
-        return Dataset.from_json(response.json())
-    except ValueError:
+        body = response.json()
+        if not isinstance(body, dict) or not any(tag in body for tag in _RESPONSE_SEQUENCES):
+            return None
+        return Dataset.from_json(body)
+    except (ValueError, TypeError, KeyError):
         return None
 
 

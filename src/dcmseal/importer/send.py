@@ -176,7 +176,9 @@ def deliver(
     """Send ``items`` until each is confirmed or finally refused, retrying what is worth retrying.
 
     ``before_attempt`` is called with the items about to be sent on each attempt (the journal counts the
-    attempt and records what is about to leave, before it leaves).
+    attempt and records what is about to leave, before it leaves). When the peer answered but left some
+    items open, the retries send them one at a time, so one instance the peer cannot take does not hold
+    back the rest of its batch; each item that is finally refused keeps its own last reason.
 
     Raises
     ------
@@ -188,38 +190,48 @@ def deliver(
     started = clock()
     remaining = list(items)
     done: dict[str, Delivery] = {}
+    reasons: dict[str, str] = {}  # the last retryable refusal of each item
     attempt = 0
     last: str = ""
+    singly = False
     while remaining:
         attempt += 1
         before_attempt(remaining)
-        try:
-            answers = sender.store(remaining)
-        except PeerUnavailableError as exc:
-            last = exc.message
-            answers = []
-        else:
-            last = ""
-            for answer in answers:
-                if answer.stored or not answer.retryable:
-                    done[answer.key] = answer
-                else:
-                    last = answer.reason or "refused"
+        answers: list[Delivery] = []
+        unreachable = False
+        for group in [[item] for item in remaining] if singly else [remaining]:
+            try:
+                answers.extend(sender.store(group))
+            except PeerUnavailableError as exc:
+                last, unreachable = exc.message, True
+                break
+        for answer in answers:
+            if answer.stored or not answer.retryable:
+                done[answer.key] = answer
+            else:
+                reasons[answer.key] = answer.reason or "refused"
+        if not unreachable:
+            last = next((reasons[a.key] for a in answers if a.key in reasons and a.key not in done), "")
         remaining = [item for item in remaining if item.key not in done]
         if not remaining:
             break
         elapsed = clock() - started
         pause = policy.delay(attempt)
         if attempt >= policy.attempts or elapsed + pause > policy.max_total_s:
-            if answers:
+            if not unreachable:
                 # The peer answered but kept refusing with a retryable status: a final refusal per instance.
                 for item in remaining:
+                    reason = reasons.get(item.key, last or "refused")
                     done[item.key] = Delivery(
-                        key=item.key, stored=False, reason=f"{last} (after {attempt} attempt(s))"
+                        key=item.key, stored=False, reason=f"{reason} (after {attempt} attempt(s))"
                     )
                 break
             raise PeerError(
                 f"{target}: {last or 'no answer'}; gave up after {attempt} attempt(s) in {elapsed:.1f} s"
             )
+        # The peer answered, yet some instances are still open: send them one by one from now on, so that
+        # one the peer chokes on (Orthanc's DICOMweb 1.7 drops the rest of a request after a failed instance)
+        # cannot hold back the others.
+        singly = not unreachable and len(remaining) > 1
         sleep(pause)
     return [done[item.key] for item in items]
