@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zxcvbn import zxcvbn
-
 from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS
 from dcmseal.errors import InputError, WeakPasswordError
 
@@ -303,6 +301,10 @@ def _zxcvbn(password: str, user_inputs: list[str]) -> tuple[int, float, str]:
     if not password:
         return 0, 0.0, ""  # zxcvbn fails on ""; one guess finds it.
     with _ZXCVBN_LOCK:
+        # Imported here: building its frequency dictionaries costs every command ~30 ms, and only a password
+        # being chosen needs it (opening never does).
+        from zxcvbn import zxcvbn
+
         result: dict[str, Any] = zxcvbn(password[:_ZXCVBN_MAX_CHARS], user_inputs=user_inputs)
     warning = result.get("feedback", {}).get("warning") or ""
     return int(result["score"]), float(result["guesses_log10"]), str(warning).strip()
