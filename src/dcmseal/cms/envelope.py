@@ -47,7 +47,7 @@ from dcmseal.cms.der import (
     Header,
     encode_header,
 )
-from dcmseal.cms.digest import BackgroundDigest
+from dcmseal.cms.digest import BackgroundDigest, BackgroundWriter
 from dcmseal.cms.kdf import Pbkdf2Cache
 from dcmseal.cms.recipients import (
     Credential,
@@ -311,23 +311,26 @@ def encrypt(
     written += len(out)
     sink.write(out)
     with (
-        _scratch_buffers(size, size, size + block) as (*inputs, output),
+        _scratch_buffers(size, size, size + block, size + block) as (*inputs, output_a, output_b),
         BackgroundDigest([plan.digest]) as digest,
+        BackgroundWriter(sink) as writer,
     ):
+        outputs = (output_a, output_b)
         remaining = payload_size
         turn = 0
         while remaining:
             buffer = inputs[turn][: min(size, remaining)]
+            output = outputs[turn]
             turn ^= 1
             n = _read_into(source, readinto, buffer)
             if not n:
                 raise ValueError(f"the source ended {remaining} bytes before the announced payload size")
             remaining -= n
             view = buffer[:n]
-            digest.update(view)  # hashed on the helper thread while this thread encrypts it
+            digest.update(view)  # hashed on a helper thread while this thread encrypts it
             done = encryptor.update_into(view, output)  # partial blocks stay inside the CBC context
             written += done
-            sink.write(output[:done])
+            writer.write(output[:done])  # written on another helper thread while the next chunk is encrypted
         if source.read(1):
             raise ValueError("the source holds more bytes than the announced payload size")
         trailer = plan.trailer(digest.digest(plan.digest))
