@@ -8,6 +8,7 @@ The reference readers are outside dcmseal: `openssl cms -decrypt` (password and 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from dcmseal.keys.escrow import certificate_fingerprint
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.iso import extract_iso
+from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.profiles import Compression, Medium, Profile
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import (
@@ -354,6 +356,40 @@ def test_non_dicom_source_is_left_out_with_its_reason(
     assert str(notes) in (str(rejected.path), rejected.origin)
     assert "not a DICOM PS3.10 file" in rejected.reason
     assert result.to_json()["rejected"][0]["status"] == "rejected"  # type: ignore[index]
+
+
+def test_sources_are_never_written_whether_staged_by_link_or_by_copy(
+    tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """A zero-preamble source is staged as a hard link; a TIFF one is copied before its preamble is zeroed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    tiff = Path(shutil.copyfile(MR_SMALL, src / "tiff.dcm"))
+    zero = src / "zero.dcm"
+    zero.write_bytes(bytes(128) + CT_SMALL.read_bytes()[128:])
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (tiff, zero)}
+
+    result = _burn(
+        [src],
+        tmp_path / "m",
+        registry=registry,
+        audit_log=tmp_path / "audit.log",
+        escrow=media_escrow,
+        output_format="dir",
+    )
+
+    assert len(result.files) == 2
+    assert any("tiff.dcm: TIFF dual-personality preamble zeroed" in n for n in result.notes)
+    for path, (data, mtime) in before.items():
+        assert (path.read_bytes(), path.stat().st_mtime_ns) == (data, mtime)
+        assert path.stat().st_nlink == 1  # the staging links went with the staging folder
+    request = OpenRequest(
+        medium=tmp_path / "m", out=tmp_path / "opened", operator="burn-tester", passwords=(PASSWORD.encode(),)
+    )
+    open_to_folder(request, audit=FileSink(tmp_path / "open-audit.log"))
+    opened = [dcmread(f) for f in medium_files(tmp_path / "opened") if f.name != "DICOMDIR"]
+    assert [ds.preamble for ds in opened] == [bytes(128)] * 2
+    assert {ds.SOPInstanceUID for ds in opened} == {dcmread(p).SOPInstanceUID for p in before}
 
 
 def test_strict_burn_fails_on_a_non_dicom_source_and_leaves_nothing(

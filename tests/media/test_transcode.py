@@ -84,6 +84,33 @@ def test_allowed_file_is_copied_unchanged(tmp_path: Path, name: str, profile: Pr
     assert _sha256(src) == before
 
 
+def test_kept_file_is_hard_linked_when_asked(tmp_path: Path) -> None:
+    src = shutil.copyfile(_testdata("CT_small.dcm"), tmp_path / "IN")
+    result = conform(src, tmp_path / "OUT", Profile.CD, link=True)
+    assert not result.converted
+    assert (tmp_path / "OUT").stat().st_ino == src.stat().st_ino
+    assert src.stat().st_nlink == 2
+
+
+def test_converted_file_is_never_linked(tmp_path: Path) -> None:
+    src = shutil.copyfile(_testdata("MR_small_implicit.dcm"), tmp_path / "IN")
+    before = _sha256(src)
+    assert conform(src, tmp_path / "OUT", Profile.CD, link=True).converted
+    assert (tmp_path / "OUT").stat().st_ino != src.stat().st_ino
+    assert src.stat().st_nlink == 1
+    assert _sha256(src) == before
+
+
+def test_link_refuses_an_existing_output_and_replaces_it_by_copy(tmp_path: Path) -> None:
+    src = shutil.copyfile(_testdata("CT_small.dcm"), tmp_path / "IN")
+    (tmp_path / "OUT").write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        conform(src, tmp_path / "OUT", Profile.CD, link=True)
+    conform(src, tmp_path / "OUT", Profile.CD, link=True, overwrite=True)
+    assert (tmp_path / "OUT").read_bytes() == src.read_bytes()
+    assert src.stat().st_nlink == 1  # replaced through a temporary file: never a link to overwrite
+
+
 # -- uncompressed but outside the tables: re-encoded ----------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "reference"),

@@ -275,6 +275,11 @@ def _fit_capacity(profile: Profile, content_bytes: int, *, chosen: bool, notes: 
     )
 
 
+def _preamble_kind(path: Path) -> PreambleKind:
+    with open(path, "rb") as fp:
+        return classify_preamble(fp.read(PREAMBLE_BYTES))
+
+
 def _zero_preamble(path: Path) -> str | None:
     """Zero the preamble of a staged copy (nothing suspicious leaves on our media); say what it was."""
     with open(path, "r+b") as fp:
@@ -358,10 +363,13 @@ def burn(
             step("conform", index, len(instances))
             target = staging / "conformed" / f"{index:08d}"
             target.parent.mkdir(exist_ok=True)
-            result = conform(instance.path, target, profile, durable=False)  # a staging copy: no fsync needed
+            # A source kept as it is becomes a hard link (no copy) unless its preamble must be zeroed, which
+            # writes to the staged file and so must never reach the source's own bytes.
+            clean_preamble = _preamble_kind(instance.path) is PreambleKind.ZERO
+            result = conform(instance.path, target, profile, durable=False, link=clean_preamble)
             # Name the file as the user knows it: its own path, or its source (zip, PACS) when it was fetched.
             shown = instance.origin if staging in instance.path.parents else str(instance.path)
-            zeroed = _zero_preamble(target)
+            zeroed = None if clean_preamble else _zero_preamble(target)
             if zeroed is not None:
                 notes.append(f"{shown}: {zeroed} preamble zeroed (PS3.10 §7.5)")
             conformed.append(target)

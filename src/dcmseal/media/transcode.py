@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,13 @@ class ConformResult:
 
 
 def conform(
-    src: Path, dst: Path, profile: Profile, *, overwrite: bool = False, durable: bool = True
+    src: Path,
+    dst: Path,
+    profile: Profile,
+    *,
+    overwrite: bool = False,
+    durable: bool = True,
+    link: bool = False,
 ) -> ConformResult:
     """Write ``src`` to ``dst`` in a transfer syntax that ``profile`` allows, losing nothing.
 
@@ -114,6 +121,11 @@ def conform(
         The profile whose transfer syntaxes the output must use.
     overwrite : bool
         Replace an existing ``dst``.
+    durable : bool
+        Fsync ``dst`` (false for scratch copies in a staging folder).
+    link : bool
+        A file kept byte for byte becomes a hard link to ``src`` where the file system allows one (else a
+        copy): the caller promises never to write to ``dst``, which would change ``src``.
 
     Returns
     -------
@@ -137,8 +149,9 @@ def conform(
     meta = read_file_meta(src)
     from_ts = UID(meta.transfer_syntax_uid)
     if is_allowed(profile, from_ts):
-        with open(src, "rb") as fin, atomic_write(dst, overwrite=overwrite, durable=durable) as out:
-            shutil.copyfileobj(fin, out, CHUNK_SIZE_BYTES)
+        if not (link and _hard_link(src, dst, overwrite=overwrite)):
+            with open(src, "rb") as fin, atomic_write(dst, overwrite=overwrite, durable=durable) as out:
+                shutil.copyfileobj(fin, out, CHUNK_SIZE_BYTES)
         logger.info("%s: %s kept (%s)", src, from_ts.name, meta.sop_instance_uid)
         return ConformResult(
             source=src,
@@ -183,6 +196,22 @@ def conform(
         reason=f"{from_ts.name} is not allowed by {profile.value}; {how}",
         decoded_lossy=decoded_lossy,
     )
+
+
+def _hard_link(src: Path, dst: Path, *, overwrite: bool) -> bool:
+    """Link ``dst`` to ``src`` (atomic, no bytes copied); false where the file system cannot, e.g. another device."""
+    if dst.exists():
+        if not overwrite:
+            raise FileExistsError(str(dst))
+        return False  # replacing goes through atomic_write, which renames over dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:  # EXDEV, EPERM (protected_hardlinks), a file system without hard links
+        return False
+    return True
 
 
 def _read(src: Path) -> FileDataset:
