@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,29 @@ def test_file_cut_inside_the_file_meta_is_refused(tmp_path: Path, keep: int) -> 
     with pytest.raises(NotPart10Error) as info:
         read_file_meta(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        # A group length of 3 bytes: pydicom's reader fails inside struct.unpack.
+        pytest.param(
+            _meta_element(0x0000, b"UL", b"\x10\x00\x00") + _meta_element(0x0001, b"OB", b""), id="ul-3"
+        ),
+        # A 4-byte-length VR cut short: pydicom runs out of bytes for the length.
+        pytest.param(_meta_element(0x0002, b"UI", b"1.2\x00") + b"\x02\x00\x01\x00OB\x00", id="cut-length"),
+    ],
+)
+def test_malformed_file_meta_is_one_clear_error(tmp_path: Path, meta: bytes) -> None:
+    path = tmp_path / "bad.dcm"
+    path.write_bytes(bytes(128) + b"DICM" + meta)
+    with pytest.raises(NotPart10Error) as info:
+        read_file_meta(path)
+    assert str(info.value).startswith(f"{path}: the File Meta Information")
 
 
 def test_read_file_meta_reads_a_synthetic_file(tmp_path: Path) -> None:

@@ -165,12 +165,17 @@ def _parse_meta(head: bytes, size: int, path: Path) -> dict[int, str] | None:
 
 def _pydicom_meta(path: Path) -> dict[int, str]:
     # pydicom is imported here, not at the top: it costs a third of a second, and most files never get here.
-    from pydicom.errors import InvalidDicomError
+    import struct
+
+    from pydicom.errors import BytesLengthException, InvalidDicomError
     from pydicom.filereader import read_file_meta_info
 
     try:
         meta = read_file_meta_info(path)
-    except (InvalidDicomError, ValueError, KeyError, EOFError, OSError) as exc:
+    except OSError as exc:
+        raise NotPart10Error(f"the File Meta Information cannot be read: {exc}", path=path) from exc
+    # What pydicom raises for malformed meta groups (truncated lengths, bad value sizes): all bad input.
+    except (InvalidDicomError, BytesLengthException, struct.error, ValueError, KeyError, EOFError) as exc:
         raise NotPart10Error(f"the File Meta Information does not parse: {exc}", path=path) from exc
     return {tag: str(meta.get(name, "") or "") for tag, name in _META_UIDS.items()}
 
