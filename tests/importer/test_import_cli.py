@@ -197,3 +197,21 @@ def test_storescp_receives_the_reconciled_instances(
     report = (checked.stdout + checked.stderr).decode(errors="replace")
     assert checked.returncode == 0, report
     assert "Error" not in report, report
+
+
+def test_verify_is_the_default_and_no_verify_turns_it_off(
+    tmp_path: Path, storescp: StoreScp, dcmseal: Invoke
+) -> None:
+    medium = tmp_path / "m"
+    foreign_study(medium, 2)
+    verified = dcmseal("import", medium, "--to", str(storescp.target), "--aet", OUR_AET, "--json")
+    assert verified.code == 0, verified.stderr  # storescp has no C-FIND: a note, not a failure
+    document = verified.json()
+    assert document["verification"]["query"] == "C-FIND"
+    assert [n for n in document["notes"] if n.startswith("not verified: ")]
+    medium2 = tmp_path / "m2"
+    foreign_study(medium2, 2)
+    trusted = dcmseal("import", medium2, "--to", str(storescp.target), "--aet", OUR_AET, "--no-verify")
+    assert trusted.code == 0, trusted.stderr
+    assert "not verified" not in trusted.stderr_flat
+    assert "2 stored (0 by an earlier run), 0 failed" in trusted.stderr_flat

@@ -7,8 +7,9 @@ Orthanc 1.10 with its DICOMweb plugin 1.7 (Debian 12) refuses in two ways we can
 - a Lua ``ReceivedInstanceFilter`` that raises an error: the store fails inside Orthanc, and the plugin drops
   that instance and the rest of the request from its answer (HTTP 200, neither sequence names them).
 
-A filter that returns ``false`` is no refusal to test with: Orthanc discards the instance ("FilteredOut"), but
-the DICOMweb plugin 1.7 still lists it in the ReferencedSOPSequence, as stored (the strict xfail below).
+A filter that returns ``false`` is no refusal: Orthanc discards the instance ("FilteredOut"), but the DICOMweb
+plugin 1.7 still lists it in the ReferencedSOPSequence, as stored. The import's verification (QIDO-RS after the
+send) finds it missing and fails it, and a rerun sends it again (the last test).
 """
 
 from __future__ import annotations
@@ -189,20 +190,52 @@ def test_instances_orthanc_refuses_are_journaled_failed_and_a_rerun_sends_only_t
     assert earlier == set(uids) - refused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Orthanc's DICOMweb plugin 1.7 confirms an instance its Lua filter discarded (FilteredOut), and the "
-    "import trusts the ReferencedSOPSequence: the journal says stored, the PACS does not hold it",
-)
 def test_an_instance_the_pacs_discards_silently_is_not_recorded_as_stored(tmp_path: Path) -> None:
-    """Why the test above makes the filter raise instead of ``return false``; strict, so a fix is noticed."""
+    """Confirmed by STOW-RS, not held: QIDO-RS finds it missing, the journal says failed, a rerun stores it."""
     medium = tmp_path / "medium"
     paths = foreign_study(medium / "DICOM", 3, patient_id="EXT-DROPPED")
+    dropped_rel = paths[1].relative_to(medium).as_posix()
     dropped = str(dcmread(paths[1]).SOPInstanceUID)
     lua = _filter_script(tmp_path / "drop.lua", {dropped}, error=False)
-    with _pacs(tmp_path / "pacs", lua=lua) as peer:
+    workdir = tmp_path / "pacs"
+    with _pacs(workdir, lua=lua) as peer:
+        ports = (peer.http_port, peer.dicom_port)
         result = _import(tmp_path, medium, peer)
         held = peer.sop_instance_uids()
     assert held == sop_uids([paths[0], paths[2]])  # Orthanc did discard it
-    recorded = {f.sop_instance_uid: f.status for f in result.files}
-    assert recorded[dropped] is not State.STORED
+    states = {f.path: f for f in result.files}
+    reason = "the PACS confirmed it but does not hold it (QIDO-RS found no such instance)"
+    assert states[dropped_rel].status is State.FAILED
+    assert states[dropped_rel].reason == reason
+    assert states[dropped_rel].confirmation is not None  # what the PACS said is kept
+    assert {rel for rel, f in states.items() if f.status is State.STORED} == {
+        p.relative_to(medium).as_posix() for p in (paths[0], paths[2])
+    }
+    journal = _journal(tmp_path / "journal.sqlite3")
+    assert journal[dropped_rel][:2] == ("failed", reason)
+    assert not result.ok
+    assert result.peer_error is None
+    report = result.to_json()
+    assert report["summary"]["stored"] == 2
+    assert report["summary"]["failed"] == 1
+    assert report["verification"] == {  # one study, one query
+        "query": "QIDO-RS",
+        "studies": 1,
+        "studies_checked": 1,
+        "queries": 1,
+        "not_held": 1,
+        "note": None,
+    }
+    assert not any(n.startswith("not verified") for n in result.notes)
+    # The audit message counts the two the PACS holds, not the one it discarded.
+    audit = (tmp_path / "audit.log").read_text(encoding="utf-8")
+    assert "2 stored into" in audit
+    assert "1 failed or held" in audit
+
+    # The filter removed (same storage, same ports): the rerun sends the discarded instance, and only it.
+    with _pacs(workdir, ports=ports) as peer:
+        again = _import(tmp_path, medium, peer)
+        assert peer.sop_instance_uids() == sop_uids(paths)
+    assert again.ok, (again.peer_error, [f.reason for f in again.files])
+    assert again.to_json()["summary"]["sent_now"] == 1  # type: ignore[index]
+    assert _journal(tmp_path / "journal.sqlite3")[dropped_rel][:2] == ("stored", None)

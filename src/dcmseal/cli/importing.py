@@ -93,6 +93,15 @@ def import_command(
         float,
         typer.Option("--retry-delay", help="First pause between attempts, doubled each time (seconds)."),
     ] = 1.0,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="After sending, ask the PACS (QIDO-RS or C-FIND, one query per study) whether it holds what it "
+            "confirmed; an instance it confirmed but does not hold is failed, so a rerun sends it again. A PACS "
+            "that cannot be asked keeps its confirmations, with a note.",
+        ),
+    ] = True,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes to open the medium with.")
     ] = None,
@@ -100,7 +109,7 @@ def import_command(
         bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")
     ] = False,
 ) -> None:
-    """Import a medium into a PACS: open, scan, sanitize or quarantine, reconcile, send, journal.
+    """Import a medium into a PACS: open, scan, sanitize or quarantine, reconcile, send, verify, journal.
 
     Exit code 0 when every instance is stored, 1 when any failed or is held for reconciliation, 3 when the PACS
     failed, 4 when files were quarantined (and nothing failed).
@@ -162,6 +171,7 @@ def import_command(
             max_iterations=settings.max_pbkdf2_iterations,
             workers=settings.workers,
             ask_password=ask if not keys and sys.stdin.isatty() else None,
+            verify=verify,
         )
         with stage_progress(not as_json) as progress:
             result = import_medium(request, audit=audit_sink(settings), progress=progress)

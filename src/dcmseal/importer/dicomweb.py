@@ -5,12 +5,16 @@ naming its SOP Instance UID is the confirmation (with its Retrieve URL and any W
 FailedSOPSequence item is a refusal with its Failure Reason, and an instance the response does not name was
 not confirmed and is sent again. dicomweb-client's own retrying is off: :func:`dcmseal.importer.send.deliver`
 retries, within the import's bounds.
+
+:meth:`StowSender.held` asks the same service, with the same session and authentication, which instances of a
+study it holds: QIDO-RS ``GET {root}/studies/{uid}/instances`` with only the SOP Instance UID asked for, paged
+with ``offset`` (bounded) until every instance looked for is found or the service has no more.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -18,9 +22,15 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dcmseal.errors import PeerError
-from dcmseal.importer.send import Delivery, DicomWebTarget, Outgoing, PeerUnavailableError
+from dcmseal.importer.send import (
+    Delivery,
+    DicomWebTarget,
+    NotQueryableError,
+    Outgoing,
+    PeerUnavailableError,
+)
 
-__all__ = ["HTTP_TIMEOUT_S", "StowSender"]
+__all__ = ["HTTP_TIMEOUT_S", "QIDO_MAX_PAGES", "StowSender"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +41,10 @@ STOW_BATCH = 8
 #: (PS3.18 Table 10.5.3-2 lists them with the C-STORE meanings).
 _RETRYABLE_FAILURES = frozenset({0xA700, 0x0110})
 _RETRYABLE_HTTP = frozenset({408, 429, 500, 502, 503, 504})
+#: QIDO-RS pages asked for one study at most: a service that ignores ``offset`` cannot keep us asking.
+QIDO_MAX_PAGES = 100
+_SOP_INSTANCE_UID = "00080018"
+_STUDY_INSTANCE_UID = "0020000D"
 
 
 class StowSender:
@@ -86,8 +100,64 @@ class StowSender:
             ) from None
         return _deliveries(items, response)
 
+    query = "QIDO-RS"
+
+    def held(self, study_instance_uid: str, wanted: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        offset = 0
+        for _page in range(QIDO_MAX_PAGES):
+            page = self._instances(study_instance_uid, offset)
+            uids = {uid for item in page if (uid := _value(item, _SOP_INSTANCE_UID))}
+            new = uids - found
+            found |= uids
+            # A service may answer fewer results than it has (PS3.18 8.3.4.4, with a Warning header): ask on
+            # from where it stopped, unless everything looked for is there or the page brought nothing new.
+            if not page or not new or found.issuperset(wanted):
+                break
+            offset += len(page)
+        return found
+
+    def _instances(self, study_instance_uid: str, offset: int) -> list[Mapping[str, object]]:
+        try:
+            page = self._client.search_for_instances(
+                study_instance_uid=study_instance_uid, offset=offset or None, fields=[_SOP_INSTANCE_UID]
+            )
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 404 and self._study_absent(study_instance_uid):
+                return []  # a service that answers 404 for a study it does not hold, and does answer QIDO-RS
+            if status in _RETRYABLE_HTTP:
+                raise PeerUnavailableError(f"QIDO-RS: HTTP {status}") from None
+            raise NotQueryableError(f"QIDO-RS: HTTP {status}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise PeerUnavailableError(
+                f"{self.target}: {type(exc).__name__}: cannot reach the service"
+            ) from None
+        except (requests.RequestException, ValueError) as exc:  # ValueError: the body is not JSON
+            raise NotQueryableError(f"QIDO-RS: {type(exc).__name__}: the answer cannot be read") from None
+        return [item for item in page if isinstance(item, dict)]
+
+    def _study_absent(self, study_instance_uid: str) -> bool:
+        """After a 404 for a study's instances: True when a study-level QIDO-RS answers and does not list it."""
+        try:
+            studies = self._client.search_for_studies(
+                search_filters={"StudyInstanceUID": study_instance_uid}, fields=[_STUDY_INSTANCE_UID]
+            )
+        except (requests.RequestException, ValueError):
+            return False
+        return not any(
+            isinstance(s, dict) and _value(s, _STUDY_INSTANCE_UID) == study_instance_uid for s in studies
+        )
+
     def close(self) -> None:
         self._session.close()
+
+
+def _value(item: Mapping[str, object], tag: str) -> str | None:
+    """The first value of ``tag`` in a DICOM JSON object, as text."""
+    element = item.get(tag)
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values[0]) if isinstance(values, list) and values else None
 
 
 #: The STOW-RS response's two sequences (PS3.18 Table 10.5.3-3), by tag as DICOM JSON names them.

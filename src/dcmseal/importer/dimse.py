@@ -3,6 +3,11 @@
 One association serves the whole import; it is opened with a presentation context for each (SOP Class,
 Transfer Syntax) pair the import holds, and reopened when the peer aborts or a file needs a context the
 current association lacks (an association carries at most 128 contexts, PS3.8 9.3.2.2).
+
+:meth:`DimseSender.held` asks the peer which instances of a study it holds: C-FIND in the Study Root
+Query/Retrieve Information Model at IMAGE level (StudyInstanceUID matched, SOPInstanceUID returned), on an
+association of its own with the same AE titles. A peer with no C-FIND SCP (DCMTK storescp) rejects the context
+or the association: :class:`~dcmseal.importer.send.NotQueryableError`.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -20,10 +26,17 @@ from pydicom.uid import (
 )
 from pynetdicom import AE
 from pynetdicom.association import Association
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
 from pynetdicom.status import code_to_category
 
 from dcmseal.errors import PeerError
-from dcmseal.importer.send import Delivery, DimseTarget, Outgoing, PeerUnavailableError
+from dcmseal.importer.send import (
+    Delivery,
+    DimseTarget,
+    NotQueryableError,
+    Outgoing,
+    PeerUnavailableError,
+)
 
 __all__ = ["CONNECT_TIMEOUT_S", "DIMSE_TIMEOUT_S", "DimseSender"]
 
@@ -83,12 +96,13 @@ class DimseSender:
         self._ae.dimse_timeout = dimse_timeout_s
         self._assoc: Association | None = None
         self._offered: set[tuple[str, str]] = set()
+        self._find: Association | None = None
 
     def _associate(self, needed: tuple[str, str]) -> Association:
         """An established association offering ``needed`` (and as many other pairs as fit)."""
         if self._assoc is not None and self._assoc.is_established and needed in self._offered:
             return self._assoc
-        self.close()
+        self._close_store()
         ordered = [needed, *(p for p in self._pairs if p != needed)][:MAX_CONTEXTS]
         self._ae.requested_contexts = []
         for sop_class, syntax in ordered:
@@ -129,7 +143,7 @@ class DimseSender:
                 continue
             if not status or "Status" not in status:
                 # Timeout, abort or an invalid response: we do not know; the association is gone.
-                self.close()
+                self._close_store()
                 if answers:
                     return answers  # the rest of the batch is retried by the caller
                 # Orthanc, for one, answers a C-STORE from a calling AE title it does not know with an abort.
@@ -164,7 +178,84 @@ class DimseSender:
                 )
         return answers
 
+    query = "C-FIND"
+
+    def held(self, study_instance_uid: str, wanted: Collection[str]) -> set[str]:
+        assoc = self._find_association()
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "IMAGE"
+        identifier.StudyInstanceUID = study_instance_uid
+        identifier.SOPInstanceUID = ""
+        found: set[str] = set()
+        try:
+            for status, answer in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
+                if not status or "Status" not in status:
+                    self._close_find()
+                    raise PeerUnavailableError("the association ended without a C-FIND response")
+                code = int(status.Status)
+                category = code_to_category(code)
+                if category == "Pending":
+                    uid = answer.get("SOPInstanceUID") if answer is not None else None
+                    if uid:
+                        found.add(str(uid))
+                elif category == "Success":
+                    return found
+                else:
+                    self._close_find()
+                    refusal = f"C-FIND refused: status 0x{code:04X} ({category})"
+                    if 0xA700 <= code <= 0xA7FF:  # out of resources: may clear
+                        raise PeerUnavailableError(refusal)
+                    raise NotQueryableError(refusal)
+        except ValueError as exc:  # the context was not accepted after all
+            self._close_find()
+            raise NotQueryableError(f"C-FIND: {exc}") from None
+        self._close_find()
+        raise PeerUnavailableError("the C-FIND ended without a final status")
+
+    def _find_association(self) -> Association:
+        """An association offering only Study Root C-FIND, as the same calling and called AE titles."""
+        if self._find is not None and self._find.is_established:
+            return self._find
+        # The storing is over: release its association first, for a peer that serves one at a time (storescp
+        # without --fork would leave this one waiting in its backlog until our ACSE timeout).
+        self._close_store()
+        ae = AE(ae_title=self._ae.ae_title)
+        ae.connection_timeout = self._ae.connection_timeout
+        ae.acse_timeout = self._ae.acse_timeout
+        ae.network_timeout = self._ae.network_timeout
+        ae.dimse_timeout = self._ae.dimse_timeout
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        assoc = ae.associate(self.target.host, self.target.port, ae_title=self.target.called_aet)
+        if assoc.is_established:
+            if not assoc.accepted_contexts:
+                assoc.release()
+                raise NotQueryableError("the peer does not accept Study Root C-FIND (no query SCP)")
+            self._find = assoc
+            return assoc
+        if assoc.is_rejected:
+            rejection = assoc.acceptor.primitive
+            result = getattr(rejection, "result", None)
+            reason = getattr(rejection, "reason_str", None) or getattr(rejection, "result_str", "rejected")
+            if result == _REJECTED_TRANSIENT:
+                raise PeerUnavailableError(f"C-FIND association rejected ({reason})")
+            raise NotQueryableError(f"the C-FIND association was rejected ({reason})")
+        answer = assoc.acceptor.primitive
+        if answer is not None and getattr(answer, "result", None) == 0:
+            # The peer accepted the association but none of its contexts, and pynetdicom aborted it.
+            raise NotQueryableError("the peer accepts no Study Root C-FIND context: no query SCP")
+        raise PeerUnavailableError("cannot connect for C-FIND, or the peer aborted the association")
+
+    def _close_find(self) -> None:
+        if self._find is not None:
+            if self._find.is_established:
+                self._find.release()
+            self._find = None
+
     def close(self) -> None:
+        self._close_find()
+        self._close_store()
+
+    def _close_store(self) -> None:
         if self._assoc is not None:
             if self._assoc.is_established:
                 self._assoc.release()

@@ -12,6 +12,8 @@ Why a rerun never sends twice, and why a row never says "stored" when the peer d
   peer confirmed it, in the same transaction that writes the confirmation;
 * a rerun skips ``stored`` rows; a row killed between the send and the commit is ``pending`` and is sent again
   with the same bytes and UIDs, which a PACS treats as the instance it already has (no duplicate);
+* a ``stored`` row changes only when the PACS, asked after the send (``--verify``), does not hold what it
+  confirmed: :meth:`Journal.mark_not_held` makes it ``failed`` (the confirmation kept), so a rerun sends it again;
 * one import at a time per journal: an exclusive ``flock`` on ``<journal>.lock``, released by the kernel when
   the process dies, even by SIGKILL.
 """
@@ -366,6 +368,21 @@ class Journal:
     def mark_failed(self, path: str, reason: str) -> None:
         """The send of ``path`` failed for ``reason`` (a rerun tries again)."""
         self.record(path, State.FAILED, reason=reason)
+
+    def mark_not_held(self, path: str, reason: str) -> None:
+        """The PACS confirmed ``path`` but, asked afterwards, does not hold it: ``failed`` (a rerun sends it again).
+
+        The only change a ``stored`` row takes; the confirmation stays, as the record of what the PACS said.
+        """
+        fingerprint, target = self._key()
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE instances SET state = 'failed', reason = ?, updated = ?"
+                " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state = 'stored'",
+                (reason, self._now(), fingerprint, target, path),
+            ).rowcount
+            if changed != 1:
+                raise RuntimeError(f"{path}: no stored journal row to mark not held")
 
     # --- UIDs made by --uids regenerate ---------------------------------------------------------------------
 

@@ -7,11 +7,14 @@
                                                                         refused ─> quarantine
     ready files ──reconcile (hold unmatched studies)──> UIDs (keep/regenerate) ──> prepared file
     prepared file (preamble zero, rescanned clean) ──send (C-STORE / STOW-RS, retries)──> journal: stored
+    stored in this run ──verify (one QIDO-RS / C-FIND per study)──> not held by the PACS: journal: failed
 
 Every file of the medium ends in the result, and in the journal, as stored, quarantined, failed (with the
 reason; "held: ..." for a study waiting for reconciliation) or skipped (not an instance, with the reason).
 Only prepared files reach the PACS: written by us with a zero preamble, scanned again, and refused (quarantined)
-if that scan is not clean.
+if that scan is not clean. With ``verify`` (the default) the PACS is then asked which of the instances it
+confirmed in this run it holds (:mod:`dcmseal.importer.verify`): one it confirmed and does not hold is failed,
+so a rerun sends it again; a PACS that cannot be asked leaves a "not verified: ..." note and its confirmations.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -58,6 +61,7 @@ from dcmseal.importer.send import (
     deliver,
 )
 from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_uids
+from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
 from dcmseal.media.burn import media_type_of
 from dcmseal.media.iso import is_iso_image, open_medium
 from dcmseal.media.open import OpenRequest, open_to_folder
@@ -106,6 +110,8 @@ class ImportRequest:
     #: Where the private work folder (plaintext of the medium) is made; default: the system's temp folder.
     workdir: Path | None = None
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
+    #: After the send, ask the PACS (QIDO-RS / C-FIND) whether it holds what it confirmed in this run.
+    verify: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +161,8 @@ class ImportResult:
     journal: Path
     notes: tuple[str, ...]
     elapsed_s: float
+    #: What asking the PACS found; None when not asked (``verify`` off, or nothing confirmed in this run).
+    verification: Verification | None = None
 
     def count(self, status: State) -> int:
         return sum(1 for f in self.files if f.status is status)
@@ -183,6 +191,16 @@ class ImportResult:
             "medium_findings": [f.to_json() for f in self.medium_findings],
             "peer_error": self.peer_error,
             "notes": list(self.notes),
+            "verification": None
+            if self.verification is None
+            else {
+                "query": self.verification.query,
+                "studies": self.verification.studies,
+                "studies_checked": self.verification.studies_checked,
+                "queries": self.verification.queries,
+                "not_held": len(self.verification.not_held),
+                "note": self.verification.note,
+            },
             "summary": {
                 **{s.value: self.count(s) for s in State},
                 "held": self.held,
@@ -397,6 +415,7 @@ def import_medium(
             request.keep_sent.mkdir(parents=True, exist_ok=True)
 
         peer_error: str | None = None
+        verification: Verification | None = None
         stored_now = 0
         # path -> (local Patient ID, Study Instance UID, SOP Class UID) as sent, for the Import audit message
         sent_facts: dict[str, tuple[str, str, str]] = {}
@@ -413,6 +432,7 @@ def import_medium(
                     sent_facts[item.key] = (patient_id, study_uid, item.sop_class_uid)
             factory = sender_factory or _default_sender(request)
             sender = factory(request.target, pairs) if outgoing else None
+            confirmed: list[Confirmed] = []  # in this run, with the UIDs sent
             try:
                 size = sender.batch_size if sender is not None else 1
                 for start in range(0, len(outgoing), size):
@@ -442,6 +462,9 @@ def import_medium(
                     for (candidate, item, _sha, coerced), answer in zip(batch, answers, strict=True):
                         if answer.stored:
                             journal.mark_stored(item.key, answer.confirmation)
+                            confirmed.append(
+                                Confirmed(item.key, sent_facts[item.key][1], item.sop_instance_uid)
+                            )
                             stored_now += 1
                             files[item.key] = _file(
                                 candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
@@ -451,6 +474,25 @@ def import_medium(
                             journal.mark_failed(item.key, reason)
                             files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
                     step("send", stored_now, len(outgoing))
+                if request.verify and confirmed and sender is not None:
+                    if peer_error is not None:
+                        # Asking a PACS that just failed would only spend the retry time again.
+                        notes.append("not verified: the PACS failed during the send")
+                    else:
+                        verification = verify_held(
+                            sender,
+                            confirmed,
+                            request.retry,
+                            target=request.target,
+                            progress=lambda done, total: step("verify", done, total),
+                        )
+                        reason = not_held_reason(verification.query)
+                        for key in verification.not_held:
+                            journal.mark_not_held(key, reason)
+                            files[key] = replace(files[key], status=State.FAILED, reason=reason)
+                            logger.warning("%s: %s", key, reason)
+                        if verification.note is not None:
+                            notes.append(verification.note)
             finally:
                 if sender is not None:
                     sender.close()
@@ -469,6 +511,7 @@ def import_medium(
         journal=request.journal,
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,
+        verification=verification,
     )
 
 

@@ -4,13 +4,17 @@ The adapters (:mod:`dcmseal.importer.dimse` for C-STORE with pynetdicom, :mod:`d
 STOW-RS with dicomweb-client) take our :class:`Outgoing` files and give back our :class:`Delivery` results; neither
 library's objects leave them. A peer that cannot be reached, or aborts, raises :class:`PeerUnavailableError`,
 which :func:`deliver` retries with exponential backoff, bounded in attempts and in total time.
+
+A sender also answers which instances of a study the peer holds (:meth:`Sender.held`, QIDO-RS or C-FIND), so
+that :mod:`dcmseal.importer.verify` can check what the peer confirmed; a peer that offers no such query raises
+:class:`NotQueryableError`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +27,7 @@ __all__ = [
     "Delivery",
     "DicomWebTarget",
     "DimseTarget",
+    "NotQueryableError",
     "Outgoing",
     "PeerUnavailableError",
     "RetryPolicy",
@@ -129,14 +134,29 @@ class PeerUnavailableError(PeerError):
     """
 
 
+class NotQueryableError(PeerError):
+    """The peer cannot be asked which instances it holds (no QIDO-RS, no C-FIND SCP, the query refused).
+
+    Not worth a retry: the import keeps the peer's confirmations and says they were not verified.
+    """
+
+
 class Sender(Protocol):
-    """A PACS target: stores a batch and answers for each instance."""
+    """A PACS target: stores a batch and answers for each instance; says which instances of a study it holds."""
 
     #: How many instances :meth:`store` takes at once (1 for C-STORE, more for STOW-RS).
     batch_size: int
+    #: The query :meth:`held` makes, as a reason names it ("QIDO-RS", "C-FIND").
+    query: str
 
     def store(self, items: Sequence[Outgoing]) -> list[Delivery]:
         """Send ``items``; one :class:`Delivery` per item. Raises :class:`PeerUnavailableError`."""
+
+    def held(self, study_instance_uid: str, wanted: Collection[str]) -> set[str]:
+        """The SOP Instance UIDs the peer holds in the study: at least every one of ``wanted`` it holds.
+
+        Raises :class:`PeerUnavailableError` (worth a retry) or :class:`NotQueryableError` (not).
+        """
 
     def close(self) -> None:
         """Release the association or session."""
