@@ -50,7 +50,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_cms as cmsb  # the sibling benchmark: machine info, primitives, quiet-machine logic
@@ -232,7 +235,7 @@ class Spans:
     def count_fsync(self, *, disable: bool = False) -> None:
         real = os.fsync
 
-        def fsync(fd: int) -> None:
+        def fsync(fd: FileDescriptorLike) -> None:
             where = self.stack[-1] if self.stack else "(outside)"
             started = time.perf_counter()
             try:
@@ -513,6 +516,7 @@ _BUCKETS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _buckets(stats: pstats.Stats) -> list[dict[str, Any]]:
+    # typeshed does not declare Stats.stats, the raw table pstats builds its reports from.
     table = stats.stats  # type: ignore[attr-defined]
     out = []
     for label, suffix, func, which in _BUCKETS:
@@ -526,6 +530,7 @@ def _buckets(stats: pstats.Stats) -> list[dict[str, Any]]:
 
 
 def _top(stats: pstats.Stats, key: int, n: int) -> list[dict[str, Any]]:
+    # typeshed does not declare Stats.stats, the raw table pstats builds its reports from.
     table = stats.stats  # type: ignore[attr-defined]
     rows = sorted(table.items(), key=lambda kv: kv[1][key], reverse=True)[:n]
     return [
@@ -545,7 +550,7 @@ def do_profile(spec: dict[str, Any]) -> dict[str, Any]:
     disabled = {"on": False}
     real_fsync = os.fsync
 
-    def fsync(fd: int) -> None:
+    def fsync(fd: FileDescriptorLike) -> None:
         where = spans.stack[-1] if spans.stack else "(outside)"
         started = time.perf_counter()
         try:

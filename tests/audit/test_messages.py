@@ -57,11 +57,13 @@ def _role_codes(participant: ET.Element) -> list[str]:
 
 
 def _object_with_id_type(root: ET.Element, code: str) -> ET.Element:
-    (match,) = [
-        o
-        for o in root.findall("ParticipantObjectIdentification")
-        if o.find("ParticipantObjectIDTypeCode").get("csd-code") == code  # type: ignore[union-attr]
-    ]
+    matches = []
+    for candidate in root.findall("ParticipantObjectIdentification"):
+        id_type = candidate.find("ParticipantObjectIDTypeCode")
+        assert id_type is not None, "every ParticipantObjectIdentification has a ParticipantObjectIDTypeCode"
+        if id_type.get("csd-code") == code:
+            matches.append(candidate)
+    (match,) = matches
     return match
 
 
@@ -311,4 +313,4 @@ def test_reprs_hide_patient_identifiers(make: Callable[[], str]) -> None:
 
 def test_event_builders_take_keywords_only() -> None:
     with pytest.raises(TypeError):
-        export_event(AuditUser(user_id="x"))  # type: ignore[call-arg]
+        export_event(AuditUser(user_id="x"))  # type: ignore[call-arg]  # positional on purpose: the refusal

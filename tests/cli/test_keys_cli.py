@@ -9,15 +9,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from dcmseal.audit import validate_message
 from tests.cli.conftest import Invoke
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaEscrow, install_escrow, make_media_escrow
 from tests.part10.dicomfiles import FAST_ITERATIONS
+from tests.pydicom_data import pydicom_file
 
-CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
+CT_SMALL = pydicom_file("CT_small.dcm")
 FAST = ("--iterations", str(FAST_ITERATIONS))
 PASSPHRASE = "Escrow-Pass1"
 
@@ -79,7 +79,9 @@ def test_keys_init_creates_an_encrypted_rsa_3072_escrow_identity_that_burn_uses(
     assert isinstance(key, rsa.RSAPrivateKey)
     assert key.key_size >= 3072
     certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    assert certificate.public_key().public_numbers() == key.public_key().public_numbers()
+    certified = certificate.public_key()
+    assert isinstance(certified, rsa.RSAPublicKey)
+    assert certified.public_numbers() == key.public_key().public_numbers()
     assert "Example Clinic" in certificate.subject.rfc4514_string()
     assert key_path.stat().st_mode & 0o077 == 0
 

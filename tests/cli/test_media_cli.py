@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from dcmseal.audit import validate_message
 from tests.cli.conftest import Invoke, Subprocess
@@ -18,9 +17,10 @@ from tests.cli.runner import DCMSEAL, clean_environment
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaEscrow, install_escrow, make_media_escrow, medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from tests.pydicom_data import pydicom_file
 
-CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
-MR_SMALL = Path(str(get_testdata_file("MR_small.dcm")))
+CT_SMALL = pydicom_file("CT_small.dcm")
+MR_SMALL = pydicom_file("MR_small.dcm")
 FAST = ("--iterations", str(FAST_ITERATIONS))
 NEW_PASSWORD = "Harbor-lichen-Copper-saddle-whistle"
 WRONG_PASSWORD = "Quartz-meadow-Falcon-ribbon-tundra"

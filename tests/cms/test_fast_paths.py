@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from asn1crypto import core
@@ -17,6 +18,10 @@ from dcmseal.cms import asn1, envelope
 from dcmseal.cms.content import digested_layout
 from dcmseal.cms.digest import set_background_hashing
 from dcmseal.errors import DecryptionError, IntegrityError, MalformedEnvelopeError
+from tests.spies import counting
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 T = TypeVar("T", bound=core.Asn1Value)
 PASSWORD = b"Kestrel-amber-Lantern-orbit-velvet"
@@ -67,13 +72,10 @@ def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
 class _Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        real = envelope._decrypt_digested
+        monkeypatch.setattr(envelope, "_decrypt_digested", counting(envelope._decrypt_digested, self._count))
 
-        def counted(*args: object, **kwargs: object) -> object:
-            self.calls += 1
-            return real(*args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(envelope, "_decrypt_digested", counted)
+    def _count(self) -> None:
+        self.calls += 1
 
 
 @settings(max_examples=40, deadline=None)
@@ -128,8 +130,12 @@ def test_tampering_fails_the_same_way_on_both_paths(path: str, monkeypatch: pyte
         _open(bytes(data[:-32]))  # truncated: the DER lengths say more
 
 
+def _no_signing_time() -> datetime:
+    raise AssertionError("DigestedData has no signing time: plan_inner must not ask for the time")
+
+
 def test_a_layout_is_only_recognised_when_every_length_agrees() -> None:
-    plan = cms.content.plan_inner(cms.DigestedContent(), 1000, now=lambda: None)  # type: ignore[arg-type,return-value]
+    plan = cms.content.plan_inner(cms.DigestedContent(), 1000, now=_no_signing_time)
     head = plan.prefix
     layout = digested_layout(head)
     assert layout is not None
@@ -157,8 +163,8 @@ def test_a_sink_that_encrypts_again_gets_its_own_buffers() -> None:
     inner_results: list[bytes] = []
 
     class Nested(io.BytesIO):
-        def write(self, data: bytes | memoryview, /) -> int:  # type: ignore[override]
-            if len(data) > 1000 and not inner_results:
+        def write(self, data: ReadableBuffer, /) -> int:
+            if memoryview(data).nbytes > 1000 and not inner_results:
                 inner_results.append(_seal(b"inner payload"))
             return super().write(data)
 

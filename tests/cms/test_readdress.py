@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dcmseal import cms
 from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError
+from tests.conftest import RsaIdentityFactory
 from tests.peers.tools import run_tool
 from tests.vectors import PASSWORD, read_vector, vector_path
 
@@ -21,7 +23,8 @@ MAX = 10_000_000
 def _identity(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, cms.PrivateKeyCredential]:
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    return cert, cms.PrivateKeyCredential(private_key=key, certificate=cert)  # type: ignore[arg-type]
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return cert, cms.PrivateKeyCredential(private_key=key, certificate=cert)
 
 
 def _open(data: bytes, credential: cms.Credential) -> bytes:
@@ -44,9 +47,9 @@ def _ciphertext(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("vector", ["ossl-pwri-aes256-stream-ber.p7m", "ossl-ktri-pwri-aes256.p7m"])
 def test_password_envelope_readdressed_to_a_certificate(
-    vector: str, rsa_identity_factory: object, tmp_path: Path
+    vector: str, rsa_identity_factory: RsaIdentityFactory, tmp_path: Path
 ) -> None:
-    cert_path, key_path = rsa_identity_factory(tmp_path, "readdress partner")  # type: ignore[operator]
+    cert_path, key_path = rsa_identity_factory(tmp_path, "readdress partner")
     cert, credential = _identity(cert_path, key_path)
     original = read_vector(vector)
     out = io.BytesIO()
@@ -110,8 +113,10 @@ def test_keep_existing_adds_a_password_and_openssl_agrees(openssl_bin: str, tmp_
         assert result.stdout == read_vector("synthetic.dcm")
 
 
-def test_readdress_needs_a_key_that_opens_the_envelope(rsa_identity_factory: object, tmp_path: Path) -> None:
-    cert_path, key_path = rsa_identity_factory(tmp_path, "readdress partner")  # type: ignore[operator]
+def test_readdress_needs_a_key_that_opens_the_envelope(
+    rsa_identity_factory: RsaIdentityFactory, tmp_path: Path
+) -> None:
+    cert_path, key_path = rsa_identity_factory(tmp_path, "readdress partner")
     cert, _ = _identity(cert_path, key_path)
     with pytest.raises(DecryptionError, match=WRONG_KEY_MESSAGE):
         cms.readdress(

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from asn1crypto import algos as asn1_algos
@@ -134,6 +135,17 @@ def _inner(kind: str, digest: DigestAlgorithm, ids: Identities) -> cms.InnerSpec
     return RawContent()
 
 
+class _EncryptOptions(TypedDict, total=False):
+    """The options of cms.encrypt a test sets; the rest keep the library's defaults."""
+
+    chunk_size: int
+    now: Callable[[], dt.datetime]
+
+
+class _DecryptOptions(TypedDict, total=False):
+    chunk_size: int
+
+
 def _encrypt(
     payload: bytes,
     spec: EnvelopeSpec,
@@ -143,7 +155,7 @@ def _encrypt(
     now: dt.datetime | None = None,
 ) -> tuple[bytes, cms.EnvelopeInfo]:
     sink = io.BytesIO()
-    extra: dict[str, object] = {}
+    extra: _EncryptOptions = {}
     if chunk_size is not None:
         extra["chunk_size"] = chunk_size
     if now is not None:
@@ -154,7 +166,7 @@ def _encrypt(
         spec,
         payload_size=len(payload),
         kdf_cache=cache if cache is not None else Pbkdf2Cache(),
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
     return sink.getvalue(), info
 
@@ -169,7 +181,7 @@ def _decrypt(
     max_iterations: int = MAX_ITERATIONS,
 ) -> tuple[cms.DecryptResult, bytes]:
     sink = io.BytesIO()
-    extra: dict[str, object] = {} if chunk_size is None else {"chunk_size": chunk_size}
+    extra: _DecryptOptions = {} if chunk_size is None else {"chunk_size": chunk_size}
     result = cms.decrypt(
         io.BytesIO(data),
         sink,
@@ -177,7 +189,7 @@ def _decrypt(
         kdf_cache=cache if cache is not None else Pbkdf2Cache(),
         max_iterations=max_iterations,
         size=size,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
     return result, sink.getvalue()
 

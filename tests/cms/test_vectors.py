@@ -6,6 +6,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from asn1crypto import cms as asn1_cms
@@ -235,6 +236,12 @@ def _ciphertext_offsets(data: bytes) -> list[int]:
     return offsets
 
 
+class _DecryptOptions(TypedDict, total=False):
+    """The options of cms.decrypt a test sets; the rest keep the library's defaults."""
+
+    chunk_size: int
+
+
 def _decrypt(
     data: bytes,
     credentials: list[cms.Credential],
@@ -244,7 +251,7 @@ def _decrypt(
     chunk_size: int | None = None,
 ) -> tuple[cms.DecryptResult, bytes]:
     sink = io.BytesIO()
-    extra = {} if chunk_size is None else {"chunk_size": chunk_size}
+    extra: _DecryptOptions = {} if chunk_size is None else {"chunk_size": chunk_size}
     result = cms.decrypt(
         io.BytesIO(data),
         sink,
@@ -252,7 +259,7 @@ def _decrypt(
         kdf_cache=kdf_cache if kdf_cache is not None else Pbkdf2Cache(),
         max_iterations=MAX_ITERATIONS,
         size=size,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
     return result, sink.getvalue()
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -31,6 +30,7 @@ from tests.media.conftest import write_instance
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.peers.orthanc import OrthancPeer, free_port, running_orthanc
 from tests.peers.tools import require_tool
+from tests.pydicom_data import pydicom_file
 
 #: The PACS's AE title, and the only calling AE title it accepts C-STORE from (DicomAlwaysAllowStore false).
 PACS_AET = "PACSTEST"
@@ -40,9 +40,7 @@ HTTP_PASSWORD = "Pacs-basalt-Heron-9"
 #: Retries for tests: a few quick attempts, so a dead PACS fails in about a second.
 FAST_RETRY = RetryPolicy(attempts=3, initial_delay_s=0.1, max_delay_s=0.4, max_total_s=5.0)
 
-PLAIN_SET = Path(
-    str(get_testdata_file("DICOMDIR"))
-).parent  # pydicom's dicomdirtests: 31 instances, 2 patients
+PLAIN_SET = pydicom_file("DICOMDIR").parent  # pydicom's dicomdirtests: 31 instances, 2 patients
 PLAIN_FOLDERS = ("77654033", "98892001", "98892003")
 PEDICOM = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "polyglot" / "pedicom-cylera.dcm"
 #: The dicomdirtests patients and the local patients a mapping makes of them.

@@ -92,7 +92,7 @@ def test_stow_with_basic_auth_and_json(tmp_path: Path, orthanc: OrthancPeer, dcm
     assert document["schema"] == "dcmseal.import/1"
     assert document["summary"]["stored"] == 31
     assert document["summary"]["failed"] == 0
-    assert len(orthanc.get_json("/instances")) == 31  # type: ignore[arg-type]
+    assert len(orthanc.ids("/instances")) == 31
     assert HTTP_PASSWORD not in outcome.everything
 
 

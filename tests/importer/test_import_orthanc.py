@@ -38,6 +38,7 @@ from tests.importer.conftest import (
     stow_target,
     write_mapping,
 )
+from tests.jsondoc import member
 from tests.part10.dicomfiles import PASSWORD
 from tests.peers.orthanc import OrthancPeer
 
@@ -78,17 +79,17 @@ def _run(
 
 def _stored(peer: OrthancPeer) -> list[tuple[bytes, Dataset]]:
     """Every instance Orthanc holds: the file it serves (preamble included) and its data set."""
-    found = []
-    for instance_id in peer.get_json("/instances"):  # type: ignore[union-attr]
-        raw = peer.instance_file(str(instance_id))
+    found: list[tuple[bytes, Dataset]] = []
+    for instance_id in peer.ids("/instances"):
+        raw = peer.instance_file(instance_id)
         found.append((raw, dcmread(io.BytesIO(raw))))
     return found
 
 
 def _patients(peer: OrthancPeer) -> dict[str, int]:
     """Orthanc's patients: Patient ID -> number of instances."""
-    counts = {}
-    for patient in peer.get_json("/patients"):  # type: ignore[union-attr]
+    counts: dict[str, int] = {}
+    for patient in peer.ids("/patients"):
         tags = peer.get_json(f"/patients/{patient}")
         instances = peer.get_json(f"/patients/{patient}/instances")
         assert isinstance(tags, dict)
@@ -240,7 +241,7 @@ def test_a_rerun_sends_nothing_twice_and_reuses_the_regenerated_uids(
     second = _run(tmp_path, medium, stow_target(orthanc), mapping=mapping, uids=UidPolicy.REGENERATE)
     assert second.run == 2
     assert all(f.earlier_run for f in second.files if f.status is State.STORED)
-    assert second.to_json()["summary"]["sent_now"] == 0  # type: ignore[index]
+    assert member(second.to_json(), "summary", "sent_now") == 0
     assert {str(ds.SOPInstanceUID) for _raw, ds in _stored(orthanc)} == before
     assert {f.sent_sop_instance_uid for f in second.files} == {f.sent_sop_instance_uid for f in first.files}
 
@@ -303,7 +304,7 @@ def test_a_study_of_an_unmapped_patient_is_held_not_guessed(tmp_path: Path, orth
     plain_mapping(mapping)
     again = _run(tmp_path, medium, dimse_target(orthanc), mapping=mapping)
     assert again.ok
-    assert again.to_json()["summary"]["sent_now"] == 24  # type: ignore[index]
+    assert member(again.to_json(), "summary", "sent_now") == 24
     assert _patients(orthanc) == {"LOC-A1": 7, "LOC-B2": 24}
 
 
@@ -327,8 +328,8 @@ def test_resending_what_the_pacs_holds_is_confirmed_and_stores_nothing_twice(
     assert _run(tmp_path, medium, target).ok
     again = _run(tmp_path, medium, target, journal=tmp_path / "another-journal.sqlite3")
     assert again.ok, [f.reason for f in again.files]
-    assert again.to_json()["summary"]["sent_now"] == 5  # type: ignore[index]
-    assert len(orthanc.get_json("/instances")) == 5  # type: ignore[arg-type]
+    assert member(again.to_json(), "summary", "sent_now") == 5
+    assert len(orthanc.ids("/instances")) == 5
     assert orthanc.sop_instance_uids() == originals
 
 

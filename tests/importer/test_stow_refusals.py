@@ -37,6 +37,7 @@ from tests.importer.conftest import (
     sop_uids,
     stow_target,
 )
+from tests.jsondoc import member
 from tests.peers.orthanc import OrthancPeer, running_orthanc
 
 #: Real peers: Orthanc with its DICOMweb plugin.
@@ -177,9 +178,9 @@ def test_instances_orthanc_refuses_are_journaled_failed_and_a_rerun_sends_only_t
     with _pacs(workdir, ports=ports) as peer:
         again = _import(tmp_path, medium, peer)
         assert peer.sop_instance_uids() == set(uids.values())
-        assert len(peer.get_json("/instances")) == len(uids)  # type: ignore[arg-type]
+        assert len(peer.ids("/instances")) == len(uids)
     assert again.ok, again.peer_error
-    assert again.to_json()["summary"]["sent_now"] == len(refused)  # type: ignore[index]
+    assert member(again.to_json(), "summary", "sent_now") == len(refused)
     rerun = _journal(tmp_path / "journal.sqlite3")
     for rel in uids:
         state, reason, attempts = rerun[rel]
@@ -216,8 +217,8 @@ def test_an_instance_the_pacs_discards_silently_is_not_recorded_as_stored(tmp_pa
     assert not result.ok
     assert result.peer_error is None
     report = result.to_json()
-    assert report["summary"]["stored"] == 2
-    assert report["summary"]["failed"] == 1
+    assert member(report, "summary", "stored") == 2
+    assert member(report, "summary", "failed") == 1
     assert report["verification"] == {  # one study, one query
         "query": "QIDO-RS",
         "studies": 1,
@@ -237,5 +238,5 @@ def test_an_instance_the_pacs_discards_silently_is_not_recorded_as_stored(tmp_pa
         again = _import(tmp_path, medium, peer)
         assert peer.sop_instance_uids() == sop_uids(paths)
     assert again.ok, (again.peer_error, [f.reason for f in again.files])
-    assert again.to_json()["summary"]["sent_now"] == 1  # type: ignore[index]
+    assert member(again.to_json(), "summary", "sent_now") == 1
     assert _journal(tmp_path / "journal.sqlite3")[dropped_rel][:2] == ("stored", None)

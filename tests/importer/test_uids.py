@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 
 from dcmseal.importer import UidTriple, plan_uids, regenerate_uids
 
@@ -11,8 +12,8 @@ from dcmseal.importer import UidTriple, plan_uids, regenerate_uids
 def _instance(study: str, series: str, sop: str, *, refs: list[str]) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop)
+    ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, sop
     ds.FrameOfReferenceUID = "1.9.9.9"

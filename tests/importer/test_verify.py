@@ -38,7 +38,7 @@ from tests.peers.orthanc import OrthancPeer, running_orthanc
 pytestmark = pytest.mark.interop
 
 
-def _import(tmp_path: Path, medium: Path, target: Target, **options: object) -> ImportResult:
+def _import(tmp_path: Path, medium: Path, target: Target, *, verify: bool = True) -> ImportResult:
     request = ImportRequest(
         medium=medium,
         target=target,
@@ -49,7 +49,7 @@ def _import(tmp_path: Path, medium: Path, target: Target, **options: object) -> 
         username=HTTP_USER,
         http_password=HTTP_PASSWORD,
         retry=FAST_RETRY,
-        **options,  # type: ignore[arg-type]
+        verify=verify,
     )
     return import_medium(request, audit=FileSink(tmp_path / "audit.log"))
 
@@ -82,8 +82,9 @@ def test_an_instance_dropped_after_a_c_store_success_is_failed_by_c_find(
     result = _import(tmp_path, medium, dimse_target(peer))
     states = {f.path: f for f in result.files}
     # Orthanc said success for it (the confirmation is kept), yet does not hold it.
-    assert states[dropped].confirmation is not None
-    assert states[dropped].confirmation["status"] == "0x0000"
+    confirmation = states[dropped].confirmation
+    assert confirmation is not None
+    assert confirmation["status"] == "0x0000"
     assert states[dropped].status is State.FAILED
     assert (
         states[dropped].reason == "the PACS confirmed it but does not hold it (C-FIND found no such instance)"

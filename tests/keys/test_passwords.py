@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import math
+import secrets
 from collections.abc import Callable, Iterable
 
 import pytest
@@ -358,7 +359,7 @@ def test_humanize_seconds(seconds: float, display: str) -> None:
 @pytest.mark.parametrize(("option", "value"), [("iterations", 0), ("min_length", 0), ("prf", "md5")])
 def test_estimate_strength_refuses_bad_options(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=option if option != "prf" else "PRF"):
-        estimate_strength(STRONG, **{option: value})  # type: ignore[arg-type]
+        estimate_strength(STRONG, **{option: value})  # type: ignore[arg-type]  # bad values on purpose
 
 
 # -- PasswordStrength -----------------------------------------------------------------------------------
@@ -388,7 +389,7 @@ def test_strength_is_frozen() -> None:
     strength = estimate_strength(STRONG)
     assert isinstance(strength, PasswordStrength)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        strength.score = 0  # type: ignore[misc]
+        strength.score = 0  # type: ignore[misc]  # assigning a frozen field on purpose
     assert strength.entropy_bits == pytest.approx(strength.guesses_log10 * math.log2(10))
 
 
@@ -438,7 +439,7 @@ def test_generation_uses_secrets_by_default(monkeypatch: pytest.MonkeyPatch) -> 
         calls.append(n)
         return 1
 
-    monkeypatch.setattr(passwords_module.secrets, "randbelow", fake_randbelow)
+    monkeypatch.setattr(secrets, "randbelow", fake_randbelow)
     assert generate_passphrase() == "-".join(["abdomen"] * 7)
     assert calls == [7776] * 7
 

@@ -19,7 +19,6 @@ import pycdlib
 import pytest
 from cryptography import x509
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet
 
@@ -31,7 +30,9 @@ from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.profiles import Compression, Medium, Profile
+from tests.cli.runner import Run
 from tests.conftest import RsaIdentityFactory
+from tests.jsondoc import member
 from tests.media.conftest import (
     MediaCli,
     MediaEscrow,
@@ -46,14 +47,13 @@ from tests.media.conftest import (
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.peers.orthanc import OrthancPeer
 from tests.peers.postgres import create_database
+from tests.pydicom_data import pydicom_file
 
-CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
-MR_SMALL = Path(str(get_testdata_file("MR_small.dcm")))
-US_JPEG = Path(
-    str(get_testdata_file("examples_ybr_color.dcm"))
-)  # US multi-frame, JPEG Baseline, YBR_FULL_422
-JPEG2000 = Path(str(get_testdata_file("JPEG2000.dcm")))
-RT_DOSE = Path(str(get_testdata_file("rtdose.dcm")))  # Implicit VR Little Endian, multi-frame
+CT_SMALL = pydicom_file("CT_small.dcm")
+MR_SMALL = pydicom_file("MR_small.dcm")
+US_JPEG = pydicom_file("examples_ybr_color.dcm")  # US multi-frame, JPEG Baseline, YBR_FULL_422
+JPEG2000 = pydicom_file("JPEG2000.dcm")
+RT_DOSE = pydicom_file("rtdose.dcm")  # Implicit VR Little Endian, multi-frame
 README = "README.TXT"
 #: ISO 9660 Level 1 as written for a File-set: File ID components as `NAME.;1`, README as `README.TXT;1`.
 LEVEL1_FILE = re.compile(r"^[A-Z0-9_]{1,8}\.([A-Z0-9_]{1,3})?;1$")
@@ -76,7 +76,9 @@ def _burn(
     escrow: MediaEscrow | None,
     output_format: str = "iso",
     profile: Profile | None = None,
-    **options: object,
+    certificates: tuple[x509.Certificate, ...] = (),
+    allow_expired: bool = False,
+    strict: bool = False,
 ) -> BurnResult:
     request = BurnRequest(
         sources=tuple(str(s) for s in sources),
@@ -84,11 +86,13 @@ def _burn(
         operator="burn-tester",
         output_format=output_format,
         profile=profile,
-        password=options.pop("password", PASSWORD.encode()),  # type: ignore[arg-type]
+        password=PASSWORD.encode(),
+        certificates=certificates,
         escrow_certificate=escrow.certificate if escrow is not None else None,
-        label=str(options.pop("label", "TEST DISC")),
+        label="TEST DISC",
         iterations=FAST_ITERATIONS,
-        **options,  # type: ignore[arg-type]
+        allow_expired=allow_expired,
+        strict=strict,
     )
     return burn(request, registry=registry, audit=FileSink(audit_log))
 
@@ -283,7 +287,7 @@ def test_ct_mr_us_burned_in_every_profile_open_with_openssl_and_pass_dicom_check
 def test_content_outside_the_cd_profile_is_decompressed_without_loss(
     name: str, tmp_path: Path, registry: Registry, openssl_bin: str, dciodvfy_bin: str
 ) -> None:
-    source_path = Path(str(get_testdata_file(name)))
+    source_path = pydicom_file(name)
     out = tmp_path / "medium"
     result = _burn(
         [source_path],
@@ -355,7 +359,7 @@ def test_non_dicom_source_is_left_out_with_its_reason(
     [rejected] = result.rejected
     assert str(notes) in (str(rejected.path), rejected.origin)
     assert "not a DICOM PS3.10 file" in rejected.reason
-    assert result.to_json()["rejected"][0]["status"] == "rejected"  # type: ignore[index]
+    assert member(result.to_json(), "rejected", 0, "status") == "rejected"
 
 
 def test_sources_are_never_written_whether_staged_by_link_or_by_copy(
@@ -565,7 +569,7 @@ def test_two_burns_at_once_are_both_recorded(
     studies = [write_series(tmp_path / f"study{n}", 6) for n in (1, 2)]
     outs = [tmp_path / "station1" / "m.iso", tmp_path / "station2" / "m.iso"]
 
-    def burn_at(index: int) -> object:
+    def burn_at(index: int) -> Run:
         return media_cli.fresh(
             "burn",
             studies[index][0].parent,
@@ -586,8 +590,8 @@ def test_two_burns_at_once_are_both_recorded(
 
     documents = []
     for run in runs:
-        assert run.code == 0, run.stderr  # type: ignore[attr-defined]
-        documents.append(run.json())  # type: ignore[attr-defined]
+        assert run.code == 0, run.stderr
+        documents.append(run.json())
     ids = {d["medium_id"] for d in documents}
     assert len(ids) == 2
     with Registry.open(registry_url) as reg:

@@ -7,20 +7,22 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from dcmseal.audit import FileSink
 from dcmseal.documents import extract
 from dcmseal.keys.registry import Registry
-from dcmseal.media.burn import BurnRequest, burn
+from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.open import OpenRequest, open_to_folder
 from tests.documents.samples import minimal_pdf
+from tests.pydicom_data import pydicom_file
 
 PASSWORD = b"documents-travel-with-their-study"
 
 
-def _burn(tmp_path: Path, sources: list[Path], **options: object) -> object:
+def _burn(
+    tmp_path: Path, sources: list[Path], *, strict: bool = False, document_study: str | None = None
+) -> BurnResult:
     with Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}") as registry:
         return burn(
             BurnRequest(
@@ -30,7 +32,8 @@ def _burn(tmp_path: Path, sources: list[Path], **options: object) -> object:
                 output_format="dir",
                 password=PASSWORD,
                 iterations=1000,
-                **options,  # type: ignore[arg-type]
+                strict=strict,
+                document_study=document_study,
             ),
             registry=registry,
             audit=FileSink(tmp_path / "audit.log"),
@@ -40,14 +43,14 @@ def _burn(tmp_path: Path, sources: list[Path], **options: object) -> object:
 def test_a_pdf_joins_the_only_study_and_comes_back_byte_for_byte(tmp_path: Path) -> None:
     study = tmp_path / "study"
     study.mkdir()
-    shutil.copyfile(get_testdata_file("CT_small.dcm"), study / "ct.dcm")  # type: ignore[arg-type]
+    shutil.copyfile(pydicom_file("CT_small.dcm"), study / "ct.dcm")
     report = tmp_path / "report.pdf"
     report.write_bytes(minimal_pdf(odd=True))
 
     result = _burn(tmp_path, [study, report])
 
-    assert not result.rejected  # type: ignore[attr-defined]
-    assert len(result.files) == 2  # type: ignore[attr-defined]
+    assert not result.rejected
+    assert len(result.files) == 2
     opened = open_to_folder(
         OpenRequest(
             medium=tmp_path / "disc", out=tmp_path / "opened", operator="tester", passwords=(PASSWORD,)
@@ -59,7 +62,7 @@ def test_a_pdf_joins_the_only_study_and_comes_back_byte_for_byte(tmp_path: Path)
     records = {entry.record_type for entry in dicomdir.entries}
     assert "ENCAP DOC" in records
     document = next(e for e in dicomdir.entries if e.record_type == "ENCAP DOC")
-    ct = dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)  # type: ignore[arg-type]
+    ct = dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
     assert document.study_instance_uid == ct.StudyInstanceUID
     extracted = extract(tmp_path / "opened" / Path(*document.file_id), tmp_path / "extracted")
     assert extracted.path.read_bytes() == report.read_bytes()
@@ -69,8 +72,8 @@ def test_a_pdf_joins_the_only_study_and_comes_back_byte_for_byte(tmp_path: Path)
 def test_a_document_with_two_studies_to_choose_from_asks_for_the_study(tmp_path: Path, strict: bool) -> None:
     study = tmp_path / "study"
     study.mkdir()
-    shutil.copyfile(get_testdata_file("CT_small.dcm"), study / "ct.dcm")  # type: ignore[arg-type]
-    shutil.copyfile(get_testdata_file("MR_small.dcm"), study / "mr.dcm")  # type: ignore[arg-type]
+    shutil.copyfile(pydicom_file("CT_small.dcm"), study / "ct.dcm")
+    shutil.copyfile(pydicom_file("MR_small.dcm"), study / "mr.dcm")
     report = tmp_path / "report.pdf"
     report.write_bytes(minimal_pdf())
     if strict:
@@ -80,13 +83,13 @@ def test_a_document_with_two_studies_to_choose_from_asks_for_the_study(tmp_path:
             _burn(tmp_path, [study, report], strict=True)
         return
     result = _burn(tmp_path, [study, report])
-    reasons = [r.reason for r in result.rejected]  # type: ignore[attr-defined]
+    reasons = [r.reason for r in result.rejected]
     assert any("--document-study" in reason for reason in reasons)
-    mr = dcmread(get_testdata_file("MR_small.dcm"), stop_before_pixels=True)  # type: ignore[arg-type]
+    mr = dcmread(pydicom_file("MR_small.dcm"), stop_before_pixels=True)
     (tmp_path / "again").mkdir()
     chosen = _burn(tmp_path / "again", [study, report], document_study=str(mr.StudyInstanceUID))
-    assert not chosen.rejected  # type: ignore[attr-defined]
-    assert len(chosen.files) == 3  # type: ignore[attr-defined]
+    assert not chosen.rejected
+    assert len(chosen.files) == 3
 
 
 def test_content_larger_than_a_cd_moves_an_automatic_choice_to_dvd_and_refuses_an_explicit_cd(
@@ -100,7 +103,7 @@ def test_content_larger_than_a_cd_moves_an_automatic_choice_to_dvd_and_refuses_a
     monkeypatch.setitem(burn_module.CAPACITY_BYTES, Medium.CD, 1000)
     study = tmp_path / "study"
     study.mkdir()
-    shutil.copyfile(get_testdata_file("CT_small.dcm"), study / "ct.dcm")  # type: ignore[arg-type]
+    shutil.copyfile(pydicom_file("CT_small.dcm"), study / "ct.dcm")
     with Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}") as registry:
         result = burn(
             BurnRequest(

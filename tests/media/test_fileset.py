@@ -95,6 +95,9 @@ def _with_new_uid(src: Path, dst: Path, **changes: str) -> Path:
     for keyword, value in changes.items():
         setattr(ds, keyword, value)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(
+        missing_ok=True
+    )  # a staged file may be a hard link to its source: replace it, never write through
     ds.save_as(dst, enforce_file_format=True)
     return dst
 
@@ -433,6 +436,7 @@ def test_agreement_detects_missing_extra_wrong_uid_and_wrong_ts(small: FileSetPl
     _with_new_uid(_testdata("MR_small.dcm"), mr.staged)  # another instance under the MR's File ID
     ds = dcmread(pdf.staged)
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    pdf.staged.unlink()  # a hard link to its source: replaced, not written through
     ds.save_as(pdf.staged, enforce_file_format=True)  # the same instance in another transfer syntax
 
     found = check_agreement(read_dicomdir(small.dicomdir), _collect(stage))

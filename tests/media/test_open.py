@@ -12,7 +12,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from dcmseal import cms
 from dcmseal.audit import FileSink, validate_message
@@ -22,6 +21,7 @@ from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
 from dcmseal.part10 import seal_file
 from tests.conftest import RsaIdentityFactory
+from tests.jsondoc import array_at
 from tests.media.conftest import (
     MediaCli,
     MediaEscrow,
@@ -31,11 +31,12 @@ from tests.media.conftest import (
     write_series,
 )
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD, fast_kdf
+from tests.pydicom_data import pydicom_file
 
-CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
-MR_SMALL = Path(str(get_testdata_file("MR_small.dcm")))
-US_JPEG = Path(str(get_testdata_file("examples_ybr_color.dcm")))
-PLAIN_SET = Path(str(get_testdata_file("DICOMDIR"))).parent  # pydicom's dicomdirtests: 31 instances
+CT_SMALL = pydicom_file("CT_small.dcm")
+MR_SMALL = pydicom_file("MR_small.dcm")
+US_JPEG = pydicom_file("examples_ybr_color.dcm")
+PLAIN_SET = pydicom_file("DICOMDIR").parent  # pydicom's dicomdirtests: 31 instances
 PLAIN_FOLDERS = ("77654033", "98892001", "98892003")
 WRONG_PASSWORD = "Quartz-meadow-Falcon-ribbon-tundra"
 
@@ -54,7 +55,8 @@ def _burn(
     *,
     escrow: MediaEscrow | None = None,
     output_format: str = "dir",
-    **options: object,
+    certificates: tuple[x509.Certificate, ...] = (),
+    allow_expired: bool = False,
 ) -> BurnResult:
     request = BurnRequest(
         sources=tuple(map(str, sources)),
@@ -64,13 +66,29 @@ def _burn(
         password=PASSWORD.encode(),
         escrow_certificate=escrow.certificate if escrow is not None else None,
         iterations=FAST_ITERATIONS,
-        **options,  # type: ignore[arg-type]
+        certificates=certificates,
+        allow_expired=allow_expired,
     )
     return burn(request, registry=registry, audit=FileSink(out.parent / "burn-audit.log"))
 
 
-def _open(medium: Path, out: Path, *, audit_log: Path | None = None, **keys: object) -> OpenResult:
-    request = OpenRequest(medium=medium, out=out, operator="open-tester", **keys)  # type: ignore[arg-type]
+def _open(
+    medium: Path,
+    out: Path,
+    *,
+    audit_log: Path | None = None,
+    passwords: tuple[bytes, ...] = (),
+    private_keys: tuple[bytes, ...] = (),
+    certificates: tuple[bytes | None, ...] = (),
+) -> OpenResult:
+    request = OpenRequest(
+        medium=medium,
+        out=out,
+        operator="open-tester",
+        passwords=passwords,
+        private_keys=private_keys,
+        certificates=certificates,
+    )
     return open_to_folder(request, audit=FileSink(audit_log or out.parent / "open-audit.log"))
 
 
@@ -121,13 +139,10 @@ def test_open_gives_back_identical_data_sets(
     burned = _burn(
         [CT_SMALL, MR_SMALL, US_JPEG], medium, registry, escrow=media_escrow, output_format=output_format
     )
-    keys: dict[str, object] = (
-        {"passwords": (PASSWORD.encode(),)}
-        if credential == "password"
-        else {"private_keys": (media_escrow.private_key_der,)}
-    )
-
-    result = _open(medium, tmp_path / "opened", **keys)
+    if credential == "password":
+        result = _open(medium, tmp_path / "opened", passwords=(PASSWORD.encode(),))
+    else:
+        result = _open(medium, tmp_path / "opened", private_keys=(media_escrow.private_key_der,))
 
     assert result.failed == ()
     assert result.disagreements == ()
@@ -212,7 +227,7 @@ def test_dicomdir_disagreements_are_reported_and_the_dicomdir_rebuilt(
     assert result.dicomdir_rebuilt
     assert result.failed == ()
     document = result.to_json()
-    assert len(document["disagreements"]) == 3  # type: ignore[arg-type]
+    assert len(array_at(document, "disagreements")) == 3
     out = tmp_path / "opened"
     assert dciodvfy_errors(dciodvfy_bin, out / "DICOMDIR") == []
     _assert_dicomdir_references_every_file(out)

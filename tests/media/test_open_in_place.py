@@ -19,6 +19,7 @@ from dcmseal.media.iso import extract_iso, iso_file_extents
 from dcmseal.media.open import OpenRequest, open_to_folder
 from tests.media.conftest import medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from tests.spies import counting
 
 
 @pytest.fixture
@@ -73,13 +74,11 @@ def test_an_iso_medium_opens_without_extracting_it(
 ) -> None:
     medium, study = image
     calls = {"extract": 0}
-    real_extract = iso_module.extract_iso
 
-    def counted(*args: object, **kwargs: object) -> list[Path]:
+    def count() -> None:
         calls["extract"] += 1
-        return real_extract(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(iso_module, "extract_iso", counted)
+    monkeypatch.setattr(iso_module, "extract_iso", counting(iso_module.extract_iso, count))
     result = _open(medium, tmp_path / "opened")
     assert calls["extract"] == 0
     assert result.failed == ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from pydicom import uid as pydicom_uid
 
@@ -112,13 +114,13 @@ def test_jpeg_and_j2k_profiles_do_not_mix() -> None:
         ([J2K_LOSSLESS, J2K, JPEG_SV1], "dir", Profile.USB_J2K),
     ],
 )
-def test_choose_profile(syntaxes: list[str], output: str, expected: Profile) -> None:
-    assert choose_profile(iter(syntaxes), output=output) is expected  # type: ignore[arg-type]
+def test_choose_profile(syntaxes: list[str], output: Literal["iso", "dir"], expected: Profile) -> None:
+    assert choose_profile(iter(syntaxes), output=output) is expected
 
 
 def test_choose_profile_refuses_an_unknown_output() -> None:
     with pytest.raises(ValueError, match="'iso' or 'dir'"):
-        choose_profile([ELE], output="zip")  # type: ignore[arg-type]
+        choose_profile([ELE], output="zip")  # type: ignore[arg-type]  # a wrong value on purpose: the refusal
 
 
 def test_chosen_profile_allows_the_compressed_content_it_was_chosen_for() -> None:

@@ -10,7 +10,6 @@ from asn1crypto import cms as asn1_cms
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from dcmseal.audit import FileSink, validate_message
 from dcmseal.errors import DecryptionError
@@ -25,9 +24,10 @@ from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaCli, MediaEscrow, medium_files, openssl_decrypt, openssl_unseal
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.peers.postgres import create_database
+from tests.pydicom_data import pydicom_file
 
-CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
-MR_SMALL = Path(str(get_testdata_file("MR_small.dcm")))
+CT_SMALL = pydicom_file("CT_small.dcm")
+MR_SMALL = pydicom_file("MR_small.dcm")
 NEW_PASSWORD = "Harbor-lichen-Copper-saddle-whistle"
 README = "README.TXT"
 
@@ -62,7 +62,11 @@ def _rekey(
     escrow: MediaEscrow,
     *,
     audit_log: Path | None = None,
-    **options: object,
+    passwords: tuple[bytes, ...] = (),
+    private_keys: tuple[bytes, ...] = (),
+    new_password: bytes | None = None,
+    recipients: tuple[x509.Certificate, ...] = (),
+    keep_recipients: bool = False,
 ) -> RekeyResult:
     request = RekeyRequest(
         medium=medium,
@@ -70,7 +74,11 @@ def _rekey(
         operator="rekey-tester",
         escrow_certificate=escrow.certificate,
         iterations=FAST_ITERATIONS,
-        **options,  # type: ignore[arg-type]
+        passwords=passwords,
+        private_keys=private_keys,
+        new_password=new_password,
+        recipients=recipients,
+        keep_recipients=keep_recipients,
     )
     return rekey(request, registry=registry, audit=FileSink(audit_log or out.parent / "rekey-audit.log"))
 
@@ -159,7 +167,9 @@ def test_rekey_readdresses_every_file_and_reuses_the_ciphertext(
     uids = {f.sop_instance_uid: f.file_id for f in opened.files if f.sop_instance_uid}
     for source in (CT_SMALL, MR_SMALL):
         expected = dcmread(source)
-        assert dcmread(tmp_path / "opened" / uids[str(expected.SOPInstanceUID)]) == expected
+        file_id = uids[str(expected.SOPInstanceUID)]
+        assert file_id is not None
+        assert dcmread(tmp_path / "opened" / file_id) == expected
 
     details = registry.get_medium(result.medium_id)
     assert details.has_escrowed_password
@@ -212,10 +222,18 @@ def test_rekey_keeps_the_old_recipients_only_when_asked(
     old = tmp_path / "old"
     _burn(old, registry, media_escrow, output_format="dir")
     kept, dropped = tmp_path / "kept", tmp_path / "dropped"
-    common = {"passwords": (PASSWORD.encode(),), "new_password": NEW_PASSWORD.encode()}
+    passwords, new_password = (PASSWORD.encode(),), NEW_PASSWORD.encode()
 
-    _rekey(old, kept, registry, media_escrow, keep_recipients=True, **common)
-    _rekey(old, dropped, registry, media_escrow, **common)
+    _rekey(
+        old,
+        kept,
+        registry,
+        media_escrow,
+        keep_recipients=True,
+        passwords=passwords,
+        new_password=new_password,
+    )
+    _rekey(old, dropped, registry, media_escrow, passwords=passwords, new_password=new_password)
 
     for relative in ("DICOMDIR",):
         assert openssl_decrypt(openssl_bin, kept / relative, password=PASSWORD).returncode == 0

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from dcmseal import cms
 from dcmseal.errors import InputError, PeerError
@@ -17,12 +16,13 @@ from dcmseal.media.sources import ALREADY_SEALED, SourceCollection, collect
 from dcmseal.part10 import read_file_meta, seal_file
 from tests.part10.dicomfiles import PASSWORD, fast_kdf, write_part10
 from tests.peers.orthanc import OrthancPeer, free_port
+from tests.pydicom_data import pydicom_file
 
-CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
-MR_SMALL = Path(str(get_testdata_file("MR_small.dcm")))
-JPEG2000 = Path(str(get_testdata_file("JPEG2000.dcm")))  # J2K, same study as JPEG-lossy.dcm
-JPEG_LOSSY = Path(str(get_testdata_file("JPEG-lossy.dcm")))
-DICOMDIR_SET = Path(str(get_testdata_file("DICOMDIR"))).parent
+CT_SMALL = pydicom_file("CT_small.dcm")
+MR_SMALL = pydicom_file("MR_small.dcm")
+JPEG2000 = pydicom_file("JPEG2000.dcm")  # J2K, same study as JPEG-lossy.dcm
+JPEG_LOSSY = pydicom_file("JPEG-lossy.dcm")
+DICOMDIR_SET = pydicom_file("DICOMDIR").parent
 NOT_PART10 = "not a DICOM PS3.10 file"
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import cms as asn1_cms
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from dcmseal import cms
+from tests.pydicom_data import pydicom_file
 
 __all__ = [
     "CT_SMALL_PATIENT_NAME",
@@ -81,7 +81,7 @@ def write_part10(
 def copy_ct_small(dst: Path) -> Path:
     """Copy pydicom's CT_small.dcm (TIFF preamble, PatientName CompressedSamples^CT1) to ``dst``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(str(get_testdata_file("CT_small.dcm")), dst)
+    shutil.copyfile(pydicom_file("CT_small.dcm"), dst)
     return dst
 
 

@@ -138,7 +138,7 @@ def test_patient_context_fast_reader_agrees_with_pydicom() -> None:
 def test_patient_context_covers_sequences_of_undefined_length(tmp_path: Path) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
         ds = Dataset()
@@ -152,8 +152,8 @@ def test_patient_context_covers_sequences_of_undefined_length(tmp_path: Path) ->
         ds.PatientID = "MRN0042"
         ds.PatientBirthDate = "19700101"
         ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-        ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+        ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
+        ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4")
         ds.file_meta.TransferSyntaxUID = syntax
         path = tmp_path / f"{syntax.name}.dcm"
         # Undefined lengths everywhere, as many modalities write them: the walker must find the ends itself.

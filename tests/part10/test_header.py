@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 from pydicom.dataelem import RawDataElement
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dcmseal.errors import DcmsealError, NotPart10Error
 from dcmseal.part10.header import MAX_INFLATED_BYTES, read_header
+from tests.pydicom_data import pydicom_file
 
 # Explicit VR little endian, implicit VR, explicit big endian, deflated, undefined-length sequences (SR, UN),
 # a JPEG 2000 file whose header holds a sequence delimiter inside pixel data, RT plan (nested sequences).
@@ -38,7 +38,7 @@ FILES = [
 
 
 def _sample(name: str) -> Path:
-    return Path(str(get_testdata_file(name)))
+    return pydicom_file(name)
 
 
 @pytest.mark.parametrize("name", FILES)

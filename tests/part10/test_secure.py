@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,8 @@ def _with_password(password: bytes = PW) -> list[cms.Credential]:
     return [cms.PasswordCredential(password=password)]
 
 
-def _seal(src: Path, dst: Path, **kwargs: object) -> Path:
-    kwargs.setdefault("recipients", [_password_recipient()])
-    seal_file(src, dst, **kwargs)  # type: ignore[arg-type]
+def _seal(src: Path, dst: Path, *, recipients: Sequence[cms.Recipient] | None = None) -> Path:
+    seal_file(src, dst, recipients=[_password_recipient()] if recipients is None else recipients)
     return dst
 
 
@@ -310,10 +310,12 @@ def test_not_a_recipient_gives_the_same_message_as_a_wrong_password(
         pytest.param(lambda b: b + b"trailing junk", id="trailing-junk"),
     ],
 )
-def test_corrupt_envelope_names_the_file_and_the_problem(tmp_path: Path, damage: object) -> None:
+def test_corrupt_envelope_names_the_file_and_the_problem(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
     sealed = _seal(write_part10(tmp_path / "a.dcm"), tmp_path / "a.p7m")
     broken = tmp_path / "broken.dcm"
-    broken.write_bytes(damage(sealed.read_bytes()))  # type: ignore[operator]
+    broken.write_bytes(damage(sealed.read_bytes()))
     out = tmp_path / "out"
     with pytest.raises(MalformedEnvelopeError) as info:
         unseal_file(broken, out / "a.dcm", credentials=_with_password())

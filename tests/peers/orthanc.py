@@ -133,7 +133,7 @@ class OrthancPeer:
     def sop_instance_uids(self) -> set[str]:
         """The SOP Instance UIDs of every instance stored."""
         found: set[str] = set()
-        for instance_id in self._ids("/instances"):
+        for instance_id in self.ids("/instances"):
             tags = self.get_json(f"/instances/{instance_id}/simplified-tags")
             if isinstance(tags, dict) and "SOPInstanceUID" in tags:
                 found.add(str(tags["SOPInstanceUID"]))
@@ -145,10 +145,11 @@ class OrthancPeer:
 
     def clear(self) -> None:
         """Delete every patient (and so every study, series and instance), for a clean state between tests."""
-        for patient_id in self._ids("/patients"):
+        for patient_id in self.ids("/patients"):
             self.request("DELETE", f"/patients/{patient_id}")
 
-    def _ids(self, path: str) -> list[str]:
+    def ids(self, path: str) -> list[str]:
+        """The IDs Orthanc lists at ``path`` (``/instances``, ``/patients``); OrthancError if it is no list."""
         answer = self.get_json(path)
         if not isinstance(answer, list):
             raise OrthancError(f"GET {path}: expected a list, got {answer!r}")

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 __all__ = [
     "CYLERA",
@@ -69,7 +69,7 @@ def zip_bytes(members: dict[str, bytes] | None = None) -> bytes:
 
 def _dataset(sop_class: str = SecondaryCaptureImageStorage, **extra: object) -> Dataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
 from dcmseal.scan import Verdict, scan_bytes, scan_file
 from dcmseal.scan.body import read_meta, walk_dataset
+from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import ELF_HEADER, element, part10, pe_bytes, split_part10, zip_bytes
 
 
@@ -110,12 +110,12 @@ def test_payload_inside_a_sequence_item_is_found() -> None:
 )
 def test_encodings_walk_to_the_end(name: str) -> None:
     # Implicit VR, big endian, deflate, encapsulated Pixel Data: all walk cleanly to the end of the file.
-    report = scan_file(Path(get_testdata_file(name)))
+    report = scan_file(pydicom_file(name))
     assert report.verdict is Verdict.CLEAN, report.findings
 
 
 def test_private_payload_in_implicit_vr() -> None:
-    ds = pydicom.dcmread(get_testdata_file("MR_small_implicit.dcm"))
+    ds = pydicom.dcmread(pydicom_file("MR_small_implicit.dcm"))
     block = ds.private_block(0x0029, "SCANTEST", create=True)
     block.add_new(0x01, "OB", ELF_HEADER)
     buffer = io.BytesIO()
@@ -125,7 +125,7 @@ def test_private_payload_in_implicit_vr() -> None:
 
 
 def test_dicomdir_references_are_collected() -> None:
-    data = Path(get_testdata_file("DICOMDIR")).read_bytes()
+    data = pydicom_file("DICOMDIR").read_bytes()
     meta = read_meta(data, len(data), None)
     body = walk_dataset(data, start=meta.end, size=len(data), read_at=None, transfer_syntax=meta.transfer_syntax,
                         collect=frozenset({0x00041500}))  # fmt: skip
@@ -147,10 +147,10 @@ def test_reads_little_of_a_large_file(tmp_path: Path) -> None:
         calls.append(n)
         return real_pread(fd, n, offset)
 
-    os.pread = counting  # type: ignore[assignment]
+    os.pread = counting
     try:
         report = scan_file(path)
     finally:
-        os.pread = real_pread  # type: ignore[assignment]
+        os.pread = real_pread
     assert report.verdict is Verdict.CLEAN
     assert sum(calls) < 256 * 1024

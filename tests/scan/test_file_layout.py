@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydicom.data import get_testdata_file
-
 from dcmseal.scan.body import LayoutCache
 from dcmseal.scan.report import FileReport
 from dcmseal.scan.scanner import scan_file, scan_source
+from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import ELF_HEADER, element, part10, zip_bytes
 
 _PIXELS = 1024
@@ -97,7 +94,7 @@ def test_a_changed_header_is_walked_in_full() -> None:
 
 
 def test_whole_file_structures_agree_with_full_scans_on_pydicom_files() -> None:
-    root = Path(str(get_testdata_file("CT_small.dcm"))).parent
+    root = pydicom_file("CT_small.dcm").parent
     files = [p for p in sorted(root.rglob("*")) if p.is_file()]
     cache = LayoutCache(capacity=1000)
     for path in files * 5:

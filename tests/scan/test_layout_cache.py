@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydicom.data import get_testdata_file
-
 from dcmseal.scan.body import LayoutCache
 from dcmseal.scan.scanner import scan_file, scan_source
+from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import ELF_HEADER, element, part10, split_part10
 
 
@@ -46,7 +43,7 @@ def test_a_changed_header_means_a_full_walk() -> None:
 
 
 def test_cached_and_full_walks_agree_on_pydicom_files() -> None:
-    root = Path(get_testdata_file("CT_small.dcm")).parent
+    root = pydicom_file("CT_small.dcm").parent
     files = [p for p in sorted(root.rglob("*")) if p.is_file()]
     cache = LayoutCache(capacity=1000)
     for path in files + files + files:

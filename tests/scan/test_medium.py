@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pycdlib
 import pytest
-from pydicom.data import get_testdata_file
 
-from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
+from dcmseal.scan import Finding, Verdict, scan_medium_layout, scan_paths
+from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import PE_HEADER, part10, pe_bytes
 
-FILESET = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
+FILESET = pydicom_file("CT_small.dcm").parent / "dicomdirtests"
 AUTORUN = b"[autorun]\r\nopen=77654033\\CT2\\17106\r\nicon=viewer.ico\r\n"
 
 
@@ -28,8 +29,8 @@ def medium(tmp_path: Path) -> Path:
     return root
 
 
-def _codes(findings: tuple[object, ...]) -> list[str]:
-    return [f.code for f in findings]  # type: ignore[attr-defined]
+def _codes(findings: Sequence[Finding]) -> list[str]:
+    return [f.code for f in findings]
 
 
 def test_plain_fileset_has_no_medium_findings(medium: Path) -> None:

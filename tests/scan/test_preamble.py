@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import pytest
-from pydicom.data import get_testdata_file
 
 from dcmseal.scan import Verdict, scan_bytes, scan_file
+from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import (
     CYLERA,
     ELF_HEADER,
@@ -84,10 +83,10 @@ def test_stray_bytes_are_suspicious_not_malicious() -> None:
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
 def test_pydicom_tiff_preambles_stay_clean_with_a_note(name: str) -> None:
-    report = scan_file(Path(get_testdata_file(name)))
+    report = scan_file(pydicom_file(name))
     assert report.verdict is Verdict.CLEAN
     assert report.codes() == ("preamble.tiff", "preamble.tiff-ifd-outside")
-    strict = scan_file(Path(get_testdata_file(name)), allow_tiff=False)
+    strict = scan_file(pydicom_file(name), allow_tiff=False)
     assert strict.verdict is Verdict.SUSPICIOUS
 
 
@@ -109,7 +108,7 @@ def test_tiff_that_also_carries_markup_is_malicious() -> None:
 
 
 def test_pydicom_dicomdirtests_stray_bytes_are_never_malicious() -> None:
-    root = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
+    root = pydicom_file("CT_small.dcm").parent / "dicomdirtests"
     reports = [scan_file(p) for p in sorted(root.rglob("*")) if p.is_file()]
     assert reports
     assert not [r.path for r in reports if r.verdict is Verdict.MALICIOUS]
@@ -120,7 +119,7 @@ def test_pydicom_dicomdirtests_stray_bytes_are_never_malicious() -> None:
 
 def test_no_pydicom_test_file_is_malicious() -> None:
     # 170-odd real files: explicit/implicit VR, big endian, deflate, encapsulated pixel data, DICOMDIRs.
-    root = Path(get_testdata_file("CT_small.dcm")).parent
+    root = pydicom_file("CT_small.dcm").parent
     files = [p for p in sorted(root.rglob("*")) if p.is_file()]
     reports = [scan_file(p) for p in files]
     assert len(reports) > 100

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
 from dcmseal.errors import InputError
 from dcmseal.scan import Verdict, sanitize_file, scan_file
+from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import (
     CYLERA,
     ELF_HEADER,
@@ -89,7 +89,7 @@ def test_group_length_payload_removed_and_order_restored(tmp_path: Path) -> None
 
 
 def test_keep_tiff(tmp_path: Path) -> None:
-    src = Path(get_testdata_file("CT_small.dcm"))
+    src = pydicom_file("CT_small.dcm")
     kept = sanitize_file(src, tmp_path / "kept.dcm", keep_tiff=True)
     assert kept.changes == ()
     assert kept.status == "copied"

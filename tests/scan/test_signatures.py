@@ -35,11 +35,16 @@ def test_identify(data: bytes, name: str, family: Family) -> None:
 def test_pe_header_must_be_where_e_lfanew_points() -> None:
     data = bytearray(pe_bytes())
     data[0x40:0x44] = b"XX\x00\x00"
-    assert identify(bytes(data)) is not None
-    assert identify(bytes(data)).name == "mz"  # type: ignore[union-attr]
+    misplaced = identify(bytes(data))
+    assert misplaced is not None
+    assert misplaced.name == "mz"
     far = pe_bytes(e_lfanew=0x200, total=0x40)[:0x40]
-    assert identify(far).name == "mz"  # type: ignore[union-attr]
-    assert identify(far, read_at=lambda at, n: b"PE\x00\x00" if at == 0x200 else b"").name == "pe"  # type: ignore[union-attr]
+    truncated = identify(far)
+    assert truncated is not None
+    assert truncated.name == "mz"
+    read_further = identify(far, read_at=lambda at, n: b"PE\x00\x00" if at == 0x200 else b"")
+    assert read_further is not None
+    assert read_further.name == "pe"
 
 
 def test_binary_values_are_not_read_as_text() -> None:
@@ -52,7 +57,9 @@ def test_binary_values_are_not_read_as_text() -> None:
 
 
 def test_embedded_and_tiff_offsets() -> None:
-    assert find_embedded(bytes(40) + b"%PDF-1.4") == (40, find_embedded(b"%PDF-")[1])  # type: ignore[index]
+    pdf = find_embedded(b"%PDF-")
+    assert pdf is not None
+    assert find_embedded(bytes(40) + b"%PDF-1.4") == (40, pdf[1])
     assert find_embedded(bytes(128)) is None
     assert tiff_ifd_offset(b"II*\x00\x08\x00\x00\x00") == 8
     assert tiff_ifd_offset(b"MM\x00*\x00\x00\x00\x10") == 16

@@ -51,9 +51,9 @@ def test_no_plaintext_left_on_disk(tmp_path: Path) -> None:
 
 
 def test_encrypted_dicomdir_references_checked_with_key(tmp_path: Path) -> None:
-    from pydicom.data import get_testdata_file
+    from tests.pydicom_data import pydicom_file
 
-    source = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
+    source = pydicom_file("CT_small.dcm").parent / "dicomdirtests"
     kdf = fast_kdf()
     medium = tmp_path / "medium"
     for path in [source / "DICOMDIR", *sorted((source / "77654033").rglob("*"))]:

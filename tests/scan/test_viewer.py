@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from dcmseal.audit import FileSink
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
 from dcmseal.media.webviewer import BUNDLE_DIR
-from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
+from dcmseal.scan import Finding, Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.viewer import KnownBundle, find_viewers, known_bundle, load_bundle
 from tests.cli.runner import run_dcmseal
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
@@ -142,8 +143,8 @@ def test_without_a_bundle_the_viewer_is_flagged_as_before(
     assert scan_paths([medium]).verdict is Verdict.SUSPICIOUS
 
 
-def _codes_of(findings: tuple[object, ...]) -> set[str]:
-    return {f.code for f in findings if f.code != "medium.outside-fileset"}  # type: ignore[attr-defined]
+def _codes_of(findings: Sequence[Finding]) -> set[str]:
+    return {f.code for f in findings if f.code != "medium.outside-fileset"}
 
 
 def test_the_hashes_come_from_package_data_without_importing_media(bundle: KnownBundle) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from cryptography import x509
 from pydicom import dcmread
-from pydicom.pixels import apply_color_lut
+from pydicom.pixels.processing import apply_color_lut
 
 from dcmseal.cms import is_enveloped_data
 from dcmseal.media.iso import list_iso
