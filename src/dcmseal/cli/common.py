@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from cryptography import x509
@@ -23,9 +23,6 @@ from dcmseal.keys import encode_password
 
 __all__ = [
     "PASSWORD_ON_ARGV_MESSAGE",
-    "PasswordEnvOpt",
-    "PasswordFileOpt",
-    "PasswordOnArgv",
     "configure_logging",
     "err_console",
     "load_certificate",
@@ -34,6 +31,7 @@ __all__ = [
     "print_json",
     "read_password",
     "refuse_argv_password",
+    "stage_progress",
     "user_errors",
 ]
 
@@ -45,16 +43,6 @@ PASSWORD_ON_ARGV_MESSAGE = (
     "a password on the command line is visible to other users (ps, shell history): "  # noqa: S105 - a message
     "use --password-file, --password-env or the prompt"
 )
-
-
-PasswordFileOpt = Annotated[
-    Path | None, typer.Option("--password-file", help="Read the password from the first line of this file.")
-]
-PasswordEnvOpt = Annotated[
-    str | None, typer.Option("--password-env", help="Read the password from this environment variable.")
-]
-#: Hidden: exists only to refuse a password on the command line with a clear message.
-PasswordOnArgv = Annotated[str | None, typer.Option("--password", hidden=True)]
 
 
 def refuse_argv_password(password: str | None) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from dcmseal.cli import options
 from dcmseal.cli.common import err_console, out_console, print_json, user_errors
 from dcmseal.documents import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -20,9 +21,6 @@ from dcmseal.documents import (
 from dcmseal.errors import DcmsealError, ExitCode, UsageError
 
 __all__ = ["encapsulate_command", "extract_command"]
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
 
 
 def encapsulate_command(
@@ -71,8 +69,8 @@ def encapsulate_command(
     max_size: Annotated[
         int, typer.Option("--max-size", help="Refuse documents larger than this many bytes.", min=1)
     ] = DEFAULT_MAX_DOCUMENT_BYTES,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    force: options.Force = False,
+    as_json: options.Json = False,
 ) -> None:
     """Encapsulate a document as DICOM (Encapsulated PDF/CDA/STL/OBJ/MTL), alone or joining a study."""
     with user_errors():
@@ -120,8 +118,8 @@ def encapsulate_command(
 def extract_command(
     files: Annotated[list[Path], typer.Argument(help="Encapsulated Document instances.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the documents.")],
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    force: options.Force = False,
+    as_json: options.Json = False,
 ) -> None:
     """Write the documents of Encapsulated Document instances back, byte for byte, with their extension."""
     results: list[tuple[Path, ExtractResult | None, str]] = []

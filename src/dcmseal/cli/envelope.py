@@ -14,10 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dcmseal import cms
+from dcmseal.cli import options
 from dcmseal.cli.common import (
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PasswordOnArgv,
     err_console,
     load_certificate,
     load_private_key,
@@ -30,7 +28,6 @@ from dcmseal.cli.common import (
 from dcmseal.config import Settings, load_settings
 from dcmseal.errors import DcmsealError, UsageError
 from dcmseal.fsutil import iter_files
-from dcmseal.keys import check_password
 from dcmseal.part10 import (
     BatchReport,
     FileOutcome,
@@ -45,12 +42,6 @@ from dcmseal.part10 import (
 
 __all__ = ["inspect", "render_inspect", "seal", "unseal"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
-WorkersOpt = Annotated[
-    int | None,
-    typer.Option("--workers", help="Processes to use (0 = one per core). [env var: DCMSEAL_WORKERS]"),
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
 ]
@@ -97,6 +88,22 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
     err_console.print(summary, style="bold green" if not report.failed else "bold yellow")
 
 
+def _run_batch(
+    paths: list[Path], out: Path, plan: SealPlan | UnsealPlan, *, workers: int, force: bool, as_json: bool
+) -> None:
+    """Seal or unseal (as the plan says) with a progress bar, report, exit non-zero if a file failed."""
+    sealing = isinstance(plan, SealPlan)
+    total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
+    with _progress(total, "sealing" if sealing else "unsealing", enabled=not as_json) as advance:
+        if isinstance(plan, SealPlan):
+            report = seal_tree(paths, out, plan, workers=workers, overwrite=force, on_outcome=advance)
+        else:
+            report = unseal_tree(paths, out, plan, workers=workers, overwrite=force, on_outcome=advance)
+    _render_batch(report, as_json=as_json, verb="sealed" if sealing else "unsealed")
+    if report.failed:
+        raise typer.Exit(report.exit_code)
+
+
 def _settings(config: Path | None, **overrides: object) -> Settings:
     return load_settings(config_file=config, overrides=overrides)
 
@@ -107,9 +114,9 @@ def seal(
         typer.Argument(metavar="PATH", help="Part 10 files or folders (walked; relative paths kept)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Secure DICOM Files.")],
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
     recipient: Annotated[
         list[Path] | None,
         typer.Option("--recipient", "-r", help="Certificate (PEM/DER) of a recipient; repeatable."),
@@ -143,15 +150,10 @@ def seal(
     subject_key_id: Annotated[
         bool, typer.Option("--subject-key-id", help="Name certificate recipients by subjectKeyIdentifier.")
     ] = False,
-    allow_weak_password: Annotated[
-        bool,
-        typer.Option(
-            "--allow-weak-password", help="Accept a password the policy refuses (test setups only)."
-        ),
-    ] = False,
-    workers: WorkersOpt = None,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    allow_weak_password: options.AllowWeakPassword = False,
+    workers: options.Workers = None,
+    force: options.Force = False,
+    as_json: options.Json = False,
     config: ConfigOpt = None,
 ) -> None:
     """Seal Part 10 files into Secure DICOM Files (PS3.10 §7.4, PS3.15 D.1).
@@ -183,19 +185,9 @@ def seal(
         kdf: cms.Pbkdf2Params | None = None
         if text is not None:
             files = [p for p, _ in iter_files(list(paths))] if all(p.exists() for p in paths) else []
-            password_bytes, strength = check_password(
-                text,
-                context=read_patient_context(files),
-                allow_weak=allow_weak_password,
-                iterations=settings.pbkdf2_iterations,
-                prf=settings.pbkdf2_prf,
+            password_bytes = options.accept_password(
+                text, allow_weak=allow_weak_password, settings=settings, context=read_patient_context(files)
             )
-            if strength.problems:
-                err_console.print(
-                    "warning: weak password accepted because of --allow-weak-password: "
-                    + "; ".join(strength.problems),
-                    style="bold yellow",
-                )
             kdf = cms.Pbkdf2Params(
                 salt=os.urandom(settings.salt_bytes),
                 iterations=settings.pbkdf2_iterations,
@@ -225,14 +217,7 @@ def seal(
             else None,
         )
         plan.signer()  # check key and certificate belong together before any file is read
-        total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
-        with _progress(total, "sealing", enabled=not as_json) as advance:
-            report = seal_tree(
-                paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance
-            )
-        _render_batch(report, as_json=as_json, verb="sealed")
-        if report.failed:
-            raise typer.Exit(report.exit_code)
+        _run_batch(paths, out, plan, workers=settings.workers, force=force, as_json=as_json)
 
 
 def unseal(
@@ -240,16 +225,11 @@ def unseal(
         list[Path], typer.Argument(metavar="PATH", help="Secure DICOM Files or folders of them.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the Part 10 files.")],
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
-    key: Annotated[
-        list[Path] | None, typer.Option("--key", "-k", help="RSA private key (PEM/DER, PKCS#8); repeatable.")
-    ] = None,
-    cert: Annotated[
-        list[Path] | None,
-        typer.Option("--cert", help="Certificate of each --key, in the same order (optional)."),
-    ] = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
+    key: options.Key = None,
+    cert: options.Cert = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail files whose payload is not Part 10.")
     ] = False,
@@ -260,9 +240,9 @@ def unseal(
             help="Refuse PBKDF2 counts above this. [env var: DCMSEAL_MAX_PBKDF2_ITERATIONS]",
         ),
     ] = None,
-    workers: WorkersOpt = None,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    workers: options.Workers = None,
+    force: options.Force = False,
+    as_json: options.Json = False,
     config: ConfigOpt = None,
 ) -> None:
     """Open Secure DICOM Files with a password or a private key, verify them, and write the Part 10 files.
@@ -273,39 +253,25 @@ def unseal(
     with user_errors():
         refuse_argv_password(password)
         settings = _settings(config, max_pbkdf2_iterations=max_iterations, workers=workers)
-        keys = key or []
-        certs = cert or []
-        if certs and len(certs) != len(keys):
-            raise UsageError("give one --cert per --key, in the same order, or none")
-        text = read_password(
-            password_file=password_file,
-            password_env=password_env,
-            prompt="Password" if not keys and password_file is None and password_env is None else None,
-            confirm=False,
+        credentials = options.read_credentials(
+            password_file=password_file, password_env=password_env, keys=key, certs=cert, prompt="Password"
         )
         plan = UnsealPlan(
-            passwords=(text.encode("ascii"),) if text is not None else (),
-            private_keys=tuple(load_private_key(k) for k in keys),
-            certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
+            passwords=credentials.passwords,
+            private_keys=credentials.private_keys,
+            certificates=credentials.certificates,
             strict=strict,
             max_iterations=settings.max_pbkdf2_iterations,
             max_header_bytes=settings.max_header_bytes,
         )
-        total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
-        with _progress(total, "unsealing", enabled=not as_json) as advance:
-            report = unseal_tree(
-                paths, out, plan, workers=settings.workers, overwrite=force, on_outcome=advance
-            )
-        _render_batch(report, as_json=as_json, verb="unsealed")
-        if report.failed:
-            raise typer.Exit(report.exit_code)
+        _run_batch(paths, out, plan, workers=settings.workers, force=force, as_json=as_json)
 
 
 def inspect(
     paths: Annotated[
         list[Path], typer.Argument(metavar="PATH", help="Secure DICOM Files to describe (no key needed).")
     ],
-    as_json: JsonOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """Describe Secure DICOM Files: recipients, PBKDF2 parameters, ciphers, content type, sizes.
 

@@ -7,16 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives import serialization
 from rich.table import Table
 
+from dcmseal.cli import options
 from dcmseal.cli.common import (
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PasswordOnArgv,
     err_console,
-    load_certificate,
-    load_private_key,
     out_console,
     print_json,
     read_password,
@@ -34,10 +29,7 @@ _STYLES = {"failed": "red", "quarantined": "bold red", "skipped": "dim", "pendin
 
 
 def import_command(
-    medium: Annotated[
-        Path,
-        typer.Argument(metavar="MEDIUM", help="An ISO image, a folder (mounted disc, USB stick) or a zip."),
-    ],
+    medium: options.Medium,
     to: Annotated[
         str,
         typer.Option(
@@ -46,13 +38,11 @@ def import_command(
             show_default=False,
         ),
     ],
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
-    key: Annotated[
-        list[Path] | None, typer.Option("--key", "-k", help="RSA private key; repeatable.")
-    ] = None,
-    cert: Annotated[list[Path] | None, typer.Option("--cert", help="Certificate of each --key.")] = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
+    key: options.Key = None,
+    cert: options.Cert = None,
     reconcile: Annotated[
         Path | None,
         typer.Option(
@@ -105,9 +95,7 @@ def import_command(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes to open the medium with.")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")
-    ] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Import a medium into a PACS: open, scan, sanitize or quarantine, reconcile, send, verify, journal.
 
@@ -125,9 +113,6 @@ def import_command(
             policy = UidPolicy(uids)
         except ValueError:
             raise UsageError(f"--uids must be keep or regenerate, not {uids!r}") from None
-        keys, certs = key or [], cert or []
-        if certs and len(certs) != len(keys):
-            raise UsageError("give one --cert per --key, in the same order, or none")
         if (user_password_file or user_password_env) and user is None:
             raise UsageError("--user-password-file and --user-password-env go with --user")
         http_password = None
@@ -142,25 +127,19 @@ def import_command(
                 prompt=f"HTTP password of {user}",
                 confirm=False,
             )
-        text = read_password(
-            password_file=password_file, password_env=password_env, prompt=None, confirm=False
+        credentials = options.read_credentials(
+            password_file=password_file, password_env=password_env, keys=key, certs=cert
         )
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
-
-        def ask() -> str:
-            answer = read_password(password_file=None, password_env=None, prompt="Password", confirm=False)
-            assert answer is not None
-            return answer
-
         request = ImportRequest(
             medium=medium,
             target=target,
             operator=operator_name(),
             journal=journal or default_import_journal(),
             quarantine=quarantine or default_quarantine_directory(),
-            passwords=(text.encode("ascii"),) if text is not None else (),
-            private_keys=tuple(load_private_key(k) for k in keys),
-            certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
+            passwords=credentials.passwords,
+            private_keys=credentials.private_keys,
+            certificates=credentials.certificates,
             reconciliation=mapping,
             uid_policy=policy,
             calling_aet=settings.ae_title,
@@ -170,7 +149,7 @@ def import_command(
             keep_sent=keep_sent,
             max_iterations=settings.max_pbkdf2_iterations,
             workers=settings.workers,
-            ask_password=ask if not keys and sys.stdin.isatty() else None,
+            ask_password=credentials.ask_password(),
             verify=verify,
         )
         with stage_progress(not as_json) as progress:

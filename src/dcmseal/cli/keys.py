@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dcmseal.audit import AuditUser, security_alert
+from dcmseal.cli import options
 from dcmseal.cli.common import (
     err_console,
     load_certificate,
@@ -31,16 +32,23 @@ recipients_app = typer.Typer(
     name="recipients", help="The address book of partner certificates (burn --to NAME).", no_args_is_help=True
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output.")]
-RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry URL. [env var: DCMSEAL_REGISTRY]")
-]
 PassFileOpt = Annotated[
     Path | None, typer.Option("--passphrase-file", help="The escrow key's passphrase, from a file.")
 ]
 PassEnvOpt = Annotated[
     str | None, typer.Option("--passphrase-env", help="The escrow key's passphrase, from a variable.")
 ]
+
+
+def _passphrase(
+    passphrase_file: Path | None, passphrase_env: str | None, *, prompt: str, confirm: bool
+) -> bytes:
+    """The escrow key's passphrase from --passphrase-file, --passphrase-env, else the prompt."""
+    passphrase = read_password(
+        password_file=passphrase_file, password_env=passphrase_env, prompt=prompt, confirm=confirm
+    )
+    assert passphrase is not None  # with a prompt, read_password returns the answer or raises
+    return passphrase.encode("ascii")
 
 
 @keys_app.command("init")
@@ -52,7 +60,7 @@ def init(
     passphrase_file: PassFileOpt = None,
     passphrase_env: PassEnvOpt = None,
     key_size: Annotated[int, typer.Option("--key-size", help="RSA modulus bits (>= 3072).")] = 3072,
-    as_json: JsonOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """Create the organisation's escrow key pair and certificate; every medium is also sealed to it.
 
@@ -60,17 +68,11 @@ def init(
     """
     with user_errors():
         target = directory or default_escrow_directory()
-        passphrase = read_password(
-            password_file=passphrase_file,
-            password_env=passphrase_env,
-            prompt="Passphrase for the escrow private key",
-            confirm=True,
+        passphrase = _passphrase(
+            passphrase_file, passphrase_env, prompt="Passphrase for the escrow private key", confirm=True
         )
-        assert passphrase is not None
         try:
-            identity = create_escrow_identity(
-                org, target, passphrase=passphrase.encode("ascii"), key_size=key_size
-            )
+            identity = create_escrow_identity(org, target, passphrase=passphrase, key_size=key_size)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if as_json:
@@ -83,9 +85,9 @@ def init(
 
 @keys_app.command("list")
 def list_media(
-    registry: RegistryOpt = None,
+    registry: options.Registry = None,
     limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 100,
-    as_json: JsonOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """The media burned at this organisation, newest first."""
     with user_errors():
@@ -114,8 +116,8 @@ def list_media(
 @keys_app.command("show")
 def show(
     medium: Annotated[str, typer.Argument(help="Medium ID.")],
-    registry: RegistryOpt = None,
-    as_json: JsonOpt = False,
+    registry: options.Registry = None,
+    as_json: options.Json = False,
 ) -> None:
     """Everything the registry holds about a medium (never its password)."""
     with user_errors():
@@ -146,24 +148,20 @@ def recover(
     ] = None,
     passphrase_file: PassFileOpt = None,
     passphrase_env: PassEnvOpt = None,
-    registry: RegistryOpt = None,
-    as_json: JsonOpt = False,
+    registry: options.Registry = None,
+    as_json: options.Json = False,
 ) -> None:
     """Reveal a medium's password with the escrow key; every recovery is recorded and audited."""
     with user_errors():
         settings = load_settings()
         if not reason.strip():
             raise UsageError("--reason must say why the password is recovered")
-        passphrase = read_password(
-            password_file=passphrase_file,
-            password_env=passphrase_env,
-            prompt="Passphrase of the escrow key",
-            confirm=False,
+        passphrase = _passphrase(
+            passphrase_file, passphrase_env, prompt="Passphrase of the escrow key", confirm=False
         )
-        assert passphrase is not None
         cert_path = escrow_cert or escrow_key.with_name("escrow-cert.pem")
         certificate = load_escrow_certificate(cert_path)
-        private_key = unlock_escrow_key(escrow_key, passphrase.encode("ascii"))
+        private_key = unlock_escrow_key(escrow_key, passphrase)
         operator = operator_name()
         with open_registry(settings, registry) as reg:
             medium = reg.get_medium(medium).medium_id  # as registered (the ID may be typed in lower case)
@@ -191,8 +189,8 @@ def add(
     name: Annotated[str, typer.Argument(help="Name to burn --to (letters, digits, . _ -).")],
     certificate: Annotated[Path, typer.Argument(help="The partner's certificate (PEM or DER).")],
     replace: Annotated[bool, typer.Option("--replace", help="Replace an entry of the same name.")] = False,
-    registry: RegistryOpt = None,
-    as_json: JsonOpt = False,
+    registry: options.Registry = None,
+    as_json: options.Json = False,
 ) -> None:
     """File a partner's certificate under a name."""
     with user_errors():
@@ -206,7 +204,7 @@ def add(
 
 
 @recipients_app.command("list")
-def list_partners(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+def list_partners(registry: options.Registry = None, as_json: options.Json = False) -> None:
     """The address book."""
     with user_errors():
         with open_registry(load_settings(), registry) as reg:
@@ -224,7 +222,7 @@ def list_partners(registry: RegistryOpt = None, as_json: JsonOpt = False) -> Non
 
 @recipients_app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(help="Name to remove.")], registry: RegistryOpt = None
+    name: Annotated[str, typer.Argument(help="Name to remove.")], registry: options.Registry = None
 ) -> None:
     """Take a partner out of the address book (media already burned are not affected)."""
     with user_errors():

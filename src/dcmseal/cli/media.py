@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography.hazmat.primitives import serialization
 from rich.table import Table
 
 from dcmseal import cms
+from dcmseal.cli import options
 from dcmseal.cli.common import (
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PasswordOnArgv,
     err_console,
     load_certificate,
-    load_private_key,
     out_console,
     print_json,
     read_password,
@@ -32,16 +27,8 @@ from dcmseal.keys import check_password, generate_passphrase
 
 __all__ = ["burn_command", "open_command", "rekey_command"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        help="Registry URL (SQLAlchemy), e.g. postgresql+psycopg://... [env var: DCMSEAL_REGISTRY]",
-    ),
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Processes to use (0 = one per core).")]
+#: A medium or File-set is one output, replaced as a whole (not the shared per-file --force).
+ReplaceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
 
 
 def burn_command(
@@ -59,9 +46,9 @@ def burn_command(
     profile: Annotated[
         str, typer.Option("--profile", help="auto, or a PS3.11 profile such as STD-GEN-SEC-CD.")
     ] = "auto",
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
     generate_password: Annotated[
         bool, typer.Option("--generate-password", help="Generate a passphrase and print it once.")
     ] = False,
@@ -89,9 +76,7 @@ def burn_command(
         typer.Option("--document-study", help="Study Instance UID that PDF/CDA/STL/OBJ/MTL sources join."),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail when any source file is not DICOM.")] = False,
-    allow_weak_password: Annotated[
-        bool, typer.Option("--allow-weak-password", help="Accept a password the policy refuses (tests only).")
-    ] = False,
+    allow_weak_password: options.AllowWeakPassword = False,
     iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
     no_viewer: Annotated[
         bool, typer.Option("--no-viewer", help="Leave out the offline web viewer (INDEX.HTM, VIEWER/).")
@@ -103,10 +88,10 @@ def burn_command(
             help="Burn a plain medium for internal use (STD-GEN-* without SEC): NOT encrypted.",
         ),
     ] = False,
-    registry: RegistryOpt = None,
-    workers: WorkersOpt = None,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    registry: options.Registry = None,
+    workers: options.Workers = None,
+    force: ReplaceOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """Burn a secure medium (PS3.11 STD-GEN-SEC-*): every file, DICOMDIR included, a Secure DICOM File.
 
@@ -161,19 +146,11 @@ def burn_command(
                     prompt="Password for the medium" if asked else None,
                     confirm=True,
                 )
-            secret: bytes | None = None
-            if text is not None:
-                secret, strength = check_password(
-                    text,
-                    allow_weak=allow_weak_password,
-                    iterations=settings.pbkdf2_iterations,
-                    prf=settings.pbkdf2_prf,
-                )
-                if strength.problems:
-                    warn(
-                        "weak password accepted because of --allow-weak-password: "
-                        + "; ".join(strength.problems)
-                    )
+            secret = (
+                options.accept_password(text, allow_weak=allow_weak_password, settings=settings)
+                if text is not None
+                else None
+            )
             request = BurnRequest(
                 sources=tuple(sources),
                 out=out,
@@ -225,21 +202,16 @@ def burn_command(
 
 
 def open_command(
-    medium: Annotated[
-        Path,
-        typer.Argument(metavar="MEDIUM", help="An ISO image, a folder (mounted disc, USB stick) or a zip."),
-    ],
+    medium: options.Medium,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plain File-set.")],
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
-    key: Annotated[
-        list[Path] | None, typer.Option("--key", "-k", help="RSA private key; repeatable.")
-    ] = None,
-    cert: Annotated[list[Path] | None, typer.Option("--cert", help="Certificate of each --key.")] = None,
-    workers: WorkersOpt = None,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
+    key: options.Key = None,
+    cert: options.Cert = None,
+    workers: options.Workers = None,
+    force: ReplaceOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """Open a secure (or plain) medium: unseal and verify every file, check the DICOMDIR, write a File-set.
 
@@ -250,30 +222,21 @@ def open_command(
     with user_errors():
         refuse_argv_password(password)
         settings = load_settings(overrides={"workers": workers})
-        keys, certs = key or [], cert or []
-        if certs and len(certs) != len(keys):
-            raise UsageError("give one --cert per --key, in the same order, or none")
-        text = read_password(
-            password_file=password_file, password_env=password_env, prompt=None, confirm=False
+        credentials = options.read_credentials(
+            password_file=password_file, password_env=password_env, keys=key, certs=cert
         )
-
-        def ask() -> str:
-            # Only when the medium holds encrypted files and no key was given (a plain disc needs none).
-            answer = read_password(password_file=None, password_env=None, prompt="Password", confirm=False)
-            assert answer is not None
-            return answer
-
         request = OpenRequest(
             medium=medium,
             out=out,
             operator=operator_name(),
-            passwords=(text.encode("ascii"),) if text is not None else (),
-            private_keys=tuple(load_private_key(k) for k in keys),
-            certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
+            passwords=credentials.passwords,
+            private_keys=credentials.private_keys,
+            certificates=credentials.certificates,
             max_iterations=settings.max_pbkdf2_iterations,
             workers=settings.workers,
             overwrite=force,
-            ask_password=ask if not keys and sys.stdin.isatty() else None,
+            # Asked only when the medium holds encrypted files (a plain disc needs no password).
+            ask_password=credentials.ask_password(),
         )
         with stage_progress(not as_json) as progress:
             result = open_to_folder(request, audit=audit_sink(settings), progress=progress)
@@ -306,13 +269,13 @@ def rekey_command(
         Path, typer.Argument(metavar="MEDIUM", help="The medium to rekey (ISO image, folder or zip).")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The new medium (same format unless --format).")],
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
     key: Annotated[
         list[Path] | None, typer.Option("--key", "-k", help="A key that opens the medium.")
     ] = None,
-    cert: Annotated[list[Path] | None, typer.Option("--cert", help="Certificate of each --key.")] = None,
+    cert: options.Cert = None,
     recipient: Annotated[
         list[Path] | None, typer.Option("--recipient", "-r", help="New recipient certificate; repeatable.")
     ] = None,
@@ -334,9 +297,9 @@ def rekey_command(
     ] = None,
     escrow_cert: Annotated[Path | None, typer.Option("--escrow-cert", help="Escrow certificate.")] = None,
     iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
-    registry: RegistryOpt = None,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
+    registry: options.Registry = None,
+    force: ReplaceOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """Write a new medium for new recipients from an existing one, given any key that opens it.
 
@@ -347,14 +310,12 @@ def rekey_command(
     with user_errors():
         refuse_argv_password(password)
         settings = load_settings(overrides={"pbkdf2_iterations": iterations})
-        keys, certs = key or [], cert or []
-        text = read_password(
+        credentials = options.read_credentials(
             password_file=password_file,
             password_env=password_env,
-            prompt="Password of the medium"
-            if not keys and password_file is None and password_env is None
-            else None,
-            confirm=False,
+            keys=key,
+            certs=cert,
+            prompt="Password of the medium",
         )
         new_text = (
             generate_passphrase()
@@ -372,11 +333,9 @@ def rekey_command(
                 medium=medium,
                 out=out,
                 operator=operator_name(),
-                passwords=(text.encode("ascii"),) if text is not None else (),
-                private_keys=tuple(load_private_key(k) for k in keys),
-                certificates=tuple(
-                    load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs
-                ),
+                passwords=credentials.passwords,
+                private_keys=credentials.private_keys,
+                certificates=credentials.certificates,
                 new_password=new_secret,
                 recipients=tuple(certificates),
                 escrow_certificate=escrow_certificate(settings, escrow_cert, required=False),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dcmseal.cli import options
 from dcmseal.cli.common import err_console, out_console, print_json, user_errors
 from dcmseal.config import load_settings
 from dcmseal.errors import ExitCode, UsageError
@@ -24,7 +25,7 @@ password_app = typer.Typer(
 @password_app.command("new")
 def new(
     words: Annotated[int, typer.Option("--words", "-w", help="Words from the EFF list (7 = 90 bits).")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Print a generated passphrase that is easy to read over the phone (at least 80 bits)."""
     with user_errors():
@@ -50,7 +51,7 @@ def check(
         list[str] | None,
         typer.Option("--context", help="Patient name, ID or other words the password must avoid."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Read a password from stdin; print its strength and offline cracking time at the configured PBKDF2 cost.
 

@@ -9,15 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from dcmseal.cli import options
 from dcmseal.cli.common import (
-    PasswordEnvOpt,
-    PasswordFileOpt,
-    PasswordOnArgv,
     err_console,
-    load_private_key,
     out_console,
     print_json,
-    read_password,
     refuse_argv_password,
     stage_progress,
     user_errors,
@@ -40,7 +36,6 @@ from dcmseal.scan.containers import iter_folder, printable_name
 
 __all__ = ["sanitize_command", "scan_command"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
 _STYLE = {Verdict.MALICIOUS: "bold red", Verdict.SUSPICIOUS: "yellow", Verdict.CLEAN: None}
 
 
@@ -77,18 +72,16 @@ def scan_command(
             "--allow-tiff/--no-allow-tiff", help="A TIFF dual-personality preamble is clean (PS3.10 §7.5)."
         ),
     ] = True,
-    password_file: PasswordFileOpt = None,
-    password_env: PasswordEnvOpt = None,
-    password: PasswordOnArgv = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
     key: Annotated[
         list[Path] | None,
         typer.Option("--key", "-k", help="RSA private key for Secure DICOM Files; repeatable."),
     ] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Processes to use (0 = one per core).")
-    ] = None,
+    workers: options.Workers = None,
     show_all: Annotated[bool, typer.Option("--all", help="List clean files too.")] = False,
-    as_json: JsonOpt = False,
+    as_json: options.Json = False,
 ) -> None:
     """Scan files and media for hostile content: preamble, hidden payloads, trailing data, documents, medium.
 
@@ -98,15 +91,15 @@ def scan_command(
     with user_errors():
         refuse_argv_password(password)
         settings = load_settings(overrides={"workers": workers})
-        text = read_password(
-            password_file=password_file, password_env=password_env, prompt=None, confirm=False
+        credentials = options.read_credentials(
+            password_file=password_file, password_env=password_env, keys=key
         )
         with stage_progress(not as_json) as progress:
             report = scan_paths(
                 paths,
                 allow_tiff=allow_tiff,
-                passwords=(text.encode("ascii"),) if text is not None else (),
-                private_keys=tuple(load_private_key(k) for k in key or []),
+                passwords=credentials.passwords,
+                private_keys=credentials.private_keys,
                 progress=progress,
                 workers=settings.workers,
                 max_iterations=settings.max_pbkdf2_iterations,
@@ -180,8 +173,8 @@ def sanitize_command(
         Path | None,
         typer.Option("--quarantine", help="Folder for files that cannot be made safe (untouched + record)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
-    as_json: JsonOpt = False,
+    force: options.Force = False,
+    as_json: options.Json = False,
 ) -> None:
     """Write safe copies: zeroed preamble, hidden payload elements and trailing data removed; originals untouched.
 

@@ -1,0 +1,144 @@
+"""The command-line parameters several commands share, each declared once, with their resolution to bytes.
+
+Imported by every command module that main.py loads on demand, so it must stay as light as ``common``: typer,
+the standard library and what ``common`` already loads, nothing that reaches pydicom or the workflows.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from cryptography.hazmat.primitives import serialization
+
+from dcmseal.cli.common import err_console, load_certificate, load_private_key, read_password
+from dcmseal.errors import UsageError
+from dcmseal.keys import check_password
+
+if TYPE_CHECKING:
+    from dcmseal.config import Settings
+
+__all__ = [
+    "AllowWeakPassword",
+    "Cert",
+    "Credentials",
+    "Force",
+    "Json",
+    "Key",
+    "Medium",
+    "PasswordEnv",
+    "PasswordFile",
+    "PasswordOnArgv",
+    "Registry",
+    "Workers",
+    "accept_password",
+    "read_credentials",
+]
+
+PasswordFile = Annotated[
+    Path | None, typer.Option("--password-file", help="Read the password from the first line of this file.")
+]
+PasswordEnv = Annotated[
+    str | None, typer.Option("--password-env", help="Read the password from this environment variable.")
+]
+#: Hidden: only there to refuse a password on the command line with a clear message (refuse_argv_password).
+PasswordOnArgv = Annotated[str | None, typer.Option("--password", hidden=True)]
+AllowWeakPassword = Annotated[
+    bool,
+    typer.Option("--allow-weak-password", help="Accept a password the policy refuses (test setups only)."),
+]
+Key = Annotated[
+    list[Path] | None, typer.Option("--key", "-k", help="RSA private key (PEM/DER, PKCS#8); repeatable.")
+]
+Cert = Annotated[
+    list[Path] | None,
+    typer.Option("--cert", help="Certificate of each --key, in the same order (optional)."),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", help="Processes to use (0 = one per core). [env var: DCMSEAL_WORKERS]"),
+]
+Json = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
+Registry = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry URL (SQLAlchemy), e.g. postgresql+psycopg://... [env var: DCMSEAL_REGISTRY]",
+    ),
+]
+Medium = Annotated[
+    Path,
+    typer.Argument(metavar="MEDIUM", help="An ISO image, a folder (mounted disc, USB stick) or a zip."),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What --password-file/--password-env, --key and --cert name, read and checked for the workflows."""
+
+    passwords: tuple[bytes, ...]
+    private_keys: tuple[bytes, ...]  # unencrypted PKCS#8 DER
+    certificates: tuple[bytes, ...]  # DER, paired with private_keys by position
+
+    def ask_password(self) -> Callable[[], str] | None:
+        """A prompt for when the input turns out to be encrypted: only with no key and a terminal to ask."""
+        if self.private_keys or not sys.stdin.isatty():
+            return None
+        return _ask_password
+
+
+def _ask_password() -> str:
+    answer = read_password(password_file=None, password_env=None, prompt="Password", confirm=False)
+    assert answer is not None  # with a prompt, read_password returns the answer or raises
+    return answer
+
+
+def read_credentials(
+    *,
+    password_file: Path | None,
+    password_env: str | None,
+    keys: list[Path] | None,
+    certs: list[Path] | None = None,
+    prompt: str | None = None,
+) -> Credentials:
+    """Read the password, the private keys and their certificates; ``prompt`` asks if nothing was given."""
+    keys, certs = keys or [], certs or []
+    if certs and len(certs) != len(keys):
+        raise UsageError("give one --cert per --key, in the same order, or none")
+    text = read_password(
+        password_file=password_file,
+        password_env=password_env,
+        prompt=None if keys else prompt,
+        confirm=False,
+    )
+    return Credentials(
+        passwords=(text.encode("ascii"),) if text is not None else (),
+        private_keys=tuple(load_private_key(k) for k in keys),
+        certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
+    )
+
+
+def accept_password(text: str, *, allow_weak: bool, settings: Settings, context: Sequence[str] = ()) -> bytes:
+    """The password to seal for, encoded for PBKDF2, once the policy accepts it.
+
+    ``allow_weak`` (--allow-weak-password) accepts what the policy refuses, with a warning naming why.
+    """
+    secret, strength = check_password(
+        text,
+        context=context,
+        allow_weak=allow_weak,
+        iterations=settings.pbkdf2_iterations,
+        prf=settings.pbkdf2_prf,
+    )
+    if strength.problems:
+        err_console.print(
+            "warning: weak password accepted because of --allow-weak-password: "
+            + "; ".join(strength.problems),
+            style="bold yellow",
+        )
+    return secret
