@@ -6,6 +6,7 @@ import ctypes
 import io
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ __all__ = [
     "PendingFile",
     "atomic_write",
     "iter_files",
+    "link_or_copy",
     "relative_output_path",
 ]
 
@@ -315,6 +317,22 @@ class ExtentReader(io.RawIOBase):
         if not self.closed:
             os.close(self._fd)
         super().close()
+
+
+def link_or_copy(src: Path, dst: Path) -> bool:
+    """Make ``dst`` a hard link to ``src`` (no bytes copied), or a copy where the file system cannot link
+    (another device, protected hard links, no hard links at all); True when linked.
+
+    Only for scratch files that are read, never written: a write through a link would change ``src``.
+    """
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        shutil.copyfile(src, dst)
+        return False
+    return True
 
 
 def iter_files(paths: list[Path]) -> Iterator[tuple[Path, Path]]:

@@ -21,10 +21,12 @@ from dcmseal.cms.envelope import (
     DecryptResult,
     EnvelopeInfo,
     EnvelopeSpec,
+    PreparedEnvelope,
     decrypt,
     encrypt,
     inspect,
     is_enveloped_data,
+    prepare,
     readdress,
 )
 from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
@@ -56,6 +58,7 @@ __all__ = [
     "PasswordRecipient",
     "Pbkdf2Cache",
     "Pbkdf2Params",
+    "PreparedEnvelope",
     "Prf",
     "PrivateKeyCredential",
     "RawContent",
@@ -68,6 +71,7 @@ __all__ = [
     "encrypt",
     "inspect",
     "is_enveloped_data",
+    "prepare",
     "process_kdf_cache",
     "readdress",
     "unwrap_key",

@@ -7,7 +7,7 @@ import functools
 import hmac
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
@@ -28,6 +28,7 @@ from dcmseal.cms.content import (
     ContentKind,
     DigestedContent,
     DigestedLayout,
+    InnerPlan,
     InnerResult,
     InnerSpec,
     digested_layout,
@@ -65,11 +66,13 @@ __all__ = [
     "DecryptResult",
     "EnvelopeInfo",
     "EnvelopeSpec",
+    "PreparedEnvelope",
     "Writable",
     "decrypt",
     "encrypt",
     "inspect",
     "is_enveloped_data",
+    "prepare",
     "readdress",
 ]
 
@@ -263,26 +266,116 @@ def _envelope_head(
     )
 
 
-def encrypt(
-    source: ByteSource,
-    sink: Writable,
+class PreparedEnvelope:
+    """An EnvelopedData whose header is built (content key made and wrapped, every length fixed).
+
+    Its :attr:`size` is known before a byte of content is read, so a container (an ISO image) can place it
+    first and have it made while being written (:meth:`chunks`). It streams once. It holds the content-
+    encryption key until then: keep it no longer than the write it is prepared for.
+    """
+
+    __slots__ = ("_cek", "_encrypted_len", "_head", "_iv", "_plan", "_used", "info", "payload_size", "size")
+
+    def __init__(
+        self,
+        *,
+        payload_size: int,
+        head: bytes,
+        cek: bytes,
+        iv: bytes,
+        plan: InnerPlan,
+        encrypted_len: int,
+        info: EnvelopeInfo,
+    ) -> None:
+        self.payload_size = payload_size
+        #: Bytes of the whole envelope (DER).
+        self.size = len(head) + encrypted_len
+        self.info = info
+        self._head = head
+        self._cek = cek
+        self._iv = iv
+        self._plan = plan
+        self._encrypted_len = encrypted_len
+        self._used = False
+
+    def __repr__(self) -> str:  # never the key
+        return f"PreparedEnvelope(payload_size={self.payload_size}, size={self.size})"
+
+    def chunks(
+        self, source: ByteSource, *, chunk_size: int = CHUNK_SIZE_BYTES
+    ) -> Generator[memoryview | bytes, None, None]:
+        """The envelope's bytes in order, encrypting ``payload_size`` bytes read from ``source`` on the way.
+
+        Memory is bounded by ``chunk_size``: a memoryview yielded lives in one of two reused output buffers,
+        so it stays valid until the chunk after the next is asked for (write or copy it before that).
+
+        Raises
+        ------
+        ValueError
+            ``source`` gave a number of bytes other than ``payload_size``.
+        """
+        if self._used:
+            raise RuntimeError("a prepared envelope streams once (its content key is not reused)")
+        self._used = True
+        cipher, plan, payload_size = self.info.content_cipher, self._plan, self.payload_size
+        yield self._head
+        encryptor = cipher.encryptor(self._cek, self._iv)
+        block = cipher.block_size
+        # Reused buffers: a fresh 1 MiB bytes per read and per encrypted chunk costs page faults on
+        # every call (CBC at ~700 instead of ~950 MB/s here). Two input buffers alternate because the
+        # digest thread may still be reading chunk n-1 while chunk n is read in; two output buffers
+        # because the consumer may still be writing chunk n-1 while chunk n is encrypted.
+        size = max(1, min(chunk_size, payload_size))
+        readinto = getattr(source, "readinto", None)
+        written = 0
+        out = encryptor.update(plan.prefix)
+        written += len(out)
+        if out:
+            yield out
+        with (
+            _scratch_buffers(size, size, size + block, size + block) as (*inputs, output_a, output_b),
+            BackgroundDigest([plan.digest]) as digest,
+        ):
+            outputs = (output_a, output_b)
+            remaining = payload_size
+            turn = 0
+            while remaining:
+                buffer = inputs[turn][: min(size, remaining)]
+                output = outputs[turn]
+                turn ^= 1
+                n = _read_into(source, readinto, buffer)
+                if not n:
+                    raise ValueError(f"the source ended {remaining} bytes before the announced payload size")
+                remaining -= n
+                view = buffer[:n]
+                digest.update(view)  # hashed on a helper thread while this thread encrypts it
+                done = encryptor.update_into(view, output)  # partial blocks stay inside the CBC context
+                written += done
+                if done:
+                    yield output[:done]
+            if source.read(1):
+                raise ValueError("the source holds more bytes than the announced payload size")
+            trailer = plan.trailer(digest.digest(plan.digest))
+        pad = block - (plan.length % block)
+        out = encryptor.update(trailer + bytes([pad]) * pad) + encryptor.finalize()
+        written += len(out)
+        if written != self._encrypted_len:  # the plan and the stream disagree: a bug, never a user error
+            raise AssertionError(f"wrote {written} encrypted bytes, planned {self._encrypted_len}")
+        yield out
+
+
+def prepare(
     spec: EnvelopeSpec,
     *,
     payload_size: int,
     kdf_cache: Pbkdf2Cache,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    chunk_size: int = CHUNK_SIZE_BYTES,
-) -> EnvelopeInfo:
-    """Write a DER ContentInfo(EnvelopedData) of ``payload_size`` bytes read from ``source`` into ``sink``.
+) -> PreparedEnvelope:
+    """Build the header of an envelope for ``payload_size`` bytes: its exact size is then known.
 
-    One pass, memory bounded by ``chunk_size``: every length is known before the payload is read,
-    because CBC with PKCS#7 padding adds exactly ``block - size % block`` bytes.
-
-    Raises
-    ------
-    ValueError
-        ``source`` gave a number of bytes other than ``payload_size``.
+    Every length is known before the payload is read, because CBC with PKCS#7 padding adds exactly
+    ``block - size % block`` bytes.
     """
     cipher = spec.content_cipher
     cek = rng(cipher.key_size)
@@ -297,50 +390,7 @@ def encrypt(
     recipient_set = encode_header(TAG_SET, len(recipient_content)) + recipient_content
     encrypted_len = (plan.length // cipher.block_size + 1) * cipher.block_size
     head = _envelope_head(version, recipient_set, plan.content_type, cipher, iv, encrypted_len)
-    sink.write(head)
-
-    encryptor = cipher.encryptor(cek, iv)
-    block = cipher.block_size
-    # Reused buffers: a fresh 1 MiB bytes per read and per encrypted chunk costs page faults on
-    # every call (CBC at ~700 instead of ~950 MB/s here). Two input buffers alternate because the
-    # digest thread may still be reading chunk n-1 while chunk n is read in.
-    size = max(1, min(chunk_size, payload_size))
-    readinto = getattr(source, "readinto", None)
-    written = 0
-    out = encryptor.update(plan.prefix)
-    written += len(out)
-    sink.write(out)
-    with (
-        _scratch_buffers(size, size, size + block, size + block) as (*inputs, output_a, output_b),
-        BackgroundDigest([plan.digest]) as digest,
-        BackgroundWriter(sink) as writer,
-    ):
-        outputs = (output_a, output_b)
-        remaining = payload_size
-        turn = 0
-        while remaining:
-            buffer = inputs[turn][: min(size, remaining)]
-            output = outputs[turn]
-            turn ^= 1
-            n = _read_into(source, readinto, buffer)
-            if not n:
-                raise ValueError(f"the source ended {remaining} bytes before the announced payload size")
-            remaining -= n
-            view = buffer[:n]
-            digest.update(view)  # hashed on a helper thread while this thread encrypts it
-            done = encryptor.update_into(view, output)  # partial blocks stay inside the CBC context
-            written += done
-            writer.write(output[:done])  # written on another helper thread while the next chunk is encrypted
-        if source.read(1):
-            raise ValueError("the source holds more bytes than the announced payload size")
-        trailer = plan.trailer(digest.digest(plan.digest))
-    pad = block - (plan.length % block)
-    out = encryptor.update(trailer + bytes([pad]) * pad) + encryptor.finalize()
-    written += len(out)
-    sink.write(out)
-    if written != encrypted_len:  # the plan and the stream disagree: a bug, never a user error
-        raise AssertionError(f"wrote {written} encrypted bytes, planned {encrypted_len}")
-    return EnvelopeInfo(
+    info = EnvelopeInfo(
         version=version,
         content_cipher=cipher,
         content_type=_CONTENT_TYPE_NAMES[plan.content_type],
@@ -349,6 +399,47 @@ def encrypt(
         envelope_size=len(head) + encrypted_len,
         ber=False,
     )
+    return PreparedEnvelope(
+        payload_size=payload_size,
+        head=head,
+        cek=cek,
+        iv=iv,
+        plan=plan,
+        encrypted_len=encrypted_len,
+        info=info,
+    )
+
+
+def encrypt(
+    source: ByteSource,
+    sink: Writable,
+    spec: EnvelopeSpec,
+    *,
+    payload_size: int,
+    kdf_cache: Pbkdf2Cache,
+    rng: Callable[[int], bytes] = os.urandom,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    chunk_size: int = CHUNK_SIZE_BYTES,
+) -> EnvelopeInfo:
+    """Write a DER ContentInfo(EnvelopedData) of ``payload_size`` bytes read from ``source`` into ``sink``.
+
+    One pass, memory bounded by ``chunk_size``; the writes run on a helper thread while the next chunk is
+    encrypted.
+
+    Raises
+    ------
+    ValueError
+        ``source`` gave a number of bytes other than ``payload_size``.
+    """
+    prepared = prepare(spec, payload_size=payload_size, kdf_cache=kdf_cache, rng=rng, now=now)
+    # closing(): a failing sink leaves the stream suspended; closing it releases its buffers and digest thread.
+    with (
+        contextlib.closing(prepared.chunks(source, chunk_size=chunk_size)) as chunks,
+        BackgroundWriter(sink) as writer,
+    ):
+        for chunk in chunks:
+            writer.write(chunk)  # the chunk before it is written by now, so its buffer may be refilled
+    return prepared.info
 
 
 # -- reading ----------------------------------------------------------------------------------------

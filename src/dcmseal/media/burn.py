@@ -19,6 +19,7 @@ from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, MediaType, PatientRef, StudyRef, export_event
 from dcmseal.documents import DEFAULT_MAX_DOCUMENT_BYTES, detect_kind, encapsulate
 from dcmseal.errors import DcmsealError, InputError, UsageError
+from dcmseal.fsutil import link_or_copy
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
@@ -36,7 +37,7 @@ from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, co
 from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
-from dcmseal.part10 import BatchReport, PreambleKind, SealPlan, classify_preamble, seal_files
+from dcmseal.part10 import PreambleKind, SealedStream, SealPlan, classify_preamble, prepare_seal, seal_files
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
 
 __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
@@ -420,6 +421,7 @@ def burn(
             sealed += 1
             step("seal", sealed, len(pairs))
 
+        streams: dict[Path, SealedStream] | None = None
         if request.encrypt:
             seal_plan = SealPlan(
                 password=request.password,
@@ -428,19 +430,21 @@ def burn(
                 cipher=request.cipher,
                 digest=request.digest,
             )
-            # Sealed files packed into an ISO are scratch (the image is the durable output): no sync.
-            durable = request.output_format == "dir"
-            report = seal_files(
-                pairs, seal_plan, workers=request.workers, on_outcome=on_sealed, durable=durable
-            )
+            if request.output_format == "iso":
+                # Sealed while the image is written: no sealed copy of the medium goes to disk first.
+                streams, derivations = _prepare_streams(pairs, seal_plan, on_sealed)
+            else:
+                report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=on_sealed)
+                derivations = report.pbkdf2_derivations
+                if report.failed:
+                    first_failure = report.failed[0]
+                    raise InputError(
+                        f"{len(report.failed)} file(s) could not be sealed; first: {first_failure.reason}",
+                        path=first_failure.source,
+                    )
         else:
-            report = _copy_plain(pairs, on_sealed)
-        if report.failed:
-            first_failure = report.failed[0]
-            raise InputError(
-                f"{len(report.failed)} file(s) could not be sealed; first: {first_failure.reason}",
-                path=first_failure.source,
-            )
+            _copy_plain(pairs, on_sealed, link=request.output_format == "iso")
+            derivations = 0
 
         subjects = tuple(c.subject.rfc4514_string() for c in recipients)
         profile_name = profile.value if request.encrypt else general_purpose_name(profile)
@@ -509,6 +513,7 @@ def burn(
             udf=profile.needs_udf,
             before_commit=record,
             progress=lambda done, total_files: step("write", done, total_files),
+            streams=streams,
         )
 
     user = AuditUser(user_id=request.operator)
@@ -552,7 +557,7 @@ def burn(
         rejected=tuple(rejected),
         notes=tuple(notes),
         recipients=(("password",) if request.password is not None else ()) + subjects,
-        pbkdf2_derivations=report.pbkdf2_derivations,
+        pbkdf2_derivations=derivations,
         size_bytes=size,
         readme=readme,
         cover_letter=cover_letter(text),
@@ -562,17 +567,46 @@ def burn(
     )
 
 
-def _copy_plain(pairs: list[tuple[Path, Path]], on_copied: Callable[[object], None]) -> BatchReport:
-    """Write the File-set of a plain medium (--no-encrypt): the conformed files as they are."""
-    started = time.perf_counter()
+def _prepare_streams(
+    pairs: list[tuple[Path, Path]], plan: SealPlan, on_sealed: Callable[[object], None]
+) -> tuple[dict[Path, SealedStream], int]:
+    """Every file of the medium planned for sealing into the image: its size fixed, its key wrapped.
+
+    Each target gets an empty placeholder (the image takes the names and folders from the medium folder);
+    one PBKDF2 derivation serves them all. Returns the streams by target and the derivations run.
+    """
+    kdf_cache = cms.Pbkdf2Cache()
+    recipients = plan.recipients()
+    signer = plan.signer()
+    streams: dict[Path, SealedStream] = {}
     for source, target in pairs:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        target.touch(exist_ok=False)
+        try:
+            streams[target] = prepare_seal(
+                source,
+                recipients=recipients,
+                cipher=plan.cipher,
+                digest=plan.digest,
+                signer=signer,
+                kdf_cache=kdf_cache,
+                on_done=on_sealed,
+            )
+        except DcmsealError as exc:
+            raise InputError(f"cannot be sealed: {exc.message}", path=source) from exc
+    return streams, kdf_cache.derivations
+
+
+def _copy_plain(pairs: list[tuple[Path, Path]], on_copied: Callable[[object], None], *, link: bool) -> None:
+    """Place the File-set of a plain medium (--no-encrypt): the conformed files as they are.
+
+    Into an image they go as hard links (pycdlib only reads them); a folder medium gets copies, because the
+    staged files may be links to the user's own sources, which the output must never share.
+    """
+    for source, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if link:
+            link_or_copy(source, target)
+        else:
+            shutil.copyfile(source, target)
         on_copied(None)
-    return BatchReport(
-        operation="copy",
-        outcomes=(),
-        pbkdf2_derivations=0,
-        workers=0,
-        elapsed_s=time.perf_counter() - started,
-    )

@@ -8,9 +8,7 @@ import enum
 import gc
 import hashlib
 import logging
-import os
 import re
-import shutil
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, generate_uid
 
 from dcmseal.errors import InputError, NotPart10Error
+from dcmseal.fsutil import link_or_copy
 from dcmseal.media.dicomdir import (
     ALPHANUMERIC_ABOVE,
     LONG_VRS,
@@ -426,10 +425,7 @@ def _stage(placed: list[_Placed], staging: Path) -> list[PlannedFile]:
         if staged.parent not in made:
             staged.parent.mkdir(parents=True, exist_ok=True)
             made.add(staged.parent)
-        try:
-            os.link(item.source, staged)
-        except OSError:
-            shutil.copyfile(item.source, staged)
+        link_or_copy(item.source, staged)
         instance = item.instance
         files.append(
             PlannedFile(

@@ -21,10 +21,10 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
@@ -41,6 +41,7 @@ __all__ = [
     "IsoEntry",
     "IsoFile",
     "IsoSummary",
+    "StreamedContent",
     "extract_iso",
     "extract_zip",
     "is_iso_image",
@@ -193,6 +194,15 @@ def _plan(staging: Path) -> list[_Planned]:
     return planned
 
 
+class StreamedContent(Protocol):
+    """A file whose bytes are made while the image is written (a file sealed on the way): its size is known."""
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self) -> BinaryIO | Any: ...
+
+
 def write_iso(
     staging: Path,
     out: Path,
@@ -201,6 +211,7 @@ def write_iso(
     udf: bool,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    streams: Mapping[Path, StreamedContent] | None = None,
 ) -> IsoSummary:
     """Write the staged File-set ``staging`` as an ISO 9660 Level 1 image ``out`` (PS3.12 Annex F, Annex P).
 
@@ -225,6 +236,10 @@ def write_iso(
         Replace an existing ``out``.
     progress
         Called as ``progress(bytes_done, bytes_total)`` while the image is written.
+    streams
+        Files of ``staging`` (placeholders there: their names only count) whose content comes from a
+        :class:`StreamedContent` instead, read once while the image is written: a medium's files are sealed
+        straight into the image, with no sealed copy on disk first.
 
     Returns
     -------
@@ -259,12 +274,20 @@ def write_iso(
         udf="2.60" if udf else None,
     )
     file_count = 0
+    readers: list[Any] = []
     try:
         for item in planned:
             udf_path = item.udf_path if udf else None
+            streamed = streams.get(item.source) if streams else None
             try:
                 if item.is_dir:
                     iso.add_directory(iso_path=item.iso_path, udf_path=udf_path)
+                elif streamed is not None:
+                    # Read (and so made) only when pycdlib writes this file's extent.
+                    reader = streamed.open()
+                    readers.append(reader)
+                    iso.add_fp(reader, streamed.size, iso_path=item.iso_path, udf_path=udf_path)
+                    file_count += 1
                 else:
                     # add_file keeps the path only: pycdlib opens each file while mastering and
                     # copies it in blocks, so nothing of the content is held in memory.
@@ -286,6 +309,8 @@ def write_iso(
             raise InputError(f"cannot write the ISO image: {exc.strerror or exc}", path=out) from exc
     finally:
         iso.close()
+        for reader in readers:
+            reader.close()
     size = out.stat().st_size
     logger.info("%s: ISO 9660 image written (%d files, %d bytes, UDF %s)", out, file_count, size, udf)
     return IsoSummary(path=out, size=size, file_count=file_count, udf=udf)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.media.iso import write_iso
+from dcmseal.media.iso import StreamedContent, write_iso
 
 __all__ = ["OUTPUT_FORMATS", "place_medium", "staging_dir"]
 
@@ -64,17 +64,21 @@ def place_medium(
     udf: bool,
     before_commit: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    streams: Mapping[Path, StreamedContent] | None = None,
 ) -> int:
     """Write the finished medium in ``medium_dir`` to ``out`` (ISO image or folder); return its size in bytes.
 
     ``before_commit`` runs when the output is complete but not yet in place (the registry record): if
-    it raises, nothing appears at ``out``.
+    it raises, nothing appears at ``out``. ``streams`` (ISO only): files of ``medium_dir`` made while the
+    image is written (see :func:`dcmseal.media.iso.write_iso`).
     """
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown output format {output_format!r}: use iso or dir")
     if output_format == "iso":
         image = staging / "medium.iso"
-        summary = write_iso(medium_dir, image, volume_id=volume_id, udf=udf, progress=progress)
+        summary = write_iso(
+            medium_dir, image, volume_id=volume_id, udf=udf, progress=progress, streams=streams
+        )
         if before_commit is not None:
             before_commit()
         if out.is_dir():
@@ -82,6 +86,8 @@ def place_medium(
         else:
             os.replace(image, out)
         return summary.size
+    if streams:
+        raise ValueError("streamed files go into an image: a folder medium holds written files")
     size = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
     if before_commit is not None:
         before_commit()
