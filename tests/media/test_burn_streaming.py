@@ -13,6 +13,7 @@ from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
+from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
 from tests.media.conftest import MediaEscrow, medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
@@ -39,6 +40,11 @@ def _request(sources: Path, out: Path, escrow: MediaEscrow, **options: object) -
         iterations=FAST_ITERATIONS,
         **options,  # type: ignore[arg-type]
     )
+
+
+def extract_iso_to(image: Path, dest: Path) -> Path:
+    extract_iso(image, dest)
+    return dest
 
 
 def _fileset_bytes_on_disk(parent: Path) -> int:
@@ -74,6 +80,11 @@ def test_the_sealed_files_exist_only_inside_the_image(
         seen["seal"] == len(result.files) + 1
     )  # every instance and the DICOMDIR, counted as they are sealed
     assert result.pbkdf2_derivations == 1
+    [record] = registry.list_media()
+    image_files = sum(
+        p.stat().st_size for p in medium_files(extract_iso_to(tmp_path / "m.iso", tmp_path / "x"))
+    )
+    assert record.total_bytes == image_files  # the streamed files counted, as if they had been on disk
     opened = tmp_path / "opened"
     open_to_folder(
         OpenRequest(medium=tmp_path / "m.iso", out=opened, operator="t", passwords=(PASSWORD.encode(),)),

@@ -165,6 +165,66 @@ def test_list_and_extract_round_trip(staged_fileset: Path, tmp_path: Path, udf: 
     assert _tree(dest) == _tree(staged_fileset)
 
 
+class _Bytes:
+    """A streamed file: its bytes exist only in memory, read once while the image is written."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.opened = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def open(self) -> io.BytesIO:
+        self.opened += 1
+        return io.BytesIO(self.data)
+
+
+@pytest.mark.parametrize("udf", [False, True])
+def test_streamed_files_go_in_with_their_folders_as_if_they_were_there(
+    staged_fileset: Path, tmp_path: Path, udf: bool
+) -> None:
+    streams = {
+        staged_fileset / "DICOM" / "PAT00001" / "STU00001" / "SER00002" / "IM000009": _Bytes(b"\x30" * 3000),
+        staged_fileset / "DICOM" / "NEWPAT" / "NEWSTU" / "IM000001": _Bytes(os.urandom(5000)),
+        staged_fileset / "EXTRA.TXT": _Bytes(b""),
+    }
+    out = tmp_path / "out.iso"
+    summary = write_iso(staged_fileset, out, volume_id="ST", udf=udf, streams=streams)
+
+    expected = _tree(staged_fileset)
+    for path, stream in streams.items():
+        relative = path.relative_to(staged_fileset)
+        expected[relative.as_posix()] = stream.data
+        for parent in relative.parents[:-1]:
+            expected[parent.as_posix()] = None
+        assert stream.opened == 1
+        assert not path.exists()  # nothing was written to disk for it
+    assert summary.file_count == len([v for v in expected.values() if v is not None])
+    dest = tmp_path / "extracted"
+    extract_iso(out, dest)
+    assert _tree(dest) == expected
+
+
+@pytest.mark.parametrize(
+    ("relative", "message"),
+    [("DICOM", "a folder where a file is planned"), ("README.TXT/IM1", "a file where a folder is planned")],
+)
+def test_a_streamed_file_cannot_take_the_place_of_a_folder_or_file(
+    staged_fileset: Path, tmp_path: Path, relative: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_iso(
+            staged_fileset,
+            tmp_path / "out.iso",
+            volume_id="ST",
+            udf=False,
+            streams={staged_fileset / relative: _Bytes(b"x")},
+        )
+    assert not (tmp_path / "out.iso").exists()
+
+
 def test_progress_is_reported_up_to_the_total(staged_fileset: Path, tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     write_iso(

@@ -461,6 +461,7 @@ def burn(
             viewer=request.viewer,
         )
         readme = readme_text(text)
+        medium_dir.mkdir(exist_ok=True)  # an image's sealed files are streams: nothing of them is on disk
         (medium_dir / README_NAME).write_bytes(readme.encode("ascii"))
         if request.viewer:
             add_viewer(medium_dir)
@@ -483,6 +484,7 @@ def burn(
             (RecipientRecord.for_password(),) if request.password is not None else ()
         ) + tuple(RecipientRecord.for_certificate(c) for c in recipients)
         total = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
+        total += sum(stream.size for stream in (streams or {}).values())  # sealed into the image, not on disk
 
         def record() -> None:
             registry.record_medium(
@@ -572,16 +574,14 @@ def _prepare_streams(
 ) -> tuple[dict[Path, SealedStream], int]:
     """Every file of the medium planned for sealing into the image: its size fixed, its key wrapped.
 
-    Each target gets an empty placeholder (the image takes the names and folders from the medium folder);
-    one PBKDF2 derivation serves them all. Returns the streams by target and the derivations run.
+    The targets are paths in the medium folder that are never written: the image takes their names from
+    here. One PBKDF2 derivation serves them all. Returns the streams by target and the derivations run.
     """
     kdf_cache = cms.Pbkdf2Cache()
     recipients = plan.recipients()
     signer = plan.signer()
     streams: dict[Path, SealedStream] = {}
     for source, target in pairs:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch(exist_ok=False)
         try:
             streams[target] = prepare_seal(
                 source,

@@ -21,7 +21,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Protocol
@@ -153,9 +153,23 @@ class _Planned:
     is_dir: bool
 
 
-def _plan(staging: Path) -> list[_Planned]:
-    """Every directory (parents first) and file under ``staging`` with its ISO 9660 and UDF paths."""
+def _plan(staging: Path, virtual: Iterable[Path] = ()) -> list[_Planned]:
+    """Every directory (parents first) and file under ``staging`` with its ISO 9660 and UDF paths.
+
+    ``virtual`` files (paths below ``staging``) are planned as if they were there, with their folders.
+    """
     planned: list[_Planned] = []
+    # Per folder, the names of virtual files and folders in it (a virtual folder has no entry on disk).
+    virtual_files: dict[Path, set[str]] = {}
+    virtual_dirs: dict[Path, set[str]] = {}
+    for path in virtual:
+        if staging not in path.parents:
+            raise ValueError(f"{path}: not inside {staging}")
+        virtual_files.setdefault(path.parent, set()).add(path.name)
+        for child in [path.parent, *path.parent.parents]:
+            if child == staging:
+                break
+            virtual_dirs.setdefault(child.parent, set()).add(child.name)
 
     def check_depth(path: Path, parts: tuple[str, ...]) -> None:
         if len(parts) > MAX_PATH_COMPONENTS:
@@ -164,31 +178,44 @@ def _plan(staging: Path) -> list[_Planned]:
                 f"(ISO 9660 allows {MAX_DIRECTORY_LEVELS} levels, the root being level 1; PS3.12 Annex F)"
             )
 
+    def add_dir(path: Path, name: str, iso_parts: tuple[str, ...]) -> None:
+        _check_dir_name(name, path)
+        parts = (*iso_parts, name)
+        check_depth(path, parts)
+        joined = "/" + "/".join(parts)
+        planned.append(_Planned(path, joined, joined, True))
+        visit(path, parts)
+
+    def add_file(path: Path, name: str, iso_parts: tuple[str, ...]) -> None:
+        iso_name = _iso_file_name(name, path)
+        check_depth(path, (*iso_parts, iso_name))
+        planned.append(
+            _Planned(path, "/" + "/".join((*iso_parts, iso_name)), "/" + "/".join((*iso_parts, name)), False)
+        )
+
     def visit(directory: Path, iso_parts: tuple[str, ...]) -> None:
-        with os.scandir(directory) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
-        for entry in entries:
-            path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                _check_dir_name(entry.name, path)
-                parts = (*iso_parts, entry.name)
-                check_depth(path, parts)
-                joined = "/" + "/".join(parts)
-                planned.append(_Planned(path, joined, joined, True))
-                visit(path, parts)
-            elif entry.is_file():
-                iso_name = _iso_file_name(entry.name, path)
-                check_depth(path, (*iso_parts, iso_name))
-                planned.append(
-                    _Planned(
-                        path,
-                        "/" + "/".join((*iso_parts, iso_name)),
-                        "/" + "/".join((*iso_parts, entry.name)),
-                        False,
-                    )
-                )
+        kinds: dict[str, str] = {}
+        if directory.is_dir():
+            with os.scandir(directory) as scan:
+                for entry in scan:
+                    path = Path(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        kinds[entry.name] = "dir"
+                    elif entry.is_file():
+                        kinds[entry.name] = "file"
+                    else:
+                        raise ValueError(f"{path}: neither a regular file nor a directory")
+        for name in virtual_dirs.get(directory, ()):
+            if kinds.setdefault(name, "dir") != "dir":
+                raise ValueError(f"{directory / name}: a file where a folder is planned")
+        for name in virtual_files.get(directory, ()):
+            if kinds.setdefault(name, "file") != "file":
+                raise ValueError(f"{directory / name}: a folder where a file is planned")
+        for name in sorted(kinds):
+            if kinds[name] == "dir":
+                add_dir(directory / name, name, iso_parts)
             else:
-                raise ValueError(f"{path}: neither a regular file nor a directory")
+                add_file(directory / name, name, iso_parts)
 
     visit(staging, ())
     return planned
@@ -237,8 +264,8 @@ def write_iso(
     progress
         Called as ``progress(bytes_done, bytes_total)`` while the image is written.
     streams
-        Files of ``staging`` (placeholders there: their names only count) whose content comes from a
-        :class:`StreamedContent` instead, read once while the image is written: a medium's files are sealed
+        Files of the image, by their path below ``staging`` (nothing needs to be there), whose content comes
+        from a :class:`StreamedContent`, read once while the image is written: a medium's files are sealed
         straight into the image, with no sealed copy on disk first.
 
     Returns
@@ -261,7 +288,7 @@ def write_iso(
     out_resolved = out.resolve()
     if staging_root == out_resolved or staging_root in out_resolved.parents:
         raise ValueError(f"{out}: the image cannot be written inside the staging directory {staging}")
-    planned = _plan(staging)
+    planned = _plan(staging, streams or ())
     vol_ident = sanitize_volume_id(volume_id)
 
     iso = pycdlib.PyCdlib()
