@@ -16,12 +16,35 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, settings
 
 from tests.peers.tools import in_ci, require_tool
+from tests.pydicom_data import pydicom_file
 from tests.vectors import vector_path
 
 # CI gets a bounded number of examples to stay inside its time budget; locally we search harder.
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile("ci" if in_ci() else "dev")
+
+
+# --- inputs the suite must never change ---------------------------------------------------------------------
+
+
+def _file_states(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pydicom_test_files_stay_untouched() -> Iterator[None]:
+    """Many tests read pydicom's bundled files in place; none may change them.
+
+    One did, through a hard link in a staging folder (a staged copy that was not a copy): the guard makes the
+    next such slip an error instead of silently different inputs for every later run.
+    """
+    root = pydicom_file("CT_small.dcm").parent
+    before = _file_states(root)
+    yield
+    after = _file_states(root)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"the tests changed pydicom's test files in {root}: {changed}"
 
 
 # --- real external programs ---------------------------------------------------------------------------------
