@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import io
 import os
 import secrets
@@ -24,6 +25,7 @@ __all__ = [
     "iter_files",
     "link_or_copy",
     "relative_output_path",
+    "sha256_file",
 ]
 
 #: Every stream in dcmseal moves in chunks of this size; memory is bounded by it, not by file size.
@@ -317,6 +319,12 @@ class ExtentReader(io.RawIOBase):
         if not self.closed:
             os.close(self._fd)
         super().close()
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read in chunks (memory does not grow with the file)."""
+    with open(path, "rb") as fp:
+        return hashlib.file_digest(fp, "sha256").hexdigest()
 
 
 def link_or_copy(src: Path, dst: Path) -> bool:

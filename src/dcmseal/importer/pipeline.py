@@ -47,7 +47,7 @@ from dcmseal.audit import (
 )
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
 from dcmseal.importer.journal import Journal, State
 from dcmseal.importer.reconcile import ReconciliationMap, add_original_attributes, coerce_dataset
 from dcmseal.importer.send import (
@@ -217,14 +217,6 @@ class _NoAudit:
         return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        while chunk := fp.read(CHUNK_SIZE_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def medium_fingerprint(medium: Path) -> str:
     """``sha256:<hex>`` of the medium: of the image file, or of every file's path and content for a folder.
 
@@ -232,11 +224,11 @@ def medium_fingerprint(medium: Path) -> str:
     """
     medium = Path(medium)
     if medium.is_file():
-        return f"sha256:{_sha256(medium)}"
+        return f"sha256:{sha256_file(medium)}"
     digest = hashlib.sha256()
     for path in sorted(p for p in medium.rglob("*") if p.is_file()):
         digest.update(path.relative_to(medium).as_posix().encode("utf-8", "surrogateescape") + b"\0")
-        digest.update(bytes.fromhex(_sha256(path)))
+        digest.update(bytes.fromhex(sha256_file(path)))
     return f"sha256:{digest.hexdigest()}"
 
 
@@ -529,7 +521,7 @@ def _examine(
     alerts: list[tuple[str, str, str]],
 ) -> _Candidate | None:
     """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs."""
-    sha = _sha256(source)
+    sha = sha256_file(source)
     report = scan_file(source, name=rel)
     codes = tuple(f.code for f in report.findings if f.severity is not Verdict.CLEAN)
     chosen: Path = source
@@ -700,7 +692,7 @@ def _prepare(
         _quarantine(
             candidate.rel,
             candidate.chosen,
-            _sha256(candidate.chosen),
+            sha256_file(candidate.chosen),
             f"still {recheck.verdict.value} after sanitizing ({', '.join(codes)})",
             recheck.findings,
             request,
@@ -711,7 +703,7 @@ def _prepare(
         )
         return None
     sop_uid = str(ds.SOPInstanceUID)
-    sha = _sha256(prepared)
+    sha = sha256_file(prepared)
     if request.keep_sent is not None:
         with (
             atomic_write(request.keep_sent / f"{sop_uid}.dcm", overwrite=True) as out,

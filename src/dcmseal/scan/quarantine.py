@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dcmseal.errors import InputError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
 from dcmseal.scan.containers import QUARANTINE_MARKERS, is_quarantine_dir
 from dcmseal.scan.report import Finding, Verdict
 
@@ -77,14 +77,6 @@ class QuarantineRecord:
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        while block := fp.read(CHUNK_SIZE_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _prepare(quarantine_dir: Path) -> None:
     quarantine_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not is_quarantine_dir(quarantine_dir):
@@ -112,14 +104,14 @@ def quarantine_file(
     """
     src, quarantine_dir = Path(src), Path(quarantine_dir)
     try:
-        digest = _sha256(src)
+        digest = sha256_file(src)
         _prepare(quarantine_dir)
         blob = quarantine_dir / f"{digest}.bin"
         record_path = quarantine_dir / f"{digest}.json"
         if record_path.is_file() and blob.is_file():
             existing = json.loads(record_path.read_text(encoding="utf-8"))
             return QuarantineRecord.from_json(existing)
-        if not blob.is_file() or _sha256(blob) != digest:
+        if not blob.is_file() or sha256_file(blob) != digest:
             copied = hashlib.sha256()
             with open(src, "rb") as fp, atomic_write(blob, mode=0o600, overwrite=True) as out:
                 while block := fp.read(CHUNK_SIZE_BYTES):
