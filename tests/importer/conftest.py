@@ -22,12 +22,10 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
-from dcmseal.audit import FileSink
 from dcmseal.importer import DicomWebTarget, DimseTarget, RetryPolicy, Target, UidPolicy, load_reconciliation
-from dcmseal.keys.registry import Registry
-from dcmseal.media.burn import BurnRequest, burn
-from tests.media.conftest import write_instance
-from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from dcmseal.importer.pipeline import ImportRequest
+from dcmseal.importer.send import Outgoing
+from tests.media.conftest import encrypted_medium, write_instance
 from tests.peers.orthanc import OrthancPeer, free_port, running_orthanc
 from tests.peers.tools import require_tool
 from tests.pydicom_data import pydicom_file
@@ -174,6 +172,48 @@ def plain_medium(root: Path) -> Path:
     return root
 
 
+def import_request(
+    tmp_path: Path,
+    medium: Path,
+    target: Target,
+    *,
+    verify: bool = True,
+    uid_policy: UidPolicy = UidPolicy.KEEP,
+) -> ImportRequest:
+    """An import of ``medium`` to ``target`` as the tests run it: journal and quarantine in ``tmp_path``,
+    our AE title, the Orthanc HTTP login, fast retries."""
+    return ImportRequest(
+        medium=medium,
+        target=target,
+        operator="import-tester",
+        journal=tmp_path / "journal.sqlite3",
+        quarantine=tmp_path / "quarantine",
+        calling_aet=OUR_AET,
+        username=HTTP_USER,
+        http_password=HTTP_PASSWORD,
+        retry=FAST_RETRY,
+        uid_policy=uid_policy,
+        verify=verify,
+    )
+
+
+def outgoing(paths: list[Path]) -> list[Outgoing]:
+    """The files as the senders take them (key: the file name), their UIDs read from the files."""
+    items = []
+    for path in paths:
+        ds = dcmread(path, stop_before_pixels=True)
+        items.append(
+            Outgoing(
+                key=path.name,
+                path=path,
+                sop_class_uid=str(ds.SOPClassUID),
+                sop_instance_uid=str(ds.SOPInstanceUID),
+                transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+            )
+        )
+    return items
+
+
 def foreign_study(
     root: Path, count: int, *, patient_id: str = "EXT-7731", pixel_bytes: int = 64
 ) -> list[Path]:
@@ -190,28 +230,6 @@ def foreign_study(
         )
         for n in range(count)
     ]
-
-
-def encrypted_medium(tmp_path: Path, sources: list[Path], *, output_format: str = "iso") -> Path:
-    """Burn ``sources`` to a password-protected medium (PBKDF2 kept cheap for the tests)."""
-    out = tmp_path / ("sealed.iso" if output_format == "iso" else "sealed")
-    registry = Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
-    try:
-        burn(
-            BurnRequest(
-                sources=tuple(map(str, sources)),
-                out=out,
-                operator="import-tester",
-                output_format=output_format,
-                password=PASSWORD.encode(),
-                iterations=FAST_ITERATIONS,
-            ),
-            registry=registry,
-            audit=FileSink(tmp_path / "burn-audit.log"),
-        )
-    finally:
-        registry.close()
-    return out
 
 
 #: A minimal DOS header + PE signature: ``MZ``, e_lfanew = 0x40, ``PE\0\0``, i386 (benign: no sections).
@@ -308,8 +326,10 @@ __all__ = [
     "dimse_target",
     "encrypted_medium",
     "foreign_study",
+    "import_request",
     "load_reconciliation",
     "medium_instances",
+    "outgoing",
     "plain_mapping",
     "plain_medium",
     "polyglot_medium",

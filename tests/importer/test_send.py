@@ -9,9 +9,9 @@ import pytest
 from pydicom import dcmread
 
 from dcmseal.errors import PeerError, UsageError
-from dcmseal.importer import DicomWebTarget, DimseTarget, Outgoing, RetryPolicy, deliver, parse_target
+from dcmseal.importer import DicomWebTarget, DimseTarget, RetryPolicy, deliver, parse_target
 from dcmseal.importer.dimse import DimseSender
-from tests.importer.conftest import FAST_RETRY, OUR_AET, StoreScp, foreign_study
+from tests.importer.conftest import FAST_RETRY, OUR_AET, StoreScp, foreign_study, outgoing
 from tests.peers.orthanc import free_port
 
 
@@ -44,25 +44,9 @@ def test_bad_targets_are_usage_errors(text: str, problem: str) -> None:
     assert "secret" not in str(caught.value)
 
 
-def _outgoing(paths: list[Path]) -> list[Outgoing]:
-    items = []
-    for path in paths:
-        ds = dcmread(path, stop_before_pixels=True)
-        items.append(
-            Outgoing(
-                key=path.name,
-                path=path,
-                sop_class_uid=str(ds.SOPClassUID),
-                sop_instance_uid=str(ds.SOPInstanceUID),
-                transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-            )
-        )
-    return items
-
-
 @pytest.mark.interop
 def test_c_store_to_storescp_confirms_each_instance(tmp_path: Path, storescp: StoreScp) -> None:
-    items = _outgoing(foreign_study(tmp_path / "src", 3))
+    items = outgoing(foreign_study(tmp_path / "src", 3))
     sender = DimseSender(
         storescp.target, calling_aet=OUR_AET, pairs=[(i.sop_class_uid, i.transfer_syntax_uid) for i in items]
     )
@@ -87,7 +71,7 @@ def test_c_store_to_storescp_confirms_each_instance(tmp_path: Path, storescp: St
 def test_a_peer_that_never_answers_is_retried_then_a_clear_failure(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     target = DimseTarget("NOBODY", "127.0.0.1", port)
-    items = _outgoing(foreign_study(tmp_path / "src", 1))
+    items = outgoing(foreign_study(tmp_path / "src", 1))
     sender = DimseSender(
         target, calling_aet=OUR_AET, pairs=[(items[0].sop_class_uid, items[0].transfer_syntax_uid)]
     )
@@ -117,7 +101,7 @@ def test_a_peer_that_never_answers_is_retried_then_a_clear_failure(tmp_path: Pat
 
 def test_the_total_time_bounds_the_retries(tmp_path: Path) -> None:
     target = DimseTarget("NOBODY", "127.0.0.1", free_port())
-    items = _outgoing(foreign_study(tmp_path / "src", 1))
+    items = outgoing(foreign_study(tmp_path / "src", 1))
     sender = DimseSender(
         target, calling_aet=OUR_AET, pairs=[(items[0].sop_class_uid, items[0].transfer_syntax_uid)]
     )

@@ -25,15 +25,16 @@ from pydicom import dcmread
 from dcmseal.audit import FileSink
 from dcmseal.importer import DicomWebTarget, State
 from dcmseal.importer.dicomweb import StowSender
-from dcmseal.importer.pipeline import ImportRequest, ImportResult, import_medium
-from dcmseal.importer.send import Outgoing
+from dcmseal.importer.pipeline import ImportResult, import_medium
 from tests.importer.conftest import (
     FAST_RETRY,
     HTTP_PASSWORD,
     HTTP_USER,
     PACS_AET,
     foreign_study,
+    import_request,
     orthanc_config,
+    outgoing,
     sop_uids,
     stow_target,
 )
@@ -44,22 +45,6 @@ from tests.peers.orthanc import OrthancPeer, running_orthanc
 pytestmark = pytest.mark.interop
 
 REFUSAL = "refused by the dcmseal test filter"
-
-
-def _outgoing(paths: list[Path]) -> list[Outgoing]:
-    items = []
-    for path in paths:
-        ds = dcmread(path, stop_before_pixels=True)
-        items.append(
-            Outgoing(
-                key=path.name,
-                path=path,
-                sop_class_uid=str(ds.SOPClassUID),
-                sop_instance_uid=str(ds.SOPInstanceUID),
-                transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-            )
-        )
-    return items
 
 
 @pytest.fixture
@@ -76,7 +61,7 @@ def test_a_failed_sop_sequence_refuses_that_instance_and_confirms_the_others(
     ds = dcmread(paths[1])
     del ds.SeriesInstanceUID  # the plugin's Failure Reason 0xC000 "cannot understand"
     ds.save_as(paths[1], enforce_file_format=True)
-    items = _outgoing(paths)
+    items = outgoing(paths)
 
     answers = sender.store(items)
 
@@ -118,16 +103,7 @@ def _pacs(
 
 
 def _import(tmp_path: Path, medium: Path, peer: OrthancPeer) -> ImportResult:
-    request = ImportRequest(
-        medium=medium,
-        target=DicomWebTarget(url=peer.dicomweb_url),
-        operator="import-tester",
-        journal=tmp_path / "journal.sqlite3",
-        quarantine=tmp_path / "quarantine",
-        username=HTTP_USER,
-        http_password=HTTP_PASSWORD,
-        retry=FAST_RETRY,
-    )
+    request = import_request(tmp_path, medium, DicomWebTarget(url=peer.dicomweb_url))
     return import_medium(request, audit=FileSink(tmp_path / "audit.log"))
 
 

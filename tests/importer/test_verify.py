@@ -28,6 +28,7 @@ from tests.importer.conftest import (
     StoreScp,
     dimse_target,
     foreign_study,
+    import_request,
     orthanc_config,
     sop_uids,
     stow_target,
@@ -39,18 +40,7 @@ pytestmark = pytest.mark.interop
 
 
 def _import(tmp_path: Path, medium: Path, target: Target, *, verify: bool = True) -> ImportResult:
-    request = ImportRequest(
-        medium=medium,
-        target=target,
-        operator="import-tester",
-        journal=tmp_path / "journal.sqlite3",
-        quarantine=tmp_path / "quarantine",
-        calling_aet=OUR_AET,
-        username=HTTP_USER,
-        http_password=HTTP_PASSWORD,
-        retry=FAST_RETRY,
-        verify=verify,
-    )
+    request = import_request(tmp_path, medium, target, verify=verify)
     return import_medium(request, audit=FileSink(tmp_path / "audit.log"))
 
 
@@ -169,16 +159,7 @@ def test_one_query_per_study_for_the_uids_sent(tmp_path: Path, orthanc: OrthancP
         counting.append(_Counting(real))
         return counting[-1]
 
-    request = ImportRequest(
-        medium=medium,
-        target=target,
-        operator="import-tester",
-        journal=tmp_path / "journal.sqlite3",
-        quarantine=tmp_path / "quarantine",
-        calling_aet=OUR_AET,
-        uid_policy=UidPolicy.REGENERATE,
-        retry=FAST_RETRY,
-    )
+    request = import_request(tmp_path, medium, target, uid_policy=UidPolicy.REGENERATE)
     result = import_medium(request, audit=FileSink(tmp_path / "audit.log"), sender_factory=factory)
 
     assert result.ok, [f.reason for f in result.files]

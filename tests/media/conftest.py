@@ -18,10 +18,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from typer.testing import CliRunner
 
+from dcmseal.audit import FileSink
 from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
+from dcmseal.keys.registry import Registry
+from dcmseal.media.burn import BurnRequest, burn
 from tests.cli.conftest import Outcome
 from tests.cli.runner import Run, run_dcmseal
-from tests.part10.dicomfiles import write_part10
+from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD, write_part10
 from tests.peers.orthanc import OrthancPeer, running_orthanc
 from tests.peers.postgres import postgres_url
 from tests.peers.tools import require_tool, run_tool
@@ -162,6 +165,28 @@ def write_instance(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def encrypted_medium(tmp_path: Path, sources: list[Path], *, output_format: str = "iso") -> Path:
+    """Burn ``sources`` to a password-protected medium (PBKDF2 kept cheap for the tests)."""
+    out = tmp_path / ("sealed.iso" if output_format == "iso" else "sealed")
+    registry = Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    try:
+        burn(
+            BurnRequest(
+                sources=tuple(map(str, sources)),
+                out=out,
+                operator="import-tester",
+                output_format=output_format,
+                password=PASSWORD.encode(),
+                iterations=FAST_ITERATIONS,
+            ),
+            registry=registry,
+            audit=FileSink(tmp_path / "burn-audit.log"),
+        )
+    finally:
+        registry.close()
+    return out
 
 
 def write_series(root: Path, count: int, *, pixel_bytes: int = 64) -> list[Path]:

@@ -9,17 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from pydicom.data import get_testdata_file
 
-from dcmseal.audit import FileSink
-from dcmseal.keys.registry import Registry
-from dcmseal.media.burn import BurnRequest, burn
 from dcmseal.media.webviewer import BUNDLE_DIR
 from dcmseal.scan import Finding, Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.viewer import KnownBundle, find_viewers, known_bundle, load_bundle
 from tests.cli.runner import run_dcmseal
-from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from tests.media.conftest import encrypted_medium
 from tests.peers.tools import in_ci
+from tests.pydicom_data import pydicom_file
 
 #: What scan says of any other HTML and JavaScript outside the File-set (and of a changed viewer).
 ACTIVE = {"medium.html", "medium.script"}
@@ -36,27 +33,6 @@ def bundle() -> KnownBundle:
     return found
 
 
-def _burn(tmp_path: Path, output_format: str) -> Path:
-    out = tmp_path / ("medium.iso" if output_format == "iso" else "medium")
-    registry = Registry.open(f"sqlite:///{tmp_path / f'registry-{output_format}.sqlite3'}")
-    try:
-        burn(
-            BurnRequest(
-                sources=(str(get_testdata_file("CT_small.dcm")), str(get_testdata_file("MR_small.dcm"))),
-                out=out,
-                operator="scan-tester",
-                output_format=output_format,
-                password=PASSWORD.encode(),
-                iterations=FAST_ITERATIONS,
-            ),
-            registry=registry,
-            audit=FileSink(tmp_path / "burn-audit.log"),
-        )
-    finally:
-        registry.close()
-    return out
-
-
 def _codes(findings: list[dict[str, object]]) -> set[str]:
     return {str(f["code"]) for f in findings}
 
@@ -65,7 +41,8 @@ def _codes(findings: list[dict[str, object]]) -> set[str]:
 def test_a_burned_medium_scans_clean_and_one_changed_byte_is_flagged(
     output_format: str, tmp_path: Path, bundle: KnownBundle
 ) -> None:
-    medium = _burn(tmp_path, output_format)
+    sources = [pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm")]
+    medium = encrypted_medium(tmp_path, sources, output_format=output_format)
     run = run_dcmseal("scan", medium, "--json", home=tmp_path)
     assert run.code == 0, run.stderr
     report = run.json()
