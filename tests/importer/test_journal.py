@@ -29,23 +29,122 @@ def _journal(path: Path, *, policy: str = "keep", fingerprint: str = FP, target:
 def test_a_row_goes_pending_then_stored_with_the_confirmation(tmp_path: Path) -> None:
     with _journal(tmp_path / "j.sqlite3") as journal:
         journal.record("DICOM/I1", State.PENDING, source_sha256="00" * 32, sop_instance_uid="1.2.3")
-        journal.mark_sending(["DICOM/I1"], {"DICOM/I1": ("11" * 32, "1.2.3")})
-        journal.mark_sending(["DICOM/I1"], {"DICOM/I1": ("11" * 32, "1.2.3")})
+        journal.mark_sending(["DICOM/I1"], {"DICOM/I1": ("11" * 32, "1.2.3", "1.2")})
+        journal.mark_sending(["DICOM/I1"], {"DICOM/I1": ("11" * 32, "1.2.3", "1.2")})
         journal.mark_stored("DICOM/I1", {"protocol": "C-STORE", "status": "0x0000"})
         row = journal.rows()["DICOM/I1"]
     assert row.state is State.STORED
     assert row.attempts == 2
     assert row.confirmation == {"protocol": "C-STORE", "status": "0x0000"}
     assert (row.source_sha256, row.sent_sha256, row.sent_sop_instance_uid) == ("00" * 32, "11" * 32, "1.2.3")
+    assert row.sent_study_instance_uid == "1.2"
+    assert row.verified is None  # confirmed, not yet checked
+
+
+def test_verified_is_set_for_stored_rows_only_and_cleared_by_a_new_confirmation(tmp_path: Path) -> None:
+    with _journal(tmp_path / "j.sqlite3") as journal:
+        for path in ("I1", "I2", "I3"):
+            journal.record(path, State.PENDING)
+            journal.mark_sending([path], {path: ("aa", f"1.2.{path[-1]}", "1.2")})
+        journal.mark_stored("I1", {"status": "0x0000"})
+        journal.mark_stored("I2", {"status": "0x0000"})
+        journal.mark_verified(["I1", "I2", "I3"], "C-FIND")  # I3 is pending: not verified
+        assert {p: r.verified for p, r in journal.rows().items()} == {
+            "I1": "C-FIND",
+            "I2": "C-FIND",
+            "I3": None,
+        }
+        journal.mark_not_held("I2", "not held")
+        journal.mark_sending(["I2"], {"I2": ("aa", "1.2.2", "1.2")})
+        journal.mark_stored("I2", {"status": "0x0000"})
+        row = journal.row("I2")
+    assert row is not None
+    assert (row.state, row.verified) == (State.STORED, None)  # stored again: to be checked again
+
+
+#: The schema of version 1, as dcmseal wrote it before the journal recorded the study sent and the check.
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE imports (
+    medium_fingerprint TEXT NOT NULL, target TEXT NOT NULL, medium TEXT NOT NULL, uid_policy TEXT NOT NULL,
+    started TEXT NOT NULL, updated TEXT NOT NULL, runs INTEGER NOT NULL, PRIMARY KEY (medium_fingerprint, target)
+);
+CREATE TABLE instances (
+    medium_fingerprint TEXT NOT NULL, target TEXT NOT NULL, path TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'stored', 'quarantined', 'failed', 'skipped')),
+    reason TEXT, source_sha256 TEXT, sent_sha256 TEXT, sop_instance_uid TEXT, sent_sop_instance_uid TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, confirmation TEXT, updated TEXT NOT NULL,
+    PRIMARY KEY (medium_fingerprint, target, path)
+);
+CREATE TABLE uid_map (
+    original_uid TEXT PRIMARY KEY, new_uid TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    medium_fingerprint TEXT NOT NULL, created TEXT NOT NULL
+);
+INSERT INTO meta VALUES ('schema', '1');
+"""
+
+
+def test_a_journal_of_version_1_opens_and_its_stored_rows_are_not_yet_checked(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(V1_SCHEMA)
+        db.execute(
+            "INSERT INTO imports VALUES (?, ?, '/media/cd', 'keep', '2026-01-01', '2026-01-01', 1)",
+            (FP, TARGET),
+        )
+        db.execute(
+            "INSERT INTO instances (medium_fingerprint, target, path, state, sent_sop_instance_uid, attempts,"
+            " confirmation, updated) VALUES (?, ?, 'DICOM/I1', 'stored', '1.2.3', 1, '{\"status\": \"0x0000\"}',"
+            " '2026-01-01')",
+            (FP, TARGET),
+        )
+        db.commit()
+    finally:
+        db.close()
+    with _journal(path) as journal:
+        row = journal.row("DICOM/I1")
+        assert row is not None
+        assert (row.state, row.confirmation, row.attempts) == (State.STORED, {"status": "0x0000"}, 1)
+        assert (row.sent_study_instance_uid, row.verified) == (
+            None,
+            None,
+        )  # not recorded then: not yet checked
+        journal.mark_verified(["DICOM/I1"], "QIDO-RS")
+        journal.record("DICOM/I2", State.PENDING)
+        journal.mark_sending(["DICOM/I2"], {"DICOM/I2": ("bb", "1.2.4", "1.2")})
+        journal.mark_stored("DICOM/I2", {"status": "0x0000"})
+    with _journal(path) as journal:  # upgraded once: opens as version 2 from now on
+        rows = journal.rows()
+    assert rows["DICOM/I1"].verified == "QIDO-RS"
+    assert (rows["DICOM/I2"].state, rows["DICOM/I2"].sent_study_instance_uid) == (State.STORED, "1.2")
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    finally:
+        db.close()
+
+
+def test_a_journal_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    Journal.open(path).close()
+    db = sqlite3.connect(path)
+    try:
+        db.execute("UPDATE meta SET value = '9' WHERE key = 'schema'")
+        db.commit()
+    finally:
+        db.close()
+    with pytest.raises(InputError, match="journal schema 9"):
+        Journal.open(path)
 
 
 def test_a_stored_row_is_never_changed_by_a_later_record(tmp_path: Path) -> None:
     with _journal(tmp_path / "j.sqlite3") as journal:
         journal.record("I1", State.PENDING)
-        journal.mark_sending(["I1"], {"I1": ("aa", "1.2")})
+        journal.mark_sending(["I1"], {"I1": ("aa", "1.2", "1")})
         journal.mark_stored("I1", {"status": "0x0000"})
         journal.record("I1", State.FAILED, reason="held: whatever")
-        journal.mark_sending(["I1"], {"I1": ("bb", "1.3")})
+        journal.mark_sending(["I1"], {"I1": ("bb", "1.3", "1")})
         row = journal.row("I1")
     assert row is not None
     assert (row.state, row.attempts, row.sent_sha256) == (State.STORED, 1, "aa")

@@ -200,7 +200,10 @@ def test_an_instance_the_pacs_discards_silently_is_not_recorded_as_stored(tmp_pa
         "studies": 1,
         "studies_checked": 1,
         "queries": 1,
+        "held": 2,
         "not_held": 1,
+        "carried_over": 0,  # everything asked about was confirmed in this run
+        "unverified": 0,
         "note": None,
     }
     assert not any(n.startswith("not verified") for n in result.notes)

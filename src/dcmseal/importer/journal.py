@@ -1,9 +1,10 @@
 """The import journal: an SQLite file recording every file of every imported medium and what became of it.
 
 One row per file of a medium, per target: the medium's fingerprint, the file's path on the medium, the SHA-256 of
-the plaintext read from it and of the bytes sent, the SOP Instance UID as found and as sent, the state, the reason,
-the attempts and the peer's confirmation. A ``uid_map`` table keeps the UIDs ``--uids regenerate`` made, so a
-rerun gives every instance the UIDs it had the first time.
+the plaintext read from it and of the bytes sent, the SOP Instance UID as found and as sent (and the study sent in),
+the state, the reason, the attempts, the peer's confirmation and whether the PACS was asked about it afterwards. A
+``uid_map`` table keeps the UIDs ``--uids regenerate`` made, so a rerun gives every instance the UIDs it had the
+first time.
 
 Why a rerun never sends twice, and why a row never says "stored" when the peer did not say so:
 
@@ -12,8 +13,12 @@ Why a rerun never sends twice, and why a row never says "stored" when the peer d
   peer confirmed it, in the same transaction that writes the confirmation;
 * a rerun skips ``stored`` rows; a row killed between the send and the commit is ``pending`` and is sent again
   with the same bytes and UIDs, which a PACS treats as the instance it already has (no duplicate);
-* a ``stored`` row changes only when the PACS, asked after the send (``--verify``), does not hold what it
+* a ``stored`` row changes state only when the PACS, asked after the send (``--verify``), does not hold what it
   confirmed: :meth:`Journal.mark_not_held` makes it ``failed`` (the confirmation kept), so a rerun sends it again;
+* whether the PACS was asked is a column of its own (``verified``: the query that found the instance held, NULL
+  while it was not checked), written after the query: an import killed between the confirmation and the query,
+  or run with ``--no-verify``, leaves ``stored`` rows with no ``verified``, and the next run with ``--verify``
+  asks about them;
 * one import at a time per journal: an exclusive ``flock`` on ``<journal>.lock``, released by the kernel when
   the process dies, even by SIGKILL.
 """
@@ -37,7 +42,10 @@ from dcmseal.errors import InputError, UsageError
 
 __all__ = ["Journal", "JournalRow", "State"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Version 1 had neither the study an instance was sent in nor whether the PACS was asked: :meth:`Journal.open`
+#: adds the two columns (NULL in old rows: not yet checked, study read again from the medium).
+_ADDED_IN_2 = (("sent_study_instance_uid", "TEXT"), ("verified", "TEXT"))
 #: How long a writer waits for a reader's lock (a test polling the journal) before giving up.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -69,6 +77,8 @@ CREATE TABLE IF NOT EXISTS instances (
     attempts INTEGER NOT NULL DEFAULT 0,
     confirmation TEXT,
     updated TEXT NOT NULL,
+    sent_study_instance_uid TEXT,
+    verified TEXT,
     PRIMARY KEY (medium_fingerprint, target, path)
 );
 CREATE TABLE IF NOT EXISTS uid_map (
@@ -107,6 +117,9 @@ class JournalRow:
     attempts: int
     confirmation: dict[str, object] | None
     updated: str
+    sent_study_instance_uid: str | None = None
+    #: The query that found the instance held (QIDO-RS, C-FIND); None: not (yet) checked.
+    verified: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -120,7 +133,17 @@ class JournalRow:
             "attempts": self.attempts,
             "confirmation": self.confirmation,
             "updated": self.updated,
+            "sent_study_instance_uid": self.sent_study_instance_uid,
+            "verified": self.verified,
         }
+
+
+#: The rows of one import, in the order of the columns :func:`_row` reads.
+_SELECT_ROWS = (
+    "SELECT path, state, reason, source_sha256, sent_sha256, sop_instance_uid, sent_sop_instance_uid, attempts,"
+    " confirmation, updated, sent_study_instance_uid, verified FROM instances"
+    " WHERE medium_fingerprint = ? AND target = ?"
+)
 
 
 def _utc_now() -> str:
@@ -179,6 +202,8 @@ class Journal:
                 found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 if found is None:
                     db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif found[0] == "1":
+                    _upgrade_from_1(db)
                 elif found[0] != SCHEMA_VERSION:
                     raise InputError(
                         f"journal schema {found[0]} is not the one this dcmseal writes ({SCHEMA_VERSION})",
@@ -288,9 +313,7 @@ class Journal:
         """Every row of the current import, by path on the medium."""
         fingerprint, target = self._key()
         cursor = self._db.execute(
-            "SELECT path, state, reason, source_sha256, sent_sha256, sop_instance_uid, sent_sop_instance_uid,"
-            " attempts, confirmation, updated FROM instances WHERE medium_fingerprint = ? AND target = ?"
-            " ORDER BY path",
+            _SELECT_ROWS + " ORDER BY path",
             (fingerprint, target),
         )
         return {row[0]: _row(row) for row in cursor}
@@ -299,9 +322,7 @@ class Journal:
         """The row of ``path`` in the current import, if any."""
         fingerprint, target = self._key()
         found = self._db.execute(
-            "SELECT path, state, reason, source_sha256, sent_sha256, sop_instance_uid, sent_sop_instance_uid,"
-            " attempts, confirmation, updated FROM instances"
-            " WHERE medium_fingerprint = ? AND target = ? AND path = ?",
+            _SELECT_ROWS + " AND path = ?",
             (fingerprint, target, path),
         ).fetchone()
         return _row(found) if found is not None else None
@@ -339,26 +360,27 @@ class Journal:
                 ),
             )
 
-    def mark_sending(self, paths: Iterable[str], sent: Mapping[str, tuple[str, str]]) -> None:
-        """Before a send: ``pending``, one more attempt, and the (sha256, SOP Instance UID) about to be sent."""
+    def mark_sending(self, paths: Iterable[str], sent: Mapping[str, tuple[str, str, str]]) -> None:
+        """Before a send: ``pending``, one more attempt, and the (sha256, SOP Instance UID, Study Instance UID)
+        about to be sent (the study is what a later run asks the PACS about)."""
         fingerprint, target = self._key()
         moment = self._now()
         with self._transaction() as db:
             for path in paths:
-                sha, uid = sent[path]
+                sha, uid, study = sent[path]
                 db.execute(
                     "UPDATE instances SET state = 'pending', reason = NULL, attempts = attempts + 1,"
-                    " sent_sha256 = ?, sent_sop_instance_uid = ?, updated = ?"
+                    " sent_sha256 = ?, sent_sop_instance_uid = ?, sent_study_instance_uid = ?, updated = ?"
                     " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state != 'stored'",
-                    (sha, uid, moment, fingerprint, target, path),
+                    (sha, uid, study, moment, fingerprint, target, path),
                 )
 
     def mark_stored(self, path: str, confirmation: Mapping[str, object]) -> None:
-        """After the peer confirmed ``path``: ``stored``, with the confirmation (one transaction)."""
+        """After the peer confirmed ``path``: ``stored``, with the confirmation, not yet verified (one transaction)."""
         fingerprint, target = self._key()
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE instances SET state = 'stored', reason = NULL, confirmation = ?, updated = ?"
+                "UPDATE instances SET state = 'stored', reason = NULL, confirmation = ?, verified = NULL, updated = ?"
                 " WHERE medium_fingerprint = ? AND target = ? AND path = ?",
                 (json.dumps(dict(confirmation), sort_keys=True), self._now(), fingerprint, target, path),
             ).rowcount
@@ -372,7 +394,7 @@ class Journal:
     def mark_not_held(self, path: str, reason: str) -> None:
         """The PACS confirmed ``path`` but, asked afterwards, does not hold it: ``failed`` (a rerun sends it again).
 
-        The only change a ``stored`` row takes; the confirmation stays, as the record of what the PACS said.
+        The only change of state a ``stored`` row takes; the confirmation stays, as the record of what the PACS said.
         """
         fingerprint, target = self._key()
         with self._transaction() as db:
@@ -383,6 +405,17 @@ class Journal:
             ).rowcount
             if changed != 1:
                 raise RuntimeError(f"{path}: no stored journal row to mark not held")
+
+    def mark_verified(self, paths: Iterable[str], query: str) -> None:
+        """The PACS, asked with ``query`` (QIDO-RS, C-FIND), holds these stored instances (one transaction)."""
+        fingerprint, target = self._key()
+        rows = [(query, self._now(), fingerprint, target, path) for path in paths]
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE instances SET verified = ?, updated = ?"
+                " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state = 'stored'",
+                rows,
+            )
 
     # --- UIDs made by --uids regenerate ---------------------------------------------------------------------
 
@@ -415,4 +448,21 @@ def _row(values: tuple[Any, ...]) -> JournalRow:
         attempts=int(values[7]),
         confirmation=confirmation if isinstance(confirmation, dict) else None,
         updated=str(values[9]),
+        sent_study_instance_uid=values[10],
+        verified=values[11],
     )
+
+
+def _upgrade_from_1(db: sqlite3.Connection) -> None:
+    """A version 1 journal: add the version 2 columns (one transaction; its rows stay as they are)."""
+    present = {str(column[1]) for column in db.execute("PRAGMA table_info(instances)")}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name, kind in _ADDED_IN_2:
+            if name not in present:
+                db.execute(f"ALTER TABLE instances ADD COLUMN {name} {kind}")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -7,14 +7,18 @@
                                                                         refused ─> quarantine
     ready files ──reconcile (hold unmatched studies)──> UIDs (keep/regenerate) ──> prepared file
     prepared file (preamble zero, rescanned clean) ──send (C-STORE / STOW-RS, retries)──> journal: stored
-    stored in this run ──verify (one QIDO-RS / C-FIND per study)──> not held by the PACS: journal: failed
+    stored, not yet checked ──verify (one QIDO-RS / C-FIND per study)──> held: journal: verified
+                                                                     └──> not held: journal: failed
 
 Every file of the medium ends in the result, and in the journal, as stored, quarantined, failed (with the
 reason; "held: ..." for a study waiting for reconciliation) or skipped (not an instance, with the reason).
 Only prepared files reach the PACS: written by us with a zero preamble, scanned again, and refused (quarantined)
 if that scan is not clean. With ``verify`` (the default) the PACS is then asked which of the instances it
-confirmed in this run it holds (:mod:`dcmseal.importer.verify`): one it confirmed and does not hold is failed,
-so a rerun sends it again; a PACS that cannot be asked leaves a "not verified: ..." note and its confirmations.
+confirmed it holds (:mod:`dcmseal.importer.verify`): those confirmed in this run, and those an earlier run
+left unchecked (killed between the confirmation and the query, or run without ``verify``); an instance
+already verified is not asked about again. One it confirmed and does not hold is failed, so the next run sends
+it again (not this one); a PACS that cannot be asked leaves a "not verified: ..." note and its confirmations,
+still unchecked.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from pydicom import dcmread
@@ -48,7 +52,7 @@ from dcmseal.audit import (
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
-from dcmseal.importer.journal import Journal, State
+from dcmseal.importer.journal import Journal, JournalRow, State
 from dcmseal.importer.reconcile import ReconciliationMap, add_original_attributes, coerce_dataset
 from dcmseal.importer.send import (
     DEFAULT_AE_TITLE,
@@ -161,7 +165,7 @@ class ImportResult:
     journal: Path
     notes: tuple[str, ...]
     elapsed_s: float
-    #: What asking the PACS found; None when not asked (``verify`` off, or nothing confirmed in this run).
+    #: What asking the PACS found; None when not asked (``verify`` off, or nothing confirmed and unchecked).
     verification: Verification | None = None
 
     def count(self, status: State) -> int:
@@ -198,7 +202,10 @@ class ImportResult:
                 "studies": self.verification.studies,
                 "studies_checked": self.verification.studies_checked,
                 "queries": self.verification.queries,
+                "held": len(self.verification.held),
                 "not_held": len(self.verification.not_held),
+                "carried_over": self.verification.carried_over,
+                "unverified": self.verification.unverified,
                 "note": self.verification.note,
             },
             "summary": {
@@ -343,12 +350,27 @@ def import_medium(
             journal.record(rel, state, reason=reason)
             files[rel] = ImportedFile(path=rel, status=state, reason=reason, **extra)  # type: ignore[arg-type]
 
+        # Stored by an earlier run that did not ask the PACS (killed after the confirmation, or --no-verify).
+        carried: list[Confirmed] = []
+        uid_map = cache(journal.uid_map)  # read once, and only for a journal of version 1
         with journal.batch():  # the scan's rows in one transaction: nothing is sent before it commits
             for number, path in enumerate(raw_files, start=1):
                 step("scan", number, len(raw_files))
                 rel = path.relative_to(root).as_posix()
                 earlier = previous.get(rel)
                 if earlier is not None and earlier.state is State.STORED:
+                    if request.verify and earlier.verified is None and earlier.sent_sop_instance_uid:
+                        entry = by_path.get(rel)
+                        source = (
+                            work / "opened" / Path(*entry.file_id.split("/"))
+                            if entry is not None and entry.status == "opened" and entry.file_id is not None
+                            else path
+                        )
+                        study = _sent_study(earlier, source, request.uid_policy, uid_map)
+                        if study is not None:
+                            carried.append(
+                                Confirmed(rel, study, earlier.sent_sop_instance_uid, earlier_run=True)
+                            )
                     files[rel] = ImportedFile(
                         path=rel,
                         status=State.STORED,
@@ -411,83 +433,71 @@ def import_medium(
         stored_now = 0
         # path -> (local Patient ID, Study Instance UID, SOP Class UID) as sent, for the Import audit message
         sent_facts: dict[str, tuple[str, str, str]] = {}
-        if ready:
-            pairs: list[tuple[str, str]] = []
-            outgoing: list[tuple[_Candidate, Outgoing, str, tuple[str, ...]]] = []
-            for number, candidate in enumerate(ready, start=1):
-                step("prepare", number, len(ready))
-                prepared = _prepare(candidate, work, request, mapping, _dt(moment), settle, alerts)
-                if prepared is not None:
-                    item, sha, coerced, patient_id, study_uid = prepared
-                    outgoing.append((candidate, item, sha, coerced))
-                    pairs.append((item.sop_class_uid, item.transfer_syntax_uid))
-                    sent_facts[item.key] = (patient_id, study_uid, item.sop_class_uid)
-            factory = sender_factory or _default_sender(request)
-            sender = factory(request.target, pairs) if outgoing else None
-            confirmed: list[Confirmed] = []  # in this run, with the UIDs sent
-            try:
-                size = sender.batch_size if sender is not None else 1
-                for start in range(0, len(outgoing), size):
-                    batch = outgoing[start : start + size]
-                    items = [o for _c, o, _s, _k in batch]
-                    sent = {o.key: (sha, o.sop_instance_uid) for _c, o, sha, _k in batch}
-                    assert sender is not None
-                    try:
-                        answers = deliver(
-                            sender,
-                            items,
-                            request.retry,
-                            target=request.target,
-                            before_attempt=partial(_count_attempt, journal, sent),
+        pairs: list[tuple[str, str]] = []
+        outgoing: list[tuple[_Candidate, Outgoing, str, tuple[str, ...]]] = []
+        for number, candidate in enumerate(ready, start=1):
+            step("prepare", number, len(ready))
+            prepared = _prepare(candidate, work, request, mapping, _dt(moment), settle, alerts)
+            if prepared is not None:
+                item, sha, coerced, patient_id, study_uid = prepared
+                outgoing.append((candidate, item, sha, coerced))
+                pairs.append((item.sop_class_uid, item.transfer_syntax_uid))
+                sent_facts[item.key] = (patient_id, study_uid, item.sop_class_uid)
+        factory = sender_factory or _default_sender(request)
+        sender = factory(request.target, pairs) if outgoing else None
+        confirmed: list[Confirmed] = []  # in this run, with the UIDs sent
+        try:
+            size = sender.batch_size if sender is not None else 1
+            for start in range(0, len(outgoing), size):
+                batch = outgoing[start : start + size]
+                items = [o for _c, o, _s, _k in batch]
+                sent = {o.key: (sha, o.sop_instance_uid, sent_facts[o.key][1]) for _c, o, sha, _k in batch}
+                assert sender is not None
+                try:
+                    answers = deliver(
+                        sender,
+                        items,
+                        request.retry,
+                        target=request.target,
+                        before_attempt=partial(_count_attempt, journal, sent),
+                    )
+                except PeerError as exc:
+                    peer_error = str(exc)
+                    for candidate, item, _sha, coerced in outgoing[start:]:
+                        reason = (
+                            f"not confirmed: {exc}" if item in items else f"not sent: the PACS failed ({exc})"
                         )
-                    except PeerError as exc:
-                        peer_error = str(exc)
-                        for candidate, item, _sha, coerced in outgoing[start:]:
-                            reason = (
-                                f"not confirmed: {exc}"
-                                if item in items
-                                else f"not sent: the PACS failed ({exc})"
-                            )
-                            journal.mark_failed(item.key, reason)
-                            files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
-                        break
-                    for (candidate, item, _sha, coerced), answer in zip(batch, answers, strict=True):
-                        if answer.stored:
-                            journal.mark_stored(item.key, answer.confirmation)
-                            confirmed.append(
-                                Confirmed(item.key, sent_facts[item.key][1], item.sop_instance_uid)
-                            )
-                            stored_now += 1
-                            files[item.key] = _file(
-                                candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
-                            )
-                        else:
-                            reason = answer.reason or "refused"
-                            journal.mark_failed(item.key, reason)
-                            files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
-                    step("send", stored_now, len(outgoing))
-                if request.verify and confirmed and sender is not None:
-                    if peer_error is not None:
-                        # Asking a PACS that just failed would only spend the retry time again.
-                        notes.append("not verified: the PACS failed during the send")
+                        journal.mark_failed(item.key, reason)
+                        files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
+                    break
+                for (candidate, item, _sha, coerced), answer in zip(batch, answers, strict=True):
+                    if answer.stored:
+                        journal.mark_stored(item.key, answer.confirmation)
+                        confirmed.append(Confirmed(item.key, sent_facts[item.key][1], item.sop_instance_uid))
+                        stored_now += 1
+                        files[item.key] = _file(
+                            candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
+                        )
                     else:
-                        verification = verify_held(
-                            sender,
-                            confirmed,
-                            request.retry,
-                            target=request.target,
-                            progress=lambda done, total: step("verify", done, total),
-                        )
-                        reason = not_held_reason(verification.query)
-                        for key in verification.not_held:
-                            journal.mark_not_held(key, reason)
-                            files[key] = replace(files[key], status=State.FAILED, reason=reason)
-                            logger.warning("%s: %s", key, reason)
-                        if verification.note is not None:
-                            notes.append(verification.note)
-            finally:
-                if sender is not None:
-                    sender.close()
+                        reason = answer.reason or "refused"
+                        journal.mark_failed(item.key, reason)
+                        files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
+                step("send", stored_now, len(outgoing))
+            unchecked = [*confirmed, *carried]
+            if request.verify and unchecked:
+                if peer_error is not None:
+                    # Asking a PACS that just failed would only spend the retry time again.
+                    notes.append(
+                        f"not verified: the PACS failed during the send; {len(unchecked)} instance(s) remain "
+                        "unverified, a rerun with --verify asks again"
+                    )
+                else:
+                    if sender is None:  # nothing to send, only what an earlier run left unchecked
+                        sender = factory(request.target, [])
+                    verification = _verify(journal, sender, unchecked, request, step, files, notes)
+        finally:
+            if sender is not None:
+                sender.close()
 
     outcome = tuple(files[k] for k in sorted(files))
     _audit(request, outcome, medium_findings, fingerprint, encrypted, alerts, sent_facts, audit, now, notes)
@@ -507,8 +517,60 @@ def import_medium(
     )
 
 
-def _count_attempt(journal: Journal, sent: dict[str, tuple[str, str]], chunk: Sequence[Outgoing]) -> None:
+def _count_attempt(
+    journal: Journal, sent: dict[str, tuple[str, str, str]], chunk: Sequence[Outgoing]
+) -> None:
     journal.mark_sending([o.key for o in chunk], sent)
+
+
+def _verify(
+    journal: Journal,
+    sender: Sender,
+    unchecked: Sequence[Confirmed],
+    request: ImportRequest,
+    step: Progress,
+    files: dict[str, ImportedFile],
+    notes: list[str],
+) -> Verification:
+    """Ask the PACS about ``unchecked``; journal what it holds as verified, and what it does not hold as failed."""
+    verification = verify_held(
+        sender,
+        unchecked,
+        request.retry,
+        target=request.target,
+        progress=lambda done, total: step("verify", done, total),
+    )
+    journal.mark_verified(verification.held, verification.query)
+    reason = not_held_reason(verification.query)
+    for key in verification.not_held:
+        journal.mark_not_held(key, reason)
+        files[key] = replace(files[key], status=State.FAILED, reason=reason)
+        logger.warning("%s: %s", key, reason)
+    if verification.note is not None:
+        notes.append(verification.note)
+    return verification
+
+
+def _sent_study(
+    row: JournalRow, source: Path, policy: UidPolicy, uid_map: Callable[[], Mapping[str, str]]
+) -> str | None:
+    """The Study Instance UID ``row``'s instance was sent with, for asking the PACS about it.
+
+    A version 1 journal did not record it: it is read again from the medium (the same bytes, the fingerprint
+    says so) and, under ``--uids regenerate``, mapped as it was when sent. None when it cannot be read.
+    """
+    if row.sent_study_instance_uid is not None:
+        return row.sent_study_instance_uid
+    try:
+        study = str(
+            dcmread(source, stop_before_pixels=True, specific_tags=["StudyInstanceUID"]).StudyInstanceUID
+        )
+    except (InvalidDicomError, AttributeError, ValueError, OSError) as exc:
+        logger.warning(
+            "%s: the study it was sent in cannot be read again, so it is not verified: %s", row.path, exc
+        )
+        return None
+    return uid_map().get(study, study) if policy is UidPolicy.REGENERATE else study
 
 
 def _examine(

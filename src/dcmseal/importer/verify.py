@@ -1,13 +1,15 @@
-"""Ask the PACS which of the instances it confirmed in this run it holds.
+"""Ask the PACS which of the instances it confirmed, and nobody has checked yet, it holds.
 
 A confirmation is the peer's word (C-STORE status, STOW-RS ReferencedSOPSequence), and some peers give it for an
 instance they then discard: Orthanc answers C-STORE success, and its DICOMweb plugin lists the instance as
 stored, when a Lua ``ReceivedInstanceFilter`` filtered it out. After the send, :func:`verify_held` asks the peer
 once per study (QIDO-RS or C-FIND, through :meth:`dcmseal.importer.send.Sender.held`) which instances it holds;
-each instance confirmed but not found is named, so the import marks it failed and a rerun sends it again.
+each instance confirmed but not found is named, so the import marks it failed and a rerun sends it again; each
+one found is named too, so the journal records it verified and no later run asks again. The instances are those
+confirmed in this run and those an earlier run left unchecked (killed after the confirmation, or ``--no-verify``).
 
 A peer that cannot be asked (no QIDO-RS, no C-FIND SCP) or stays unreachable through the retry policy leaves the
-confirmations as they are, with one note saying why they were not verified: verification never fails an import
+confirmations as they are, unchecked, with one note saying why and how many: verification never fails an import
 on its own.
 """
 
@@ -25,16 +27,17 @@ __all__ = ["Confirmed", "Verification", "not_held_reason", "verify_held"]
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """An instance the peer confirmed in this run, with the UIDs it was sent with (after ``--uids regenerate``)."""
+    """An instance the peer confirmed, with the UIDs it was sent with (after ``--uids regenerate``)."""
 
     key: str  # the journal row: the file's path on the medium
     study_instance_uid: str
     sop_instance_uid: str
+    earlier_run: bool = False  # confirmed by an earlier run that did not check it
 
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """What the queries found: the keys confirmed but not held, how many studies were asked, and any note."""
+    """What the queries found: the keys held and not held, how many studies were asked, and any note."""
 
     query: str
     not_held: tuple[str, ...]
@@ -42,6 +45,9 @@ class Verification:
     studies: int
     queries: int
     note: str | None = None  # "not verified: ..." when some or all studies could not be checked
+    held: tuple[str, ...] = ()
+    carried_over: int = 0  # instances checked that an earlier run confirmed (and left unchecked)
+    unverified: int = 0  # instances left unchecked (their studies could not be asked about)
 
 
 def not_held_reason(query: str) -> str:
@@ -70,7 +76,8 @@ def verify_held(
         by_study[item.study_instance_uid].append(item)
     started = clock()
     missing: list[str] = []
-    checked = queries = failures = 0
+    found: list[str] = []
+    checked = queries = failures = carried = 0
     note: str | None = None
     for study, items in by_study.items():
         wanted = {i.sop_instance_uid for i in items}
@@ -97,10 +104,15 @@ def verify_held(
             break
         checked += 1
         missing.extend(i.key for i in items if i.sop_instance_uid not in held)
+        found.extend(i.key for i in items if i.sop_instance_uid in held)
+        carried += sum(1 for i in items if i.earlier_run)
         if progress is not None:
             progress(checked, len(by_study))
-    if note is not None and checked:
-        note += f" ({checked} of {len(by_study)} studies were checked)"
+    unverified = len(confirmed) - len(found) - len(missing)
+    if note is not None:
+        if checked:
+            note += f" ({checked} of {len(by_study)} studies were checked)"
+        note += f"; {unverified} instance(s) remain unverified, a rerun with --verify asks again"
     return Verification(
         query=sender.query,
         not_held=tuple(missing),
@@ -108,4 +120,7 @@ def verify_held(
         studies=len(by_study),
         queries=queries,
         note=note,
+        held=tuple(found),
+        carried_over=carried,
+        unverified=unverified,
     )
