@@ -287,6 +287,11 @@ def _sequence(content: bytes) -> bytes:
     return encode_header(0x30, len(content)) + content
 
 
+def _absent(value: core.Asn1Value) -> bool:
+    """Whether an OPTIONAL field is missing; ``.native`` would build the whole value just to say so."""
+    return isinstance(value, core.Void)
+
+
 # -- describing -------------------------------------------------------------------------------------
 def describe_recipient_info(info: cms.RecipientInfo) -> RecipientDescription:
     """A secret-free description of one RecipientInfo."""
@@ -304,10 +309,10 @@ def describe_recipient_info(info: cms.RecipientInfo) -> RecipientDescription:
             kind="password",
             version=version,
             key_encryption=str(kea["algorithm"].native),
-            in_profile=kea["algorithm"].native == PWRI_KEK and kdf.native is not None,
+            in_profile=kea["algorithm"].native == PWRI_KEK and not _absent(kdf),
             kek_cipher=kek_cipher,
         )
-        if kdf.native is not None and kdf["algorithm"].native == "pbkdf2":
+        if not _absent(kdf) and kdf["algorithm"].native == "pbkdf2":
             params = kdf["parameters"]
             salt = params["salt"]
             return RecipientDescription(
@@ -352,7 +357,7 @@ def _pwri_kek_inputs(
     """(KDF parameters, KEK cipher, KEK IV) of a PWRI we can open, or None; raises on hostile parameters."""
     kdf = pwri["key_derivation_algorithm"]
     kea = pwri["key_encryption_algorithm"]
-    if kdf.native is None or kdf["algorithm"].native != "pbkdf2":
+    if _absent(kdf) or kdf["algorithm"].native != "pbkdf2":
         raise UnsupportedAlgorithmError("password recipient without PBKDF2 key derivation")
     if kea["algorithm"].native != PWRI_KEK:
         raise UnsupportedAlgorithmError(

@@ -358,7 +358,9 @@ class SealedReader(io.RawIOBase):
             raise InputError(f"cannot seal: {exc.strerror or exc}", path=source) from exc
         except ValueError as exc:  # the file changed size since it was planned
             self.close()
-            raise InputError(f"cannot seal: {exc} (did it change during the burn?)", path=source) from exc
+            raise InputError(
+                f"cannot seal: {exc} (did it change after it was planned?)", path=source
+            ) from exc
         if chunk is None:
             self._finished = True
             self._release()
