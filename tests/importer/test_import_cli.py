@@ -108,6 +108,7 @@ def test_the_human_summary_and_a_held_study_exit_1(
     assert outcome.code == 1
     assert "held: no reconciliation for patient '77654033'" in outcome.stdout
     assert "24 stored (0 by an earlier run), 7 failed (7 held for reconciliation)" in outcome.stderr_flat
+    assert "verified with C-FIND: 24 held, 0 not held (" in outcome.stderr_flat
 
 
 def test_a_malformed_mapping_file_is_one_line_naming_file_and_line(tmp_path: Path, dcmseal: Invoke) -> None:
@@ -214,4 +215,11 @@ def test_verify_is_the_default_and_no_verify_turns_it_off(
     trusted = dcmseal("import", medium2, "--to", str(storescp.target), "--aet", OUR_AET, "--no-verify")
     assert trusted.code == 0, trusted.stderr
     assert "not verified" not in trusted.stderr_flat
+    assert "verified with" not in trusted.stderr_flat
     assert "2 stored (0 by an earlier run), 0 failed" in trusted.stderr_flat
+    medium3 = tmp_path / "m3"
+    foreign_study(medium3, 2)
+    unchecked = dcmseal("import", medium3, "--to", str(storescp.target), "--aet", OUR_AET)
+    assert unchecked.code == 0, unchecked.stderr
+    assert "verified with C-FIND: 0 held, 0 not held" in unchecked.stderr_flat
+    assert "2 left unchecked (a rerun asks again)" in unchecked.stderr_flat

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,6 +22,9 @@ from dcmseal.cli.common import (
 from dcmseal.cli.context import audit_sink, operator_name
 from dcmseal.config import default_import_journal, default_quarantine_directory, load_settings
 from dcmseal.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from dcmseal.importer.verify import Verification
 
 __all__ = ["import_command"]
 
@@ -172,6 +175,8 @@ def import_command(
             err_console.print(f"medium: {finding.severity.value}: {finding.message}", style="yellow")
         for note in result.notes:
             err_console.print(f"note: {note}", style="dim")
+        if result.verification is not None:
+            err_console.print(_verification_line(result.verification), style="dim", soft_wrap=True)
         stored = result.count(State.STORED)
         earlier = sum(1 for f in result.files if f.earlier_run)
         err_console.print(
@@ -187,3 +192,17 @@ def import_command(
         raise typer.Exit(int(ExitCode.INPUT))
     if result.count(State.QUARANTINED):
         raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+def _verification_line(v: Verification) -> str:
+    """What the check after the send found, in one line: held, not held, left unchecked."""
+    line = (
+        f"verified with {v.query}: {len(v.held)} held, {len(v.not_held)} not held "
+        f"({v.queries} quer{'y' if v.queries == 1 else 'ies'} for {v.studies_checked} of {v.studies} stud"
+        f"{'y' if v.studies == 1 else 'ies'})"
+    )
+    if v.carried_over:
+        line += f"; {v.carried_over} confirmed by an earlier run and checked now"
+    if v.unverified:
+        line += f"; {v.unverified} left unchecked (a rerun asks again)"
+    return line
