@@ -1105,15 +1105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sealed, sealed_cli = work / "sealed", work / "sealed-cli"
         opened_cli, opened_in = work / "opened-cli", work / "opened-inprocess"
         runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # Outputs of many files are moved aside, not deleted, until the end: see bench_cms.retire.
         for run in range(args.runs):
             print(f"run {run + 1}/{args.runs}: seal_tree ...", file=sys.stderr)
             runs["seal_tree"].append(
                 measured(
-                    lambda: cmsb.clear(sealed),
+                    lambda: cmsb.retire(sealed),
                     lambda: run_child("seal", {**common, "study": str(study_dir), "out": str(sealed)}, work),
                 )
             )
-            cmsb.clear(sealed)
+            cmsb.retire(sealed)
             print("  dcmseal seal (CLI) ...", file=sys.stderr)
 
             def cli_seal() -> dict[str, Any]:
@@ -1125,8 +1126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return {**out, "pbkdf2_derivations": summary["pbkdf2_derivations"],
                         "own_elapsed_s": summary["elapsed_s"], "workers": summary["workers"]}  # fmt: skip
 
-            runs["seal_cli"].append(measured(lambda: cmsb.clear(sealed_cli), cli_seal))
-            cmsb.clear(sealed_cli)
+            runs["seal_cli"].append(measured(lambda: cmsb.retire(sealed_cli), cli_seal))
+            cmsb.retire(sealed_cli)
             print("  burn ...", file=sys.stderr)
             runs["burn"].append(
                 measured(
@@ -1149,7 +1150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return {**out, "kdf_derivations": report["kdf_derivations"], "opened": summary["opened"],
                             "own_elapsed_s": summary["elapsed_s"]}  # fmt: skip
 
-                runs["open_cli"].append(measured(lambda: cmsb.clear(opened_cli), cli_open))
+                runs["open_cli"].append(measured(lambda: cmsb.retire(opened_cli), cli_open))
                 if "verified" not in result:
                     # Correctness, untimed: every instance came back byte for byte (inputs have a zero preamble).
                     by_uid = {
@@ -1166,19 +1167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if bad:
                         raise SystemExit(f"open did not give back {len(bad)} file(s), first {bad[0]}")
                 runs["open_cli"][-1].pop("files", None)
-                cmsb.clear(opened_cli)
+                cmsb.retire(opened_cli)
 
             def open_inprocess_step() -> None:
                 print("  open_to_folder (in-process, timed steps) ...", file=sys.stderr)
                 runs["open_inprocess"].append(
                     measured(
-                        lambda: cmsb.clear(opened_in),
+                        lambda: cmsb.retire(opened_in),
                         lambda: run_child(
                             "open", {**common, "medium": str(iso), "out": str(opened_in)}, work
                         ),
                     )
                 )
-                cmsb.clear(opened_in)
+                cmsb.retire(opened_in)
 
             # Alternate which open goes first: the one right after the burn meets its write-back and discards.
             for step in (open_cli_step, open_inprocess_step)[:: 1 if run % 2 == 0 else -1]:
