@@ -26,6 +26,7 @@ __all__ = [
     "link_or_copy",
     "relative_output_path",
     "sha256_file",
+    "start_writeback",
 ]
 
 #: Every stream in dcmseal moves in chunks of this size; memory is bounded by it, not by file size.
@@ -63,10 +64,16 @@ _sync_file_range = _libc_function(
 _syncfs = _libc_function("syncfs", ctypes.c_int)
 
 
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk now (Linux; elsewhere nothing)."""
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk now (Linux; elsewhere nothing).
+
+    The final fsync of a large output then finds little left to write.
+    """
     if _sync_file_range is not None and length > 0:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: an error changes nothing
+
+
+_start_writeback = start_writeback
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -57,10 +57,12 @@ def _fileset_bytes_on_disk(parent: Path) -> int:
     )
 
 
+@pytest.mark.parametrize("count", [12, 40], ids=["sealed-here", "sealed-by-two-workers"])
 def test_the_sealed_files_exist_only_inside_the_image(
-    tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+    tmp_path: Path, registry: Registry, media_escrow: MediaEscrow, count: int
 ) -> None:
-    sources = write_series(tmp_path / "src", 12, pixel_bytes=60_000)
+    """12 files are sealed in this process; 40 by forked workers writing into the image's extents."""
+    sources = write_series(tmp_path / "src", count, pixel_bytes=60_000 if count < 20 else 6_000)
     seen: dict[str, int] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -96,10 +98,11 @@ def test_the_sealed_files_exist_only_inside_the_image(
         assert by_uid[dcmread(source).SOPInstanceUID].read_bytes()[128:] == source.read_bytes()[128:]
 
 
+@pytest.mark.parametrize("count", [3, 40], ids=["sealed-here", "sealed-by-two-workers"])
 def test_a_source_changed_during_the_burn_fails_it_and_leaves_nothing(
-    tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+    tmp_path: Path, registry: Registry, media_escrow: MediaEscrow, count: int
 ) -> None:
-    sources = write_series(tmp_path / "src", 3)
+    sources = write_series(tmp_path / "src", count)
 
     changed: list[Path] = []
 
@@ -111,13 +114,14 @@ def test_a_source_changed_during_the_burn_fails_it_and_leaves_nothing(
                 fp.write(b"\0\0")
             changed.append(sources[-1])
 
-    with pytest.raises(InputError, match="cannot seal"):
+    with pytest.raises(InputError, match="cannot seal") as info:
         burn(
             _request(tmp_path / "src", tmp_path / "m.iso", media_escrow),
             registry=registry,
             audit=FileSink(tmp_path / "audit.log"),
             progress=progress,
         )
+    assert str(info.value).startswith(f"{sources[-1]}: cannot seal")  # the user's file, not its staged copy
     assert not (tmp_path / "m.iso").exists()
     assert list(tmp_path.glob(".*.staging")) == []
     assert registry.list_media() == []

@@ -10,7 +10,7 @@ import pytest
 
 from dcmseal import cms
 from dcmseal.errors import InputError, NotPart10Error
-from dcmseal.part10 import PreambleKind, SealedStream, prepare_seal, seal_file, unseal_file
+from dcmseal.part10 import PreambleKind, SealedStream, prepare_seal, seal_file, seal_into, unseal_file
 from tests.part10.dicomfiles import PASSWORD, copy_ct_small, fast_kdf, write_part10
 
 
@@ -119,3 +119,25 @@ def test_a_copier_that_stops_at_the_size_ends_the_stream(tmp_path: Path) -> None
     while left:
         left -= len(reader.read(min(1024, left)))
         assert done == ([stream] if left == 0 else [])
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["here", "forked-workers"])
+def test_seal_into_fills_each_range_of_one_file(tmp_path: Path, workers: int) -> None:
+    sources = [write_part10(tmp_path / "src" / f"IM{i:03d}", pixel_bytes=300 + i) for i in range(40)]
+    kdf = fast_kdf()
+    streams = [prepare_seal(src, recipients=_recipients(kdf)) for src in sources]
+    placed, offset = [], 4096
+    for stream in streams:
+        placed.append((stream, offset))
+        offset += stream.size + 100  # gaps stay zero
+    done: list[SealedStream] = []
+    image = tmp_path / "image.bin"
+    with open(image, "wb") as out:
+        seal_into(out.fileno(), placed, workers=workers, on_done=done.append)
+    assert sorted(map(id, done)) == sorted(map(id, streams))
+    data = image.read_bytes()
+    for index, (stream, at) in enumerate(placed):
+        (tmp_path / "one").write_bytes(data[at : at + stream.size])
+        unseal_file(tmp_path / "one", tmp_path / f"out{index}", credentials=_credentials())
+        assert (tmp_path / f"out{index}").read_bytes()[128:] == sources[index].read_bytes()[128:]
+    assert data[:4096] == bytes(4096)

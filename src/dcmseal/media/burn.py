@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from dcmseal.fsutil import link_or_copy
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
-from dcmseal.media.iso import sanitize_volume_id
+from dcmseal.media.iso import StreamedContent, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.profiles import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -37,7 +38,15 @@ from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, co
 from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
-from dcmseal.part10 import PreambleKind, SealedStream, SealPlan, classify_preamble, prepare_seal, seal_files
+from dcmseal.part10 import (
+    PreambleKind,
+    SealedStream,
+    SealPlan,
+    classify_preamble,
+    prepare_seal,
+    seal_files,
+    seal_into,
+)
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
 
 __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
@@ -432,7 +441,7 @@ def burn(
             )
             if request.output_format == "iso":
                 # Sealed while the image is written: no sealed copy of the medium goes to disk first.
-                streams, derivations = _prepare_streams(pairs, seal_plan, on_sealed)
+                streams, derivations = _prepare_streams(pairs, seal_plan)
             else:
                 report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=on_sealed)
                 derivations = report.pbkdf2_derivations
@@ -516,6 +525,13 @@ def burn(
             before_commit=record,
             progress=lambda done, total_files: step("write", done, total_files),
             streams=streams,
+            # The image is laid out first; then every core seals files straight into their extents.
+            fill=functools.partial(
+                _seal_into_image,
+                workers=request.workers,
+                on_sealed=on_sealed,
+                names={f.staged: origins.get(f.source, str(f.source)) for f in plan.files},
+            ),
         )
 
     user = AuditUser(user_id=request.operator)
@@ -569,9 +585,7 @@ def burn(
     )
 
 
-def _prepare_streams(
-    pairs: list[tuple[Path, Path]], plan: SealPlan, on_sealed: Callable[[object], None]
-) -> tuple[dict[Path, SealedStream], int]:
+def _prepare_streams(pairs: list[tuple[Path, Path]], plan: SealPlan) -> tuple[dict[Path, SealedStream], int]:
     """Every file of the medium planned for sealing into the image: its size fixed, its key wrapped.
 
     The targets are paths in the medium folder that are never written: the image takes their names from
@@ -590,11 +604,34 @@ def _prepare_streams(
                 digest=plan.digest,
                 signer=signer,
                 kdf_cache=kdf_cache,
-                on_done=on_sealed,
             )
         except DcmsealError as exc:
             raise InputError(f"cannot be sealed: {exc.message}", path=source) from exc
     return streams, kdf_cache.derivations
+
+
+def _seal_into_image(
+    fd: int,
+    placed: list[tuple[StreamedContent, int]],
+    *,
+    workers: int,
+    on_sealed: Callable[[object], None],
+    names: dict[Path, str],
+) -> None:
+    """Seal the medium's files into the image being written, at the offsets its layout gave them.
+
+    A file that fails is named as the user knows it (``names``: staged copy -> source), not by its staged copy.
+    """
+    streams = [(content, offset) for content, offset in placed if isinstance(content, SealedStream)]
+    if len(streams) != len(placed):  # burn only streams what it sealed
+        raise TypeError("an image stream that is not a sealed Part 10 file")
+    try:
+        seal_into(fd, streams, workers=workers, on_done=on_sealed)
+    except InputError as exc:
+        shown = names.get(Path(exc.path)) if exc.path is not None else None
+        if shown is None:
+            raise
+        raise InputError(exc.message, path=shown) from exc
 
 
 def _copy_plain(pairs: list[tuple[Path, Path]], on_copied: Callable[[object], None], *, link: bool) -> None:

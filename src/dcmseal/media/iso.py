@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
@@ -41,6 +41,7 @@ __all__ = [
     "IsoEntry",
     "IsoFile",
     "IsoSummary",
+    "StreamFiller",
     "StreamedContent",
     "extract_iso",
     "extract_zip",
@@ -230,6 +231,70 @@ class StreamedContent(Protocol):
     def open(self) -> BinaryIO | Any: ...
 
 
+StreamFiller = Callable[[int, list[tuple[StreamedContent, int]]], None]
+
+
+class _Hole(bytes):
+    """Bytes pycdlib copies into the image that :class:`_HoleWriter` skips instead of writing."""
+
+
+class _HoleReader:
+    """The content of a file whose extent is filled later: holes of the sizes pycdlib reads."""
+
+    mode = "rb"  # what pycdlib checks of a file object
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return offset
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        self._left -= n
+        return _hole(n)
+
+    def close(self) -> None:
+        self._left = 0
+
+
+_HOLES: dict[int, _Hole] = {}
+
+
+def _hole(n: int) -> _Hole:
+    """One immutable hole per size (pycdlib reads in equal blocks): no new zero-filled bytes per block."""
+    found = _HOLES.get(n)
+    if found is None:
+        if len(_HOLES) > 64:
+            _HOLES.clear()
+        found = _HOLES[n] = _Hole(n)
+    return found
+
+
+class _HoleWriter:
+    """The image file as pycdlib writes it, with the holes skipped (a seek instead of a write of zeros)."""
+
+    mode = "wb"  # what pycdlib checks of a file object
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+
+    def write(self, data: bytes) -> int:
+        if type(data) is _Hole:
+            self._fp.seek(len(data), os.SEEK_CUR)
+            return len(data)
+        return self._fp.write(data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._fp.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fp.tell()
+
+    def flush(self) -> None:
+        self._fp.flush()
+
+
 def write_iso(
     staging: Path,
     out: Path,
@@ -239,6 +304,7 @@ def write_iso(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     streams: Mapping[Path, StreamedContent] | None = None,
+    fill: StreamFiller | None = None,
 ) -> IsoSummary:
     """Write the staged File-set ``staging`` as an ISO 9660 Level 1 image ``out`` (PS3.12 Annex F, Annex P).
 
@@ -267,6 +333,10 @@ def write_iso(
         Files of the image, by their path below ``staging`` (nothing needs to be there), whose content comes
         from a :class:`StreamedContent`, read once while the image is written: a medium's files are sealed
         straight into the image, with no sealed copy on disk first.
+    fill
+        With ``streams``: pycdlib lays the image out leaving the streamed files' extents empty, then
+        ``fill(fd, [(content, offset), ...])`` writes them into the open image (on several cores, say),
+        before the image is made durable and put in place.
 
     Returns
     -------
@@ -310,10 +380,14 @@ def write_iso(
                 if item.is_dir:
                     iso.add_directory(iso_path=item.iso_path, udf_path=udf_path)
                 elif streamed is not None:
-                    # Read (and so made) only when pycdlib writes this file's extent.
-                    reader = streamed.open()
+                    # Read (and so made) only when pycdlib writes this file's extent; with ``fill``, a hole
+                    # that is filled afterwards.
+                    reader = _HoleReader(streamed.size) if fill is not None else streamed.open()
                     readers.append(reader)
-                    iso.add_fp(reader, streamed.size, iso_path=item.iso_path, udf_path=udf_path)
+                    # pycdlib only seeks to 0 and reads: a stand-in for a file is enough.
+                    iso.add_fp(
+                        cast(BinaryIO, reader), streamed.size, iso_path=item.iso_path, udf_path=udf_path
+                    )
                     file_count += 1
                 else:
                     # add_file keeps the path only: pycdlib opens each file while mastering and
@@ -329,7 +403,26 @@ def write_iso(
 
         try:
             with atomic_write(out, overwrite=overwrite) as fp:
-                iso.write_fp(fp, blocksize=CHUNK_SIZE_BYTES, progress_cb=report)
+                if fill is None or not streams:
+                    iso.write_fp(fp, blocksize=CHUNK_SIZE_BYTES, progress_cb=report)
+                else:
+                    # pycdlib only writes, seeks and tells: the wrapper stands in for the file.
+                    iso.write_fp(
+                        cast(BinaryIO, _HoleWriter(fp)), blocksize=CHUNK_SIZE_BYTES, progress_cb=report
+                    )
+                    fp.flush()
+                    block = iso.logical_block_size
+                    fill(
+                        fp.fileno(),
+                        [
+                            (
+                                streams[item.source],
+                                iso.get_record(iso_path=item.iso_path).extent_location() * block,
+                            )
+                            for item in planned
+                            if not item.is_dir and item.source in streams
+                        ],
+                    )
         except FileExistsError:
             raise InputError("already exists (use --force to overwrite)", path=out) from None
         except OSError as exc:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.media.iso import StreamedContent, write_iso
+from dcmseal.media.iso import StreamedContent, StreamFiller, write_iso
 
 __all__ = ["OUTPUT_FORMATS", "place_medium", "staging_dir"]
 
@@ -65,6 +65,7 @@ def place_medium(
     before_commit: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     streams: Mapping[Path, StreamedContent] | None = None,
+    fill: StreamFiller | None = None,
 ) -> int:
     """Write the finished medium in ``medium_dir`` to ``out`` (ISO image or folder); return its size in bytes.
 
@@ -77,7 +78,7 @@ def place_medium(
     if output_format == "iso":
         image = staging / "medium.iso"
         summary = write_iso(
-            medium_dir, image, volume_id=volume_id, udf=udf, progress=progress, streams=streams
+            medium_dir, image, volume_id=volume_id, udf=udf, progress=progress, streams=streams, fill=fill
         )
         if before_commit is not None:
             before_commit()

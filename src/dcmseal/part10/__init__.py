@@ -20,6 +20,7 @@ from dcmseal.part10.fileformat import (
     read_file_meta,
     read_patient_context,
 )
+from dcmseal.part10.fill import seal_into
 from dcmseal.part10.secure import (
     InspectResult,
     SealedReader,
@@ -54,6 +55,7 @@ __all__ = [
     "read_patient_context",
     "seal_file",
     "seal_files",
+    "seal_into",
     "seal_tree",
     "unseal_file",
     "unseal_files",

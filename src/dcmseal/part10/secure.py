@@ -16,7 +16,7 @@ from cryptography import x509
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, NotPart10Error
-from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write
+from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write, start_writeback
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
     PREAMBLE_BYTES,
@@ -283,6 +283,36 @@ class SealedStream:
     def open(self) -> SealedReader:
         """A reader of the sealed bytes; the source is opened at the first read, ``on_done`` runs at the end."""
         return SealedReader(self, self._envelope, self._on_done)
+
+    def write_at(self, fd: int, offset: int) -> None:
+        """Seal the source into the open file ``fd`` from ``offset`` on, with positional writes.
+
+        Other processes may write other streams into the same file meanwhile (each its own range). The
+        range's write-back starts at the end, so the file's final fsync finds little left.
+
+        Raises
+        ------
+        InputError
+            The source cannot be read, or its size changed since it was planned.
+        """
+        position = offset
+        try:
+            with open(self.source, "rb") as fp:
+                for chunk in self._envelope.chunks(_ZeroedPreamble(fp)):
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.pwrite(fd, view, position)
+                        position += written
+                        view = view[written:]
+        except OSError as exc:
+            raise InputError(f"cannot seal: {exc.strerror or exc}", path=self.source) from exc
+        except ValueError as exc:  # the file changed size since it was planned
+            raise InputError(
+                f"cannot seal: {exc} (did it change after it was planned?)", path=self.source
+            ) from exc
+        if position - offset != self.size:  # the plan and the stream disagree: a bug, never a user error
+            raise AssertionError(f"{self.source}: sealed {position - offset} bytes, planned {self.size}")
+        start_writeback(fd, offset, self.size)
 
 
 class SealedReader(io.RawIOBase):

@@ -1,0 +1,87 @@
+"""Seal planned Part 10 files straight into one open output file (a medium image), each at its offset, on every core."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+from dcmseal.cms.digest import set_background_hashing
+from dcmseal.errors import DcmsealError, InputError
+from dcmseal.part10.secure import SealedStream
+
+__all__ = ["seal_into"]
+
+#: Streams per task: big enough that a task outweighs its hand-off, small enough for smooth progress.
+_TASK_STREAMS = 16
+
+#: The job of a fill, set before the workers fork so they inherit it (streams hold their keys: never pickled).
+_JOB: tuple[int, Sequence[tuple[SealedStream, int]]] | None = None
+
+
+def seal_into(
+    fd: int,
+    placed: Sequence[tuple[SealedStream, int]],
+    *,
+    workers: int = 0,
+    on_done: Callable[[SealedStream], None] | None = None,
+) -> None:
+    """Seal each stream into the file ``fd`` at its offset: in worker processes when there is more than one
+    core and the system can fork them (they inherit ``fd`` and the prepared keys), else here.
+
+    ``on_done`` is called here for each stream once it is written. The first failure stops the fill and is
+    raised (an :class:`InputError` naming the source); the caller throws the half-filled file away.
+    """
+    global _JOB
+    workers = min(workers or os.cpu_count() or 1, max(1, len(placed) // _TASK_STREAMS))
+    if workers <= 1 or not sys.platform.startswith("linux"):
+        for stream, offset in placed:
+            stream.write_at(fd, offset)
+            if on_done is not None:
+                on_done(stream)
+        return
+    _JOB = (fd, placed)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker
+        ) as pool:
+            futures: dict[Future[tuple[int, str] | None], tuple[int, int]] = {}
+            for start in range(0, len(placed), _TASK_STREAMS):
+                end = min(start + _TASK_STREAMS, len(placed))
+                futures[pool.submit(_fill, start, end)] = (start, end)
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    failure = future.result()
+                    if failure is not None:
+                        for other in pending:
+                            other.cancel()
+                        index, message = failure
+                        raise InputError(message, path=placed[index][0].source)
+                    if on_done is not None:
+                        start, end = futures[future]
+                        for stream, _offset in placed[start:end]:
+                            on_done(stream)
+    finally:
+        _JOB = None
+
+
+def _init_worker() -> None:
+    # Every core runs a worker: a digest thread per worker would only add hand-offs.
+    set_background_hashing(False)
+
+
+def _fill(start: int, end: int) -> tuple[int, str] | None:
+    """In a worker: seal streams ``start:end`` of the inherited job; the first failure as (index, message)."""
+    assert _JOB is not None, "a fill worker runs forked from seal_into"
+    fd, placed = _JOB
+    for index in range(start, end):
+        stream, offset = placed[index]
+        try:
+            stream.write_at(fd, offset)
+        except DcmsealError as exc:
+            return index, exc.message
+    return None
