@@ -773,7 +773,7 @@ BURN_STEPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "write (ISO)",
         ("write",),
-        "write_iso: pycdlib mastering, every file sealed (digest + AES-CBC) as it is written, image fsync",
+        "write_iso: pycdlib lays the image out with holes, 2 workers seal every file into its extent, fsync",
     ),
     ("registry", ("registry",), "new medium ID + record (SQLite)"),
     ("audit", ("audit",), "Export audit message (append + fsync)"),
