@@ -154,6 +154,31 @@ def test_rekey_json_document(invoke: Invoke, tmp_path: Path, password_file: Path
     assert opened.code == 0, opened.everything
 
 
+def test_rekey_applies_the_password_policy_to_the_new_password(
+    invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path
+) -> None:
+    """The escrow identity under ``data_dir`` lets the burn run; the new password meets seal's policy."""
+    medium = tmp_path / "m"
+    burned = invoke(
+        "burn", CT_SMALL, "--out", medium, "--format", "dir", "--password-file", password_file, *FAST
+    )
+    assert burned.code == 0, burned.everything
+    weak = tmp_path / "weak.txt"
+    weak.write_text("19700101\n")
+    base = ("rekey", medium, "--password-file", password_file, "--new-password-file", weak, *FAST)
+
+    refused = invoke(*base[:2], "--out", tmp_path / "refused", *base[2:])
+    assert refused.code == 1
+    assert "password refused" in refused.stderr_flat
+    assert "19700101" not in refused.everything
+    assert not (tmp_path / "refused").exists()
+
+    allowed = invoke(*base[:2], "--out", tmp_path / "allowed", *base[2:], "--allow-weak-password")
+    assert allowed.code == 0, allowed.everything
+    assert "warning: weak password accepted" in allowed.stderr_flat
+    assert "19700101" not in allowed.everything
+
+
 # --- what burn prints -----------------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from dcmseal.cli.common import (
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
 from dcmseal.config import load_settings
 from dcmseal.errors import ExitCode, UsageError
-from dcmseal.keys import check_password, generate_passphrase
+from dcmseal.keys import generate_passphrase
 
 __all__ = ["burn_command", "open_command", "rekey_command"]
 
@@ -297,6 +297,7 @@ def rekey_command(
     ] = None,
     escrow_cert: Annotated[Path | None, typer.Option("--escrow-cert", help="Escrow certificate.")] = None,
     iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
+    allow_weak_password: options.AllowWeakPassword = False,
     registry: options.Registry = None,
     force: ReplaceOpt = False,
     as_json: options.Json = False,
@@ -324,7 +325,12 @@ def rekey_command(
                 password_file=new_password_file, password_env=new_password_env, prompt=None, confirm=False
             )
         )
-        new_secret = check_password(new_text, iterations=settings.pbkdf2_iterations)[0] if new_text else None
+        # The same policy as seal and burn, with the PBKDF2 parameters the new medium will use.
+        new_secret = (
+            options.accept_password(new_text, allow_weak=allow_weak_password, settings=settings)
+            if new_text
+            else None
+        )
         reg = open_registry(settings, registry)
         try:
             certificates = [load_certificate(p) for p in recipient or []]
