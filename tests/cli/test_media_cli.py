@@ -110,14 +110,17 @@ def test_open_json_document_in_a_fresh_process(
     assert b'csd-code="110107"' in open_line
 
 
-def test_rekey_json_document(invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path) -> None:
-    medium = tmp_path / "m"
-    assert (
-        invoke(
-            "burn", CT_SMALL, "--out", medium, "--format", "dir", "--password-file", password_file, *FAST
-        ).code
-        == 0
+def _burned_folder(invoke: Invoke, out: Path, password_file: Path) -> Path:
+    """CT_small burned to a folder medium for the password in ``password_file``."""
+    burned = invoke(
+        "burn", CT_SMALL, "--out", out, "--format", "dir", "--password-file", password_file, *FAST
     )
+    assert burned.code == 0, burned.everything
+    return out
+
+
+def test_rekey_json_document(invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path) -> None:
+    medium = _burned_folder(invoke, tmp_path / "m", password_file)
     new_password_file = tmp_path / "new.txt"
     new_password_file.write_text(NEW_PASSWORD + "\n")
 
@@ -158,11 +161,7 @@ def test_rekey_applies_the_password_policy_to_the_new_password(
     invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path
 ) -> None:
     """The escrow identity under ``data_dir`` lets the burn run; the new password meets seal's policy."""
-    medium = tmp_path / "m"
-    burned = invoke(
-        "burn", CT_SMALL, "--out", medium, "--format", "dir", "--password-file", password_file, *FAST
-    )
-    assert burned.code == 0, burned.everything
+    medium = _burned_folder(invoke, tmp_path / "m", password_file)
     weak = tmp_path / "weak.txt"
     weak.write_text("19700101\n")
     base = ("rekey", medium, "--password-file", password_file, "--new-password-file", weak, *FAST)
