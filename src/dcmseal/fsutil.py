@@ -27,6 +27,7 @@ __all__ = [
     "relative_output_path",
     "sha256_file",
     "start_writeback",
+    "try_hard_link",
 ]
 
 #: Every stream in dcmseal moves in chunks of this size; memory is bounded by it, not by file size.
@@ -73,9 +74,6 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: an error changes nothing
 
 
-_start_writeback = start_writeback
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -101,7 +99,7 @@ class _WritebackWriter(io.BufferedWriter):
         self._written += n
         if self._written - self._started_to >= WRITEBACK_BYTES:
             self.flush()
-            _start_writeback(self.fileno(), self._started_to, self._written - self._started_to)
+            start_writeback(self.fileno(), self._started_to, self._written - self._started_to)
             self._started_to = self._written
         return n
 
@@ -151,7 +149,7 @@ def atomic_write(
                 os.fsync(out.fileno())
             elif durable:
                 # The batch syncs at the end; the disk can start on this file now, while the next is written.
-                _start_writeback(out.fileno(), 0, out.tell())
+                start_writeback(out.fileno(), 0, out.tell())
         if batch is not None:
             batch.add(PendingFile(temp=Path(tmp), destination=dst, overwrite=overwrite))
             return
@@ -334,20 +332,32 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(fp, "sha256").hexdigest()
 
 
-def link_or_copy(src: Path, dst: Path) -> bool:
-    """Make ``dst`` a hard link to ``src`` (no bytes copied), or a copy where the file system cannot link
-    (another device, protected hard links, no hard links at all); True when linked.
+def try_hard_link(src: Path, dst: Path) -> bool:
+    """Make ``dst`` a hard link to ``src`` (atomic, no bytes copied); False where the file system cannot link
+    (another device, protected hard links, no hard links at all).
 
     Only for scratch files that are read, never written: a write through a link would change ``src``.
+
+    Raises
+    ------
+    FileExistsError
+        ``dst`` exists.
     """
     try:
         os.link(src, dst)
     except FileExistsError:
         raise
     except OSError:
-        shutil.copyfile(src, dst)
         return False
     return True
+
+
+def link_or_copy(src: Path, dst: Path) -> bool:
+    """:func:`try_hard_link`, or a copy where the file system cannot link; True when linked."""
+    if try_hard_link(src, dst):
+        return True
+    shutil.copyfile(src, dst)
+    return False
 
 
 def iter_files(paths: list[Path]) -> Iterator[tuple[Path, Path]]:

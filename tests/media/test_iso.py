@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pycdlib
@@ -165,41 +166,45 @@ def test_list_and_extract_round_trip(staged_fileset: Path, tmp_path: Path, udf: 
     assert _tree(dest) == _tree(staged_fileset)
 
 
-class _Bytes:
-    """A streamed file: its bytes exist only in memory, read once while the image is written."""
+class _InMemory:
+    """Reserved files whose bytes exist only in memory, written into the open image by :meth:`fill`."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.opened = 0
+    def __init__(self, files: dict[Path, bytes]) -> None:
+        self.files = files
+        self.filled: list[Path] = []
 
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    def sizes(self) -> dict[Path, int]:
+        return {path: len(data) for path, data in self.files.items()}
 
-    def open(self) -> io.BytesIO:
-        self.opened += 1
-        return io.BytesIO(self.data)
+    def fill(self, fd: int, offsets: Mapping[Path, int]) -> None:
+        for path, offset in offsets.items():
+            os.pwrite(fd, self.files[path], offset)
+            self.filled.append(path)
 
 
 @pytest.mark.parametrize("udf", [False, True])
-def test_streamed_files_go_in_with_their_folders_as_if_they_were_there(
+def test_reserved_files_go_in_with_their_folders_as_if_they_were_there(
     staged_fileset: Path, tmp_path: Path, udf: bool
 ) -> None:
-    streams = {
-        staged_fileset / "DICOM" / "PAT00001" / "STU00001" / "SER00002" / "IM000009": _Bytes(b"\x30" * 3000),
-        staged_fileset / "DICOM" / "NEWPAT" / "NEWSTU" / "IM000001": _Bytes(os.urandom(5000)),
-        staged_fileset / "EXTRA.TXT": _Bytes(b""),
-    }
+    memory = _InMemory(
+        {
+            staged_fileset / "DICOM" / "PAT00001" / "STU00001" / "SER00002" / "IM000009": b"\x30" * 3000,
+            staged_fileset / "DICOM" / "NEWPAT" / "NEWSTU" / "IM000001": os.urandom(5000),
+            staged_fileset / "EXTRA.TXT": b"",
+        }
+    )
     out = tmp_path / "out.iso"
-    summary = write_iso(staged_fileset, out, volume_id="ST", udf=udf, streams=streams)
+    summary = write_iso(
+        staged_fileset, out, volume_id="ST", udf=udf, reserved=memory.sizes(), fill=memory.fill
+    )
 
     expected = _tree(staged_fileset)
-    for path, stream in streams.items():
+    for path, data in memory.files.items():
         relative = path.relative_to(staged_fileset)
-        expected[relative.as_posix()] = stream.data
+        expected[relative.as_posix()] = data
         for parent in relative.parents[:-1]:
             expected[parent.as_posix()] = None
-        assert stream.opened == 1
+        assert memory.filled.count(path) == 1
         assert not path.exists()  # nothing was written to disk for it
     assert summary.file_count == len([v for v in expected.values() if v is not None])
     dest = tmp_path / "extracted"
@@ -211,16 +216,18 @@ def test_streamed_files_go_in_with_their_folders_as_if_they_were_there(
     ("relative", "message"),
     [("DICOM", "a folder where a file is planned"), ("README.TXT/IM1", "a file where a folder is planned")],
 )
-def test_a_streamed_file_cannot_take_the_place_of_a_folder_or_file(
+def test_a_reserved_file_cannot_take_the_place_of_a_folder_or_file(
     staged_fileset: Path, tmp_path: Path, relative: str, message: str
 ) -> None:
+    memory = _InMemory({staged_fileset / relative: b"x"})
     with pytest.raises(ValueError, match=message):
         write_iso(
             staged_fileset,
             tmp_path / "out.iso",
             volume_id="ST",
             udf=False,
-            streams={staged_fileset / relative: _Bytes(b"x")},
+            reserved=memory.sizes(),
+            fill=memory.fill,
         )
     assert not (tmp_path / "out.iso").exists()
 

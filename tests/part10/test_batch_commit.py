@@ -172,8 +172,8 @@ def test_a_single_file_is_written_as_ever(tmp_path: Path, monkeypatch: pytest.Mo
     """One file: temporary file, fsync, rename (no batch), with early write-back for a large file."""
     source = write_part10(tmp_path / "in" / "IM1", pixel_bytes=60_000)
     monkeypatch.setattr(fsutil, "WRITEBACK_BYTES", 16 * 1024)
-    writeback = _Counter(fsutil._start_writeback)
-    monkeypatch.setattr(fsutil, "_start_writeback", writeback)
+    writeback = _Counter(fsutil.start_writeback)
+    monkeypatch.setattr(fsutil, "start_writeback", writeback)
     sync = _Counter(fsutil._sync_filesystem)
     monkeypatch.setattr(fsutil, "_sync_filesystem", sync)
     report = seal_tree([source], tmp_path / "sealed", SealPlan(password=PW, kdf=fast_kdf()), workers=1)

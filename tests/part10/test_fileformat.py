@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dcmseal.errors import NotPart10Error
-from dcmseal.part10 import PreambleKind, classify_preamble, fileformat, is_part10, read_file_meta
+from dcmseal.part10 import PreambleKind, classify_preamble, is_part10, read_file_meta
 from tests.part10.dicomfiles import copy_ct_small, write_part10
 
 
@@ -112,70 +110,3 @@ def test_read_file_meta_reads_a_synthetic_file(tmp_path: Path) -> None:
     meta = read_file_meta(path)
     assert meta.preamble is PreambleKind.OTHER
     assert meta.transfer_syntax_uid == "1.2.840.10008.1.2.1"
-
-
-# --- read_patient_context: the password policy's view of the patient -------------------------------------------
-
-
-def _pydicom_test_files() -> list[Path]:
-    from pydicom.data import get_testdata_files
-
-    return sorted(Path(p) for p in get_testdata_files("*") if Path(p).is_file())
-
-
-def test_patient_context_fast_reader_agrees_with_pydicom() -> None:
-    # The byte walker must give exactly what pydicom's specific_tags read gives, on every file it takes on.
-    taken = 0
-    for path in _pydicom_test_files():
-        fast = fileformat._patient_values(path)
-        if not fast:
-            continue  # not Part 10, or a layout left to pydicom
-        taken += 1
-        assert fast == fileformat._pydicom_patient_values(path), path.name
-    assert taken >= 20  # explicit and implicit VR little endian, sequences before group 0010
-
-
-def test_patient_context_covers_sequences_of_undefined_length(tmp_path: Path) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
-        ds = Dataset()
-        nested = Dataset()
-        nested.CodeValue = "X"
-        inner = Dataset()
-        inner.ReferencedSOPInstanceUID = "1.2.3"
-        inner.PurposeOfReferenceCodeSequence = Sequence([nested])
-        ds.ReferencedImageSequence = Sequence([inner, Dataset()])
-        ds.PatientName = "Doe^Jane"
-        ds.PatientID = "MRN0042"
-        ds.PatientBirthDate = "19700101"
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
-        ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4")
-        ds.file_meta.TransferSyntaxUID = syntax
-        path = tmp_path / f"{syntax.name}.dcm"
-        # Undefined lengths everywhere, as many modalities write them: the walker must find the ends itself.
-        ds["ReferencedImageSequence"].is_undefined_length = True
-        inner["PurposeOfReferenceCodeSequence"].is_undefined_length = True
-        for item in (inner, nested, ds.ReferencedImageSequence[1]):
-            item.is_undefined_length_sequence_item = True
-        ds.save_as(path, enforce_file_format=True)
-        assert path.read_bytes().count(b"\xfe\xff\xdd\xe0") == 2  # two sequence delimiters written
-        assert fileformat._patient_values(path) == ["Doe^Jane", "MRN0042", "19700101"]
-
-
-def test_patient_context_does_not_import_pydicom_for_ordinary_files(tmp_path: Path) -> None:
-    # pydicom costs a third of a second to import: `dcmseal seal` must not pay it to check a password.
-    source = _pydicom_test_files()
-    ct = next(p for p in source if p.name == "CT_small.dcm")
-    code = (
-        "import sys; from pathlib import Path; from dcmseal.part10 import read_patient_context; "
-        f"found = read_patient_context([Path({str(ct)!r})]); "
-        "assert 'pydicom' not in sys.modules, 'pydicom imported'; print('|'.join(found))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    expected = sorted(value for value in fileformat._pydicom_patient_values(ct) if value)
-    assert expected
-    assert out.strip().split("|") == expected

@@ -1,8 +1,7 @@
-"""Sealing while reading: a Part 10 file's Secure DICOM File made on demand, as a medium image writes it."""
+"""Sealing into a container being written: a Part 10 file's Secure DICOM File, sized first, written at an offset."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -22,45 +21,30 @@ def _credentials() -> list[cms.Credential]:
     return [cms.PasswordCredential(password=PASSWORD.encode())]
 
 
-def _read_all(stream: SealedStream, size: int) -> bytes:
-    reader = stream.open()
-    assert reader.seek(0) == 0  # what an image writer does before copying
-    parts = []
-    while data := reader.read(size):
-        parts.append(data)
-    reader.close()
-    return b"".join(parts)
+def _written_at(stream: SealedStream, image: Path, offset: int) -> bytes:
+    """``stream`` written into a fresh file at ``offset``; the bytes of its range."""
+    with open(image, "wb") as out:
+        stream.write_at(out.fileno(), offset)
+    data = image.read_bytes()
+    assert data[:offset] == bytes(offset)
+    return data[offset:]
 
 
-@pytest.mark.parametrize("read_size", [1, 511, 2048, 1 << 20])
-def test_the_stream_is_a_secure_dicom_file_of_the_announced_size(tmp_path: Path, read_size: int) -> None:
+@pytest.mark.parametrize("offset", [0, 2048, 5000])
+def test_the_stream_is_a_secure_dicom_file_of_the_announced_size(tmp_path: Path, offset: int) -> None:
     src = write_part10(tmp_path / "in.dcm", preamble=b"MZ" + bytes(126), pixel_bytes=5000)
     before = src.read_bytes()
-    done: list[SealedStream] = []
-    stream = prepare_seal(src, recipients=_recipients(fast_kdf()), on_done=done.append)
+    stream = prepare_seal(src, recipients=_recipients(fast_kdf()))
 
-    sealed = _read_all(stream, read_size)
+    sealed = _written_at(stream, tmp_path / "image", offset)
 
     assert len(sealed) == stream.size
-    assert done == [stream]
     assert stream.meta.preamble is PreambleKind.OTHER
     assert any("preamble zeroed" in n for n in stream.notes)
     (tmp_path / "sealed").write_bytes(sealed)
     unseal_file(tmp_path / "sealed", tmp_path / "out.dcm", credentials=_credentials())
     assert (tmp_path / "out.dcm").read_bytes() == bytes(128) + before[128:]
     assert src.read_bytes() == before
-
-
-def test_every_read_but_the_last_gives_the_bytes_asked_for(tmp_path: Path) -> None:
-    src = write_part10(tmp_path / "in.dcm", pixel_bytes=3000)
-    stream = prepare_seal(src, recipients=_recipients(fast_kdf()))
-    reader = stream.open()
-    sizes = []
-    while data := reader.read(1000):
-        sizes.append(len(data))
-    assert sizes[:-1] == [1000] * (len(sizes) - 1)
-    assert sum(sizes) == stream.size
-    assert 0 < sizes[-1] <= 1000
 
 
 def test_it_is_the_file_seal_file_writes_but_for_keys_and_iv(tmp_path: Path) -> None:
@@ -76,11 +60,9 @@ def test_a_source_that_changed_size_is_named(tmp_path: Path) -> None:
     stream = prepare_seal(src, recipients=_recipients(fast_kdf()))
     with open(src, "ab") as fp:
         fp.write(b"\0\0")
-    reader = stream.open()
     with pytest.raises(InputError) as info:
-        reader.read(stream.size)
+        _written_at(stream, tmp_path / "image", 0)
     assert str(info.value).startswith(f"{src}: cannot seal")
-    assert reader.closed
 
 
 def test_a_source_that_went_away_is_named(tmp_path: Path) -> None:
@@ -88,17 +70,15 @@ def test_a_source_that_went_away_is_named(tmp_path: Path) -> None:
     stream = prepare_seal(src, recipients=_recipients(fast_kdf()))
     os.unlink(src)
     with pytest.raises(InputError) as info:
-        stream.open().read(10)
+        _written_at(stream, tmp_path / "image", 0)
     assert str(info.value).startswith(f"{src}: cannot seal")
 
 
-def test_it_reads_once_from_the_start(tmp_path: Path) -> None:
+def test_it_is_written_once(tmp_path: Path) -> None:
     stream = prepare_seal(write_part10(tmp_path / "in.dcm"), recipients=_recipients(fast_kdf()))
-    reader = stream.open()
-    reader.read(10)
-    with pytest.raises(io.UnsupportedOperation):
-        reader.seek(0)
-    assert reader.tell() == 10
+    _written_at(stream, tmp_path / "image", 0)
+    with pytest.raises(RuntimeError, match="streams once"):
+        _written_at(stream, tmp_path / "again", 0)
 
 
 def test_what_seal_file_refuses_is_refused_before_any_byte(tmp_path: Path) -> None:
@@ -107,18 +87,6 @@ def test_what_seal_file_refuses_is_refused_before_any_byte(tmp_path: Path) -> No
         prepare_seal(tmp_path / "text", recipients=_recipients(fast_kdf()))
     with pytest.raises(InputError):
         prepare_seal(tmp_path / "absent", recipients=_recipients(fast_kdf()))
-
-
-def test_a_copier_that_stops_at_the_size_ends_the_stream(tmp_path: Path) -> None:
-    """pycdlib reads exactly the announced size: the stream must finish (checks, source closed) right then."""
-    src = write_part10(tmp_path / "in.dcm", pixel_bytes=4000)
-    done: list[SealedStream] = []
-    stream = prepare_seal(src, recipients=_recipients(fast_kdf()), on_done=done.append)
-    reader = stream.open()
-    left = stream.size
-    while left:
-        left -= len(reader.read(min(1024, left)))
-        assert done == ([stream] if left == 0 else [])
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["here", "forked-workers"])

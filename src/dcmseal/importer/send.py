@@ -182,6 +182,14 @@ class RetryPolicy:
         """The pause after failed attempt number ``attempt`` (1-based)."""
         return float(min(self.max_delay_s, self.initial_delay_s * (2 ** (attempt - 1))))
 
+    def next_pause(self, attempt: int, elapsed_s: float) -> float | None:
+        """The pause before another try after failed attempt ``attempt``, or None when the attempts or the
+        time (``elapsed_s`` spent so far, plus the pause) are used up."""
+        pause = self.delay(attempt)
+        if attempt >= self.attempts or elapsed_s + pause > self.max_total_s:
+            return None
+        return pause
+
 
 def deliver(
     sender: Sender,
@@ -236,8 +244,8 @@ def deliver(
         if not remaining:
             break
         elapsed = clock() - started
-        pause = policy.delay(attempt)
-        if attempt >= policy.attempts or elapsed + pause > policy.max_total_s:
+        pause = policy.next_pause(attempt, elapsed)
+        if pause is None:
             if not unreachable:
                 # The peer answered but kept refusing with a retryable status: a final refusal per instance.
                 for item in remaining:

@@ -92,8 +92,8 @@ def verify_held(
             except PeerUnavailableError as exc:
                 failures += 1
                 elapsed = clock() - started
-                pause = policy.delay(failures)
-                if failures >= policy.attempts or elapsed + pause > policy.max_total_s:
+                pause = policy.next_pause(failures, elapsed)
+                if pause is None:
                     note = (
                         f"not verified: {target}: {exc.message}; gave up asking after {failures} attempt(s) "
                         f"in {elapsed:.1f} s"

@@ -8,7 +8,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from dcmseal.fsutil import link_or_copy
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
-from dcmseal.media.iso import StreamedContent, sanitize_volume_id
+from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.profiles import (
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -470,7 +470,9 @@ def burn(
             viewer=request.viewer,
         )
         readme = readme_text(text)
-        medium_dir.mkdir(exist_ok=True)  # an image's sealed files are streams: nothing of them is on disk
+        medium_dir.mkdir(
+            exist_ok=True
+        )  # an image's sealed files are reserved in it: nothing of them is on disk
         (medium_dir / README_NAME).write_bytes(readme.encode("ascii"))
         if request.viewer:
             add_viewer(medium_dir)
@@ -524,14 +526,17 @@ def burn(
             udf=profile.needs_udf,
             before_commit=record,
             progress=lambda done, total_files: step("write", done, total_files),
-            streams=streams,
             # The image is laid out first; then every core seals files straight into their extents.
+            reserved={target: stream.size for target, stream in streams.items()} if streams else None,
             fill=functools.partial(
                 _seal_into_image,
+                streams=streams,
                 workers=request.workers,
                 on_sealed=on_sealed,
                 names={f.staged: origins.get(f.source, str(f.source)) for f in plan.files},
-            ),
+            )
+            if streams
+            else None,
         )
 
     user = AuditUser(user_id=request.operator)
@@ -612,8 +617,9 @@ def _prepare_streams(pairs: list[tuple[Path, Path]], plan: SealPlan) -> tuple[di
 
 def _seal_into_image(
     fd: int,
-    placed: list[tuple[StreamedContent, int]],
+    offsets: Mapping[Path, int],
     *,
+    streams: Mapping[Path, SealedStream],
     workers: int,
     on_sealed: Callable[[object], None],
     names: dict[Path, str],
@@ -622,11 +628,9 @@ def _seal_into_image(
 
     A file that fails is named as the user knows it (``names``: staged copy -> source), not by its staged copy.
     """
-    streams = [(content, offset) for content, offset in placed if isinstance(content, SealedStream)]
-    if len(streams) != len(placed):  # burn only streams what it sealed
-        raise TypeError("an image stream that is not a sealed Part 10 file")
+    placed = [(streams[target], offset) for target, offset in offsets.items()]
     try:
-        seal_into(fd, streams, workers=workers, on_done=on_sealed)
+        seal_into(fd, placed, workers=workers, on_done=on_sealed)
     except InputError as exc:
         shown = names.get(Path(exc.path)) if exc.path is not None else None
         if shown is None:

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, cast
 
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
@@ -38,11 +38,10 @@ __all__ = [
     "DEFAULT_MAX_MEMBERS",
     "MAX_DIRECTORY_LEVELS",
     "MAX_PATH_COMPONENTS",
+    "ExtentFiller",
     "IsoEntry",
     "IsoFile",
     "IsoSummary",
-    "StreamFiller",
-    "StreamedContent",
     "extract_iso",
     "extract_zip",
     "is_iso_image",
@@ -222,16 +221,9 @@ def _plan(staging: Path, virtual: Iterable[Path] = ()) -> list[_Planned]:
     return planned
 
 
-class StreamedContent(Protocol):
-    """A file whose bytes are made while the image is written (a file sealed on the way): its size is known."""
-
-    @property
-    def size(self) -> int: ...
-
-    def open(self) -> BinaryIO | Any: ...
-
-
-StreamFiller = Callable[[int, list[tuple[StreamedContent, int]]], None]
+#: ``fill(fd, offsets)``: writes each reserved file (by its path below the staging folder) into the open image
+#: ``fd`` at its byte offset.
+ExtentFiller = Callable[[int, Mapping[Path, int]], None]
 
 
 class _Hole(bytes):
@@ -239,7 +231,7 @@ class _Hole(bytes):
 
 
 class _HoleReader:
-    """The content of a file whose extent is filled later: holes of the sizes pycdlib reads."""
+    """The content of a reserved file, filled later: holes of the sizes pycdlib reads."""
 
     mode = "rb"  # what pycdlib checks of a file object
 
@@ -253,9 +245,6 @@ class _HoleReader:
         n = self._left if n < 0 else min(n, self._left)
         self._left -= n
         return _hole(n)
-
-    def close(self) -> None:
-        self._left = 0
 
 
 _HOLES: dict[int, _Hole] = {}
@@ -303,8 +292,8 @@ def write_iso(
     udf: bool,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    streams: Mapping[Path, StreamedContent] | None = None,
-    fill: StreamFiller | None = None,
+    reserved: Mapping[Path, int] | None = None,
+    fill: ExtentFiller | None = None,
 ) -> IsoSummary:
     """Write the staged File-set ``staging`` as an ISO 9660 Level 1 image ``out`` (PS3.12 Annex F, Annex P).
 
@@ -329,14 +318,13 @@ def write_iso(
         Replace an existing ``out``.
     progress
         Called as ``progress(bytes_done, bytes_total)`` while the image is written.
-    streams
-        Files of the image, by their path below ``staging`` (nothing needs to be there), whose content comes
-        from a :class:`StreamedContent`, read once while the image is written: a medium's files are sealed
-        straight into the image, with no sealed copy on disk first.
+    reserved
+        Files of the image whose bytes are not on disk, by their path below ``staging`` (nothing needs to be
+        there) with their sizes: pycdlib lays the image out leaving their extents empty, then ``fill`` writes
+        them. A medium's files are sealed straight into the image this way, with no sealed copy on disk first.
     fill
-        With ``streams``: pycdlib lays the image out leaving the streamed files' extents empty, then
-        ``fill(fd, [(content, offset), ...])`` writes them into the open image (on several cores, say),
-        before the image is made durable and put in place.
+        Required with ``reserved``: ``fill(fd, offsets)`` writes each reserved file into the open image at its
+        offset (on several cores, say), before the image is made durable and put in place.
 
     Returns
     -------
@@ -358,7 +346,10 @@ def write_iso(
     out_resolved = out.resolve()
     if staging_root == out_resolved or staging_root in out_resolved.parents:
         raise ValueError(f"{out}: the image cannot be written inside the staging directory {staging}")
-    planned = _plan(staging, streams or ())
+    reserved = reserved or {}
+    if reserved and fill is None:
+        raise ValueError("reserved files need a fill to write them")
+    planned = _plan(staging, reserved)
     vol_ident = sanitize_volume_id(volume_id)
 
     iso = pycdlib.PyCdlib()
@@ -371,22 +362,17 @@ def write_iso(
         udf="2.60" if udf else None,
     )
     file_count = 0
-    readers: list[Any] = []
     try:
         for item in planned:
             udf_path = item.udf_path if udf else None
-            streamed = streams.get(item.source) if streams else None
             try:
                 if item.is_dir:
                     iso.add_directory(iso_path=item.iso_path, udf_path=udf_path)
-                elif streamed is not None:
-                    # Read (and so made) only when pycdlib writes this file's extent; with ``fill``, a hole
-                    # that is filled afterwards.
-                    reader = _HoleReader(streamed.size) if fill is not None else streamed.open()
-                    readers.append(reader)
-                    # pycdlib only seeks to 0 and reads: a stand-in for a file is enough.
+                elif item.source in reserved:
+                    # pycdlib only seeks to 0 and reads: a hole of the file's size stands in for it.
+                    size = reserved[item.source]
                     iso.add_fp(
-                        cast(BinaryIO, reader), streamed.size, iso_path=item.iso_path, udf_path=udf_path
+                        cast(BinaryIO, _HoleReader(size)), size, iso_path=item.iso_path, udf_path=udf_path
                     )
                     file_count += 1
                 else:
@@ -403,25 +389,18 @@ def write_iso(
 
         try:
             with atomic_write(out, overwrite=overwrite) as fp:
-                if fill is None or not streams:
-                    iso.write_fp(fp, blocksize=CHUNK_SIZE_BYTES, progress_cb=report)
-                else:
-                    # pycdlib only writes, seeks and tells: the wrapper stands in for the file.
-                    iso.write_fp(
-                        cast(BinaryIO, _HoleWriter(fp)), blocksize=CHUNK_SIZE_BYTES, progress_cb=report
-                    )
+                # pycdlib only writes, seeks and tells: the wrapper stands in for the file.
+                iso.write_fp(cast(BinaryIO, _HoleWriter(fp)), blocksize=CHUNK_SIZE_BYTES, progress_cb=report)
+                if fill is not None and reserved:
                     fp.flush()
                     block = iso.logical_block_size
                     fill(
                         fp.fileno(),
-                        [
-                            (
-                                streams[item.source],
-                                iso.get_record(iso_path=item.iso_path).extent_location() * block,
-                            )
+                        {
+                            item.source: iso.get_record(iso_path=item.iso_path).extent_location() * block
                             for item in planned
-                            if not item.is_dir and item.source in streams
-                        ],
+                            if item.source in reserved
+                        },
                     )
         except FileExistsError:
             raise InputError("already exists (use --force to overwrite)", path=out) from None
@@ -429,8 +408,6 @@ def write_iso(
             raise InputError(f"cannot write the ISO image: {exc.strerror or exc}", path=out) from exc
     finally:
         iso.close()
-        for reader in readers:
-            reader.close()
     size = out.stat().st_size
     logger.info("%s: ISO 9660 image written (%d files, %d bytes, UDF %s)", out, file_count, size, udf)
     return IsoSummary(path=out, size=size, file_count=file_count, udf=udf)

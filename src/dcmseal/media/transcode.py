@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID
 
 from dcmseal.errors import NotPart10Error, UnsupportedAlgorithmError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, try_hard_link
 from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Profile, is_allowed
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, read_file_meta
 
@@ -205,13 +204,7 @@ def _hard_link(src: Path, dst: Path, *, overwrite: bool) -> bool:
             raise FileExistsError(str(dst))
         return False  # replacing goes through atomic_write, which renames over dst
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        raise
-    except OSError:  # EXDEV, EPERM (protected_hardlinks), a file system without hard links
-        return False
-    return True
+    return try_hard_link(src, dst)
 
 
 def _read(src: Path) -> FileDataset:

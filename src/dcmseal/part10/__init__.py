@@ -18,12 +18,11 @@ from dcmseal.part10.fileformat import (
     classify_preamble,
     is_part10,
     read_file_meta,
-    read_patient_context,
 )
 from dcmseal.part10.fill import seal_into
+from dcmseal.part10.header import read_patient_context
 from dcmseal.part10.secure import (
     InspectResult,
-    SealedReader,
     SealedStream,
     SealResult,
     UnsealResult,
@@ -42,7 +41,6 @@ __all__ = [
     "PreambleKind",
     "SealPlan",
     "SealResult",
-    "SealedReader",
     "SealedStream",
     "UnsealPlan",
     "UnsealResult",

@@ -18,7 +18,6 @@ __all__ = [
     "classify_preamble",
     "is_part10",
     "read_file_meta",
-    "read_patient_context",
 ]
 
 PREAMBLE_BYTES = 128
@@ -80,18 +79,33 @@ def read_file_meta(path: Path) -> FileMeta:
             "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become Secure DICOM Files",
             path=path,
         )
-    values = _parse_meta(head, size, path)
-    if values is None:  # not the plain explicit VR layout: let pydicom try (slower, more tolerant)
-        values = _pydicom_meta(path)
-    missing = [name for tag, name in _META_UIDS.items() if not values.get(tag)]
-    if missing:
-        raise NotPart10Error(f"the File Meta Information lacks {', '.join(missing)}", path=path)
+    values, _end = parse_meta_group(head, size, path)
     return FileMeta(
         sop_class_uid=values[0x00020002],
         sop_instance_uid=values[0x00020003],
         transfer_syntax_uid=values[0x00020010],
         preamble=classify_preamble(head[:PREAMBLE_BYTES]),
     )
+
+
+def parse_meta_group(head: bytes, size: int, path: Path) -> tuple[dict[int, str], int]:
+    """The File Meta UIDs (by tag) of a Part 10 file and the offset where its data set starts.
+
+    ``head`` holds the file's first bytes (preamble and ``DICM`` checked by the caller), ``size`` its length.
+    The group is read from those bytes when it has the plain explicit VR little endian layout of PS3.10 §7.1,
+    else by pydicom (slower, more tolerant).
+
+    Raises
+    ------
+    NotPart10Error
+        A group that does not parse or lacks one of its Type 1 UIDs.
+    """
+    parsed = _parse_meta(head, size, path)
+    values, end = parsed if parsed is not None else _pydicom_meta(path)
+    missing = [name for tag, name in _META_UIDS.items() if not values.get(tag)]
+    if missing:
+        raise NotPart10Error(f"the File Meta Information lacks {', '.join(missing)}", path=path)
+    return values, end
 
 
 #: The meta group is small; one read of this size covers it in practice (a larger one falls back).
@@ -107,8 +121,8 @@ _LONG_VRS = frozenset(
 )
 
 
-def _parse_meta(head: bytes, size: int, path: Path) -> dict[int, str] | None:
-    """The UIDs of the File Meta group, read straight from its explicit VR little endian bytes (PS3.10 §7.1).
+def _parse_meta(head: bytes, size: int, path: Path) -> tuple[dict[int, str], int] | None:
+    """The UIDs of the File Meta group and its end, read straight from its explicit VR little endian bytes.
 
     pydicom's reader costs milliseconds per file; this costs microseconds, which matters for sets of
     thousands. Returns None for layouts it does not handle (then pydicom reads the file).
@@ -160,167 +174,32 @@ def _parse_meta(head: bytes, size: int, path: Path) -> dict[int, str] | None:
             f"the File Meta Information Group Length says the group ends at {declared_end}, it ends at {offset}",
             path=path,
         )
-    return values
+    return values, offset
 
 
-def _pydicom_meta(path: Path) -> dict[int, str]:
+def _pydicom_meta(path: Path) -> tuple[dict[int, str], int]:
     # pydicom is imported here, not at the top: it costs a third of a second, and most files never get here.
     import struct
 
     from pydicom.errors import BytesLengthException, InvalidDicomError
-    from pydicom.filereader import read_file_meta_info
+    from pydicom.filereader import _read_file_meta_info
 
     try:
-        meta = read_file_meta_info(path)
+        with open(path, "rb") as fp:
+            fp.seek(HEADER_BYTES)
+            meta = _read_file_meta_info(fp)
+            end = fp.tell()
     except OSError as exc:
         raise NotPart10Error(f"the File Meta Information cannot be read: {exc}", path=path) from exc
     # What pydicom raises for malformed meta groups (truncated lengths, bad value sizes): all bad input.
-    except (InvalidDicomError, BytesLengthException, struct.error, ValueError, KeyError, EOFError) as exc:
+    except (
+        InvalidDicomError,
+        BytesLengthException,
+        struct.error,
+        ValueError,
+        KeyError,
+        EOFError,
+        NotImplementedError,
+    ) as exc:
         raise NotPart10Error(f"the File Meta Information does not parse: {exc}", path=path) from exc
-    return {tag: str(meta.get(name, "") or "") for tag, name in _META_UIDS.items()}
-
-
-def read_patient_context(paths: list[Path], *, limit: int = 100) -> tuple[str, ...]:
-    """Patient names, IDs and birth dates of up to ``limit`` Part 10 files, for the password policy.
-
-    Only the elements before group 0011 are walked (the Patient Module sits in group 0010), straight from the
-    bytes for little endian files; other encodings go to pydicom (``specific_tags``). Files that are not Part 10
-    are skipped silently: this is advice for the password check, not validation.
-    """
-    found: set[str] = set()
-    for path in paths[:limit]:
-        try:
-            values = _patient_values(path)
-        except OSError:
-            continue
-        if values is None:
-            values = _pydicom_patient_values(path)
-        found.update(value for value in values if value)
-    return tuple(sorted(found))
-
-
-#: (0010,0010) Patient's Name, (0010,0020) Patient ID, (0010,0030) Patient's Birth Date.
-_PATIENT_TAGS = (0x00100010, 0x00100020, 0x00100030)
-_PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate")
-#: Enough for the File Meta and the groups before 0010 of any ordinary header.
-_CONTEXT_READ_BYTES = 64 * 1024
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-
-
-def _patient_values(path: Path) -> list[str] | None:
-    """The patient values of a little endian file, or None when this reader does not handle its layout."""
-    with open(path, "rb") as fp:
-        head = fp.read(_CONTEXT_READ_BYTES)
-    if len(head) < HEADER_BYTES or not is_part10(head):
-        return []
-    meta_end, syntax = _meta_end_and_syntax(head)
-    if meta_end is None or syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
-        return None  # deflate, big endian, private syntaxes: pydicom
-    whole_file = len(head) < _CONTEXT_READ_BYTES
-    found = _walk_for_patient(head, meta_end, explicit=syntax == _EXPLICIT_LE, whole_file=whole_file)
-    if found is None:
-        return None
-    return [found.get(tag, "") for tag in _PATIENT_TAGS]
-
-
-def _meta_end_and_syntax(head: bytes) -> tuple[int | None, str]:
-    offset, syntax = HEADER_BYTES, ""
-    while offset + 8 <= len(head) and head[offset : offset + 2] == b"\x02\x00":
-        vr = head[offset + 4 : offset + 6]
-        if vr in _LONG_VRS:
-            length, value_at = int.from_bytes(head[offset + 8 : offset + 12], "little"), offset + 12
-        else:
-            length, value_at = int.from_bytes(head[offset + 6 : offset + 8], "little"), offset + 8
-        if length == _UNDEFINED or value_at + length > len(head):
-            return None, ""
-        if head[offset + 2 : offset + 4] == b"\x10\x00":
-            syntax = head[value_at : value_at + length].rstrip(b"\x00 ").decode("ascii", errors="replace")
-        offset = value_at + length
-    return offset, syntax
-
-
-def _walk_for_patient(head: bytes, offset: int, *, explicit: bool, whole_file: bool) -> dict[int, str] | None:
-    """Walk top-level elements up to group 0010; None when the bytes read run out early or make no sense."""
-    found: dict[int, str] = {}
-    end = len(head)
-    while offset + 8 <= end:
-        tag, length, value_at = _element_header(head, offset, explicit)
-        if value_at < 0:
-            return None
-        if tag > 0x0010FFFF:
-            return found
-        if length == _UNDEFINED:
-            offset = _skip_undefined(head, value_at, explicit)
-            if offset < 0:
-                return None
-            continue
-        if value_at + length > end:
-            return None if tag <= _PATIENT_TAGS[-1] else found
-        if tag in _PATIENT_TAGS:
-            found[tag] = head[value_at : value_at + length].rstrip(b"\x00 ").decode("ascii", errors="replace")
-        offset = value_at + length
-    return found if whole_file and offset == end else None
-
-
-def _element_header(head: bytes, offset: int, explicit: bool) -> tuple[int, int, int]:
-    """(tag, length, value offset) of the element at ``offset``; value offset -1 when it does not fit."""
-    tag = (int.from_bytes(head[offset : offset + 2], "little") << 16) | int.from_bytes(
-        head[offset + 2 : offset + 4], "little"
-    )
-    if not explicit or (tag >> 16) == 0xFFFE:  # items and delimiters have no VR in either encoding
-        return tag, int.from_bytes(head[offset + 4 : offset + 8], "little"), offset + 8
-    vr = head[offset + 4 : offset + 6]
-    if vr in _LONG_VRS:
-        if offset + 12 > len(head):
-            return tag, 0, -1
-        return tag, int.from_bytes(head[offset + 8 : offset + 12], "little"), offset + 12
-    return tag, int.from_bytes(head[offset + 6 : offset + 8], "little"), offset + 8
-
-
-def _skip_undefined(head: bytes, offset: int, explicit: bool, depth: int = 0) -> int:
-    """The offset after an undefined-length sequence whose first item starts at ``offset``; -1 if unknown."""
-    end = len(head)
-    while depth <= 8 and offset + 8 <= end:
-        tag, length, value_at = _element_header(head, offset, explicit)
-        if tag == _SEQUENCE_END:
-            return value_at
-        if tag != _ITEM:
-            return -1
-        offset = _skip_item(head, value_at, explicit, depth) if length == _UNDEFINED else value_at + length
-        if offset < 0:
-            return -1
-    return -1
-
-
-def _skip_item(head: bytes, offset: int, explicit: bool, depth: int) -> int:
-    """The offset after an undefined-length item whose first element starts at ``offset``; -1 if unknown."""
-    end = len(head)
-    while offset + 8 <= end:
-        tag, length, value_at = _element_header(head, offset, explicit)
-        if value_at < 0:
-            return -1
-        if tag == _ITEM_END:
-            return value_at
-        offset = (
-            _skip_undefined(head, value_at, explicit, depth + 1)
-            if length == _UNDEFINED
-            else value_at + length
-        )
-        if offset < 0:
-            return -1
-    return -1
-
-
-def _pydicom_patient_values(path: Path) -> list[str]:
-    # pydicom is imported here, not at the top: it costs a third of a second, which a seal would pay for nothing.
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_PATIENT_KEYWORDS))
-    except (InvalidDicomError, ValueError, KeyError, EOFError, OSError, AttributeError):
-        return []
-    return [str(ds.get(keyword, "") or "").strip() for keyword in _PATIENT_KEYWORDS]
+    return {tag: str(meta.get(name, "") or "") for tag, name in _META_UIDS.items()}, end

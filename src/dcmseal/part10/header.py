@@ -5,7 +5,8 @@ their length (undefined-length sequences item by item) and only the values of th
 stops at the first tag past ``stop_after`` or at Pixel Data, so a 0.5 MiB image costs one small read. Explicit
 and implicit VR little endian, explicit VR big endian and the deflated syntax (inflated as far as the walk goes)
 are handled; values are returned raw, in the data set's byte order, for the caller to decode or copy. pydicom's
-``dcmread`` costs milliseconds per file; this costs tens of microseconds.
+``dcmread`` costs milliseconds per file; this costs tens of microseconds. :func:`read_patient_context` uses
+it for the password policy's view of the patient.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dcmseal.errors import NotPart10Error
+from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group
 
 __all__ = [
     "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
@@ -31,6 +33,7 @@ __all__ = [
     "RawValue",
     "read_header",
     "read_items",
+    "read_patient_context",
 ]
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -226,7 +229,7 @@ def read_header(
     with open(path, "rb") as fp:
         size = os.fstat(fp.fileno()).st_size
         head = fp.read(_WINDOW_BYTES)
-        if len(head) < 132 or head[128:132] != b"DICM":
+        if len(head) < HEADER_BYTES or not is_part10(head):
             raise NotPart10Error(
                 "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become "
                 "Secure DICOM Files",
@@ -234,7 +237,8 @@ def read_header(
             )
         reader = _Reader(fp, head, size)
         try:
-            meta, start = _read_meta(reader, path)
+            uids, start = parse_meta_group(head, size, path)
+            meta = {_META_UIDS[tag]: value for tag, value in uids.items()}
             ts = meta["transfer_syntax_uid"]
             little = ts != EXPLICIT_VR_BIG_ENDIAN
             explicit = ts != IMPLICIT_VR_LITTLE_ENDIAN
@@ -269,93 +273,6 @@ def read_header(
     )
 
 
-def _read_meta(reader: _Reader, path: Path) -> tuple[dict[str, str], int]:
-    """The File Meta UIDs and where the data set starts (PS3.10 §7.1: explicit VR little endian)."""
-    offset = 132
-    found: dict[str, str] = {}
-    hdr, _, u32 = _STRUCTS[True]
-    declared_end = -1
-    while True:
-        head = reader.at(offset, 12)
-        if len(head) < 8:
-            break
-        group, elem, vr, length = hdr(head, 0)
-        if group != 0x0002:
-            break
-        if vr in _LONG_VRS:
-            if len(head) < 12:
-                raise NotPart10Error("the File Meta Information is truncated", path=path)
-            length, value_at = u32.unpack_from(head, 8)[0], offset + 12
-        elif vr in _SHORT_VRS:
-            value_at = offset + 8
-        else:
-            return _pydicom_meta(reader, path)  # not the plain explicit VR layout: pydicom is more tolerant
-        if length == _UNDEFINED or value_at + length > reader.size:
-            raise NotPart10Error(
-                f"truncated: a File Meta Information element at offset {offset} needs {length} bytes the file "
-                "does not have",
-                path=path,
-            )
-        tag = 0x00020000 | elem
-        if tag == 0x00020000 and length == 4:
-            declared_end = value_at + 4 + u32.unpack_from(reader.at(value_at, 4), 0)[0]
-        elif tag in _META_UIDS:
-            found[_META_UIDS[tag]] = reader.at(value_at, length).rstrip(b"\x00 ").decode("ascii", "replace")
-        offset = value_at + length
-    if declared_end not in (-1, offset):
-        raise NotPart10Error(
-            f"the File Meta Information Group Length says the group ends at {declared_end}, it ends at {offset}",
-            path=path,
-        )
-    missing = [
-        name
-        for key, name in (
-            ("sop_class_uid", "MediaStorageSOPClassUID"),
-            ("sop_instance_uid", "MediaStorageSOPInstanceUID"),
-            ("transfer_syntax_uid", "TransferSyntaxUID"),
-        )
-        if not found.get(key)
-    ]
-    if missing:
-        raise NotPart10Error(f"the File Meta Information lacks {', '.join(missing)}", path=path)
-    return found, offset
-
-
-def _pydicom_meta(reader: _Reader, path: Path) -> tuple[dict[str, str], int]:
-    # pydicom is imported here, not at the top: most files never get here.
-    from pydicom.errors import BytesLengthException, InvalidDicomError
-    from pydicom.filereader import _read_file_meta_info
-
-    assert reader.fp is not None
-    reader.fp.seek(132)
-    try:
-        meta = _read_file_meta_info(reader.fp)
-        start = reader.fp.tell()
-        found = {
-            key: str(meta.get(name, "") or "")
-            for key, name in (
-                ("sop_class_uid", "MediaStorageSOPClassUID"),
-                ("sop_instance_uid", "MediaStorageSOPInstanceUID"),
-                ("transfer_syntax_uid", "TransferSyntaxUID"),
-            )
-        }
-    except (
-        InvalidDicomError,
-        BytesLengthException,
-        ValueError,
-        KeyError,
-        EOFError,
-        OSError,
-        NotImplementedError,
-    ) as exc:
-        raise NotPart10Error(f"the File Meta Information does not parse: {exc}", path=path) from exc
-    names = {"sop_class_uid": "MediaStorageSOPClassUID", "sop_instance_uid": "MediaStorageSOPInstanceUID"}
-    missing = [names.get(key, "TransferSyntaxUID") for key, value in found.items() if not value]
-    if missing:
-        raise NotPart10Error(f"the File Meta Information lacks {', '.join(missing)}", path=path)
-    return found, start
-
-
 def _dictionary_vr(tag: int) -> str:
     """The VR of ``tag`` for implicit VR data sets (the data dictionary; UN when unknown)."""
     vr = _DICTIONARY_VRS.get(tag)
@@ -370,7 +287,9 @@ def _dictionary_vr(tag: int) -> str:
     return vr
 
 
-_DICTIONARY_VRS: dict[int, str] = {}
+#: Seeded with the patient keys the password policy reads (``read_patient_context``), so that checking a
+#: password for an implicit VR file never imports pydicom's dictionary.
+_DICTIONARY_VRS: dict[int, str] = {0x00100010: "PN", 0x00100020: "LO", 0x00100030: "DA"}
 
 
 def _walk(
@@ -645,3 +564,59 @@ def read_items(
                     sequence.at + value_at,
                 )
         yield sequence.at + item_at, values
+
+
+# --- the password policy's view of the patient ----------------------------------------------------------------
+def read_patient_context(paths: list[Path], *, limit: int = 100) -> tuple[str, ...]:
+    """Patient names, IDs and birth dates of up to ``limit`` Part 10 files, for the password policy.
+
+    Only the elements up to the patient's birth date are walked, straight from the bytes
+    (:func:`dcmseal.part10.header.read_header`); a data set that does not walk goes to pydicom
+    (``specific_tags``). Files that are not Part 10 are skipped silently: this is advice for the password
+    check, not validation.
+    """
+    found: set[str] = set()
+    for path in paths[:limit]:
+        try:
+            values = _patient_values(path)
+        except OSError:
+            continue
+        if values is None:
+            values = _pydicom_patient_values(path)
+        found.update(value for value in values if value)
+    return tuple(sorted(found))
+
+
+#: (0010,0010) Patient's Name, (0010,0020) Patient ID, (0010,0030) Patient's Birth Date.
+_PATIENT_TAGS = (0x00100010, 0x00100020, 0x00100030)
+_PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate")
+
+
+def _patient_values(path: Path) -> list[str] | None:
+    """The patient values of a Part 10 file read from its bytes: [] when it is no Part 10 file, None when its
+    data set does not walk (pydicom, more tolerant, is asked then)."""
+    with open(path, "rb") as fp:
+        head = fp.read(HEADER_BYTES)
+    if len(head) < HEADER_BYTES or not is_part10(head):
+        return []
+    try:
+        header = read_header(path, _PATIENT_TAGS, stop_after=_PATIENT_TAGS[-1])
+    except NotPart10Error:
+        return None
+    found = header.values
+    return [
+        found[tag].value.rstrip(b"\x00 ").decode("ascii", errors="replace") if tag in found else ""
+        for tag in _PATIENT_TAGS
+    ]
+
+
+def _pydicom_patient_values(path: Path) -> list[str]:
+    # pydicom is imported here, not at the top: it costs a third of a second, which a seal would pay for nothing.
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(_PATIENT_KEYWORDS))
+    except (InvalidDicomError, ValueError, KeyError, EOFError, OSError, AttributeError):
+        return []
+    return [str(ds.get(keyword, "") or "").strip() for keyword in _PATIENT_KEYWORDS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,6 @@ from dcmseal.part10.fileformat import (
 __all__ = [
     "InspectResult",
     "SealResult",
-    "SealedReader",
     "SealedStream",
     "UnsealResult",
     "inspect_file",
@@ -258,31 +257,20 @@ def _seal_spec(
 
 
 class SealedStream:
-    """A Part 10 file to be sealed while a container is written: the Secure DICOM File's exact size is known
-    now, its bytes are made on demand (:meth:`open`), once.
+    """A Part 10 file to be sealed into a container being written: the Secure DICOM File's exact size is known
+    now, its bytes are made later by :meth:`write_at`, once.
 
     This is how a medium image is written without a sealed copy of every file on disk first: the image
-    places each file from its :attr:`size`, then reads it, and the reading encrypts it.
+    reserves each file's extent from its :attr:`size`, then the file is sealed straight into it.
     """
 
-    def __init__(
-        self,
-        source: Path,
-        envelope: cms.PreparedEnvelope,
-        meta: FileMeta,
-        on_done: Callable[[SealedStream], None] | None = None,
-    ) -> None:
+    def __init__(self, source: Path, envelope: cms.PreparedEnvelope, meta: FileMeta) -> None:
         self.source = source
         self.size = envelope.size
         self.meta = meta
         self.envelope_info = envelope.info
         self.notes = _preamble_notes(meta.preamble)
         self._envelope = envelope
-        self._on_done = on_done
-
-    def open(self) -> SealedReader:
-        """A reader of the sealed bytes; the source is opened at the first read, ``on_done`` runs at the end."""
-        return SealedReader(self, self._envelope, self._on_done)
 
     def write_at(self, fd: int, offset: int) -> None:
         """Seal the source into the open file ``fd`` from ``offset`` on, with positional writes.
@@ -315,101 +303,6 @@ class SealedStream:
         start_writeback(fd, offset, self.size)
 
 
-class SealedReader(io.RawIOBase):
-    """Reads a :class:`SealedStream`: ``read(n)`` gives exactly ``n`` bytes until the end, as file copiers expect.
-
-    Seekable to where it already is only (a writer's ``seek(0)`` before the first read). An error of the
-    source (gone, changed size) is an :class:`InputError` naming it; nothing of a partly read file is kept.
-    """
-
-    def __init__(
-        self,
-        stream: SealedStream,
-        envelope: cms.PreparedEnvelope,
-        on_done: Callable[[SealedStream], None] | None,
-    ) -> None:
-        super().__init__()
-        self._stream = stream
-        self._envelope = envelope
-        self._on_done = on_done
-        self._fp: io.BufferedReader | None = None
-        self._chunks: Generator[memoryview | bytes, None, None] | None = None
-        self._pending = bytearray()
-        self._position = 0
-        self._finished = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self._position + offset if whence == io.SEEK_CUR else -1
-        if target != self._position:
-            raise io.UnsupportedOperation("a sealed stream is read once, from the start")
-        return self._position
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        want = self._stream.size - self._position if size is None or size < 0 else size
-        pending = self._pending
-        while len(pending) < want and not self._finished:
-            chunk = self._next_chunk()
-            if chunk is None:
-                break
-            pending += chunk  # copied now: the chunk's buffer is reused two chunks later
-        data = bytes(pending[:want])
-        del pending[:want]
-        self._position += len(data)
-        # The last byte is out: end the stream now (its checks, the source closed, on_done), since a copier
-        # that knows the size never reads past it, and the source would stay open until close().
-        at_end = self._position == self._stream.size and not self._finished
-        if at_end and self._next_chunk() is not None:
-            raise AssertionError(f"{self._stream.source}: the sealed stream is longer than planned")
-        return data
-
-    def readinto(self, buffer: memoryview | bytearray, /) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _next_chunk(self) -> memoryview | bytes | None:
-        source = self._stream.source
-        try:
-            if self._chunks is None:
-                self._fp = open(source, "rb")  # noqa: SIM115 (closed at the end of the stream or by close())
-                self._chunks = self._envelope.chunks(_ZeroedPreamble(self._fp))
-            chunk = next(self._chunks, None)
-        except OSError as exc:
-            self.close()
-            raise InputError(f"cannot seal: {exc.strerror or exc}", path=source) from exc
-        except ValueError as exc:  # the file changed size since it was planned
-            self.close()
-            raise InputError(
-                f"cannot seal: {exc} (did it change after it was planned?)", path=source
-            ) from exc
-        if chunk is None:
-            self._finished = True
-            self._release()
-            if self._on_done is not None:
-                self._on_done(self._stream)
-        return chunk
-
-    def _release(self) -> None:
-        if self._chunks is not None:
-            self._chunks.close()
-        if self._fp is not None:
-            self._fp.close()
-            self._fp = None
-
-    def close(self) -> None:
-        self._release()
-        super().close()
-
-
 def prepare_seal(
     src: Path,
     /,
@@ -421,11 +314,8 @@ def prepare_seal(
     kdf_cache: cms.Pbkdf2Cache | None = None,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    on_done: Callable[[SealedStream], None] | None = None,
 ) -> SealedStream:
     """Plan the sealing of ``src`` as :func:`seal_file` would, without writing: see :class:`SealedStream`.
-
-    ``on_done`` is called with the stream once it has been read to the end (progress).
 
     Raises
     ------
@@ -439,7 +329,7 @@ def prepare_seal(
     envelope = cms.prepare(
         spec, payload_size=size, kdf_cache=kdf_cache or cms.process_kdf_cache(), rng=rng, now=now
     )
-    return SealedStream(src, envelope, meta, on_done)
+    return SealedStream(src, envelope, meta)
 
 
 class _HeadCapture:
