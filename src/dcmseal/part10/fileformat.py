@@ -189,6 +189,8 @@ def _pydicom_meta(path: Path) -> tuple[dict[int, str], int]:
             fp.seek(HEADER_BYTES)
             meta = _read_file_meta_info(fp)
             end = fp.tell()
+        # pydicom converts values when they are read: a malformed one raises here, not above.
+        values = {tag: str(meta.get(name, "") or "") for tag, name in _META_UIDS.items()}
     except OSError as exc:
         raise NotPart10Error(f"the File Meta Information cannot be read: {exc}", path=path) from exc
     # What pydicom raises for malformed meta groups (truncated lengths, bad value sizes): all bad input.
@@ -202,4 +204,4 @@ def _pydicom_meta(path: Path) -> tuple[dict[int, str], int]:
         NotImplementedError,
     ) as exc:
         raise NotPart10Error(f"the File Meta Information does not parse: {exc}", path=path) from exc
-    return {tag: str(meta.get(name, "") or "") for tag, name in _META_UIDS.items()}, end
+    return values, end
