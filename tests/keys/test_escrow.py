@@ -10,16 +10,20 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms as asn1_cms
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pem as asn1_pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from dcmseal import cms
+from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS
 from dcmseal.errors import DecryptionError, InputError, UsageError, WeakPasswordError
 from dcmseal.keys.escrow import (
     ESCROW_CERTIFICATE_NAME,
     ESCROW_KEY_NAME,
+    ESCROW_KEY_PBKDF2_ITERATIONS,
     create_escrow_identity,
     load_escrow_certificate,
     open_escrowed_password,
@@ -52,6 +56,35 @@ def test_identity_key_is_rsa3072_encrypted_pkcs8_owner_only(escrow: Escrow) -> N
     assert key.key_size == 3072
     assert key.public_key().public_numbers() == _certificate_numbers(escrow.certificate)
     assert key_path.name == ESCROW_KEY_NAME
+
+
+def test_identity_key_is_pbes2_with_a_high_pbkdf2_count(escrow: Escrow) -> None:
+    """The key file is PBES2 (RFC 8018 §6.2): PBKDF2-HMAC-SHA256 at least as costly as a medium password's, AES-256."""
+    kind, _, der = asn1_pem.unarmor(escrow.identity.key_path.read_bytes())
+    assert kind == "ENCRYPTED PRIVATE KEY"
+    algorithm = asn1_keys.EncryptedPrivateKeyInfo.load(der)["encryption_algorithm"]
+    assert algorithm["algorithm"].native == "pbes2"
+    kdf = algorithm["parameters"]["key_derivation_func"]
+    assert kdf["algorithm"].native == "pbkdf2"
+    assert kdf["parameters"]["prf"]["algorithm"].native == "sha256"
+    assert kdf["parameters"]["iteration_count"].native == ESCROW_KEY_PBKDF2_ITERATIONS
+    assert ESCROW_KEY_PBKDF2_ITERATIONS >= DEFAULT_PBKDF2_ITERATIONS
+    assert len(kdf["parameters"]["salt"].chosen.native) >= 16
+    assert algorithm["parameters"]["encryption_scheme"]["algorithm"].native == "aes256_cbc"
+
+
+def test_a_key_written_by_earlier_versions_still_unlocks(tmp_path: Path, escrow: Escrow) -> None:
+    """Keys made before PBES2 with a high count (``BestAvailableEncryption``, 2,048 rounds) keep working."""
+    old = tmp_path / ESCROW_KEY_NAME
+    old.write_bytes(
+        escrow.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(ESCROW_PASSPHRASE),
+        )
+    )
+    unlocked = unlock_escrow_key(old, ESCROW_PASSPHRASE)
+    assert unlocked.public_key().public_numbers() == _certificate_numbers(escrow.certificate)
 
 
 def test_identity_certificate_fields(escrow: Escrow) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
@@ -202,9 +202,17 @@ class _Template:
 
 
 #: Building asn1crypto objects costs milliseconds per file; a set of thousands of files repeats the
-#: same recipients, so their constant DER is built once (bounded, keyed by the frozen recipient).
-_TEMPLATES: dict[tuple[Recipient, ContentCipher], _Template] = {}
+#: same recipients, so their constant DER is built once (bounded). The key is what the DER depends on,
+#: never the recipient itself: a password recipient holds the password, and this cache outlives the call.
+_TEMPLATES: dict[tuple[object, ...], _Template] = {}
 _MAX_TEMPLATES = 64
+
+
+def _template_key(recipient: Recipient, content_cipher: ContentCipher) -> tuple[object, ...]:
+    """What a recipient's template is made of, without a secret (issue 12 §5: no cache holds a password)."""
+    if isinstance(recipient, PasswordRecipient):
+        return ("pwri", recipient.kdf, recipient.include_key_length, content_cipher)
+    return ("ktri", recipient.certificate, recipient.key_transport, recipient.identifier, content_cipher)
 
 
 def _oid_der(dotted: str) -> bytes:
@@ -215,12 +223,15 @@ _OID_PWRI_KEK_DER = _oid_der(OID_PWRI_KEK)
 
 
 def _template(recipient: Recipient, content_cipher: ContentCipher) -> _Template:
-    key = (recipient, content_cipher)
+    key = _template_key(recipient, content_cipher)
     found = _TEMPLATES.get(key)
     if found is not None:
         return found
-    # Build one RecipientInfo the slow, certain way, then keep the bytes that never change.
+    # Build one RecipientInfo the slow, certain way, then keep the bytes that never change; the
+    # password is left out (no derivation runs here, and nothing built may reference it).
     placeholder = bytes(content_cipher.key_size)
+    if isinstance(recipient, PasswordRecipient):
+        recipient = replace(recipient, password=b"")
     info = build_recipient_info(
         recipient, placeholder, content_cipher, kdf_cache=_NO_DERIVATION, rng=lambda n: bytes(n)
     )

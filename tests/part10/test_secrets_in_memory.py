@@ -1,0 +1,55 @@
+"""No cache keeps a password once the call that used it has returned (issue 12 §5)."""
+
+from __future__ import annotations
+
+import gc
+import secrets
+import types
+from pathlib import Path
+
+from dcmseal import cms
+from dcmseal.part10 import prepare_seal, seal_file, unseal_file
+from tests.part10.dicomfiles import fast_kdf, write_part10
+
+
+def _holders(secret: bytearray) -> list[str]:
+    """Type names of every live object (frames aside) that references a ``bytes`` equal to ``secret``."""
+    gc.collect()
+    found: list[str] = []
+    for holder in gc.get_objects():
+        if isinstance(holder, types.FrameType):
+            continue  # the running test's own frames hold the comparison value, nothing else
+        referents = gc.get_referents(holder)
+        if any(type(r) is bytes and len(r) == len(secret) and r == secret for r in referents):
+            found.append(type(holder).__qualname__)
+    return found
+
+
+def _use_password(secret: bytearray, tmp_path: Path) -> None:
+    """Seal, plan a seal and unseal with ``secret``; every reference the test makes dies with this frame."""
+    source = write_part10(tmp_path / "in.dcm")
+    kdf = fast_kdf()
+    recipient = cms.PasswordRecipient(password=bytes(secret), kdf=kdf)
+    seal_file(source, tmp_path / "sealed.dcm", recipients=[recipient])
+    prepare_seal(source, recipients=[recipient])
+    unseal_file(
+        tmp_path / "sealed.dcm",
+        tmp_path / "out.dcm",
+        credentials=[cms.PasswordCredential(password=bytes(secret))],
+    )
+
+
+def test_no_cache_holds_the_password_after_a_seal(tmp_path: Path) -> None:
+    secret = bytearray(secrets.token_urlsafe(30).encode())  # bytearray: not itself a ``bytes`` to find
+    assert _holders(secret) == []
+    _use_password(secret, tmp_path)
+    assert (tmp_path / "out.dcm").read_bytes() == (tmp_path / "in.dcm").read_bytes()
+    assert _holders(secret) == []
+
+
+def test_the_search_finds_a_password_that_is_kept(tmp_path: Path) -> None:
+    """The search itself works: a recipient still alive is found holding the password."""
+    secret = bytearray(secrets.token_urlsafe(30).encode())
+    kept = cms.PasswordRecipient(password=bytes(secret), kdf=fast_kdf())
+    assert "PasswordRecipient" in _holders(secret)
+    del kept
