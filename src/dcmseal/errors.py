@@ -38,6 +38,7 @@ __all__ = [
     "UnsupportedAlgorithmError",
     "UsageError",
     "WeakPasswordError",
+    "one_line",
 ]
 
 WRONG_KEY_MESSAGE = "wrong password, or this file is not addressed to this key"
@@ -119,3 +120,21 @@ class PeerError(DcmsealError):
     """An external program, PACS or service is unreachable or refused (exit 3)."""
 
     exit_code = ExitCode.PEER
+
+
+#: Longest reason :func:`one_line` gives: a person reads it in a table cell or a JSON field.
+ONE_LINE_MAX = 300
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line for a person: its own message (the first line only), never a traceback.
+
+    pydicom puts a whole traceback into the message of the error it raises while writing an element
+    ("With tag (0008,0008) got exception: ...\nTraceback ..."); only its first line is kept. An exception
+    that is not ours is named by its class, since its message alone ("list index out of range") says little.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if not isinstance(exc, DcmsealError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= ONE_LINE_MAX else text[: ONE_LINE_MAX - 3] + "..."

@@ -105,10 +105,10 @@ def import_command(
     Exit code 0 when every instance is stored, 1 when any failed or is held for reconciliation, 3 when the PACS
     failed, 4 when files were quarantined (and nothing failed).
     """
-    from dcmseal.importer import RetryPolicy, UidPolicy, load_reconciliation, parse_target
+    from dcmseal.importer import RetryPolicy, State, UidPolicy, load_reconciliation, parse_target
     from dcmseal.importer.pipeline import ImportRequest, import_medium
 
-    with user_errors():
+    with user_errors(as_json=as_json):
         refuse_argv_password(password)
         settings = load_settings(overrides={"workers": workers, "ae_title": aet})
         target = parse_target(to)
@@ -157,19 +157,18 @@ def import_command(
         )
         with stage_progress(not as_json) as progress:
             result = import_medium(request, audit=audit_sink(settings), progress=progress)
-    from dcmseal.importer import State
 
     if as_json:
         print_json(result.to_json())
     else:
         table = Table(show_edge=False, pad_edge=False)
-        for column in ("file on the medium", "status", "reason / SOP Instance UID sent"):
+        for column in ("file on the medium", "outcome", "reason"):
             table.add_column(column, overflow="fold")
         for f in result.files:
-            detail = f.reason or f.sent_sop_instance_uid or ""
-            if f.changes:
+            detail = f.reason or ""
+            if f.changes and f.status is not State.STORED:  # a stored file's reason names the changes
                 detail = f"{detail} (sanitized: {'; '.join(f.changes)})".strip()
-            table.add_row(f.path, f.status.value, detail, style=_STYLES.get(f.status.value))
+            table.add_row(f.path, f.outcome, detail, style=_STYLES.get(f.status.value))
         out_console.print(table)
         for finding in result.medium_findings:
             err_console.print(f"medium: {finding.severity.value}: {finding.message}", style="yellow")

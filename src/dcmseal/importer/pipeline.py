@@ -37,6 +37,8 @@ from functools import cache, partial
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from dcmseal.audit import (
@@ -50,7 +52,7 @@ from dcmseal.audit import (
     security_alert,
 )
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, PeerError, UsageError
+from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
 from dcmseal.importer.journal import Journal, JournalRow, State
 from dcmseal.importer.reconcile import ReconciliationMap, add_original_attributes, coerce_dataset
@@ -118,6 +120,19 @@ class ImportRequest:
     verify: bool = True
 
 
+#: Where a file of the medium can end (:attr:`ImportedFile.outcome`), each counted in the JSON summary.
+OUTCOMES = (
+    "stored",
+    "sanitized then stored",
+    "quarantined",
+    "failed",
+    "held",
+    "skipped",
+    "not DICOM",
+    "pending",
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImportedFile:
     """One file of the medium and what became of it."""
@@ -133,11 +148,25 @@ class ImportedFile:
     sent_sop_instance_uid: str | None = None
     earlier_run: bool = False  # stored by an earlier run of the same import; not sent again
     confirmation: dict[str, object] | None = None
+    not_dicom: bool = False  # skipped because it is not DICOM (open found no data set in it)
+
+    @property
+    def outcome(self) -> str:
+        """Where the file ended, one of :data:`OUTCOMES`: the journal state, with "sanitized then stored",
+        "held" (waiting for reconciliation) and "not DICOM" told apart from plain stored, failed and skipped."""
+        if self.status is State.STORED:
+            return "sanitized then stored" if self.changes else "stored"
+        if self.status is State.FAILED and (self.reason or "").startswith("held:"):
+            return "held"
+        if self.status is State.SKIPPED and self.not_dicom:
+            return "not DICOM"
+        return self.status.value
 
     def to_json(self) -> dict[str, object]:
         return {
             "path": self.path,
             "status": self.status.value,
+            "outcome": self.outcome,
             "reason": self.reason,
             "verdict": self.verdict,
             "findings": list(self.findings),
@@ -211,6 +240,7 @@ class ImportResult:
             "summary": {
                 **{s.value: self.count(s) for s in State},
                 "held": self.held,
+                "outcomes": {o: sum(1 for f in self.files if f.outcome == o) for o in OUTCOMES},
                 "sent_now": sum(1 for f in self.files if f.status is State.STORED and not f.earlier_run),
                 "elapsed_s": round(self.elapsed_s, 3),
             },
@@ -397,7 +427,7 @@ def import_medium(
                     settle(rel, State.FAILED, entry.reason or "could not be opened")
                     continue
                 if entry.status == "skipped":
-                    settle(rel, State.SKIPPED, entry.reason or "not a DICOM file")
+                    settle(rel, State.SKIPPED, entry.reason or "not a DICOM file", not_dicom=True)
                     continue
                 if path.name.upper() == "DICOMDIR":
                     settle(rel, State.SKIPPED, "the DICOMDIR (the File-set's directory, not an instance)")
@@ -409,7 +439,18 @@ def import_medium(
                     source = work / "opened" / Path(*entry.file_id.split("/"))
                 else:
                     source = path  # a plain file: scan the bytes exactly as they are on the medium
-                candidate = _examine(rel, number, source, work, request, settle, alerts)
+                try:
+                    candidate = _examine(rel, number, source, work, request, settle, alerts)
+                except DcmsealError as exc:
+                    # The quarantine itself failed (disk full, not writable): nothing more can be done for the
+                    # file here, and it is not sent.
+                    logger.debug("%s: cannot be examined", rel, exc_info=True)
+                    settle(rel, State.FAILED, f"cannot be scanned or quarantined: {one_line(exc)}")
+                    continue
+                except Exception as exc:  # a file the scanner chokes on is refused, not the run
+                    logger.debug("%s: the scan failed", rel, exc_info=True)
+                    _quarantine_unscanned(rel, source, exc, request, settle, alerts)
+                    continue
                 if candidate is not None:
                     candidates.append(candidate)
                     journal.record(
@@ -437,7 +478,12 @@ def import_medium(
         outgoing: list[tuple[_Candidate, Outgoing, str, tuple[str, ...]]] = []
         for number, candidate in enumerate(ready, start=1):
             step("prepare", number, len(ready))
-            prepared = _prepare(candidate, work, request, mapping, _dt(moment), settle, alerts)
+            try:
+                prepared = _prepare(candidate, work, request, mapping, _dt(moment), settle, alerts)
+            except Exception as exc:  # one file that breaks a step fails alone; the run goes on
+                logger.debug("%s: cannot be prepared", candidate.rel, exc_info=True)
+                _fail(candidate, settle, f"cannot be prepared for the send: {one_line(exc)}")
+                continue
             if prepared is not None:
                 item, sha, coerced, patient_id, study_uid = prepared
                 outgoing.append((candidate, item, sha, coerced))
@@ -588,42 +634,58 @@ def _examine(
     codes = tuple(f.code for f in report.findings if f.severity is not Verdict.CLEAN)
     chosen: Path = source
     changes: tuple[str, ...] = ()
+    refuse = partial(
+        _quarantine,
+        rel,
+        source,
+        sha,
+        findings=report.findings,
+        request=request,
+        settle=settle,
+        alerts=alerts,
+        verdict=report.verdict.value,
+        codes=codes,
+    )
     if report.verdict is not Verdict.CLEAN:
         sanitized = sanitize_file(source, work / "sanitized" / f"{number:06d}.dcm", overwrite=True)
         if sanitized.output is None:
-            reason = sanitized.refused or f"{report.verdict.value}: cannot be made safe"
-            _quarantine(
-                rel,
-                source,
-                sha,
-                reason,
-                report.findings,
-                request,
-                settle,
-                alerts,
-                report.verdict.value,
-                codes,
-            )
+            refuse(sanitized.refused or f"{report.verdict.value}: cannot be made safe")
             return None
         chosen, changes = sanitized.output, tuple(sanitized.changes)
         logger.warning("%s: %s, sanitized (%s)", rel, report.verdict.value, "; ".join(changes))
     try:
         ds = dcmread(chosen, stop_before_pixels=True)
-        uids = UidTriple(
-            study=str(ds.StudyInstanceUID),
-            series=str(ds.SeriesInstanceUID),
-            sop_instance=str(ds.SOPInstanceUID),
-        )
-        sop_class = str(ds.SOPClassUID)
-    except (InvalidDicomError, AttributeError, ValueError, OSError) as exc:
+        _decode_mislabelled(ds)
+    except OSError as exc:
         settle(
             rel,
             State.FAILED,
-            f"cannot be read as a DICOM instance: {exc}",
+            f"cannot be read: {one_line(exc)}",
             verdict=report.verdict.value,
             findings=codes,
         )
         return None
+    except Exception as exc:  # whatever pydicom raises, this file does not parse
+        logger.debug("%s: pydicom cannot read it", rel, exc_info=True)
+        refuse(f"the data set does not parse ({one_line(exc)})")
+        return None
+    missing = [k for k in _IDENTIFYING if not str(ds.get(k, "") or "").strip()]
+    if missing:
+        settle(
+            rel,
+            State.FAILED,
+            f"not storable: no {', '.join(missing)}",
+            verdict=report.verdict.value,
+            findings=codes,
+            changes=changes,
+        )
+        return None
+    uids = UidTriple(
+        study=str(ds.StudyInstanceUID),
+        series=str(ds.SeriesInstanceUID),
+        sop_instance=str(ds.SOPInstanceUID),
+    )
+    sop_class = str(ds.SOPClassUID)
     return _Candidate(
         index=number,
         rel=rel,
@@ -639,6 +701,10 @@ def _examine(
         sop_class_uid=sop_class,
         institution=str(ds.get("InstitutionName", "") or ""),
     )
+
+
+#: What an instance needs to be stored and found again: without them a PACS refuses it or cannot index it.
+_IDENTIFYING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
 def _quarantine(
@@ -667,6 +733,22 @@ def _quarantine(
     )
 
 
+def _quarantine_unscanned(
+    rel: str,
+    source: Path,
+    exc: Exception,
+    request: ImportRequest,
+    settle: Callable[..., None],
+    alerts: list[tuple[str, str, str]],
+) -> None:
+    """A file the scan or the sanitizer could not get through: what could not be checked is not sent."""
+    reason = f"cannot be checked: {one_line(exc)}"
+    try:
+        _quarantine(rel, source, sha256_file(source), reason, (), request, settle, alerts, "unknown", ())
+    except (DcmsealError, OSError) as failure:
+        settle(rel, State.FAILED, f"{reason}; and cannot be quarantined: {one_line(failure)}")
+
+
 def _hold_unreconciled(
     candidates: list[_Candidate], mapping: ReconciliationMap | None, settle: Callable[..., None]
 ) -> list[_Candidate]:
@@ -693,6 +775,40 @@ def _hold_unreconciled(
     return [c for c in candidates if c.uids.study not in held]
 
 
+def _fail(candidate: _Candidate, settle: Callable[..., None], reason: str) -> None:
+    """``candidate`` failed before the send, for ``reason`` (one line)."""
+    settle(
+        candidate.rel,
+        State.FAILED,
+        reason,
+        verdict=candidate.verdict,
+        findings=candidate.findings,
+        changes=candidate.changes,
+        sop_instance_uid=candidate.uids.sop_instance,
+    )
+
+
+def _decode_mislabelled(ds: Dataset) -> None:
+    """Decode, with the data dictionary's VRs, the elements pydicom read as implicit VR from a file whose
+    Transfer Syntax says explicit VR.
+
+    pydicom reads such a data set (pydicom's own ``SC_rgb_jpeg.dcm``: JPEG Baseline, implicit VR inside) by
+    guessing, but keeps its elements raw, without a VR, and then cannot write them in the explicit VR the File
+    Meta names ("encoding without a string argument"). Decoded, they are written as the Transfer Syntax says,
+    so what is sent is conformant. Elements read with their VR stay raw and are written back byte for byte.
+    """
+    for element in list(ds.elements()):
+        if isinstance(element, RawDataElement):
+            if element.VR is not None:
+                continue  # explicit VR as read: nested items too
+            decoded = ds[element.tag]
+        else:
+            decoded = element
+        if decoded.VR == "SQ":
+            for item in decoded.value:
+                _decode_mislabelled(item)
+
+
 def _prepare(
     candidate: _Candidate,
     work: Path,
@@ -709,8 +825,23 @@ def _prepare(
     """
     try:
         ds = dcmread(candidate.chosen)
-    except (InvalidDicomError, ValueError, OSError) as exc:
-        settle(candidate.rel, State.FAILED, f"cannot be read: {exc}", verdict=candidate.verdict)
+        _decode_mislabelled(ds)
+    except Exception as exc:  # whatever pydicom raises on this file, the file is refused, not the run
+        # The scan found the file clean or made it so, yet pydicom cannot read it: it does not parse, and a file
+        # that does not parse never reaches the PACS.
+        logger.debug("%s: pydicom cannot read it", candidate.rel, exc_info=True)
+        _quarantine(
+            candidate.rel,
+            candidate.chosen,
+            sha256_file(candidate.chosen),
+            f"the data set does not parse ({one_line(exc)})",
+            (),
+            request,
+            settle,
+            alerts,
+            candidate.verdict,
+            candidate.findings,
+        )
         return None
     originals = []
     if request.reconciliation is not None:
@@ -740,13 +871,10 @@ def _prepare(
     try:
         with atomic_write(prepared, overwrite=True, durable=False) as out:
             ds.save_as(out, enforce_file_format=True)
-    except (ValueError, AttributeError, TypeError) as exc:
-        settle(
-            candidate.rel,
-            State.FAILED,
-            f"cannot be written back after reconciliation: {exc}",
-            verdict=candidate.verdict,
-        )
+    except Exception as exc:  # one value pydicom cannot encode fails this file, not the run
+        logger.debug("%s: cannot be written again", candidate.rel, exc_info=True)
+        step = "after reconciliation" if request.reconciliation is not None else "before the send"
+        _fail(candidate, settle, f"cannot be written again {step}: {one_line(exc)}")
         return None
     recheck = scan_file(prepared, name=candidate.rel)
     if recheck.verdict is not Verdict.CLEAN:
@@ -782,6 +910,25 @@ def _prepare(
     return item, sha, coerced, str(ds.get("PatientID", "") or ""), str(ds.StudyInstanceUID)
 
 
+def _stored_reason(candidate: _Candidate, confirmation: Mapping[str, object] | None) -> str:
+    """The line a stored file gets: what confirmed it, and what the sanitizer changed first."""
+    said = "confirmed"
+    if confirmation is not None and confirmation.get("protocol") == "C-STORE":
+        said = f"C-STORE status {confirmation.get('status')}"
+    elif confirmation is not None and confirmation.get("protocol") == "STOW-RS":
+        said = "STOW-RS " + (
+            f"warning {confirmation['warning_reason']}" if "warning_reason" in confirmation else "success"
+        )
+    if candidate.changes:
+        found = (
+            f"{candidate.verdict} ({', '.join(candidate.findings)})"
+            if candidate.findings
+            else candidate.verdict
+        )
+        return f"{found}: sanitized ({'; '.join(candidate.changes)}), then stored ({said})"
+    return f"stored ({said})"
+
+
 def _file(
     candidate: _Candidate,
     state: State,
@@ -791,6 +938,8 @@ def _file(
     *,
     confirmation: dict[str, object] | None = None,
 ) -> ImportedFile:
+    if state is State.STORED and reason is None:
+        reason = _stored_reason(candidate, confirmation)
     return ImportedFile(
         path=candidate.rel,
         status=state,

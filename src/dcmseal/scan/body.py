@@ -452,7 +452,9 @@ def _walk(
     hdr_explicit, hdr_implicit, u32 = _STRUCTS[little]
     findings = result.findings
     # frames: [kind, end, prev_tag, explicit]; kind 0 = data set or item, 1 = sequence, 2 = encapsulated
-    frames: list[list[int]] = [[0, size, -1, int(explicit)]]
+    # A frame: [kind (0 data set or item, 1 sequence, 2 encapsulated pixel data), end, previous tag, explicit VR,
+    # undefined length (ends only at its delimiter: reaching ``end`` first means the delimiter is missing)].
+    frames: list[list[int]] = [[0, size, -1, int(explicit), 0]]
     fast = little and not collect
     short_vrs = _SHORT_VRS
     trace_list = result.trace
@@ -466,6 +468,20 @@ def _walk(
     while True:
         # Leave every frame that ends here (defined-length items and sequences end by length).
         while offset >= fend and len(frames) > 1:
+            if frames[-1][4]:
+                # An undefined-length item or sequence ends only at its delimiter, never by running out.
+                findings.append(
+                    Finding(
+                        "body.malformed",
+                        "the file ends inside a sequence"
+                        if fend >= size
+                        else "an item or sequence of undefined length runs past the end of its container",
+                        Verdict.SUSPICIOUS,
+                        min(offset, fend),
+                    )
+                )
+                result.malformed = True
+                return
             if offset > fend:
                 findings.append(
                     Finding(
@@ -615,7 +631,7 @@ def _walk(
                     result.malformed = True
                     return
                 frames[-1][2] = prev
-                frames.append([0, end, -1, int(expl)])
+                frames.append([0, end, -1, int(expl), int(length == UNDEFINED)])
                 kind, fend, prev = 0, end, -1
                 offset = value_at
                 continue
@@ -684,12 +700,12 @@ def _walk(
                 return
             frames[-1][2] = prev
             if tag == _PIXEL_DATA and (not expl or vr in (b"OB", b"OW")):
-                frames.append([2, fend, -1, int(expl)])  # encapsulated: items up to the sequence delimiter
+                frames.append([2, fend, -1, int(expl), 1])  # encapsulated: items up to the sequence delimiter
                 kind = 2
             else:
                 # SQ, or UN of undefined length whose content is implicit VR little endian (PS3.5 §6.2.2).
                 inner_explicit = expl and vr != b"UN"
-                frames.append([1, fend, -1, int(inner_explicit)])
+                frames.append([1, fend, -1, int(inner_explicit), 1])
                 kind, expl = 1, inner_explicit
             prev = -1
             offset = value_at
@@ -726,7 +742,7 @@ def _walk(
                 result.malformed = True
                 return
             frames[-1][2] = prev
-            frames.append([1, end, -1, int(expl)])
+            frames.append([1, end, -1, int(expl), 0])
             kind, fend, prev = 1, end, -1
             offset = value_at
             continue
