@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,11 +26,57 @@ from dcmseal.config import default_import_journal, default_quarantine_directory,
 from dcmseal.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from dcmseal.importer.reconcile import ReconciledStudy
     from dcmseal.importer.verify import Verification
 
-__all__ = ["import_command"]
+__all__ = ["import_command", "reconcile_command"]
 
 _STYLES = {"failed": "red", "quarantined": "bold red", "skipped": "dim", "pending": "yellow"}
+
+# The worklist options of `import` and `reconcile`, declared once.
+Reconcile = Annotated[
+    Path | None,
+    typer.Option(
+        "--reconcile",
+        help="Mapping file (CSV or JSON): foreign patient/accession to local ones (asked before the worklist).",
+    ),
+]
+Worklist = Annotated[
+    str | None,
+    typer.Option(
+        "--worklist",
+        help="Modality Worklist SCP, dicom://AET@host:port: one C-FIND per foreign study for the local patient "
+        "and order; exactly one match coerces the study, none or several hold it.",
+        show_default=False,
+    ),
+]
+Match = Annotated[
+    str,
+    typer.Option(
+        "--match",
+        help="Keys that must agree with a worklist entry: name, birth, sex, accession, id; 'key?' = only when "
+        "both sides have it.",
+    ),
+]
+Scheduled = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduled",
+        help="Only worklist entries scheduled on this date or range (YYYYMMDD-YYYYMMDD, today).",
+    ),
+]
+StationAet = Annotated[
+    str | None,
+    typer.Option("--station-aet", help="Only worklist entries scheduled for this station AE title."),
+]
+Modality = Annotated[
+    str | None,
+    typer.Option("--modality", help="Only worklist entries of this modality (e.g. OT for imports)."),
+]
+WorklistTimeout = Annotated[
+    float,
+    typer.Option("--worklist-timeout", help="Seconds to wait for the worklist (connection and each answer)."),
+]
 
 
 def import_command(
@@ -46,12 +94,13 @@ def import_command(
     password: options.PasswordOnArgv = None,
     key: options.Key = None,
     cert: options.Cert = None,
-    reconcile: Annotated[
-        Path | None,
-        typer.Option(
-            "--reconcile", help="Mapping file (CSV or JSON): foreign patient/accession to local ones."
-        ),
-    ] = None,
+    reconcile: Reconcile = None,
+    worklist: Worklist = None,
+    match: Match = "name,birth,sex?",
+    scheduled: Scheduled = None,
+    station_aet: StationAet = None,
+    modality: Modality = None,
+    worklist_timeout: WorklistTimeout = 10.0,
     uids: Annotated[
         str, typer.Option("--uids", help="keep the Study/Series/SOP Instance UIDs, or regenerate them.")
     ] = "keep",
@@ -103,10 +152,12 @@ def import_command(
     """Import a medium into a PACS: open, scan, sanitize or quarantine, reconcile, send, verify, journal.
 
     Exit code 0 when every instance is stored, 1 when any failed or is held for reconciliation, 3 when the PACS
-    failed, 4 when files were quarantined (and nothing failed).
+    or the worklist failed (nothing is sent when the worklist cannot be asked), 4 when files were quarantined
+    (and nothing failed).
     """
     from dcmseal.importer import RetryPolicy, State, UidPolicy, load_reconciliation, parse_target
     from dcmseal.importer.pipeline import ImportRequest, import_medium
+    from dcmseal.importer.worklist import parse_worklist
 
     with user_errors(as_json=as_json):
         refuse_argv_password(password)
@@ -134,6 +185,19 @@ def import_command(
             password_file=password_file, password_env=password_env, keys=key, certs=cert
         )
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
+        service, rules = (
+            parse_worklist(
+                worklist,
+                match=match,
+                scheduled=scheduled,
+                station_aet=station_aet,
+                modality=modality,
+                calling_aet=settings.ae_title,
+                timeout_s=worklist_timeout,
+            )
+            if worklist is not None
+            else (None, None)
+        )
         request = ImportRequest(
             medium=medium,
             target=target,
@@ -144,6 +208,8 @@ def import_command(
             private_keys=credentials.private_keys,
             certificates=credentials.certificates,
             reconciliation=mapping,
+            worklist=service,
+            match_rules=rules,
             uid_policy=policy,
             calling_aet=settings.ae_title,
             username=user,
@@ -174,6 +240,8 @@ def import_command(
             err_console.print(f"medium: {finding.severity.value}: {finding.message}", style="yellow")
         for note in result.notes:
             err_console.print(f"note: {note}", style="dim")
+        for line in _reconciliation_lines(result.reconciliation):
+            err_console.print(line, soft_wrap=True)
         if result.verification is not None:
             err_console.print(_verification_line(result.verification), style="dim", soft_wrap=True)
         stored = result.count(State.STORED)
@@ -205,3 +273,151 @@ def _verification_line(v: Verification) -> str:
     if v.unverified:
         line += f"; {v.unverified} left unchecked (a rerun asks again)"
     return line
+
+
+def _reconciliation_lines(studies: Sequence[ReconciledStudy]) -> list[str]:
+    """One line per foreign study (foreign -> local, or held and why), then each held study's candidates."""
+    from dcmseal.importer.reconcile import StudyHeld
+
+    lines = []
+    for study in studies:
+        foreign = study.foreign
+        who = f"{foreign.patient_name or '(no name)'} ({foreign.patient_id or 'no ID'})"
+        decision = study.decision
+        head = f"study {foreign.study_instance_uid} [{study.instances} instance(s)], {who}"
+        if isinstance(decision, StudyHeld):
+            lines.append(f"{head}: {decision.reason}")
+            lines.extend(
+                f"  candidate {n}: {c.describe()}" for n, c in enumerate(decision.candidates, start=1)
+            )
+        else:
+            local = f"{decision.patient.patient_name} ({decision.patient.patient_id})"
+            accession = f", accession {decision.accession}" if decision.accession else ""
+            lines.append(f"{head} -> {local}{accession} [{decision.source}]")
+    return lines
+
+
+def reconcile_command(
+    medium: options.Medium,
+    reconcile: Reconcile = None,
+    worklist: Worklist = None,
+    match: Match = "name,birth,sex?",
+    scheduled: Scheduled = None,
+    station_aet: StationAet = None,
+    modality: Modality = None,
+    worklist_timeout: WorklistTimeout = 10.0,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help="On a terminal, choose among the candidates of each held study; the choice is kept in the "
+            "journal, so the import and later runs do not ask again.",
+        ),
+    ] = False,
+    journal: Annotated[
+        Path | None, typer.Option("--journal", help="The import journal that keeps the choices.")
+    ] = None,
+    password_file: options.PasswordFile = None,
+    password_env: options.PasswordEnv = None,
+    password: options.PasswordOnArgv = None,
+    key: options.Key = None,
+    cert: options.Cert = None,
+    aet: Annotated[
+        str | None, typer.Option("--aet", help="Our calling AE title [env var: DCMSEAL_AE_TITLE].")
+    ] = None,
+    as_json: options.Json = False,
+) -> None:
+    """Show how each foreign study of a medium would be reconciled (mapping file, then worklist); send nothing.
+
+    Exit code 0 when every study has its local identity, 1 when any is held, 3 when the worklist failed.
+    """
+    from dcmseal.importer import load_reconciliation
+    from dcmseal.importer.plan import ReconciliationPlanRequest, plan_reconciliation, record_choice
+    from dcmseal.importer.reconcile import StudyHeld, decision_for_entry
+    from dcmseal.importer.worklist import parse_worklist
+
+    with user_errors():
+        refuse_argv_password(password)
+        if reconcile is None and worklist is None:
+            raise UsageError("reconcile needs --worklist or --reconcile (a mapping file), or both")
+        if interactive and (as_json or not sys.stdin.isatty()):
+            raise UsageError("--interactive needs a terminal (and no --json)")
+        settings = load_settings(overrides={"ae_title": aet})
+        mapping = load_reconciliation(reconcile) if reconcile is not None else None
+        service, rules = (
+            parse_worklist(
+                worklist,
+                match=match,
+                scheduled=scheduled,
+                station_aet=station_aet,
+                modality=modality,
+                calling_aet=settings.ae_title,
+                timeout_s=worklist_timeout,
+            )
+            if worklist is not None
+            else (None, None)
+        )
+        credentials = options.read_credentials(
+            password_file=password_file, password_env=password_env, keys=key, certs=cert
+        )
+        journal_path = journal or default_import_journal()
+        operator = operator_name()
+        plan = plan_reconciliation(
+            ReconciliationPlanRequest(
+                medium=medium,
+                operator=operator,
+                journal=journal_path,
+                passwords=credentials.passwords,
+                private_keys=credentials.private_keys,
+                certificates=credentials.certificates,
+                reconciliation=mapping,
+                worklist=service,
+                match_rules=rules,
+                max_iterations=settings.max_pbkdf2_iterations,
+                workers=settings.workers,
+                ask_password=credentials.ask_password(),
+            )
+        )
+        if interactive:
+            chosen = {}
+            for study in plan.held:
+                decision = study.decision
+                assert isinstance(decision, StudyHeld)
+                if not decision.candidates:
+                    continue
+                for line in _reconciliation_lines([study]):
+                    out_console.print(line, soft_wrap=True, highlight=False)
+                answer = typer.prompt(
+                    f"choose 1-{len(decision.candidates)}, or 0 to leave the study held", type=int, default=0
+                )
+                if 1 <= answer <= len(decision.candidates):
+                    entry = decision.candidates[answer - 1]
+                    record_choice(
+                        journal_path, plan.fingerprint, study.foreign.study_instance_uid, entry, operator
+                    )
+                    chosen[study.foreign.study_instance_uid] = decision_for_entry(
+                        entry, f"chosen by {operator}"
+                    )
+            if chosen:
+                plan = replace(
+                    plan,
+                    studies=tuple(
+                        replace(s, decision=chosen.get(s.foreign.study_instance_uid, s.decision))
+                        for s in plan.studies
+                    ),
+                )
+    if as_json:
+        print_json(plan.to_json())
+    else:
+        for line in _reconciliation_lines(plan.studies):
+            out_console.print(line, soft_wrap=True, highlight=False)
+        for name in plan.unreadable:
+            err_console.print(f"note: {name}: not read as DICOM (left out of the plan)", style="dim")
+        held = len(plan.held)
+        err_console.print(
+            f"{len(plan.studies) - held} of {len(plan.studies)} stud{'y' if len(plan.studies) == 1 else 'ies'} "
+            f"reconciled, {held} held; nothing was sent",
+            style="bold green" if not held else "bold yellow",
+        )
+    if plan.held:
+        raise typer.Exit(int(ExitCode.INPUT))

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "open": ("dcmseal.cli.media", "open_command"),
     "rekey": ("dcmseal.cli.media", "rekey_command"),
     "import": ("dcmseal.cli.importing", "import_command"),
+    "reconcile": ("dcmseal.cli.importing", "reconcile_command"),
     "demo": ("dcmseal.cli.demo", "demo"),
     "encapsulate": ("dcmseal.cli.documents", "encapsulate_command"),
     "extract": ("dcmseal.cli.documents", "extract_command"),

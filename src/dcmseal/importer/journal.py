@@ -6,6 +6,9 @@ the state, the reason, the attempts, the peer's confirmation and whether the PAC
 ``uid_map`` table keeps the UIDs ``--uids regenerate`` made, so a rerun gives every instance the UIDs it had the
 first time.
 
+A ``reconciliation_choices`` table keeps the worklist entry a person chose for a foreign study (``dcmseal reconcile
+--interactive``), per medium, so no later run asks again; it is created in journals of any schema version.
+
 Why a rerun never sends twice, and why a row never says "stored" when the peer did not say so:
 
 * every state change is one SQLite transaction, committed (``synchronous=FULL``) before the next step;
@@ -87,6 +90,14 @@ CREATE TABLE IF NOT EXISTS uid_map (
     kind TEXT NOT NULL,
     medium_fingerprint TEXT NOT NULL,
     created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reconciliation_choices (
+    medium_fingerprint TEXT NOT NULL,
+    study_instance_uid TEXT NOT NULL,
+    local TEXT NOT NULL,
+    chosen_by TEXT NOT NULL,
+    chosen TEXT NOT NULL,
+    PRIMARY KEY (medium_fingerprint, study_instance_uid)
 );
 """
 
@@ -432,6 +443,33 @@ class Journal:
                 "INSERT INTO uid_map (original_uid, new_uid, kind, medium_fingerprint, created)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [(old, uid, kind, fingerprint, moment) for old, uid, kind in new],
+            )
+
+    # --- reconciliation choices made by a person ---------------------------------------------------------------
+
+    def choices(self, fingerprint: str) -> dict[str, tuple[dict[str, object], str]]:
+        """Study Instance UID -> (the chosen local identity as JSON, who chose it), for one medium."""
+        rows = self._db.execute(
+            "SELECT study_instance_uid, local, chosen_by FROM reconciliation_choices WHERE medium_fingerprint = ?",
+            (fingerprint,),
+        )
+        return {str(uid): (json.loads(local), str(who)) for uid, local, who in rows}
+
+    def record_choice(
+        self, fingerprint: str, study_instance_uid: str, local: Mapping[str, object], chosen_by: str
+    ) -> None:
+        """Keep a person's choice of local identity for one foreign study (replacing an earlier one)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO reconciliation_choices"
+                " (medium_fingerprint, study_instance_uid, local, chosen_by, chosen) VALUES (?, ?, ?, ?, ?)",
+                (
+                    fingerprint,
+                    study_instance_uid,
+                    json.dumps(dict(local), sort_keys=True),
+                    chosen_by,
+                    self._now(),
+                ),
             )
 
 

@@ -55,7 +55,16 @@ from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
 from dcmseal.importer.journal import Journal, JournalRow, State
-from dcmseal.importer.reconcile import ReconciliationMap, add_original_attributes, coerce_dataset
+from dcmseal.importer.reconcile import (
+    ReconciledStudy,
+    ReconciliationMap,
+    StudyDecision,
+    StudyHeld,
+    add_original_attributes,
+    coerce_dataset,
+    reconcile_studies,
+    summarise_decisions,
+)
 from dcmseal.importer.send import (
     DEFAULT_AE_TITLE,
     DicomWebTarget,
@@ -68,6 +77,7 @@ from dcmseal.importer.send import (
 )
 from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_uids
 from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
+from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
 from dcmseal.media.burn import media_type_of
 from dcmseal.media.iso import is_iso_image, open_medium
 from dcmseal.media.open import OpenRequest, open_to_folder
@@ -102,6 +112,9 @@ class ImportRequest:
     private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
     certificates: tuple[bytes | None, ...] = ()
     reconciliation: ReconciliationMap | None = None
+    #: The Modality Worklist asked for the studies the mapping file does not settle, with these rules.
+    worklist: WorklistService | None = None
+    match_rules: MatchRules | None = None
     uid_policy: UidPolicy = UidPolicy.KEEP
     calling_aet: str = DEFAULT_AE_TITLE
     username: str | None = None
@@ -196,6 +209,8 @@ class ImportResult:
     elapsed_s: float
     #: What asking the PACS found; None when not asked (``verify`` off, or nothing confirmed and unchecked).
     verification: Verification | None = None
+    #: Each foreign study of this run and its local identity (or why it is held); empty without reconciliation.
+    reconciliation: tuple[ReconciledStudy, ...] = ()
 
     def count(self, status: State) -> int:
         return sum(1 for f in self.files if f.status is status)
@@ -224,6 +239,7 @@ class ImportResult:
             "medium_findings": [f.to_json() for f in self.medium_findings],
             "peer_error": self.peer_error,
             "notes": list(self.notes),
+            "reconciliation": [r.to_json() for r in self.reconciliation],
             "verification": None
             if self.verification is None
             else {
@@ -291,6 +307,7 @@ class _Candidate:
     uids: UidTriple
     sop_class_uid: str
     institution: str
+    study: ForeignStudy  # the patient and order keys reconciliation decides on
 
 
 def _default_sender(
@@ -460,8 +477,10 @@ def import_medium(
                         sop_instance_uid=candidate.uids.sop_instance,
                     )
 
-            # Reconciliation decides per study: one patient without a mapping holds the whole study.
-            ready = _hold_unreconciled(candidates, request.reconciliation, settle)
+            # Reconciliation decides per study: a study nothing settles is held whole.
+            decisions = _reconcile(candidates, request, journal, fingerprint)
+            ready = _hold_undecided(candidates, decisions, settle)
+            reconciled = summarise_decisions([c.study for c in candidates], decisions)
         mapping: dict[str, str] = {}
         if request.uid_policy is UidPolicy.REGENERATE and ready:
             mapping, added = plan_uids([c.uids for c in ready], journal.uid_map())
@@ -479,7 +498,7 @@ def import_medium(
         for number, candidate in enumerate(ready, start=1):
             step("prepare", number, len(ready))
             try:
-                prepared = _prepare(candidate, work, request, mapping, _dt(moment), settle, alerts)
+                prepared = _prepare(candidate, work, request, decisions, mapping, _dt(moment), settle, alerts)
             except Exception as exc:  # one file that breaks a step fails alone; the run goes on
                 logger.debug("%s: cannot be prepared", candidate.rel, exc_info=True)
                 _fail(candidate, settle, f"cannot be prepared for the send: {one_line(exc)}")
@@ -546,7 +565,19 @@ def import_medium(
                 sender.close()
 
     outcome = tuple(files[k] for k in sorted(files))
-    _audit(request, outcome, medium_findings, fingerprint, encrypted, alerts, sent_facts, audit, now, notes)
+    _audit(
+        request,
+        outcome,
+        medium_findings,
+        fingerprint,
+        encrypted,
+        alerts,
+        sent_facts,
+        audit,
+        now,
+        notes,
+        reconciled,
+    )
     return ImportResult(
         medium=request.medium,
         target=target,
@@ -560,7 +591,21 @@ def import_medium(
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,
         verification=verification,
+        reconciliation=reconciled,
     )
+
+
+def _foreign_patients(reconciled: Sequence[ReconciledStudy], local: Mapping[str, None]) -> list[PatientRef]:
+    """The foreign patients of the coerced studies, as the medium named them (not already listed as local)."""
+    foreign: dict[str, PatientRef] = {}
+    for study in reconciled:
+        if study.held or not study.foreign.patient_id or study.foreign.patient_id in local:
+            continue
+        foreign.setdefault(
+            study.foreign.patient_id,
+            PatientRef(patient_id=study.foreign.patient_id, name=study.foreign.patient_name or None),
+        )
+    return list(foreign.values())
 
 
 def _count_attempt(
@@ -700,6 +745,7 @@ def _examine(
         uids=uids,
         sop_class_uid=sop_class,
         institution=str(ds.get("InstitutionName", "") or ""),
+        study=ForeignStudy.from_dataset(ds),
     )
 
 
@@ -749,30 +795,47 @@ def _quarantine_unscanned(
         settle(rel, State.FAILED, f"{reason}; and cannot be quarantined: {one_line(failure)}")
 
 
-def _hold_unreconciled(
-    candidates: list[_Candidate], mapping: ReconciliationMap | None, settle: Callable[..., None]
+def _reconcile(
+    candidates: list[_Candidate], request: ImportRequest, journal: Journal, fingerprint: str
+) -> dict[str, StudyDecision | StudyHeld]:
+    """Each study's local identity (choices kept in the journal, the map, the worklist), or why it is held."""
+    if request.reconciliation is None and request.worklist is None:
+        return {}
+    choices = {
+        uid: (WorklistEntry.from_json(local), who)
+        for uid, (local, who) in journal.choices(fingerprint).items()
+    }
+    return reconcile_studies(
+        [c.study for c in candidates],
+        mapping=request.reconciliation,
+        worklist=request.worklist,
+        rules=request.match_rules,
+        choices=choices,
+    )
+
+
+def _hold_undecided(
+    candidates: list[_Candidate],
+    decisions: Mapping[str, StudyDecision | StudyHeld],
+    settle: Callable[..., None],
 ) -> list[_Candidate]:
-    if mapping is None:
-        return candidates
-    held: dict[str, str] = {}
+    """Settle every instance of a held study as failed with the study's reason; return the others."""
+    ready = []
     for c in candidates:
-        if mapping.patient_for(c.patient_id, c.issuer) is None and c.uids.study not in held:
-            issuer = f" (issuer {c.issuer!r})" if c.issuer else ""
-            held[c.uids.study] = (
-                f"held: no reconciliation for patient {c.patient_id!r}{issuer} in {mapping.source}"
-            )
-    for c in candidates:
-        if c.uids.study in held:
+        decision = decisions.get(c.uids.study)
+        if isinstance(decision, StudyHeld):
             settle(
                 c.rel,
                 State.FAILED,
-                held[c.uids.study],
+                decision.reason,
                 verdict=c.verdict,
                 findings=c.findings,
                 changes=c.changes,
                 sop_instance_uid=c.uids.sop_instance,
             )
-    return [c for c in candidates if c.uids.study not in held]
+        else:
+            ready.append(c)
+    return ready
 
 
 def _fail(candidate: _Candidate, settle: Callable[..., None], reason: str) -> None:
@@ -813,6 +876,7 @@ def _prepare(
     candidate: _Candidate,
     work: Path,
     request: ImportRequest,
+    decisions: Mapping[str, StudyDecision | StudyHeld],
     mapping: dict[str, str],
     when: str,
     settle: Callable[..., None],
@@ -844,15 +908,12 @@ def _prepare(
         )
         return None
     originals = []
-    if request.reconciliation is not None:
-        patient = request.reconciliation.patient_for(candidate.patient_id, candidate.issuer)
-        assert patient is not None  # unmatched studies were held
-        accession = (
-            request.reconciliation.accession_for(candidate.accession, candidate.patient_id)
-            if candidate.accession
-            else None
+    decision = decisions.get(candidate.uids.study)
+    if decision is not None:
+        assert isinstance(decision, StudyDecision)  # held studies never get here
+        originals += coerce_dataset(
+            ds, decision.patient, decision.accession, request_attributes=decision.request_attributes
         )
-        originals += coerce_dataset(ds, patient, accession)
     if mapping:
         uid_originals, _count = regenerate_uids(ds, mapping)
         originals += uid_originals
@@ -965,8 +1026,12 @@ def _audit(
     audit: AuditSink,
     now: Callable[[], datetime],
     notes: list[str],
+    reconciled: Sequence[ReconciledStudy] = (),
 ) -> None:
-    """One Import message with the outcome; one Security Alert per quarantined file and for medium findings."""
+    """One Import message with the outcome; one Security Alert per quarantined file and for medium findings.
+
+    A coerced study names both patients: the local one it was stored as, and the foreign one it came as (its
+    Patient ID and name on the medium), so the audit trail shows the coercion (PS3.15 A.5.3.5, IHE RAD §19)."""
     user = AuditUser(user_id=request.operator)
     events: list[AuditEvent] = []
     stored = [f for f in files if f.status is State.STORED and not f.earlier_run]
@@ -989,7 +1054,9 @@ def _audit(
                 user=user,
                 medium_id=fingerprint,
                 media_type=media_type_of("cd" if is_iso_image(request.medium) else "usb", "iso"),
-                patients=[PatientRef(patient_id=p) for p in patients] or [PatientRef(patient_id="UNKNOWN")],
+                patients=[PatientRef(patient_id=p) for p in patients]
+                + _foreign_patients(reconciled, patients)
+                or [PatientRef(patient_id="UNKNOWN")],
                 studies=[StudyRef.from_counts(uid, dict(counts)) for uid, counts in studies.items()],
                 encrypted=encrypted,
                 outcome=outcome,

@@ -15,6 +15,10 @@ Coercion keeps every value it replaces: an Original Attributes Sequence (0400,05
 the old values in its Modified Attributes Sequence, Reason "COERCE", the Modifying System, the date and time, and
 the Source of Previous Values; the foreign ID joins Other Patient IDs Sequence (0010,1002) with its issuer.
 A patient the map does not name is never guessed: the pipeline holds that study for a person.
+
+:func:`reconcile_studies` decides each foreign study's local identity, in this order: a choice a person made
+earlier (``dcmseal reconcile --interactive``, kept in the import journal), the mapping file, then the Modality
+Worklist (:mod:`dcmseal.importer.worklist`, one C-FIND per study); what none of them settles is held.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import copy
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataelem import DataElement
@@ -32,15 +36,31 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from dcmseal.errors import InputError
+from dcmseal.importer.worklist import (
+    ForeignStudy,
+    Held,
+    Matched,
+    MatchRules,
+    WorklistEntry,
+    WorklistService,
+    find_local_orders,
+    normalise_date,
+    parse_match_rules,
+)
 
 __all__ = [
     "MAPPING_COLUMNS",
     "AccessionMapping",
     "PatientMapping",
+    "ReconciledStudy",
     "ReconciliationMap",
+    "StudyDecision",
+    "StudyHeld",
     "add_original_attributes",
     "coerce_dataset",
     "load_reconciliation",
+    "reconcile_studies",
+    "summarise_decisions",
 ]
 
 MAPPING_COLUMNS = (
@@ -306,13 +326,29 @@ def _json_rows(text: str, path: Path) -> list[tuple[int, dict[str, str]]]:
 # --- coercion -----------------------------------------------------------------------------------------------
 
 
-def coerce_dataset(ds: Dataset, patient: PatientMapping, accession: str | None) -> list[DataElement]:
+def coerce_dataset(
+    ds: Dataset,
+    patient: PatientMapping,
+    accession: str | None,
+    *,
+    request_attributes: Mapping[str, str] | None = None,
+) -> list[DataElement]:
     """Coerce the patient (and the accession when ``accession``) of ``ds`` in place; return the old elements.
 
     The returned elements (deep copies, as they were) are what :func:`add_original_attributes` keeps. The
-    foreign Patient ID and its issuer are added to Other Patient IDs Sequence (0010,1002).
+    foreign Patient ID and its issuer are added to Other Patient IDs Sequence (0010,1002). ``request_attributes``
+    (from a worklist order: Requested Procedure ID, Scheduled Procedure Step ID...) become the one item of
+    Request Attributes Sequence (0040,0275). Local values outside the data set's character set switch it to
+    UTF-8 (ISO_IR 192), every text value decoded first so nothing is written in the wrong encoding.
     """
     originals: list[DataElement] = []
+    new_text = [patient.patient_id, patient.patient_name, patient.issuer or "", accession or ""]
+    new_text += list((request_attributes or {}).values())
+    if not all(t.isascii() for t in new_text) and _charset(ds) != "ISO_IR 192":
+        ds.decode()  # every text value to str with the old character set, before it changes
+        if "SpecificCharacterSet" in ds:
+            originals.append(copy.deepcopy(ds["SpecificCharacterSet"]))
+        ds.SpecificCharacterSet = "ISO_IR 192"
     foreign_id = str(ds.get("PatientID", "") or "")
     foreign_issuer = str(ds.get("IssuerOfPatientID", "") or "") or None
 
@@ -346,6 +382,12 @@ def coerce_dataset(ds: Dataset, patient: PatientMapping, accession: str | None) 
     if accession is not None and str(ds.get("AccessionNumber", "") or "") != accession:
         set_value("AccessionNumber", accession)
         remove("IssuerOfAccessionNumberSequence")
+    if request_attributes:
+        request = Dataset()
+        for keyword, value in request_attributes.items():
+            setattr(request, keyword, value)
+        keep("RequestAttributesSequence")
+        ds.RequestAttributesSequence = DicomSequence([request])
     if foreign_id and foreign_id != patient.patient_id:
         item = Dataset()
         item.PatientID = foreign_id
@@ -362,6 +404,11 @@ def coerce_dataset(ds: Dataset, patient: PatientMapping, accession: str | None) 
             keep("OtherPatientIDsSequence")
             ds.OtherPatientIDsSequence = DicomSequence([*(existing or []), item])
     return originals
+
+
+def _charset(ds: Dataset) -> str:
+    value = ds.get("SpecificCharacterSet", "") or ""
+    return str(value if isinstance(value, str) else "\\".join(value)).strip()
 
 
 def add_original_attributes(
@@ -392,3 +439,165 @@ def add_original_attributes(
     existing = ds.get("OriginalAttributesSequence")
     ds.OriginalAttributesSequence = DicomSequence([*(existing or []), item])
     return True
+
+
+# --- deciding each study --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyDecision:
+    """A foreign study's local identity: the patient, the accession, the order's request attributes, and where
+    the decision came from (for the report and the Source of Previous Values)."""
+
+    patient: PatientMapping
+    accession: str | None
+    request_attributes: Mapping[str, str] = field(default_factory=dict)
+    source: str
+    entry: WorklistEntry | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyHeld:
+    """A foreign study no source settles: why, and the worklist entries a person may choose from."""
+
+    reason: str
+    candidates: tuple[WorklistEntry, ...] = ()
+
+
+def decision_for_entry(entry: WorklistEntry, source: str) -> StudyDecision:
+    """The decision that coerces a study to worklist ``entry`` (matched by the worklist or chosen by a person)."""
+    return StudyDecision(
+        patient=PatientMapping(
+            foreign_id="",
+            foreign_issuer=None,
+            patient_id=entry.patient_id,
+            patient_name=entry.patient_name,
+            birth_date=normalise_date(entry.birth_date) or None,
+            sex=entry.sex if entry.sex in _SEXES else None,
+            issuer=entry.issuer,
+            line=0,
+        ),
+        accession=entry.accession or None,
+        request_attributes=entry.request_attributes(),
+        source=source,
+        entry=entry,
+    )
+
+
+def reconcile_studies(
+    studies: Iterable[ForeignStudy],
+    *,
+    mapping: ReconciliationMap | None = None,
+    worklist: WorklistService | None = None,
+    rules: MatchRules | None = None,
+    choices: Mapping[str, tuple[WorklistEntry, str]] | None = None,
+) -> dict[str, StudyDecision | StudyHeld]:
+    """Decide every foreign study: a person's earlier choice, then the map, then the worklist; else held.
+
+    ``choices`` maps Study Instance UID to the entry a person chose and who chose it. The worklist is asked
+    only about the studies nothing before it settled (one C-FIND each, one association).
+
+    Raises
+    ------
+    WorklistUnavailableError
+        The worklist was needed and cannot be asked (nothing has been sent).
+    """
+    decided: dict[str, StudyDecision | StudyHeld] = {}
+    ask: list[ForeignStudy] = []
+    for study in studies:
+        uid = study.study_instance_uid
+        if uid in decided or any(s.study_instance_uid == uid for s in ask):
+            continue
+        chosen = (choices or {}).get(uid)
+        if chosen is not None:
+            decided[uid] = decision_for_entry(chosen[0], f"chosen by {chosen[1]}")
+            continue
+        if mapping is not None:
+            patient = mapping.patient_for(study.patient_id, study.issuer)
+            if patient is not None:
+                accession = (
+                    mapping.accession_for(study.accession, study.patient_id) if study.accession else None
+                )
+                decided[uid] = StudyDecision(
+                    patient=patient, accession=accession, source=f"{mapping.source.name} line {patient.line}"
+                )
+                continue
+        if worklist is not None:
+            ask.append(study)
+            continue
+        issuer = f" (issuer {study.issuer!r})" if study.issuer else ""
+        where = f" in {mapping.source}" if mapping is not None else ""
+        decided[uid] = StudyHeld(
+            reason=f"held: no reconciliation for patient {study.patient_id!r}{issuer}{where}"
+        )
+    if ask:
+        assert worklist is not None  # a study is only asked about when there is a worklist
+        for uid, answer in find_local_orders(worklist, ask, rules or parse_match_rules()).items():
+            if isinstance(answer, Matched):
+                decided[uid] = decision_for_entry(answer.entry, answer.source)
+            else:
+                assert isinstance(answer, Held)
+                decided[uid] = StudyHeld(reason=answer.reason, candidates=answer.candidates)
+    return decided
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconciledStudy:
+    """One foreign study of a medium, its instance count, and what reconciliation decided (for the report)."""
+
+    foreign: ForeignStudy
+    instances: int
+    decision: StudyDecision | StudyHeld
+
+    @property
+    def held(self) -> bool:
+        return isinstance(self.decision, StudyHeld)
+
+    def to_json(self) -> dict[str, object]:
+        foreign = self.foreign
+        data: dict[str, object] = {
+            "study_instance_uid": foreign.study_instance_uid,
+            "instances": self.instances,
+            "foreign": {
+                "patient_id": foreign.patient_id,
+                "issuer": foreign.issuer,
+                "patient_name": foreign.patient_name,
+                "birth_date": foreign.birth_date,
+                "sex": foreign.sex,
+                "accession": foreign.accession,
+            },
+        }
+        decision = self.decision
+        if isinstance(decision, StudyHeld):
+            data["outcome"] = "held"
+            data["reason"] = decision.reason
+            data["candidates"] = [c.to_json() for c in decision.candidates]
+        else:
+            data["outcome"] = "coerced"
+            data["source"] = decision.source
+            data["local"] = {
+                "patient_id": decision.patient.patient_id,
+                "issuer": decision.patient.issuer,
+                "patient_name": decision.patient.patient_name,
+                "birth_date": decision.patient.birth_date,
+                "sex": decision.patient.sex,
+                "accession": decision.accession,
+                "request_attributes": dict(decision.request_attributes),
+            }
+        return data
+
+
+def summarise_decisions(
+    studies: Iterable[ForeignStudy], decisions: Mapping[str, StudyDecision | StudyHeld]
+) -> tuple[ReconciledStudy, ...]:
+    """One :class:`ReconciledStudy` per decided study (``studies`` holds one entry per instance)."""
+    first: dict[str, ForeignStudy] = {}
+    counts: dict[str, int] = {}
+    for study in studies:
+        first.setdefault(study.study_instance_uid, study)
+        counts[study.study_instance_uid] = counts.get(study.study_instance_uid, 0) + 1
+    return tuple(
+        ReconciledStudy(foreign=first[uid], instances=counts[uid], decision=decisions[uid])
+        for uid in sorted(first)
+        if uid in decisions
+    )

@@ -1,0 +1,163 @@
+"""What reconciliation would decide for a medium, without sending anything (``dcmseal reconcile``).
+
+The medium is opened as the import opens it (into a private work folder, decrypting with the keys given), the
+patient and order keys of every instance are read, and each foreign study is decided by
+:func:`dcmseal.importer.reconcile.reconcile_studies` exactly as the import would decide it: a person's earlier
+choice in the journal, the mapping file, the worklist. A person's choice among a held study's candidates is
+written to the journal with :func:`record_choice`, so the import (and a rerun of the plan) does not ask again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from dcmseal.audit import AuditEvent
+from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.importer.journal import Journal
+from dcmseal.importer.pipeline import medium_fingerprint
+from dcmseal.importer.reconcile import (
+    ReconciledStudy,
+    ReconciliationMap,
+    reconcile_studies,
+    summarise_decisions,
+)
+from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
+from dcmseal.media.iso import open_medium
+from dcmseal.media.open import OpenRequest, open_to_folder
+
+__all__ = ["ReconciliationPlan", "ReconciliationPlanRequest", "plan_reconciliation", "record_choice"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconciliationPlanRequest:
+    """A medium, its keys, and the sources of local identity (mapping file, worklist) to plan with."""
+
+    medium: Path
+    operator: str
+    journal: Path
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    private_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    certificates: tuple[bytes | None, ...] = ()
+    reconciliation: ReconciliationMap | None = None
+    worklist: WorklistService | None = None
+    match_rules: MatchRules | None = None
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
+    workers: int = 0
+    workdir: Path | None = None
+    ask_password: Callable[[], str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconciliationPlan:
+    """Each foreign study of the medium and its local identity, or why it is held (with the candidates)."""
+
+    medium: Path
+    fingerprint: str
+    studies: tuple[ReconciledStudy, ...]
+    unreadable: tuple[str, ...]  # files of the opened medium that could not be read as DICOM
+
+    @property
+    def held(self) -> tuple[ReconciledStudy, ...]:
+        return tuple(s for s in self.studies if s.held)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": "dcmseal.reconcile/1",
+            "medium": str(self.medium),
+            "fingerprint": self.fingerprint,
+            "studies": [s.to_json() for s in self.studies],
+            "unreadable": list(self.unreadable),
+            "summary": {
+                "studies": len(self.studies),
+                "coerced": len(self.studies) - len(self.held),
+                "held": len(self.held),
+            },
+        }
+
+
+class _NoAudit:
+    """Planning reads the medium but imports nothing: no Import message."""
+
+    def emit(self, event: AuditEvent) -> None:
+        return None
+
+
+def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPlan:
+    """Open the medium privately, read each instance's patient and order keys, and decide every study.
+
+    Raises
+    ------
+    WorklistUnavailableError
+        The worklist was needed and could not be asked.
+    DecryptionError, InputError
+        The medium cannot be opened at all.
+    """
+    fingerprint = medium_fingerprint(request.medium)
+    studies: list[ForeignStudy] = []
+    unreadable: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="dcmseal-reconcile-", dir=request.workdir) as scratch:
+        work = Path(scratch)
+        os.chmod(work, 0o700)  # decrypted patient data lives here until the plan is made
+        root = open_medium(request.medium, work / "medium")
+        open_to_folder(
+            OpenRequest(
+                medium=root,
+                out=work / "opened",
+                operator=request.operator,
+                passwords=request.passwords,
+                private_keys=request.private_keys,
+                certificates=request.certificates,
+                max_iterations=request.max_iterations,
+                workers=request.workers,
+                ask_password=request.ask_password,
+            ),
+            audit=_NoAudit(),
+        )
+        for path in sorted(p for p in (work / "opened").rglob("*") if p.is_file()):
+            if path.name.upper() == "DICOMDIR":
+                continue
+            try:
+                ds = dcmread(path, stop_before_pixels=True)
+                if "StudyInstanceUID" not in ds:
+                    raise InvalidDicomError("no Study Instance UID")
+            except (InvalidDicomError, ValueError, OSError, AttributeError) as exc:
+                unreadable.append(path.relative_to(work / "opened").as_posix())
+                logger.warning("%s: not read for the plan: %s", path.name, exc)
+                continue
+            studies.append(ForeignStudy.from_dataset(ds))
+    with Journal.open(request.journal) as journal:
+        choices = {
+            uid: (WorklistEntry.from_json(local), who)
+            for uid, (local, who) in journal.choices(fingerprint).items()
+        }
+    decisions = reconcile_studies(
+        studies,
+        mapping=request.reconciliation,
+        worklist=request.worklist,
+        rules=request.match_rules,
+        choices=choices,
+    )
+    return ReconciliationPlan(
+        medium=request.medium,
+        fingerprint=fingerprint,
+        studies=summarise_decisions(studies, decisions),
+        unreadable=tuple(unreadable),
+    )
+
+
+def record_choice(
+    journal_path: Path, fingerprint: str, study_instance_uid: str, entry: WorklistEntry, operator: str
+) -> None:
+    """Keep ``operator``'s choice of ``entry`` for one foreign study of the medium, for the import and reruns."""
+    with Journal.open(journal_path) as journal:
+        journal.record_choice(fingerprint, study_instance_uid, entry.to_json(), operator)
