@@ -28,6 +28,7 @@ from dcmseal.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     from dcmseal.importer.reconcile import ReconciledStudy
     from dcmseal.importer.verify import Verification
+    from dcmseal.importer.worklist import MatchRules, WorklistService
 
 __all__ = ["import_command", "reconcile_command"]
 
@@ -157,7 +158,6 @@ def import_command(
     """
     from dcmseal.importer import RetryPolicy, State, UidPolicy, load_reconciliation, parse_target
     from dcmseal.importer.pipeline import ImportRequest, import_medium
-    from dcmseal.importer.worklist import parse_worklist
 
     with user_errors(as_json=as_json):
         refuse_argv_password(password)
@@ -185,18 +185,8 @@ def import_command(
             password_file=password_file, password_env=password_env, keys=key, certs=cert
         )
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
-        service, rules = (
-            parse_worklist(
-                worklist,
-                match=match,
-                scheduled=scheduled,
-                station_aet=station_aet,
-                modality=modality,
-                calling_aet=settings.ae_title,
-                timeout_s=worklist_timeout,
-            )
-            if worklist is not None
-            else (None, None)
+        service, rules = _worklist(
+            worklist, match, scheduled, station_aet, modality, settings.ae_title, worklist_timeout
         )
         request = ImportRequest(
             medium=medium,
@@ -275,6 +265,31 @@ def _verification_line(v: Verification) -> str:
     return line
 
 
+def _worklist(
+    url: str | None,
+    match: str,
+    scheduled: str | None,
+    station_aet: str | None,
+    modality: str | None,
+    calling_aet: str,
+    timeout_s: float,
+) -> tuple[WorklistService | None, MatchRules | None]:
+    """The worklist and its rules from the options, or (None, None) without --worklist."""
+    if url is None:
+        return None, None
+    from dcmseal.importer.worklist import parse_worklist
+
+    return parse_worklist(
+        url,
+        match=match,
+        scheduled=scheduled,
+        station_aet=station_aet,
+        modality=modality,
+        calling_aet=calling_aet,
+        timeout_s=timeout_s,
+    )
+
+
 def _reconciliation_lines(studies: Sequence[ReconciledStudy]) -> list[str]:
     """One line per foreign study (foreign -> local, or held and why), then each held study's candidates."""
     from dcmseal.importer.reconcile import StudyHeld
@@ -334,7 +349,6 @@ def reconcile_command(
     from dcmseal.importer import load_reconciliation
     from dcmseal.importer.plan import ReconciliationPlanRequest, plan_reconciliation, record_choice
     from dcmseal.importer.reconcile import StudyHeld, decision_for_entry
-    from dcmseal.importer.worklist import parse_worklist
 
     with user_errors():
         refuse_argv_password(password)
@@ -344,18 +358,8 @@ def reconcile_command(
             raise UsageError("--interactive needs a terminal (and no --json)")
         settings = load_settings(overrides={"ae_title": aet})
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
-        service, rules = (
-            parse_worklist(
-                worklist,
-                match=match,
-                scheduled=scheduled,
-                station_aet=station_aet,
-                modality=modality,
-                calling_aet=settings.ae_title,
-                timeout_s=worklist_timeout,
-            )
-            if worklist is not None
-            else (None, None)
+        service, rules = _worklist(
+            worklist, match, scheduled, station_aet, modality, settings.ae_title, worklist_timeout
         )
         credentials = options.read_credentials(
             password_file=password_file, password_env=password_env, keys=key, certs=cert
