@@ -26,6 +26,7 @@ from dcmseal.config import default_import_journal, default_quarantine_directory,
 from dcmseal.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from dcmseal.importer import RetryPolicy
     from dcmseal.importer.reconcile import ReconciledStudy
     from dcmseal.importer.verify import Verification
     from dcmseal.importer.worklist import MatchRules, WorklistService
@@ -185,8 +186,9 @@ def import_command(
             password_file=password_file, password_env=password_env, keys=key, certs=cert
         )
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
+        retry = RetryPolicy(attempts=retries, initial_delay_s=retry_delay, max_total_s=retry_time)
         service, rules = _worklist(
-            worklist, match, scheduled, station_aet, modality, settings.ae_title, worklist_timeout
+            worklist, match, scheduled, station_aet, modality, settings.ae_title, worklist_timeout, retry
         )
         request = ImportRequest(
             medium=medium,
@@ -204,7 +206,7 @@ def import_command(
             calling_aet=settings.ae_title,
             username=user,
             http_password=http_password,
-            retry=RetryPolicy(attempts=retries, initial_delay_s=retry_delay, max_total_s=retry_time),
+            retry=retry,
             keep_sent=keep_sent,
             max_iterations=settings.max_pbkdf2_iterations,
             workers=settings.workers,
@@ -273,8 +275,10 @@ def _worklist(
     modality: str | None,
     calling_aet: str,
     timeout_s: float,
+    retry: RetryPolicy | None = None,
 ) -> tuple[WorklistService | None, MatchRules | None]:
-    """The worklist and its rules from the options, or (None, None) without --worklist."""
+    """The worklist and its rules from the options, or (None, None) without --worklist; ``retry`` is the
+    import's own policy (--retries, --retry-delay, --retry-time), so the worklist is retried as the send is."""
     if url is None:
         return None, None
     from dcmseal.importer.worklist import parse_worklist
@@ -287,6 +291,7 @@ def _worklist(
         modality=modality,
         calling_aet=calling_aet,
         timeout_s=timeout_s,
+        retry=retry,
     )
 
 

@@ -70,6 +70,8 @@ logger = logging.getLogger(__name__)
 MAX_ENTRIES_PER_QUERY = 500
 #: Seconds for the association and each DIMSE message: a worklist that does not answer fails the import early.
 DEFAULT_TIMEOUT_S = 10.0
+#: A worklist that is briefly down is asked again, for 15 s at most, before the import gives up (nothing sent).
+DEFAULT_RETRY = RetryPolicy(attempts=3, initial_delay_s=1.0, max_total_s=15.0)
 _MWL_FIND = "1.2.840.10008.5.1.4.31"  # Modality Worklist Information Model - FIND (PS3.4 K.6.1.2)
 
 
@@ -180,6 +182,7 @@ def parse_worklist(
     modality: str | None = None,
     calling_aet: str = DEFAULT_AE_TITLE,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
     today: _dt.date | None = None,
 ) -> tuple[WorklistService, MatchRules]:
     """The worklist and the rules of ``--worklist dicom://AET@host:port --match ... --scheduled ...``.
@@ -203,7 +206,12 @@ def parse_worklist(
     rules = parse_match_rules(
         match, scheduled_dates=scheduled, station_aet=station_aet or None, modality=modality or None
     )
-    service = WorklistService(target=target, calling_aet=calling_aet, timeout_s=timeout_s)
+    service = WorklistService(
+        target=target,
+        calling_aet=calling_aet,
+        timeout_s=timeout_s,
+        retry=retry or DEFAULT_RETRY,
+    )
     return service, rules
 
 
