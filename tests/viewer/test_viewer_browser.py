@@ -201,9 +201,11 @@ def test_tampered_file_shows_the_integrity_error(
         "tampered", tampered, password=VIEWER_PASSWORD, select=["MR"], artifacts=str(artifacts_dir())
     )
     _clean_console(result)
-    # The CT series opens first (it is the first patient's): its file fails, nothing of it is drawn.
-    assert result["state"] == "integrity-error"
-    assert result["error"].startswith("Integrity check failed")
+    # The CT series opens first (it is the first patient's): its file is marked damaged, nothing of it is drawn.
+    assert result["state"] == "damaged"
+    assert result["error"] is None
+    assert "damaged or altered: integrity check failed (the SHA-256 digest does not match" in result["notice"]
+    assert result["damaged"]
     assert result["canvas"]["rendered"] is None
     # The list is still there and the untouched files still open.
     assert len(result["patients"]) == 6

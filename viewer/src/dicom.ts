@@ -187,6 +187,42 @@ export function readDicomdirLinks(bytes: Uint8Array): { patients: Patient[]; lin
   return { patients, linked };
 }
 
+/**
+ * The patients, studies and series of files read one by one (the medium's folder listing), for when the
+ * DICOMDIR is damaged or missing. Grouped by Patient ID, Study and Series Instance UID, in File ID order.
+ */
+export function indexFiles(files: readonly { fileId: readonly string[]; ds: DataSet }[]): Patient[] {
+  const patients = new Map<string, Patient>();
+  const studies = new Map<string, Study>();
+  const series = new Map<string, Series>();
+  for (const { fileId, ds } of files) {
+    const pid = `${str(ds, "x00100020")}|${str(ds, "x00100010")}`;
+    let patient = patients.get(pid);
+    if (!patient) patients.set(pid, (patient = makePatient(ds)));
+    const studyUid = str(ds, "x0020000d");
+    let study = studies.get(`${pid}|${studyUid}`);
+    if (!study) {
+      study = makeStudy(ds);
+      studies.set(`${pid}|${studyUid}`, study);
+      patient.studies.push(study);
+    }
+    const seriesUid = str(ds, "x0020000e");
+    let se = series.get(`${pid}|${studyUid}|${seriesUid}`);
+    if (!se) {
+      se = makeSeries(ds);
+      series.set(`${pid}|${studyUid}|${seriesUid}`, se);
+      study.series.push(se);
+    }
+    se.instances.push({
+      fileId, recordType: "IMAGE", sopClassUid: str(ds, "x00080016"), sopInstanceUid: str(ds, "x00080018"),
+      transferSyntaxUid: str(ds, "x00020010"), instanceNumber: num(ds, "x00200013", 0), frames: num(ds, "x00280008", 1),
+    });
+  }
+  const out = [...patients.values()];
+  for (const p of out) for (const st of p.studies) for (const se of st.series) se.instances.sort((a, b) => a.instanceNumber - b.instanceNumber);
+  return out;
+}
+
 function makePatient(ds: DataSet): Patient {
   return { name: str(ds, "x00100010"), id: str(ds, "x00100020"), birthDate: str(ds, "x00100030"), sex: str(ds, "x00100040"), studies: [] };
 }

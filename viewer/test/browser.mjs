@@ -35,17 +35,35 @@ try {
   await page.goto(pathToFileURL(join(config.medium, "INDEX.HTM")).href);
   await page.waitForFunction(() => document.body.dataset.state === "start");
   await page.setInputFiles("#folder", config.medium);
-  await page.waitForFunction(() => ["need-key", "listed", "image", "error", "document"].includes(document.body.dataset.state));
+  if (config.drop) {
+    // An emulated drop of the medium's files on the page (what a user dragging the folder does): Chromium's
+    // file:// pages refuse to read them; the page must say so, not fail silently.
+    const dataTransfer = await page.evaluateHandle(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["x"], "DICOMDIR"));
+      return dt;
+    });
+    await page.dispatchEvent("#drop", "drop", { dataTransfer });
+    await page.waitForFunction(() => ["drop-refused", "need-key", "listed", "image", "error"].includes(document.body.dataset.state));
+    result.afterDrop = await snapshot(page);
+  }
+  await page.setInputFiles("#folder", config.medium);
+  await page.waitForFunction(() => ["need-key", "listed", "image", "error", "document", "damaged"].includes(document.body.dataset.state));
   result.afterFolder = await page.evaluate(() => document.body.dataset.state);
+  result.keyStep = await page.evaluate(() => {
+    const field = document.getElementById("password");
+    return { insideForm: field.closest("form") !== null, type: field.type, autocomplete: field.getAttribute("autocomplete"), label: field.labels?.[0]?.textContent ?? null };
+  });
   if (result.afterFolder === "need-key") {
     await page.fill("#password", config.password ?? "");
     if (config.keyfile) await page.setInputFiles("#keyfile", config.keyfile);
     await page.click("#open");
   }
   await page.waitForFunction(
-    () => ["image", "document", "wrong-key", "integrity-error", "error"].includes(document.body.dataset.state),
+    () => ["image", "document", "wrong-key", "key-kind", "damaged", "error", "no-image"].includes(document.body.dataset.state),
     undefined, { timeout: 30000 },
   );
+  result.passwordAfter = await page.evaluate(() => document.getElementById("password").value);
   Object.assign(result, await snapshot(page));
   if (config.artifacts) mkdirSync(config.artifacts, { recursive: true });
   const shot = async (name) => {
@@ -94,6 +112,36 @@ try {
       await page.mouse.up();
       const after = await page.evaluate(() => document.getElementById("image").dataset.window);
       result.drag = { before, after };
+    }
+  }
+  if (config.steps) {
+    // Step through the first series with the keyboard (or the wheel), whatever the files are: damaged ones are
+    // marked and stepped over, never an end of scrolling.
+    result.steps = [];
+    await page.locator("#stage").hover();
+    for (let i = 0; i < config.steps; i++) {
+      const before = await page.evaluate(() => `${document.getElementById("image").dataset.instance}/${document.getElementById("image").dataset.frame}`);
+      if (config.wheel) await page.mouse.wheel(0, 120);
+      else await page.keyboard.press("ArrowDown");
+      await page.waitForFunction((b) => {
+        const c = document.getElementById("image");
+        return `${c.dataset.instance}/${c.dataset.frame}` !== b && ["image", "damaged", "document", "no-image"].includes(document.body.dataset.state);
+      }, before, { timeout: 10000 });
+      result.steps.push(await snapshot(page));
+    }
+  }
+  if (config.unprotected) {
+    result.unprotectedBox = await page.evaluate(() => !document.getElementById("unprotected-box").hidden);
+    if (result.unprotectedBox) {
+      await page.evaluate(() => { document.body.dataset.state = "selecting"; });
+      await page.click("#accept-unprotected");
+      await page.waitForFunction(() => ["image", "damaged", "error"].includes(document.body.dataset.state), undefined, { timeout: 20000 });
+      result.afterAccept = await snapshot(page);
+      await page.locator("#stage").hover();
+      await page.keyboard.press("ArrowDown");
+      await page.waitForFunction(() => document.getElementById("image").dataset.instance === "1" && document.body.dataset.state !== "selecting", undefined, { timeout: 10000 });
+      result.acceptedNext = await snapshot(page);
+      await shot("accepted");
     }
   }
   if (config.walk) {
@@ -148,6 +196,12 @@ async function snapshot(page) {
       window: canvas.dataset.window ?? null,
       integrity: document.querySelector("[data-testid=integrity]")?.textContent ?? null,
       overlay: document.getElementById("overlay").textContent,
+      instance: canvas.dataset.instance ?? null,
+      damaged: canvas.dataset.damaged === "true",
+      notice: document.getElementById("notice").hidden ? null : document.getElementById("notice").textContent,
+      seriesDamage: document.getElementById("series-damage").hidden ? null : document.getElementById("series-damage").textContent,
+      attributeRows: document.querySelectorAll("#attributes tr").length,
+      damagedFiles: document.querySelector("[data-testid=damaged-files]")?.textContent ?? null,
       dcmseal: JSON.parse(JSON.stringify(window.dcmseal ?? null)),
     };
   });

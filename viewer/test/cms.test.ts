@@ -7,8 +7,8 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import {
-  DecryptionError, IntegrityError, KeyRing, UnsupportedError, decryptEnvelope, isEnvelope, openSecureFile,
-  parseEnvelope, stats,
+  DecryptionError, IntegrityError, KeyRing, NOT_VERIFIED, UnprotectedError, UnsupportedError, decryptEnvelope,
+  isEnvelope, openSecureFile, parseEnvelope, stats,
 } from "../src/cms";
 import { fromHex, hex } from "../src/der";
 import { unwrapKey, wrapKey, WRONG_KEY_MESSAGE } from "../src/pwri";
@@ -78,9 +78,11 @@ for (const [name, password, expected] of [
   });
 }
 
-test("a raw DICOM file in the envelope opens with integrity 'none' (non-conformant, no digest)", async () => {
-  const opened = await openSecureFile(read("ossl-ktri-pwri-aes256.p7m"), new KeyRing(PASSWORD));
-  assert.equal(opened.integrity, "none");
+test("a raw DICOM file in the envelope (no digest) is refused, and shown marked NOT verified only when asked", async () => {
+  await assert.rejects(openSecureFile(read("ossl-ktri-pwri-aes256.p7m"), new KeyRing(PASSWORD)), UnprotectedError);
+  const opened = await openSecureFile(read("ossl-ktri-pwri-aes256.p7m"), new KeyRing(PASSWORD), true);
+  assert.equal(opened.integrity, NOT_VERIFIED);
+  assert.equal(opened.verified, false);
   assert.deepEqual(opened.payload, synthetic);
 });
 
