@@ -1,4 +1,10 @@
-"""The frozen Settings, their security defaults, and how they are loaded (flag > env > TOML > default)."""
+"""The frozen Settings, their security defaults, and how they are loaded (flag > env > TOML > default).
+
+The TOML files, each over the one below it: ``--config`` (else ``$DCMSEAL_CONFIG``), the user's
+``~/.config/dcmseal/config.toml``, and the station's ``/etc/dcmseal/config.toml`` (``$DCMSEAL_SYSTEM_CONFIG``
+names another). A shared station sets ``state_dir`` there, so every operator account uses one registry,
+escrow certificate, audit log and import journal.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ __all__ = [
     "DEFAULT_MAX_PBKDF2_ITERATIONS",
     "DEFAULT_PBKDF2_ITERATIONS",
     "DEFAULT_SALT_BYTES",
+    "SYSTEM_CONFIG",
     "Settings",
+    "config_files",
     "default_audit_log",
     "default_escrow_directory",
     "default_import_journal",
     "default_quarantine_directory",
     "load_settings",
+    "state_directory",
 ]
 
 #: OWASP (2023) guidance for PBKDF2-HMAC-SHA256; about 73 ms per derivation on the 2-core dev machine.
@@ -53,6 +62,9 @@ class Settings:
     syslog: str = ""  # udp://host:port or tcp://host:port; "" = none
     sender: str = ""  # contact printed in README.TXT and the cover letter
     ae_title: str = "DCMSEAL"  # our calling AE title for C-STORE (dcmseal import --aet)
+    #: "" = the user data directory; a shared station names one folder for every operator (/var/lib/dcmseal):
+    #: the registry, escrow/escrow-cert.pem, audit.log, the import journal and the quarantine live there.
+    state_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.pbkdf2_iterations < 1:
@@ -63,33 +75,52 @@ class Settings:
             raise UsageError("max_pbkdf2_iterations must be at least 1")
 
 
-def _data_dir() -> Path:
+def state_directory(settings: Settings) -> Path:
+    """Where dcmseal keeps its state: ``state_dir`` (a shared station), else the user data directory."""
+    if settings.state_dir:
+        return Path(settings.state_dir)
     import platformdirs
 
     return Path(platformdirs.user_data_path("dcmseal"))
 
 
-def default_escrow_directory() -> Path:
+def default_escrow_directory(settings: Settings) -> Path:
     """Where ``dcmseal keys init`` puts the escrow certificate (and, unless told otherwise, the key)."""
-    return _data_dir() / "escrow"
+    return state_directory(settings) / "escrow"
 
 
-def default_audit_log() -> Path:
+def default_audit_log(settings: Settings) -> Path:
     """The local audit log: one DICOM audit message (PS3.15 A.5) per line."""
-    return _data_dir() / "audit.log"
+    return state_directory(settings) / "audit.log"
 
 
-def default_import_journal() -> Path:
+def default_import_journal(settings: Settings) -> Path:
     """The import journal (SQLite): every file of every imported medium and what became of it."""
-    return _data_dir() / "import-journal.sqlite3"
+    return state_directory(settings) / "import-journal.sqlite3"
 
 
-def default_quarantine_directory() -> Path:
+def default_quarantine_directory(settings: Settings) -> Path:
     """Where an import puts the files it could not make safe."""
-    return _data_dir() / "quarantine"
+    return state_directory(settings) / "quarantine"
 
 
 _ENV_PREFIX = "DCMSEAL_"
+#: The station-wide settings file, read under the user's; ``$DCMSEAL_SYSTEM_CONFIG`` names another.
+SYSTEM_CONFIG = Path("/etc/dcmseal/config.toml")
+
+
+def config_files(config_file: Path | None, environ: Mapping[str, str]) -> list[Path]:
+    """The TOML files to read, lowest precedence first: the station's, the user's, then the one named.
+
+    The one named (``--config``, else ``$DCMSEAL_CONFIG``) must exist; the other two are read when they do.
+    """
+    system = Path(environ.get("DCMSEAL_SYSTEM_CONFIG") or SYSTEM_CONFIG)
+    base = Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    files = [path for path in (system, base / "dcmseal" / "config.toml") if path.is_file()]
+    named = config_file or (Path(environ["DCMSEAL_CONFIG"]) if environ.get("DCMSEAL_CONFIG") else None)
+    if named is not None:
+        files.append(named)
+    return files
 
 
 def _coerce(name: str, raw: object) -> object:
@@ -108,24 +139,23 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, object | None] | None = None,
 ) -> Settings:
-    """Build Settings from a TOML file, then ``DCMSEAL_*`` variables, then explicit overrides (flags).
+    """Build Settings from the TOML files, then ``DCMSEAL_*`` variables, then explicit overrides (flags).
 
-    The TOML file is ``config_file`` if given, else ``$XDG_CONFIG_HOME/dcmseal/config.toml`` when it
-    exists. Passwords are never settings.
+    The TOML files are those of :func:`config_files` (``config_file`` is ``--config``), each over the one
+    before it. Passwords are never settings.
     """
     env = os.environ if environ is None else environ
     names = {f.name for f in fields(Settings)}
     values: dict[str, object] = {}
-    path = config_file
-    if path is None:
-        base = Path(env.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-        default = base / "dcmseal" / "config.toml"
-        path = default if default.is_file() else None
-    if path is not None:
+    for path in config_files(config_file, env):
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"cannot read the configuration file: {exc}", path=path) from None
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read the configuration file: {exc.strerror or exc}", path=path
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"the configuration file is not TOML: {exc}", path=path) from None
         for key, raw in data.items():
             if key not in names:
                 raise UsageError(f"unknown setting {key!r}", path=path)

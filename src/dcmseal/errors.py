@@ -5,6 +5,7 @@
     DcmsealError                    base; exit 1 unless a subclass says otherwise
     ├── UsageError                  impossible flag combination, password on argv            -> exit 2
     ├── InputError                  something about a named input is wrong                    -> exit 1
+    │   ├── MissingInputError       the named input does not exist (every command: exit 1)
     │   ├── NotPart10Error          not a PS3.10 file (no DICM at offset 128)
     │   ├── MalformedEnvelopeError  CMS structure that does not parse, lengths beyond the file
     │   ├── UnsupportedAlgorithmError  an algorithm or structure we do not implement
@@ -32,6 +33,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "MalformedEnvelopeError",
+    "MissingInputError",
     "NotPart10Error",
     "PeerError",
     "ResourceLimitError",
@@ -83,6 +85,13 @@ class UsageError(DcmsealError):
 
 class InputError(DcmsealError):
     """Something about a named input is wrong (exit 1)."""
+
+
+class MissingInputError(InputError):
+    """The named input does not exist: one message and one exit code in every command."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__("no such file or folder", path=path)
 
 
 class NotPart10Error(InputError):

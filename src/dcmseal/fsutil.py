@@ -8,6 +8,7 @@ import io
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ __all__ = [
     "atomic_write",
     "iter_files",
     "link_or_copy",
+    "open_state_file",
+    "private_file_mode",
     "relative_output_path",
     "sha256_file",
     "start_writeback",
@@ -358,6 +361,39 @@ def link_or_copy(src: Path, dst: Path) -> bool:
         return True
     shutil.copyfile(src, dst)
     return False
+
+
+def private_file_mode(directory: Path) -> int:
+    """The mode for a file of dcmseal's own state (registry, audit log) created in ``directory``.
+
+    Owner-only (0600), except in a shared station folder: a folder with the setgid bit and group write
+    (``install -d -m 2770 -g dcmseal /var/lib/dcmseal``) shares its files with that group (0660), so a
+    second operator account can use the registry and the audit log the first one created.
+    """
+    try:
+        mode = directory.stat().st_mode
+    except OSError:
+        return 0o600
+    shared = mode & stat.S_ISGID and mode & stat.S_IWGRP
+    return 0o660 if shared else 0o600
+
+
+def open_state_file(path: Path, flags: int) -> int:
+    """``os.open`` a file of dcmseal's state with :func:`private_file_mode`, whatever the umask.
+
+    Only the file's owner sets the mode (the umask would take the group's write bit away); a second
+    operator opening a shared file leaves it as it is.
+    """
+    mode = private_file_mode(path.parent)
+    fd = os.open(path, flags | os.O_CREAT, mode)
+    try:
+        status = os.fstat(fd)
+        if status.st_uid == os.getuid() and stat.S_IMODE(status.st_mode) != mode and mode != 0o600:
+            os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def iter_files(paths: list[Path]) -> Iterator[tuple[Path, Path]]:

@@ -45,7 +45,10 @@ def test_missing_input_path(invoke: Invoke, tmp_path: Path, password_file: Path)
         ("unseal", ("--password-file", str(password_file))),
     ):
         result = invoke(command, missing, "--out", tmp_path / "out", *source)
-        assert result.code == 2, (command, result.everything)
+        assert result.code == 1, (
+            command,
+            result.everything,
+        )  # as in every command (tests/cli/test_habits.py)
         line = _one_error_line(result.stderr)
         assert str(missing) in line
         assert "no such file" in line
@@ -118,11 +121,12 @@ def test_encrypted_key_needs_its_passphrase(
 
     no_passphrase = invoke("unseal", sealed, "--out", tmp_path / "o1", "--key", encrypted)
     assert no_passphrase.code == 2
-    assert "DCMSEAL_KEY_PASSPHRASE" in _one_error_line(no_passphrase.stderr)
+    assert "--key-passphrase-file or --key-passphrase-env" in _one_error_line(no_passphrase.stderr)
 
     wrong = invoke(
-        "unseal", sealed, "--out", tmp_path / "o2", "--key", encrypted, env={"DCMSEAL_KEY_PASSPHRASE": "nope"}
-    )
+        "unseal", sealed, "--out", tmp_path / "o2", "--key", encrypted, "--key-passphrase-env", "KEY_PW",
+        env={"KEY_PW": "nope"},
+    )  # fmt: skip
     assert wrong.code == 1
     assert _one_error_line(wrong.stderr) == f"error: {encrypted}: wrong passphrase for this private key"
 
@@ -133,10 +137,24 @@ def test_encrypted_key_needs_its_passphrase(
         tmp_path / "o3",
         "--key",
         encrypted,
-        env={"DCMSEAL_KEY_PASSPHRASE": "key-passphrase-123"},
+        "--key-passphrase-env",
+        "KEY_PW",
+        env={"KEY_PW": "key-passphrase-123"},
     )
     assert right.code == 0, right.everything
     assert (tmp_path / "o3" / "IM0001").read_bytes() == (one_file_study / "IM0001").read_bytes()
+    secret = tmp_path / "key-passphrase.txt"
+    secret.write_text("key-passphrase-123\n")
+    by_file = invoke(
+        "unseal", sealed, "--out", tmp_path / "o4", "--key", encrypted, "--key-passphrase-file", secret
+    )
+    assert by_file.code == 0, by_file.everything
+    # The old undocumented variable holding the passphrase itself opens nothing any more.
+    old = invoke(
+        "unseal", sealed, "--out", tmp_path / "o5", "--key", encrypted,
+        env={"DCMSEAL_KEY_PASSPHRASE": "key-passphrase-123"},
+    )  # fmt: skip
+    assert old.code == 2
 
 
 def test_signing_options_must_come_together_and_match(

@@ -20,6 +20,8 @@ from tests.peers.orthanc import free_port
     [
         ("dicom://PACS@pacs.example:11112", DimseTarget("PACS", "pacs.example", 11112)),
         ("dicom://MY AE@127.0.0.1:104", DimseTarget("MY AE", "127.0.0.1", 104)),
+        # No port: DICOM's well-known port, as DCMTK's storescu assumes.
+        ("dicom://PACS@pacs.example", DimseTarget("PACS", "pacs.example", 104)),
         ("https://pacs.example/dicom-web/", DicomWebTarget("https://pacs.example/dicom-web")),
         ("http://127.0.0.1:8042/dicom-web", DicomWebTarget("http://127.0.0.1:8042/dicom-web")),
     ],
@@ -31,8 +33,8 @@ def test_targets_parse(text: str, expected: object) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("dicom://127.0.0.1:104", "dicom://AET@host:port"),
-        ("dicom://PACS@127.0.0.1", "dicom://AET@host:port"),
+        ("dicom://127.0.0.1:104", r"dicom://AET@host\[:port\]"),
+        ("dicom://PACS@127.0.0.1:notaport", "the port is a number"),
         ("dicom://WAY-TOO-LONG-AE-TITLE@h:1", "not an AE title"),
         ("https://user:secret@pacs.example/dicom-web", "no credentials in the URL"),
         ("ftp://pacs.example", "give dicom://"),

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dcmseal.errors import InputError, WeakPasswordError
 from dcmseal.keys import (
     ATTACKER_PBKDF2_ITERATIONS_PER_SECOND,
+    MIN_ENTROPY_BITS,
     PasswordStrength,
     check_password,
     encode_password,
@@ -239,6 +240,18 @@ def test_common_password_is_refused_with_zxcvbn_warning() -> None:
 @pytest.mark.parametrize("password", ["qwertyuiopasdfgh", "abcdefghijklmnop", "zzzzzzzzzzzzzzzz"])
 def test_patterns_are_refused(password: str) -> None:
     assert _has(estimate_strength(password).problems, "too easy to guess")
+
+
+@pytest.mark.parametrize("password", ["Tr0ub4dor&3xx", "purple-kettle-41"])
+def test_a_top_zxcvbn_score_is_never_called_too_easy_to_guess(password: str) -> None:
+    # zxcvbn gives these its best score (4 of 4) but under 50 bits: refused for length, in words that agree.
+    strength = estimate_strength(password)
+    assert strength.score == 4
+    assert strength.entropy_bits < MIN_ENTROPY_BITS
+    assert len(strength.problems) == 1
+    assert "too easy to guess" not in strength.problems[0]
+    assert "score 4 of 4 is fine" in strength.problems[0]
+    assert "at least 50 bits" in strength.problems[0]
 
 
 def test_short_password_is_refused() -> None:

@@ -476,6 +476,8 @@ def test_recovery_then_rekey_through_the_cli(
         tmp_path / "o3",
         "--key",
         media_cli.escrow_dir / "escrow-key.pem",
-        env={"DCMSEAL_KEY_PASSPHRASE": media_escrow.passphrase},
+        "--key-passphrase-env",
+        "ESCROW_PASSPHRASE",
+        env={"ESCROW_PASSPHRASE": media_escrow.passphrase},
     )
     assert with_escrow.code == 0, with_escrow.everything

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dcmseal import cms
-from dcmseal.errors import ExitCode, UsageError
+from dcmseal.errors import ExitCode, MissingInputError, UsageError
 from dcmseal.part10 import FileOutcome, SealPlan, UnsealPlan, is_secure_file, seal_tree, unseal_tree
 from tests.cli.runner import run_dcmseal
 from tests.jsondoc import array_at, member
@@ -129,8 +129,8 @@ def test_two_inputs_with_one_name_never_share_an_output(tmp_path: Path) -> None:
     assert len(leftovers(out)) == len(sealed)
 
 
-def test_missing_input_and_output_inside_input_are_usage_errors(tmp_path: Path) -> None:
-    with pytest.raises(UsageError):
+def test_missing_input_is_an_input_error_and_output_inside_input_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError):  # exit 1, as a missing input is in every command
         seal_tree([tmp_path / "missing"], tmp_path / "out", _plan(), workers=1)
     inputs = tmp_path / "in"
     write_part10(inputs / "a.dcm")

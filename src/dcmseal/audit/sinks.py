@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from dcmseal.audit.messages import AuditEvent, AuditEventKind, EventOutcome, to_xml
 from dcmseal.errors import DcmsealError, InputError, PeerError, UsageError
+from dcmseal.fsutil import open_state_file
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -99,7 +100,7 @@ class FileSink:
         line = to_xml(event) + b"\n"
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags, 0o600)
+            fd = open_state_file(self.path, flags)
         except OSError as exc:
             raise InputError(f"cannot open the audit log: {exc.strerror or exc}", path=self.path) from exc
         try:

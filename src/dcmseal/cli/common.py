@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +20,32 @@ from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
 
+from dcmseal.config import Settings, load_settings
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.keys import encode_password
 
 __all__ = [
     "PASSWORD_ON_ARGV_MESSAGE",
+    "SharedOptionsCommand",
+    "cli_settings",
     "configure_logging",
     "err_console",
+    "is_quiet",
     "load_certificate",
     "load_private_key",
     "out_console",
     "print_json",
+    "print_table",
     "read_password",
     "refuse_argv_password",
     "stage_progress",
+    "start_invocation",
     "user_errors",
+    "wants_json",
 ]
 
 # Paths from a disc may contain "[" and control characters: no markup, no highlighting.
@@ -49,6 +62,154 @@ def refuse_argv_password(password: str | None) -> None:
     """A password given on argv is a usage error (visible in ps and shell history)."""
     if password is not None:
         raise UsageError(PASSWORD_ON_ARGV_MESSAGE)
+
+
+# -- what one invocation knows: the options every command takes, wherever they stand on the line ------------------
+@dataclass(slots=True)
+class Invocation:
+    """The shared options of one ``dcmseal`` run: from the root (before the command) and after the command."""
+
+    config: Path | None = None
+    verbose: int = 0
+    quiet: bool = False
+    json: bool = False
+    command: str = ""  # as typed after "dcmseal": "keys list"
+
+
+#: Set fresh by the root callback of every run (main._root), filled by the command's SharedOptionsCommand.
+_INVOCATION: ContextVar[Invocation] = ContextVar("dcmseal_invocation")
+
+
+def start_invocation(*, config: Path | None, verbose: int, quiet: bool) -> None:
+    """The root options of a new run (``dcmseal -v --config F open ...``); sets the log level."""
+    _INVOCATION.set(Invocation(config=config, verbose=verbose, quiet=quiet))
+    configure_logging(verbose, quiet)
+
+
+def _invocation() -> Invocation:
+    try:
+        return _INVOCATION.get()
+    except LookupError:  # a command function called without the app (embedding): the defaults
+        return Invocation()
+
+
+#: The options every command takes after its name as well as before it (said in every command's --help).
+SHARED_OPTIONS_HELP = (
+    "Every command also takes --config FILE (settings; else $DCMSEAL_CONFIG, ~/.config/dcmseal/config.toml, "
+    "/etc/dcmseal/config.toml), -v/--verbose (-vv: debug) and -q/--quiet (no per-file table)."
+)
+
+
+class SharedOptionsCommand(TyperCommand):
+    """A command that also takes --config, -v and -q after its name, and answers a usage error in JSON.
+
+    The shared options are taken off the argument list before the command parses its own, so no command
+    declares them and ``dcmseal open -q ...`` means what ``dcmseal -q open ...`` does.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.epilog = SHARED_OPTIONS_HELP
+
+    def _valued_options(self) -> set[str]:
+        """The command's own options that take a value (their value is never a shared flag)."""
+        names: set[str] = set()
+        for parameter in self.params:
+            if not (getattr(parameter, "is_flag", True) or getattr(parameter, "count", False)):
+                names.update(getattr(parameter, "opts", ()))
+        return names
+
+    def _take_shared(self, args: list[str]) -> list[str]:
+        """Record the shared options found among ``args`` and return the others, in order."""
+        state = _invocation()
+        valued = self._valued_options()
+        rest: list[str] = []
+        position = 0
+        while position < len(args):
+            argument = args[position]
+            position += 1
+            if argument == "--":
+                rest.extend(args[position - 1 :])
+                break
+            if argument in valued:  # its value follows, whatever it looks like (--label -q is a label)
+                rest.extend(args[position - 1 : position + 1])
+                position += 1
+            elif argument == "--config" and position < len(args):
+                state.config = Path(args[position])
+                position += 1
+            elif argument.startswith("--config="):
+                state.config = Path(argument.split("=", 1)[1])
+            elif argument in ("-q", "--quiet"):
+                state.quiet = True
+            elif argument == "--verbose" or re.fullmatch(r"-v+", argument):
+                state.verbose += 1 if argument == "--verbose" else len(argument) - 1
+            else:
+                state.json = state.json or argument == "--json"
+                rest.append(argument)
+        configure_logging(state.verbose, state.quiet)
+        return rest
+
+    # typer's Context type lives in its private click copy: the override is annotated with Any.
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        rest = self._take_shared(args)
+        state = _invocation()
+        state.command = " ".join(filter(None, (_below_root(parent), info_name or "")))
+        try:
+            return super().make_context(info_name, rest, parent=parent, **extra)
+        except Exception as exc:
+            # A usage error of the command line (click's UsageError, exit code 2) under --json: one JSON
+            # document as well as the line on stderr that typer prints.
+            if state.json and getattr(exc, "exit_code", None) == int(ExitCode.USAGE):
+                formatter = getattr(exc, "format_message", None)
+                message = str(formatter()) if callable(formatter) else str(exc)
+                _print_error_json(state.command, ExitCode.USAGE, message, None)
+            raise
+
+
+def _below_root(parent: Any) -> str:
+    """The group names between ``dcmseal`` and the command ("keys" for ``dcmseal keys list``)."""
+    path = str(getattr(parent, "command_path", "") or "")
+    return path.split(" ", 1)[1] if " " in path else ""
+
+
+def cli_settings(**overrides: object | None) -> Settings:
+    """The Settings of this invocation: its --config file (if any) under the flags given as ``overrides``."""
+    return load_settings(config_file=_invocation().config, overrides=overrides)
+
+
+def is_quiet() -> bool:
+    """-q was given (before or after the command's name)."""
+    return _invocation().quiet
+
+
+def wants_json() -> bool:
+    """The running command was given --json."""
+    return _invocation().json
+
+
+def print_table(table: Table, *, is_result: bool = False) -> None:
+    """A table: rich columns on a terminal, tab-separated full values into a pipe or a file.
+
+    Nothing is cut or folded in a pipe (``dcmseal keys list | cut -f1`` gives whole medium IDs). -q leaves
+    out a per-file table (the summary on stderr stays); a table that is the command's result
+    (``is_result``: keys list, inspect) is always printed.
+    """
+    if is_quiet() and not is_result:
+        return
+    if out_console.is_terminal:
+        out_console.print(table)
+        return
+    rows = [[_plain(column.header) for column in table.columns]] if table.show_header else []
+    cells = [list(column.cells) for column in table.columns]
+    rows += [[_plain(column[i]) for column in cells] for i in range(table.row_count)]
+    sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
+    sys.stdout.flush()
+
+
+def _plain(cell: object) -> str:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    # One record per line, one field per tab: a tab or line break inside a value becomes a space.
+    return " ".join(text.replace("\t", " ").splitlines())
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
@@ -86,8 +247,10 @@ def user_errors(*, as_json: bool = False) -> Iterator[None]:
     try:
         yield
     except DcmsealError as exc:
-        if os.environ.get("DCMSEAL_DEBUG") == "1":
+        if os.environ.get("DCMSEAL_DEBUG") == "1" or _invocation().verbose > 1:
             err_console.print_exception()
+        if wants_json():
+            _print_error_json(_invocation().command, exc.exit_code, exc.message, exc.path)
         err_console.print(f"error: {exc}", style="bold red", soft_wrap=True)
         if as_json:
             print_json({"schema": "dcmseal.error/1", "error": str(exc), "exit_code": int(exc.exit_code)})
@@ -107,28 +270,52 @@ def print_json(document: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+ERROR_SCHEMA = "dcmseal.error/1"
+
+
+def _print_error_json(command: str, code: ExitCode, message: str, path: Path | None) -> None:
+    """A fatal error under --json: still exactly one JSON document on stdout (the line on stderr stays)."""
+    print_json(
+        {
+            "schema": ERROR_SCHEMA,
+            "command": command,
+            "error": {
+                "code": code.name.lower(),
+                "exit_code": int(code),
+                "message": message,
+                "file": str(path) if path is not None else None,
+            },
+        }
+    )
+
+
+#: The flags of the medium's password; other secrets name theirs (keys init: --passphrase-file/-env).
+PASSWORD_FLAGS = ("--password-file", "--password-env")
+KEY_PASSPHRASE_FLAGS = ("--key-passphrase-file", "--key-passphrase-env")
+#: ``--password-file -``: the password is the first line of standard input (OpenSSL's ``-pass stdin``).
+STDIN_PATH = Path("-")
+
+
 def read_password(
     *,
     password_file: Path | None,
     password_env: str | None,
     prompt: str | None,
     confirm: bool,
+    flags: tuple[str, str] = PASSWORD_FLAGS,
 ) -> str | None:
-    """The password from a file, an environment variable or the prompt, in that order; None if none.
+    """The password from a file (``-``: standard input), an environment variable or the prompt; None if none.
 
     The file's first line is the password (a trailing newline is not part of it). Passwords are checked
-    to be ISO-IR 6 here, before any work, so a bad one fails fast.
+    to be ISO-IR 6 here, before any work, so a bad one fails fast. ``flags`` are the two options that
+    gave ``password_file`` and ``password_env``, as the messages name them.
     """
+    file_flag, env_flag = flags
     if password_file is not None and password_env is not None:
-        raise UsageError("give --password-file or --password-env, not both")
+        raise UsageError(f"give {file_flag} or {env_flag}, not both")
     text: str | None = None
     if password_file is not None:
-        try:
-            raw = password_file.read_bytes()
-        except OSError as exc:
-            raise InputError(
-                f"cannot read the password file: {exc.strerror or exc}", path=password_file
-            ) from None
+        raw = _read_secret_file(password_file, file_flag)
         try:
             decoded = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -145,13 +332,23 @@ def read_password(
         text = value
     elif prompt is not None:
         if not sys.stdin.isatty():
-            raise UsageError(
-                "no password given and no terminal to ask on: use --password-file or --password-env"
-            )
+            raise UsageError(f"no password given and no terminal to ask on: use {file_flag} or {env_flag}")
         text = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     if text is not None:
         encode_password(text)  # ISO-IR 6 check with its own clear message
     return text
+
+
+def _read_secret_file(path: Path, flag: str) -> bytes:
+    """A secret's file, or its first line from standard input for ``-``."""
+    if path == STDIN_PATH:
+        if sys.stdin.isatty():
+            raise UsageError(f"{flag} - reads standard input, which is a terminal: pipe the secret in")
+        return sys.stdin.buffer.readline()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the password file: {exc.strerror or exc}", path=path) from None
 
 
 def _read_pem(path: Path, what: str) -> bytes:
@@ -172,10 +369,13 @@ def load_certificate(path: Path) -> x509.Certificate:
         raise InputError("not an X.509 certificate (PEM or DER)", path=path) from None
 
 
-def load_private_key(path: Path, *, passphrase_env: str = "DCMSEAL_KEY_PASSPHRASE") -> bytes:  # noqa: S107
+def load_private_key(
+    path: Path, *, passphrase_file: Path | None = None, passphrase_env: str | None = None
+) -> bytes:
     """A private key from PEM or DER (PKCS#8 or traditional), returned as unencrypted PKCS#8 DER bytes.
 
-    An encrypted key is opened with the passphrase in ``$DCMSEAL_KEY_PASSPHRASE`` or from the prompt.
+    An encrypted key is opened with the passphrase from ``--key-passphrase-file`` or ``--key-passphrase-env``
+    (``passphrase_file``/``passphrase_env``), else from the prompt on a terminal.
     """
     data = _read_pem(path, "private key")
     loader = (
@@ -184,13 +384,18 @@ def load_private_key(path: Path, *, passphrase_env: str = "DCMSEAL_KEY_PASSPHRAS
     try:
         key = loader(data, password=None)
     except TypeError:
-        secret = os.environ.get(passphrase_env)
-        if secret is None:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    f"{path}: the key is encrypted; set {passphrase_env} or run in a terminal"
-                ) from None
-            secret = typer.prompt(f"Passphrase for {path}", hide_input=True)
+        if passphrase_file is None and passphrase_env is None and not sys.stdin.isatty():
+            raise UsageError(
+                f"{path}: the key is encrypted; give --key-passphrase-file or --key-passphrase-env"
+            ) from None
+        secret = read_password(
+            password_file=passphrase_file,
+            password_env=passphrase_env,
+            prompt=f"Passphrase for {path}",
+            confirm=False,
+            flags=KEY_PASSPHRASE_FLAGS,
+        )
+        assert secret is not None  # with a prompt, read_password returns the answer or raises
         try:
             key = loader(data, password=secret.encode())
         except (ValueError, TypeError):

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from dcmseal.audit import AuditSink, sink_from_settings
 from dcmseal.cli.common import err_console, load_certificate
-from dcmseal.config import Settings, default_audit_log, default_escrow_directory
+from dcmseal.config import Settings, default_audit_log, default_escrow_directory, state_directory
 from dcmseal.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,17 +32,20 @@ def operator_name() -> str:
 
 
 def open_registry(settings: Settings, url: str | None) -> Registry:
-    """The registry at ``--registry``, else the setting, else the SQLite file in the user data folder."""
+    """The registry at ``--registry``, else the setting, else the SQLite file in the state folder."""
     from dcmseal.keys.registry import (
         Registry,  # SQLAlchemy and Alembic load only for the commands that need them
     )
 
+    if not (url or settings.registry) and settings.state_dir:
+        # A shared station: one registry for every operator, in the shared folder.
+        return Registry.open(f"sqlite:///{state_directory(settings) / 'registry.sqlite3'}")
     return Registry.open(url or settings.registry or None)
 
 
 def audit_sink(settings: Settings) -> AuditSink:
     """The local audit log (always) plus syslog when configured."""
-    log = Path(settings.audit_log) if settings.audit_log else default_audit_log()
+    log = Path(settings.audit_log) if settings.audit_log else default_audit_log(settings)
     log.parent.mkdir(parents=True, exist_ok=True)
     return sink_from_settings(log, settings.syslog or None)
 
@@ -51,7 +54,7 @@ def escrow_certificate(settings: Settings, path: Path | None, *, required: bool)
     """The organisation's escrow certificate: ``--escrow-cert``, the setting, or ``dcmseal keys init``'s."""
     chosen = path or (Path(settings.escrow_certificate) if settings.escrow_certificate else None)
     if chosen is None:
-        default = default_escrow_directory() / ESCROW_CERT_NAME
+        default = default_escrow_directory(settings) / ESCROW_CERT_NAME
         if default.is_file():
             chosen = default
     if chosen is None:

@@ -16,9 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from dcmseal import cms
-from dcmseal.cli.common import err_console, out_console, user_errors
+from dcmseal.cli.common import cli_settings, err_console, out_console, user_errors
 from dcmseal.cli.envelope import render_inspect
-from dcmseal.config import load_settings
 from dcmseal.errors import DecryptionError, ExitCode
 from dcmseal.keys import check_password, generate_passphrase
 from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, seal_tree, unseal_file, unseal_tree
@@ -99,7 +98,7 @@ def _step(text: str) -> None:
 def _run(base: Path) -> bool:
     from pydicom.data import get_testdata_file
 
-    settings = load_settings()
+    settings = cli_settings()
     study = base / "study"
     study.mkdir(exist_ok=True)
     for index, name in enumerate(DEMO_FILES, start=1):
@@ -230,7 +229,7 @@ def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
     from dcmseal.media.burn import BurnRequest, burn
     from dcmseal.media.open import OpenRequest, open_to_folder
 
-    settings = load_settings()
+    settings = cli_settings()
     ok = True
     escrow_passphrase = b"demo-escrow-passphrase-kept-offline"
     identity = create_escrow_identity("dcmseal demo hospital", base / "escrow", passphrase=escrow_passphrase)

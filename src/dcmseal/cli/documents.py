@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from dcmseal.cli import options
-from dcmseal.cli.common import err_console, out_console, print_json, user_errors
+from dcmseal.cli.common import err_console, out_console, print_json, print_table, user_errors
 from dcmseal.documents import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     DocumentKind,
@@ -151,7 +151,7 @@ def extract_command(
                 table.add_row(str(file), "failed", reason, style="red")
             else:
                 table.add_row(str(file), "ok", f"{result.path} ({result.kind.value}, {result.length} bytes)")
-        out_console.print(table)
+        print_table(table)
         err_console.print(
             f"{len(results) - len(failed)} of {len(results)} documents extracted, {len(failed)} failed",
             style="bold yellow" if failed else "bold green",

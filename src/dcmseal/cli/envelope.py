@@ -16,16 +16,17 @@ from rich.table import Table
 from dcmseal import cms
 from dcmseal.cli import options
 from dcmseal.cli.common import (
+    cli_settings,
     err_console,
     load_certificate,
     load_private_key,
     out_console,
     print_json,
+    print_table,
     read_password,
     refuse_argv_password,
     user_errors,
 )
-from dcmseal.config import Settings, load_settings
 from dcmseal.errors import DcmsealError, UsageError
 from dcmseal.fsutil import iter_files
 from dcmseal.part10 import (
@@ -41,10 +42,6 @@ from dcmseal.part10 import (
 )
 
 __all__ = ["inspect", "render_inspect", "seal", "unseal"]
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
-]
 
 
 @contextmanager
@@ -79,7 +76,7 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
             if signers is not None and signers.signers:
                 details.append("signed by " + ", ".join(s.subject for s in signers.signers))
         table.add_row(str(outcome.destination), outcome.status, "; ".join(details))
-    out_console.print(table)
+    print_table(table)
     ok = len(report.outcomes) - len(report.failed)
     summary = (
         f"{ok} of {len(report.outcomes)} files {verb}, {len(report.failed)} failed; "
@@ -104,10 +101,6 @@ def _run_batch(
         raise typer.Exit(report.exit_code)
 
 
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    return load_settings(config_file=config, overrides=overrides)
-
-
 def seal(
     paths: Annotated[
         list[Path],
@@ -127,6 +120,8 @@ def seal(
     sign_cert: Annotated[
         Path | None, typer.Option("--sign-cert", help="Certificate of the signing key.")
     ] = None,
+    key_passphrase_file: options.KeyPassphraseFile = None,
+    key_passphrase_env: options.KeyPassphraseEnv = None,
     cipher: Annotated[
         cms.ContentCipher | None, typer.Option("--cipher", help="Content cipher. [env var: DCMSEAL_CIPHER]")
     ] = None,
@@ -154,7 +149,6 @@ def seal(
     workers: options.Workers = None,
     force: options.Force = False,
     as_json: options.Json = False,
-    config: ConfigOpt = None,
 ) -> None:
     """Seal Part 10 files into Secure DICOM Files (PS3.10 §7.4, PS3.15 D.1).
 
@@ -164,8 +158,7 @@ def seal(
     """
     with user_errors():
         refuse_argv_password(password)
-        settings = _settings(
-            config,
+        settings = cli_settings(
             cipher=cipher.value if cipher else None,
             pbkdf2_iterations=iterations,
             pbkdf2_prf=prf.value if prf else None,
@@ -211,7 +204,11 @@ def seal(
             else cms.RecipientIdType.ISSUER_SERIAL,
             cipher=cms.ContentCipher(settings.cipher),
             digest=cms.DigestAlgorithm(settings.digest),
-            signer_key=load_private_key(sign_key) if sign_key else None,
+            signer_key=load_private_key(
+                sign_key, passphrase_file=key_passphrase_file, passphrase_env=key_passphrase_env
+            )
+            if sign_key
+            else None,
             signer_certificate=load_certificate(sign_cert).public_bytes(serialization.Encoding.DER)
             if sign_cert
             else None,
@@ -230,6 +227,8 @@ def unseal(
     password: options.PasswordOnArgv = None,
     key: options.Key = None,
     cert: options.Cert = None,
+    key_passphrase_file: options.KeyPassphraseFile = None,
+    key_passphrase_env: options.KeyPassphraseEnv = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail files whose payload is not Part 10.")
     ] = False,
@@ -243,7 +242,6 @@ def unseal(
     workers: options.Workers = None,
     force: options.Force = False,
     as_json: options.Json = False,
-    config: ConfigOpt = None,
 ) -> None:
     """Open Secure DICOM Files with a password or a private key, verify them, and write the Part 10 files.
 
@@ -252,9 +250,15 @@ def unseal(
     """
     with user_errors():
         refuse_argv_password(password)
-        settings = _settings(config, max_pbkdf2_iterations=max_iterations, workers=workers)
+        settings = cli_settings(max_pbkdf2_iterations=max_iterations, workers=workers)
         credentials = options.read_credentials(
-            password_file=password_file, password_env=password_env, keys=key, certs=cert, prompt="Password"
+            password_file=password_file,
+            password_env=password_env,
+            keys=key,
+            certs=cert,
+            key_passphrase_file=key_passphrase_file,
+            key_passphrase_env=key_passphrase_env,
+            prompt="Password",
         )
         plan = UnsealPlan(
             passwords=credentials.passwords,
@@ -269,7 +273,10 @@ def unseal(
 
 def inspect(
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH", help="Secure DICOM Files to describe (no key needed).")
+        list[Path],
+        typer.Argument(
+            metavar="PATH", help="Secure DICOM Files or folders of them to describe (no key needed)."
+        ),
     ],
     as_json: options.Json = False,
 ) -> None:
@@ -280,7 +287,8 @@ def inspect(
     with user_errors():
         files: list[dict[str, object]] = []
         worst = 0
-        for path in paths:
+        # A folder is inspected file by file (a sealed study, the root of a medium), as seal and unseal walk it.
+        for path, _relative in iter_files(list(paths)):
             try:
                 result = inspect_file(path)
             except DcmsealError as exc:
@@ -317,7 +325,7 @@ def render_inspect(result: InspectResult) -> None:
     summary.add_row("encrypted content", envelope.content_type)
     summary.add_row("sizes", f"{result.size:,} bytes, {envelope.encrypted_size:,} encrypted")
     summary.add_row("PS3.15 D.1", "conformant envelope" if envelope.in_profile else "outside the profile")
-    out_console.print(summary)
+    print_table(summary, is_result=True)
     table = Table(show_edge=False, pad_edge=False)
     for column in ("#", "recipient", "identifies", "algorithms"):
         table.add_column(column, overflow="fold")
@@ -340,4 +348,4 @@ def render_inspect(result: InspectResult) -> None:
             identifies, algorithms = "-", r.key_encryption
         note = "" if r.in_profile else " (outside PS3.15 D.1)"
         table.add_row(str(index), f"{r.kind} v{r.version}{note}", identifies, algorithms)
-    out_console.print(table)
+    print_table(table, is_result=True)

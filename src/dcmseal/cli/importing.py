@@ -13,16 +13,18 @@ from rich.table import Table
 
 from dcmseal.cli import options
 from dcmseal.cli.common import (
+    cli_settings,
     err_console,
     out_console,
     print_json,
+    print_table,
     read_password,
     refuse_argv_password,
     stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, operator_name
-from dcmseal.config import default_import_journal, default_quarantine_directory, load_settings
+from dcmseal.config import default_import_journal, default_quarantine_directory
 from dcmseal.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ def import_command(
         str,
         typer.Option(
             "--to",
-            help="dicom://AET@host:port (C-STORE) or http(s)://host/dicom-web (STOW-RS).",
+            help="dicom://AET@host[:port] (C-STORE; port 104 by default) or http(s)://host/dicom-web (STOW-RS).",
             show_default=False,
         ),
     ],
@@ -96,6 +98,8 @@ def import_command(
     password: options.PasswordOnArgv = None,
     key: options.Key = None,
     cert: options.Cert = None,
+    key_passphrase_file: options.KeyPassphraseFile = None,
+    key_passphrase_env: options.KeyPassphraseEnv = None,
     reconcile: Reconcile = None,
     worklist: Worklist = None,
     match: Match = "name,birth,sex?",
@@ -162,7 +166,7 @@ def import_command(
 
     with user_errors(as_json=as_json):
         refuse_argv_password(password)
-        settings = load_settings(overrides={"workers": workers, "ae_title": aet})
+        settings = cli_settings(workers=workers, ae_title=aet)
         target = parse_target(to)
         try:
             policy = UidPolicy(uids)
@@ -181,9 +185,15 @@ def import_command(
                 password_env=user_password_env,
                 prompt=f"HTTP password of {user}",
                 confirm=False,
+                flags=("--user-password-file", "--user-password-env"),
             )
         credentials = options.read_credentials(
-            password_file=password_file, password_env=password_env, keys=key, certs=cert
+            password_file=password_file,
+            password_env=password_env,
+            keys=key,
+            certs=cert,
+            key_passphrase_file=key_passphrase_file,
+            key_passphrase_env=key_passphrase_env,
         )
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
         retry = RetryPolicy(attempts=retries, initial_delay_s=retry_delay, max_total_s=retry_time)
@@ -194,8 +204,8 @@ def import_command(
             medium=medium,
             target=target,
             operator=operator_name(),
-            journal=journal or default_import_journal(),
-            quarantine=quarantine or default_quarantine_directory(),
+            journal=journal or default_import_journal(settings),
+            quarantine=quarantine or default_quarantine_directory(settings),
             passwords=credentials.passwords,
             private_keys=credentials.private_keys,
             certificates=credentials.certificates,
@@ -227,7 +237,7 @@ def import_command(
             if f.changes and f.status is not State.STORED:  # a stored file's reason names the changes
                 detail = f"{detail} (sanitized: {'; '.join(f.changes)})".strip()
             table.add_row(f.path, f.outcome, detail, style=_STYLES.get(f.status.value))
-        out_console.print(table)
+        print_table(table)
         for finding in result.medium_findings:
             err_console.print(f"medium: {finding.severity.value}: {finding.message}", style="yellow")
         for note in result.notes:
@@ -342,6 +352,8 @@ def reconcile_command(
     password: options.PasswordOnArgv = None,
     key: options.Key = None,
     cert: options.Cert = None,
+    key_passphrase_file: options.KeyPassphraseFile = None,
+    key_passphrase_env: options.KeyPassphraseEnv = None,
     aet: Annotated[
         str | None, typer.Option("--aet", help="Our calling AE title [env var: DCMSEAL_AE_TITLE].")
     ] = None,
@@ -361,15 +373,20 @@ def reconcile_command(
             raise UsageError("reconcile needs --worklist or --reconcile (a mapping file), or both")
         if interactive and (as_json or not sys.stdin.isatty()):
             raise UsageError("--interactive needs a terminal (and no --json)")
-        settings = load_settings(overrides={"ae_title": aet})
+        settings = cli_settings(ae_title=aet)
         mapping = load_reconciliation(reconcile) if reconcile is not None else None
         service, rules = _worklist(
             worklist, match, scheduled, station_aet, modality, settings.ae_title, worklist_timeout
         )
         credentials = options.read_credentials(
-            password_file=password_file, password_env=password_env, keys=key, certs=cert
+            password_file=password_file,
+            password_env=password_env,
+            keys=key,
+            certs=cert,
+            key_passphrase_file=key_passphrase_file,
+            key_passphrase_env=key_passphrase_env,
         )
-        journal_path = journal or default_import_journal()
+        journal_path = journal or default_import_journal(settings)
         operator = operator_name()
         plan = plan_reconciliation(
             ReconciliationPlanRequest(

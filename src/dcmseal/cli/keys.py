@@ -11,15 +11,17 @@ from rich.table import Table
 from dcmseal.audit import AuditUser, security_alert
 from dcmseal.cli import options
 from dcmseal.cli.common import (
+    cli_settings,
     err_console,
     load_certificate,
     out_console,
     print_json,
+    print_table,
     read_password,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, open_registry, operator_name, warn
-from dcmseal.config import default_escrow_directory, load_settings
+from dcmseal.config import default_escrow_directory
 from dcmseal.errors import UsageError
 from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
 
@@ -45,7 +47,11 @@ def _passphrase(
 ) -> bytes:
     """The escrow key's passphrase from --passphrase-file, --passphrase-env, else the prompt."""
     passphrase = read_password(
-        password_file=passphrase_file, password_env=passphrase_env, prompt=prompt, confirm=confirm
+        password_file=passphrase_file,
+        password_env=passphrase_env,
+        prompt=prompt,
+        confirm=confirm,
+        flags=("--passphrase-file", "--passphrase-env"),
     )
     assert passphrase is not None  # with a prompt, read_password returns the answer or raises
     return passphrase.encode("ascii")
@@ -67,7 +73,7 @@ def init(
     Keep the private key offline; burn stations only need the certificate.
     """
     with user_errors():
-        target = directory or default_escrow_directory()
+        target = directory or default_escrow_directory(cli_settings())
         passphrase = _passphrase(
             passphrase_file, passphrase_env, prompt="Passphrase for the escrow private key", confirm=True
         )
@@ -91,7 +97,7 @@ def list_media(
 ) -> None:
     """The media burned at this organisation, newest first."""
     with user_errors():
-        settings = load_settings()
+        settings = cli_settings()
         with open_registry(settings, registry) as reg:
             media = reg.list_media(limit=limit)
         if as_json:
@@ -110,7 +116,7 @@ def list_media(
                 str(data.get("file_count", "")),
                 str(data.get("label") or ""),
             )
-        out_console.print(table)
+        print_table(table, is_result=True)
 
 
 @keys_app.command("show")
@@ -121,7 +127,7 @@ def show(
 ) -> None:
     """Everything the registry holds about a medium (never its password)."""
     with user_errors():
-        settings = load_settings()
+        settings = cli_settings()
         with open_registry(settings, registry) as reg:
             details = reg.get_medium(medium)
             recoveries = reg.recoveries(medium)
@@ -135,7 +141,29 @@ def show(
             return
         for key, value in document.items():
             if key != "schema":
-                out_console.print(f"{key}: {value}")
+                _print_field(key, value, indent="")
+
+
+def _print_field(key: str, value: object, *, indent: str) -> None:
+    """``key: value`` as a person reads it: yes/no, "-" for none, one indented line per item of a list."""
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        out_console.print(f"{indent}{key}:")
+        for item in value:
+            fields = [(k, v) for k, v in item.items() if v is not None]
+            for position, (k, v) in enumerate(fields):
+                _print_field(k, v, indent=indent.replace("-", " ") + ("  - " if position == 0 else "    "))
+        return
+    out_console.print(f"{indent}{key}: {_plain_value(value)}")
+
+
+def _plain_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) if value else "none"
+    return str(value)
 
 
 @keys_app.command("recover")
@@ -153,7 +181,7 @@ def recover(
 ) -> None:
     """Reveal a medium's password with the escrow key; every recovery is recorded and audited."""
     with user_errors():
-        settings = load_settings()
+        settings = cli_settings()
         if not reason.strip():
             raise UsageError("--reason must say why the password is recovered")
         passphrase = _passphrase(
@@ -195,7 +223,7 @@ def add(
     """File a partner's certificate under a name."""
     with user_errors():
         cert = load_certificate(certificate)
-        with open_registry(load_settings(), registry) as reg:
+        with open_registry(cli_settings(), registry) as reg:
             entry = reg.add_partner(name, cert, replace=replace)
         if as_json:
             print_json({"schema": "dcmseal.recipients.add/1", **entry.to_json()})
@@ -207,7 +235,7 @@ def add(
 def list_partners(registry: options.Registry = None, as_json: options.Json = False) -> None:
     """The address book."""
     with user_errors():
-        with open_registry(load_settings(), registry) as reg:
+        with open_registry(cli_settings(), registry) as reg:
             entries = reg.list_partners()
         if as_json:
             print_json({"schema": "dcmseal.recipients.list/1", "recipients": [e.to_json() for e in entries]})
@@ -217,7 +245,7 @@ def list_partners(registry: options.Registry = None, as_json: options.Json = Fal
             table.add_column(column, overflow="fold")
         for e in entries:
             table.add_row(e.name, e.subject, f"{e.not_after:%Y-%m-%d}", e.fingerprint[:16])
-        out_console.print(table)
+        print_table(table, is_result=True)
 
 
 @recipients_app.command("remove")
@@ -226,6 +254,6 @@ def remove(
 ) -> None:
     """Take a partner out of the address book (media already burned are not affected)."""
     with user_errors():
-        with open_registry(load_settings(), registry) as reg:
+        with open_registry(cli_settings(), registry) as reg:
             reg.remove_partner(name)
         err_console.print(f"removed {name}")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from dcmseal import __version__
-from dcmseal.cli.common import configure_logging, out_console
+from dcmseal.cli.common import SharedOptionsCommand, out_console, start_invocation
 
 __all__ = ["COMMANDS", "GROUPS", "build_app", "main"]  # and `app`, built on first access (see __getattr__)
 
@@ -54,8 +56,12 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", dir_okay=False, help="TOML settings file (every command also takes it)."),
+    ] = None,
 ) -> None:
-    configure_logging(verbose, quiet)
+    start_invocation(config=config, verbose=verbose, quiet=quiet)
 
 
 def _load(module: str, attribute: str) -> Any:
@@ -74,12 +80,17 @@ def build_app(only: str | None = None) -> typer.Typer:
         rich_markup_mode=None,
     )
     app.callback()(_root)
+    # Every command takes --config, -v and -q after its name too, and answers in JSON under --json.
     for name, (module, attribute) in COMMANDS.items():
         if only is None or only == name:
-            app.command(name)(_load(module, attribute))
+            app.command(name, cls=SharedOptionsCommand)(_load(module, attribute))
     for name, (module, attribute) in GROUPS.items():
         if only is None or only == name:
-            app.add_typer(_load(module, attribute), name=name)
+            group: typer.Typer = _load(module, attribute)
+            for info in group.registered_commands:
+                if info.cls in (None, TyperCommand):
+                    info.cls = SharedOptionsCommand
+            app.add_typer(group, name=name)
     return app
 
 
@@ -96,11 +107,17 @@ def __getattr__(name: str) -> Any:
 
 
 def _command_name(arguments: list[str]) -> str | None:
-    # The root options are all flags (no values), so the first non-option argument is the command's name.
+    # The root options are flags but --config, which takes a value: skip it, the first other word is the name.
+    skip = False
     for argument in arguments:
+        if skip:
+            skip = False
+            continue
         if argument == "--":
             return None
-        if not argument.startswith("-"):
+        if argument == "--config":
+            skip = True
+        elif not argument.startswith("-"):
             return argument
     return None
 

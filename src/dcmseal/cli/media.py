@@ -11,17 +11,18 @@ from rich.table import Table
 from dcmseal import cms
 from dcmseal.cli import options
 from dcmseal.cli.common import (
+    cli_settings,
     err_console,
     load_certificate,
     out_console,
     print_json,
+    print_table,
     read_password,
     refuse_argv_password,
     stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
-from dcmseal.config import load_settings
 from dcmseal.errors import ExitCode, UsageError
 from dcmseal.keys import generate_passphrase
 
@@ -103,7 +104,7 @@ def burn_command(
 
     with user_errors():
         refuse_argv_password(password)
-        settings = load_settings(overrides={"pbkdf2_iterations": iterations, "workers": workers})
+        settings = cli_settings(pbkdf2_iterations=iterations, workers=workers)
         if output_format not in ("iso", "dir"):
             raise UsageError("--format must be iso or dir")
         chosen_profile = None
@@ -209,6 +210,8 @@ def open_command(
     password: options.PasswordOnArgv = None,
     key: options.Key = None,
     cert: options.Cert = None,
+    key_passphrase_file: options.KeyPassphraseFile = None,
+    key_passphrase_env: options.KeyPassphraseEnv = None,
     workers: options.Workers = None,
     force: ReplaceOpt = False,
     as_json: options.Json = False,
@@ -221,9 +224,14 @@ def open_command(
 
     with user_errors():
         refuse_argv_password(password)
-        settings = load_settings(overrides={"workers": workers})
+        settings = cli_settings(workers=workers)
         credentials = options.read_credentials(
-            password_file=password_file, password_env=password_env, keys=key, certs=cert
+            password_file=password_file,
+            password_env=password_env,
+            keys=key,
+            certs=cert,
+            key_passphrase_file=key_passphrase_file,
+            key_passphrase_env=key_passphrase_env,
         )
         request = OpenRequest(
             medium=medium,
@@ -249,7 +257,7 @@ def open_command(
             for f in result.files:
                 style = {"failed": "red", "skipped": "dim"}.get(f.status)
                 table.add_row(f.path, f.status, f.reason or f.file_id or "", style=style)
-            out_console.print(table)
+            print_table(table)
             for d in result.disagreements:
                 err_console.print(f"DICOMDIR: {d.message}", style="yellow")
             for note in result.notes:
@@ -276,6 +284,8 @@ def rekey_command(
         list[Path] | None, typer.Option("--key", "-k", help="A key that opens the medium.")
     ] = None,
     cert: options.Cert = None,
+    key_passphrase_file: options.KeyPassphraseFile = None,
+    key_passphrase_env: options.KeyPassphraseEnv = None,
     recipient: Annotated[
         list[Path] | None, typer.Option("--recipient", "-r", help="New recipient certificate; repeatable.")
     ] = None,
@@ -310,19 +320,25 @@ def rekey_command(
 
     with user_errors():
         refuse_argv_password(password)
-        settings = load_settings(overrides={"pbkdf2_iterations": iterations})
+        settings = cli_settings(pbkdf2_iterations=iterations)
         credentials = options.read_credentials(
             password_file=password_file,
             password_env=password_env,
             keys=key,
             certs=cert,
+            key_passphrase_file=key_passphrase_file,
+            key_passphrase_env=key_passphrase_env,
             prompt="Password of the medium",
         )
         new_text = (
             generate_passphrase()
             if generate_password
             else read_password(
-                password_file=new_password_file, password_env=new_password_env, prompt=None, confirm=False
+                password_file=new_password_file,
+                password_env=new_password_env,
+                prompt=None,
+                confirm=False,
+                flags=("--new-password-file", "--new-password-env"),
             )
         )
         # The same policy as seal and burn, with the PBKDF2 parameters the new medium will use.

@@ -29,6 +29,8 @@ __all__ = [
     "Force",
     "Json",
     "Key",
+    "KeyPassphraseEnv",
+    "KeyPassphraseFile",
     "Medium",
     "PasswordEnv",
     "PasswordFile",
@@ -40,7 +42,10 @@ __all__ = [
 ]
 
 PasswordFile = Annotated[
-    Path | None, typer.Option("--password-file", help="Read the password from the first line of this file.")
+    Path | None,
+    typer.Option(
+        "--password-file", help="Read the password from the first line of this file (- : standard input)."
+    ),
 ]
 PasswordEnv = Annotated[
     str | None, typer.Option("--password-env", help="Read the password from this environment variable.")
@@ -53,6 +58,19 @@ AllowWeakPassword = Annotated[
 ]
 Key = Annotated[
     list[Path] | None, typer.Option("--key", "-k", help="RSA private key (PEM/DER, PKCS#8); repeatable.")
+]
+KeyPassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-passphrase-file",
+        help="An encrypted --key's passphrase, from the first line of this file (- : stdin).",
+    ),
+]
+KeyPassphraseEnv = Annotated[
+    str | None,
+    typer.Option(
+        "--key-passphrase-env", help="An encrypted --key's passphrase, from this environment variable."
+    ),
 ]
 Cert = Annotated[
     list[Path] | None,
@@ -104,9 +122,14 @@ def read_credentials(
     password_env: str | None,
     keys: list[Path] | None,
     certs: list[Path] | None = None,
+    key_passphrase_file: Path | None = None,
+    key_passphrase_env: str | None = None,
     prompt: str | None = None,
 ) -> Credentials:
-    """Read the password, the private keys and their certificates; ``prompt`` asks if nothing was given."""
+    """Read the password, the private keys and their certificates; ``prompt`` asks if nothing was given.
+
+    An encrypted key opens with ``key_passphrase_file``/``key_passphrase_env`` (--key-passphrase-file/-env).
+    """
     keys, certs = keys or [], certs or []
     if certs and len(certs) != len(keys):
         raise UsageError("give one --cert per --key, in the same order, or none")
@@ -118,7 +141,10 @@ def read_credentials(
     )
     return Credentials(
         passwords=(text.encode("ascii"),) if text is not None else (),
-        private_keys=tuple(load_private_key(k) for k in keys),
+        private_keys=tuple(
+            load_private_key(k, passphrase_file=key_passphrase_file, passphrase_env=key_passphrase_env)
+            for k in keys
+        ),
         certificates=tuple(load_certificate(c).public_bytes(serialization.Encoding.DER) for c in certs),
     )
 

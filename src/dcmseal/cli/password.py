@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from dcmseal.cli import options
-from dcmseal.cli.common import err_console, out_console, print_json, user_errors
-from dcmseal.config import load_settings
+from dcmseal.cli.common import cli_settings, err_console, out_console, print_json, user_errors
 from dcmseal.errors import ExitCode, UsageError
 from dcmseal.keys import encode_password, estimate_strength, generate_passphrase, passphrase_entropy_bits
 
@@ -53,14 +52,18 @@ def check(
     ] = None,
     as_json: options.Json = False,
 ) -> None:
-    """Read a password from stdin; print its strength and offline cracking time at the configured PBKDF2 cost.
+    """Read a password from stdin (asked for without echo on a terminal); print its strength and offline cracking time at the configured PBKDF2 cost.
 
     Exits 0 when the policy accepts it, 1 when it refuses it.
     """
     with user_errors():
-        settings = load_settings()
-        line = sys.stdin.readline()
-        text = line[:-1] if line.endswith("\n") else line
+        settings = cli_settings()
+        if sys.stdin.isatty():
+            # On a terminal, asked for without echo (the screen and its scrollback never show it).
+            text = typer.prompt("Password to check", hide_input=True)
+        else:
+            line = sys.stdin.readline()
+            text = line[:-1] if line.endswith("\n") else line
         encode_password(text)
         strength = estimate_strength(
             text, context=context or (), iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf

@@ -11,16 +11,17 @@ from rich.table import Table
 
 from dcmseal.cli import options
 from dcmseal.cli.common import (
+    cli_settings,
     err_console,
     out_console,
     print_json,
+    print_table,
     refuse_argv_password,
     stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, operator_name, warn
-from dcmseal.config import load_settings
-from dcmseal.errors import DcmsealError, ExitCode, InputError
+from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError
 from dcmseal.fsutil import relative_output_path
 from dcmseal.scan import (
     QuarantineRecord,
@@ -48,7 +49,7 @@ def _alert(report: ScanReport, paths: list[Path]) -> None:
     if not malicious:
         return
     try:
-        audit_sink(load_settings()).emit(
+        audit_sink(cli_settings()).emit(
             security_alert(
                 user=AuditUser(user_id=operator_name()),
                 description=f"dcmseal scan: malicious content in {len(malicious)} item(s): "
@@ -90,7 +91,7 @@ def scan_command(
     """
     with user_errors():
         refuse_argv_password(password)
-        settings = load_settings(overrides={"workers": workers})
+        settings = cli_settings(workers=workers)
         credentials = options.read_credentials(
             password_file=password_file, password_env=password_env, keys=key
         )
@@ -128,7 +129,7 @@ def _render_scan(report: ScanReport, *, show_all: bool) -> None:
         )
         shown += 1
     if shown:
-        out_console.print(table)
+        print_table(table)
     for finding in report.medium_findings:
         style = _STYLE[finding.severity] or "dim"
         out_console.print(f"medium: {finding.code}: {printable_name(finding.message)}", style=style)
@@ -158,7 +159,7 @@ def _targets(paths: list[Path], out: Path) -> Iterator[tuple[Path, Path, str]]:
         elif path.is_file():
             yield path, relative_output_path(out, Path(path.name)), str(path)
         else:
-            raise InputError("no such file or folder", path=path)
+            raise MissingInputError(path)
 
 
 def sanitize_command(
@@ -228,7 +229,7 @@ def sanitize_command(
                 detail = "\n".join(r.changes) if r.output is not None else (r.refused or "")
                 style = "yellow" if r.output is None else None
                 table.add_row(printable_name(r.source), r.status, detail, style=style)
-            out_console.print(table)
+            print_table(table)
             if records:
                 err_console.print(f"{len(records)} file(s) quarantined in {quarantine}", style="yellow")
             err_console.print(

@@ -24,7 +24,7 @@ from dcmseal.documents.kinds import (
     is_binary_stl,
     read_cda_header,
 )
-from dcmseal.errors import InputError, NotPart10Error, ResourceLimitError
+from dcmseal.errors import InputError, MissingInputError, NotPart10Error, ResourceLimitError
 from dcmseal.fsutil import atomic_write
 
 __all__ = [
@@ -165,6 +165,8 @@ class ExtractResult:
 def _read_document(doc: Path, max_bytes: int) -> bytes:
     try:
         size = doc.stat().st_size
+    except FileNotFoundError:
+        raise MissingInputError(doc) from None
     except OSError as exc:
         raise InputError(f"cannot read the document: {exc.strerror or exc}", path=doc) from None
     limit = min(max_bytes, _MAX_OB_BYTES)
@@ -533,6 +535,8 @@ def extract(file: Path, out_dir: Path, *, overwrite: bool = False) -> ExtractRes
         raise NotPart10Error(
             "not a DICOM Part 10 file (no 'DICM' after the 128-byte preamble)", path=file
         ) from None
+    except FileNotFoundError:
+        raise MissingInputError(file) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=file) from None
     kind = DocumentKind.from_sop_class(str(ds.get("SOPClassUID", "")))

@@ -45,7 +45,7 @@ _AE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 
 @dataclass(frozen=True, slots=True)
 class DimseTarget:
-    """``dicom://AET@host:port``: a C-STORE SCP."""
+    """``dicom://AET@host[:port]``: a C-STORE SCP."""
 
     called_aet: str
     host: str
@@ -69,23 +69,27 @@ class DicomWebTarget:
 Target = DimseTarget | DicomWebTarget
 
 
+#: The port of DICOM's well-known service (PS3.8 Annex C; DCMTK's default): ``dicom://AET@host`` means it.
+DEFAULT_DIMSE_PORT = 104
+
+
 def parse_target(text: str) -> Target:
-    """Parse ``--to``: ``dicom://AET@host:port`` or ``http(s)://host/dicom-web``.
+    """Parse ``--to``: ``dicom://AET@host[:port]`` (port 104 by default) or ``http(s)://host/dicom-web``.
 
     Raises
     ------
     UsageError
-        Anything else, a missing AE title or port, or credentials in the URL (they would show in ``ps``).
+        Anything else, a missing AE title, or credentials in the URL (they would show in ``ps``).
     """
     parts = urlsplit(text.strip())
     scheme = parts.scheme.lower()
     if scheme == "dicom":
         try:
-            port = parts.port
+            port = parts.port or DEFAULT_DIMSE_PORT
         except ValueError:
-            port = None
-        if not parts.username or not parts.hostname or port is None or parts.password is not None:
-            raise UsageError(f"--to {text!r}: a DIMSE target is dicom://AET@host:port")
+            raise UsageError(f"--to {text!r}: the port is a number from 1 to 65535") from None
+        if not parts.username or not parts.hostname or parts.password is not None:
+            raise UsageError(f"--to {text!r}: a DIMSE target is dicom://AET@host[:port]")
         if not _AE.match(parts.username) or parts.username.strip() == "":
             raise UsageError(f"--to {text!r}: {parts.username!r} is not an AE title (1 to 16 characters)")
         if parts.path not in ("", "/"):
@@ -101,7 +105,7 @@ def parse_target(text: str) -> Target:
             raise UsageError(f"--to {text!r}: no host")
         return DicomWebTarget(url=text.strip().rstrip("/"))
     raise UsageError(
-        f"--to {text!r}: give dicom://AET@host:port (C-STORE) or http(s)://host/dicom-web (STOW-RS)"
+        f"--to {text!r}: give dicom://AET@host[:port] (C-STORE) or http(s)://host/dicom-web (STOW-RS)"
     )
 
 

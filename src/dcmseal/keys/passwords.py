@@ -232,11 +232,18 @@ def estimate_strength(
         problems.append(_DATE_MESSAGE)
     if _contains_context(password, terms):
         problems.append(_CONTEXT_MESSAGE)
-    if score < MIN_ZXCVBN_SCORE or entropy_bits < MIN_ENTROPY_BITS:
+    if score < MIN_ZXCVBN_SCORE:
         reason = f": {warning.rstrip('.')}" if warning else ""
         problems.append(
-            f"too easy to guess{reason} (score {score} of 4, about {entropy_bits:.1f} bits; "
+            f"too easy to guess{reason} (zxcvbn score {score} of 4, about {entropy_bits:.1f} bits; "
             f"at least score {MIN_ZXCVBN_SCORE} and {MIN_ENTROPY_BITS:.0f} bits are required)"
+        )
+    elif entropy_bits < MIN_ENTROPY_BITS:
+        # zxcvbn's score tops out at 10**10 guesses (about 33 bits): a score of 4 is not yet enough for a
+        # medium that can be attacked offline for years, so say what is missing, not "too easy to guess".
+        problems.append(
+            f"not long enough for a medium attacked offline: about {entropy_bits:.1f} bits (zxcvbn score "
+            f"{score} of 4 is fine), at least {MIN_ENTROPY_BITS:.0f} bits are required: add words or characters"
         )
 
     # On average the attacker finds it halfway through the search space.

@@ -26,6 +26,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, func,
 from sqlalchemy.orm import Session, selectinload
 
 from dcmseal.errors import InputError, PeerError, UsageError
+from dcmseal.fsutil import open_state_file
 from dcmseal.keys.escrow import certificate_fingerprint, open_escrowed_password
 from dcmseal.keys.models import (
     Medium,
@@ -870,7 +871,9 @@ class Registry:
             "not_after": certificate.not_valid_after_utc,
             "added_at": self._now(),
         }
-        taken = InputError(f"partner {name} is already in the address book (replace it to change it)")
+        taken = InputError(
+            f"partner {name} is already in the address book (`dcmseal recipients add --replace` changes it)"
+        )
         try:
             with self._transaction(write=True) as session:
                 row = session.scalar(select(PartnerCertificate).where(PartnerCertificate.name == name))
@@ -935,8 +938,9 @@ class Registry:
 
 
 def _create_private_file(path: Path, display_url: str) -> None:
-    """Create the SQLite file owner-only before SQLite does (it would use the umask); -wal and -shm follow it."""
+    """Create the SQLite file owner-only (group too in a shared station folder) before SQLite does (it would
+    use the umask); -wal and -shm follow it."""
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.close(open_state_file(path, os.O_RDWR))
     except OSError as error:
         raise PeerError(f"registry {display_url}: {error.strerror}") from None

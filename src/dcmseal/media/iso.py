@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, cast
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from dcmseal.errors import InputError, ResourceLimitError
+from dcmseal.errors import InputError, MissingInputError, ResourceLimitError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write
 
 __all__ = [
@@ -466,7 +466,7 @@ class _OpenIso:
             self.size = path.stat().st_size
             self.raw = open(path, "rb")  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
-            raise InputError("no such file", path=path) from None
+            raise MissingInputError(path) from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
         try:
@@ -769,7 +769,7 @@ def extract_zip(
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
+        raise MissingInputError(path) from None
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"not a readable zip archive: {exc}", path=path) from exc
     created = _Created()
@@ -870,7 +870,7 @@ def open_medium(
     if path.is_dir():
         return path
     if not path.exists():
-        raise InputError("no such file or folder", path=path)
+        raise MissingInputError(path)
     if not path.is_file():
         raise InputError("not a medium: neither a file nor a folder", path=path)
     stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:32] or "medium"

@@ -29,7 +29,12 @@ def _how_to_open(text: MediumText) -> list[str]:
     if text.has_password:
         keys.append("the password the sender gives you by another route (telephone, separate message);")
     if text.certificate_subjects:
-        keys.append("or the private key of one of these certificates:")
+        # "or" only after the password line: a certificate-only medium starts with the key.
+        either = "or " if keys else ""
+        only_one = len(text.certificate_subjects) == 1
+        keys.append(
+            f"{either}the private key of {'this certificate' if only_one else 'one of these certificates'}:"
+        )
         keys.extend(f"    {subject}" for subject in text.certificate_subjects)
     return keys
 

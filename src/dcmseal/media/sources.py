@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 
-from dcmseal.errors import InputError, NotPart10Error, PeerError
+from dcmseal.errors import InputError, MissingInputError, NotPart10Error, PeerError
 from dcmseal.fsutil import atomic_write
 from dcmseal.media.iso import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES, is_iso_image, open_medium
 from dcmseal.part10 import FileMeta, is_secure_file, read_file_meta
@@ -243,7 +243,7 @@ class _Collector:
         elif path.is_file():
             self.file(path, source, top_level=True)
         elif not path.exists():
-            raise InputError("no such file or folder", path=path)
+            raise MissingInputError(path)
         else:
             self.reject(source, path, "neither a regular file nor a folder")
 

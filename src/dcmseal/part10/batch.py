@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dcmseal import cms
 from dcmseal.cms.digest import set_background_hashing
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
+from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
 from dcmseal.fsutil import BatchCommit, Extent, PendingFile, iter_files, relative_output_path
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
 
@@ -318,7 +318,7 @@ def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]]
     refused: list[FileOutcome] = []
     for path in paths:
         if not path.exists():
-            raise UsageError("no such file or directory", path=path)
+            raise MissingInputError(path)
         if path.is_dir() and path.resolve() == out_resolved:
             raise UsageError("the output folder must differ from the input folder", path=path)
     claimed: dict[Path, Path] = {}

@@ -15,7 +15,7 @@ from cryptography import x509
 
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, InputError, NotPart10Error
+from dcmseal.errors import DcmsealError, InputError, MissingInputError, NotPart10Error
 from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write, start_writeback
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
@@ -247,7 +247,7 @@ def _seal_spec(
 ) -> tuple[FileMeta, cms.EnvelopeSpec, int]:
     """Check that ``src`` can be sealed; its File Meta, the envelope to build and the payload size."""
     if not src.is_file():
-        raise InputError("no such file", path=src)
+        raise MissingInputError(src)
     if is_secure_file(src):
         raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=src)
     meta: FileMeta = read_file_meta(src)
@@ -385,7 +385,7 @@ def unseal_file(
     """
     src, dst = Path(src), Path(dst)
     if extent is None and not src.is_file():
-        raise InputError("no such file", path=src)
+        raise MissingInputError(src)
     try:
         size = extent.length if extent is not None else src.stat().st_size
         with _open_source(src, extent) as probe:
@@ -455,7 +455,7 @@ def inspect_file(path: Path, *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     """Describe the envelope of a Secure DICOM File: recipients, algorithms, sizes; no key needed."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("no such file", path=path)
+        raise MissingInputError(path)
     size = path.stat().st_size
     with open(path, "rb") as fp:
         head = fp.read(32)

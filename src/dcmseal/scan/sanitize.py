@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcmseal.errors import InputError
+from dcmseal.errors import InputError, MissingInputError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
 from dcmseal.scan.body import Element
 from dcmseal.scan.preamble import PREAMBLE_BYTES
@@ -202,7 +202,7 @@ def sanitize_file(
     try:
         report, facts = scan_file_facts(src, name=str(src), allow_tiff=True)
     except FileNotFoundError:
-        raise InputError("no such file", path=src) from None
+        raise MissingInputError(src) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=src) from exc
     if not overwrite and dst.exists():

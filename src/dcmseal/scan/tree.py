@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, InputError, ResourceLimitError
+from dcmseal.errors import DcmsealError, InputError, MissingInputError, ResourceLimitError
 from dcmseal.scan.body import LayoutCache
 from dcmseal.scan.containers import (
     MEMBER_READ_ERRORS,
@@ -657,7 +657,7 @@ def scan_paths(
     medium: list[Finding] = []
     for path, prefix in _inputs(paths):
         if not path.exists() and not path.is_symlink():
-            raise InputError("no such file or folder", path=path)
+            raise MissingInputError(path)
         if path.is_dir() and is_quarantine_dir(path):
             medium.append(
                 Finding(
