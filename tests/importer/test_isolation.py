@@ -156,6 +156,9 @@ def test_a_fatal_error_is_one_json_document_too(tmp_path: Path) -> None:
     assert run.code == 1
     document = run.json()
     assert document["schema"] == "dcmseal.error/1"
-    assert document["exit_code"] == 1
-    assert "no-such-medium" in document["error"]
-    assert "\n" not in document["error"]
+    assert document["command"] == "import"
+    error = document["error"]  # the shape of issue 14: {code, message, file} (and the exit code)
+    assert error["exit_code"] == 1
+    assert error["code"] == "input"
+    assert error["file"].endswith("no-such-medium")
+    assert error["message"] == "no such file or folder"

@@ -241,26 +241,22 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 def user_errors(*, as_json: bool = False) -> Iterator[None]:
     """Turn a DcmsealError into one coloured line on stderr and its exit code; anything else is a bug.
 
-    With ``as_json`` the error is also the one JSON document on stdout (``dcmseal.error/1``), so a caller
-    parsing ``--json`` gets one on failure too.
+    Under --json (seen on the command line, or ``as_json``) the error is also the one JSON document on
+    stdout (``dcmseal.error/1``), so a caller parsing ``--json`` gets one on failure too.
     """
     try:
         yield
     except DcmsealError as exc:
         if os.environ.get("DCMSEAL_DEBUG") == "1" or _invocation().verbose > 1:
             err_console.print_exception()
-        if wants_json():
+        if as_json or wants_json():
             _print_error_json(_invocation().command, exc.exit_code, exc.message, exc.path)
         err_console.print(f"error: {exc}", style="bold red", soft_wrap=True)
-        if as_json:
-            print_json({"schema": "dcmseal.error/1", "error": str(exc), "exit_code": int(exc.exit_code)})
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
+        if as_json or wants_json():
+            _print_error_json(_invocation().command, ExitCode.INTERRUPTED, "interrupted", None)
         err_console.print("interrupted", style="bold red")
-        if as_json:
-            print_json(
-                {"schema": "dcmseal.error/1", "error": "interrupted", "exit_code": int(ExitCode.INTERRUPTED)}
-            )
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
