@@ -1,6 +1,7 @@
 // Build the viewer into dist/ (INDEX.HTM + VIEWER/VIEWER.JS + VIEWER/VIEWER.CSS, ISO 9660 Level 1 names), then
 // copy it to the Python package (src/dcmseal/media/viewer/). `--tests` bundles test/*.test.ts for node --test.
 import { build } from "esbuild";
+import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,7 +37,22 @@ await build({
   outfile: join(dist, "VIEWER", "VIEWER.JS"), logLevel: "warning",
 });
 writeFileSync(join(dist, "VIEWER", "VIEWER.CSS"), readFileSync(join(root, "src", "viewer.css")));
-writeFileSync(join(dist, "INDEX.HTM"), readFileSync(join(root, "src", "index.html")));
+// The loader of INDEX.HTM, allowed by its SHA-256 in the CSP (no 'unsafe-inline'): the assets' names in the case
+// of the page's own name, the other case only if those fail (a copy renamed by hand).
+const loader = [
+  "(function(){",
+  "var order=[[\"VIEWER/VIEWER.JS\",\"VIEWER/VIEWER.CSS\"],[\"viewer/viewer.js\",\"viewer/viewer.css\"]];",
+  "if(/\\/index\\.htm$/.test(location.pathname))order.reverse();",
+  "function load(i){var link=document.createElement(\"link\");link.rel=\"stylesheet\";link.href=order[i][1];",
+  "document.head.appendChild(link);var s=document.createElement(\"script\");s.src=order[i][0];",
+  "s.onerror=function(){link.remove();if(i+1<order.length)load(i+1);};document.head.appendChild(s);}",
+  "load(0);})();",
+].join("");
+const loaderHash = createHash("sha256").update(loader, "utf8").digest("base64");
+const html = readFileSync(join(root, "src", "index.html"), "utf8")
+  .replace("<script>LOADER</script>", `<script>${loader}</script>`)
+  .replace("'LOADER_HASH'", `'sha256-${loaderHash}'`);
+writeFileSync(join(dist, "INDEX.HTM"), html);
 rmSync(packageData, { recursive: true, force: true });
 cpSync(dist, packageData, { recursive: true });
 console.log(`viewer built: ${dist} -> ${packageData}`);

@@ -34,9 +34,6 @@ pytestmark = pytest.mark.slow
 
 SLICES = 10
 
-#: The console messages the lowercase twin tags of INDEX.HTM may log where the upper-case files are present.
-_TOLERATED = {"Failed to load resource: net::ERR_FILE_NOT_FOUND"}
-
 
 @pytest.fixture(scope="module")
 def series_medium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
@@ -72,7 +69,7 @@ def _flip(path: Path, offset: int, mask: int = 0x01) -> None:
 
 def _clean(result: dict[str, Any]) -> None:
     assert result["pageErrors"] == []
-    assert [m for m in result["console"] if m not in _TOLERATED] == []
+    assert result["console"] == []
 
 
 def test_last_byte_of_the_first_image_marks_that_file_only(

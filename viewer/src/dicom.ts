@@ -362,14 +362,18 @@ export function frameBytes(ds: DataSet, info: ImageInfo, index: number): Uint8Ar
 }
 
 /** The encapsulated document (Encapsulated PDF, CDA) and its MIME type, if the instance is one. */
-export function encapsulatedDocument(ds: DataSet): { mime: string; bytes: Uint8Array } | null {
+export function encapsulatedDocument(ds: DataSet): { mime: string; title: string; bytes: Uint8Array } | null {
   const el = ds.elements.x00420011;
   if (!el) return null;
   let length = el.length;
   const bytes = ds.byteArray as Uint8Array;
   // PS3.3 A.45.1: the document may be padded with one trailing NUL to an even length.
   if (length > 0 && bytes[el.dataOffset + length - 1] === 0) length -= 1;
-  return { mime: str(ds, "x00420012") || "application/pdf", bytes: bytes.slice(el.dataOffset, el.dataOffset + length) };
+  return {
+    mime: str(ds, "x00420012") || "application/pdf",
+    title: str(ds, "x00420010"),
+    bytes: bytes.slice(el.dataOffset, el.dataOffset + length),
+  };
 }
 
 export function formatName(pn: string): string {

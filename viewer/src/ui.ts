@@ -369,7 +369,8 @@ class App {
           row.addEventListener("keydown", (e) => {
             if (e.key === "Enter" || e.key === " ") {
               e.preventDefault();
-              void this.open(se);
+              // Keyboard users land on the image, where the arrow keys scroll the series.
+              void this.open(se).then(() => $("image").focus({ preventScroll: true }));
             }
           });
           table.append(row);
@@ -610,14 +611,26 @@ class App {
     canvas.hidden = true;
     if (!doc) return;
     if (this.pdfUrl) URL.revokeObjectURL(this.pdfUrl);
-    const mime = doc.mime.toLowerCase() === "application/pdf" ? "application/pdf" : "text/plain";
-    this.pdfUrl = URL.createObjectURL(new Blob([doc.bytes as unknown as Uint8Array<ArrayBuffer>], { type: mime }));
+    const pdf = doc.mime.toLowerCase() === "application/pdf";
+    const mime = pdf ? "application/pdf" : "text/plain";
+    // The document's own title (0042,0010) names it everywhere the page can: the frame, the links and the file
+    // saved (a blob: URL has no name of its own).
+    const title = doc.title || "Encapsulated document";
+    const fileName = `${title.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, "_").slice(0, 120)}.${pdf ? "pdf" : "txt"}`;
+    this.pdfUrl = URL.createObjectURL(new File([doc.bytes as unknown as Uint8Array<ArrayBuffer>], fileName, { type: mime }));
     const frame = $<HTMLIFrameElement>("pdf");
     frame.src = this.pdfUrl;
+    frame.title = title;
+    $("pdf-title").textContent = title;
     const link = $<HTMLAnchorElement>("pdf-link");
     link.href = this.pdfUrl;
+    link.textContent = `Open \u201c${title}\u201d in a new tab`;
+    const save = $<HTMLAnchorElement>("pdf-save");
+    save.href = this.pdfUrl;
+    save.download = fileName;
+    save.textContent = `Save as ${fileName}`;
     $("pdf-box").hidden = false;
-    this.overlay(`Encapsulated document (${doc.mime}), ${doc.bytes.length} bytes`);
+    this.overlay(`${title} (${doc.mime}), ${doc.bytes.length} bytes`);
     this.setState("document");
   }
 

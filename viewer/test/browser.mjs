@@ -32,7 +32,7 @@ try {
   });
   page.on("pageerror", (e) => result.pageErrors.push(String(e)));
   page.on("request", (r) => result.requests.push(r.url()));
-  await page.goto(pathToFileURL(join(config.medium, "INDEX.HTM")).href);
+  await page.goto(pathToFileURL(join(config.medium, config.index ?? "INDEX.HTM")).href);
   await page.waitForFunction(() => document.body.dataset.state === "start");
   await page.setInputFiles("#folder", config.medium);
   if (config.drop) {
@@ -85,7 +85,11 @@ try {
     info.pixels = await readCanvas(page);
     info.document = await page.evaluate(() => {
       const box = document.getElementById("pdf-box");
-      return box.hidden ? null : { src: document.getElementById("pdf").src, link: document.getElementById("pdf-link").href };
+      return box.hidden ? null : {
+        src: document.getElementById("pdf").src, link: document.getElementById("pdf-link").href,
+        title: document.getElementById("pdf").title, heading: document.getElementById("pdf-title").textContent,
+        save: document.getElementById("pdf-save").download,
+      };
     });
     result.images[modality] = info;
     await shot(`image-${modality}`);
