@@ -47,6 +47,30 @@ def pydicom_test_files_stay_untouched() -> Iterator[None]:
     assert not changed, f"the tests changed pydicom's test files in {root}: {changed}"
 
 
+# --- every audit message written in this process validates (PS3.15 A.5.1) ----------------------------------
+
+
+@pytest.fixture(autouse=True)
+def audit_messages_validate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every message a sink writes during any test is checked against the A.5.1 RELAX NG schema with lxml."""
+    from dcmseal.audit import AuditEvent
+    from dcmseal.audit import to_xml as real
+    from tests.audit.schema import schema_errors
+
+    invalid: list[str] = []
+
+    def checked(event: AuditEvent) -> bytes:
+        xml = real(event)
+        errors = schema_errors(xml)
+        if errors:
+            invalid.append(f"{event.kind} message fails the A.5.1 schema: {errors}")
+        return xml
+
+    monkeypatch.setattr("dcmseal.audit.sinks.to_xml", checked)
+    yield
+    assert not invalid, invalid
+
+
 # --- real external programs ---------------------------------------------------------------------------------
 
 _TOOL_FIXTURES = frozenset({"openssl_bin", "gdcmanon_bin", "dcmdump_bin", "dciodvfy_bin", "dcmftest_bin"})

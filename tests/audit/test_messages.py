@@ -246,9 +246,32 @@ def test_details_need_a_medium() -> None:
         make_alert(medium_id=None)
 
 
-def test_patient_name_is_optional() -> None:
+def test_an_unknown_patient_name_is_an_empty_name() -> None:
+    # The schema requires ParticipantObjectName or ParticipantObjectQuery: an empty name invents nothing.
     root = _parse(make_export(patients=[PatientRef(patient_id=PATIENT_ID)]))
-    assert _object_with_id_type(root, "2").find("ParticipantObjectName") is None
+    name = _object_with_id_type(root, "2").find("ParticipantObjectName")
+    assert name is not None
+    assert not name.text
+
+
+def test_an_unidentified_patient_has_an_empty_id_not_an_invented_one() -> None:
+    event = make_export(patients=[PatientRef.unidentified()])
+    root = _parse(event)
+    patient = _object_with_id_type(root, "2")
+    assert patient.get("ParticipantObjectID") == ""
+    assert patient.get("ParticipantObjectTypeCodeRole") == "1"
+    assert validate_message(to_xml(event)) == []
+
+
+def test_an_object_needs_a_name_or_a_query() -> None:
+    from dcmseal.audit import ID_TYPE_URI, ParticipantObject
+
+    with pytest.raises(ValueError, match="either a ParticipantObjectName or a ParticipantObjectQuery"):
+        ParticipantObject(object_id="x", id_type_code=ID_TYPE_URI)
+    with pytest.raises(ValueError, match="not both"):
+        ParticipantObject(object_id="x", id_type_code=ID_TYPE_URI, name="n", query=b"q")
+    with pytest.raises(ValueError, match="needs a ParticipantObjectID"):
+        ParticipantObject(object_id="", id_type_code=ID_TYPE_URI, name="n")
 
 
 def test_export_needs_a_patient() -> None:
@@ -277,7 +300,7 @@ def test_recipients_are_destinations_and_not_requestors() -> None:
         (MediaType.USB_DISK_EMULATION, "110030", "USB Disk Emulation"),
         (MediaType.CD, "110032", "CD"),
         (MediaType.DVD, "110033", "DVD"),
-        (MediaType.EMAIL_MESSAGE, "110157", "Email Message"),
+        (MediaType.EMAIL, "110031", "Email"),
         (MediaType.URI, "110037", "URI"),
     ],
 )

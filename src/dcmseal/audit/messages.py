@@ -231,7 +231,7 @@ class MediaType(StrEnum):
     """CID 405 "Media Type Code": the MediaType of a media participant; the value is the DCM code."""
 
     USB_DISK_EMULATION = "110030"
-    EMAIL_MESSAGE = "110157"
+    EMAIL = "110031"
     CD = "110032"
     DVD = "110033"
     COMPACT_FLASH = "110034"
@@ -247,10 +247,10 @@ class MediaType(StrEnum):
         return _dcm(self.value, _MEDIA_TYPE_MEANINGS[self.value])
 
 
-# Code Meanings of CID 405 (PS3.16); 110157 "Email Message" replaced the earlier 110031 "Email".
+# Code Meanings of CID 405 "Media Type Code" (PS3.16): Email is (110031, DCM, "Email").
 _MEDIA_TYPE_MEANINGS: Mapping[str, str] = {
     "110030": "USB Disk Emulation",
-    "110157": "Email Message",
+    "110031": "Email",
     "110032": "CD",
     "110033": "DVD",
     "110034": "Compact Flash",
@@ -344,6 +344,10 @@ class ParticipantObject:
     """One ``ParticipantObjectIdentification``: a patient, study, medium or other object of the event.
 
     ``object_id`` and ``name`` may be a patient ID and a patient name, so reprs never show them.
+
+    The A.5.1 schema requires exactly one of ``ParticipantObjectName`` and ``ParticipantObjectQuery``: give
+    ``name`` (``""`` when no name is known: an empty token is a valid name and invents nothing) or ``query``.
+    The ``object_id`` of a patient may be ``""``: the source holds no Patient ID (see :class:`PatientRef`).
     """
 
     object_id: str = field(repr=False)
@@ -353,12 +357,18 @@ class ParticipantObject:
     data_life_cycle: ParticipantObjectDataLifeCycle | None = None
     sensitivity: str | None = None
     name: str | None = field(default=None, repr=False)
+    query: bytes | None = field(default=None, repr=False)
     details: tuple[ParticipantObjectDetail, ...] = ()
     descriptions: tuple[ParticipantObjectDescription, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.object_id:
+        if not self.object_id and self.type_code_role is not ParticipantObjectRole.PATIENT:
             raise ValueError("a ParticipantObjectIdentification needs a ParticipantObjectID (PS3.15 A.5.1)")
+        if (self.name is None) == (self.query is None):
+            raise ValueError(
+                "a ParticipantObjectIdentification has either a ParticipantObjectName or a "
+                "ParticipantObjectQuery, not both or neither (PS3.15 A.5.1 schema)"
+            )
 
 
 _EVENT_IDS: Mapping[AuditEventKind, CodedValue] = {
@@ -423,10 +433,20 @@ class AuditUser:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PatientRef:
-    """A patient of the event: Patient ID and, optionally, the name (never shown in reprs)."""
+    """A patient of the event: Patient ID and, optionally, the name (never shown in reprs).
+
+    ``patient_id`` is the Patient ID the data carries; ``""`` when it has none. A Patient ID dcmseal
+    invented for a DICOMDIR record is not the patient's and is never given here.
+    """
 
     patient_id: str = field(repr=False)
     name: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def unidentified(cls) -> PatientRef:
+        """A patient whose data carries no Patient ID: the Export and Import tables require 1..N patient
+        objects, so this one is written with an empty ParticipantObjectID rather than a made-up one."""
+        return cls(patient_id="")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -436,6 +456,8 @@ class StudyRef:
     study_instance_uid: str
     sop_classes: tuple[SOPClass, ...] = ()
     accession_numbers: tuple[str, ...] = ()
+    #: The Study Description, written as the ParticipantObjectName ("" when unknown).
+    description: str = ""
 
     @classmethod
     def from_counts(
@@ -501,7 +523,7 @@ def _patient_objects(patients: Iterable[PatientRef]) -> tuple[ParticipantObject,
             id_type_code=ID_TYPE_PATIENT_NUMBER,
             type_code=ParticipantObjectType.PERSON,
             type_code_role=ParticipantObjectRole.PATIENT,
-            name=patient.name,
+            name=patient.name or "",
         )
         for patient in patients
     )
@@ -523,6 +545,7 @@ def _study_objects(studies: Iterable[StudyRef], *, encrypted: bool | None) -> tu
                 id_type_code=ID_TYPE_STUDY_INSTANCE_UID,
                 type_code=ParticipantObjectType.SYSTEM_OBJECT,
                 type_code_role=ParticipantObjectRole.REPORT,
+                name=study.description,
                 descriptions=(description,) if has_description else (),
             )
         )
@@ -729,7 +752,7 @@ def security_alert(
                 id_type_code=ID_TYPE_MEDIUM_ID,
                 type_code=ParticipantObjectType.SYSTEM_OBJECT,
                 type_code_role=ParticipantObjectRole.SECURITY_RESOURCE,
-                name=medium_label,
+                name=medium_label or medium_id,
                 details=tuple(pairs),
             )
         )
@@ -851,6 +874,8 @@ def _write_object(root: ET.Element, obj: ParticipantObject) -> None:
     _coded(element, "ParticipantObjectIDTypeCode", obj.id_type_code)
     if obj.name is not None:
         _element(element, "ParticipantObjectName").text = _clean(obj.name)
+    elif obj.query is not None:
+        _element(element, "ParticipantObjectQuery").text = base64.b64encode(obj.query).decode("ascii")
     for detail in obj.details:
         _element(
             element,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from importlib import resources
+
+from lxml import etree
 
 __all__ = ["validate_message"]
 
@@ -76,8 +80,10 @@ _Problems = list[str]
 def validate_message(xml: bytes) -> list[str]:
     """Return what keeps ``xml`` from being a conformant DICOM audit message; empty when it is one.
 
-    Checks the structure of the A.5.1 schema (elements, their order and cardinality, the enumerated
-    attribute values, coded values with ``csd-code``, ``codeSystemName`` and ``originalText``) and, for
+    Checks the structure of the A.5.1 schema with readable sentences (elements, their order and
+    cardinality, the enumerated attribute values, coded values with ``csd-code``, ``codeSystemName`` and
+    ``originalText``); a message these find nothing wrong with is validated against the RELAX NG schema of
+    A.5.1 itself (``audit/schema/audit-message.rng``, derived from the standard's text). Then, for
     Export, Import and Security Alert, the event-specific constraints of Tables A.5.3.4-1, A.5.3.5-1
     and A.5.3.11-1. Messages of other events get the general checks only.
 
@@ -102,6 +108,10 @@ def validate_message(xml: bytes) -> list[str]:
     problems: _Problems = []
     _check_content_model(root, problems)
     _check_message(root, problems)
+    if not problems:
+        # The schema is the authority; its messages are terse, so they are given only for what the readable
+        # checks above did not already name.
+        problems.extend(_schema_problems(xml))
     identification = root.find("EventIdentification")
     event_code = None
     if identification is not None:
@@ -116,6 +126,24 @@ def validate_message(xml: bytes) -> list[str]:
 
 
 # --- A.5.1: the schema --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _schema() -> etree.RelaxNG:
+    text = resources.files("dcmseal.audit").joinpath("schema", "audit-message.rng").read_bytes()
+    return etree.RelaxNG(etree.fromstring(text, _PARSER))
+
+
+# Messages are untrusted input when read back from a log: no DTD, no entities, no network.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _schema_problems(xml: bytes) -> _Problems:
+    """What the RELAX NG schema of A.5.1 says of ``xml`` (already known to be well-formed, without DTD)."""
+    schema = _schema()
+    if schema.validate(etree.fromstring(xml, _PARSER)):
+        return []
+    return [f"{error.message} (line {error.line}; PS3.15 A.5.1 schema)" for error in schema.error_log]
 
 
 def _check_content_model(element: ET.Element, problems: _Problems) -> None:
@@ -259,7 +287,9 @@ def _check_participant(participant: ET.Element, where: str, problems: _Problems)
 
 
 def _check_object(obj: ET.Element, where: str, problems: _Problems) -> None:
-    if not obj.get("ParticipantObjectID"):
+    object_id = obj.get("ParticipantObjectID")
+    # An empty ID is allowed for a patient only: the data carries no Patient ID (dcmseal invents none).
+    if object_id is None or (not object_id and obj.get("ParticipantObjectTypeCodeRole") != "1"):
         problems.append(f"{where} has no ParticipantObjectID (PS3.15 A.5.1)")
     if obj.get("ParticipantObjectTypeCode") is None:
         problems.append(f"{where} has no ParticipantObjectTypeCode (PS3.15 A.5.3)")
@@ -274,8 +304,11 @@ def _check_object(obj: ET.Element, where: str, problems: _Problems) -> None:
     for id_type in id_types:
         _check_coded(id_type, where, problems)
     names = obj.findall("ParticipantObjectName") + obj.findall("ParticipantObjectQuery")
-    if len(names) > 1:
-        problems.append(f"{where} has both or several ParticipantObjectName/Query elements (PS3.15 A.5.1)")
+    if len(names) != 1:
+        problems.append(
+            f"{where} has {len(names)} ParticipantObjectName/ParticipantObjectQuery elements; the schema "
+            "requires exactly one of them (PS3.15 A.5.1)"
+        )
     for detail in obj.findall("ParticipantObjectDetail"):
         _check_detail(detail, where, problems)
     for description in obj.findall("ParticipantObjectDescription"):
