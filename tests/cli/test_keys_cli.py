@@ -84,6 +84,12 @@ def test_keys_init_creates_an_encrypted_rsa_3072_escrow_identity_that_burn_uses(
     assert certified.public_numbers() == key.public_key().public_numbers()
     assert "Example Clinic" in certificate.subject.rfc4514_string()
     assert key_path.stat().st_mode & 0o077 == 0
+    # Key creation is a change of the security configuration (PS3.15 A.5.3.11, CID 403 110129).
+    [created] = _audit_lines(data_home)
+    assert validate_message(created) == []
+    assert b'csd-code="110129"' in created
+    assert result.json()["fingerprint"].encode() in created
+    assert PASSPHRASE.encode() not in created
 
     again = invoke("keys", "init", "--org", "Other", "--passphrase-file", passphrase_file)
     assert again.code == 1
@@ -205,7 +211,11 @@ def test_recovery_with_a_wrong_passphrase_reveals_and_records_nothing(
     assert result.code == 1
     assert password_file.read_text().strip() not in result.everything
     assert invoke("keys", "show", medium_id, "--json").json()["recoveries"] == []
-    assert len(_audit_lines(data_dir)) == 1  # the burn's Export only
+    _export, alert = _audit_lines(data_dir)  # the burn's Export, then the failed attempt
+    assert b'EventOutcomeIndicator="8"' in alert
+    assert b"110132" in alert  # Use of Restricted Function, as a recovery that succeeds
+    assert password_file.read_text().strip().encode() not in alert
+    assert validate_message(alert) == []
 
 
 def test_recovery_needs_a_reason(
@@ -238,6 +248,9 @@ def test_burn_to_a_partner_from_the_address_book_opens_with_its_key(
     cert, key = rsa_identity_factory(tmp_path, "St Elsewhere Radiology")
     added = invoke("recipients", "add", "elsewhere", cert, "--json")
     assert added.code == 0, added.everything
+    [filed] = _audit_lines(data_dir)
+    assert b'csd-code="110129"' in filed
+    assert added.json()["fingerprint"].encode() in filed
     listed = invoke("recipients", "list", "--json")
     assert [r["name"] for r in listed.json()["recipients"]] == ["elsewhere"]
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 __all__ = [
     "ALERT_DESCRIPTION",
+    "ALERT_TYPE_MEDIUM_REJECTED",
     "ALERT_TYPE_NODE_AUTHENTICATION",
     "ALERT_TYPE_OBJECT_SECURITY_ATTRIBUTES_CHANGED",
     "ALERT_TYPE_SECURITY_CONFIGURATION",
@@ -22,6 +23,7 @@ __all__ = [
     "EVENT_ID_EXPORT",
     "EVENT_ID_IMPORT",
     "EVENT_ID_SECURITY_ALERT",
+    "ID_TYPE_CERTIFICATE_FINGERPRINT",
     "ID_TYPE_MEDIUM_ID",
     "ID_TYPE_PATIENT_NUMBER",
     "ID_TYPE_STUDY_INSTANCE_UID",
@@ -104,6 +106,12 @@ ALERT_TYPE_NODE_AUTHENTICATION = _dcm("110126", "Node Authentication")
 ALERT_TYPE_SECURITY_CONFIGURATION = _dcm("110129", "Security Configuration")
 ALERT_TYPE_USE_OF_RESTRICTED_FUNCTION = _dcm("110132", "Use of Restricted Function")
 ALERT_TYPE_OBJECT_SECURITY_ATTRIBUTES_CHANGED = _dcm("110135", "Object Security Attributes Changed")
+#: A medium refused as a whole for a security reason (an envelope that does not verify or is malformed, an
+#: archive past its resource limits). CID 403 has no code for it; CID 403 is extensible, so this is a private
+#: code of dcmseal (an extension the Conformance Statement describes, PS3.15 A.5).
+ALERT_TYPE_MEDIUM_REJECTED = CodedValue(
+    csd_code="MEDIUM-REJECTED", code_system_name="99DCMSEAL", original_text="Medium Rejected"
+)
 
 #: ParticipantObjectIDTypeCode values (PS3.15 A.5.1.2.4 and the A.5.3 tables).
 ID_TYPE_PATIENT_NUMBER = CodedValue(csd_code="2", code_system_name="RFC-3881", original_text="Patient Number")
@@ -113,6 +121,10 @@ ID_TYPE_STUDY_INSTANCE_UID = _dcm("110180", "Study Instance UID")
 #: implementation-defined codes; a medium ID from the key registry is neither a URI nor a Node ID, so it
 #: gets a private code ("99" prefix: a private Coding Scheme Designator, PS3.16 Section 8).
 ID_TYPE_MEDIUM_ID = CodedValue(csd_code="MEDIUM", code_system_name="99DCMSEAL", original_text="Medium ID")
+#: A key pair or certificate, named by the SHA-256 of its certificate (lowercase hex); private as above.
+ID_TYPE_CERTIFICATE_FINGERPRINT = CodedValue(
+    csd_code="CERT-SHA256", code_system_name="99DCMSEAL", original_text="Certificate SHA-256 Fingerprint"
+)
 
 #: The ParticipantObjectDetail ``type`` PS3.15 A.5.3.11 requires on every Alert Subject.
 ALERT_DESCRIPTION = "Alert Description"
@@ -698,6 +710,7 @@ def security_alert(
     alert_type: CodedValue = ALERT_TYPE_USE_OF_RESTRICTED_FUNCTION,
     medium_id: str | None = None,
     medium_label: str | None = None,
+    subject_id_type: CodedValue = ID_TYPE_MEDIUM_ID,
     details: Mapping[str, str] | None = None,
     patients: Iterable[PatientRef] = (),
     outcome: EventOutcome = EventOutcome.SUCCESS,
@@ -719,6 +732,9 @@ def security_alert(
         escrow recovery.
     medium_id, medium_label
         The Alert Subject: the medium, a security resource identified by :data:`ID_TYPE_MEDIUM_ID`.
+    subject_id_type
+        The ParticipantObjectIDTypeCode of the Alert Subject when it is not a medium, e.g.
+        :data:`ID_TYPE_CERTIFICATE_FINGERPRINT` for a key pair.
     details
         More ParticipantObjectDetail text pairs of the medium, e.g. ``{"Recovery Reason": "..."}``.
     patients
@@ -749,7 +765,7 @@ def security_alert(
         objects.append(
             ParticipantObject(
                 object_id=medium_id,
-                id_type_code=ID_TYPE_MEDIUM_ID,
+                id_type_code=subject_id_type,
                 type_code=ParticipantObjectType.SYSTEM_OBJECT,
                 type_code_role=ParticipantObjectRole.SECURITY_RESOURCE,
                 name=medium_label or medium_id,

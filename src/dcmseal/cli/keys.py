@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dcmseal.audit import AuditUser, security_alert
+from dcmseal.audit import (
+    ALERT_TYPE_SECURITY_CONFIGURATION,
+    ID_TYPE_CERTIFICATE_FINGERPRINT,
+    AuditUser,
+    EventOutcome,
+    security_alert,
+)
 from dcmseal.cli import options
 from dcmseal.cli.common import (
     cli_settings,
@@ -22,7 +28,7 @@ from dcmseal.cli.common import (
 )
 from dcmseal.cli.context import audit_sink, open_registry, operator_name, warn
 from dcmseal.config import default_escrow_directory
-from dcmseal.errors import UsageError
+from dcmseal.errors import DcmsealError, UsageError
 from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
 
 __all__ = ["keys_app", "recipients_app"]
@@ -57,6 +63,19 @@ def _passphrase(
     return passphrase.encode("ascii")
 
 
+def _audit_key_change(description: str, fingerprint: str, operator: str) -> None:
+    """A Security Alert for a change of the keys media are sealed to (CID 403 "Security Configuration")."""
+    audit_sink(cli_settings()).emit(
+        security_alert(
+            user=AuditUser(user_id=operator),
+            description=description,
+            alert_type=ALERT_TYPE_SECURITY_CONFIGURATION,
+            medium_id=fingerprint,
+            subject_id_type=ID_TYPE_CERTIFICATE_FINGERPRINT,
+        )
+    )
+
+
 @keys_app.command("init")
 def init(
     org: Annotated[str, typer.Option("--org", help="Organisation name (certificate O and CN).")],
@@ -81,6 +100,9 @@ def init(
             identity = create_escrow_identity(org, target, passphrase=passphrase, key_size=key_size)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        _audit_key_change(
+            f"escrow key pair created ({key_size}-bit RSA) for {org}", identity.fingerprint, operator_name()
+        )
         if as_json:
             print_json({"schema": "dcmseal.keys.init/1", **identity.to_json()})
             return
@@ -188,15 +210,28 @@ def recover(
             passphrase_file, passphrase_env, prompt="Passphrase of the escrow key", confirm=False
         )
         cert_path = escrow_cert or escrow_key.with_name("escrow-cert.pem")
-        certificate = load_escrow_certificate(cert_path)
-        private_key = unlock_escrow_key(escrow_key, passphrase)
         operator = operator_name()
-        with open_registry(settings, registry) as reg:
-            medium = reg.get_medium(medium).medium_id  # as registered (the ID may be typed in lower case)
-            password = reg.recover_password(
-                medium, private_key=private_key, certificate=certificate, operator=operator, reason=reason
-            )
         audit = audit_sink(settings)
+        try:
+            certificate = load_escrow_certificate(cert_path)
+            private_key = unlock_escrow_key(escrow_key, passphrase)  # a wrong passphrase is a failed attempt
+            with open_registry(settings, registry) as reg:
+                medium = reg.get_medium(medium).medium_id  # as registered (the ID may be typed in lower case)
+                password = reg.recover_password(
+                    medium, private_key=private_key, certificate=certificate, operator=operator, reason=reason
+                )
+        except DcmsealError as exc:
+            # A recovery that fails is a use of a restricted function too (PS3.15 A.5.3.11, outcome 8).
+            audit.emit(
+                security_alert(
+                    user=AuditUser(user_id=operator),
+                    description=f"escrow recovery of a medium password failed: {exc.message}",
+                    medium_id=medium,
+                    details={"Recovery Reason": reason},
+                    outcome=EventOutcome.SERIOUS_FAILURE,
+                )
+            )
+            raise
         audit.emit(
             security_alert(
                 user=AuditUser(user_id=operator),
@@ -225,6 +260,9 @@ def add(
         cert = load_certificate(certificate)
         with open_registry(cli_settings(), registry) as reg:
             entry = reg.add_partner(name, cert, replace=replace)
+        _audit_key_change(
+            f"recipient certificate filed as {entry.name!r}", entry.fingerprint, operator_name()
+        )
         if as_json:
             print_json({"schema": "dcmseal.recipients.add/1", **entry.to_json()})
             return

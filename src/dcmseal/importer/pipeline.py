@@ -78,9 +78,9 @@ from dcmseal.importer.send import (
 from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_uids
 from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
-from dcmseal.media.burn import media_type_of
-from dcmseal.media.iso import is_iso_image, open_medium
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.iso import open_medium
+from dcmseal.media.open import OpenRequest, audit_unopened, open_to_folder
+from dcmseal.media.summary import audit_medium, audit_patients
 from dcmseal.scan import (
     Finding,
     Verdict,
@@ -344,7 +344,25 @@ def import_medium(
     ------
     DecryptionError, UsageError, InputError
         The medium cannot be opened at all (wrong key, missing, not a medium), or the journal is busy.
+        Audited as an Import that failed (and a Security Alert when the medium itself is refused).
     """
+    try:
+        return _import_medium(request, audit=audit, now=now, progress=progress, sender_factory=sender_factory)
+    except UsageError:
+        raise  # the command was incomplete, or the journal busy: nothing was read in
+    except DcmsealError as exc:
+        audit_unopened(audit, medium=request.medium, operator=request.operator, error=exc, now=now)
+        raise
+
+
+def _import_medium(
+    request: ImportRequest,
+    *,
+    audit: AuditSink,
+    now: Callable[[], datetime],
+    progress: Progress | None,
+    sender_factory: SenderFactory | None,
+) -> ImportResult:
     started = time.perf_counter()
     step = progress or (lambda _stage, _done, _total: None)
     moment = now()
@@ -577,6 +595,7 @@ def import_medium(
         now,
         notes,
         reconciled,
+        fileset_id=opened.fileset_id,
     )
     return ImportResult(
         medium=request.medium,
@@ -1027,12 +1046,18 @@ def _audit(
     now: Callable[[], datetime],
     notes: list[str],
     reconciled: Sequence[ReconciledStudy] = (),
+    *,
+    fileset_id: str,
 ) -> None:
     """One Import message with the outcome; one Security Alert per quarantined file and for medium findings.
 
     A coerced study names both patients: the local one it was stored as, and the foreign one it came as (its
-    Patient ID and name on the medium), so the audit trail shows the coercion (PS3.15 A.5.3.5, IHE RAD §19)."""
+    Patient ID and name on the medium), so the audit trail shows the coercion (PS3.15 A.5.3.5, IHE RAD §19).
+    The medium is named by its Volume Identifier or File-set ID (the fingerprint, which the journal keys
+    runs by, is its AlternativeUserID and the Alert Subject's ID).
+    """
     user = AuditUser(user_id=request.operator)
+    medium_id, media_type = audit_medium(request.medium, fileset_id)
     events: list[AuditEvent] = []
     stored = [f for f in files if f.status is State.STORED and not f.earlier_run]
     failed = sum(1 for f in files if f.status in (State.FAILED, State.PENDING))
@@ -1042,7 +1067,7 @@ def _audit(
         for f in stored:
             facts = sent_facts.get(f.path)
             if facts is not None:
-                patients[facts[0] or "UNKNOWN"] = None  # an instance without Patient ID still has a patient
+                patients[facts[0]] = None  # "" (no Patient ID) is an unidentified patient, see audit_patients
                 studies[facts[1]][facts[2]] += 1
         outcome = (
             EventOutcome.SUCCESS
@@ -1052,11 +1077,12 @@ def _audit(
         events.append(
             import_event(
                 user=user,
-                medium_id=fingerprint,
-                media_type=media_type_of("cd" if is_iso_image(request.medium) else "usb", "iso"),
-                patients=[PatientRef(patient_id=p) for p in patients]
+                medium_id=medium_id,
+                media_type=media_type,
+                medium_label=fingerprint,
+                patients=(audit_patients(patients) if patients else [])
                 + _foreign_patients(reconciled, patients)
-                or [PatientRef(patient_id="UNKNOWN")],
+                or audit_patients(()),
                 studies=[StudyRef.from_counts(uid, dict(counts)) for uid, counts in studies.items()],
                 encrypted=encrypted,
                 outcome=outcome,

@@ -17,13 +17,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dcmseal import cms
-from dcmseal.audit import AuditSink, AuditUser, MediaType, PatientRef, StudyRef, export_event
+from dcmseal.audit import AuditSink, AuditUser, EventOutcome, MediaType, StudyRef, export_event
 from dcmseal.documents import DEFAULT_MAX_DOCUMENT_BYTES, detect_kind, encapsulate
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.fsutil import link_or_copy
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
-from dcmseal.media.fileset import NoteKind, build_fileset, file_id_to_path, fileset_id_from_label
+from dcmseal.media.fileset import (
+    NoteKind,
+    build_fileset,
+    file_id_to_path,
+    fileset_id_from_label,
+    fileset_id_of,
+)
 from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.profiles import (
@@ -35,7 +41,7 @@ from dcmseal.media.profiles import (
 )
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
 from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
-from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
+from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
 from dcmseal.part10 import (
@@ -326,8 +332,41 @@ def burn(
     Every file, DICOMDIR included, becomes a Secure DICOM File addressed to the password (one salt for
     the medium), the partner certificates and the escrow certificate. The registry records the medium
     (with the password sealed to the escrow key) before the output appears; an Export audit message
-    follows. On any failure nothing appears at ``out`` and the staging folder (plaintext) is removed.
+    follows. On any failure nothing appears at ``out`` and the staging folder (plaintext) is removed; a
+    burn that fails after the command was accepted is audited as an Export that failed.
     """
+    try:
+        return _burn(request, registry=registry, audit=audit, now=now, progress=progress)
+    except UsageError:
+        raise  # the command was incomplete: nothing was read
+    except DcmsealError as exc:
+        medium = request.profile.medium if request.profile is not None else "cd"
+        try:
+            audit.emit(
+                export_event(
+                    user=AuditUser(user_id=request.operator),
+                    medium_id=request.out.name or str(request.out),
+                    media_type=media_type_of(medium, request.output_format),
+                    patients=audit_patients(()),
+                    outcome=EventOutcome.SERIOUS_FAILURE,
+                    description=f"the medium was not written: {exc.message}",
+                    encrypted=request.encrypt,
+                    now=now,
+                )
+            )
+        except DcmsealError as audit_exc:
+            logger.error("audit: %s", audit_exc)
+        raise
+
+
+def _burn(
+    request: BurnRequest,
+    *,
+    registry: Registry,
+    audit: AuditSink,
+    now: Callable[[], datetime],
+    progress: Progress | None,
+) -> BurnResult:
     started = time.perf_counter()
     moment = now()
     step = progress or (lambda _stage, _done, _total: None)
@@ -392,8 +431,11 @@ def burn(
             profile, sum(p.stat().st_size for p in conformed), chosen=request.profile is not None, notes=notes
         )
 
+        # The File-set ID and the Volume Identifier agree (PS3.12 F.1.1): the label, else the medium ID.
+        medium_id = registry.new_medium_id()
+        label = fileset_id_from_label(request.label)
         plan = build_fileset(
-            conformed, staging / "fileset", fileset_id=fileset_id_from_label(request.label), profile=profile
+            conformed, staging / "fileset", fileset_id=label or fileset_id_of(medium_id), profile=profile
         )
         left_out = [n for n in plan.notes if n.kind is NoteKind.LEFT_OUT]
         rejected = list(collection.rejected) + [
@@ -411,7 +453,6 @@ def burn(
             for note in plan.notes
             if note.kind is not NoteKind.LEFT_OUT
         )
-        medium_id = registry.new_medium_id()
 
         kdf = (
             cms.Pbkdf2Params(
@@ -465,7 +506,7 @@ def burn(
             has_password=request.password is not None,
             certificate_subjects=subjects,
             sender=request.sender,
-            label=plan.fileset_id,
+            label=label,
             encrypted=request.encrypt,
             viewer=request.viewer,
         )
@@ -507,7 +548,7 @@ def burn(
                     station=socket.gethostname(),
                     profile=profile_name,
                     format=request.output_format,
-                    label=plan.fileset_id or None,
+                    label=label or None,
                     file_count=len(plan.files),
                     total_bytes=total,
                     recipients=recipient_records,
@@ -522,7 +563,7 @@ def burn(
             request.out,
             output_format=request.output_format,
             staging=staging,
-            volume_id=sanitize_volume_id(plan.fileset_id or medium_id),
+            volume_id=sanitize_volume_id(plan.fileset_id),
             udf=profile.needs_udf,
             before_commit=record,
             progress=lambda done, total_files: step("write", done, total_files),
@@ -546,11 +587,11 @@ def burn(
                 user=user,
                 medium_id=medium_id,
                 media_type=media_type_of(profile.medium, request.output_format),
-                patients=[PatientRef(patient_id=pid) for pid in dict.fromkeys(s.patient_id for s in studies)],
+                patients=audit_patients(s.patient_id for s in studies),
                 studies=[
                     StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
                 ],
-                medium_label=plan.fileset_id or None,
+                medium_label=plan.fileset_id,
                 encrypted=request.encrypt,
                 now=now,
             )

@@ -61,7 +61,9 @@ __all__ = [
     "check_agreement",
     "file_id_to_path",
     "fileset_id_from_label",
+    "fileset_id_of",
     "is_conformant_file_id",
+    "is_invented_patient_id",
     "path_to_file_id",
     "read_dicomdir",
     "read_file_facts",
@@ -186,6 +188,12 @@ def fileset_id_from_label(label: str) -> str:
     cleaned = _NOT_FILE_ID_CHAR.sub("_", label.upper())
     cleaned = re.sub(r"_+", "_", cleaned).strip("_")
     return cleaned[:MAX_FILESET_ID_CHARS].rstrip("_")
+
+
+def fileset_id_of(medium_id: str) -> str:
+    """The File-set ID (and Volume Identifier) of a medium burned without a label: its medium ID in File ID
+    characters, ``DCMS-0123456789AB`` -> ``DCMS0123456789AB`` (16 characters, the most PS3.10 §8.5 allows)."""
+    return fileset_id_from_label(medium_id.replace("-", ""))
 
 
 # --- Planning ------------------------------------------------------------------------------------------------
@@ -1107,10 +1115,23 @@ def _patient_identity(instance: _Instance) -> tuple[str, str]:
     return name.rstrip("^ "), instance.text_or_empty("PatientBirthDate").strip()
 
 
+_INVENTED_PATIENT_ID_PREFIX = "DCMSEAL_"
+_INVENTED_PATIENT_ID = re.compile(rf"{_INVENTED_PATIENT_ID_PREFIX}[0-9A-F]{{8}}")
+
+
 def _invent_patient_id(instance: _Instance) -> str:
     name, birth = _patient_identity(instance)
     basis = f"{name}|{birth}" if name else f"study|{_study_key(instance)}"
-    return f"DCMSEAL_{_digest(basis)[:8]}"
+    return f"{_INVENTED_PATIENT_ID_PREFIX}{_digest(basis)[:8]}"
+
+
+def is_invented_patient_id(patient_id: str) -> bool:
+    """Whether ``patient_id`` is one dcmseal invents for a PATIENT record of an instance that has none.
+
+    The value lives in the DICOMDIR only (the instance is never changed); an audit trail must not take it
+    for a patient's identifier.
+    """
+    return _INVENTED_PATIENT_ID.fullmatch(patient_id.strip()) is not None
 
 
 def _remember(planner: _Planner, instance: _Instance) -> None:

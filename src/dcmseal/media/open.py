@@ -12,12 +12,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dcmseal.audit import AuditSink, AuditUser, PatientRef, StudyRef, import_event
+from dcmseal.audit import (
+    ALERT_TYPE_MEDIUM_REJECTED,
+    AuditSink,
+    AuditUser,
+    EventOutcome,
+    StudyRef,
+    import_event,
+    security_alert,
+)
 from dcmseal.cms import is_enveloped_data
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, DecryptionError, NotPart10Error, UsageError
+from dcmseal.errors import (
+    DcmsealError,
+    DecryptionError,
+    IntegrityError,
+    MalformedEnvelopeError,
+    NotPart10Error,
+    ResourceLimitError,
+    UsageError,
+)
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, ExtentReader
-from dcmseal.media.burn import media_type_of
 from dcmseal.media.fileset import (
     DicomDir,
     Disagreement,
@@ -31,10 +46,10 @@ from dcmseal.media.fileset import (
 from dcmseal.media.iso import is_iso_image, iso_file_extents, open_medium
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
-from dcmseal.media.summary import InstanceFacts, summarize
+from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
 from dcmseal.part10 import BatchReport, UnsealPlan, is_part10, is_secure_file, read_file_meta, unseal_files
 
-__all__ = ["OpenRequest", "OpenResult", "OpenedFile", "open_to_folder"]
+__all__ = ["OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +105,8 @@ class OpenResult:
     kdf_derivations: int
     notes: tuple[str, ...]
     elapsed_s: float
+    #: The File-set ID of the medium's DICOMDIR ("" when it has none or none was readable).
+    fileset_id: str = ""
 
     @property
     def failed(self) -> tuple[OpenedFile, ...]:
@@ -163,7 +180,66 @@ def open_to_folder(
     ------
     DecryptionError
         No file of the medium opens with the keys given (one message, as for a single file).
+
+    A medium that cannot be opened (unreadable, no key opens it) is audited as an Import that failed.
     """
+    try:
+        return _open_to_folder(request, audit=audit, now=now, progress=progress)
+    except UsageError:
+        raise  # nothing was read: the command was incomplete
+    except DcmsealError as exc:
+        audit_unopened(audit, medium=request.medium, operator=request.operator, error=exc, now=now)
+        raise
+
+
+# Failures that say the medium itself is not to be trusted (not a wrong key): a Security Alert too.
+_REJECTING = (IntegrityError, MalformedEnvelopeError, ResourceLimitError)
+
+
+def audit_unopened(
+    audit: AuditSink, *, medium: Path, operator: str, error: DcmsealError, now: Callable[[], datetime]
+) -> None:
+    """Audit a medium that could not be read in: an Import that failed (PS3.15 A.5.3.5), and a Security
+    Alert (A.5.3.11) when the medium was refused for a security reason. A failing sink is logged, never
+    raised over ``error``."""
+    medium_id, media_type = audit_medium(medium)
+    user = AuditUser(user_id=operator)
+    events = [
+        import_event(
+            user=user,
+            medium_id=medium_id,
+            media_type=media_type,
+            patients=audit_patients(()),
+            outcome=EventOutcome.SERIOUS_FAILURE,
+            description=f"the medium could not be read in: {error.message}",
+            now=now,
+        )
+    ]
+    if isinstance(error, _REJECTING):
+        events.append(
+            security_alert(
+                user=user,
+                description=f"medium rejected: {error.message}",
+                alert_type=ALERT_TYPE_MEDIUM_REJECTED,
+                medium_id=medium_id,
+                outcome=EventOutcome.MINOR_FAILURE,  # mitigated: nothing of it was read in
+                now=now,
+            )
+        )
+    for event in events:
+        try:
+            audit.emit(event)
+        except DcmsealError as audit_exc:
+            logger.error("audit: %s", audit_exc)
+
+
+def _open_to_folder(
+    request: OpenRequest,
+    *,
+    audit: AuditSink,
+    now: Callable[[], datetime],
+    progress: Progress | None,
+) -> OpenResult:
     started = time.perf_counter()
     step = progress or (lambda _stage, _done, _total: None)
     notes: list[str] = []
@@ -340,14 +416,14 @@ def open_to_folder(
 
     studies = summarize(summary_source)
     failed = sum(1 for f in results.values() if f.status == "failed")
+    medium_id, media_type = audit_medium(request.medium, fileset_id)
     try:
         audit.emit(
             import_event(
                 user=AuditUser(user_id=request.operator),
-                medium_id=str(request.medium),
-                media_type=media_type_of("cd" if is_iso_image(request.medium) else "usb", "iso"),
-                patients=[PatientRef(patient_id=pid) for pid in dict.fromkeys(s.patient_id for s in studies)]
-                or [PatientRef(patient_id="UNKNOWN")],
+                medium_id=medium_id,
+                media_type=media_type,
+                patients=audit_patients(s.patient_id for s in studies),
                 studies=[
                     StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
                 ],
@@ -368,4 +444,5 @@ def open_to_folder(
         kdf_derivations=report.pbkdf2_derivations,
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,
+        fileset_id=fileset_id,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from dcmseal import cms
-from dcmseal.audit import AuditSink, AuditUser, PatientRef, StudyRef, export_event
+from dcmseal.audit import AuditSink, AuditUser, StudyRef, export_event
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.fsutil import atomic_write
@@ -26,7 +26,7 @@ from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
-from dcmseal.media.summary import InstanceFacts, StudyFacts, summarize
+from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
 from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
 from dcmseal.scan.viewer import find_viewers, known_bundle, sha256_of
@@ -255,8 +255,7 @@ def rekey(
                 user=AuditUser(user_id=request.operator),
                 medium_id=medium_id,
                 media_type=media_type_of("dvd" if output_format == "iso" else "usb", output_format),
-                patients=[PatientRef(patient_id=p) for p in dict.fromkeys(p for _, p, _ in studies)]
-                or [PatientRef(patient_id="UNKNOWN")],
+                patients=audit_patients(p for _, p, _ in studies),
                 studies=[
                     StudyRef.from_counts(uid, dict(facts.sop_class_counts)) for uid, _, facts in studies
                 ],
