@@ -8,12 +8,37 @@ import { fileURLToPath } from "node:url";
 
 const root = dirname(fileURLToPath(import.meta.url));
 const packageData = join(root, "..", "src", "dcmseal", "media", "viewer");
+// 12-bit JPEG: the package's exports map does not name its decoder file, so it is aliased by path.
+const jpeg12 = join(root, "node_modules", "@cornerstonejs", "dicom-image-loader", "dist", "esm", "codecs", "jpeg.js");
+const alias = { "dcmseal-jpeg12": jpeg12 };
+// Its inverse DCT ends with the 8-bit level shift scaled by 255/4095 ((q + 2056 / bitConversion) >> 4): for
+// 12-bit data every sample comes out 15 too high (2056 * 4095 / 255 = 33016.5, where 2048 * 16 + 8 = 32776
+// is right). The shift and the clamp are recomputed from the sample range here; test/codecs.test.ts checks
+// the result against DCMTK's dcmdjpeg. The build fails if the expression is not found (a changed upstream).
+const BUGGY = `q =
+            q <= -2056 / component.bitConversion
+                ? 0
+                : q >= 2024 / component.bitConversion
+                    ? 255 / component.bitConversion
+                    : (q + 2056 / component.bitConversion) >> 4;`;
+const FIXED = `{ var maxval = Math.round(255 / component.bitConversion), shift = ((maxval + 1) / 2) * 16 + 8;
+        q = q < -shift ? 0 : q >= maxval * 16 - shift ? maxval : (q + shift) >> 4; }`;
+const fixJpeg12 = {
+  name: "fix-jpeg12-level-shift",
+  setup(b) {
+    b.onLoad({ filter: /dicom-image-loader[\\/]dist[\\/]esm[\\/]codecs[\\/]jpeg\.js$/ }, (args) => {
+      const text = readFileSync(args.path, "utf8");
+      if (!text.includes(BUGGY)) throw new Error(`${args.path}: the 12-bit level shift to fix was not found`);
+      return { contents: text.replace(BUGGY, FIXED), loader: "js" };
+    });
+  },
+};
 
 if (process.argv.includes("--tests")) {
   rmSync(join(root, "test-dist"), { recursive: true, force: true });
   const entries = readdirSync(join(root, "test")).filter((f) => f.endsWith(".test.ts")).map((f) => join(root, "test", f));
   await build({
-    entryPoints: entries, bundle: true, platform: "node", format: "esm", target: "node20",
+    entryPoints: entries, bundle: true, platform: "node", alias, plugins: [fixJpeg12], format: "esm", target: "node20",
     outdir: join(root, "test-dist"), outExtension: { ".js": ".mjs" }, loader: { ".wasm": "binary" },
     external: ["fs", "path", "crypto", "module", "url"], logLevel: "warning",
     // The codecs' Emscripten glue takes its node branch here and wants CommonJS names.
@@ -30,7 +55,7 @@ const dist = join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(join(dist, "VIEWER"), { recursive: true });
 await build({
-  entryPoints: [join(root, "src", "main.ts")], bundle: true, platform: "browser", format: "iife",
+  entryPoints: [join(root, "src", "main.ts")], bundle: true, platform: "browser", alias, plugins: [fixJpeg12], format: "iife",
   target: ["chrome100", "firefox100", "safari15"], minify: true, legalComments: "eof",
   // The codecs' WebAssembly is inlined (file:// pages cannot fetch .wasm); Emscripten's node branch is dead code.
   loader: { ".wasm": "binary" }, external: ["fs", "path", "crypto", "ws"],

@@ -7,6 +7,7 @@ what the page showed (study list, canvas pixels read back with getImageData, sta
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from dcmseal.cms import is_enveloped_data
 from dcmseal.media.iso import list_iso
 from dcmseal.media.profiles import Profile
 from tests.documents.samples import minimal_pdf
+from tests.peers.tools import require_tool
 from tests.viewer.conftest import (
     PALETTE_PATIENT,
     SAMPLES,
@@ -288,3 +290,36 @@ def test_private_key_opens_a_certificate_only_medium(browser: Browser, tmp_path:
     assert opened["dcmseal"]["stats"]["pbkdf2"] == 0
     expected = grey_reference(dcmread(sample("MR_small.dcm")))
     assert opened["canvas"]["width"] == expected.shape[1]
+
+
+def test_12_bit_jpeg_extended_is_shown(browser: Browser, tmp_path: Path) -> None:
+    """A 12-bit JPEG Extended (.4.51) CT, kept as it is by the burner, decoded in the page like DCMTK decodes it."""
+    dcmcjpeg = require_tool("dcmcjpeg", "dcmtk")
+    dcmdjpeg = require_tool("dcmdjpeg", "dcmtk")
+    ds = dcmread(sample("CT_small.dcm"))
+    values = ds.pixel_array.astype(np.int32)
+    ds.PixelData = (
+        ((values - values.min()) * 4095 // (values.max() - values.min())).astype(np.uint16).tobytes()
+    )
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    native = tmp_path / "ct12.dcm"
+    ds.save_as(native)
+    lossy = tmp_path / "sources" / "ct12j.dcm"
+    lossy.parent.mkdir()
+    subprocess.run([dcmcjpeg, "+ee", native, lossy], check=True, capture_output=True)
+    reference = tmp_path / "ct12d.dcm"
+    subprocess.run([dcmdjpeg, lossy, reference], check=True, capture_output=True)
+    assert dcmread(lossy).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51"
+    result, folder = burn_medium(tmp_path / "burn", [lossy])
+    # Kept as it is on the medium (DVD-JPEG allows it), so the page must decode it.
+    assert result.profile is Profile.DVD_JPEG
+    assert result.files[0].conversion is None
+    opened = browser.run("jpeg12", folder, password=VIEWER_PASSWORD, firstPixels=True)
+    _clean_console(opened)
+    assert opened["state"] == "image"
+    assert opened["integrity"] == "SHA-256 digest"
+    canvas = canvas_rgb(opened["firstPixels"])
+    expected = grey_reference(dcmread(reference))
+    assert canvas.shape[:2] == expected.shape
+    assert mean_abs_diff(canvas[..., 0], expected) < 1.0

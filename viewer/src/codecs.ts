@@ -5,13 +5,16 @@
  * JPEG baseline/extended 8-bit: the browser's own decoder (createImageBitmap). JPEG lossless: jpeg-lossless-
  * decoder-js. JPEG-LS: CharLS (@cornerstonejs/codec-charls), JPEG 2000 and HTJ2K: OpenJPEG
  * (@cornerstonejs/codec-openjpeg), both WebAssembly inlined in the bundle because file:// pages cannot fetch
- * .wasm files (the CSP therefore allows 'wasm-unsafe-eval'). RLE Lossless (PS3.5 Annex G): decoded here.
+ * .wasm files (the CSP therefore allows 'wasm-unsafe-eval'). 12-bit JPEG (Extended, process 4): the JavaScript
+ * JpegImage decoder of @cornerstonejs/dicom-image-loader (what OHIF uses; browsers decode 8-bit JPEG only).
+ * RLE Lossless (PS3.5 Annex G): decoded here.
  */
 import charlsFactory from "@cornerstonejs/codec-charls/decodewasmjs";
 import charlsWasm from "@cornerstonejs/codec-charls/decodewasm";
 import openjpegFactory from "@cornerstonejs/codec-openjpeg/decodewasmjs";
 import openjpegWasm from "@cornerstonejs/codec-openjpeg/decodewasm";
 import { Decoder as LosslessDecoder } from "jpeg-lossless-decoder-js";
+import JpegImage from "dcmseal-jpeg12";
 
 export class CodecError extends Error {
   override name = "CodecError";
@@ -147,4 +150,24 @@ export async function decodeJpegBrowser(data: Uint8Array, samples: number): Prom
     for (let s = 0; s < samples; s++) out[p * samples + s] = rgba[p * 4 + s];
   }
   return { bytes: out, bitsAllocated: 8, samples, rgb: samples === 3 };
+}
+
+/** 12-bit JPEG (process 2/4, 1.2.840.10008.1.2.4.51): greyscale to 16-bit little-endian samples. */
+export function decodeJpeg12(data: Uint8Array, rows: number, columns: number): Decoded {
+  let samples: Uint16Array;
+  try {
+    const jpeg = new JpegImage();
+    jpeg.parse(data);
+    jpeg.colorTransform = false;
+    if (jpeg.width !== columns || jpeg.height !== rows) {
+      throw new Error(`the JPEG is ${jpeg.width}x${jpeg.height}, the image ${columns}x${rows}`);
+    }
+    samples = jpeg.getData16(columns, rows);
+  } catch (err) {
+    throw new CodecError(`12-bit JPEG decoding failed: ${(err as Error)?.message ?? String(err)}`);
+  }
+  const bytes = new Uint8Array(samples.length * 2);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < samples.length; i++) view.setUint16(i * 2, samples[i], true);
+  return { bytes, bitsAllocated: 16, samples: 1, rgb: false };
 }

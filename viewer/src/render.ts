@@ -2,7 +2,7 @@
  * Pixels to screen: stored values -> modality values (rescale) -> VOI window (PS3.3 C.11.2.1.2) -> grey
  * levels, MONOCHROME1 inverted; colour images (RGB, YBR_FULL, YBR_FULL_422) converted to RGB.
  */
-import { CodecError, decodeJ2k, decodeJpegBrowser, decodeJpegLossless, decodeJpegLs, decodeRle } from "./codecs";
+import { CodecError, decodeJ2k, decodeJpeg12, decodeJpegBrowser, decodeJpegLossless, decodeJpegLs, decodeRle } from "./codecs";
 import { ImageInfo, Palette, TS } from "./dicom";
 
 export interface Window {
@@ -40,8 +40,12 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<F
       break;
     case TS.JPEG_BASELINE:
     case TS.JPEG_EXTENDED: {
-      if (info.bitsStored > 8) {
-        if (ts === TS.JPEG_EXTENDED) throw new RenderError("12-bit JPEG Extended images cannot be shown by this viewer");
+      if (info.bitsStored > 8 || info.bitsAllocated > 8) {
+        if (samples !== 1) throw new RenderError("12-bit colour JPEG is not supported by this viewer");
+        const d = decodeJpeg12(bytes, rows, columns);
+        native = d.bytes;
+        bitsAllocated = 16;
+        break;
       }
       const d = await decodeJpegBrowser(bytes, samples);
       native = d.bytes;

@@ -21,3 +21,14 @@ declare module "jpeg-lossless-decoder-js" {
     numComp: number;
   }
 }
+declare module "dcmseal-jpeg12" {
+  // @cornerstonejs/dicom-image-loader's dist/esm/codecs/jpeg.js (aliased in build.mjs: the package exports map
+  // does not name it).
+  export default class JpegImage {
+    width: number;
+    height: number;
+    colorTransform: boolean;
+    parse(data: Uint8Array): void;
+    getData16(width: number, height: number): Uint16Array;
+  }
+}

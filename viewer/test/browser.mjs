@@ -65,6 +65,7 @@ try {
   );
   result.passwordAfter = await page.evaluate(() => document.getElementById("password").value);
   Object.assign(result, await snapshot(page));
+  if (config.firstPixels) result.firstPixels = await readCanvas(page);
   if (config.artifacts) mkdirSync(config.artifacts, { recursive: true });
   const shot = async (name) => {
     if (config.artifacts) await page.screenshot({ path: join(config.artifacts, `${config.scenario}-${name}.png`), fullPage: true });

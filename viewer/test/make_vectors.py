@@ -67,9 +67,17 @@ def codecs() -> None:
         entry = {"transfer_syntax": str(ds.file_meta.TransferSyntaxUID), "frames": frames}
         try:
             arr = ds.pixel_array
-        except Exception as exc:  # the 12-bit JPEG: the viewer refuses it too
+        except Exception as exc:  # the 12-bit JPEG: pydicom's plugins fail; DCMTK's dcmdjpeg is the reference
+            import gzip
+            import subprocess
+            import tempfile
+
             entry["error"] = str(exc)
             refs[name] = entry
+            with tempfile.TemporaryDirectory() as tmp:
+                subprocess.run(["dcmdjpeg", str(src), f"{tmp}/d.dcm"], check=True)
+                raw = pydicom.dcmread(f"{tmp}/d.dcm").pixel_array.astype("<u2").tobytes()
+            (V / name.replace(".dcm", ".dcmdjpeg.u16.gz")).write_bytes(gzip.compress(raw, mtime=0))
             continue
         first = arr[0] if frames > 1 else arr
         if ds.SamplesPerPixel == 1:
