@@ -10,6 +10,8 @@ tools=(
   "dciodvfy:dicom3tools"
   "xorriso:xorriso"
   "isoinfo:genisoimage"
+  "mkfs.fat:dosfstools"
+  "mcopy:mtools"
   "Orthanc:orthanc"
   "/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb"
   "/usr/lib/postgresql/15/bin/initdb:postgresql"

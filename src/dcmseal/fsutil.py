@@ -23,6 +23,7 @@ __all__ = [
     "ExtentReader",
     "PendingFile",
     "atomic_write",
+    "fsync_dir",
     "iter_files",
     "link_or_copy",
     "open_state_file",
@@ -30,6 +31,7 @@ __all__ = [
     "relative_output_path",
     "sha256_file",
     "start_writeback",
+    "sync_filesystem",
     "try_hard_link",
 ]
 
@@ -186,6 +188,22 @@ def _sync_filesystem(directory: Path) -> None:
             raise OSError(errno, os.strerror(errno), str(directory))
     finally:
         os.close(fd)
+
+
+def sync_filesystem(directory: Path) -> None:
+    """Write every dirty page of the file system holding ``directory`` to its device, and wait.
+
+    After it returns a removable medium holds what was written (it still wants unmounting before it is
+    pulled). Where syncfs(2) is missing, sync(2) does the same for every file system.
+    """
+    if _syncfs is None:
+        os.sync()
+        return
+    _sync_filesystem(directory)
+
+
+#: Make a rename or a new name in a directory durable.
+fsync_dir = _fsync_dir
 
 
 @dataclass(slots=True)

@@ -15,7 +15,14 @@ from dcmseal.audit import validate_message
 from tests.cli.conftest import Invoke, Subprocess
 from tests.cli.runner import DCMSEAL, clean_environment
 from tests.conftest import RsaIdentityFactory
-from tests.media.conftest import MediaEscrow, install_escrow, make_media_escrow, medium_files, write_series
+from tests.media.conftest import (
+    MediaEscrow,
+    install_escrow,
+    make_media_escrow,
+    medium_files,
+    mount_point,
+    write_series,
+)
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.pydicom_data import pydicom_file
 
@@ -24,6 +31,8 @@ MR_SMALL = pydicom_file("MR_small.dcm")
 FAST = ("--iterations", str(FAST_ITERATIONS))
 NEW_PASSWORD = "Harbor-lichen-Copper-saddle-whistle"
 WRONG_PASSWORD = "Quartz-meadow-Falcon-ribbon-tundra"
+
+__all__ = ["mount_point"]  # a fixture
 
 
 @pytest.fixture(scope="session")
@@ -326,7 +335,7 @@ def test_one_corrupted_file_is_named_and_the_rest_open(
     assert len(opened) == 3
 
 
-def test_an_existing_output_is_refused_without_force(
+def test_an_existing_output_is_refused_without_force_and_force_never_deletes_a_users_file(
     invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path
 ) -> None:
     medium, opened = tmp_path / "m.iso", tmp_path / "opened"
@@ -337,20 +346,72 @@ def test_an_existing_output_is_refused_without_force(
     burn_refused = invoke("burn", CT_SMALL, "--out", medium, "--password-file", password_file, *FAST)
     assert burn_refused.code == 1
     assert "already exists" in burn_refused.stderr_flat
+    # --force replaces an image, never another file.
+    forced_over_a_file = invoke(
+        "burn", CT_SMALL, "--out", medium, "--password-file", password_file, *FAST, "--force"
+    )
+    assert forced_over_a_file.code == 1
+    assert "is not an ISO image" in forced_over_a_file.stderr_flat
     assert medium.read_bytes() == b"an older medium"
 
-    assert (
-        invoke("burn", CT_SMALL, "--out", medium, "--password-file", password_file, *FAST, "--force").code
-        == 0
-    )
-    open_refused = invoke("open", medium, "--out", opened, "--password-file", password_file)
-    assert open_refused.code == 1
-    assert "already exists" in open_refused.stderr_flat
-    assert (opened / "keep.txt").read_text() == "mine"
+    medium.unlink()
+    assert invoke("burn", CT_SMALL, "--out", medium, "--password-file", password_file, *FAST).code == 0
+    first = medium.read_bytes()
+    again = invoke("burn", CT_SMALL, "--out", medium, "--password-file", password_file, *FAST, "--force")
+    assert again.code == 0, again.everything
+    assert medium.read_bytes() != first  # a new medium (new salt, new IDs) in place of the old image
+
+    for force in ((), ("--force",)):
+        open_refused = invoke("open", medium, "--out", opened, "--password-file", password_file, *force)
+        assert open_refused.code == 1
+        [error] = _error_lines(open_refused.stderr)
+        assert "keep.txt" in error
+        assert "did not write" in error
+        assert (opened / "keep.txt").read_text() == "mine"
+    (opened / "keep.txt").unlink()
+    # An empty folder is a valid output without --force; a File-set of dcmseal's is replaced only with it.
+    assert invoke("open", medium, "--out", opened, "--password-file", password_file).code == 0
+    refused = invoke("open", medium, "--out", opened, "--password-file", password_file)
+    assert refused.code == 1
+    assert "use --force to replace it" in refused.stderr_flat
     forced = invoke("open", medium, "--out", opened, "--password-file", password_file, "--force")
     assert forced.code == 0, forced.everything
-    assert not (opened / "keep.txt").exists()
     assert _staging(tmp_path) == []
+
+
+def test_the_readme_example_burns_to_a_mounted_stick_and_says_when_to_remove_it(
+    invoke: Invoke, mount_point: Path, tmp_path: Path, password_file: Path, data_dir: Path
+) -> None:
+    """`dcmseal burn study/ --out /media/usb --format dir`: the root of an empty stick, no --force needed."""
+    study = write_series(tmp_path / "study", 2)[0].parent
+
+    burned = invoke(
+        "burn", study, "--out", mount_point, "--format", "dir", "--password-file", password_file, *FAST
+    )
+    again = invoke(
+        "burn", study, "--out", mount_point, "--format", "dir", "--password-file", password_file, *FAST
+    )
+    forced = invoke(
+        "burn",
+        study,
+        "--out",
+        mount_point,
+        "--format",
+        "dir",
+        "--password-file",
+        password_file,
+        *FAST,
+        "--force",
+    )
+
+    assert burned.code == 0, burned.everything
+    assert f"unmount (eject) {mount_point}, then the stick is safe to remove" in burned.stderr_flat
+    assert again.code == 1
+    [error] = _error_lines(again.stderr)
+    assert "use --force to replace it" in error
+    assert forced.code == 0, forced.everything
+    assert "Traceback" not in forced.everything
+    assert len(invoke("keys", "list", "--json").json()["media"]) == 2  # the refused burn recorded nothing
 
 
 def test_a_full_disk_fails_the_burn_cleanly(

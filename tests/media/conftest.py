@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from dcmseal.audit import FileSink
 from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
+from dcmseal.media.target import MANIFEST_NAME
 from tests.cli.conftest import Outcome
 from tests.cli.runner import Run, run_dcmseal
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD, write_part10
@@ -205,8 +207,8 @@ def write_series(root: Path, count: int, *, pixel_bytes: int = 64) -> list[Path]
 
 
 def medium_files(root: Path) -> list[Path]:
-    """Every file of an extracted medium or File-set, sorted."""
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """Every file of an extracted medium or File-set, sorted; not the manifest of what dcmseal wrote there."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
 
 
 def openssl_decrypt(
@@ -340,3 +342,39 @@ def media_cli(
     yield cli
     logger.handlers = handlers
     logger.setLevel(level)
+
+
+@contextmanager
+def mounted_tmpfs(point: Path, size: str) -> Iterator[Path]:
+    """A real mount point (tmpfs of ``size``): it cannot be renamed or removed, as a stick's cannot."""
+    point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a file system needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "dcmseal-test-stick", str(point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+@pytest.fixture
+def mount_point(tmp_path: Path) -> Iterator[Path]:
+    """A mounted "stick" of 8 MiB (tmpfs: no FAT driver here, but a real mount point)."""
+    with mounted_tmpfs(tmp_path / "stick", "8m") as point:
+        yield point
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry of the test's own (SQLite in tmp_path)."""
+    reg = Registry.open(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+    try:
+        yield reg
+    finally:
+        reg.close()

@@ -7,6 +7,7 @@ The reference readers are outside dcmseal: `openssl cms -decrypt` (password and 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -24,12 +25,14 @@ from pydicom.fileset import FileSet
 
 from dcmseal.audit import FileSink, validate_message
 from dcmseal.errors import InputError
+from dcmseal.fsutil import sha256_file
 from dcmseal.keys.escrow import certificate_fingerprint
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.profiles import Compression, Medium, Profile
+from dcmseal.media.target import MANIFEST_NAME
 from tests.cli.runner import Run
 from tests.conftest import RsaIdentityFactory
 from tests.jsondoc import member
@@ -215,6 +218,14 @@ def test_ct_mr_us_burned_in_every_profile_open_with_openssl_and_pass_dicom_check
     else:
         root = out
     on_medium = {p.relative_to(root).as_posix(): p for p in medium_files(root)}
+    if output_format == "dir":
+        # A folder medium lists what dcmseal wrote in it (what --force may replace): every file, no other.
+        manifest = json.loads((root / MANIFEST_NAME).read_bytes())
+        assert {f["path"]: f["sha256"] for f in manifest["files"]} == {
+            name: sha256_file(path) for name, path in on_medium.items()
+        }
+        assert manifest["complete"] is True
+        assert manifest["medium_id"] == result.medium_id
     # Nothing else on the medium but the offline viewer: no autorun, no plaintext.
     viewer = {"INDEX.HTM", "VIEWER/VIEWER.CSS", "VIEWER/VIEWER.JS"}
     assert set(on_medium) == {"DICOMDIR", README} | viewer | {f.file_id for f in result.files}

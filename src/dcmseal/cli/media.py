@@ -29,7 +29,13 @@ from dcmseal.keys import generate_passphrase
 __all__ = ["burn_command", "open_command", "rekey_command"]
 
 #: A medium or File-set is one output, replaced as a whole (not the shared per-file --force).
-ReplaceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an existing image, or the files dcmseal wrote in the output folder (never other files).",
+    ),
+]
 
 
 def burn_command(
@@ -40,9 +46,18 @@ def burn_command(
             help="Files, folders, zips, DICOMDIR sets, or http(s)://host/dicom-web/studies/<UID>.",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The ISO image or folder to write.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="The image file, or the folder to write (an empty folder, a mounted stick)."
+        ),
+    ],
     output_format: Annotated[
-        str, typer.Option("--format", help="iso (ISO 9660, UDF for DVD) or dir (USB).")
+        str,
+        typer.Option(
+            "--format",
+            help="iso (ISO 9660, UDF for DVD), dir (a folder or mounted USB stick) or usb-image (a FAT image for dd).",
+        ),
     ] = "iso",
     profile: Annotated[
         str, typer.Option("--profile", help="auto, or a PS3.11 profile such as STD-GEN-SEC-CD.")
@@ -100,13 +115,14 @@ def burn_command(
     """
     # The media workflows pull in pydicom's pixel codecs, pycdlib and the DICOMweb client: load on use.
     from dcmseal.media.burn import BurnRequest, burn
+    from dcmseal.media.output import OUTPUT_FORMATS
     from dcmseal.media.profiles import Profile, secure_profile_of
 
     with user_errors():
         refuse_argv_password(password)
         settings = cli_settings(pbkdf2_iterations=iterations, workers=workers)
-        if output_format not in ("iso", "dir"):
-            raise UsageError("--format must be iso or dir")
+        if output_format not in OUTPUT_FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}")
         chosen_profile = None
         if profile != "auto":
             try:
@@ -200,6 +216,8 @@ def burn_command(
         if generate_password and text is not None:
             out_console.print(f"password (shown once; send it by another route): {text}", style="bold")
         out_console.print("\n" + result.cover_letter)
+        if result.safe_to_remove:
+            err_console.print(result.safe_to_remove, style="bold green")
 
 
 def open_command(

@@ -693,6 +693,23 @@ class Registry:
             raise InputError(f"medium {record.medium_id} is already in the registry") from None
         logger.info("medium %s recorded", record.medium_id)
 
+    def forget_medium(self, medium_id: str) -> None:
+        """Remove the record of a medium that was never completely written (its burn failed after recording).
+
+        Only a medium nobody recovered a password of: a recovery is an event that stays on record.
+        """
+        medium_id = _normalize_medium_id(medium_id)
+        with self._transaction(write=True) as session:
+            row = session.get(Medium, medium_id)
+            if row is None:
+                return
+            if session.scalar(
+                select(func.count()).select_from(Recovery).where(Recovery.medium_id == medium_id)
+            ):
+                raise InputError(f"medium {medium_id} has recoveries on record: it stays in the registry")
+            session.delete(row)
+        logger.info("medium %s forgotten (never completely written)", medium_id)
+
     def list_media(
         self,
         *,

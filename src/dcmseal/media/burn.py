@@ -42,6 +42,7 @@ from dcmseal.media.profiles import (
 from dcmseal.media.readme import MediumText, cover_letter, readme_text
 from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
 from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
+from dcmseal.media.target import removal_advice
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
 from dcmseal.part10 import (
@@ -148,6 +149,8 @@ class BurnResult:
     elapsed_s: float
     encrypted: bool = True
     viewer: bool = False
+    #: For a folder on a stick: that it is synced, and what to do before pulling it.
+    safe_to_remove: str | None = None
 
     @property
     def profile_name(self) -> str:
@@ -178,12 +181,13 @@ class BurnResult:
                 "elapsed_s": round(self.elapsed_s, 3),
             },
             "cover_letter": self.cover_letter,
+            "safe_to_remove": self.safe_to_remove,
         }
 
 
 def media_type_of(profile_medium: Medium | str, output_format: str) -> MediaType:
     """The CID 405 media type an audit message names for a medium."""
-    if output_format == "dir" or str(profile_medium) == "usb":
+    if output_format in ("dir", "usb-image") or str(profile_medium) == "usb":
         return MediaType.USB_DISK_EMULATION
     return MediaType.DVD if str(profile_medium) == "dvd" else MediaType.CD
 
@@ -377,7 +381,9 @@ def _burn(
     if request.viewer:
         viewer_files()  # a missing bundle fails now, before any work
     notes: list[str] = []
-    with staging_dir(request.out, overwrite=request.overwrite) as staging:
+    with staging_dir(
+        request.out, overwrite=request.overwrite, output_format=request.output_format
+    ) as staging:
         step("collect", 0, len(request.sources))
         collection = collect(request.sources, staging / "sources")
         notes.extend(collection.notes)
@@ -402,7 +408,7 @@ def _burn(
         instances = collection.instances
         profile = request.profile or choose_profile(
             {i.transfer_syntax_uid for i in instances},
-            output="dir" if request.output_format == "dir" else "iso",
+            output="iso" if request.output_format == "iso" else "dir",
         )
 
         conformed: list[Path] = []
@@ -538,7 +544,10 @@ def _burn(
         total = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
         total += sum(stream.size for stream in (streams or {}).values())  # sealed into the image, not on disk
 
+        recorded = False
+
         def record() -> None:
+            nonlocal recorded
             registry.record_medium(
                 MediumRecord(
                     medium_id=medium_id,
@@ -557,28 +566,38 @@ def _burn(
                     escrow_fingerprint=escrow_fingerprint,
                 )
             )
+            recorded = True
 
-        size = place_medium(
-            medium_dir,
-            request.out,
-            output_format=request.output_format,
-            staging=staging,
-            volume_id=sanitize_volume_id(plan.fileset_id),
-            udf=profile.needs_udf,
-            before_commit=record,
-            progress=lambda done, total_files: step("write", done, total_files),
-            # The image is laid out first; then every core seals files straight into their extents.
-            reserved={target: stream.size for target, stream in streams.items()} if streams else None,
-            fill=functools.partial(
-                _seal_into_image,
-                streams=streams,
-                workers=request.workers,
-                on_sealed=on_sealed,
-                names={f.staged: origins.get(f.source, str(f.source)) for f in plan.files},
+        try:
+            size = place_medium(
+                medium_dir,
+                request.out,
+                output_format=request.output_format,
+                staging=staging,
+                volume_id=sanitize_volume_id(plan.fileset_id),
+                udf=profile.needs_udf,
+                before_commit=record,
+                progress=lambda done, total_files: step("write", done, total_files),
+                # The image is laid out first; then every core seals files straight into their extents.
+                reserved={target: stream.size for target, stream in streams.items()} if streams else None,
+                fill=functools.partial(
+                    _seal_into_image,
+                    streams=streams,
+                    workers=request.workers,
+                    on_sealed=on_sealed,
+                    names={f.staged: origins.get(f.source, str(f.source)) for f in plan.files},
+                )
+                if streams
+                else None,
+                overwrite=request.overwrite,
+                medium_id=medium_id,
+                on_note=notes.append,
             )
-            if streams
-            else None,
-        )
+        except BaseException:
+            if recorded:
+                # The medium was recorded when its files were complete, but it did not reach its place.
+                registry.forget_medium(medium_id)
+            raise
 
     user = AuditUser(user_id=request.operator)
     try:
@@ -628,6 +647,7 @@ def _burn(
         elapsed_s=time.perf_counter() - started,
         encrypted=request.encrypt,
         viewer=request.viewer,
+        safe_to_remove=removal_advice(request.out) if request.output_format == "dir" else None,
     )
 
 

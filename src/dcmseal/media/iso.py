@@ -31,6 +31,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from dcmseal.errors import InputError, MissingInputError, ResourceLimitError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write
+from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 
 __all__ = [
     "DEFAULT_MAX_EXPANSION",
@@ -884,8 +885,9 @@ def open_medium(
 ) -> Path:
     """Return the root of the medium ``path`` as a folder: an ISO image or a zip is extracted under ``workdir``.
 
-    The kind is found by content, not by name: an ISO 9660 volume descriptor in sector 16, a zip end of
-    central directory, or a directory (a mounted disc, a USB stick), which is returned as it is. A new
+    The kind is found by content, not by name: an ISO 9660 volume descriptor in sector 16, a FAT boot
+    sector (a USB medium as an image, read with mtools; its content is bounded by the image's size), a zip
+    end of central directory, or a directory (a mounted disc, a USB stick), which is returned as it is. A new
     directory is made under ``workdir`` for each extraction.
 
     Raises
@@ -911,6 +913,15 @@ def open_medium(
             shutil.rmtree(root, ignore_errors=True)
             raise
         return root
+    if is_fat_image(path):  # a USB medium as an image (--format usb-image)
+        workdir.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=f"{stem}-fat-", dir=workdir))
+        try:
+            extract_fat_image(path, root / "medium")
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return root / "medium"
     if zipfile.is_zipfile(path):
         workdir.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix=f"{stem}-zip-", dir=workdir))

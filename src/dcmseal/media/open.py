@@ -47,6 +47,7 @@ from dcmseal.media.iso import is_iso_image, iso_file_extents, open_medium
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
+from dcmseal.media.target import write_folder
 from dcmseal.part10 import BatchReport, UnsealPlan, is_part10, is_secure_file, read_file_meta, unseal_files
 
 __all__ = ["OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
@@ -410,9 +411,8 @@ def _open_to_folder(
                     file_id=new_ids.get(path) or new_ids.get(file_id_to_path(final, file_id)),
                     sop_instance_uid=facts[file_id].sop_instance_uid,
                 )
-        if request.out.exists() and request.overwrite:
-            shutil.rmtree(request.out) if request.out.is_dir() else request.out.unlink()
-        os.rename(final, request.out)
+        final.mkdir(exist_ok=True)
+        write_folder(final, request.out, overwrite=request.overwrite)
 
     studies = summarize(summary_source)
     failed = sum(1 for f in results.values() if f.status == "failed")

@@ -1,4 +1,4 @@
-"""Stage a medium beside its destination and put it there at once, as an ISO image or a folder."""
+"""Stage a medium and put it at its destination at once: an ISO image, a FAT image or a folder (a USB stick)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,70 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.media.iso import ExtentFiller, write_iso
+from dcmseal.fsutil import fsync_dir
+from dcmseal.media.fatimage import is_fat_image, write_fat_image
+from dcmseal.media.iso import ExtentFiller, is_iso_image, write_iso
+from dcmseal.media.target import check_folder_target, file_system_of, write_folder
 
-__all__ = ["OUTPUT_FORMATS", "place_medium", "staging_dir"]
+__all__ = ["OUTPUT_FORMATS", "check_output", "place_medium", "staging_dir"]
 
-OUTPUT_FORMATS = ("iso", "dir")
+OUTPUT_FORMATS = ("iso", "dir", "usb-image")
+
+
+def _is_image_of(path: Path, output_format: str) -> bool:
+    """Is ``path`` an image of the kind ``output_format`` writes (the only file ``--force`` may replace)?"""
+    if output_format == "iso":
+        return is_iso_image(path)
+    return is_fat_image(path)
+
+
+def check_output(out: Path, *, output_format: str, overwrite: bool) -> None:
+    """Refuse an output that may not be written, before any work: one line naming it.
+
+    A folder output follows :func:`dcmseal.media.target.check_folder_target` (empty, new, or only what
+    dcmseal wrote). An image output is a file: never a folder, and ``--force`` replaces only an image of
+    the same kind, never another file.
+    """
+    if output_format == "dir":
+        check_folder_target(out, overwrite=overwrite)
+        return
+    if out.is_dir():
+        raise InputError(
+            f"is a folder: an {output_format} image is a file (give a file name, e.g. {out / 'medium.img'})"
+            if output_format == "usb-image"
+            else f"is a folder: an ISO image is a file (give a file name, e.g. {out / 'medium.iso'})",
+            path=out,
+        )
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise InputError("already exists (use --force to overwrite)", path=out)
+    if out.is_symlink() or not _is_image_of(out, output_format):
+        kind = "an ISO image" if output_format == "iso" else "a FAT image"
+        raise InputError(f"is not {kind}: --force replaces only an image, never another file", path=out)
+
+
+def _staging_parent(out: Path, output_format: str) -> Path:
+    """Where plaintext is staged: beside ``out`` (one file system, so the final rename is atomic), unless that
+    is a FAT or exFAT file system (a stick: deleted plaintext lingers there, and it may leave the building).
+    """
+    parent = out.parent if str(out.parent) else Path(".")
+    if output_format == "dir":
+        file_system = file_system_of(parent)
+        if file_system.is_fat or file_system.is_exfat:
+            return Path(tempfile.gettempdir())
+    return parent
 
 
 @contextmanager
-def staging_dir(out: Path, *, overwrite: bool) -> Iterator[Path]:
-    """A private folder beside ``out`` (same file system, so the final rename is atomic).
+def staging_dir(out: Path, *, overwrite: bool, output_format: str = "dir") -> Iterator[Path]:
+    """A private folder for the work, beside ``out`` where that is safe (see :func:`_staging_parent`).
 
-    It holds plaintext copies while a medium is built or opened, so it is removed however the
-    ``with`` block ends: success, error or interrupt.
+    ``out`` is checked first (:func:`check_output`). The folder holds plaintext copies while a medium is
+    built or opened, so it is removed however the ``with`` block ends: success, error or interrupt.
     """
-    if out.exists() and not overwrite:
-        raise InputError("already exists (use --force to overwrite)", path=out)
-    parent = out.parent if str(out.parent) else Path(".")
+    check_output(out, output_format=output_format, overwrite=overwrite)
+    parent = _staging_parent(out, output_format)
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=parent))
     os.chmod(staging, 0o700)
@@ -34,24 +81,6 @@ def staging_dir(out: Path, *, overwrite: bool) -> Iterator[Path]:
         yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _replace_dir(built: Path, out: Path) -> None:
-    """Move the folder ``built`` to ``out``; an existing ``out`` is set aside first, then removed."""
-    old: Path | None = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-    try:
-        os.rename(built, out)
-    except OSError:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    if old is not None and old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    elif old is not None:
-        old.unlink()
 
 
 def place_medium(
@@ -66,31 +95,45 @@ def place_medium(
     progress: Callable[[int, int], None] | None = None,
     reserved: Mapping[Path, int] | None = None,
     fill: ExtentFiller | None = None,
+    overwrite: bool = False,
+    medium_id: str | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> int:
-    """Write the finished medium in ``medium_dir`` to ``out`` (ISO image or folder); return its size in bytes.
+    """Write the finished medium in ``medium_dir`` to ``out`` (ISO image, FAT image or folder); return its size.
 
     ``before_commit`` runs when the output is complete but not yet in place (the registry record): if
-    it raises, nothing appears at ``out``. ``reserved`` and ``fill`` (ISO only): files of ``medium_dir`` written into
+    it raises, nothing appears at ``out``. A folder goes in with a manifest and replaces only what
+    dcmseal wrote (:func:`dcmseal.media.target.write_folder`); ``on_note`` hears what the user should know
+    (a file system other than FAT). ``reserved`` and ``fill`` (ISO only): files of ``medium_dir`` written into
     the image by ``fill`` (see :func:`dcmseal.media.iso.write_iso`).
     """
     if output_format not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown output format {output_format!r}: use iso or dir")
+        raise UsageError(f"unknown output format {output_format!r}: use {', '.join(OUTPUT_FORMATS)}")
+    if output_format == "dir":
+        if reserved:
+            raise ValueError("reserved files go into an image: a folder medium holds written files")
+        written = write_folder(
+            medium_dir,
+            out,
+            overwrite=overwrite,
+            medium_id=medium_id,
+            before_commit=before_commit,
+            on_note=on_note,
+        )
+        return written.size_bytes
     if output_format == "iso":
         image = staging / "medium.iso"
-        summary = write_iso(
+        size = write_iso(
             medium_dir, image, volume_id=volume_id, udf=udf, progress=progress, reserved=reserved, fill=fill
-        )
-        if before_commit is not None:
-            before_commit()
-        if out.is_dir():
-            _replace_dir(image, out)
-        else:
-            os.replace(image, out)
-        return summary.size
-    if reserved:
-        raise ValueError("reserved files go into an image: a folder medium holds written files")
-    size = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
+        ).size
+    else:
+        if reserved:
+            raise ValueError("reserved files go into an ISO image only")
+        image = staging / "medium.img"
+        size = write_fat_image(medium_dir, image, volume_label=volume_id, progress=progress)
+    check_output(out, output_format=output_format, overwrite=overwrite)  # again: time has passed
     if before_commit is not None:
         before_commit()
-    _replace_dir(medium_dir, out)
+    os.replace(image, out)
+    fsync_dir(out.parent if str(out.parent) else Path("."))
     return size

@@ -127,7 +127,7 @@ def rekey(
     new_recipients += [cms.CertificateRecipient(certificate=c) for c in certificates]
     output_format = request.output_format or ("iso" if is_iso_image(request.medium) else "dir")
     notes: list[str] = []
-    with staging_dir(request.out, overwrite=request.overwrite) as staging:
+    with staging_dir(request.out, overwrite=request.overwrite, output_format=output_format) as staging:
         root = open_medium(request.medium, staging / "in")
         medium_dir = staging / "medium"
         count = 0
@@ -248,6 +248,9 @@ def rekey(
             volume_id=sanitize_volume_id(fileset_id or medium_id),
             udf=output_format == "iso",
             before_commit=record,
+            overwrite=request.overwrite,
+            medium_id=medium_id,
+            on_note=notes.append,
         )
     try:
         audit.emit(

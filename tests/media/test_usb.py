@@ -1,0 +1,378 @@
+"""USB media: a folder or mounted stick as the target, what --force may replace, FAT images, the registry.
+
+A real FAT file system is the target where one can be had without a kernel driver: the FAT image of
+``--format usb-image`` (made by mkfs.fat and mtools, checked with ``fsck.fat -n``, read back with mtools).
+A mounted stick is stood in for by a real mount point (tmpfs, as root): what matters there is that the
+target cannot be renamed, that its free space is checked first, and what dcmseal says when it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dcmseal.audit import FileSink
+from dcmseal.errors import InputError
+from dcmseal.keys.registry import Registry
+from dcmseal.media.burn import BurnRequest, BurnResult, burn
+from dcmseal.media.fatimage import fat_layout, is_fat_image
+from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.target import (
+    FAT_MAX_FILE_BYTES,
+    MANIFEST_NAME,
+    check_fits,
+    file_system_of,
+)
+from tests.media.conftest import (
+    MediaEscrow,
+    medium_files,
+    mounted_tmpfs,
+    write_series,
+)
+from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from tests.peers.tools import require_tool, run_tool
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    write_series(tmp_path / "study", 3)
+    return tmp_path / "study"
+
+
+@pytest.fixture
+def small_mount_point(tmp_path: Path) -> Iterator[Path]:
+    with mounted_tmpfs(tmp_path / "small-stick", "256k") as point:
+        yield point
+
+
+def _burn(
+    study: Path,
+    out: Path,
+    registry: Registry,
+    escrow: MediaEscrow,
+    *,
+    output_format: str = "dir",
+    force: bool = False,
+) -> BurnResult:
+    return burn(
+        BurnRequest(
+            sources=(str(study),),
+            out=out,
+            operator="usb-tester",
+            output_format=output_format,
+            password=PASSWORD.encode(),
+            escrow_certificate=escrow.certificate,
+            label="USB TEST",
+            iterations=FAST_ITERATIONS,
+            overwrite=force,
+        ),
+        registry=registry,
+        audit=FileSink(out.parent / "audit.log"),
+    )
+
+
+def _recorded(registry: Registry) -> list[str]:
+    return [m.medium_id for m in registry.list_media()]
+
+
+def _manifest(folder: Path) -> dict[str, object]:
+    document: dict[str, object] = json.loads((folder / MANIFEST_NAME).read_bytes())
+    return document
+
+
+# --- folders: empty, foreign, ours --------------------------------------------------------------------------
+
+
+def test_an_empty_folder_is_a_target_without_force_and_the_manifest_lists_every_file(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+
+    result = _burn(study, out, registry, media_escrow)
+
+    manifest = _manifest(out)
+    listed = {f["path"] for f in manifest["files"]}  # type: ignore[attr-defined]
+    assert listed == {p.relative_to(out).as_posix() for p in medium_files(out)}
+    assert "DICOMDIR" in listed
+    assert manifest["complete"] is True
+    assert manifest["medium_id"] == result.medium_id
+    assert _recorded(registry) == [result.medium_id]
+    assert sorted(p.name for p in tmp_path.glob(".*.staging")) == []
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_users_file_is_never_deleted_nor_written_beside(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow, force: bool
+) -> None:
+    out = tmp_path / "holiday"
+    out.mkdir()
+    (out / "photo.jpg").write_bytes(b"\xff\xd8 a photo")
+    (out / "letters").mkdir()
+
+    with pytest.raises(InputError, match=r"photo\.jpg") as refused:
+        _burn(study, out, registry, media_escrow, force=force)
+
+    assert "did not write" in str(refused.value)
+    assert "letters/" in str(refused.value)
+    assert (out / "photo.jpg").read_bytes() == b"\xff\xd8 a photo"
+    assert sorted(p.name for p in out.iterdir()) == ["letters", "photo.jpg"]
+    assert _recorded(registry) == []
+
+
+def test_force_replaces_only_what_dcmseal_wrote(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    out = tmp_path / "medium"
+    first = _burn(study, out, registry, media_escrow)
+
+    with pytest.raises(InputError, match=rf"holds medium {first.medium_id} written by dcmseal; use --force"):
+        _burn(study, out, registry, media_escrow)
+    second = _burn(study, out, registry, media_escrow, force=True)
+
+    assert _manifest(out)["medium_id"] == second.medium_id
+    assert {f["path"] for f in _manifest(out)["files"]} == {  # type: ignore[attr-defined]
+        p.relative_to(out).as_posix() for p in medium_files(out)
+    }
+    # A file the user put there since, or one of ours the user changed: --force stops and names it.
+    (out / "photo.jpg").write_bytes(b"a photo")
+    with pytest.raises(InputError, match=r"photo\.jpg"):
+        _burn(study, out, registry, media_escrow, force=True)
+    (out / "photo.jpg").unlink()
+    with (out / "README.TXT").open("ab") as readme:
+        readme.write(b"my notes\r\n")
+    with pytest.raises(InputError, match=r"changed since dcmseal wrote them .*README\.TXT"):
+        _burn(study, out, registry, media_escrow, force=True)
+    assert (out / "README.TXT").read_bytes().endswith(b"my notes\r\n")
+    assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
+
+
+def test_a_manifest_cannot_point_force_outside_its_folder(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """A stick's manifest is input: one that names ../ is not dcmseal's, so nothing there is ours."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "stick"
+    out.mkdir()
+    (out / "DICOMDIR").write_bytes(b"x")
+    (out / MANIFEST_NAME).write_text(
+        json.dumps(
+            {
+                "schema": "dcmseal.manifest/1",
+                "complete": True,
+                "files": [{"path": "../victim.txt", "size": 7, "sha256": None}, {"path": "DICOMDIR"}],
+            }
+        )
+    )
+
+    with pytest.raises(InputError, match=r"did not write .*DICOMDIR"):
+        _burn(study, out, registry, media_escrow, force=True)
+
+    assert victim.read_text() == "keep me"
+    assert (out / "DICOMDIR").read_bytes() == b"x"
+
+
+def test_an_image_output_is_a_file_not_a_folder(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    folder = tmp_path / "discs"
+    folder.mkdir()
+    (folder / "old.iso").write_bytes(b"keep")
+
+    for output_format in ("iso", "usb-image"):
+        with pytest.raises(InputError, match="is a folder"):
+            _burn(study, folder, registry, media_escrow, output_format=output_format, force=True)
+
+    assert (folder / "old.iso").read_bytes() == b"keep"
+    assert _recorded(registry) == []
+
+
+# --- a mount point (a stick) ----------------------------------------------------------------------------------
+
+
+def test_a_mount_point_is_written_in_place_and_replaced_with_force(
+    mount_point: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """The root of an empty stick needs no --force; with --force the old medium is replaced (no EBUSY)."""
+    (mount_point / "System Volume Information").mkdir()  # what Windows leaves on every stick
+
+    first = _burn(study, mount_point, registry, media_escrow)
+    second = _burn(study, mount_point, registry, media_escrow, force=True)
+
+    assert _manifest(mount_point)["medium_id"] == second.medium_id
+    assert (mount_point / "System Volume Information").is_dir()
+    assert second.safe_to_remove is not None
+    assert f"unmount (eject) {mount_point}" in second.safe_to_remove
+    assert "tmpfs, not FAT16/FAT32" in " ".join(second.notes)
+    assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
+    assert not [p for p in mount_point.rglob(".*") if p.name != MANIFEST_NAME]  # no temporary file left
+    assert not list(mount_point.parent.glob(".*.staging"))
+
+
+def test_a_stick_too_small_is_refused_before_a_byte_is_written(
+    small_mount_point: Path, tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    large = write_series(tmp_path / "large", 8, pixel_bytes=60_000)  # 480 kB into a 256 KiB stick
+
+    with pytest.raises(InputError, match=r"the medium needs .* bytes but .* free"):
+        _burn(large[0].parent, small_mount_point, registry, media_escrow)
+
+    assert list(small_mount_point.iterdir()) == []
+    assert _recorded(registry) == []
+
+
+def test_file_system_of_a_mount_point(mount_point: Path) -> None:
+    found = file_system_of(mount_point / "not-yet" / "there")
+
+    assert found.mount_point == mount_point
+    assert found.fs_type == "tmpfs"
+    assert found.free_bytes is not None
+    assert 0 < found.free_bytes <= 8 * 1024 * 1024
+    assert not found.is_fat
+
+
+def test_the_fat_limits_are_checked_before_writing(tmp_path: Path) -> None:
+    """PS3.12 Annex R media are FAT16/FAT32: no file of 4 GiB or more; and all files in whole clusters."""
+    with pytest.raises(InputError, match=r"DICOM/IM1 is 4,294,967,296 bytes: .* holds no file over"):
+        check_fits(
+            [("DICOMDIR", 10), ("DICOM/IM1", FAT_MAX_FILE_BYTES + 1)],
+            where=tmp_path,
+            max_file_bytes=FAT_MAX_FILE_BYTES,
+            free_bytes=None,
+            cluster_bytes=4096,
+            fs_name="vfat",
+        )
+    # Three files of one byte take three clusters.
+    assert (
+        check_fits(
+            [("a", 1), ("b", 1), ("c", 1)],
+            where=tmp_path,
+            max_file_bytes=None,
+            free_bytes=12288,
+            cluster_bytes=4096,
+            fs_name="vfat",
+        )
+        == 12288
+    )
+    with pytest.raises(InputError, match="needs 12,288 bytes but"):
+        check_fits(
+            [("a", 1), ("b", 1), ("c", 1)],
+            where=tmp_path,
+            max_file_bytes=None,
+            free_bytes=12287,
+            cluster_bytes=4096,
+            fs_name="vfat",
+        )
+
+
+# --- the registry: a medium is recorded only when it is in place -----------------------------------------------
+
+
+def test_a_burn_that_fails_while_its_files_take_their_names_is_not_in_the_registry(
+    tmp_path: Path,
+    study: Path,
+    registry: Registry,
+    media_escrow: MediaEscrow,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The record is written when every file is on the target; a failure after that takes it back."""
+    out = tmp_path / "stick"
+    out.mkdir()
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def failing_replace(src: str | Path, dst: str | Path) -> None:
+        if str(src).endswith(".dcmseal-part"):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(5, "Input/output error (the stick was pulled)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+
+    with pytest.raises(OSError, match="Input/output error"):
+        _burn(study, out, registry, media_escrow)
+
+    assert _recorded(registry) == []
+    assert not [p for p in out.rglob("*.dcmseal-part")]
+    # What the cut write left is known as dcmseal's: --force clears it, nothing else is needed.
+    assert _manifest(out)["complete"] is False
+    monkeypatch.setattr(os, "replace", real_replace)
+    with pytest.raises(InputError, match="interrupted"):
+        _burn(study, out, registry, media_escrow)
+    result = _burn(study, out, registry, media_escrow, force=True)
+    assert _recorded(registry) == [result.medium_id]
+    assert _manifest(out)["complete"] is True
+
+
+# --- the FAT image ----------------------------------------------------------------------------------------------
+
+
+def test_a_usb_image_is_a_clean_fat_file_system_that_opens(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    fsck = require_tool("fsck.fat", "dosfstools")
+    mdir = require_tool("mdir", "mtools")
+    image = tmp_path / "stick.img"
+
+    result = _burn(study, image, registry, media_escrow, output_format="usb-image")
+
+    assert is_fat_image(image)
+    checked = run_tool([fsck, "-n", str(image)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    listing = subprocess.run(
+        [mdir, "-b", "-/", "-i", str(image), "::/"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+    ).stdout
+    names = {line.removeprefix("::/") for line in listing.split()}
+    assert {"DICOMDIR", "README.TXT", "INDEX.HTM"} <= names
+    assert {f.file_id for f in result.files} <= names
+    boot = image.read_bytes()[:512]
+    assert boot[54:59] == b"FAT16"  # a small medium: FAT16, as Annex R allows
+    assert _recorded(registry) == [result.medium_id]
+
+    opened = open_to_folder(
+        OpenRequest(
+            medium=image, out=tmp_path / "opened", operator="usb-tester", passwords=(PASSWORD.encode(),)
+        ),
+        audit=FileSink(tmp_path / "open-audit.log"),
+    )
+    assert opened.failed == ()
+    assert sum(1 for f in opened.files if f.status == "opened") == len(result.files) + 1  # and the DICOMDIR
+
+
+def test_force_replaces_an_image_but_never_another_file(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    notes = tmp_path / "notes.img"
+    notes.write_bytes(b"not an image at all" * 100)
+
+    with pytest.raises(InputError, match="already exists"):
+        _burn(study, notes, registry, media_escrow, output_format="usb-image")
+    with pytest.raises(InputError, match="is not a FAT image"):
+        _burn(study, notes, registry, media_escrow, output_format="usb-image", force=True)
+    assert notes.read_bytes() == b"not an image at all" * 100
+
+    image = tmp_path / "stick.img"
+    first = _burn(study, image, registry, media_escrow, output_format="usb-image")
+    second = _burn(study, image, registry, media_escrow, output_format="usb-image", force=True)
+    assert first.medium_id != second.medium_id
+    assert is_fat_image(image)
+
+
+def test_the_fat_layout_grows_from_fat16_to_fat32() -> None:
+    """Up to 65,524 clusters FAT16 (of at most 32 KiB: about 2 GB), FAT32 beyond, every file in whole clusters."""
+    small = fat_layout([1000] * 10, [3, 10])
+    assert (small.fat_bits, small.cluster_bytes) == (16, 2048)
+    large = fat_layout([50_000_000] * 60, [1, 60])  # 3 GB
+    assert large.fat_bits == 32
+    assert large.image_bytes > 3_000_000_000
