@@ -150,6 +150,16 @@ def import_command(
             "that cannot be asked keeps its confirmations, with a note.",
         ),
     ] = True,
+    resend_in_doubt: Annotated[
+        bool,
+        typer.Option(
+            "--resend-in-doubt",
+            help="Send again what an interrupted run sent without getting an answer, when the PACS cannot be "
+            "asked whether it holds it (no QIDO-RS or C-FIND, e.g. DCMTK storescp). Without it such instances "
+            "stay failed as 'in doubt', because sending them blind may store them twice. A PACS that can be "
+            "asked is always asked first.",
+        ),
+    ] = False,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes to open the medium with.")
     ] = None,
@@ -222,6 +232,7 @@ def import_command(
             workers=settings.workers,
             ask_password=credentials.ask_password(),
             verify=verify,
+            resend_in_doubt=resend_in_doubt,
         )
         with stage_progress(not as_json) as progress:
             result = import_medium(request, audit=audit_sink(settings), progress=progress)

@@ -14,8 +14,14 @@ Why a rerun never sends twice, and why a row never says "stored" when the peer d
 * every state change is one SQLite transaction, committed (``synchronous=FULL``) before the next step;
 * a file is marked ``pending`` with its attempt counted *before* it is sent, and ``stored`` only *after* the
   peer confirmed it, in the same transaction that writes the confirmation;
-* a rerun skips ``stored`` rows; a row killed between the send and the commit is ``pending`` and is sent again
-  with the same bytes and UIDs, which a PACS treats as the instance it already has (no duplicate);
+* a rerun skips ``stored`` rows. A row whose send was attempted and never answered is *in doubt*
+  (:attr:`JournalRow.in_doubt`): ``pending`` with an attempt counted (the import was killed between the send and
+  the commit of the answer), or ``failed`` as :data:`NOT_CONFIRMED` (the peer broke off mid-send) or
+  :data:`IN_DOUBT` (an earlier rerun could not find out). Before sending it again the rerun asks the PACS
+  (QIDO-RS / C-FIND) about the UIDs the journal says were sent: held, it is recorded stored
+  (:meth:`Journal.mark_found`) and not sent; not held, it is sent. A PACS that cannot be asked (DCMTK storescp
+  has no query service) leaves it in doubt, failed, and not sent again unless the operator says so: sending it
+  blind might store it twice;
 * a ``stored`` row changes state only when the PACS, asked after the send (``--verify``), does not hold what it
   confirmed: :meth:`Journal.mark_not_held` makes it ``failed`` (the confirmation kept), so a rerun sends it again;
 * whether the PACS was asked is a column of its own (``verified``: the query that found the instance held, NULL
@@ -43,12 +49,16 @@ from typing import Any
 
 from dcmseal.errors import InputError, UsageError
 
-__all__ = ["Journal", "JournalRow", "State"]
+__all__ = ["IN_DOUBT", "NOT_CONFIRMED", "Journal", "JournalRow", "State"]
 
 SCHEMA_VERSION = "2"
 #: Version 1 had neither the study an instance was sent in nor whether the PACS was asked: :meth:`Journal.open`
 #: adds the two columns (NULL in old rows: not yet checked, study read again from the medium).
 _ADDED_IN_2 = (("sent_study_instance_uid", "TEXT"), ("verified", "TEXT"))
+#: The reason of a row whose send the peer broke off before answering (it may or may not hold it).
+NOT_CONFIRMED = "not confirmed: "
+#: The reason of a row left in doubt by a rerun that could not ask the PACS whether it holds it.
+IN_DOUBT = "in doubt: "
 #: How long a writer waits for a reader's lock (a test polling the journal) before giving up.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -131,6 +141,15 @@ class JournalRow:
     sent_study_instance_uid: str | None = None
     #: The query that found the instance held (QIDO-RS, C-FIND); None: not (yet) checked.
     verified: str | None = None
+
+    @property
+    def in_doubt(self) -> bool:
+        """Sent (an attempt counted, the UIDs recorded) and never answered: the PACS may or may not hold it."""
+        if self.attempts == 0 or self.sent_sop_instance_uid is None:
+            return False
+        return self.state is State.PENDING or (
+            self.state is State.FAILED and (self.reason or "").startswith((NOT_CONFIRMED, IN_DOUBT))
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -397,6 +416,23 @@ class Journal:
             ).rowcount
             if changed != 1:
                 raise RuntimeError(f"{path}: no journal row to mark stored")
+
+    def mark_found(self, path: str, query: str) -> dict[str, object]:
+        """An instance in doubt that the PACS, asked with ``query``, holds: ``stored`` and ``verified`` at once.
+
+        Its confirmation (returned) says it came from the query, not from an answer to the send (one transaction).
+        """
+        fingerprint, target = self._key()
+        confirmation = {"protocol": query, "found": "held by the PACS when asked after an interrupted send"}
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE instances SET state = 'stored', reason = NULL, confirmation = ?, verified = ?, updated = ?"
+                " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state != 'stored'",
+                (json.dumps(confirmation, sort_keys=True), query, self._now(), fingerprint, target, path),
+            ).rowcount
+            if changed != 1:
+                raise RuntimeError(f"{path}: no journal row in doubt to mark found")
+        return dict(confirmation)
 
     def mark_failed(self, path: str, reason: str) -> None:
         """The send of ``path`` failed for ``reason`` (a rerun tries again)."""

@@ -11,7 +11,11 @@
                                                                      └──> not held: journal: failed
 
 Every file of the medium ends in the result, and in the journal, as stored, quarantined, failed (with the
-reason; "held: ..." for a study waiting for reconciliation) or skipped (not an instance, with the reason).
+reason; "held: ..." for a study waiting for reconciliation) or skipped (not an instance, with the reason), its
+:attr:`ImportedFile.outcome` telling "sanitized then stored" and "not DICOM" apart. One file never stops the
+run: a file pydicom cannot parse is quarantined, one a step cannot handle fails alone, each with one line.
+Before the send, what an earlier run sent and never heard back about (in doubt: killed between the send and
+the answer) is asked about first (:func:`_settle_in_doubt`): held, it is stored without a resend.
 Only prepared files reach the PACS: written by us with a zero preamble, scanned again, and refused (quarantined)
 if that scan is not clean. With ``verify`` (the default) the PACS is then asked which of the instances it
 confirmed it holds (:mod:`dcmseal.importer.verify`): those confirmed in this run, and those an earlier run
@@ -54,7 +58,7 @@ from dcmseal.audit import (
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
-from dcmseal.importer.journal import Journal, JournalRow, State
+from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
 from dcmseal.importer.reconcile import (
     ReconciledStudy,
     ReconciliationMap,
@@ -131,6 +135,9 @@ class ImportRequest:
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
     #: After the send, ask the PACS (QIDO-RS / C-FIND) whether it holds what it confirmed in this run.
     verify: bool = True
+    #: Send again what an earlier run sent without an answer when the PACS cannot be asked whether it holds
+    #: it (a peer with no query service): it may then be stored twice.
+    resend_in_doubt: bool = False
 
 
 #: Where a file of the medium can end (:attr:`ImportedFile.outcome`), each counted in the JSON summary.
@@ -512,7 +519,7 @@ def _import_medium(
         # path -> (local Patient ID, Study Instance UID, SOP Class UID) as sent, for the Import audit message
         sent_facts: dict[str, tuple[str, str, str]] = {}
         pairs: list[tuple[str, str]] = []
-        outgoing: list[tuple[_Candidate, Outgoing, str, tuple[str, ...]]] = []
+        outgoing: list[_Outgoing] = []
         for number, candidate in enumerate(ready, start=1):
             step("prepare", number, len(ready))
             try:
@@ -530,6 +537,10 @@ def _import_medium(
         sender = factory(request.target, pairs) if outgoing else None
         confirmed: list[Confirmed] = []  # in this run, with the UIDs sent
         try:
+            if sender is not None:
+                outgoing = _settle_in_doubt(
+                    outgoing, previous, sender, journal, request, sent_facts, files, notes, step
+                )
             size = sender.batch_size if sender is not None else 1
             for start in range(0, len(outgoing), size):
                 batch = outgoing[start : start + size]
@@ -548,7 +559,7 @@ def _import_medium(
                     peer_error = str(exc)
                     for candidate, item, _sha, coerced in outgoing[start:]:
                         reason = (
-                            f"not confirmed: {exc}" if item in items else f"not sent: the PACS failed ({exc})"
+                            f"{NOT_CONFIRMED}{exc}" if item in items else f"not sent: the PACS failed ({exc})"
                         )
                         journal.mark_failed(item.key, reason)
                         files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
@@ -625,6 +636,73 @@ def _foreign_patients(reconciled: Sequence[ReconciledStudy], local: Mapping[str,
             PatientRef(patient_id=study.foreign.patient_id, name=study.foreign.patient_name or None),
         )
     return list(foreign.values())
+
+
+_Outgoing = tuple[_Candidate, Outgoing, str, tuple[str, ...]]
+
+
+def _settle_in_doubt(
+    outgoing: list[_Outgoing],
+    previous: Mapping[str, JournalRow],
+    sender: Sender,
+    journal: Journal,
+    request: ImportRequest,
+    sent_facts: Mapping[str, tuple[str, str, str]],
+    files: dict[str, ImportedFile],
+    notes: list[str],
+    step: Progress,
+) -> list[_Outgoing]:
+    """Ask the PACS about what an earlier run sent and never heard back about; return what is still to send.
+
+    Held: recorded stored (found by the query) and not sent again. Not held: sent. Unknown (the PACS cannot be
+    asked, or does not answer): sent only with ``request.resend_in_doubt``, else failed as in doubt, so nothing
+    is ever stored twice without the operator saying so.
+    """
+    doubtful: list[Confirmed] = []
+    for _candidate, item, _sha, _coerced in outgoing:
+        row = previous.get(item.key)
+        if row is not None and row.in_doubt and row.sent_sop_instance_uid is not None:
+            study = row.sent_study_instance_uid or sent_facts[item.key][1]
+            doubtful.append(Confirmed(item.key, study, row.sent_sop_instance_uid, earlier_run=True))
+    if not doubtful:
+        return outgoing
+    verification = verify_held(
+        sender,
+        doubtful,
+        request.retry,
+        target=request.target,
+        progress=lambda done, total: step("in doubt", done, total),
+    )
+    held = set(verification.held)
+    unknown = {d.key for d in doubtful} - held - set(verification.not_held)
+    query = verification.query
+    why = (verification.note or "").removeprefix("not verified: ").split("; ")[0]
+    doubt_reason = (
+        f"{IN_DOUBT}an earlier run sent it and stopped before {request.target} answered, and {why}; not sent "
+        "again, so that it is never stored twice (rerun with --resend-in-doubt to send it anyway)"
+    )
+    remaining: list[_Outgoing] = []
+    for entry in outgoing:
+        candidate, item, _sha, coerced = entry
+        if item.key in held:
+            found = journal.mark_found(item.key, query)
+            files[item.key] = replace(
+                _file(candidate, State.STORED, None, item, coerced, confirmation=found),
+                reason=f"stored by an earlier run that stopped before the answer; found held by {query}",
+                earlier_run=True,
+            )
+        elif item.key in unknown and not request.resend_in_doubt:
+            journal.mark_failed(item.key, doubt_reason)
+            files[item.key] = _file(candidate, State.FAILED, doubt_reason, item, coerced)
+        else:
+            remaining.append(entry)
+    notes.append(
+        f"{len(doubtful)} instance(s) sent by an earlier run that stopped before the answer: {len(held)} found "
+        f"held by {query} (not sent again), {len(verification.not_held)} not held (sent again), {len(unknown)} "
+        "unknown"
+        + ("" if not unknown else (" (sent again)" if request.resend_in_doubt else " (left in doubt)"))
+    )
+    return remaining
 
 
 def _count_attempt(
