@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,9 +122,10 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 2
     return False
 
 
-@pytest.fixture
-def storescp(tmp_path: Path) -> Iterator[StoreScp]:
-    """DCMTK ``storescp`` on a free loopback port, writing into a temp folder; stopped by its PID after."""
+@contextlib.contextmanager
+def running_storescp(tmp_path: Path, *options: str) -> Iterator[StoreScp]:
+    """DCMTK ``storescp`` (with ``options``) on a free loopback port, writing into ``tmp_path/storescp``;
+    stopped by its PID after."""
     binary = require_tool("storescp", "dcmtk")
     directory = tmp_path / "storescp"
     directory.mkdir()
@@ -138,6 +140,7 @@ def storescp(tmp_path: Path) -> Iterator[StoreScp]:
                 "--output-directory",
                 str(directory),
                 "--accept-all",
+                *options,
                 str(port),
             ],
             stdin=subprocess.DEVNULL,
@@ -158,6 +161,32 @@ def storescp(tmp_path: Path) -> Iterator[StoreScp]:
                     process.wait(timeout=10)
             log.close()
     pytest.fail("storescp did not start: " + (tmp_path / "storescp.log").read_text(errors="replace"))
+
+
+@pytest.fixture
+def storescp(tmp_path: Path) -> Iterator[StoreScp]:
+    """DCMTK ``storescp`` on a free loopback port, writing into a temp folder."""
+    with running_storescp(tmp_path) as peer:
+        yield peer
+
+
+def import_argv(medium: Path, to: str, tmp_path: Path, *extra: str) -> list[str]:
+    """``dcmseal import`` of ``medium`` to ``to`` as a process, journal and quarantine in ``tmp_path``, JSON out."""
+    return [
+        str(Path(sys.executable).with_name("dcmseal")),
+        "import",
+        str(medium),
+        "--to",
+        to,
+        "--aet",
+        OUR_AET,
+        "--journal",
+        str(tmp_path / "journal.sqlite3"),
+        "--quarantine",
+        str(tmp_path / "quarantine"),
+        "--json",
+        *extra,
+    ]
 
 
 # --- media to import -----------------------------------------------------------------------------------------
@@ -326,6 +355,7 @@ __all__ = [
     "dimse_target",
     "encrypted_medium",
     "foreign_study",
+    "import_argv",
     "import_request",
     "load_reconciliation",
     "medium_instances",
@@ -333,6 +363,7 @@ __all__ = [
     "plain_mapping",
     "plain_medium",
     "polyglot_medium",
+    "running_storescp",
     "sop_uids",
     "start_pacs",
     "stow_target",

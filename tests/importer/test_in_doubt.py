@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -32,10 +31,17 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from tests.cli.runner import DCMSEAL, clean_environment
-from tests.importer.conftest import OUR_AET, PACS_AET, foreign_study, orthanc_config, sop_uids
-from tests.peers.orthanc import OrthancPeer, free_port, running_orthanc
-from tests.peers.tools import require_tool
+from tests.cli.runner import clean_environment
+from tests.importer.conftest import (
+    PACS_AET,
+    StoreScp,
+    foreign_study,
+    import_argv,
+    orthanc_config,
+    running_storescp,
+    sop_uids,
+)
+from tests.peers.orthanc import OrthancPeer, running_orthanc
 
 #: Real peers: Orthanc, DCMTK; each test kills several imports.
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -62,26 +68,8 @@ def _rows(journal: Path) -> dict[str, tuple[str, int]]:
         db.close()
 
 
-def _argv(medium: Path, to: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        str(DCMSEAL),
-        "import",
-        str(medium),
-        "--to",
-        to,
-        "--aet",
-        OUR_AET,
-        "--journal",
-        str(tmp_path / "journal.sqlite3"),
-        "--quarantine",
-        str(tmp_path / "quarantine"),
-        "--retries",
-        "2",
-        "--retry-delay",
-        "0.1",
-        "--json",
-        *extra,
-    ]
+def _argv(medium: Path, to: str, tmp_path: Path) -> list[str]:
+    return import_argv(medium, to, tmp_path, "--retries", "2", "--retry-delay", "0.1")
 
 
 def _kill_when(
@@ -183,39 +171,17 @@ def _by(document: dict[str, object], key: str) -> dict[str, int]:
 
 
 @pytest.fixture
-def counting_storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def counting_storescp(tmp_path: Path) -> Iterator[StoreScp]:
     """storescp writing one file per received instance (unique names), and after each, a line to marks.txt and a
     pause before it answers."""
-    binary = require_tool("storescp", "dcmtk")
-    directory = tmp_path / "received"
-    directory.mkdir()
-    port = free_port()
-    log = open(tmp_path / "storescp.log", "wb")  # noqa: SIM115 - closed after the process
-    process = subprocess.Popen(
-        [
-            *(binary, "--aetitle", "STORESCP", "--output-directory", str(directory), "--accept-all"),
-            "--unique-filenames",
-            # After each instance is received in full and written: mark it, then pause before answering.
-            *("--exec-on-reception", f"echo #f >> {tmp_path / 'marks.txt'}; sleep {PAUSE_S}", "--exec-sync"),
-            str(port),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port, directory
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-        log.close()
+    marks = tmp_path / "marks.txt"
+    with running_storescp(
+        tmp_path,
+        "--unique-filenames",
+        # After each instance is received in full and written: mark it, then pause before answering.
+        *("--exec-on-reception", f"echo #f >> {marks}; sleep {PAUSE_S}", "--exec-sync"),
+    ) as peer:
+        yield peer
 
 
 def _at_least(marks: Path, count: int, _rows: object) -> bool:
@@ -232,9 +198,9 @@ def _receipts(directory: Path) -> Counter[str]:
 
 
 def test_storescp_cannot_be_asked_so_what_is_in_doubt_is_never_resent_unless_asked(
-    tmp_path: Path, counting_storescp: tuple[int, Path]
+    tmp_path: Path, counting_storescp: StoreScp
 ) -> None:
-    port, directory = counting_storescp
+    port, directory = counting_storescp.port, counting_storescp.directory
     marks = tmp_path / "marks.txt"
     medium = tmp_path / "medium"
     originals = sop_uids(foreign_study(medium / "DICOM", 8, patient_id="EXT-DOUBT-SCP"))

@@ -16,8 +16,16 @@ import pytest
 from dcmseal.audit import FileSink
 from dcmseal.importer import State
 from dcmseal.importer.pipeline import ImportRequest, import_medium
-from tests.cli.runner import DCMSEAL, clean_environment
-from tests.importer.conftest import FAST_RETRY, OUR_AET, dimse_target, foreign_study, sop_uids, start_pacs
+from tests.cli.runner import clean_environment
+from tests.importer.conftest import (
+    FAST_RETRY,
+    OUR_AET,
+    dimse_target,
+    foreign_study,
+    import_argv,
+    sop_uids,
+    start_pacs,
+)
 from tests.jsondoc import member
 from tests.peers.orthanc import OrthancPeer
 
@@ -44,23 +52,6 @@ def _stored_rows(journal: Path) -> dict[str, str]:
         db.close()
 
 
-def _import_argv(medium: Path, peer: OrthancPeer, tmp_path: Path) -> list[str]:
-    return [
-        str(DCMSEAL),
-        "import",
-        str(medium),
-        "--to",
-        f"dicom://{peer.aet}@127.0.0.1:{peer.dicom_port}",
-        "--aet",
-        OUR_AET,
-        "--journal",
-        str(tmp_path / "journal.sqlite3"),
-        "--quarantine",
-        str(tmp_path / "quarantine"),
-        "--json",
-    ]
-
-
 def test_an_import_killed_midway_resumes_and_stores_every_instance_exactly_once(
     tmp_path: Path, orthanc: OrthancPeer
 ) -> None:
@@ -69,7 +60,10 @@ def test_an_import_killed_midway_resumes_and_stores_every_instance_exactly_once(
     journal = tmp_path / "journal.sqlite3"
     env = clean_environment(tmp_path / "config", XDG_DATA_HOME=str(tmp_path / "data"))
     process = subprocess.Popen(
-        _import_argv(medium, orthanc, tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        import_argv(medium, f"dicom://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}", tmp_path),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 120
@@ -91,7 +85,7 @@ def test_an_import_killed_midway_resumes_and_stores_every_instance_exactly_once(
     assert set(killed_at.values()) <= orthanc.sop_instance_uids()
 
     rerun = subprocess.run(
-        _import_argv(medium, orthanc, tmp_path),
+        import_argv(medium, f"dicom://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}", tmp_path),
         env=env,
         capture_output=True,
         text=True,

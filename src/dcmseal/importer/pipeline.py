@@ -666,13 +666,7 @@ def _settle_in_doubt(
             doubtful.append(Confirmed(item.key, study, row.sent_sop_instance_uid, earlier_run=True))
     if not doubtful:
         return outgoing
-    verification = verify_held(
-        sender,
-        doubtful,
-        request.retry,
-        target=request.target,
-        progress=lambda done, total: step("in doubt", done, total),
-    )
+    verification = _ask(sender, doubtful, request, step, "in doubt")
     held = set(verification.held)
     unknown = {d.key for d in doubtful} - held - set(verification.not_held)
     query = verification.query
@@ -705,6 +699,19 @@ def _settle_in_doubt(
     return remaining
 
 
+def _ask(
+    sender: Sender, instances: Sequence[Confirmed], request: ImportRequest, step: Progress, stage: str
+) -> Verification:
+    """Which of ``instances`` the PACS holds (one query per study, within the import's retry policy)."""
+    return verify_held(
+        sender,
+        instances,
+        request.retry,
+        target=request.target,
+        progress=lambda done, total: step(stage, done, total),
+    )
+
+
 def _count_attempt(
     journal: Journal, sent: dict[str, tuple[str, str, str]], chunk: Sequence[Outgoing]
 ) -> None:
@@ -721,13 +728,7 @@ def _verify(
     notes: list[str],
 ) -> Verification:
     """Ask the PACS about ``unchecked``; journal what it holds as verified, and what it does not hold as failed."""
-    verification = verify_held(
-        sender,
-        unchecked,
-        request.retry,
-        target=request.target,
-        progress=lambda done, total: step("verify", done, total),
-    )
+    verification = _ask(sender, unchecked, request, step, "verify")
     journal.mark_verified(verification.held, verification.query)
     reason = not_held_reason(verification.query)
     for key in verification.not_held:
