@@ -10,13 +10,15 @@
     │   ├── MalformedEnvelopeError  CMS structure that does not parse, lengths beyond the file
     │   ├── UnsupportedAlgorithmError  an algorithm or structure we do not implement
     │   ├── ResourceLimitError      a hostile or absurd parameter (PBKDF2 iterations, sizes)
-    │   ├── DecryptionError         wrong password, not a recipient, bad unwrap, bad padding
-    │   ├── IntegrityError          digest or signature mismatch after a successful decryption
+    │   ├── DecryptionError         wrong key, or content altered: bad unwrap, padding, digest, signature
+    │   ├── UnprotectedContentError content without digest or signature, not accepted by the caller
     │   └── WeakPasswordError       a password the policy refuses
     └── PeerError                   an external program or service unreachable or refusing    -> exit 3
 
-Crypto failures say nothing about which check failed: every way a key can be wrong raises
-:class:`DecryptionError` with the one message :data:`WRONG_KEY_MESSAGE`.
+Crypto failures say nothing about which check failed: every way a key can be wrong, and every way
+the decrypted content can fail (CBC padding, the inner structure, its digest or signature), raises
+:class:`DecryptionError` with the one message :data:`WRONG_KEY_MESSAGE`. Telling them apart would
+tell an attacker who alters ciphertext whether the padding was valid: a padding oracle.
 """
 
 from __future__ import annotations
@@ -31,19 +33,21 @@ __all__ = [
     "DecryptionError",
     "ExitCode",
     "InputError",
-    "IntegrityError",
     "MalformedEnvelopeError",
     "MissingInputError",
     "NotPart10Error",
     "PeerError",
     "ResourceLimitError",
+    "UnprotectedContentError",
     "UnsupportedAlgorithmError",
     "UsageError",
     "WeakPasswordError",
     "one_line",
 ]
 
-WRONG_KEY_MESSAGE = "wrong password, or this file is not addressed to this key"
+WRONG_KEY_MESSAGE = (
+    "wrong password or key, or the file was altered or damaged: it cannot be opened and verified"
+)
 
 
 class ExitCode(enum.IntEnum):
@@ -111,14 +115,16 @@ class ResourceLimitError(InputError):
 
 
 class DecryptionError(InputError):
-    """Wrong password, not a recipient, failed unwrap or bad padding: one type, one message."""
+    """Wrong password, not a recipient, failed unwrap, bad padding, or content that fails its digest,
+    signature or structure once decrypted: one type, one message."""
 
     def __init__(self, message: str = WRONG_KEY_MESSAGE, *, path: Path | str | None = None) -> None:
         super().__init__(message, path=path)
 
 
-class IntegrityError(InputError):
-    """The digest or signature does not match after a successful decryption."""
+class UnprotectedContentError(InputError):
+    """The decrypted content has no DigestedData or SignedData (PS3.15 D.1.1), so nothing can verify it,
+    and the caller did not accept unprotected content."""
 
 
 class WeakPasswordError(InputError):

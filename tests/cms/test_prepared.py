@@ -66,6 +66,7 @@ def test_the_prepared_size_is_the_size_streamed_and_it_opens(
         [PasswordCredential(password=PASSWORD)],
         kdf_cache=Pbkdf2Cache(),
         max_iterations=1000,
+        accept_unprotected=raw,
     )
     assert out.getvalue() == payload
 

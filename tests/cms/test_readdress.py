@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dcmseal import cms
-from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError
+from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError, UnprotectedContentError
 from tests.conftest import RsaIdentityFactory
 from tests.peers.tools import run_tool
 from tests.vectors import PASSWORD, read_vector, vector_path
@@ -28,8 +28,17 @@ def _identity(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, cms.Pr
 
 
 def _open(data: bytes, credential: cms.Credential) -> bytes:
+    """The payload of an OpenSSL vector (plain id-data inside: accepted unprotected, and said so)."""
     out = io.BytesIO()
-    cms.decrypt(io.BytesIO(data), out, [credential], kdf_cache=cms.Pbkdf2Cache(), max_iterations=MAX)
+    result = cms.decrypt(
+        io.BytesIO(data),
+        out,
+        [credential],
+        kdf_cache=cms.Pbkdf2Cache(),
+        max_iterations=MAX,
+        accept_unprotected=True,
+    )
+    assert not result.inner.verified
     return out.getvalue()
 
 
@@ -53,14 +62,17 @@ def test_password_envelope_readdressed_to_a_certificate(
     cert, credential = _identity(cert_path, key_path)
     original = read_vector(vector)
     out = io.BytesIO()
-    info = cms.readdress(
+    result = cms.readdress(
         io.BytesIO(original),
         out,
         [cms.PasswordCredential(password=PASSWORD)],
         [cms.CertificateRecipient(certificate=cert)],
         kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=MAX,
+        accept_unprotected=True,
     )
+    info = result.envelope
+    assert not result.inner.verified
     new = out.getvalue()
     assert info.version == 0
     assert [r.kind for r in info.recipients] == ["certificate"]
@@ -91,7 +103,8 @@ def test_keep_existing_adds_a_password_and_openssl_agrees(openssl_bin: str, tmp_
         kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=MAX,
         keep_existing=True,
-    )
+        accept_unprotected=True,
+    ).envelope
     assert info.version == 3
     assert sorted(r.kind for r in info.recipients) == ["certificate", "password", "password"]
     path = tmp_path / "readdressed.p7m"
@@ -127,6 +140,25 @@ def test_readdress_needs_a_key_that_opens_the_envelope(
             kdf_cache=cms.Pbkdf2Cache(),
             max_iterations=MAX,
         )
+
+
+def test_readdress_refuses_unprotected_content_by_default(
+    rsa_identity_factory: RsaIdentityFactory, tmp_path: Path
+) -> None:
+    """An envelope with nothing inside to verify is not passed on under new keys unless asked for."""
+    cert_path, key_path = rsa_identity_factory(tmp_path, "readdress partner")
+    cert, _ = _identity(cert_path, key_path)
+    out = io.BytesIO()
+    with pytest.raises(UnprotectedContentError, match="no digest or signature"):
+        cms.readdress(
+            io.BytesIO(read_vector("ossl-pwri-aes256.p7m")),
+            out,
+            [cms.PasswordCredential(password=PASSWORD)],
+            [cms.CertificateRecipient(certificate=cert)],
+            kdf_cache=cms.Pbkdf2Cache(),
+            max_iterations=MAX,
+        )
+    assert out.getvalue() == b""
 
 
 def test_readdress_needs_recipients() -> None:

@@ -17,9 +17,9 @@ from dcmseal.errors import (
     WRONG_KEY_MESSAGE,
     DecryptionError,
     InputError,
-    IntegrityError,
     MalformedEnvelopeError,
     NotPart10Error,
+    UnprotectedContentError,
 )
 from dcmseal.part10 import (
     PreambleKind,
@@ -237,16 +237,28 @@ def test_non_dicom_payload_is_an_error_with_strict_and_leaves_nothing(tmp_path: 
     assert leftovers(out) == []
 
 
-def test_openssl_raw_payload_is_reported_and_refused_with_strict(tmp_path: Path) -> None:
+def test_openssl_raw_payload_is_refused_by_default_and_reported_when_accepted(tmp_path: Path) -> None:
     src = vector_path("ossl-pwri-aes256.p7m")
     credentials = _with_password(VECTOR_PASSWORD)
-    result = unseal_file(src, tmp_path / "plain.txt", credentials=credentials)
+    with pytest.raises(UnprotectedContentError, match="no digest or signature") as info:
+        unseal_file(src, tmp_path / "refused" / "plain.txt", credentials=credentials)
+    assert str(info.value).startswith(f"{src}: ")
+    assert leftovers(tmp_path / "refused") == []
+    result = unseal_file(src, tmp_path / "plain.txt", credentials=credentials, accept_unprotected=True)
     assert result.destination.read_bytes() == vector_path("plain.txt").read_bytes()
     assert result.decrypted.inner.kind == "raw"
+    assert not result.verified
+    assert result.to_json()["integrity"] == "not-verified"
     assert any("not a DICOM PS3.10 file" in n for n in result.notes)
-    assert any("not conformant to PS3.15 D.1.1" in n for n in result.notes)
+    assert any("integrity NOT verified" in n for n in result.notes)
     with pytest.raises(NotPart10Error):
-        unseal_file(src, tmp_path / "strict" / "plain.txt", credentials=credentials, strict=True)
+        unseal_file(
+            src,
+            tmp_path / "strict" / "plain.txt",
+            credentials=credentials,
+            strict=True,
+            accept_unprotected=True,
+        )
     assert leftovers(tmp_path / "strict") == []
 
 
@@ -347,9 +359,9 @@ def test_digest_mismatch_is_an_integrity_error_and_leaves_nothing(tmp_path: Path
     assert opened.destination.read_bytes() == payload
 
     out = tmp_path / "out"
-    with pytest.raises(IntegrityError) as info:
+    with pytest.raises(DecryptionError) as info:
         unseal_file(bad, out / "a.dcm", credentials=_with_password())
-    assert str(info.value).startswith(f"{bad}: integrity check failed")
+    assert str(info.value) == f"{bad}: {WRONG_KEY_MESSAGE}"
     assert leftovers(out) == []
 
 
@@ -360,7 +372,7 @@ def test_failed_unseal_with_overwrite_keeps_the_existing_output(tmp_path: Path) 
     existing = tmp_path / "out" / "a.dcm"
     existing.parent.mkdir()
     existing.write_bytes(b"an earlier, good result")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DecryptionError):
         unseal_file(bad, existing, credentials=_with_password(), overwrite=True)
     assert existing.read_bytes() == b"an earlier, good result"
     assert leftovers(existing.parent) == [existing]

@@ -70,19 +70,31 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
             continue
         details: list[str] = []
         result = outcome.result
+        status = outcome.status
         if result is not None:
             details.extend(result.notes)
+            if getattr(result, "verified", True) is False:
+                status = "unsealed, NOT verified"
             signers = getattr(getattr(result, "decrypted", None), "inner", None)
             if signers is not None and signers.signers:
                 details.append("signed by " + ", ".join(s.subject for s in signers.signers))
-        table.add_row(str(outcome.destination), outcome.status, "; ".join(details))
+        table.add_row(
+            str(outcome.destination),
+            status,
+            "; ".join(details),
+            style=None if status == outcome.status else "yellow",
+        )
     print_table(table)
     ok = len(report.outcomes) - len(report.failed)
     summary = (
         f"{ok} of {len(report.outcomes)} files {verb}, {len(report.failed)} failed; "
         f"{report.pbkdf2_derivations} PBKDF2 derivation(s), {report.workers} worker(s), {report.elapsed_s:.2f} s"
     )
-    err_console.print(summary, style="bold green" if not report.failed else "bold yellow")
+    if report.not_verified:
+        summary += f"; {len(report.not_verified)} NOT verified (no digest or signature inside)"
+    err_console.print(
+        summary, style="bold green" if not report.failed and not report.not_verified else "bold yellow"
+    )
 
 
 def _run_batch(
@@ -239,14 +251,16 @@ def unseal(
             help="Refuse PBKDF2 counts above this. [env var: DCMSEAL_MAX_PBKDF2_ITERATIONS]",
         ),
     ] = None,
+    accept_unprotected: options.AcceptUnprotected = False,
     workers: options.Workers = None,
     force: options.Force = False,
     as_json: options.Json = False,
 ) -> None:
     """Open Secure DICOM Files with a password or a private key, verify them, and write the Part 10 files.
 
-    A file appears in the output only after its digest or signature verified; a wrong password leaves
-    nothing behind. Certificate validity is never a reason to refuse: an old disc must open.
+    A file appears in the output only after its digest or signature verified; a wrong password or an
+    altered file leaves nothing behind (one message for both). Certificate validity is never a reason
+    to refuse: an old disc must open.
     """
     with user_errors():
         refuse_argv_password(password)
@@ -267,6 +281,7 @@ def unseal(
             strict=strict,
             max_iterations=settings.max_pbkdf2_iterations,
             max_header_bytes=settings.max_header_bytes,
+            accept_unprotected=accept_unprotected,
         )
         _run_batch(paths, out, plan, workers=settings.workers, force=force, as_json=as_json)
 

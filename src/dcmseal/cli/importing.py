@@ -100,6 +100,7 @@ def import_command(
     cert: options.Cert = None,
     key_passphrase_file: options.KeyPassphraseFile = None,
     key_passphrase_env: options.KeyPassphraseEnv = None,
+    accept_unprotected: options.AcceptUnprotected = False,
     reconcile: Reconcile = None,
     worklist: Worklist = None,
     match: Match = "name,birth,sex?",
@@ -233,6 +234,7 @@ def import_command(
             ask_password=credentials.ask_password(),
             verify=verify,
             resend_in_doubt=resend_in_doubt,
+            accept_unprotected=accept_unprotected,
         )
         with stage_progress(not as_json) as progress:
             result = import_medium(request, audit=audit_sink(settings), progress=progress)

@@ -230,6 +230,7 @@ def open_command(
     cert: options.Cert = None,
     key_passphrase_file: options.KeyPassphraseFile = None,
     key_passphrase_env: options.KeyPassphraseEnv = None,
+    accept_unprotected: options.AcceptUnprotected = False,
     workers: options.Workers = None,
     force: ReplaceOpt = False,
     as_json: options.Json = False,
@@ -261,6 +262,7 @@ def open_command(
             max_iterations=settings.max_pbkdf2_iterations,
             workers=settings.workers,
             overwrite=force,
+            accept_unprotected=accept_unprotected,
             # Asked only when the medium holds encrypted files (a plain disc needs no password).
             ask_password=credentials.ask_password(),
         )
@@ -273,8 +275,10 @@ def open_command(
             for column in ("file on the medium", "status", "in the File-set / reason"):
                 table.add_column(column, overflow="fold")
             for f in result.files:
-                style = {"failed": "red", "skipped": "dim"}.get(f.status)
-                table.add_row(f.path, f.status, f.reason or f.file_id or "", style=style)
+                status, style = f.status, {"failed": "red", "skipped": "dim"}.get(f.status)
+                if f.integrity == "not-verified":
+                    status, style = "opened, NOT verified", "yellow"
+                table.add_row(f.path, status, f.reason or f.file_id or "", style=style)
             print_table(table)
             for d in result.disagreements:
                 err_console.print(f"DICOMDIR: {d.message}", style="yellow")
@@ -304,6 +308,7 @@ def rekey_command(
     cert: options.Cert = None,
     key_passphrase_file: options.KeyPassphraseFile = None,
     key_passphrase_env: options.KeyPassphraseEnv = None,
+    accept_unprotected: options.AcceptUnprotected = False,
     recipient: Annotated[
         list[Path] | None, typer.Option("--recipient", "-r", help="New recipient certificate; repeatable.")
     ] = None,
@@ -332,7 +337,8 @@ def rekey_command(
 ) -> None:
     """Write a new medium for new recipients from an existing one, given any key that opens it.
 
-    The content ciphertext is reused; only the recipient information changes.
+    The content ciphertext is reused; only the recipient information changes. Every file is verified
+    first (digest or signature): an altered or unprotected file is not passed on under new keys.
     """
     from dcmseal.media.rekey import RekeyRequest, rekey
 
@@ -387,6 +393,7 @@ def rekey_command(
                 salt_bytes=settings.salt_bytes,
                 max_iterations=settings.max_pbkdf2_iterations,
                 overwrite=force,
+                accept_unprotected=accept_unprotected,
             )
             result = rekey(request, registry=reg, audit=audit_sink(settings))
         finally:

@@ -80,6 +80,14 @@ Workers = Annotated[
     int | None,
     typer.Option("--workers", help="Processes to use (0 = one per core). [env var: DCMSEAL_WORKERS]"),
 ]
+AcceptUnprotected = Annotated[
+    bool,
+    typer.Option(
+        "--accept-unprotected",
+        help="Also open envelopes with no digest or signature inside (plain `openssl cms -encrypt`); "
+        "their integrity is NOT verified, and every report says so.",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
 Registry = Annotated[

@@ -80,6 +80,7 @@ def scan_command(
         list[Path] | None,
         typer.Option("--key", "-k", help="RSA private key for Secure DICOM Files; repeatable."),
     ] = None,
+    accept_unprotected: options.AcceptUnprotected = False,
     workers: options.Workers = None,
     show_all: Annotated[bool, typer.Option("--all", help="List clean files too.")] = False,
     as_json: options.Json = False,
@@ -104,6 +105,7 @@ def scan_command(
                 progress=progress,
                 workers=settings.workers,
                 max_iterations=settings.max_pbkdf2_iterations,
+                accept_unprotected=accept_unprotected,
             )
         _alert(report, paths)
         if as_json:

@@ -33,5 +33,7 @@ def load(spec: type[T], data: bytes, context: str) -> T:
         value: T = spec.load(data)
         parse_fully(value)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
-        raise MalformedEnvelopeError(f"{context} does not parse: {exc}") from exc
+        # asn1crypto appends "while parsing ..." lines: the first says what is wrong, in one line.
+        reason = next(iter(str(exc).splitlines()), "").strip() or type(exc).__name__
+        raise MalformedEnvelopeError(f"{context} does not parse: {reason}") from exc
     return value

@@ -30,9 +30,15 @@ from dcmseal.cms.der import (
     encode_header,
 )
 from dcmseal.cms.digest import BackgroundDigest
-from dcmseal.errors import IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError
+from dcmseal.errors import (
+    DecryptionError,
+    MalformedEnvelopeError,
+    UnprotectedContentError,
+    UnsupportedAlgorithmError,
+)
 
 __all__ = [
+    "UNPROTECTED_NOTE",
     "ContentKind",
     "DigestedContent",
     "DigestedLayout",
@@ -43,12 +49,18 @@ __all__ = [
     "SignedContent",
     "SignerReport",
     "digested_layout",
+    "mislabel_note",
     "plan_inner",
     "read_inner",
 ]
 
 _OID_DER_DATA: bytes = bytes(core.ObjectIdentifier(OID_DATA).dump())
 _PKCS7_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")  # OID header + 1.2.840.113549.1.7.
+#: How a result says that nothing verified its payload (reports, --json and the audit show it).
+UNPROTECTED_NOTE = (
+    "integrity NOT verified: no DigestedData or SignedData inside (not conformant to PS3.15 D.1.1); "
+    "opened only because unprotected content was accepted"
+)
 #: Metadata inside the inner structure (algorithms, certificates, signer infos) is small.
 _MAX_META_BYTES = 4 * 1024 * 1024
 
@@ -261,6 +273,11 @@ class InnerResult:
     conformant: bool
     notes: tuple[str, ...]
 
+    @property
+    def verified(self) -> bool:
+        """Whether a digest or signature covered the payload (False only for accepted unprotected content)."""
+        return self.kind != ContentKind.RAW
+
 
 def _digest_of(element: bytes) -> DigestAlgorithm:
     alg = load(algos.DigestAlgorithm, element, "digest algorithm")
@@ -302,26 +319,24 @@ def _read_digested(
     reader: DerReader, sink: Callable[[bytes], object], chunk_size: int
 ) -> tuple[DigestAlgorithm, int]:
     context = "DigestedData"
-    reader.read_element(context, limit=16)  # version
+    # RFC 5652 §7: version 0 when the encapsulated type is id-data, the only one we take.
+    if reader.read_element(context, limit=16) != b"\x02\x01\x00":
+        raise MalformedEnvelopeError("DigestedData version is not 0")
     digest = _digest_of(reader.read_element(context, limit=1024))
     encap = reader.expect(TAG_SEQUENCE, context)
     content_type = _read_oid(reader, context)
     if content_type != OID_DATA:
         raise UnsupportedAlgorithmError(f"DigestedData holds {content_type}, expected id-data")
+    if reader.at_end_of(encap):
+        raise UnsupportedAlgorithmError("DigestedData with detached content")
     with BackgroundDigest([digest]) as background:
-        size = (
-            _stream_econtent(reader, sink, background, chunk_size, context)
-            if not reader.at_end_of(encap)
-            else 0
-        )
+        size = _stream_econtent(reader, sink, background, chunk_size, context)
         computed = background.digest(digest)
     reader.close(encap, context)
     header = reader.expect(TAG_OCTET_STRING, context)
     expected = reader.read_value(header, context, limit=128)
     if not hmac.compare_digest(expected, computed):
-        raise IntegrityError(
-            f"integrity check failed: the {digest.value.upper()} digest does not match the content"
-        )
+        raise DecryptionError() from None
     return digest, size
 
 
@@ -352,37 +367,39 @@ def _verify_signer(
     certificates: list[x509.Certificate],
     content_type: str,
 ) -> SignerReport:
-    failed = "integrity check failed: the signature does not verify"
     digest_name = info["digest_algorithm"]["algorithm"].native
     try:
         digest = DigestAlgorithm(digest_name)
     except ValueError:
         raise UnsupportedAlgorithmError(f"signer digest algorithm {digest_name}") from None
     if digest not in digests:
-        raise IntegrityError(f"{failed}: the signer uses {digest.value}, not listed in digestAlgorithms")
+        raise MalformedEnvelopeError(f"the signer uses {digest.value}, not listed in digestAlgorithms")
     certificate = _find_certificate(info["sid"], certificates)
     if certificate is None:
-        raise IntegrityError("integrity check failed: the signer's certificate is not in the file")
+        raise MalformedEnvelopeError("the signer's certificate is not in the file")
     public_key = certificate.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise UnsupportedAlgorithmError("signature with a non-RSA key (PS3.15 D.1 signatures are RSA)")
     signing_time: datetime | None = None
     signed_attrs = info["signed_attrs"]
     if signed_attrs.native is not None and len(signed_attrs):
-        message_digest = None
-        attr_content_type = None
+        values: dict[str, object] = {}
         for attribute in signed_attrs:
             kind = attribute["type"].native
-            if kind == "message_digest":
-                message_digest = attribute["values"][0].native
-            elif kind == "content_type":
-                attr_content_type = attribute["values"][0].dotted
-            elif kind == "signing_time":
-                signing_time = attribute["values"][0].native
-        if message_digest is None or not hmac.compare_digest(message_digest, digests[digest]):
-            raise IntegrityError(f"integrity check failed: the {digest.value.upper()} digest does not match")
-        if attr_content_type != content_type:
-            raise IntegrityError(f"{failed}: the signed content type differs from the content")
+            # RFC 5652 §11: each of these attributes appears once, with one value; a second
+            # messageDigest or a second value could otherwise be checked while another is trusted.
+            if kind in ("message_digest", "content_type", "signing_time"):
+                if kind in values or len(attribute["values"]) != 1:
+                    raise MalformedEnvelopeError(f"signed attribute {kind} repeated or with several values")
+                value = attribute["values"][0]
+                values[kind] = value.dotted if kind == "content_type" else value.native
+        message_digest = values.get("message_digest")
+        if not isinstance(message_digest, bytes) or not hmac.compare_digest(message_digest, digests[digest]):
+            raise DecryptionError() from None
+        if values.get("content_type") != content_type:
+            raise MalformedEnvelopeError("the signed content type differs from the content")
+        moment = values.get("signing_time")
+        signing_time = moment if isinstance(moment, datetime) else None
         signed = b"\x31" + signed_attrs.dump()[1:]
         prehashed = False
     else:
@@ -415,7 +432,7 @@ def _verify_signer(
             info["signature"].native, signed, pad, Prehashed(hash_alg) if prehashed else hash_alg
         )
     except InvalidSignature:
-        raise IntegrityError(failed) from None
+        raise DecryptionError() from None
     valid_then: bool | None = None
     if signing_time is not None:
         valid_then = certificate.not_valid_before_utc <= signing_time <= certificate.not_valid_after_utc
@@ -436,7 +453,12 @@ def _read_signed(
     trusted_certificates: tuple[x509.Certificate, ...],
 ) -> tuple[DigestAlgorithm | None, int, tuple[SignerReport, ...]]:
     context = "SignedData"
-    reader.read_element(context, limit=16)  # version
+    # RFC 5652 §5.1: 1, 3, 4 or 5 (0 and 2 are not SignedData versions).
+    if reader.read_element(context, limit=16) not in (
+        b"\x02\x01\x01",
+        *(bytes([2, 1, v]) for v in (3, 4, 5)),
+    ):
+        raise MalformedEnvelopeError("SignedData version is not 1, 3, 4 or 5")
     digest_set = load(cms.DigestAlgorithms, reader.read_element(context, limit=64 * 1024), "digestAlgorithms")
     algorithms: list[DigestAlgorithm] = []
     for alg in digest_set:
@@ -465,15 +487,15 @@ def _read_signed(
                 try:
                     certificates.append(x509.load_der_x509_certificate(choice.chosen.dump()))
                 except (ValueError, x509.InvalidVersion) as exc:
-                    raise IntegrityError(
-                        f"integrity check failed: a certificate in SignedData does not parse ({exc})"
+                    raise MalformedEnvelopeError(
+                        f"a certificate in SignedData does not parse ({exc})"
                     ) from None
         peek = reader.peek(1)
     if peek and peek[0] == TAG_CONTEXT_1_CONSTRUCTED:
         reader.read_element(context, limit=_MAX_META_BYTES)  # CRLs: not used (no path validation here)
     signer_infos = load(cms.SignerInfos, reader.read_element(context, limit=_MAX_META_BYTES), "signerInfos")
     if not len(signer_infos):
-        raise IntegrityError("integrity check failed: SignedData without a signer")
+        raise MalformedEnvelopeError("SignedData without a signer")
     try:
         reports = tuple(_verify_signer(info, digests, certificates, OID_DATA) for info in signer_infos)
     except (
@@ -486,7 +508,7 @@ def _read_signed(
     ) as exc:
         # Signer information that cryptography or asn1crypto cannot use (odd keys, unknown PSS
         # hashes, names with unassigned code points): the signature cannot be verified.
-        raise IntegrityError(f"integrity check failed: unusable signer information ({exc})") from None
+        raise MalformedEnvelopeError(f"unusable signer information ({exc})") from None
     return (algorithms[0] if algorithms else None), size, reports
 
 
@@ -497,60 +519,58 @@ def read_inner(
     declared_type: str,
     chunk_size: int,
     trusted_certificates: tuple[x509.Certificate, ...] = (),
+    accept_unprotected: bool = False,
 ) -> InnerResult:
     """Parse the decrypted content, stream its payload into ``sink`` and verify it (standards.md §3.3).
 
-    Accepts a bare DigestedData or SignedData, a ContentInfo wrapping one (what ``openssl cms
-    -digest_create`` then ``-encrypt`` makes), or a raw payload, which is reported as not conformant
-    to PS3.15 D.1.1. Nothing is trusted until this returns: the caller keeps the output provisional.
+    What is verified is decided from the decrypted bytes alone: a bare DigestedData or SignedData, or
+    a ContentInfo wrapping one (what ``openssl cms -digest_create`` then ``-encrypt`` makes), is parsed
+    to its last byte and its digest or signature checked. Anything else is a payload nothing can
+    verify: refused (:class:`UnprotectedContentError`, decided from the first bytes, before the padding
+    is seen) unless ``accept_unprotected``, then reported as such. ``declared_type`` (the envelope's
+    unauthenticated EncryptedContentInfo contentType) can only add a refusal: content the envelope
+    declares DigestedData or SignedData is never taken as unprotected.
+
+    Failures here depend on the content key (a wrong key gives garbage): the caller turns them into the
+    one wrong-key answer. Nothing is trusted until this returns: the caller keeps the output provisional.
     """
     notes: list[str] = []
-    head = reader.peek(32)
-    wrapped = False
-    content_type = declared_type
-    containers = []
-    if head[:1] == bytes([TAG_SEQUENCE]) and _PKCS7_OID_PREFIX in head[2 : 2 + 8 + len(_PKCS7_OID_PREFIX)]:
+    head = reader.peek(64)
+    containers: list[Header] = []
+    wrapped = (
+        head[:1] == bytes([TAG_SEQUENCE]) and _PKCS7_OID_PREFIX in head[2 : 2 + 8 + len(_PKCS7_OID_PREFIX)]
+    )
+    if wrapped:
         # ContentInfo { contentType, [0] EXPLICIT content }
         containers.append(reader.expect(TAG_SEQUENCE, "inner ContentInfo"))
         content_type = _read_oid(reader, "inner ContentInfo")
         containers.append(reader.expect(TAG_CONTEXT_0_CONSTRUCTED, "inner ContentInfo"))
-        wrapped = True
         notes.append("the encrypted content is a ContentInfo, not the bare structure RFC 5652 §6.1 names")
-    if wrapped and content_type == OID_DATA:
-        # ContentInfo(id-data): an OCTET STRING of raw payload.
-        octets = reader.read_header("inner id-data")
-        size = 0
-        for chunk in reader.iter_octets(octets, "inner id-data", chunk_size=chunk_size):
-            sink(chunk)
-            size += len(chunk)
-        return _finish_raw(reader, containers, size, wrapped, notes)
-    shape = _structure_shape(reader.peek(64))
-    is_structure = shape is not None
-    if shape is not None and not wrapped and content_type == OID_DATA:
-        content_type = shape  # the envelope says id-data (as OpenSSL's CLI writes); the shape says more
-    if wrapped and not is_structure:
-        _refuse_undeclared(reader, f"the inner ContentInfo of type {content_type} holds no structure we know")
-    if not is_structure and declared_type in (OID_DIGESTED_DATA, OID_SIGNED_DATA):
-        # Never fall back to raw when the envelope promised a digest or signature: an attacker who
-        # flips IV bits could otherwise turn verified content into unverified "raw" content.
-        _refuse_undeclared(
-            reader, f"the decrypted content is not the {_TYPE_NAMES[declared_type]} the envelope declares"
-        )
-    if not is_structure or content_type not in (OID_DIGESTED_DATA, OID_SIGNED_DATA):
-        size = 0
-        while chunk := reader.read_some(chunk_size):
-            sink(chunk)
-            size += len(chunk)
-        notes.append("raw payload without DigestedData or SignedData: not conformant to PS3.15 D.1.1")
-        return InnerResult(
-            kind=ContentKind.RAW,
-            wrapped_in_content_info=False,
-            digest=None,
-            signers=(),
-            payload_size=size,
-            conformant=False,
-            notes=tuple(notes),
-        )
+        if content_type == OID_DATA:
+            # ContentInfo(id-data): an OCTET STRING of raw payload.
+            _unprotected_allowed(declared_type, accept_unprotected)
+            octets = reader.read_header("inner id-data")
+            if octets.tag not in (TAG_OCTET_STRING, TAG_OCTET_STRING | 0x20):
+                raise MalformedEnvelopeError("inner id-data: not an OCTET STRING")
+            size = 0
+            for chunk in reader.iter_octets(octets, "inner id-data", chunk_size=chunk_size):
+                sink(chunk)
+                size += len(chunk)
+            return _finish_raw(reader, containers, size, wrapped, notes)
+        if content_type not in _TYPE_NAMES or _structure_shape(reader.peek(64)) != content_type:
+            raise MalformedEnvelopeError(
+                f"the inner ContentInfo of type {content_type} holds no structure we know"
+            )
+    else:
+        shape = _structure_shape(head)
+        if shape is None:
+            _unprotected_allowed(declared_type, accept_unprotected)
+            size = 0
+            while chunk := reader.read_some(chunk_size):
+                sink(chunk)
+                size += len(chunk)
+            return _finish_raw(reader, containers, size, wrapped, notes)
+        content_type = shape
     outer = reader.expect(TAG_SEQUENCE, "inner content")
     signers: tuple[SignerReport, ...] = ()
     if content_type == OID_DIGESTED_DATA:
@@ -565,8 +585,9 @@ def read_inner(
         reader.close(container, "inner ContentInfo")
     if not reader.at_eof():
         raise MalformedEnvelopeError("data after the end of the inner content")
-    if content_type != declared_type:
-        notes.append("the envelope labels its content as id-data; the content is " + kind)
+    mislabel = mislabel_note(declared_type, kind)
+    if mislabel is not None:
+        notes.append(mislabel)
     conformant = digest is not None and digest.in_profile
     if digest is not None and not digest.in_profile:
         notes.append(f"{digest.value} is not one of the digests PS3.15 D.1 names")
@@ -581,18 +602,27 @@ def read_inner(
     )
 
 
-_DIGEST_OIDS = frozenset(
-    bytes(core.ObjectIdentifier(oid).dump())
-    for oid in ("1.3.14.3.2.26", *(f"2.16.840.1.101.3.4.2.{n}" for n in (1, 2, 3, 4)))
+#: Where digest algorithm OIDs live: NIST hashes (2.16.840.1.101.3.4.2), RSADSI digests (MD2, MD5:
+#: 1.2.840.113549.2), OIW (SHA-1: 1.3.14.3.2), TeleTrusT (RIPEMD: 1.3.36.3.2). A structure naming one
+#: we do not accept (MD5, SHA-3, ...) is still recognised as DigestedData or SignedData, and refused as
+#: such, instead of passing for an unprotected payload.
+_DIGEST_OID_ARCS = tuple(
+    bytes(core.ObjectIdentifier(arc + ".1").dump())[2:-1]
+    for arc in ("2.16.840.1.101.3.4.2", "1.2.840.113549.2", "1.3.14.3.2", "1.3.36.3.2")
 )
+
+
+def _is_digest_oid(value: bytes) -> bool:
+    return any(value.startswith(arc) and len(value) > len(arc) for arc in _DIGEST_OID_ARCS)
 
 
 def _structure_shape(probe: bytes) -> str | None:
     """OID_DIGESTED_DATA or OID_SIGNED_DATA if ``probe`` starts one, by its first fields; else None.
 
     DigestedData is SEQUENCE { INTEGER, AlgorithmIdentifier(digest) ... }, SignedData is SEQUENCE
-    { INTEGER, SET { AlgorithmIdentifier(digest) } ... }. Checking that a digest OID sits where one
+    { INTEGER, SET { AlgorithmIdentifier(digest) ... } ... }. Checking that a digest OID sits where one
     must keeps look-alikes (a PKCS#8 key is SEQUENCE { INTEGER, SEQUENCE { rsaEncryption } }) raw.
+    An empty digestAlgorithms SET is a SignedData too (refused later for having no usable signer).
     """
     reader = DerReader(io.BytesIO(probe), what="probe")
     try:
@@ -606,28 +636,46 @@ def _structure_shape(probe: bytes) -> str | None:
         kind = {TAG_SEQUENCE: OID_DIGESTED_DATA, 0x31: OID_SIGNED_DATA}.get(second.tag)
         if kind is None:
             return None
-        if kind == OID_SIGNED_DATA and reader.read_header("probe").tag != TAG_SEQUENCE:
-            return None
+        if kind == OID_SIGNED_DATA:
+            if second.length == 0:
+                return kind
+            if reader.read_header("probe").tag != TAG_SEQUENCE:
+                return None
         oid = reader.read_header("probe")
         if oid.tag != TAG_OID or oid.length is None:
             return None
         value = reader.read_exact(oid.length, "probe")
     except MalformedEnvelopeError:
         return None
-    return kind if encode_header(TAG_OID, len(value)) + value in _DIGEST_OIDS else None
+    return kind if _is_digest_oid(value) else None
 
 
 _TYPE_NAMES = {OID_DIGESTED_DATA: "DigestedData", OID_SIGNED_DATA: "SignedData"}
 
 
-def _refuse_undeclared(reader: DerReader, problem: str) -> None:
-    """Raise IntegrityError, unless the padding shows the key was wrong (then DecryptionError, one message)."""
-    while reader.read_some(CHUNK_DRAIN_BYTES):
-        pass  # reaching the end checks the CBC padding, which raises DecryptionError for a wrong key
-    raise IntegrityError(f"integrity check failed: {problem}")
+def mislabel_note(declared_type: str, kind: str) -> str | None:
+    """The note when the envelope's (unauthenticated) content type is not what the content turned out to be."""
+    if {ContentKind.DIGESTED: OID_DIGESTED_DATA, ContentKind.SIGNED: OID_SIGNED_DATA}.get(
+        kind
+    ) == declared_type:
+        return None
+    label = {OID_DATA: "id-data", **_TYPE_NAMES}.get(declared_type, declared_type)
+    return f"the envelope labels its content as {label}; the content is {kind}"
 
 
-CHUNK_DRAIN_BYTES = 1024 * 1024
+def _unprotected_allowed(declared_type: str, accept_unprotected: bool) -> None:
+    """Refuse content without a digest or signature, unless the caller accepts it (and the envelope
+    did not declare one: then the content is not what was sealed, or the key is wrong)."""
+    if declared_type in _TYPE_NAMES:
+        raise MalformedEnvelopeError(
+            f"the decrypted content is not the {_TYPE_NAMES[declared_type]} the envelope declares"
+        )
+    if not accept_unprotected:
+        raise UnprotectedContentError(
+            "no digest or signature inside the envelope (PS3.15 D.1.1 requires DigestedData or "
+            "SignedData): its integrity cannot be verified; refused (--accept-unprotected opens it "
+            "anyway, unverified)"
+        )
 
 
 def _finish_raw(
@@ -635,7 +683,9 @@ def _finish_raw(
 ) -> InnerResult:
     for container in reversed(containers):
         reader.close(container, "inner ContentInfo")
-    notes.append("raw payload without DigestedData or SignedData: not conformant to PS3.15 D.1.1")
+    if not reader.at_eof():
+        raise MalformedEnvelopeError("data after the end of the inner content")
+    notes.append(UNPROTECTED_NOTE)
     return InnerResult(
         kind=ContentKind.RAW,
         wrapped_in_content_info=wrapped,
@@ -695,7 +745,7 @@ def digested_layout(head: bytes) -> DigestedLayout | None:
     if outer is None:
         return None
     version = _definite_tlv(head, outer[0], 0x02)
-    if version is None or not 1 <= version[1] <= 2:
+    if version is None or version[1] != 1 or head[version[0]] != 0:  # v0, as read_inner requires
         return None
     alg_start = version[0] + version[1]
     alg = _definite_tlv(head, alg_start, TAG_SEQUENCE)

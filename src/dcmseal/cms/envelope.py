@@ -32,6 +32,7 @@ from dcmseal.cms.content import (
     InnerResult,
     InnerSpec,
     digested_layout,
+    mislabel_note,
     plan_inner,
     read_inner,
 )
@@ -59,7 +60,13 @@ from dcmseal.cms.recipients import (
     encode_recipient_info,
     open_recipient_infos,
 )
-from dcmseal.errors import DecryptionError, IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError
+from dcmseal.errors import (
+    DcmsealError,
+    DecryptionError,
+    MalformedEnvelopeError,
+    ResourceLimitError,
+    UnsupportedAlgorithmError,
+)
 
 __all__ = [
     "CHUNK_SIZE_BYTES",
@@ -664,6 +671,15 @@ def inspect(
     return _info(header, encrypted_size=encrypted, envelope_size=reader.offset, unprotected=unprotected)
 
 
+class _EnvelopeError(Exception):
+    """A failure of the envelope around the ciphertext (truncated, lengths), carried through the parser of
+    the decrypted content so that it keeps its own message instead of becoming the wrong-key answer."""
+
+    def __init__(self, error: DcmsealError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _CbcPlaintext:
     """The plaintext of a CBC ciphertext stream as a :class:`ByteSource`, PKCS#7 padding checked and removed."""
 
@@ -679,12 +695,17 @@ class _CbcPlaintext:
 
     def _pull(self) -> None:
         """Decrypt the next ciphertext chunk into ``_ready`` (which must be used up)."""
-        chunk = next(self._ciphertext, None)
+        try:
+            chunk = next(self._ciphertext, None)
+        except DcmsealError as exc:  # the envelope's own structure: not a matter of the key
+            raise _EnvelopeError(exc) from None
         if chunk is None:
             self._done = True
             if self.ciphertext_size == 0 or self.ciphertext_size % self._block:
-                raise MalformedEnvelopeError(
-                    f"encrypted content of {self.ciphertext_size} bytes is not a whole number of blocks"
+                raise _EnvelopeError(
+                    MalformedEnvelopeError(
+                        f"encrypted content of {self.ciphertext_size} bytes is not a whole number of blocks"
+                    )
                 )
             tail = self._held + self._decryptor.finalize()
             pad = tail[-1]
@@ -736,12 +757,8 @@ def _probe_layout(reader: DerReader, header: _Header, cek: bytes) -> DigestedLay
     """The DigestedData layout of the content, by decrypting its first blocks aside (nothing consumed)."""
     length = header.content.length
     block = header.cipher.block_size
-    if (
-        header.content_type != OID_DIGESTED_DATA
-        or header.content.constructed
-        or length is None
-        or length < block
-        or length % block
+    if (  # whatever the envelope declares: the decrypted bytes decide (read_inner checks them all)
+        header.content.constructed or length is None or length < block or length % block
     ):
         return None
     probe_len = min(length, _PROBE_BYTES) // block * block
@@ -764,9 +781,9 @@ def _decrypt_digested(
 ) -> InnerResult:
     """Decrypt a plain DigestedData whose layout is known: the payload goes from reused buffers to ``sink``.
 
-    The same checks as the general path, in the same order: the CBC padding of the last block
-    (DecryptionError), then the digest (IntegrityError). Nothing is copied in Python between the
-    file and ``sink`` but the decryption itself.
+    The same checks as the general path, with the same one answer for all of them: the CBC padding of
+    the last block, the trailer, then the digest. Nothing is copied in Python between the file and
+    ``sink`` but the decryption itself.
     """
     length = header.content.length
     assert length is not None
@@ -786,8 +803,10 @@ def _decrypt_digested(
         while remaining:
             n = reader.readinto_some(ciphertext[: min(size, remaining)])
             if not n:
-                raise MalformedEnvelopeError(
-                    f"truncated envelope: encryptedContent at offset {reader.offset} lacks {remaining} bytes"
+                raise _EnvelopeError(
+                    MalformedEnvelopeError(
+                        f"truncated envelope: encryptedContent at offset {reader.offset} lacks {remaining} bytes"
+                    )
                 )
             remaining -= n
             output = outputs[turn]
@@ -819,10 +838,10 @@ def _decrypt_digested(
             "DigestedData: the digest is not an OCTET STRING of the algorithm's size"
         )
     if not hmac.compare_digest(trailer[2:], computed):
-        raise IntegrityError(
-            f"integrity check failed: the {layout.digest.value.upper()} digest does not match the content"
-        )
+        raise DecryptionError() from None
     in_profile = layout.digest.in_profile
+    mislabel = mislabel_note(header.content_type, ContentKind.DIGESTED)
+    notes = () if mislabel is None else (mislabel,)
     return InnerResult(
         kind=ContentKind.DIGESTED,
         wrapped_in_content_info=False,
@@ -830,8 +849,67 @@ def _decrypt_digested(
         signers=(),
         payload_size=layout.payload_size,
         conformant=in_profile,
-        notes=() if in_profile else (f"{layout.digest.value} is not one of the digests PS3.15 D.1 names",),
+        notes=notes
+        if in_profile
+        else (*notes, f"{layout.digest.value} is not one of the digests PS3.15 D.1 names"),
     )
+
+
+class _NullSink:
+    """Where a verification pass sends the payload: nowhere."""
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        return len(data)
+
+
+def _open_content(
+    reader: DerReader,
+    header: _Header,
+    cek: bytes,
+    sink: Writable,
+    *,
+    chunk_size: int,
+    trusted_certificates: tuple[x509.Certificate, ...],
+    accept_unprotected: bool,
+) -> tuple[InnerResult, int]:
+    """Decrypt the content with ``cek`` into ``sink`` and verify it: (what it was, ciphertext bytes).
+
+    Every failure past this point depends on the key (a wrong key that slipped through the unwrap
+    check decrypts to garbage) or on altered ciphertext, so every one of them, padding, structure,
+    digest or signature, is the same :class:`DecryptionError`: telling them apart would be a
+    padding oracle. Only the envelope's own structure (a truncated file) keeps its message, and the
+    refusal of unprotected content, which is decided from the first decrypted bytes before any
+    padding is seen.
+    """
+    try:
+        layout = _probe_layout(reader, header, cek)
+        if layout is not None:
+            # The plain DigestedData dcmseal writes: the payload's place is known, no parsing in between.
+            return _decrypt_digested(
+                reader, header, cek, layout, sink, chunk_size
+            ), header.content.length or 0
+        plaintext = _CbcPlaintext(
+            reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size),
+            header.cipher,
+            cek,
+            header.iv,
+        )
+        inner = read_inner(
+            DerReader(plaintext, what="decrypted content"),
+            sink.write,
+            declared_type=header.content_type,
+            chunk_size=chunk_size,
+            trusted_certificates=trusted_certificates,
+            accept_unprotected=accept_unprotected,
+        )
+        # Drain: padding is checked only at the very end of the ciphertext.
+        if plaintext.read(-1):
+            raise MalformedEnvelopeError("data after the end of the inner content")
+        return inner, plaintext.ciphertext_size
+    except _EnvelopeError as failure:
+        raise failure.error from None
+    except (MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError):
+        raise DecryptionError() from None
 
 
 def decrypt(
@@ -845,20 +923,25 @@ def decrypt(
     max_header_bytes: int = 16 * 1024 * 1024,
     trusted_certificates: tuple[x509.Certificate, ...] = (),
     chunk_size: int = CHUNK_SIZE_BYTES,
+    accept_unprotected: bool = False,
 ) -> DecryptResult:
     """Decrypt an envelope from ``source``, stream the payload to ``sink``, verify digest or signature.
 
     Structure is checked before any secret is used. The payload written to ``sink`` is provisional
-    until this returns: on any exception the caller must discard it.
+    until this returns: on any exception the caller must discard it (nothing may be handed on before).
+    PS3.15 D.1.1 puts DigestedData or SignedData inside; content without either is refused unless
+    ``accept_unprotected``, and then reported (``result.inner.verified`` is False). The envelope's
+    EncryptedContentInfo contentType is not authenticated: it never decides what is verified.
 
     Raises
     ------
     MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError
         Before any key is tried.
     DecryptionError
-        No credential opens the envelope, or the padding is wrong (one message).
-    IntegrityError
-        The digest or signature does not match.
+        No credential opens the envelope, or the content fails its padding, structure, digest or
+        signature (one message for all).
+    UnprotectedContentError
+        No digest or signature inside, and ``accept_unprotected`` is false.
     """
     if not credentials:
         raise ValueError("decrypt needs at least one credential")
@@ -871,30 +954,15 @@ def decrypt(
         kdf_cache=kdf_cache,
         max_iterations=max_iterations,
     )
-    layout = _probe_layout(reader, header, cek)
-    if layout is not None:
-        # The plain DigestedData dcmseal writes: the payload's place is known, no parsing in between.
-        inner = _decrypt_digested(reader, header, cek, layout, sink, chunk_size)
-        ciphertext_size = header.content.length
-    else:
-        plaintext = _CbcPlaintext(
-            reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size),
-            header.cipher,
-            cek,
-            header.iv,
-        )
-        inner_reader = DerReader(plaintext, what="decrypted content")
-        inner = read_inner(
-            inner_reader,
-            sink.write,
-            declared_type=header.content_type,
-            chunk_size=chunk_size,
-            trusted_certificates=trusted_certificates,
-        )
-        # Drain: padding is checked only at the very end of the ciphertext.
-        if plaintext.read(-1):
-            raise MalformedEnvelopeError("data after the end of the inner content")
-        ciphertext_size = plaintext.ciphertext_size
+    inner, ciphertext_size = _open_content(
+        reader,
+        header,
+        cek,
+        sink,
+        chunk_size=chunk_size,
+        trusted_certificates=trusted_certificates,
+        accept_unprotected=accept_unprotected,
+    )
     unprotected = _finish(reader, header)
     # One 00H after the envelope is tolerated: DICOM pads OB values to even length, and envelopes
     # taken from an Encrypted Content (0400,0520) element (gdcmanon) carry it; OpenSSL ignores it too.
@@ -927,24 +995,31 @@ def readdress(
     max_header_bytes: int = 16 * 1024 * 1024,
     rng: Callable[[int], bytes] = os.urandom,
     chunk_size: int = CHUNK_SIZE_BYTES,
-) -> EnvelopeInfo:
-    """Write the same envelope for other recipients: the encrypted content is copied, never decrypted.
+    trusted_certificates: tuple[x509.Certificate, ...] = (),
+    accept_unprotected: bool = False,
+) -> DecryptResult:
+    """Write the same envelope for other recipients: the encrypted content is verified, then copied.
 
     Any credential that opens the envelope recovers the content-encryption key, which is then wrapped
     for ``recipients`` (and, with ``keep_existing``, the old RecipientInfos are kept too). The content
-    ciphertext, its IV and the inner digest or signature are reused byte for byte, so a re-addressed
-    file verifies exactly as the original did. The output is DER; unprotectedAttrs are not carried over.
+    is first decrypted and verified as :func:`decrypt` does (nothing of it is kept), so an altered or
+    unprotected file is not passed on under new keys; then the ciphertext, its IV and the inner digest
+    or signature are copied byte for byte, so a re-addressed file verifies exactly as the original did.
+    The output is DER; unprotectedAttrs are not carried over. The result describes the new envelope
+    and what the verification found.
 
     Raises
     ------
     DecryptionError
-        No credential opens the envelope.
+        No credential opens the envelope, or its content fails verification (one message).
+    UnprotectedContentError
+        No digest or signature inside, and ``accept_unprotected`` is false.
     """
     if not recipients and not keep_existing:
         raise ValueError("readdress needs at least one new recipient, or keep_existing")
     reader = DerReader(source, size=size)
     header = _read_header(reader, max_header_bytes=max_header_bytes)
-    cek, _ = open_recipient_infos(
+    cek, index = open_recipient_infos(
         list(header.recipient_infos),
         credentials,
         header.cipher,
@@ -952,9 +1027,15 @@ def readdress(
         max_iterations=max_iterations,
     )
     content_start = header.content.offset
-    # First pass: the encrypted content's length (BER may split it into segments of unknown total).
-    encrypted_len = sum(
-        len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size)
+    # First pass: verify the content, and learn its length (BER may split it into segments).
+    inner, encrypted_len = _open_content(
+        reader,
+        header,
+        cek,
+        _NullSink(),
+        chunk_size=chunk_size,
+        trusted_certificates=trusted_certificates,
+        accept_unprotected=accept_unprotected,
     )
     _finish(reader, header)
 
@@ -979,7 +1060,7 @@ def readdress(
         copied += len(chunk)
     if copied != encrypted_len:
         raise MalformedEnvelopeError("the encrypted content changed while it was being copied")
-    return EnvelopeInfo(
+    info = EnvelopeInfo(
         version=int(version[1:]),
         content_cipher=header.cipher,
         content_type=_CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
@@ -988,3 +1069,4 @@ def readdress(
         envelope_size=len(head) + encrypted_len,
         ber=False,
     )
+    return DecryptResult(envelope=info, inner=inner, recipient_index=index)

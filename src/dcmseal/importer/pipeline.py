@@ -138,6 +138,8 @@ class ImportRequest:
     #: Send again what an earlier run sent without an answer when the PACS cannot be asked whether it holds
     #: it (a peer with no query service): it may then be stored twice.
     resend_in_doubt: bool = False
+    #: Also open envelopes with no digest or signature inside; each such file says integrity "not-verified".
+    accept_unprotected: bool = False
 
 
 #: Where a file of the medium can end (:attr:`ImportedFile.outcome`), each counted in the JSON summary.
@@ -169,6 +171,8 @@ class ImportedFile:
     earlier_run: bool = False  # stored by an earlier run of the same import; not sent again
     confirmation: dict[str, object] | None = None
     not_dicom: bool = False  # skipped because it is not DICOM (open found no data set in it)
+    #: For files opened from an envelope: "verified", or "not-verified" (accepted unprotected content).
+    integrity: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -196,6 +200,7 @@ class ImportedFile:
             "sent_sop_instance_uid": self.sent_sop_instance_uid,
             "earlier_run": self.earlier_run,
             "confirmation": self.confirmation,
+            "integrity": self.integrity,
         }
 
 
@@ -406,6 +411,7 @@ def _import_medium(
                 max_iterations=request.max_iterations,
                 workers=request.workers,
                 ask_password=request.ask_password,
+                accept_unprotected=request.accept_unprotected,
             ),
             audit=_NoAudit(),
             progress=progress,
@@ -593,7 +599,8 @@ def _import_medium(
             if sender is not None:
                 sender.close()
 
-    outcome = tuple(files[k] for k in sorted(files))
+    integrity = {f.path: f.integrity for f in opened.files if f.integrity is not None}
+    outcome = tuple(replace(files[k], integrity=integrity.get(k)) for k in sorted(files))
     _audit(
         request,
         outcome,
@@ -1139,6 +1146,7 @@ def _audit(
     medium_id, media_type = audit_medium(request.medium, fileset_id)
     events: list[AuditEvent] = []
     stored = [f for f in files if f.status is State.STORED and not f.earlier_run]
+    unverified = sum(1 for f in stored if f.integrity == "not-verified")
     failed = sum(1 for f in files if f.status in (State.FAILED, State.PENDING))
     if stored or failed or alerts:
         studies: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -1167,6 +1175,7 @@ def _audit(
                 outcome=outcome,
                 description=(
                     f"{len(stored)} stored into {request.target}, {failed} failed or held, {len(alerts)} quarantined"
+                    + (f", {unverified} with integrity NOT verified" if unverified else "")
                 ),
                 now=now,
             )

@@ -338,11 +338,11 @@ def open_escrowed_password(
     Raises
     ------
     DecryptionError
-        The blob is not addressed to this key.
+        The blob is not addressed to this key, or its digest does not match (one message).
     MalformedEnvelopeError
         The blob is not an envelope, or holds no DigestedData.
-    IntegrityError
-        The digest does not match.
+    UnprotectedContentError
+        The blob holds no digest at all.
     """
     sink = io.BytesIO()
     result = cms.decrypt(

@@ -48,7 +48,15 @@ from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
 from dcmseal.media.target import write_folder
-from dcmseal.part10 import BatchReport, UnsealPlan, is_part10, is_secure_file, read_file_meta, unseal_files
+from dcmseal.part10 import (
+    BatchReport,
+    UnsealPlan,
+    UnsealResult,
+    is_part10,
+    is_secure_file,
+    read_file_meta,
+    unseal_files,
+)
 
 __all__ = ["OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
 
@@ -70,6 +78,8 @@ class OpenRequest:
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     workers: int = 0
     overwrite: bool = False
+    #: Also open envelopes without a digest or signature inside; each is reported as not verified.
+    accept_unprotected: bool = False
     #: Asked for a password only when the medium turns out to hold encrypted files and no key was given.
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
 
@@ -83,6 +93,8 @@ class OpenedFile:
     reason: str | None = None
     file_id: str | None = None  # in the output File-set
     sop_instance_uid: str | None = None
+    #: For opened files: "verified" (digest or signature checked) or "not-verified" (accepted unprotected).
+    integrity: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -91,6 +103,7 @@ class OpenedFile:
             "reason": self.reason,
             "file_id": self.file_id,
             "sop_instance_uid": self.sop_instance_uid,
+            "integrity": self.integrity,
         }
 
 
@@ -290,6 +303,7 @@ def _open_to_folder(
                 private_keys=request.private_keys,
                 certificates=request.certificates,
                 max_iterations=request.max_iterations,
+                accept_unprotected=request.accept_unprotected,
             )
             report = unseal_files(
                 secure, plan, workers=request.workers, on_outcome=on_outcome, extents=extents
@@ -307,7 +321,10 @@ def _open_to_folder(
             if outcome.status == "failed":
                 results[relative] = OpenedFile(path=relative, status="failed", reason=outcome.reason)
             else:
-                results[relative] = OpenedFile(path=relative, status="opened")
+                verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
+                results[relative] = OpenedFile(
+                    path=relative, status="opened", integrity="verified" if verified else "not-verified"
+                )
         if (
             secure
             and len(report.failed) == len(secure)
@@ -410,6 +427,7 @@ def _open_to_folder(
                     status=entry.status,
                     file_id=new_ids.get(path) or new_ids.get(file_id_to_path(final, file_id)),
                     sop_instance_uid=facts[file_id].sop_instance_uid,
+                    integrity=entry.integrity,
                 )
         final.mkdir(exist_ok=True)
         write_folder(final, request.out, overwrite=request.overwrite)
@@ -417,6 +435,15 @@ def _open_to_folder(
     studies = summarize(summary_source)
     failed = sum(1 for f in results.values() if f.status == "failed")
     medium_id, media_type = audit_medium(request.medium, fileset_id)
+    unverified = sum(1 for f in results.values() if f.integrity == "not-verified")
+    if unverified:
+        notes.append(
+            f"{unverified} file(s) opened with integrity NOT verified: no digest or signature inside "
+            "(accepted unprotected content)"
+        )
+    problems = [f"{failed} file(s) failed"] if failed else []
+    if unverified:
+        problems.append(f"{unverified} file(s) opened with integrity NOT verified")
     try:
         audit.emit(
             import_event(
@@ -428,7 +455,7 @@ def _open_to_folder(
                     StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
                 ],
                 encrypted=bool(secure),
-                description=f"{failed} file(s) failed" if failed else None,
+                description="; ".join(problems) or None,
                 now=now,
             )
         )

@@ -57,6 +57,8 @@ class RekeyRequest:
     salt_bytes: int = 16
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     overwrite: bool = False
+    #: Re-address envelopes without a digest or signature inside too (each named in the notes).
+    accept_unprotected: bool = False
 
     def __post_init__(self) -> None:
         if self.new_password is None and not self.recipients and not self.keep_recipients:
@@ -127,6 +129,7 @@ def rekey(
     new_recipients += [cms.CertificateRecipient(certificate=c) for c in certificates]
     output_format = request.output_format or ("iso" if is_iso_image(request.medium) else "dir")
     notes: list[str] = []
+    unverified = 0  # files re-addressed without a digest or signature to verify
     with staging_dir(request.out, overwrite=request.overwrite, output_format=output_format) as staging:
         root = open_medium(request.medium, staging / "in")
         medium_dir = staging / "medium"
@@ -149,7 +152,7 @@ def rekey(
                 continue
             try:
                 with open(path, "rb") as source, atomic_write(target) as sink:
-                    cms.readdress(
+                    readdressed = cms.readdress(
                         source,
                         sink,
                         credentials,
@@ -158,14 +161,25 @@ def rekey(
                         max_iterations=request.max_iterations,
                         size=path.stat().st_size,
                         keep_existing=request.keep_recipients,
+                        accept_unprotected=request.accept_unprotected,
                     )
             except DcmsealError as exc:
                 raise exc.with_path(path) from None
+            if not readdressed.inner.verified:
+                unverified += 1
+                notes.append(
+                    f"{relative.as_posix()}: integrity NOT verified (no digest or signature inside); "
+                    "re-addressed as it is"
+                )
             count += 1
             if relative.as_posix() == "DICOMDIR":
                 dicomdir_plain = staging / "DICOMDIR.plain"
                 unseal_file(
-                    path, dicomdir_plain, credentials=credentials, max_iterations=request.max_iterations
+                    path,
+                    dicomdir_plain,
+                    credentials=credentials,
+                    max_iterations=request.max_iterations,
+                    accept_unprotected=request.accept_unprotected,
                 )
         if count == 0:
             raise InputError("no Secure DICOM File on this medium: nothing to rekey", path=request.medium)
@@ -262,7 +276,8 @@ def rekey(
                 studies=[
                     StudyRef.from_counts(uid, dict(facts.sop_class_counts)) for uid, _, facts in studies
                 ],
-                description=f"rekeyed from {request.medium.name}",
+                description=f"rekeyed from {request.medium.name}"
+                + (f"; {unverified} file(s) with integrity NOT verified" if unverified else ""),
                 encrypted=True,
                 now=now,
             )

@@ -115,6 +115,8 @@ class UnsealPlan:
     strict: bool = False
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    #: Open envelopes without DigestedData or SignedData inside (reported as not verified).
+    accept_unprotected: bool = False
 
     def __post_init__(self) -> None:
         if not self.passwords and not self.private_keys:
@@ -169,6 +171,11 @@ class BatchReport:
         return tuple(o for o in self.outcomes if o.status == "failed")
 
     @property
+    def not_verified(self) -> tuple[FileOutcome, ...]:
+        """Files opened as unprotected content: no digest or signature vouched for them."""
+        return tuple(o for o in self.outcomes if isinstance(o.result, UnsealResult) and not o.result.verified)
+
+    @property
     def exit_code(self) -> int:
         codes = [o.exit_code for o in self.failed]
         return max(codes) if codes else int(ExitCode.OK)
@@ -181,6 +188,7 @@ class BatchReport:
                 "total": len(self.outcomes),
                 "ok": len(self.outcomes) - len(self.failed),
                 "failed": len(self.failed),
+                "not_verified": len(self.not_verified),
                 "pbkdf2_derivations": self.pbkdf2_derivations,
                 "workers": self.workers,
                 "elapsed_s": round(self.elapsed_s, 3),
@@ -281,6 +289,7 @@ def _process_one(
             durable=state.durable,
             batch=batch,
             extent=extent,
+            accept_unprotected=state.unseal_plan.accept_unprotected,
         )
         return FileOutcome(source=src, destination=dst, status="unsealed", result=unseal_result)
     except DcmsealError as exc:

@@ -92,12 +92,18 @@ class UnsealResult:
     def conformant(self) -> bool:
         return self.decrypted.conformant and self.is_part10
 
+    @property
+    def verified(self) -> bool:
+        """Whether a digest or signature vouched for the payload (False: opened as unprotected content)."""
+        return self.decrypted.inner.verified
+
     def to_json(self) -> dict[str, object]:
         inner = self.decrypted.inner
         return {
             "source": str(self.source),
             "destination": str(self.destination),
             "status": "unsealed",
+            "integrity": "verified" if self.verified else "not-verified",
             "payload_size": self.payload_size,
             "is_part10": self.is_part10,
             "sop_instance_uid": self.sop_instance_uid,
@@ -367,6 +373,7 @@ def unseal_file(
     durable: bool = True,
     batch: BatchCommit | None = None,
     extent: Extent | None = None,
+    accept_unprotected: bool = False,
 ) -> UnsealResult:
     """Open the Secure DICOM File ``src``, verify its digest or signature, and write the payload to ``dst``.
 
@@ -376,10 +383,16 @@ def unseal_file(
     ``extent``, the file's bytes are read from there (a file inside an ISO image, read in place) and
     ``src`` only names it.
 
+    The payload must be DigestedData or SignedData inside (PS3.15 D.1.1), whatever the envelope
+    declares; an envelope without either (plain ``openssl cms -encrypt``) opens only with
+    ``accept_unprotected``, and the result then says its integrity was not verified.
+
     Raises
     ------
-    DecryptionError, IntegrityError, MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError
-        From the CMS layer, with ``src`` named.
+    DecryptionError, MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError
+        From the CMS layer, with ``src`` named. A wrong key and altered content are one DecryptionError.
+    UnprotectedContentError
+        No digest or signature inside, and ``accept_unprotected`` is false.
     NotPart10Error
         ``strict`` and the payload is not a Part 10 file.
     """
@@ -410,6 +423,7 @@ def unseal_file(
                 size=size,
                 max_header_bytes=max_header_bytes,
                 trusted_certificates=trusted_certificates,
+                accept_unprotected=accept_unprotected,
             )
             part10 = is_part10(sink.head)
             if not part10:

@@ -49,7 +49,7 @@ from dcmseal.scan.medium import (
 )
 from dcmseal.scan.report import FileReport, Finding, ScanReport, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, scan_file, scan_source
-from dcmseal.scan.unsealed import credentials_from, decrypt_to_memory, scan_secure
+from dcmseal.scan.unsealed import OPENED_CODES, credentials_from, decrypt_to_memory, scan_secure
 from dcmseal.scan.viewer import ViewerMatch, find_viewers, known_bundle, sha256_of
 
 __all__ = ["scan_paths"]
@@ -81,6 +81,7 @@ class _Options:
     credentials: tuple[cms.Credential, ...]
     max_iterations: int
     nesting: NestingLimits
+    accept_unprotected: bool = False
 
 
 def _scan_one(
@@ -269,7 +270,7 @@ def _relabel(wire: _Wire, label: str) -> FileReport:
 
 
 def _layout_entry(report: FileReport, member: Member, head: bytes | None) -> LayoutEntry:
-    if report.kind in ("dicom", "secure") or any(f.code == "secure.opened" for f in report.findings):
+    if report.kind in ("dicom", "secure") or any(f.code in OPENED_CODES for f in report.findings):
         return LayoutEntry(member.name, "secure" if report.kind == "secure" else "dicom")
     if head is None and member.path is not None:
         with open(member.path, "rb") as fp:
@@ -317,6 +318,7 @@ def _scan_folder(
                     name=label,
                     allow_tiff=options.allow_tiff,
                     max_iterations=options.max_iterations,
+                    accept_unprotected=options.accept_unprotected,
                 )
             step("open", index, len(secure))
     viewers = find_viewers(
@@ -448,7 +450,11 @@ def _medium_findings(
             # On failure the DICOMDIR's own report says why; its references stay unchecked.
             with contextlib.suppress(DcmsealError):
                 data = decrypt_to_memory(
-                    io.BytesIO(data), len(data), options.credentials, max_iterations=options.max_iterations
+                    io.BytesIO(data),
+                    len(data),
+                    options.credentials,
+                    max_iterations=options.max_iterations,
+                    accept_unprotected=options.accept_unprotected,
                 )
         referenced, note = dicomdir_references(data, dicomdir)
         filesets[dicomdir] = referenced
@@ -480,6 +486,7 @@ def _scan_member(archive: Archive, member: Member, label: str, options: _Options
                 name=label,
                 allow_tiff=options.allow_tiff,
                 max_iterations=options.max_iterations,
+                accept_unprotected=options.accept_unprotected,
             )
     return report, head
 
@@ -527,7 +534,7 @@ def _scan_open_archive(
         autorun = None
         if PurePosixPath(member.name).name.lower() == "autorun.inf" and member.problem is None:
             autorun = archive.read(member, 64 * 1024)
-        if report.kind in ("dicom", "secure") or any(f.code == "secure.opened" for f in report.findings):
+        if report.kind in ("dicom", "secure") or any(f.code in OPENED_CODES for f in report.findings):
             entries.append(LayoutEntry(member.name, "secure" if report.kind == "secure" else "dicom"))
         else:
             entries.append(entry_from_head(member.name, head[:4096], autorun=autorun))
@@ -623,6 +630,7 @@ def scan_paths(
     workers: int = 0,
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     nesting: NestingLimits | None = None,
+    accept_unprotected: bool = False,
 ) -> ScanReport:
     """Scan files, folders (mounted media), ISO images and zip archives.
 
@@ -639,6 +647,9 @@ def scan_paths(
         Called as ``progress(stage, done, total)``, stage ``"scan"`` or ``"open"``.
     workers
         Processes for large folders (0: one per core; 1: none).
+    accept_unprotected
+        Also open Secure DICOM Files with no digest or signature inside; they are reported
+        ``secure.opened-unverified`` (suspicious), never as verified.
     nesting
         How far zips inside zips (and inside folders and images) are opened; a bound reached is a
         ``container.limit`` finding on the archive that was not opened.
@@ -650,7 +661,11 @@ def scan_paths(
     """
     step = progress or (lambda _stage, _done, _total: None)
     options = _Options(
-        allow_tiff, credentials_from(passwords, private_keys), max_iterations, nesting or NestingLimits()
+        allow_tiff,
+        credentials_from(passwords, private_keys),
+        max_iterations,
+        nesting or NestingLimits(),
+        accept_unprotected,
     )
     pool_size = workers or (os.cpu_count() or 1)
     files: list[FileReport] = []
@@ -685,6 +700,7 @@ def scan_paths(
                         name=label,
                         allow_tiff=allow_tiff,
                         max_iterations=max_iterations,
+                        accept_unprotected=accept_unprotected,
                     )
             found, findings = [report], []
             step("scan", 1, 1)

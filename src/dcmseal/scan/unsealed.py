@@ -14,13 +14,17 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from dcmseal import cms
+from dcmseal.cms.envelope import Writable
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DecryptionError, InputError, IntegrityError
+from dcmseal.errors import DecryptionError, InputError, UnprotectedContentError
 from dcmseal.part10 import UnsealPlan
 from dcmseal.scan.report import FileReport, Finding, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, scan_source
 
-__all__ = ["MAX_IN_MEMORY_BYTES", "credentials_from", "decrypt_to_memory", "scan_secure"]
+__all__ = ["MAX_IN_MEMORY_BYTES", "OPENED_CODES", "credentials_from", "decrypt_to_memory", "scan_secure"]
+
+#: Finding codes of a Secure DICOM File whose payload was opened and scanned (verified, or accepted unprotected).
+OPENED_CODES = frozenset({"secure.opened", "secure.opened-unverified"})
 
 #: Payloads up to this size are scanned in memory; larger ones go through an unnamed temporary file.
 MAX_IN_MEMORY_BYTES = 256 * 1024 * 1024
@@ -63,19 +67,42 @@ def decrypt_to_memory(
     credentials: Sequence[cms.Credential],
     *,
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
+    accept_unprotected: bool = False,
 ) -> bytes:
-    """The verified payload of a small Secure DICOM File (a DICOMDIR), in memory.
+    """The verified payload of a small Secure DICOM File (a DICOMDIR), in memory (unverified only if
+    ``accept_unprotected`` and it carries no digest).
 
     Raises
     ------
-    DecryptionError, IntegrityError, MalformedEnvelopeError, ...
+    DecryptionError, UnprotectedContentError, MalformedEnvelopeError, ...
         From :func:`dcmseal.cms.decrypt`.
     """
     sink = io.BytesIO()
-    cms.decrypt(
-        source, sink, credentials, kdf_cache=cms.process_kdf_cache(), max_iterations=max_iterations, size=size
+    _decrypt(
+        source, sink, size, credentials, max_iterations=max_iterations, accept_unprotected=accept_unprotected
     )
     return sink.getvalue()
+
+
+def _decrypt(
+    source: BinaryIO,
+    sink: Writable,
+    size: int,
+    credentials: Sequence[cms.Credential],
+    *,
+    max_iterations: int,
+    accept_unprotected: bool,
+) -> cms.DecryptResult:
+    """The one way a scan opens an envelope (the process's KDF cache: a medium derives its key once)."""
+    return cms.decrypt(
+        source,
+        sink,
+        credentials,
+        kdf_cache=cms.process_kdf_cache(),
+        max_iterations=max_iterations,
+        size=size,
+        accept_unprotected=accept_unprotected,
+    )
 
 
 def scan_secure(
@@ -87,37 +114,37 @@ def scan_secure(
     allow_tiff: bool = True,
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     in_memory_limit: int = MAX_IN_MEMORY_BYTES,
+    accept_unprotected: bool = False,
 ) -> FileReport:
     """Open the Secure DICOM File read from ``source`` with ``credentials`` and scan its payload.
 
-    A key that does not open it, an envelope that does not parse, or a payload that fails its digest are
-    findings, not exceptions: a medium is scanned to its end.
+    A key that does not open it (or content that fails its digest or signature: one answer), an envelope
+    that does not parse, or one without a digest inside (unless ``accept_unprotected``) are findings,
+    not exceptions: a medium is scanned to its end. A payload is scanned only once verified, or, with
+    ``accept_unprotected``, reported as opened with integrity NOT verified.
     """
     sink = _Sink(in_memory_limit)
     try:
         try:
-            cms.decrypt(
+            result = _decrypt(
                 source,
                 sink,
+                size,
                 credentials,
-                kdf_cache=cms.process_kdf_cache(),
                 max_iterations=max_iterations,
-                size=size,
+                accept_unprotected=accept_unprotected,
             )
-        except DecryptionError:
+        except DecryptionError as exc:
             note = Finding(
                 "secure.not-opened",
-                "Secure DICOM File: no key given opens it; content not scanned",
+                f"Secure DICOM File not opened ({exc.message}); content not scanned",
                 Verdict.CLEAN,
                 0,
             )
             return FileReport.of(name, "secure", [note])
-        except IntegrityError as exc:
+        except UnprotectedContentError as exc:
             finding = Finding(
-                "secure.integrity",
-                f"Secure DICOM File fails its integrity check: {exc.message}",
-                Verdict.SUSPICIOUS,
-                0,
+                "secure.unprotected", f"Secure DICOM File not opened: {exc.message}", Verdict.SUSPICIOUS, 0
             )
             return FileReport.of(name, "secure", [finding])
         except InputError as exc:
@@ -128,11 +155,21 @@ def scan_secure(
                 0,
             )
             return FileReport.of(name, "secure", [finding])
-        opened = Finding(
-            "secure.opened",
-            "Secure DICOM File opened and verified; its payload was scanned",
-            Verdict.CLEAN,
-            None,
+        opened = (
+            Finding(
+                "secure.opened",
+                "Secure DICOM File opened and verified; its payload was scanned",
+                Verdict.CLEAN,
+                None,
+            )
+            if result.inner.verified
+            else Finding(
+                "secure.opened-unverified",
+                "Secure DICOM File opened with integrity NOT verified (no digest or signature inside, "
+                "accepted unprotected); its payload was scanned",
+                Verdict.SUSPICIOUS,
+                None,
+            )
         )
         if sink.spill is None:
             data = bytes(sink.memory)
