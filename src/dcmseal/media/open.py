@@ -26,10 +26,10 @@ from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import (
     DcmsealError,
     DecryptionError,
-    IntegrityError,
     MalformedEnvelopeError,
     NotPart10Error,
     ResourceLimitError,
+    UnprotectedContentError,
     UsageError,
 )
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, ExtentReader
@@ -206,8 +206,9 @@ def open_to_folder(
         raise
 
 
-# Failures that say the medium itself is not to be trusted (not a wrong key): a Security Alert too.
-_REJECTING = (IntegrityError, MalformedEnvelopeError, ResourceLimitError)
+# Failures that say the medium itself is not to be trusted (a wrong key and altered content are one
+# DecryptionError, so they are not among them): a Security Alert too.
+_REJECTING = (UnprotectedContentError, MalformedEnvelopeError, ResourceLimitError)
 
 
 def audit_unopened(
