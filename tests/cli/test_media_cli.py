@@ -300,6 +300,55 @@ def test_a_wrong_password_exits_1_and_creates_no_output(
     assert _staging(tmp_path) == []
 
 
+def test_a_wrong_password_is_said_once_however_many_files_the_medium_holds(
+    invoke: Invoke, dcmseal: Subprocess, tmp_path: Path, password_file: Path, data_dir: Path
+) -> None:
+    study = write_series(tmp_path / "study", 12)[0].parent
+    medium = tmp_path / "stick"
+    assert (
+        invoke(
+            "burn", study, "--out", medium, "--format", "dir", "--password-file", password_file, *FAST
+        ).code
+        == 0
+    )
+
+    result = dcmseal(
+        "open", medium, "--out", tmp_path / "opened", "--password-env", "BADPW", env={"BADPW": WRONG_PASSWORD}
+    )
+
+    assert result.code == 1
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"error: {medium}: wrong password, or this file is not addressed to this key"
+    ]
+    assert not (tmp_path / "opened").exists()
+
+
+@pytest.mark.parametrize("command", ["seal", "unseal", "open", "burn"])
+def test_an_empty_folder_is_an_error_not_a_success(
+    invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path, command: str
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".DS_Store").write_bytes(b"hidden files do not count")
+    out = tmp_path / ("out.iso" if command == "burn" else "out")
+
+    result = invoke(
+        command,
+        empty,
+        "--out",
+        out,
+        "--password-file",
+        password_file,
+        *FAST[: 2 if command in ("seal", "burn") else 0],
+    )
+
+    assert result.code == 1, result.everything
+    [error] = _error_lines(result.stderr)
+    assert str(empty) in error or "nothing to burn" in error
+    assert "verified" not in result.everything
+    assert not out.exists()
+
+
 def test_one_corrupted_file_is_named_and_the_rest_open(
     invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path
 ) -> None:

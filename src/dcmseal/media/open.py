@@ -26,6 +26,7 @@ from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import (
     DcmsealError,
     DecryptionError,
+    InputError,
     MalformedEnvelopeError,
     NotPart10Error,
     ResourceLimitError,
@@ -282,6 +283,14 @@ def _open_to_folder(
                 results[relative] = OpenedFile(
                     path=relative, status="skipped", reason="not a DICOM file (left out of the File-set)"
                 )
+        if not secure and not any(r.status == "copied" for r in results.values()):
+            # An empty folder, or one of other files only, is not a medium: nothing would be "verified".
+            raise InputError(
+                f"no DICOM file on this medium ({len(files)} other file(s))"
+                if files
+                else "holds no file: not a medium",
+                path=request.medium,
+            )
         opened = 0
 
         def on_outcome(_outcome: object) -> None:
@@ -306,8 +315,14 @@ def _open_to_folder(
                 max_iterations=request.max_iterations,
                 accept_unprotected=request.accept_unprotected,
             )
+            # Each failure is in the result (and the one-line error when the key opens nothing): no log line each.
             report = unseal_files(
-                secure, plan, workers=request.workers, on_outcome=on_outcome, extents=extents
+                secure,
+                plan,
+                workers=request.workers,
+                on_outcome=on_outcome,
+                extents=extents,
+                log_failures=False,
             )
         else:
             report = BatchReport(

@@ -349,6 +349,11 @@ def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]]
             )
             continue
         jobs.append((src, dst))
+    if not jobs and not refused:
+        # An empty folder is a mistake (the wrong folder, a copy not yet made), not a success with nothing done.
+        if len(paths) == 1:
+            raise InputError("holds no file (hidden files are left out): nothing to do", path=paths[0])
+        raise InputError("the inputs hold no file (hidden files are left out): nothing to do")
     return jobs, refused
 
 
@@ -454,6 +459,7 @@ def _run(
     on_outcome: Callable[[FileOutcome], None] | None,
     durable: bool = True,
     extents: Mapping[Path, Extent] | None = None,
+    log_failures: bool = True,
 ) -> BatchReport:
     started = time.perf_counter()
     extents = extents or {}
@@ -476,7 +482,7 @@ def _run(
 
     def record(index: int, outcome: FileOutcome) -> None:
         outcomes[index] = outcome
-        if outcome.status == "failed":
+        if outcome.status == "failed" and log_failures:
             logger.error("%s", outcome.reason)
         else:
             logger.info("%s: %s to %s", outcome.source, outcome.status, outcome.destination)
@@ -640,11 +646,13 @@ def unseal_files(
     on_outcome: Callable[[FileOutcome], None] | None = None,
     durable: bool = True,
     extents: Mapping[Path, Extent] | None = None,
+    log_failures: bool = True,
 ) -> BatchReport:
     """Unseal each ``(source, destination)`` pair; each key is derived at most once for the run.
 
     ``durable=False`` skips the fsyncs (scratch outputs); outputs are still all or nothing. A source
     found in ``extents`` is read from there (a file of an ISO image, read in place); its path only names it.
+    ``log_failures=False`` leaves the failures to the caller's report (no ERROR line per file).
     """
     return _run(
         "unseal",
@@ -657,4 +665,5 @@ def unseal_files(
         on_outcome=on_outcome,
         durable=durable,
         extents=extents,
+        log_failures=log_failures,
     )
