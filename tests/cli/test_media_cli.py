@@ -12,6 +12,7 @@ import pytest
 from pydicom import dcmread
 
 from dcmseal.audit import validate_message
+from dcmseal.errors import DecryptionError
 from tests.cli.conftest import Invoke, Subprocess
 from tests.cli.runner import DCMSEAL, clean_environment
 from tests.conftest import RsaIdentityFactory
@@ -318,7 +319,7 @@ def test_a_wrong_password_is_said_once_however_many_files_the_medium_holds(
 
     assert result.code == 1
     assert [line for line in result.stderr.splitlines() if line.strip()] == [
-        f"error: {medium}: wrong password, or this file is not addressed to this key"
+        f"error: {medium}: {DecryptionError().message}"
     ]
     assert not (tmp_path / "opened").exists()
 
