@@ -18,7 +18,6 @@ from dcmseal.cli.common import (
     out_console,
     print_json,
     print_table,
-    read_password,
     refuse_argv_password,
     stage_progress,
     user_errors,
@@ -120,16 +119,11 @@ def import_command(
     aet: Annotated[
         str | None, typer.Option("--aet", help="Our calling AE title [env var: DCMSEAL_AE_TITLE].")
     ] = None,
-    user: Annotated[
-        str | None, typer.Option("--user", help="HTTP basic authentication user (STOW-RS).")
-    ] = None,
-    user_password_file: Annotated[
-        Path | None, typer.Option("--user-password-file", help="The --user password, from a file.")
-    ] = None,
-    user_password_env: Annotated[
-        str | None,
-        typer.Option("--user-password-env", help="The --user password, from this environment variable."),
-    ] = None,
+    user: options.HttpUser = None,
+    user_password_file: options.HttpUserPasswordFile = None,
+    user_password_env: options.HttpUserPasswordEnv = None,
+    token_file: options.HttpTokenFile = None,
+    token_env: options.HttpTokenEnv = None,
     keep_sent: Annotated[
         Path | None, typer.Option("--keep-sent", help="Also keep a copy of every file sent in this folder.")
     ] = None,
@@ -183,21 +177,13 @@ def import_command(
             policy = UidPolicy(uids)
         except ValueError:
             raise UsageError(f"--uids must be keep or regenerate, not {uids!r}") from None
-        if (user_password_file or user_password_env) and user is None:
-            raise UsageError("--user-password-file and --user-password-env go with --user")
-        http_password = None
-        if user is not None:
-            if user_password_file is None and user_password_env is None and not sys.stdin.isatty():
-                raise UsageError(
-                    "--user needs --user-password-file or --user-password-env (no terminal to ask on)"
-                )
-            http_password = read_password(
-                password_file=user_password_file,
-                password_env=user_password_env,
-                prompt=f"HTTP password of {user}",
-                confirm=False,
-                flags=("--user-password-file", "--user-password-env"),
-            )
+        http = options.read_http_credentials(
+            user=user,
+            password_file=user_password_file,
+            password_env=user_password_env,
+            token_file=token_file,
+            token_env=token_env,
+        )
         credentials = options.read_credentials(
             password_file=password_file,
             password_env=password_env,
@@ -225,8 +211,9 @@ def import_command(
             match_rules=rules,
             uid_policy=policy,
             calling_aet=settings.ae_title,
-            username=user,
-            http_password=http_password,
+            username=http.username if http else None,
+            http_password=http.password if http else None,
+            http_token=http.token if http else None,
             retry=retry,
             keep_sent=keep_sent,
             max_iterations=settings.max_pbkdf2_iterations,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -104,6 +105,11 @@ def burn_command(
             help="Burn a plain medium for internal use (STD-GEN-* without SEC): NOT encrypted.",
         ),
     ] = False,
+    user: options.HttpUser = None,
+    user_password_file: options.HttpUserPasswordFile = None,
+    user_password_env: options.HttpUserPasswordEnv = None,
+    token_file: options.HttpTokenFile = None,
+    token_env: options.HttpTokenEnv = None,
     registry: options.Registry = None,
     workers: options.Workers = None,
     force: ReplaceOpt = False,
@@ -131,6 +137,19 @@ def burn_command(
             except ValueError:
                 names = ", ".join(p.value for p in Profile)
                 raise UsageError(f"unknown profile {profile!r}: auto, {names}") from None
+        for source in sources:
+            if urlsplit(source).scheme.lower() in ("http", "https") and "@" in urlsplit(source).netloc:
+                raise UsageError(
+                    "no credentials in a source URL (visible in ps and shell history): use --user with "
+                    "--user-password-file or --user-password-env, or --token-file/--token-env"
+                )
+        http_credentials = options.read_http_credentials(
+            user=user,
+            password_file=user_password_file,
+            password_env=user_password_env,
+            token_file=token_file,
+            token_env=token_env,
+        )
         if generate_password and (password_file or password_env):
             raise UsageError("--generate-password goes without --password-file and --password-env")
         if no_encrypt and (
@@ -191,6 +210,7 @@ def burn_command(
                 overwrite=force,
                 encrypt=not no_encrypt,
                 viewer=not no_viewer,
+                http_credentials=http_credentials,
             )
             with stage_progress(not as_json) as progress:
                 result = burn(request, registry=reg, audit=audit_sink(settings), progress=progress)

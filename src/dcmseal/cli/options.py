@@ -21,12 +21,18 @@ from dcmseal.keys import check_password
 
 if TYPE_CHECKING:
     from dcmseal.config import Settings
+    from dcmseal.webauth import HttpCredentials
 
 __all__ = [
     "AllowWeakPassword",
     "Cert",
     "Credentials",
     "Force",
+    "HttpTokenEnv",
+    "HttpTokenFile",
+    "HttpUser",
+    "HttpUserPasswordEnv",
+    "HttpUserPasswordFile",
     "Json",
     "Key",
     "KeyPassphraseEnv",
@@ -39,6 +45,7 @@ __all__ = [
     "Workers",
     "accept_password",
     "read_credentials",
+    "read_http_credentials",
 ]
 
 PasswordFile = Annotated[
@@ -87,6 +94,27 @@ AcceptUnprotected = Annotated[
         help="Also open envelopes with no digest or signature inside (plain `openssl cms -encrypt`); "
         "their integrity is NOT verified, and every report says so.",
     ),
+]
+HttpUser = Annotated[
+    str | None,
+    typer.Option("--user", help="DICOMweb user (HTTP Basic authentication); its password is asked."),
+]
+HttpUserPasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--user-password-file", help="The --user password, from the first line of this file (- : stdin)."
+    ),
+]
+HttpUserPasswordEnv = Annotated[
+    str | None,
+    typer.Option("--user-password-env", help="The --user password, from this environment variable."),
+]
+HttpTokenFile = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="DICOMweb bearer token (RFC 6750), from the first line of this file."),
+]
+HttpTokenEnv = Annotated[
+    str | None, typer.Option("--token-env", help="DICOMweb bearer token, from this environment variable.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout (no progress).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
@@ -176,3 +204,41 @@ def accept_password(text: str, *, allow_weak: bool, settings: Settings, context:
             style="bold yellow",
         )
     return secret
+
+
+def read_http_credentials(
+    *,
+    user: str | None,
+    password_file: Path | None,
+    password_env: str | None,
+    token_file: Path | None,
+    token_env: str | None,
+) -> HttpCredentials | None:
+    """--user with its password (file, variable or prompt), or a bearer token (file or variable); None if none."""
+    from dcmseal.webauth import HttpCredentials
+
+    if (password_file or password_env) and user is None:
+        raise UsageError("--user-password-file and --user-password-env go with --user")
+    if (token_file or token_env) and user is not None:
+        raise UsageError("give --user or a bearer token (--token-file, --token-env), not both")
+    if token_file is not None or token_env is not None:
+        token = read_password(
+            password_file=token_file,
+            password_env=token_env,
+            prompt=None,
+            confirm=False,
+            flags=("--token-file", "--token-env"),
+        )
+        return HttpCredentials(token=token)
+    if user is None:
+        return None
+    if password_file is None and password_env is None and not sys.stdin.isatty():
+        raise UsageError("--user needs --user-password-file or --user-password-env (no terminal to ask on)")
+    password = read_password(
+        password_file=password_file,
+        password_env=password_env,
+        prompt=f"HTTP password of {user}",
+        confirm=False,
+        flags=("--user-password-file", "--user-password-env"),
+    )
+    return HttpCredentials(username=user, password=password)

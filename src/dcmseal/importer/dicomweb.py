@@ -29,6 +29,7 @@ from dcmseal.importer.send import (
     Outgoing,
     PeerUnavailableError,
 )
+from dcmseal.webauth import HttpCredentials
 
 __all__ = ["HTTP_TIMEOUT_S", "QIDO_MAX_PAGES", "StowSender"]
 
@@ -48,7 +49,8 @@ _STUDY_INSTANCE_UID = "0020000D"
 
 
 class StowSender:
-    """Stores instances on a DICOMweb service with STOW-RS, optionally with HTTP basic authentication."""
+    """Stores instances on a DICOMweb service with STOW-RS, optionally with HTTP basic authentication or a
+    bearer token."""
 
     batch_size = STOW_BATCH
 
@@ -58,12 +60,12 @@ class StowSender:
         *,
         username: str | None = None,
         password: str | None = None,
+        token: str | None = None,
         timeout_s: float = HTTP_TIMEOUT_S,
     ) -> None:
         self.target = target
         self._session = requests.Session()
-        if username is not None:
-            self._session.auth = (username, password or "")
+        HttpCredentials(username=username, password=password, token=token).apply(self._session)
         self._client = DICOMwebClient(url=target.url, session=self._session, timeout=timeout_s)
         self._client.set_http_retry_params(retry=False)
 

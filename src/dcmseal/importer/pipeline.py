@@ -123,6 +123,7 @@ class ImportRequest:
     calling_aet: str = DEFAULT_AE_TITLE
     username: str | None = None
     http_password: str | None = field(default=None, repr=False)
+    http_token: str | None = field(default=None, repr=False)  # a bearer token (RFC 6750) instead of a user
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: A folder that receives a copy of every prepared (sent) file, named by its SOP Instance UID.
     keep_sent: Path | None = None
@@ -333,7 +334,9 @@ def _default_sender(
         from dcmseal.importer.dicomweb import StowSender
 
         assert isinstance(target, DicomWebTarget)
-        return StowSender(target, username=request.username, password=request.http_password)
+        return StowSender(
+            target, username=request.username, password=request.http_password, token=request.http_token
+        )
 
     return make
 

@@ -55,6 +55,7 @@ from dcmseal.part10 import (
     seal_into,
 )
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
+from dcmseal.webauth import HttpCredentials
 
 __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
 
@@ -96,6 +97,8 @@ class BurnRequest:
     encrypt: bool = True
     #: Put the offline web viewer (INDEX.HTM, VIEWER/) on the medium.
     viewer: bool = True
+    #: How WADO-RS study sources are signed in to (HTTP Basic or a bearer token).
+    http_credentials: HttpCredentials | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -385,7 +388,7 @@ def _burn(
         request.out, overwrite=request.overwrite, output_format=request.output_format
     ) as staging:
         step("collect", 0, len(request.sources))
-        collection = collect(request.sources, staging / "sources")
+        collection = collect(request.sources, staging / "sources", credentials=request.http_credentials)
         notes.extend(collection.notes)
         documents, still_rejected = _encapsulate_documents(
             collection, staging / "documents", request.document_study

@@ -29,6 +29,7 @@ from dcmseal.errors import InputError, MissingInputError, NotPart10Error, PeerEr
 from dcmseal.fsutil import atomic_write
 from dcmseal.media.iso import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES, is_iso_image, open_medium
 from dcmseal.part10 import FileMeta, is_secure_file, read_file_meta
+from dcmseal.webauth import HttpCredentials
 
 __all__ = [
     "ALREADY_SEALED",
@@ -190,9 +191,16 @@ def _file_id_components(value: object) -> list[str] | None:
 
 class _Collector:
     def __init__(
-        self, workdir: Path, *, timeout_s: float, max_extract_bytes: int, max_expansion: int
+        self,
+        workdir: Path,
+        *,
+        timeout_s: float,
+        max_extract_bytes: int,
+        max_expansion: int,
+        credentials: HttpCredentials | None,
     ) -> None:
         self.workdir = workdir
+        self.credentials = credentials
         self.timeout_s = timeout_s
         self.max_extract_bytes = max_extract_bytes
         self.max_expansion = max_expansion
@@ -403,8 +411,10 @@ class _Collector:
     def study(self, url: str) -> None:
         target = _parse_study_url(url)
         session = requests.Session()
-        if target.username is not None:
-            session.auth = (target.username, target.password or "")
+        if self.credentials is not None:
+            self.credentials.apply(session)
+        elif target.username is not None:
+            HttpCredentials(username=target.username, password=target.password).apply(session)
         try:
             client = DICOMwebClient(target.base, session=session, timeout=self.timeout_s)
         except ValueError as exc:
@@ -471,6 +481,7 @@ def collect(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_extract_bytes: int = DEFAULT_MAX_EXTRACT_BYTES,
     max_expansion: int = DEFAULT_MAX_EXPANSION,
+    credentials: HttpCredentials | None = None,
 ) -> SourceCollection:
     """Collect the Part 10 instances of ``sources``, in order, each SOP Instance UID once.
 
@@ -482,8 +493,9 @@ def collect(
     - a folder: walked; a folder holding a DICOMDIR is a File-set, of which only the files the DICOMDIR
       references are taken (the others are noted); the DICOMDIR itself is never an instance;
     - ``http(s)://host[:port]/<service>/studies/<StudyInstanceUID>``: every instance of the study is
-      retrieved with WADO-RS, as stored, into ``workdir`` as Part 10 files. Credentials in the URL are
-      sent as HTTP Basic authentication and never appear in results or messages.
+      retrieved with WADO-RS, as stored, into ``workdir`` as Part 10 files, signed in with ``credentials``
+      (else with a user and password in the URL, as HTTP Basic); credentials never appear in results or
+      messages.
 
     Secure DICOM Files are rejected with :data:`ALREADY_SEALED`. A SOP Instance UID seen again is noted
     and left out; the first one found is kept.
@@ -499,6 +511,8 @@ def collect(
         Connect and read timeout of each WADO-RS request.
     max_extract_bytes, max_expansion
         Limits for archives and images (see :func:`dcmseal.media.iso.extract_zip`).
+    credentials
+        HTTP Basic or bearer-token authentication for every WADO-RS request.
 
     Returns
     -------
@@ -513,7 +527,11 @@ def collect(
     """
     workdir = Path(workdir)
     collector = _Collector(
-        workdir, timeout_s=timeout_s, max_extract_bytes=max_extract_bytes, max_expansion=max_expansion
+        workdir,
+        timeout_s=timeout_s,
+        max_extract_bytes=max_extract_bytes,
+        max_expansion=max_expansion,
+        credentials=credentials,
     )
     for source in sources:
         collector.source(source)
