@@ -19,6 +19,17 @@ def linear_window(x: NDArray[np.float64], center: float, width: float) -> NDArra
     return np.where(x <= low, 0.0, np.where(x > high, 255.0, y))
 
 
+def windowed(ds: Dataset, center: float, width: float, *, invert: bool = False) -> NDArray[np.uint8]:
+    """Rescale, then the window (center, width), as grey levels; ``invert`` as the viewer's Invert does."""
+    values = ds.pixel_array.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
+        getattr(ds, "RescaleIntercept", 0) or 0
+    )
+    grey = np.floor(linear_window(values, center, width) + 0.5)
+    if (ds.PhotometricInterpretation == "MONOCHROME1") != invert:
+        grey = 255 - grey
+    return grey.astype(np.uint8)
+
+
 def grey_reference(ds: Dataset, frame: int = 0) -> NDArray[np.uint8]:
     """Rescale (slope, intercept), then the file's first window, else the full range of the modality values."""
     pixels = ds.pixel_array

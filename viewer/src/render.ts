@@ -204,12 +204,23 @@ export function applyWindow(x: number, w: Window, fn = "LINEAR"): number {
 }
 
 /** RGBA for the canvas. Grey frames go through a lookup table over their stored-value range. */
-export function toRgba(frame: Frame, info: ImageInfo, window: Window, out?: Uint8ClampedArray): Uint8ClampedArray {
-  if (frame.kind === "rgb") return frame.rgba;
-  if (info.palette) return paletteToRgba(frame.values, info.palette);
+export function toRgba(frame: Frame, info: ImageInfo, window: Window, out?: Uint8ClampedArray, inverted = false): Uint8ClampedArray {
+  if (frame.kind === "rgb" || info.palette) {
+    const rgba = frame.kind === "rgb" ? frame.rgba : paletteToRgba(frame.values, info.palette as Palette);
+    if (!inverted) return rgba;
+    const copy = new Uint8ClampedArray(rgba.length);
+    for (let i = 0; i < rgba.length; i += 4) {
+      copy[i] = 255 - rgba[i];
+      copy[i + 1] = 255 - rgba[i + 1];
+      copy[i + 2] = 255 - rgba[i + 2];
+      copy[i + 3] = 255;
+    }
+    return copy;
+  }
   const pixels = frame.values.length;
   const rgba = out && out.length === pixels * 4 ? out : new Uint8ClampedArray(pixels * 4);
-  const invert = info.photometric === "MONOCHROME1";
+  // The user's invert on top of MONOCHROME1's own (which shows low values white).
+  const invert = (info.photometric === "MONOCHROME1") !== inverted;
   const fn = info.voiLutFunction;
   const span = frame.max - frame.min + 1;
   const grey = (v: number): number => {

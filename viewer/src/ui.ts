@@ -13,6 +13,10 @@ import {
 } from "./dicom";
 import { Medium, MediumError, Source, fromDrop, fromInput } from "./medium";
 import { Frame, Window, decodeFrame, defaultWindow, toRgba } from "./render";
+import {
+  Overlay, Point, Preset, Spacing, angle, cineRate, length, modalityUnit, orientationOf, overlaysOf, presetsFor,
+  roiStats, scaleBar, spacingOf,
+} from "./tools";
 import { loadPrivateKey } from "./rsa";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -34,7 +38,22 @@ export const exposed = {
   damaged: {} as Record<string, string>,
   /** How the study list was made: from the DICOMDIR, or from the files themselves (DICOMDIR damaged or absent). */
   listSource: "",
+  /** The image's place on the stage (CSS pixels): screen = (t + image * scale), y scaled by the pixel aspect too. */
+  display: {
+    scale: 1, aspect: 1, tx: 0, ty: 0, columns: 0, rows: 0, inverted: false, preset: "",
+    orientation: null as null | { left: string; right: string; top: string; bottom: string },
+  },
+  /** The measurements on the image shown: values only (what the page lists under the image). */
+  measurements: [] as { kind: string; text: string; value: number; unit: string; stats?: Record<string, number> }[],
+  cine: { playing: false, fps: 0, source: "", shown: 0 },
 };
+
+type Tool = "window" | "pan" | "zoom" | "length" | "angle" | "rectangle" | "ellipse";
+
+interface Measurement {
+  readonly kind: "length" | "angle" | "rectangle" | "ellipse";
+  points: Point[];
+}
 
 const fileKey = (fileId: readonly string[]): string => fileId.map((c) => c.toUpperCase()).join("/");
 
@@ -65,6 +84,12 @@ interface View {
   rendered: number;
   /** Damaged instances stepped over on the way to this one (shown beside the image). */
   skipped: number[];
+  ds?: DataSet;
+  spacing?: Spacing;
+  presets?: Preset[];
+  unit?: string;
+  overlays?: Overlay[];
+  unverified?: boolean;
 }
 
 class App {
@@ -74,6 +99,18 @@ class App {
   submittedAt = 0;
   pdfUrl?: string;
   loadToken = 0;
+  /** How the image sits on the stage: fitted (follows the stage's size) or where the user zoomed and moved it. */
+  fitted = true;
+  scale = 1;
+  tx = 0;
+  ty = 0;
+  inverted = false;
+  showOverlays = true;
+  tool: Tool = "window";
+  /** Measurements by SOP Instance UID and frame: they stay with their image while the series scrolls. */
+  marks = new Map<string, Measurement[]>();
+  drawing?: Measurement;
+  cineTimer?: number;
 
   start(): void {
     const folder = $<HTMLInputElement>("folder");
@@ -108,29 +145,54 @@ class App {
     $("stage").addEventListener("wheel", (e) => {
       if (!this.view) return;
       e.preventDefault();
-      this.step(e.deltaY > 0 ? 1 : -1);
+      if (e.ctrlKey || e.metaKey) {
+        const r = $("stage").getBoundingClientRect();
+        this.zoomBy(e.deltaY < 0 ? 1.25 : 0.8, e.clientX - r.left, e.clientY - r.top);
+      } else this.step(e.deltaY > 0 ? 1 : -1);
     }, { passive: false });
     document.addEventListener("keydown", (e) => {
       const target = e.target as HTMLElement;
-      if (!this.view || target.tagName === "INPUT" || target.tagName === "SELECT") return;
-      if (e.key === "ArrowDown" || e.key === "PageDown" || e.key === "ArrowRight") this.step(1);
-      else if (e.key === "ArrowUp" || e.key === "PageUp" || e.key === "ArrowLeft") this.step(-1);
-      else return;
+      // Text fields and lists keep their keys; radio buttons and sliders only their arrows.
+      const input = target.tagName === "INPUT" ? (target as HTMLInputElement).type : "";
+      const typing = (input && !["radio", "checkbox", "range", "button"].includes(input)) || target.tagName === "SELECT" || target.tagName === "TEXTAREA";
+      if (!this.view || typing || (input && e.key.startsWith("Arrow")) || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (!this.key(e)) return;
       e.preventDefault();
     });
-    this.dragWindow(canvas);
+    this.pointer($("stage"));
+    void canvas;
+    for (const radio of document.querySelectorAll<HTMLInputElement>("input[name=tool]")) {
+      radio.addEventListener("change", () => {
+        this.tool = radio.value as Tool;
+        this.drawing = undefined;
+      });
+    }
+    $("fit").addEventListener("click", () => this.fit());
+    $("one-to-one").addEventListener("click", () => this.oneToOne());
+    $("zoom-in").addEventListener("click", () => this.zoomBy(1.25));
+    $("zoom-out").addEventListener("click", () => this.zoomBy(0.8));
+    $("invert").addEventListener("click", () => this.invert());
+    $("overlays-toggle").addEventListener("click", () => this.toggleOverlays());
+    $("cine").addEventListener("click", () => this.toggleCine());
+    $("clear-marks").addEventListener("click", () => {
+      const key = this.markKey();
+      if (key) this.marks.delete(key);
+      this.annotate();
+    });
+    $<HTMLSelectElement>("preset").addEventListener("change", (e) => this.applyPreset(Number((e.target as HTMLSelectElement).value)));
+    new ResizeObserver(() => {
+      if (this.view?.info) {
+        this.layout();
+        this.annotate();
+      }
+    }).observe($("stage"));
     $<HTMLInputElement>("slider").addEventListener("input", (e) => {
       if (this.view) void this.show(Number((e.target as HTMLInputElement).value), 0);
     });
     $<HTMLInputElement>("frame-slider").addEventListener("input", (e) => {
       if (this.view) void this.show(this.view.index, Number((e.target as HTMLInputElement).value));
     });
-    $("reset").addEventListener("click", () => {
-      if (!this.view?.decoded || !this.view.info) return;
-      this.view.userWindow = undefined;
-      this.view.window = defaultWindow(this.view.info, this.view.decoded);
-      this.paint();
-    });
+    $("reset").addEventListener("click", () => this.resetView());
     $("back").addEventListener("click", () => this.showList());
     $("change").addEventListener("click", () => {
       $("step-folder").hidden = false;
@@ -388,6 +450,9 @@ class App {
   }
 
   async open(series: Series): Promise<void> {
+    this.stopCine();
+    this.fitted = true;
+    this.drawing = undefined;
     this.view = { series, index: 0, frame: 0, frames: 1, rendered: 0, skipped: [] };
     $("viewer").hidden = false;
     const slider = $<HTMLInputElement>("slider");
@@ -443,6 +508,8 @@ class App {
       const opened = await medium.open(ref.fileId);
       if (token !== this.loadToken) return;
       const ds = parseFile(opened.bytes);
+      v.ds = ds;
+      v.unverified = opened.encrypted && !opened.verified;
       this.notice(null);
       this.showAttributes(ds, opened.verified || !opened.encrypted ? opened.integrity : NOT_VERIFIED, ref, opened.encrypted && !opened.verified);
       const info = imageInfo(ds);
@@ -456,7 +523,10 @@ class App {
       if (!info) {
         v.frames = 1;
         v.frame = 0;
+        v.info = undefined;
+        v.decoded = undefined;
         this.clearCanvas();
+        this.annotate();
         this.overlay(`Instance ${index + 1}/${v.series.instances.length}: no image in this instance (attributes only)`);
         this.setState("no-image");
         return;
@@ -469,6 +539,22 @@ class App {
       v.info = info;
       v.decoded = decoded;
       v.window = v.userWindow ? { ...v.userWindow } : defaultWindow(info, decoded);
+      v.spacing = spacingOf(ds);
+      const modality = v.series.modality || (ds.string("x00080060") ?? "").trim();
+      v.unit = modalityUnit(ds, modality);
+      v.overlays = overlaysOf(ds, frame);
+      const explanations = (ds.string("x00281055") ?? "").split("\\").map((e) => e.trim());
+      const presets = presetsFor(modality, info.windows, explanations, decoded, info.slope, info.intercept);
+      const changed = presets.map((p) => p.name).join("|") !== (v.presets ?? []).map((p) => p.name).join("|");
+      v.presets = presets;
+      if (changed) {
+        this.fillPresets();
+        const select = $<HTMLSelectElement>("preset");
+        // The window the image opens with is the file's first, else the full range: the list says which.
+        const opening = info.windows.length ? 0 : presets.findIndex((p) => p.name === "Full range");
+        select.value = !v.userWindow && opening >= 0 ? String(opening) : "";
+        if (!v.userWindow) exposed.display.preset = opening >= 0 ? presets[opening].name : "";
+      }
       const fs = $<HTMLInputElement>("frame-slider");
       fs.max = String(info.frames - 1);
       fs.value = String(frame);
@@ -529,6 +615,9 @@ class App {
     canvas.dataset.sop = ref.sopInstanceUid;
     canvas.dataset.damaged = "true";
     canvas.setAttribute("aria-label", `Instance ${index + 1}: not shown`);
+    $("stage").classList.remove("document");
+    this.layout();
+    this.annotate();
     const file = ref.fileId.join("\\");
     this.notice(`Instance ${index + 1} (${file}) ${text}. It is not shown; scroll on for the others.`);
     this.overlay(`Instance ${index + 1}/${v.series.instances.length}: NOT SHOWN (${describe(err).damaged ? "damaged" : "refused"})`);
@@ -564,7 +653,7 @@ class App {
       canvas.height = rows;
     }
     const ctx = canvas.getContext("2d", { willReadFrequently: true }) as CanvasRenderingContext2D;
-    const rgba = toRgba(v.decoded, v.info, v.window);
+    const rgba = toRgba(v.decoded, v.info, v.window, undefined, this.inverted);
     ctx.putImageData(new ImageData(rgba as unknown as Uint8ClampedArray<ArrayBuffer>, columns, rows), 0, 0);
     v.rendered += 1;
     canvas.dataset.instance = String(v.index);
@@ -574,6 +663,9 @@ class App {
     canvas.dataset.rendered = String(v.rendered);
     delete canvas.dataset.damaged;
     canvas.setAttribute("aria-label", `Instance ${v.index + 1} of ${v.series.instances.length}`);
+    $("stage").classList.remove("document");
+    this.layout();
+    this.annotate();
     if (exposed.timings.submitToFirstImageMs < 0 && this.submittedAt) {
       exposed.timings.submitToFirstImageMs = performance.now() - this.submittedAt;
     }
@@ -609,6 +701,7 @@ class App {
     const doc = encapsulatedDocument(ds);
     const canvas = $<HTMLCanvasElement>("image");
     canvas.hidden = true;
+    $("stage").classList.add("document");
     if (!doc) return;
     if (this.pdfUrl) URL.revokeObjectURL(this.pdfUrl);
     const pdf = doc.mime.toLowerCase() === "application/pdf";
@@ -685,31 +778,454 @@ class App {
     table.append(file);
   }
 
-  dragWindow(canvas: HTMLCanvasElement): void {
-    let last: { x: number; y: number } | undefined;
-    canvas.addEventListener("pointerdown", (e) => {
-      if (this.view?.decoded?.kind !== "grey" || this.view.info?.palette) return;
-      last = { x: e.clientX, y: e.clientY };
-      canvas.setPointerCapture(e.pointerId);
+  /** The keyboard's reading tools; false when the key is not one of them. */
+  key(e: KeyboardEvent): boolean {
+    const v = this.view as View;
+    if (e.shiftKey && e.key.startsWith("Arrow") && v.window && v.decoded?.kind === "grey" && !v.info?.palette) {
+      // Shift+arrows: up/down move the centre, left/right narrow or widen the window, by a 20th of the width.
+      const step = Math.max(v.window.width / 20, 1);
+      const w = { ...v.window };
+      if (e.key === "ArrowUp") w.center += step;
+      else if (e.key === "ArrowDown") w.center -= step;
+      else if (e.key === "ArrowRight") w.width += step;
+      else w.width = Math.max(1, w.width - step);
+      this.setWindow(w, "");
+      return true;
+    }
+    if (e.key === "ArrowDown" || e.key === "PageDown" || e.key === "ArrowRight") this.step(1);
+    else if (e.key === "ArrowUp" || e.key === "PageUp" || e.key === "ArrowLeft") this.step(-1);
+    else if (e.key === "Home") void this.show(0, 0);
+    else if (e.key === "End") void this.show(v.series.instances.length - 1, 0);
+    else if (e.key === "+" || e.key === "=") this.zoomBy(1.25);
+    else if (e.key === "-") this.zoomBy(0.8);
+    else if (e.key === "f" || e.key === "F") this.fit();
+    else if (e.key === "0") this.oneToOne();
+    else if (e.key === "i" || e.key === "I") this.invert();
+    else if (e.key === "r" || e.key === "R") this.resetView();
+    else if (e.key === "v" || e.key === "V") this.toggleOverlays();
+    else if (e.key === "c" || e.key === "C" || e.key === " ") this.toggleCine();
+    else if (e.key === "Escape") {
+      this.drawing = undefined;
+      this.annotate();
+    } else if (/^[1-9]$/.test(e.key)) this.applyPreset(Number(e.key) - 1);
+    else return false;
+    return true;
+  }
+
+  setWindow(w: Window, preset: string): void {
+    const v = this.view;
+    if (!v) return;
+    v.window = { ...w };
+    v.userWindow = { ...w };
+    exposed.display.preset = preset;
+    const select = $<HTMLSelectElement>("preset");
+    const index = (v.presets ?? []).findIndex((p) => p.name === preset);
+    select.value = index >= 0 ? String(index) : "";
+    this.paint();
+  }
+
+  applyPreset(index: number): void {
+    const preset = this.view?.presets?.[index];
+    if (preset && this.view?.decoded?.kind === "grey") this.setWindow(preset.window, preset.name);
+  }
+
+  fillPresets(): void {
+    const v = this.view as View;
+    const select = $<HTMLSelectElement>("preset");
+    select.replaceChildren(el("option", { value: "", disabled: "" }, "(custom)"));
+    (v.presets ?? []).forEach((p, i) => {
+      select.append(el("option", { value: String(i) }, `${i < 9 ? `${i + 1}: ` : ""}${p.name} (${round(p.window.center)} / ${round(p.window.width)})`));
     });
-    canvas.addEventListener("pointermove", (e) => {
+    select.disabled = !(v.presets ?? []).length;
+  }
+
+  invert(): void {
+    this.inverted = !this.inverted;
+    $("invert").setAttribute("aria-pressed", String(this.inverted));
+    this.paint();
+  }
+
+  toggleOverlays(): void {
+    this.showOverlays = !this.showOverlays;
+    $("overlays-toggle").setAttribute("aria-pressed", String(this.showOverlays));
+    this.annotate();
+  }
+
+  resetView(): void {
+    const v = this.view;
+    this.inverted = false;
+    $("invert").setAttribute("aria-pressed", "false");
+    this.fitted = true;
+    if (v?.info && v.decoded) {
+      v.userWindow = undefined;
+      v.window = defaultWindow(v.info, v.decoded);
+      const opening = v.info.windows.length ? 0 : (v.presets ?? []).findIndex((p) => p.name === "Full range");
+      exposed.display.preset = opening >= 0 ? (v.presets?.[opening]?.name ?? "") : "";
+      $<HTMLSelectElement>("preset").value = opening >= 0 ? String(opening) : "";
+    }
+    this.paint();
+  }
+
+  /** Fit: the whole image in the stage, magnified when it is small (a 64 x 64 MR fills the stage). */
+  fit(): void {
+    this.fitted = true;
+    this.layout();
+    this.annotate();
+  }
+
+  /** One image pixel per device pixel, centred. */
+  oneToOne(): void {
+    const v = this.view;
+    if (!v?.info) return;
+    const stage = $("stage");
+    this.fitted = false;
+    this.scale = 1 / (window.devicePixelRatio || 1);
+    const aspect = this.aspect();
+    this.tx = Math.round((stage.clientWidth - v.info.columns * this.scale) / 2);
+    this.ty = Math.round((stage.clientHeight - v.info.rows * this.scale * aspect) / 2);
+    this.layout();
+    this.annotate();
+  }
+
+  /** Zoom by `factor` keeping the stage point (cx, cy) (default: the centre) where it is. */
+  zoomBy(factor: number, cx?: number, cy?: number): void {
+    const v = this.view;
+    if (!v?.info) return;
+    const stage = $("stage");
+    const x = cx ?? stage.clientWidth / 2;
+    const y = cy ?? stage.clientHeight / 2;
+    const next = Math.min(64, Math.max(0.02, this.scale * factor));
+    const k = next / this.scale;
+    this.fitted = false;
+    this.tx = Math.round(x - (x - this.tx) * k);
+    this.ty = Math.round(y - (y - this.ty) * k);
+    this.scale = next;
+    this.layout();
+    this.annotate();
+  }
+
+  /** Height of a pixel over its width on screen: the Pixel Spacing's ratio (non-square pixels drawn true). */
+  aspect(): number {
+    const s = this.view?.spacing;
+    return s?.source ? s.row / s.column : 1;
+  }
+
+  /** Place the image canvas on the stage (CSS transform: the canvas keeps the image's own pixels). */
+  layout(): void {
+    const v = this.view;
+    const canvas = $<HTMLCanvasElement>("image");
+    if (!v || !canvas.width || !canvas.height) return;
+    const stage = $("stage");
+    const W = stage.clientWidth;
+    const H = stage.clientHeight;
+    const aspect = canvas.dataset.damaged ? 1 : this.aspect();
+    if (this.fitted) {
+      this.scale = Math.min(W / canvas.width, H / (canvas.height * aspect));
+      this.tx = Math.round((W - canvas.width * this.scale) / 2);
+      this.ty = Math.round((H - canvas.height * this.scale * aspect) / 2);
+    }
+    canvas.style.width = `${canvas.width}px`;
+    canvas.style.height = `${canvas.height}px`;
+    canvas.style.transform = `translate(${this.tx}px, ${this.ty}px) scale(${this.scale}, ${this.scale * aspect})`;
+    // Magnified, each pixel is shown as the square it is; minified, the browser's smoothing avoids aliasing.
+    canvas.style.imageRendering = this.scale * (window.devicePixelRatio || 1) > 1 ? "pixelated" : "auto";
+    Object.assign(exposed.display, { scale: this.scale, aspect, tx: this.tx, ty: this.ty, columns: canvas.width, rows: canvas.height, inverted: this.inverted });
+  }
+
+  /** Stage coordinates (CSS pixels from the stage's top left) to image coordinates, and back. */
+  toImage(x: number, y: number): Point {
+    return { x: (x - this.tx) / this.scale, y: (y - this.ty) / (this.scale * this.aspect()) };
+  }
+
+  toStage(p: Point): Point {
+    return { x: this.tx + p.x * this.scale, y: this.ty + p.y * this.scale * this.aspect() };
+  }
+
+  markKey(): string | undefined {
+    const v = this.view;
+    if (!v?.info) return undefined;
+    return `${v.series.instances[v.index].sopInstanceUid}#${v.frame}`;
+  }
+
+  /** Mouse and touch: the chosen tool with the left button; pan with the middle button or Shift. */
+  pointer(stage: HTMLElement): void {
+    let drag: { mode: Tool; x: number; y: number } | undefined;
+    const local = (e: PointerEvent): Point => {
+      const r = stage.getBoundingClientRect();
+      return { x: e.clientX - r.left, y: e.clientY - r.top };
+    };
+    stage.addEventListener("pointerdown", (e) => {
       const v = this.view;
-      if (!last || !v?.window || !v.info || v.decoded?.kind !== "grey") return;
-      const range = Math.max((v.decoded.max - v.decoded.min) * Math.abs(v.info.slope), 1);
-      const scale = range / 512;
-      const dx = e.clientX - last.x;
-      const dy = e.clientY - last.y;
-      last = { x: e.clientX, y: e.clientY };
-      // Right: wider window (less contrast); down: higher centre (darker), as most viewers do.
-      v.window = { center: v.window.center + dy * scale, width: Math.max(1, v.window.width + dx * scale) };
-      v.userWindow = { ...v.window };
-      this.paint();
+      if (!v?.info || !v.decoded || (e.button !== 0 && e.button !== 1)) return;
+      const at = local(e);
+      const mode: Tool = e.button === 1 || e.shiftKey ? "pan" : this.tool;
+      stage.setPointerCapture(e.pointerId);
+      e.preventDefault();
+      drag = { mode, x: at.x, y: at.y };
+      if (mode === "length" || mode === "rectangle" || mode === "ellipse") {
+        const p = this.toImage(at.x, at.y);
+        this.drawing = { kind: mode, points: [p, p] };
+      } else if (mode === "angle") {
+        const p = this.toImage(at.x, at.y);
+        if (this.drawing?.kind === "angle" && this.drawing.points.length === 2) this.drawing.points.push(p);
+        else this.drawing = { kind: "angle", points: [p, p] };
+      }
+    });
+    stage.addEventListener("pointermove", (e) => {
+      const v = this.view;
+      if (!drag || !v?.info) return;
+      const at = local(e);
+      const dx = at.x - drag.x;
+      const dy = at.y - drag.y;
+      drag.x = at.x;
+      drag.y = at.y;
+      if (drag.mode === "window") {
+        if (!v.window || v.decoded?.kind !== "grey" || v.info.palette) return;
+        const range = Math.max((v.decoded.max - v.decoded.min) * Math.abs(v.info.slope), 1);
+        const scale = range / 512;
+        // Right: wider window (less contrast); down: higher centre (darker), as most viewers do.
+        this.setWindow({ center: v.window.center + dy * scale, width: Math.max(1, v.window.width + dx * scale) }, "");
+      } else if (drag.mode === "pan") {
+        this.fitted = false;
+        this.tx += dx;
+        this.ty += dy;
+        this.layout();
+        this.annotate();
+      } else if (drag.mode === "zoom") {
+        this.zoomBy(Math.exp(-dy / 100));
+      } else if (this.drawing) {
+        this.drawing.points[this.drawing.points.length - 1] = this.toImage(at.x, at.y);
+        this.annotate();
+      }
     });
     const end = (): void => {
-      last = undefined;
+      if (!drag) return;
+      const mode = drag.mode;
+      drag = undefined;
+      const m = this.drawing;
+      if (!m || mode === "window" || mode === "pan" || mode === "zoom") return;
+      if (m.kind === "angle" && m.points.length < 3) {
+        this.annotate(); // the first arm is drawn; the next click ends the second
+        return;
+      }
+      this.drawing = undefined;
+      const key = this.markKey();
+      const [a, b] = m.points;
+      if (key && (m.kind === "angle" || Math.hypot(b.x - a.x, b.y - a.y) > 0.5)) {
+        this.marks.set(key, [...(this.marks.get(key) ?? []), m]);
+      }
+      this.annotate();
     };
-    canvas.addEventListener("pointerup", end);
-    canvas.addEventListener("pointercancel", end);
+    stage.addEventListener("pointerup", end);
+    stage.addEventListener("pointercancel", end);
+    stage.addEventListener("dblclick", () => this.fit());
+  }
+
+  /** A measurement's text, and its values for the list under the image. */
+  describeMark(m: Measurement): { text: string; value: number; unit: string; stats?: Record<string, number> } {
+    const v = this.view as View;
+    const s = v.spacing as Spacing;
+    const calibrated = s.source !== null;
+    const lengthUnit = calibrated ? "mm" : "px";
+    const note = calibrated ? (s.source === "Imager Pixel Spacing" ? " (at the detector: Imager Pixel Spacing)" : "") : " (uncalibrated: no Pixel Spacing)";
+    if (m.kind === "length") {
+      const d = length(m.points[0], m.points[1], s);
+      return { text: `Length ${d.toFixed(1)} ${lengthUnit}${note}`, value: d, unit: lengthUnit };
+    }
+    if (m.kind === "angle") {
+      const a = angle(m.points[0], m.points[1], m.points[2] ?? m.points[1], s);
+      return { text: `Angle ${a.toFixed(1)}\u00b0`, value: a, unit: "deg" };
+    }
+    const info = v.info as ImageInfo;
+    const stats = v.decoded ? roiStats(v.decoded, info.columns, info.rows, info.slope, info.intercept, m.kind, m.points[0], m.points[1], s) : null;
+    const areaUnit = calibrated ? "mm\u00b2" : "px\u00b2";
+    const name = m.kind === "rectangle" ? "Rectangle" : "Ellipse";
+    if (!stats) return { text: `${name}: no grey pixels inside`, value: 0, unit: areaUnit };
+    const u = v.unit ? ` ${v.unit}` : "";
+    const f = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1));
+    return {
+      text: `${name}: mean ${f(stats.mean)}${u}, SD ${f(stats.sd)}, min ${f(stats.min)}, max ${f(stats.max)}, area ${stats.area.toFixed(1)} ${areaUnit}${note}`,
+      value: stats.area, unit: areaUnit,
+      stats: { mean: stats.mean, sd: stats.sd, min: stats.min, max: stats.max, pixels: stats.pixels, area: stats.area },
+    };
+  }
+
+  /**
+   * The layer over the image: overlays (60xx), measurements, orientation letters, the corner text and a scale
+   * bar. Drawn in stage coordinates, so it stays sharp at any zoom; the image pixels are never touched.
+   */
+  annotate(): void {
+    const v = this.view;
+    const layer = $<HTMLCanvasElement>("annot");
+    const stage = $("stage");
+    const dpr = window.devicePixelRatio || 1;
+    const W = stage.clientWidth;
+    const H = stage.clientHeight;
+    if (layer.width !== Math.round(W * dpr) || layer.height !== Math.round(H * dpr)) {
+      layer.width = Math.round(W * dpr);
+      layer.height = Math.round(H * dpr);
+    }
+    const ctx = layer.getContext("2d") as CanvasRenderingContext2D;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, layer.width, layer.height);
+    const list = $("measurements");
+    list.replaceChildren();
+    exposed.measurements = [];
+    if (!v?.info || !v.decoded || $<HTMLCanvasElement>("image").dataset.damaged) return;
+    const aspect = this.aspect();
+    // Overlays: one bitmap per plane, drawn with the image's transform.
+    if (this.showOverlays && v.overlays?.length) {
+      ctx.setTransform(dpr * this.scale, 0, 0, dpr * this.scale * aspect, dpr * this.tx, dpr * this.ty);
+      ctx.imageSmoothingEnabled = false;
+      for (const o of v.overlays) {
+        const bitmap = new ImageData(o.columns, o.rows);
+        for (let i = 0; i < o.bits.length; i++) {
+          if (!o.bits[i]) continue;
+          bitmap.data[i * 4] = 255;
+          bitmap.data[i * 4 + 1] = 255;
+          bitmap.data[i * 4 + 2] = 0;
+          bitmap.data[i * 4 + 3] = 255;
+        }
+        const plane = document.createElement("canvas");
+        plane.width = o.columns;
+        plane.height = o.rows;
+        (plane.getContext("2d") as CanvasRenderingContext2D).putImageData(bitmap, 0, 0);
+        ctx.drawImage(plane, o.left, o.top);
+      }
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.font = "13px system-ui, sans-serif";
+    ctx.lineWidth = 1.5;
+    const shadowText = (text: string, x: number, y: number, align: CanvasTextAlign, colour = "#fff"): void => {
+      ctx.textAlign = align;
+      ctx.fillStyle = "#000";
+      ctx.fillText(text, x + 1, y + 1);
+      ctx.fillStyle = colour;
+      ctx.fillText(text, x, y);
+    };
+    // Measurements, the one being drawn last.
+    const key = this.markKey();
+    const marks = [...(key ? this.marks.get(key) ?? [] : []), ...(this.drawing ? [this.drawing] : [])];
+    marks.forEach((m, i) => {
+      const pts = m.points.map((p) => this.toStage(p));
+      ctx.strokeStyle = "#3cf";
+      ctx.beginPath();
+      if (m.kind === "length" || m.kind === "angle") {
+        ctx.moveTo(pts[0].x, pts[0].y);
+        for (const p of pts.slice(1)) ctx.lineTo(p.x, p.y);
+      } else if (m.kind === "rectangle") {
+        ctx.rect(Math.min(pts[0].x, pts[1].x), Math.min(pts[0].y, pts[1].y), Math.abs(pts[1].x - pts[0].x), Math.abs(pts[1].y - pts[0].y));
+      } else {
+        ctx.ellipse((pts[0].x + pts[1].x) / 2, (pts[0].y + pts[1].y) / 2, Math.abs(pts[1].x - pts[0].x) / 2, Math.abs(pts[1].y - pts[0].y) / 2, 0, 0, 2 * Math.PI);
+      }
+      ctx.stroke();
+      const d = this.describeMark(m);
+      const anchor = pts[pts.length - 1];
+      // Labels of shapes drawn from the same corner would overlap: each a line lower.
+      const same = marks.slice(0, i).filter((o) => {
+        const q = this.toStage(o.points[o.points.length - 1]);
+        return Math.abs(q.x - anchor.x) < 2 && Math.abs(q.y - anchor.y) < 2;
+      }).length;
+      shadowText(`${i + 1}: ${d.text.split(",")[0]}`, anchor.x + 6, anchor.y - 6 + same * 15, "left", "#3cf");
+      if (m !== this.drawing) {
+        list.append(el("li", { "data-testid": "measurement" }, `${i + 1}. ${d.text}`));
+        exposed.measurements.push({ kind: m.kind, ...d });
+      }
+    });
+    // Orientation letters at the middle of each edge.
+    const o = v.ds ? orientationOf(v.ds) : null;
+    exposed.display.orientation = o;
+    if (o) {
+      ctx.font = "bold 15px system-ui, sans-serif";
+      shadowText(o.left, 8, H / 2, "left", "#fd4");
+      shadowText(o.right, W - 8, H / 2, "right", "#fd4");
+      shadowText(o.top, W / 2, 20, "center", "#fd4");
+      shadowText(o.bottom, W / 2, H - 28, "center", "#fd4");
+      ctx.font = "13px system-ui, sans-serif";
+    }
+    // The corner text: patient (top left), study (top right), series and image (bottom left), display (bottom right).
+    const ds = v.ds;
+    const t = (tag: string): string => {
+      try {
+        return (ds?.string(tag) ?? "").trim();
+      } catch {
+        return "";
+      }
+    };
+    const lines = (texts: string[], x: number, yTop: number, align: CanvasTextAlign, up: boolean, colour = "#fff"): void => {
+      const kept = texts.filter(Boolean);
+      kept.forEach((text, i) => shadowText(text, x, up ? yTop - (kept.length - 1 - i) * 16 : yTop + i * 16, align, colour));
+    };
+    lines([formatName(t("x00100010")), t("x00100020") && `ID ${t("x00100020")}`, [formatDate(t("x00100030")), t("x00100040")].filter(Boolean).join(" ")], 8, 18, "left", false);
+    lines([t("x00080080"), [formatDate(t("x00080020")), t("x00080030").slice(0, 4).replace(/^(\d\d)(\d\d)$/, "$1:$2")].filter(Boolean).join(" "), t("x00081030")], W - 8, 18, "right", false);
+    const slice = [t("x00201041") && `Loc ${round(parseFloat(t("x00201041")))} mm`, t("x00180050") && `Thk ${round(parseFloat(t("x00180050")))} mm`].filter(Boolean).join("  ");
+    lines([
+      [t("x00200011") && `Se ${t("x00200011")}`, t("x0008103e")].filter(Boolean).join(" "),
+      `Im ${v.index + 1}/${v.series.instances.length}${v.frames > 1 ? `  Fr ${v.frame + 1}/${v.frames}` : ""}`,
+      slice,
+    ], 8, H - 10, "left", true);
+    const grey = v.decoded.kind === "grey" && !v.info.palette && v.window;
+    lines([
+      v.unverified ? "INTEGRITY NOT VERIFIED" : "",
+      grey && v.window ? `W ${round(v.window.width)}  C ${round(v.window.center)}${exposed.display.preset ? `  ${exposed.display.preset}` : ""}` : "",
+      `Zoom ${Math.round(this.scale * (window.devicePixelRatio || 1) * 100)}%${this.inverted ? "  Inverted" : ""}`,
+    ], W - 8, H - 10, "right", true, v.unverified ? "#f66" : "#fff");
+    // Scale bar: a round length in mm, along the bottom, when the image is calibrated.
+    const s = v.spacing;
+    if (s?.source) {
+      const bar = scaleBar(s.column / this.scale, W / 4);
+      if (bar) {
+        const x0 = (W - bar.pixels) / 2;
+        const y = H - 12;
+        ctx.strokeStyle = "#fff";
+        ctx.beginPath();
+        ctx.moveTo(x0, y - 5);
+        ctx.lineTo(x0, y);
+        ctx.lineTo(x0 + bar.pixels, y);
+        ctx.lineTo(x0 + bar.pixels, y - 5);
+        ctx.stroke();
+        shadowText(`${bar.mm} mm${s.source === "Imager Pixel Spacing" ? " (detector)" : ""}`, W / 2, y - 6, "center");
+      }
+    }
+  }
+
+  /** Cine: play the frames (a multi-frame image) or the instances (a series), at the file's own rate. */
+  toggleCine(): void {
+    const v = this.view;
+    if (this.cineTimer !== undefined) {
+      this.stopCine();
+      return;
+    }
+    if (!v || (v.frames < 2 && v.series.instances.length < 2)) return;
+    const { fps, source } = v.ds ? cineRate(v.ds) : { fps: 10, source: "default" };
+    Object.assign(exposed.cine, { playing: true, fps, source, shown: 0 });
+    $("cine").setAttribute("aria-pressed", "true");
+    $("cine").textContent = "Pause";
+    $("cine-rate").textContent = `${fps.toFixed(fps % 1 ? 1 : 0)} frames/s${source === "default" ? "" : ` (${source})`}`;
+    const interval = 1000 / Math.min(Math.max(fps, 0.5), 60);
+    const tick = async (): Promise<void> => {
+      const w = this.view;
+      if (!w || this.cineTimer === undefined) return;
+      const started = performance.now();
+      let index = w.index;
+      let frame = w.frame + 1;
+      if (frame >= w.frames) {
+        frame = 0;
+        index = index + 1 < w.series.instances.length ? index + 1 : 0;
+      }
+      await this.show(index, frame);
+      exposed.cine.shown += 1;
+      if (this.cineTimer !== undefined) this.cineTimer = window.setTimeout(() => void tick(), Math.max(0, interval - (performance.now() - started)));
+    };
+    this.cineTimer = window.setTimeout(() => void tick(), interval);
+  }
+
+  stopCine(): void {
+    if (this.cineTimer !== undefined) window.clearTimeout(this.cineTimer);
+    this.cineTimer = undefined;
+    exposed.cine.playing = false;
+    $("cine").setAttribute("aria-pressed", "false");
+    $("cine").textContent = "Play";
   }
 }
 

@@ -149,6 +149,60 @@ try {
       await shot("accepted");
     }
   }
+  if (config.actions) {
+    // The reading tools, driven as a user would: keys, buttons, drags in image coordinates (mapped to the page
+    // with the display transform the page exposes), and snapshots (canvas pixels, a screenshot of the stage).
+    result.actions = {};
+    const toPage = async (p) => page.evaluate(([x, y]) => {
+      const d = window.dcmseal.display;
+      const r = document.getElementById("stage").getBoundingClientRect();
+      return [r.left + d.tx + x * d.scale, r.top + d.ty + y * d.scale * d.aspect];
+    }, p);
+    const settle = () => page.waitForFunction(() => ["image", "damaged", "document", "no-image"].includes(document.body.dataset.state));
+    for (const a of config.actions) {
+      if (a.do === "key") {
+        await page.locator("#stage").hover();
+        await page.keyboard.press(a.key);
+      } else if (a.do === "click") {
+        await page.click(a.selector);
+      } else if (a.do === "tool") {
+        await page.check(`input[name=tool][value=${a.tool}]`);
+      } else if (a.do === "drag") {
+        const [x0, y0] = await toPage(a.from);
+        const [x1, y1] = await toPage(a.to);
+        await page.mouse.move(x0, y0);
+        await page.mouse.down({ button: a.button ?? "left" });
+        await page.mouse.move(x1, y1, { steps: 5 });
+        await page.mouse.up({ button: a.button ?? "left" });
+      } else if (a.do === "tap") {
+        const [x, y] = await toPage(a.at);
+        await page.mouse.click(x, y);
+      } else if (a.do === "cine") {
+        await page.waitForFunction((n) => window.dcmseal.cine.shown >= n, a.frames, { timeout: 20000 });
+        await page.click("#cine");
+      } else if (a.do === "snapshot") {
+        await settle();
+        const info = await snapshot(page);
+        info.pixels = await readCanvas(page);
+        info.display = await page.evaluate(() => JSON.parse(JSON.stringify(window.dcmseal.display)));
+        info.measurements = await page.evaluate(() => JSON.parse(JSON.stringify(window.dcmseal.measurements)));
+        info.measurementList = await page.evaluate(() => Array.from(document.querySelectorAll("[data-testid=measurement]"), (li) => li.textContent));
+        info.cine = await page.evaluate(() => JSON.parse(JSON.stringify(window.dcmseal.cine)));
+        info.stage = await page.evaluate(() => {
+          const r = document.getElementById("stage").getBoundingClientRect();
+          return { x: r.left, y: r.top, width: r.width, height: r.height };
+        });
+        if (a.screenshot) {
+          // The stage as the user sees it (image and the layer over it), device pixels = CSS pixels here.
+          info.screenshot = (await page.screenshot({ clip: info.stage })).toString("base64");
+        }
+        // The layer over the image as PNG (toDataURL: no pixel readback warnings in the console).
+        info.annotation = await page.evaluate(() => document.getElementById("annot").toDataURL("image/png"));
+        result.actions[a.name] = info;
+        await shot(`tools-${a.name}`);
+      }
+    }
+  }
   if (config.walk) {
     // Step through the first series image by image (each a file to decrypt and verify), then jump to its end.
     await page.locator("#image").hover();
