@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +15,10 @@ from dcmseal.errors import InputError
 from dcmseal.fsutil import ExtentReader
 from dcmseal.keys.registry import Registry
 from dcmseal.media import iso as iso_module
-from dcmseal.media import open as open_module
 from dcmseal.media.burn import BurnRequest, burn
 from dcmseal.media.iso import extract_iso, iso_file_extents
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.reader.containers import ExtentsReader
 from tests.media.conftest import medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.spies import counting
@@ -49,7 +51,7 @@ def image(tmp_path: Path, registry: Registry) -> tuple[Path, list[Path]]:
     return out, study
 
 
-def _open(medium: Path, out: Path) -> open_module.OpenResult:
+def _open(medium: Path, out: Path) -> OpenResult:
     request = OpenRequest(medium=medium, out=out, operator="in-place-tester", passwords=(PASSWORD.encode(),))
     return open_to_folder(request, audit=FileSink(out.parent / "open-audit.log"))
 
@@ -93,14 +95,17 @@ def test_an_iso_medium_opens_without_extracting_it(
         assert opened[uid].read_bytes()[128:] == source.read_bytes()[128:]  # the preamble is zeroed on burn
 
 
-def test_a_medium_with_a_file_in_several_extents_is_extracted_instead(
-    image: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    medium, study = image
-    monkeypatch.setattr(open_module, "iso_file_extents", lambda _path: None)  # as for a multi-extent file
-    result = _open(medium, tmp_path / "opened")
-    assert result.failed == ()
-    assert len([p for p in medium_files(tmp_path / "opened") if p.name != "DICOMDIR"]) == len(study)
+def test_a_file_in_several_extents_reads_as_one_stream(tmp_path: Path) -> None:
+    """ISO 9660 multi-extent files (ECMA-119 §9.1.6) are read extent after extent, from the image itself."""
+    image = tmp_path / "image"
+    data = os.urandom(10_000)
+    image.write_bytes(data)
+    extents = ((100, 300), (5_000, 1_000), (400, 50))
+    expected = data[100:400] + data[5_000:6_000] + data[400:450]
+    with io.BufferedReader(ExtentsReader(image, extents)) as reader:
+        assert reader.read() == expected
+        reader.seek(250)
+        assert reader.read(100) == expected[250:350]
 
 
 def test_a_truncated_image_is_refused_before_anything_is_read(

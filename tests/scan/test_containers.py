@@ -13,8 +13,8 @@ import pycdlib
 import pytest
 
 from dcmseal.errors import InputError
+from dcmseal.reader.containers import NestingLimits, open_archive, printable_name
 from dcmseal.scan import ScanReport, Verdict, scan_paths
-from dcmseal.scan.containers import NestingLimits, open_archive, printable_name
 from tests.scan.corpus import PE_HEADER, part10
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import dcmseal.scan.tree as tree
+from dcmseal.reader.containers import Member, iter_folder
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
-from dcmseal.scan.containers import Member, iter_folder
 from dcmseal.scan.report import FileReport
 from tests.scan.corpus import ELF_HEADER, PE_HEADER, part10, zip_bytes
 

@@ -26,6 +26,7 @@ from dcmseal.cli.common import (
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
 from dcmseal.errors import ExitCode, UsageError
 from dcmseal.keys import generate_passphrase
+from dcmseal.reader.containers import printable_name
 
 __all__ = ["burn_command", "open_command", "rekey_command"]
 
@@ -295,23 +296,30 @@ def open_command(
             for column in ("file on the medium", "status", "in the File-set / reason"):
                 table.add_column(column, overflow="fold")
             for f in result.files:
-                status, style = f.status, {"failed": "red", "skipped": "dim"}.get(f.status)
+                status = f.status
+                style = {"failed": "red", "quarantined": "red", "skipped": "dim"}.get(f.status)
                 if f.integrity == "not-verified":
                     status, style = "opened, NOT verified", "yellow"
-                table.add_row(f.path, status, f.reason or f.file_id or "", style=style)
+                where = f.file_id or ""
+                detail = f"{where} ({f.reason})" if where and f.reason else (f.reason or where)
+                table.add_row(printable_name(f.path), status, detail, style=style)
             print_table(table)
             for d in result.disagreements:
                 err_console.print(f"DICOMDIR: {d.message}", style="yellow")
             for note in result.notes:
                 err_console.print(f"note: {note}", style="dim")
-            opened = sum(1 for f in result.files if f.status in ("opened", "copied"))
+            opened = sum(1 for f in result.files if f.status in ("opened", "copied") and f.file_id)
+            skipped = sum(1 for f in result.files if f.status == "skipped")
             err_console.print(
-                f"{opened} files into {result.output}, {len(result.failed)} failed; "
+                f"{opened} files into {result.output}, {len(result.quarantined)} quarantined, "
+                f"{skipped} skipped, {len(result.failed)} failed; "
                 f"{result.kdf_derivations} PBKDF2 derivation(s); DICOMDIR {'rebuilt' if result.dicomdir_rebuilt else 'verified'}",
                 style="bold green" if not result.failed else "bold yellow",
             )
         if result.failed:
             raise typer.Exit(int(ExitCode.INPUT))
+        if result.quarantined:
+            raise typer.Exit(int(ExitCode.FINDINGS))
 
 
 def rekey_command(

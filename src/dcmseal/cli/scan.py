@@ -23,6 +23,7 @@ from dcmseal.cli.common import (
 from dcmseal.cli.context import audit_sink, operator_name, warn
 from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError
 from dcmseal.fsutil import relative_output_path
+from dcmseal.reader.containers import iter_folder, printable_name
 from dcmseal.scan import (
     QuarantineRecord,
     SanitizeResult,
@@ -33,7 +34,6 @@ from dcmseal.scan import (
     sanitize_file,
     scan_paths,
 )
-from dcmseal.scan.containers import iter_folder, printable_name
 
 __all__ = ["sanitize_command", "scan_command"]
 

@@ -12,12 +12,12 @@ without bound are refused with an :class:`~dcmseal.errors.InputError` naming the
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import shutil
 import stat
-import struct
 import tempfile
 import zipfile
 import zlib
@@ -32,6 +32,8 @@ from pycdlib.pycdlibexception import PyCdlibException
 from dcmseal.errors import InputError, MissingInputError, ResourceLimitError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write
 from dcmseal.media.fatimage import extract_fat_image, is_fat_image
+from dcmseal.reader.containers import ExtentsReader, printable_name, zip_name_problem
+from dcmseal.reader.iso import IsoItem, IsoWalker, clean_iso_identifier, is_iso_image
 
 __all__ = [
     "DEFAULT_MAX_EXPANSION",
@@ -67,7 +69,6 @@ _DEFAULT_VOLUME_ID = "DICOM"
 _APPLICATION_ID = "DCMSEAL"
 _SECTOR_BYTES = 2048
 #: The Primary Volume Descriptor sits in sector 16; its Standard Identifier "CD001" at byte 1 (ECMA-119 §8.4).
-_PVD_MAGIC_OFFSET = 16 * _SECTOR_BYTES + 1
 
 #: An archive that announces more than this much content is refused before anything is extracted
 #: (a DVD holds 8.5 GB, a Blu-ray 100 GB; a study on a USB stick rarely more than a few tens of GB).
@@ -83,7 +84,6 @@ DEFAULT_MAX_MEMBERS = 200_000
 # ISO 9660 Level 1 (ECMA-119 §7.5, §10.1): d-characters only, file names 8.3, directory names 8.
 _DIR_NAME = re.compile(r"[A-Z0-9_]{1,8}")
 _FILE_NAME = re.compile(r"([A-Z0-9_]{1,8})(?:\.([A-Z0-9_]{1,3}))?")
-_VERSION_SUFFIX = re.compile(r";[0-9]+$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +110,7 @@ class IsoEntry:
     @property
     def relative_path(self) -> PurePosixPath:
         """The path without version numbers nor the dot of extension-less names (``DICOM/CT000001``)."""
-        return PurePosixPath(*(_clean_component(part) for part in self.iso_path.strip("/").split("/")))
+        return PurePosixPath(*(clean_iso_identifier(part) for part in self.iso_path.strip("/").split("/")))
 
     def to_json(self) -> dict[str, object]:
         return {"iso_path": self.iso_path, "size": self.size, "is_dir": self.is_dir}
@@ -418,16 +418,6 @@ def write_iso(
 # --- reading ------------------------------------------------------------------------------------------------
 
 
-def is_iso_image(path: Path) -> bool:
-    """Whether ``path`` is a file with an ISO 9660 volume descriptor in sector 16 (by content, not name)."""
-    try:
-        with open(path, "rb") as fp:
-            fp.seek(_PVD_MAGIC_OFFSET)
-            return fp.read(5) == b"CD001"
-    except OSError:
-        return False
-
-
 # ECMA-167 2/9.1: the Volume Recognition Sequence follows the ISO 9660 descriptors from sector 16 on; an NSR02 or
 # NSR03 descriptor (standard identifier at offset 1) says the volume also holds a UDF file system.
 _VRS_SECTORS = range(16, 32)
@@ -455,133 +445,12 @@ def iso_volume(path: Path) -> tuple[str, bool]:
     return volume_id, udf
 
 
-def _clean_component(identifier: str) -> str:
-    """``CT000001.;1`` -> ``CT000001``, ``README.TXT;1`` -> ``README.TXT`` (ECMA-119 §7.5.1)."""
-    name = _VERSION_SUFFIX.sub("", identifier)
-    if name.endswith(".") and name not in {".", ".."}:
-        name = name[:-1]
-    return name
-
-
-def _safe_component(identifier: bytes, iso: Path, parent: str) -> str:
-    try:
-        text = identifier.decode("ascii")
-    except UnicodeDecodeError:
-        raise InputError(f"a name in {parent or '/'} is not ASCII: {identifier!r}", path=iso) from None
-    clean = _clean_component(text)
-    if clean in {"", ".", ".."} or any(ch in clean for ch in "/\\") or any(ord(ch) < 0x20 for ch in clean):
-        raise InputError(
-            f"refusing the name {text!r} in {parent or '/'}: unsafe as a path component", path=iso
-        )
-    return text
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    iso_path: str
-    record: Any
-    is_dir: bool
-    size: int  # as the directory record declares it (pycdlib clamps lengths to the file it opened)
-    end: int  # the byte just past the file's data in the image, as declared
-
-
-class _OpenIso:
-    """A pycdlib reader over ``path`` whose failures become :class:`InputError` naming the image."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.iso: Any = pycdlib.PyCdlib()
-        try:
-            self.size = path.stat().st_size
-            self.raw = open(path, "rb")  # noqa: SIM115 - closed in close()
-        except FileNotFoundError:
-            raise MissingInputError(path) from None
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
-        try:
-            self.iso.open_fp(self.raw)
-        except (PyCdlibException, struct.error, ValueError, IndexError, EOFError) as exc:
-            self.raw.close()
-            raise InputError(
-                f"not a readable ISO 9660 image (truncated or corrupt?): {exc}", path=path
-            ) from exc
-        except OSError as exc:
-            self.raw.close()
-            raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
-        self.block = int(self.iso.logical_block_size)
-
-    def close(self) -> None:
-        self.iso.close()
-        self.raw.close()
-
-    def _declared(self, directory: Any) -> dict[bytes, tuple[int, int]]:
-        """Identifier -> (data length, end offset) as the directory's own records declare them (ECMA-119 §9.1).
-
-        pycdlib shortens the length of a file that runs past the end of the image to what is there,
-        which would let a truncated image pass as whole; the records on disk keep the truth.
-        """
-        start = int(directory.extent_location()) * self.block
-        length = max(0, min(int(directory.get_data_length()), self.size - start))
-        self.raw.seek(start)
-        data = self.raw.read(length)
-        declared: dict[bytes, tuple[int, int]] = {}
-        offset = 0
-        while offset < len(data):
-            record_length = data[offset]
-            if record_length == 0:  # padding up to the next logical block
-                offset += self.block - offset % self.block
-                continue
-            record = data[offset : offset + record_length]
-            offset += record_length
-            if len(record) < 33 or len(record) < 33 + record[32]:
-                break
-            identifier = record[33 : 33 + record[32]]
-            extent = int.from_bytes(record[2:6], "little")
-            size = int.from_bytes(record[10:14], "little")
-            end = extent * self.block + size if size else 0
-            # A multi-extent file has one record per extent, all with the same name.
-            previous_size, previous_end = declared.get(identifier, (0, 0))
-            declared[identifier] = (previous_size + size, max(previous_end, end))
-        return declared
-
-    def walk(self, *, max_members: int = DEFAULT_MAX_MEMBERS) -> Iterator[_Item]:
-        """Every entry below the root, parents first, sorted by name; a file past the image's end is refused."""
-        stack: list[tuple[str, int]] = [("", 1)]
-        count = 0
-        while stack:
-            parent, level = stack.pop()
-            try:
-                directory = self.iso.get_record(iso_path=parent or "/")
-                children = list(self.iso.list_children(iso_path=parent or "/"))
-            except (PyCdlibException, struct.error, ValueError, UnicodeError) as exc:
-                raise InputError(f"cannot list {parent or '/'}: {exc}", path=self.path) from exc
-            declared = self._declared(directory)
-            subdirs: list[str] = []
-            for record in sorted(
-                (c for c in children if not (c.is_dot() or c.is_dotdot())), key=lambda c: c.file_identifier()
-            ):
-                count += 1
-                if count > max_members:
-                    raise ResourceLimitError(f"more than {max_members} entries", path=self.path)
-                identifier = record.file_identifier()
-                iso_path = f"{parent}/{_safe_component(identifier, self.path, parent)}"
-                if record.is_dir():
-                    # PS3.12 allows 8 levels; other writers go deeper, but not without end.
-                    if level >= 64:
-                        raise InputError(
-                            f"{iso_path}: directories nested deeper than 64 levels", path=self.path
-                        )
-                    subdirs.append(iso_path)
-                    yield _Item(iso_path, record, True, 0, 0)
-                    continue
-                size, end = declared.get(identifier, (int(record.get_data_length()), 0))
-                if end > self.size:
-                    raise InputError(
-                        f"truncated ISO image: {iso_path} ends at byte {end}, the file has {self.size}",
-                        path=self.path,
-                    )
-                yield _Item(iso_path, record, False, size, end)
-            stack.extend((d, level + 1) for d in reversed(subdirs))
+def _walk(reader: IsoWalker, *, max_members: int = DEFAULT_MAX_MEMBERS) -> Iterator[IsoItem]:
+    """The shared walk (:class:`dcmseal.reader.iso.IsoWalker`) made strict: the first problem refuses the image."""
+    for item in reader.walk(max_members=max_members):
+        if item.problem is not None:
+            raise InputError(item.problem, path=reader.path)
+        yield item
 
 
 def list_iso(path: Path) -> list[IsoEntry]:
@@ -594,9 +463,9 @@ def list_iso(path: Path) -> list[IsoEntry]:
         names that are not plain ASCII or would escape a destination (``..``, ``/``).
     """
     path = Path(path)
-    reader = _OpenIso(path)
+    reader = IsoWalker(path)
     try:
-        return [IsoEntry(iso_path=i.iso_path, size=i.size, is_dir=i.is_dir) for i in reader.walk()]
+        return [IsoEntry(iso_path=i.iso_path, size=i.size, is_dir=i.is_dir) for i in _walk(reader)]
     finally:
         reader.close()
 
@@ -623,9 +492,9 @@ def iso_file_extents(path: Path, *, max_total_bytes: int = DEFAULT_MAX_EXTRACT_B
         As :func:`extract_iso`.
     """
     path = Path(path)
-    reader = _OpenIso(path)
+    reader = IsoWalker(path)
     try:
-        items = list(reader.walk())
+        items = list(_walk(reader))
         total = sum(item.size for item in items)
         if total > max_total_bytes:
             raise ResourceLimitError(
@@ -634,7 +503,7 @@ def iso_file_extents(path: Path, *, max_total_bytes: int = DEFAULT_MAX_EXTRACT_B
         kinds: dict[PurePosixPath, bool] = {}  # cleaned name -> is a directory
         files: list[IsoFile] = []
         for item in items:
-            relative = IsoEntry(iso_path=item.iso_path, size=0, is_dir=False).relative_path
+            relative = PurePosixPath(item.name)
             if relative in kinds:
                 if item.is_dir and kinds[relative]:
                     continue
@@ -647,9 +516,9 @@ def iso_file_extents(path: Path, *, max_total_bytes: int = DEFAULT_MAX_EXTRACT_B
             kinds[relative] = item.is_dir
             if item.is_dir:
                 continue
-            start = int(item.record.extent_location()) * reader.block if item.size else 0
-            if item.size and item.end - item.size != start:
+            if not item.contiguous:
                 return None  # several extents: not one range of the image
+            start = item.extents[0][0] if item.extents else 0
             files.append(IsoFile(relative_path=relative, extent=Extent(path, start, item.size)))
         return files
     finally:
@@ -712,11 +581,11 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
         The files add up to more than ``max_total_bytes``.
     """
     path, dest = Path(path), Path(dest)
-    reader = _OpenIso(path)
+    reader = IsoWalker(path)
     created = _Created()
     extracted: list[Path] = []
     try:
-        items = list(reader.walk())
+        items = list(_walk(reader))
         total = sum(item.size for item in items)
         if total > max_total_bytes:
             raise ResourceLimitError(
@@ -724,7 +593,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
             )
         dest.mkdir(parents=True, exist_ok=True)
         for item in items:
-            target = _target(dest, IsoEntry(iso_path=item.iso_path, size=0, is_dir=False).relative_path, path)
+            target = _target(dest, PurePosixPath(item.name), path)
             if item.is_dir:
                 if target.exists() and not target.is_dir():
                     raise InputError(f"{item.iso_path}: two entries share the name {target.name}", path=path)
@@ -737,7 +606,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
                     f"{item.iso_path}: {target} already exists (two entries with one name?)", path=path
                 ) from None
             created.files.append(target)
-            with out, reader.iso.open_file_from_iso(iso_path=item.iso_path) as data:
+            with out, io.BufferedReader(ExtentsReader(path, item.extents)) as data:
                 written = _copy_limited(data.read, out, item.size)
             if written != item.size:
                 raise InputError(
@@ -755,20 +624,12 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
 
 # --- zip archives -------------------------------------------------------------------------------------------
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
 
 def _zip_member_path(name: str, archive: Path) -> PurePosixPath:
-    # Windows tools sometimes write "\" as separator; treat it as one so "..\evil" is caught too.
-    normalized = name.replace("\\", "/")
-    if normalized.startswith("/") or _DRIVE.match(normalized):
-        raise InputError(f"refusing the member {name!r}: absolute path", path=archive)
-    parts = [p for p in normalized.split("/") if p]
-    if not parts or any(p in {".", ".."} for p in parts):
-        raise InputError(f"refusing the member {name!r}: '..' or '.' in its path", path=archive)
-    if any(ord(ch) < 0x20 for ch in normalized):
-        raise InputError(f"refusing the member {name!r}: control characters in its name", path=archive)
-    return PurePosixPath(*parts)
+    problem = zip_name_problem(name)
+    if problem is not None:
+        raise InputError(f"refusing the member {printable_name(name)!r}: {problem}", path=archive)
+    return PurePosixPath(*[p for p in name.replace("\\", "/").split("/") if p])
 
 
 def extract_zip(

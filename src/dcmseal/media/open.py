@@ -1,4 +1,4 @@
-"""Open a medium (ISO, folder, zip): unseal and verify every file, check the DICOMDIR, write a plain File-set."""
+"""Open any medium (folder, ISO, zip): unseal and verify, recognise DICOM by content, write a conformant File-set."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import logging
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pydicom.uid import UID
 
 from dcmseal.audit import (
     ALERT_TYPE_MEDIUM_REJECTED,
@@ -21,45 +24,62 @@ from dcmseal.audit import (
     import_event,
     security_alert,
 )
-from dcmseal.cms import is_enveloped_data
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import (
     DcmsealError,
     DecryptionError,
     InputError,
     MalformedEnvelopeError,
-    NotPart10Error,
     ResourceLimitError,
     UnprotectedContentError,
     UsageError,
 )
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, ExtentReader
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent
+from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 from dcmseal.media.fileset import (
     DicomDir,
     Disagreement,
     FileFacts,
+    NoteKind,
     build_fileset,
     check_agreement,
-    file_id_to_path,
-    path_to_file_id,
+    is_conformant_file_id,
     read_dicomdir,
 )
-from dcmseal.media.iso import is_iso_image, iso_file_extents, open_medium
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
 from dcmseal.media.target import write_folder
-from dcmseal.part10 import (
-    BatchReport,
-    UnsealPlan,
-    UnsealResult,
-    is_part10,
-    is_secure_file,
-    read_file_meta,
-    unseal_files,
+from dcmseal.media.transcode import conform
+from dcmseal.part10 import BatchReport, UnsealPlan, UnsealResult, read_file_meta, unseal_files
+from dcmseal.reader.containers import (
+    MEMBER_READ_ERRORS,
+    NESTED_SEPARATOR,
+    Archive,
+    ExtentsReader,
+    Member,
+    NestingBudget,
+    NestingLimits,
+    is_zip_head,
+    iter_folder,
+    open_archive,
+    open_nested,
 )
+from dcmseal.reader.detect import SNIFF_BYTES, Sniffed, sniff
+from dcmseal.reader.iso import is_iso_image, is_udf_only_image
+from dcmseal.reader.wrap import wrap_dataset
+from dcmseal.scan import Verdict, scan_file
+from dcmseal.scan.signatures import Family, identify
 
-__all__ = ["OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
+__all__ = [
+    "STATUSES",
+    "OpenRequest",
+    "OpenResult",
+    "OpenedFile",
+    "audit_unopened",
+    "one_line",
+    "open_to_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +103,17 @@ class OpenRequest:
     accept_unprotected: bool = False
     #: Asked for a password only when the medium turns out to hold encrypted files and no key was given.
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
+    #: Scan each DICOM file and quarantine the malicious ones (a polyglot's executable preamble). ``import``
+    #: turns it off: it scans, sanitizes and quarantines on its own, with the sanitized copy sent.
+    screen: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenedFile:
-    """One file of the medium and where it ended: opened, copied (plain DICOM), skipped or failed."""
+    """One file of the medium and where it ended (one of :data:`STATUSES`), with a one-line reason."""
 
-    path: str  # relative to the medium's root
-    status: str  # "opened", "copied", "skipped", "failed"
+    path: str  # its original path on the medium (``a.zip!DICOM/IM1`` inside a zip on it)
+    status: str  # "opened", "copied", "quarantined", "skipped", "failed"
     reason: str | None = None
     file_id: str | None = None  # in the output File-set
     sop_instance_uid: str | None = None
@@ -127,10 +150,12 @@ class OpenResult:
     def failed(self) -> tuple[OpenedFile, ...]:
         return tuple(f for f in self.files if f.status == "failed")
 
+    @property
+    def quarantined(self) -> tuple[OpenedFile, ...]:
+        return tuple(f for f in self.files if f.status == "quarantined")
+
     def to_json(self) -> dict[str, object]:
-        counts = {
-            s: sum(1 for f in self.files if f.status == s) for s in ("opened", "copied", "skipped", "failed")
-        }
+        counts = {s: sum(1 for f in self.files if f.status == s) for s in STATUSES}
         return {
             "schema": "dcmseal.open/1",
             "medium": str(self.medium),
@@ -144,37 +169,330 @@ class OpenResult:
         }
 
 
-def _open_file(path: Path, extent: Extent | None) -> io.BufferedReader:
-    """A file of the medium: on disk, or read in place from the image (``extent``)."""
-    return open(path, "rb") if extent is None else io.BufferedReader(ExtentReader(extent))
+#: Where each file of a medium can end (one place each); see :class:`OpenedFile`.
+STATUSES = ("opened", "copied", "quarantined", "skipped", "failed")
+#: Media Storage Directory Storage (PS3.4 Annex B): a DICOMDIR, a hint about the files, not an instance.
+_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 
-def _classify(path: Path, extent: Extent | None = None) -> str:
-    """ "secure", "dicom" or "other", by content."""
-    if extent is None and is_secure_file(path):
-        return "secure"
-    with _open_file(path, extent) as fp:
-        head = fp.read(132)
-    if extent is not None and is_enveloped_data(head[:32]):
-        return "secure"
-    return "dicom" if is_part10(head) else "other"
+def one_line(exc: BaseException) -> str:
+    """A failure reason for a person: one line, no traceback (that goes to the debug log)."""
+    text = exc.message if isinstance(exc, DcmsealError) else f"{type(exc).__name__}: {exc}"
+    line = " ".join(str(text).split())
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
-def _listing(medium: Path, staging: Path) -> tuple[Path, list[Path], dict[Path, Extent]]:
-    """The medium's root, its files (hidden ones left out, sorted), and where to read them in place.
+@dataclass(slots=True)
+class _Source:
+    """One file of the medium, by its path on the medium, and where its bytes can be read."""
 
-    An ISO image's files are read where they lie in the image (no extracted copy to write and remove);
-    a zip, or an image whose files are not contiguous, is extracted under ``staging`` first.
-    """
-    in_place = iso_file_extents(medium) if medium.is_file() and is_iso_image(medium) else None
-    if in_place is None:
-        root = open_medium(medium, staging / "medium")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-        return root, files, {}
-    root = staging / "medium"  # names only: nothing is written there
-    extents = {root.joinpath(*f.relative_path.parts): f.extent for f in in_place}
-    files = sorted(p for p in extents if not p.name.startswith("."))
-    return root, files, extents
+    label: str  # its path on the medium (``portal.zip!DICOM/IM1`` inside a zip)
+    path: Path  # on disk: the file itself (a folder's), a copy in the staging folder, or only a name (ISO)
+    extent: Extent | None = None  # a file of an ISO image, read in place
+    sniffed: Sniffed | None = None
+    plain: Path | None = None  # its plain PS3.10 bytes in the staging folder, once there
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    transfer_syntax_uid: str = ""
+    changes: list[str] = field(default_factory=list)
+
+    def stream(self) -> io.BufferedReader:
+        if self.extent is not None:
+            extent = self.extent
+            return io.BufferedReader(ExtentsReader(extent.container, ((extent.offset, extent.length),)))
+        return open(self.path, "rb")
+
+
+class _Inventory:
+    """Every file of a medium: the sources to read, and those already settled (links, unreadable, refused)."""
+
+    def __init__(self, medium: Path, staging: Path) -> None:
+        self.medium = medium
+        self.raw = staging / "raw"
+        self.raw.mkdir()
+        self.names = staging / "medium"  # names only: nothing is written there
+        self.sources: list[_Source] = []
+        self.settled: dict[str, OpenedFile] = {}
+        self.budget = NestingBudget(NestingLimits())
+        self._count = 0
+
+    def settle(self, label: str, status: str, reason: str) -> None:
+        self.settled[label] = OpenedFile(path=label, status=status, reason=reason)
+
+    def scratch(self) -> Path:
+        self._count += 1
+        return self.raw / f"F{self._count:07d}"
+
+    def read(self) -> None:
+        medium = self.medium
+        if medium.is_dir():
+            self._folder(medium)
+            return
+        if not medium.exists():
+            raise InputError("no such file or folder", path=medium)
+        if not medium.is_file():
+            raise InputError("not a medium: neither a file nor a folder", path=medium)
+        if is_fat_image(medium):  # a USB medium as an image (--format usb-image): copied out with mtools
+            self._folder(extract_fat_image(medium, self.raw.parent / "fat"))
+            return
+        if is_udf_only_image(medium) or is_iso_image(medium) or zipfile.is_zipfile(medium):
+            with open_archive(medium) as archive:
+                self._archive(archive, "", depth=0)
+            return
+        raise InputError("not a medium: expected an ISO 9660 image, a folder or a zip archive", path=medium)
+
+    def _folder(self, root: Path) -> None:
+        for member in iter_folder(root):
+            if member.symlink:
+                self.settle(
+                    member.name, "skipped", "a symbolic link: not followed (it may point outside the medium)"
+                )
+                continue
+            path = Path(member.path or "")
+            try:
+                with open(path, "rb") as fp:
+                    head = fp.read(SNIFF_BYTES)
+            except OSError as exc:
+                self.settle(member.name, "failed", f"cannot read: {exc.strerror or exc}")
+                continue
+            if is_zip_head(head) and not sniff(head).is_dicom:
+                self._zip_in_folder(path, member.name)
+                continue
+            self.sources.append(_Source(member.name, path))
+
+    def _zip_in_folder(self, path: Path, label: str) -> None:
+        try:
+            with open_archive(path) as archive:
+                self._archive(archive, f"{label}{NESTED_SEPARATOR}", depth=1)
+        except (ResourceLimitError, InputError) as exc:
+            self.settle(label, "failed", f"a zip archive that cannot be opened: {exc.message}")
+
+    def _archive(self, archive: Archive, prefix: str, *, depth: int) -> None:
+        refused = next((m for m in archive.members if m.structural), None)
+        if refused is not None:
+            # A name that escapes the root or a file past the end of the image: the medium is malformed or
+            # hostile, and ``scan`` reports the same (container.structure). Nothing of it is opened.
+            where = (
+                self.medium if not prefix else Path(f"{self.medium}{NESTED_SEPARATOR}{prefix.rstrip('!')}")
+            )
+            raise InputError(refused.problem or "malformed", path=where)
+        for member in archive.members:
+            label = f"{prefix}{member.name}"
+            if member.symlink:
+                self.settle(label, "skipped", f"{member.problem or 'a symbolic link'}")
+                continue
+            if member.problem is not None:
+                self.settle(label, "failed", member.problem)
+                continue
+            try:
+                self._member(archive, member, label, depth)
+            except MEMBER_READ_ERRORS as exc:
+                self.settle(label, "failed", f"cannot read it from the archive: {one_line(exc)}")
+
+    def _member(self, archive: Archive, member: Member, label: str, depth: int) -> None:
+        with archive.open(member) as fp:
+            head = fp.read(SNIFF_BYTES)
+        if is_zip_head(head) and not sniff(head).is_dicom:
+            try:
+                inner = open_nested(archive, member, label=label, depth=depth + 1, budget=self.budget)
+            except (ResourceLimitError, InputError) as exc:
+                self.settle(label, "failed", f"a zip archive that cannot be opened: {exc.message}")
+                return
+            try:
+                self._archive(inner, f"{label}{NESTED_SEPARATOR}", depth=depth + 1)
+            finally:
+                inner.close()
+            return
+        extents = member.key if archive.kind == "iso" else None
+        if extents is not None and len(extents) <= 1:
+            start = extents[0][0] if extents else 0
+            name = self.names.joinpath(*label.split("/"))
+            self.sources.append(_Source(label, name, Extent(archive.path, start, member.size)))
+            return
+        copy = self.scratch()  # a zip member (or a file of an image in several extents): read it out once
+        with archive.open(member) as fp, open(copy, "xb") as out:
+            shutil.copyfileobj(fp, out, CHUNK_SIZE_BYTES)
+        self.sources.append(_Source(label, copy))
+
+
+def _describe(label: str, head: bytes) -> str:
+    """Why a file is left out, for a person: what its content is."""
+    if label.rpartition("/")[2].lower() == "autorun.inf":
+        return "not DICOM: an autorun.inf (it launches a program when the disc is inserted); left out"
+    signature = identify(head, text=True) if head else None
+    if signature is None:
+        return "not DICOM (no DICM at offset 128, no CMS envelope, no data set): left out"
+    if signature.family in (Family.EXECUTABLE, Family.SCRIPT):
+        return f"not DICOM: a {signature.description}; never run, left out"
+    return f"not DICOM: a {signature.description}; left out"
+
+
+def _prepare(source: _Source, plain: Path) -> str:
+    """Classify ``source`` by content and put its plain bytes at ``plain``: its kind (secure files wait)."""
+    with source.stream() as fp:
+        head = fp.read(SNIFF_BYTES)
+        size = source.extent.length if source.extent is not None else os.fstat(fp.fileno()).st_size
+        sniffed = source.sniffed = sniff(head, size)
+        if sniffed.kind == "part10":
+            fp.seek(0)
+            with open(plain, "xb") as out:
+                shutil.copyfileobj(fp, out, CHUNK_SIZE_BYTES)
+        elif sniffed.kind == "dataset":
+            assert sniffed.transfer_syntax is not None
+            with open(plain, "xb") as out:
+                wrap_dataset(fp, sniffed.transfer_syntax, out)
+            source.changes.append(
+                f"a data set without File Meta ({UID(sniffed.transfer_syntax).name}): given a PS3.10 header"
+            )
+        elif sniffed.kind == "other":
+            source.changes.append(_describe(source.label, head))
+    return sniffed.kind
+
+
+def _unseal(
+    request: OpenRequest, secure: list[tuple[Path, Path]], extents: dict[Path, Extent], step: Progress
+) -> BatchReport:
+    """Unseal the Secure DICOM Files found (asking for a password only if there are some and none was given)."""
+    if not secure:
+        return BatchReport(operation="unseal", outcomes=(), pbkdf2_derivations=0, workers=0, elapsed_s=0.0)
+    passwords = request.passwords
+    if not passwords and not request.private_keys and request.ask_password is not None:
+        passwords = (request.ask_password().encode("ascii"),)
+    if not passwords and not request.private_keys:
+        raise UsageError(
+            f"{len(secure)} file(s) on this medium are encrypted: give --password-file, --password-env or --key",
+            path=request.medium,
+        )
+    plan = UnsealPlan(
+        passwords=passwords,
+        private_keys=request.private_keys,
+        certificates=request.certificates,
+        max_iterations=request.max_iterations,
+        accept_unprotected=request.accept_unprotected,
+    )
+    opened = 0
+
+    def on_outcome(_outcome: object) -> None:
+        nonlocal opened
+        opened += 1
+        step("open", opened, len(secure))
+
+    # Each failure is in the result (and the one-line error when the key opens nothing): no log line each.
+    return unseal_files(
+        secure, plan, workers=request.workers, on_outcome=on_outcome, extents=extents, log_failures=False
+    )
+
+
+def _examine(
+    ready: list[_Source], request: OpenRequest, results: dict[str, OpenedFile]
+) -> tuple[list[_Source], list[_Source]]:
+    """The instances and the DICOMDIRs among the plain files; a file that does not parse fails, a malicious one
+    (:func:`dcmseal.scan.scan_file`: an executable preamble, a polyglot) is quarantined."""
+    instances: list[_Source] = []
+    dicomdirs: list[_Source] = []
+    for source in ready:
+        assert source.plain is not None
+        try:
+            meta = read_file_meta(source.plain)
+            source.sop_class_uid = meta.sop_class_uid
+            source.sop_instance_uid = meta.sop_instance_uid
+            source.transfer_syntax_uid = meta.transfer_syntax_uid
+            if meta.sop_class_uid == _DIRECTORY_SOP_CLASS:
+                dicomdirs.append(source)
+                continue
+            if request.screen:
+                report = scan_file(source.plain, name=source.label)
+                if report.verdict is Verdict.MALICIOUS:
+                    worst_finding = next(f for f in report.findings if f.severity is Verdict.MALICIOUS)
+                    source.plain.unlink()
+                    results[source.label] = OpenedFile(
+                        path=source.label,
+                        status="quarantined",
+                        reason=f"{worst_finding.message}: left out of the File-set",
+                        sop_instance_uid=meta.sop_instance_uid,
+                    )
+                    continue
+        except Exception as exc:
+            logger.debug("%s: not usable", source.label, exc_info=True)
+            source.plain.unlink(missing_ok=True)
+            results[source.label] = OpenedFile(path=source.label, status="failed", reason=one_line(exc))
+            continue
+        instances.append(source)
+    return instances, dicomdirs
+
+
+def _place(
+    results: dict[str, OpenedFile], source: _Source, *, file_id: str | None = None, reason: str | None = None
+) -> None:
+    """Say where ``source`` ended in the File-set (its status stays: opened or copied)."""
+    entry = results[source.label]
+    said = "; ".join([*source.changes, *([reason] if reason else [])]) or None
+    results[source.label] = OpenedFile(
+        path=source.label,
+        status=entry.status,
+        reason=said,
+        file_id=file_id,
+        integrity=entry.integrity,
+        # a DICOMDIR's (0002,0003) is its File-set UID, not an instance
+        sop_instance_uid=None
+        if source.sop_class_uid == _DIRECTORY_SOP_CLASS
+        else source.sop_instance_uid or None,
+    )
+
+
+def _rebuild(
+    instances: list[_Source],
+    staging: Path,
+    final: Path,
+    fileset_id: str,
+    results: dict[str, OpenedFile],
+    notes: list[str],
+) -> list[InstanceFacts]:
+    """Give the instances File IDs and a DICOMDIR in ``final``, converting losslessly what the profile needs."""
+    if not instances:
+        return []
+    profile = choose_profile([s.transfer_syntax_uid for s in instances], output="dir")
+    conformed_dir = staging / "conformed"
+    conformed_dir.mkdir()
+    by_conformed: dict[Path, _Source] = {}
+    for source in instances:
+        assert source.plain is not None
+        target = conformed_dir / source.plain.name
+        try:
+            outcome = conform(source.plain, target, profile, durable=False, link=True)
+        except Exception as exc:
+            logger.debug("%s: cannot be converted", source.label, exc_info=True)
+            results[source.label] = OpenedFile(path=source.label, status="failed", reason=one_line(exc))
+            continue
+        if outcome.converted:
+            source.changes.append(outcome.reason)
+        by_conformed[target] = source
+    fileset = build_fileset(list(by_conformed), final, fileset_id=fileset_id, profile=profile)
+    for note in fileset.notes:
+        noted = by_conformed.get(Path(note.path))
+        if noted is not None and note.kind is NoteKind.LEFT_OUT:
+            results[noted.label] = OpenedFile(path=noted.label, status="failed", reason=note.message)
+        elif noted is not None and note.kind is NoteKind.DUPLICATE:
+            first = next(s for s in instances if s.sop_instance_uid == noted.sop_instance_uid)
+            results[noted.label] = OpenedFile(
+                path=noted.label,
+                status="skipped",
+                reason=f"a second copy of the instance in {first.label} (same SOP Instance UID): left out",
+                sop_instance_uid=noted.sop_instance_uid,
+            )
+        else:
+            notes.append(f"{noted.label}: {note.message}" if noted is not None else note.message)
+    for planned in fileset.files:
+        _place(results, by_conformed[planned.source], file_id="/".join(planned.file_id))
+    return [
+        InstanceFacts(
+            patient_id=p.patient_id,
+            study_instance_uid=p.study_instance_uid,
+            sop_class_uid=p.sop_class_uid,
+            modality=p.modality,
+        )
+        for p in fileset.files
+    ]
 
 
 def open_to_folder(
@@ -184,15 +502,26 @@ def open_to_folder(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Progress | None = None,
 ) -> OpenResult:
-    """Open ``request.medium`` into a plain File-set at ``request.out``.
+    """Open ``request.medium`` into a conformant File-set at ``request.out``.
 
-    Secure DICOM Files are unsealed and verified (one PBKDF2 derivation per medium), plain DICOM files
-    are copied, other files (README.TXT, a viewer) are left out and listed. The DICOMDIR is checked
-    against the files; the files are trusted, and the DICOMDIR is rebuilt when it is missing or wrong.
-    A file that fails is named with its reason and the rest still open.
+    The medium is a folder (a mounted disc, a USB stick), an ISO 9660 image (Joliet, Rock Ridge, ISO/UDF
+    bridge) or a zip (zips inside it opened, within bounds), read by :mod:`dcmseal.reader`; its files are
+    recognised by content, not by name: PS3.10 files, Secure DICOM Files (unsealed and verified, one PBKDF2
+    derivation per medium) and data sets without File Meta (given a PS3.10 header, their bytes unchanged).
+    Every file ends in exactly one place, with a one-line reason when it is not simply in the File-set:
+    ``opened`` (unsealed), ``copied`` (plain DICOM), ``quarantined`` (the scanner calls it malicious, e.g.
+    an executable preamble: left out), ``skipped`` (not DICOM, a link: left out, never run) or ``failed``.
+
+    The medium's DICOMDIR is a hint: when it agrees with the files and they already have conformant File IDs,
+    the File-set is kept as it is; otherwise (missing, broken, lying, or plain media with ordinary names) the
+    files are converted losslessly to the profile's transfer syntax where needed and given File IDs and a
+    new DICOMDIR (:func:`dcmseal.media.fileset.build_fileset`). Disagreements are reported, never fatal.
 
     Raises
     ------
+    InputError
+        The medium is not one, or its structure is malformed or hostile (a name escaping its root, a file
+        past the end of the image): nothing of it is opened.
     DecryptionError
         No file of the medium opens with the keys given (one message, as for a single file).
 
@@ -261,86 +590,59 @@ def _open_to_folder(
     notes: list[str] = []
     results: dict[str, OpenedFile] = {}
     with staging_dir(request.out, overwrite=request.overwrite) as staging:
-        root, files, extents = _listing(request.medium, staging)
-        plain = staging / "plain"
-        plain.mkdir()
+        inventory = _Inventory(request.medium, staging)
+        inventory.read()
+        results.update(inventory.settled)
+        plain_dir = staging / "plain"
+        plain_dir.mkdir()
         secure: list[tuple[Path, Path]] = []
-        names: dict[Path, str] = {}
-        for path in files:
-            relative = path.relative_to(root).as_posix()
-            extent = extents.get(path)
-            kind = _classify(path, extent)
-            target = plain / path.relative_to(root)
-            names[target] = relative
-            if kind == "secure":
-                secure.append((path, target))
-            elif kind == "dicom":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with _open_file(path, extent) as source, open(target, "xb") as copy:
-                    shutil.copyfileobj(source, copy, CHUNK_SIZE_BYTES)
-                results[relative] = OpenedFile(path=relative, status="copied")
-            else:
-                results[relative] = OpenedFile(
-                    path=relative, status="skipped", reason="not a DICOM file (left out of the File-set)"
+        extents: dict[Path, Extent] = {}
+        by_path: dict[Path, _Source] = {}  # a secure file's source path (unique: a file, a copy, an ISO name)
+        ready: list[_Source] = []
+        for number, source in enumerate(inventory.sources, 1):
+            step("read", number, len(inventory.sources))
+            plain = plain_dir / f"F{number:07d}"
+            try:
+                kind = _prepare(source, plain)
+            except Exception as exc:
+                logger.debug("%s: cannot be read", source.label, exc_info=True)
+                plain.unlink(missing_ok=True)
+                results[source.label] = OpenedFile(path=source.label, status="failed", reason=one_line(exc))
+                continue
+            if kind == "other":
+                results[source.label] = OpenedFile(
+                    path=source.label, status="skipped", reason=source.changes[0]
                 )
-        if not secure and not any(r.status == "copied" for r in results.values()):
+                continue
+            source.plain = plain
+            by_path[source.path] = source
+            if kind == "secure":
+                secure.append((source.path, plain))
+                if source.extent is not None:
+                    extents[source.path] = source.extent
+            else:
+                ready.append(source)
+                results[source.label] = OpenedFile(path=source.label, status="copied")
+        if not secure and not ready:
             # An empty folder, or one of other files only, is not a medium: nothing would be "verified".
+            count = len(inventory.sources) + len(inventory.settled)
             raise InputError(
-                f"no DICOM file on this medium ({len(files)} other file(s))"
-                if files
+                f"no DICOM file on this medium ({count} other file(s))"
+                if count
                 else "holds no file: not a medium",
                 path=request.medium,
             )
-        opened = 0
-
-        def on_outcome(_outcome: object) -> None:
-            nonlocal opened
-            opened += 1
-            step("open", opened, len(secure))
-
-        passwords = request.passwords
-        if secure and not passwords and not request.private_keys and request.ask_password is not None:
-            passwords = (request.ask_password().encode("ascii"),)
-        if secure and not passwords and not request.private_keys:
-            raise UsageError(
-                f"{len(secure)} file(s) on this medium are encrypted: give --password-file, "
-                "--password-env or --key",
-                path=request.medium,
-            )
-        if secure:
-            plan = UnsealPlan(
-                passwords=passwords,
-                private_keys=request.private_keys,
-                certificates=request.certificates,
-                max_iterations=request.max_iterations,
-                accept_unprotected=request.accept_unprotected,
-            )
-            # Each failure is in the result (and the one-line error when the key opens nothing): no log line each.
-            report = unseal_files(
-                secure,
-                plan,
-                workers=request.workers,
-                on_outcome=on_outcome,
-                extents=extents,
-                log_failures=False,
-            )
-        else:
-            report = BatchReport(
-                operation="unseal", outcomes=(), pbkdf2_derivations=0, workers=0, elapsed_s=0.0
-            )
+        report = _unseal(request, secure, extents, step)
         for outcome in report.outcomes:
-            relative = (
-                names[outcome.destination]
-                if outcome.destination
-                else outcome.source.relative_to(root).as_posix()
-            )
+            source = by_path[outcome.source]
             if outcome.status == "failed":
-                results[relative] = OpenedFile(path=relative, status="failed", reason=outcome.reason)
+                results[source.label] = OpenedFile(path=source.label, status="failed", reason=outcome.reason)
             else:
                 verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
-                results[relative] = OpenedFile(
-                    path=relative, status="opened", integrity="verified" if verified else "not-verified"
+                results[source.label] = OpenedFile(
+                    path=source.label, status="opened", integrity="verified" if verified else "not-verified"
                 )
+                ready.append(source)
         if (
             secure
             and len(report.failed) == len(secure)
@@ -348,105 +650,73 @@ def _open_to_folder(
         ):
             raise DecryptionError(path=request.medium)
 
-        # What the files say about themselves (trusted over the DICOMDIR).
-        facts: dict[tuple[str, ...], FileFacts] = {}
-        instances: dict[tuple[str, ...], Path] = {}
-        for path in sorted(plain.rglob("*")):
-            if not path.is_file() or path.name == "DICOMDIR":
-                continue
-            relative = path.relative_to(plain).as_posix()
-            if results.get(relative, OpenedFile(path=relative, status="failed")).status not in (
-                "opened",
-                "copied",
-            ):
-                continue
-            try:
-                meta = read_file_meta(path)
-            except NotPart10Error as exc:
-                results[relative] = OpenedFile(path=relative, status="failed", reason=exc.message)
-                path.unlink()
-                continue
-            file_id = path_to_file_id(plain, path, lenient=True)
-            facts[file_id] = FileFacts(
-                sop_class_uid=meta.sop_class_uid,
-                sop_instance_uid=meta.sop_instance_uid,
-                transfer_syntax_uid=meta.transfer_syntax_uid,
+        instances, dicomdirs = _examine(ready, request, results)
+        root_dicomdir = next((d for d in dicomdirs if d.label.upper() == "DICOMDIR"), None)
+        facts = {
+            tuple(s.label.split("/")): FileFacts(
+                sop_class_uid=s.sop_class_uid,
+                sop_instance_uid=s.sop_instance_uid,
+                transfer_syntax_uid=s.transfer_syntax_uid,
             )
-            instances[file_id] = path
+            for s in instances
+            if NESTED_SEPARATOR not in s.label
+        }
         disagreements: list[Disagreement] = []
-        rebuild = False
-        dicomdir_path = plain / "DICOMDIR"
         fileset_id = ""
         dicomdir: DicomDir | None = None
-        if (
-            dicomdir_path.is_file()
-            and results.get("DICOMDIR", OpenedFile(path="", status="copied")).status != "failed"
-        ):
+        if root_dicomdir is not None and root_dicomdir.plain is not None:
             try:
-                dicomdir = read_dicomdir(dicomdir_path)
+                dicomdir = read_dicomdir(root_dicomdir.plain)
                 fileset_id = dicomdir.fileset_id
                 disagreements = check_agreement(dicomdir, facts)
-                rebuild = bool(disagreements)
-            except (DcmsealError, ValueError) as exc:
-                notes.append(f"the DICOMDIR cannot be read ({exc}); it is rebuilt from the files")
-                rebuild = True
+            except Exception as exc:
+                logger.debug("the DICOMDIR cannot be read", exc_info=True)
+                notes.append(f"the DICOMDIR cannot be read ({one_line(exc)}); one is built from the files")
         else:
             notes.append("the medium has no usable DICOMDIR; one is built from the files")
-            rebuild = True
-        if rebuild and disagreements:
+        if disagreements:
             notes.append(
                 f"the DICOMDIR disagrees with the files in {len(disagreements)} place(s); it is rebuilt"
             )
-
+        keep = (
+            dicomdir is not None
+            and not disagreements
+            and all(not s.changes and is_conformant_file_id(s.label.split("/")) for s in instances)
+        )
         final = staging / "final"
-        if rebuild and instances:
-            profile = choose_profile({f.transfer_syntax_uid for f in facts.values()}, output="dir")
-            fileset = build_fileset(list(instances.values()), final, fileset_id=fileset_id, profile=profile)
-            notes.extend(n.message for n in fileset.notes)
-            new_ids = {p.source: "/".join(p.file_id) for p in fileset.files}
+        final.mkdir()
+        if keep:
+            assert dicomdir is not None
+            assert root_dicomdir is not None
+            for source in [*instances, root_dicomdir]:
+                assert source.plain is not None
+                target = final.joinpath(*source.label.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(source.plain, target)
+                _place(results, source, file_id=source.label)
             summary_source = [
                 InstanceFacts(
-                    patient_id=p.patient_id,
-                    study_instance_uid=p.study_instance_uid,
-                    sop_class_uid=p.sop_class_uid,
-                    modality=p.modality,
+                    patient_id=entry.patient_id,
+                    study_instance_uid=entry.study_instance_uid,
+                    sop_class_uid=entry.referenced_sop_class_uid,
                 )
-                for p in fileset.files
+                for entry in dicomdir.entries
+                if entry.study_instance_uid
             ]
         else:
-            if dicomdir_path.exists() and not instances:
-                dicomdir_path.unlink()
-            os.rename(plain, final)
-            new_ids = {final / Path(*fid): "/".join(fid) for fid in instances}
-            instances = {fid: final / Path(*fid) for fid in instances}
-            # The DICOMDIR agreed with the files: its records say who and what without reading each file.
-            # (No DICOMDIR here means no instance either: otherwise it would have been rebuilt above.)
-            summary_source = (
-                [
-                    InstanceFacts(
-                        patient_id=entry.patient_id,
-                        study_instance_uid=entry.study_instance_uid,
-                        sop_class_uid=entry.referenced_sop_class_uid,
-                    )
-                    for entry in dicomdir.entries
-                    if entry.study_instance_uid
-                ]
-                if dicomdir is not None
-                else []
-            )
-        for file_id, path in instances.items():
-            relative = "/".join(file_id)
-            entry = results.get(relative)
-            if entry is not None and entry.status in ("opened", "copied"):
-                results[relative] = OpenedFile(
-                    path=relative,
-                    status=entry.status,
-                    file_id=new_ids.get(path) or new_ids.get(file_id_to_path(final, file_id)),
-                    sop_instance_uid=facts[file_id].sop_instance_uid,
-                    integrity=entry.integrity,
+            summary_source = _rebuild(instances, staging, final, fileset_id, results, notes)
+            for source in dicomdirs:
+                reason = (
+                    "the medium's DICOMDIR: a hint, checked against the files; the File-set has a new one"
+                    if source is root_dicomdir
+                    else "a DICOMDIR below the medium's root: its files are indexed in the File-set's DICOMDIR"
                 )
-        final.mkdir(exist_ok=True)
+                _place(results, source, reason=reason)
+        for source in dicomdirs:
+            if keep and source is not root_dicomdir:
+                _place(results, source, reason="a DICOMDIR below the medium's root: left out of the File-set")
         write_folder(final, request.out, overwrite=request.overwrite)
+        rebuilt = not keep and bool(instances)
 
     studies = summarize(summary_source)
     failed = sum(1 for f in results.values() if f.status == "failed")
@@ -483,7 +753,7 @@ def _open_to_folder(
         output=request.out,
         files=tuple(results[k] for k in sorted(results)),
         disagreements=tuple(disagreements),
-        dicomdir_rebuilt=rebuild and bool(instances),
+        dicomdir_rebuilt=rebuilt,
         kdf_derivations=report.pbkdf2_derivations,
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,

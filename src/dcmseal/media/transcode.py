@@ -19,6 +19,7 @@ from dcmseal.errors import NotPart10Error, UnsupportedAlgorithmError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, try_hard_link
 from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Profile, is_allowed
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, read_file_meta
+from dcmseal.reader.wrap import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
@@ -29,11 +30,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: (0002,0012) of every file dcmseal writes. Under pydicom's UID root 1.2.826.0.1.3680043.8.498., the suffix is
-#: ``pydicom.uid.generate_uid(entropy_srcs=["dcmseal"])``, computed once and written here so it never changes.
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.8.498.67153166105861852717585488448398852462"
-#: (0002,0013), SH: at most 16 characters.
-IMPLEMENTATION_VERSION_NAME = "DCMSEAL_0_1"
 
 # Transfer syntaxes whose codestreams are lossy by construction (the DCT processes of JPEG).
 _ALWAYS_LOSSY = frozenset(

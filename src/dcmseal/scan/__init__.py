@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcmseal.scan.containers import is_quarantine_dir
+from dcmseal.reader.containers import is_quarantine_dir
 from dcmseal.scan.medium import scan_medium_layout
 from dcmseal.scan.quarantine import QuarantineRecord, quarantine_file
 from dcmseal.scan.report import FileReport, Finding, ScanReport, Verdict, worst

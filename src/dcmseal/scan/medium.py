@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from dcmseal.reader.containers import iter_folder, printable_name
 from dcmseal.scan.body import HEADER_BYTES, read_meta, walk_dataset
-from dcmseal.scan.containers import iter_folder, printable_name
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, identify
 from dcmseal.scan.viewer import INDEX_NAME, ViewerMatch, find_viewers, known_bundle, sha256_of

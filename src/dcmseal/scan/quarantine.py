@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dcmseal.errors import InputError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
-from dcmseal.scan.containers import QUARANTINE_MARKERS, is_quarantine_dir
+from dcmseal.reader.containers import QUARANTINE_MARKERS, is_quarantine_dir
 from dcmseal.scan.report import Finding, Verdict
 
 __all__ = ["MARKER", "QuarantineRecord", "is_quarantine_dir", "quarantine_file"]

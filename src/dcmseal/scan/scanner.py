@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcmseal.cms import is_enveloped_data
+from dcmseal.reader.detect import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    detect_dataset_encoding,
+)
 from dcmseal.scan.body import HEADER_BYTES, BodyResult, LayoutCache, MetaResult, read_meta, walk_dataset
 from dcmseal.scan.document import MAX_DOCUMENT_BYTES, check_document
 from dcmseal.scan.preamble import check_preamble
@@ -77,6 +83,9 @@ def scan_source(
     filled with what the sanitizer needs. ``layouts`` lets files of one series share their walk.
     """
     if len(head) < HEADER_BYTES or head[128:132] != b"DICM":
+        encoding = None if is_enveloped_data(head[:32]) else detect_dataset_encoding(head, size)
+        if encoding is not None:
+            return _bare_dataset(head, size, read_at, name=name, transfer_syntax=encoding)
         return _not_part10(head, name)
     if read_at is None:  # the whole file is in memory
 
@@ -183,6 +192,51 @@ def _document_findings(body: BodyResult, head: bytes, read_at: ReadAt | None) ->
     if length_values and len(length_values[0]) == 4:
         declared = int.from_bytes(length_values[0], "little")
     return check_document(data, mime=mime, offset=at, declared_length=declared)
+
+
+_SOP_INSTANCE_UID = 0x00080018
+
+
+def _bare_dataset(
+    head: bytes, size: int, read_at: ReadAt | None, *, name: str, transfer_syntax: str
+) -> FileReport:
+    """A data set without File Meta (old discs): walked from byte 0 in the encoding its first elements show."""
+    if read_at is None:
+
+        def read_at(at: int, n: int) -> bytes:
+            return head[at : at + n]
+
+    body = walk_dataset(
+        head,
+        start=0,
+        size=size,
+        read_at=read_at,
+        transfer_syntax=transfer_syntax,
+        collect=frozenset({_SOP_INSTANCE_UID}),
+    )
+    findings = [
+        Finding(
+            "file.no-meta",
+            f"a data set without File Meta Information ({_TRANSFER_SYNTAX_NAMES[transfer_syntax]}): read as "
+            "DCMTK and pydicom read it",
+            Verdict.CLEAN,
+            0,
+        ),
+        *body.findings,
+    ]
+    eocd_finding = _eocd_finding(head, size, read_at)
+    if eocd_finding is not None:
+        findings.append(eocd_finding)
+    found = body.values.get(_SOP_INSTANCE_UID, [])
+    uid = found[0].decode("ascii", "replace").strip("\0 ") if found else None
+    return FileReport.of(name, "dicom", findings, uid)
+
+
+_TRANSFER_SYNTAX_NAMES = {
+    IMPLICIT_VR_LITTLE_ENDIAN: "Implicit VR Little Endian",
+    EXPLICIT_VR_LITTLE_ENDIAN: "Explicit VR Little Endian",
+    EXPLICIT_VR_BIG_ENDIAN: "Explicit VR Big Endian",
+}
 
 
 def _not_part10(head: bytes, name: str) -> FileReport:

@@ -3,7 +3,7 @@
 Large folders are spread over a process pool (the per-file work is pure Python); Secure DICOM Files are
 opened in this process only, so a password derives its key once (the process-wide PBKDF2 cache). A zip
 found in a folder, an image or another zip is opened and its files scanned as ``outer.zip!inner.zip!IM1``,
-within the bounds of :class:`dcmseal.scan.containers.NestingLimits`; dcmseal's own offline viewer is
+within the bounds of :class:`dcmseal.reader.containers.NestingLimits`; dcmseal's own offline viewer is
 recognised by SHA-256 (:mod:`dcmseal.scan.viewer`).
 """
 
@@ -25,8 +25,7 @@ from pathlib import Path, PurePosixPath
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, MissingInputError, ResourceLimitError
-from dcmseal.scan.body import LayoutCache
-from dcmseal.scan.containers import (
+from dcmseal.reader.containers import (
     MEMBER_READ_ERRORS,
     NESTED_SEPARATOR,
     Archive,
@@ -35,11 +34,13 @@ from dcmseal.scan.containers import (
     NestingLimits,
     is_iso_image,
     is_quarantine_dir,
+    is_udf_only_image,
     is_zip_head,
     iter_folder,
     open_archive,
     open_nested,
 )
+from dcmseal.scan.body import LayoutCache
 from dcmseal.scan.medium import (
     LayoutEntry,
     check_layout,
@@ -465,9 +466,11 @@ def _medium_findings(
 
 def _scan_member(archive: Archive, member: Member, label: str, options: _Options) -> tuple[FileReport, bytes]:
     if member.problem is not None:
-        return FileReport.of(
-            label, "not-dicom", [Finding("container.unreadable", member.problem, Verdict.SUSPICIOUS)]
-        ), b""
+        # A structural problem (a name escaping the root, a file past the end of the image) is what makes
+        # ``open`` refuse the medium: the scan says so too, and its exit code with it.
+        code = "medium.symlink" if member.symlink else "container.unreadable"
+        code = "container.structure" if member.structural else code
+        return FileReport.of(label, "not-dicom", [Finding(code, member.problem, Verdict.SUSPICIOUS)]), b""
     with archive.open(member) as fp:
         head = fp.read(HEAD_BYTES)
         size = member.size
@@ -604,8 +607,8 @@ def _kind_of_input(path: Path) -> str:
         return "file"  # a DICOM file with a ZIP appended is a polyglot to report, not an archive to open
     if cms.is_enveloped_data(head[:32]):
         return "file"
-    if is_iso_image(path):
-        return "archive"
+    if is_iso_image(path) or is_udf_only_image(path):
+        return "archive"  # a UDF-only image is refused by open_archive with a message saying what to do
     import zipfile
 
     if zipfile.is_zipfile(path):

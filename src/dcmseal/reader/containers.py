@@ -15,7 +15,6 @@ import lzma
 import os
 import re
 import stat
-import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dcmseal.errors import InputError, ResourceLimitError
+from dcmseal.reader.iso import UDF_ONLY_MESSAGE, IsoWalker, is_iso_image, is_udf_only_image
 
 __all__ = [
     "MAX_MEMBERS",
@@ -32,16 +32,19 @@ __all__ = [
     "MEMBER_READ_ERRORS",
     "NESTED_SEPARATOR",
     "Archive",
+    "ExtentsReader",
     "Member",
     "NestingBudget",
     "NestingLimits",
     "is_iso_image",
     "is_quarantine_dir",
+    "is_udf_only_image",
     "is_zip_head",
     "iter_folder",
     "open_archive",
     "open_nested",
     "printable_name",
+    "zip_name_problem",
 ]
 
 #: More entries than this in one archive or image is refused (a 2,000-image study is a few thousand).
@@ -71,9 +74,6 @@ MEMBER_READ_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
     lzma.LZMAError,
 )
-_SECTOR_BYTES = 2048
-_PVD_MAGIC_OFFSET = 16 * _SECTOR_BYTES + 1
-_VERSION_SUFFIX = re.compile(r";[0-9]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: The markers a quarantine folder carries (see :mod:`dcmseal.scan.quarantine`); scans and imports skip it.
@@ -98,8 +98,11 @@ class Member:
     size: int
     path: str | None = None  # on disk (folders); a str, not a Path: this is the hot path of big trees
     symlink: bool = False  # a symbolic link (folders): never followed
-    problem: str | None = None  # why it cannot be read (encrypted zip member, bomb)
-    key: Any = None  # the archive's handle for it (ZipInfo, ISO path)
+    problem: str | None = None  # why it cannot be read (encrypted zip member, bomb, unsafe name)
+    key: Any = None  # the archive's handle for it (ZipInfo; the extents of an image's file)
+    #: The problem says the container is malformed or hostile (a name escaping the root, a file past the end
+    #: of the image): ``open`` refuses such a medium, ``scan`` reports it as a finding.
+    structural: bool = False
 
 
 def iter_folder(root: Path, *, max_members: int = MAX_MEMBERS) -> Iterator[Member]:
@@ -134,14 +137,23 @@ def iter_folder(root: Path, *, max_members: int = MAX_MEMBERS) -> Iterator[Membe
         stack.extend(reversed(subdirs))
 
 
-def is_iso_image(path: Path) -> bool:
-    """Whether ``path`` has an ISO 9660 volume descriptor in sector 16 (by content, not name)."""
-    try:
-        with open(path, "rb") as fp:
-            fp.seek(_PVD_MAGIC_OFFSET)
-            return fp.read(5) == b"CD001"
-    except OSError:
-        return False
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def zip_name_problem(name: str) -> str | None:
+    """Why the zip member name ``name`` would escape a destination (zip-slip), or None.
+
+    Windows tools sometimes write ``\\`` as the separator: it counts as one, so ``..\\evil`` is caught too.
+    """
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or _DRIVE.match(normalized):
+        return "an absolute path"
+    parts = [p for p in normalized.split("/") if p]
+    if not parts or any(p in {".", ".."} for p in parts):
+        return "'..' or '.' in its path"
+    if _CONTROL.search(normalized):
+        return "control characters in its name"
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,6 +215,8 @@ def open_archive(path: Path) -> Iterator[Archive]:
     InputError
         Neither a readable zip nor a readable ISO 9660 image.
     """
+    if is_udf_only_image(path):
+        raise InputError(UDF_ONLY_MESSAGE, path=path)
     archive = _open_iso(path) if is_iso_image(path) else _open_zip(path)
     try:
         yield archive
@@ -216,6 +230,7 @@ def _open_zip(path: Path, source: BinaryIO | None = None, *, max_members: int = 
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise InputError(f"not a readable zip archive: {exc}", path=path) from exc
     members: list[Member] = []
+    seen: set[str] = set()
     infos = zf.infolist()
     if len(infos) > max_members:
         zf.close()
@@ -224,14 +239,31 @@ def _open_zip(path: Path, source: BinaryIO | None = None, *, max_members: int = 
         if info.is_dir():
             continue
         name = info.filename.replace("\\", "/")
+        unsafe = zip_name_problem(info.filename)
+        link = stat.S_ISLNK(info.external_attr >> 16)
         problem = None
-        if info.flag_bits & 0x1:
+        if unsafe is not None:
+            problem = f"refusing the member {printable_name(info.filename)!r}: {unsafe}"
+        elif name in seen:
+            problem = f"refusing the member {printable_name(info.filename)!r}: two members with one name"
+        elif info.flag_bits & 0x1:
             problem = "encrypted zip member: cannot be read"
-        elif stat.S_ISLNK(info.external_attr >> 16):
+        elif link:
             problem = "symbolic link in the archive"
         elif info.file_size > 1024 * 1024 and info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
             problem = f"expands {info.file_size // max(info.compress_size, 1)} times: a zip bomb?"
-        members.append(Member(name, info.file_size, problem=problem, key=info))
+        structural = unsafe is not None or name in seen
+        seen.add(name)
+        members.append(
+            Member(
+                printable_name(name),
+                info.file_size,
+                problem=problem,
+                key=info,
+                symlink=link,
+                structural=structural,
+            )
+        )
     return Archive(path, members, lambda m: zf.open(m.key), zf.close)
 
 
@@ -318,60 +350,74 @@ def _total_exceeded(where: Path, limits: NestingLimits) -> ResourceLimitError:
     )
 
 
-def _clean_iso_name(identifier: str) -> str:
-    """``CT000001.;1`` -> ``CT000001``, ``README.TXT;1`` -> ``README.TXT`` (ECMA-119 §7.5.1)."""
-    name = _VERSION_SUFFIX.sub("", identifier)
-    return name[:-1] if name.endswith(".") and name not in {".", ".."} else name
-
-
 def _open_iso(path: Path) -> Archive:
-    import pycdlib  # loaded only for images
-    from pycdlib.pycdlibexception import PyCdlibException
-
-    iso: Any = pycdlib.PyCdlib()
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the archive's closer
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
-    try:
-        iso.open_fp(raw)
-    except (PyCdlibException, struct.error, ValueError, IndexError, EOFError) as exc:
-        raw.close()
-        raise InputError(f"not a readable ISO 9660 image: {exc}", path=path) from exc
+    walker = IsoWalker(path)
     members: list[Member] = []
-    stack: list[tuple[str, str, int]] = [("/", "", 1)]
     try:
-        while stack:
-            iso_dir, prefix, level = stack.pop()
-            children = sorted(
-                (c for c in iso.list_children(iso_path=iso_dir) if not (c.is_dot() or c.is_dotdot())),
-                key=lambda c: c.file_identifier(),
+        for item in walker.walk(max_members=MAX_MEMBERS):
+            if item.is_dir and item.problem is None:
+                continue
+            members.append(
+                Member(
+                    item.name,
+                    item.size,
+                    problem=item.problem,
+                    key=item.extents,
+                    symlink=item.symlink,
+                    structural=item.structural,
+                )
             )
-            subdirs: list[tuple[str, str, int]] = []
-            for record in children:
-                identifier = record.file_identifier().decode("ascii", "replace")
-                iso_path = f"{iso_dir.rstrip('/')}/{identifier}"
-                name = f"{prefix}{_clean_iso_name(identifier)}"
-                if record.is_dir():
-                    if level >= 64:
-                        raise InputError(f"{iso_path}: directories nested deeper than 64 levels", path=path)
-                    subdirs.append((iso_path, f"{name}/", level + 1))
-                    continue
-                members.append(Member(name, int(record.get_data_length()), key=iso_path))
-                if len(members) > MAX_MEMBERS:
-                    raise ResourceLimitError(f"more than {MAX_MEMBERS} entries", path=path)
-            stack.extend(reversed(subdirs))
-    except (PyCdlibException, struct.error, ValueError, UnicodeError) as exc:
-        iso.close()
-        raw.close()
-        raise InputError(f"cannot list the ISO image: {exc}", path=path) from exc
     except BaseException:
-        iso.close()
-        raw.close()
+        walker.close()
         raise
 
-    def close() -> None:
-        iso.close()
-        raw.close()
+    def opener(member: Member) -> BinaryIO:
+        return io.BufferedReader(ExtentsReader(path, member.key))
 
-    return Archive(path, members, lambda m: iso.open_file_from_iso(iso_path=m.key), close, kind="iso")
+    return Archive(path, members, opener, walker.close, kind="iso")
+
+
+class ExtentsReader(io.RawIOBase):
+    """The bytes of a file of an image as one stream: its extents, in order, read from the image."""
+
+    def __init__(self, image: Path, extents: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        self._fd = os.open(image, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._extents = extents
+        self._size = sum(length for _, length in extents)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any, /) -> int:
+        want = min(len(buffer), self._size - self._position)
+        if want <= 0:
+            return 0
+        skip = self._position
+        for start, length in self._extents:
+            if skip >= length:
+                skip -= length
+                continue
+            n = min(want, length - skip)
+            view = memoryview(buffer).cast("B")[:n]
+            got = os.preadv(self._fd, [view], start + skip)
+            self._position += got
+            return got
+        return 0
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

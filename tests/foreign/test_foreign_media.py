@@ -1,0 +1,110 @@
+"""Every foreign medium through ``scan`` and ``open``: where every file ended, and scan agreeing with open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from dcmseal.audit import FileSink
+from dcmseal.errors import InputError
+from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.scan import Verdict, scan_paths
+from tests.foreign.corpus import ForeignMedium
+from tests.media.conftest import dcmftest_answers, medium_files
+
+OPENABLE = ("vendor-folder", "dcmmkdir-iso", "dcmmkdir-folder", "udf-bridge", "portal-zip")
+REFUSED = ("udf-only", "zip-slip", "hostile-iso", "truncated-iso")
+
+
+def _open(medium: Path, out: Path) -> OpenResult:
+    request = OpenRequest(medium=medium, out=out, operator="foreign-tester")
+    return open_to_folder(request, audit=FileSink(out.parent / "open-audit.log"))
+
+
+def _uids(root: Path) -> set[str]:
+    return {
+        str(dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+        for p in medium_files(root)
+        if p.name != "DICOMDIR"
+    }
+
+
+@pytest.mark.parametrize("name", OPENABLE)
+def test_open_puts_every_file_in_exactly_one_place(
+    foreign_corpus: dict[str, ForeignMedium], name: str, tmp_path: Path, dcmftest_bin: str
+) -> None:
+    medium = foreign_corpus[name]
+    out = tmp_path / "opened"
+
+    result = _open(medium.path, out)
+
+    found = {f.path: f.status for f in result.files}
+    assert len(found) == len(result.files)  # one entry per file
+    assert found == medium.expected
+    for f in result.files:
+        if f.status in ("quarantined", "skipped", "failed"):
+            assert f.reason, f
+            assert "\n" not in f.reason
+            assert "Traceback" not in f.reason
+            assert f.file_id is None
+    in_fileset = _uids(out)
+    assert in_fileset == medium.instances
+    assert not in_fileset & medium.excluded
+    # A conformant File-set: every instance has a File ID the DICOMDIR references, in a syntax DCMTK reads.
+    placed = {f.file_id for f in result.files if f.status in ("copied", "opened") and f.file_id}
+    assert {p.relative_to(out).as_posix() for p in medium_files(out)} == placed | {"DICOMDIR"}
+    dicomdir = dcmread(out / "DICOMDIR")
+    referenced = {
+        "/".join(r.ReferencedFileID) for r in dicomdir.DirectoryRecordSequence if "ReferencedFileID" in r
+    }
+    assert referenced == placed - {"DICOMDIR"}
+    assert set(dcmftest_answers(dcmftest_bin, medium_files(out)).values()) == {"yes"}
+    document = result.to_json()
+    summary = document["summary"]
+    assert isinstance(summary, dict)
+    assert sum(summary[s] for s in ("opened", "copied", "quarantined", "skipped", "failed")) == len(found)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_open_refuses_a_hostile_structure_and_scan_reports_it(
+    foreign_corpus: dict[str, ForeignMedium], name: str, tmp_path: Path
+) -> None:
+    medium = foreign_corpus[name]
+    out = tmp_path / "opened"
+
+    with pytest.raises(InputError) as refused:
+        _open(medium.path, out)
+
+    assert medium.refused is not None
+    assert medium.refused in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert not out.exists()
+    if name == "udf-only":
+        with pytest.raises(InputError, match="UDF-only image"):
+            scan_paths([medium.path], workers=1)
+        return
+    report = scan_paths([medium.path], workers=1)
+    codes = {code for f in report.files for code in f.codes()} | {f.code for f in report.medium_findings}
+    assert medium.scan_codes <= codes
+    assert report.verdict is not Verdict.CLEAN
+
+
+@pytest.mark.parametrize("name", OPENABLE)
+def test_scan_finds_what_is_on_the_medium(foreign_corpus: dict[str, ForeignMedium], name: str) -> None:
+    medium = foreign_corpus[name]
+
+    report = scan_paths([medium.path], workers=1)
+
+    codes = {code for f in report.files for code in f.codes()} | {f.code for f in report.medium_findings}
+    assert medium.scan_codes <= codes, codes
+    by_path = {f.path: f for f in report.files}
+    # every DICOM file open copies is DICOM to the scanner too (data sets without File Meta included)
+    for path, status in medium.expected.items():
+        if status == "copied" and path != "DICOMDIR":
+            assert by_path[path].kind == "dicom", (path, by_path[path])
+        if status == "quarantined":
+            assert by_path[path].verdict is Verdict.MALICIOUS
+    if medium.scan_codes or any(s == "quarantined" for s in medium.expected.values()):
+        assert report.verdict is not Verdict.CLEAN
