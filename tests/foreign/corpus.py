@@ -14,6 +14,7 @@ image), Python's ``zipfile`` (portal zips, nested zips, zip-slip). The polyglot 
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import zipfile
 from dataclasses import dataclass, field
@@ -25,10 +26,12 @@ from pydicom.uid import generate_uid
 
 from tests.media.conftest import write_instance
 from tests.pydicom_data import pydicom_file
+from tests.scan.corpus import ELF_HEADER, zip_bytes
 
 __all__ = ["POLYGLOT", "ForeignMedium", "build_corpus", "mz_stub"]
 
 DATA = Path(__file__).parent / "data"
+_UNDEFINED = 0xFFFFFFFF
 #: A real PE/DICOM polyglot (Cylera's proof of concept): a Windows executable in the preamble. Never run.
 POLYGLOT = DATA / "pedicom-cylera.dcm"
 
@@ -107,6 +110,38 @@ def _put(medium: ForeignMedium, root: Path, relative: str, source: Path | bytes,
     medium.expected[relative] = status
 
 
+def _malformed(make: _Maker) -> dict[str, tuple[str, bytes]]:
+    """Files that made a whole import fail (issue 13): each must end quarantined, the rest going on."""
+
+    def instance() -> tuple[str, bytes]:
+        path = make.explicit()
+        return _uid(path), path.read_bytes()  # its last element is Pixel Data (7FE0,0010)
+
+    def sequence(element: int) -> bytes:  # an undefined-length SQ holding one undefined-length item
+        return struct.pack("<HH2sHI", 0x7FE1, element, b"SQ", 0, _UNDEFINED) + struct.pack(
+            "<HHI", 0xFFFE, 0xE000, _UNDEFINED
+        )
+
+    found: dict[str, tuple[str, bytes]] = {}
+    uid, data = instance()
+    found["TRAILZIP"] = (uid, data + zip_bytes())
+    uid, data = instance()
+    found["TRAILELF"] = (uid, data + ELF_HEADER)
+    uid, data = instance()
+    found["OB_HUGE"] = (uid, data + struct.pack("<HH2sHI", 0x7FE1, 0x1010, b"OB", 0, 0xFFFFFFF0) + bytes(64))
+    uid, data = instance()
+    found["UNTERM"] = (uid, data + sequence(0x1020) + struct.pack("<HH2sH", 0x0008, 0x0100, b"SH", 2) + b"AB")
+    uid, data = instance()
+    nested = b"".join(
+        struct.pack("<HH2sHI", 0x0040, 0x0275, b"SQ", 0, _UNDEFINED)
+        + struct.pack("<HHI", 0xFFFE, 0xE000, _UNDEFINED)
+        for _ in range(64)
+    )
+    ends = (struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)) * 65
+    found["DEEP"] = (uid, data + sequence(0x1030) + nested + ends)
+    return found
+
+
 def _vendor_folder(make: _Maker, root: Path, outside: Path) -> ForeignMedium:
     """A stick from a vendor: ordinary names, every encoding, a viewer with autorun, a link, a polyglot."""
     medium = ForeignMedium("vendor-folder", root)
@@ -121,6 +156,9 @@ def _vendor_folder(make: _Maker, root: Path, outside: Path) -> ForeignMedium:
     _put(medium, root, "deflated/image001.dcm", make.converted("+td"), "copied")
     _put(medium, root, "DICOM/ct/IM_POLY", POLYGLOT, "quarantined")
     medium.excluded.add(_uid(POLYGLOT))
+    for name, (uid, data) in _malformed(make).items():
+        _put(medium, root, f"DICOM/bad/{name}", data, "quarantined")
+        medium.excluded.add(uid)
     _put(
         medium,
         root,

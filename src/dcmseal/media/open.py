@@ -33,6 +33,7 @@ from dcmseal.errors import (
     ResourceLimitError,
     UnprotectedContentError,
     UsageError,
+    one_line,
 )
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent
 from dcmseal.media.fatimage import extract_fat_image, is_fat_image
@@ -69,17 +70,10 @@ from dcmseal.reader.detect import SNIFF_BYTES, Sniffed, sniff
 from dcmseal.reader.iso import is_iso_image, is_udf_only_image
 from dcmseal.reader.wrap import wrap_dataset
 from dcmseal.scan import Verdict, scan_file
+from dcmseal.scan.body import UNPARSABLE_CODES
 from dcmseal.scan.signatures import Family, identify
 
-__all__ = [
-    "STATUSES",
-    "OpenRequest",
-    "OpenResult",
-    "OpenedFile",
-    "audit_unopened",
-    "one_line",
-    "open_to_folder",
-]
+__all__ = ["STATUSES", "OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +167,6 @@ class OpenResult:
 STATUSES = ("opened", "copied", "quarantined", "skipped", "failed")
 #: Media Storage Directory Storage (PS3.4 Annex B): a DICOMDIR, a hint about the files, not an instance.
 _DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
-
-
-def one_line(exc: BaseException) -> str:
-    """A failure reason for a person: one line, no traceback (that goes to the debug log)."""
-    text = exc.message if isinstance(exc, DcmsealError) else f"{type(exc).__name__}: {exc}"
-    line = " ".join(str(text).split())
-    return line if len(line) <= 300 else line[:297] + "..."
 
 
 @dataclass(slots=True)
@@ -386,8 +373,9 @@ def _unseal(
 def _examine(
     ready: list[_Source], request: OpenRequest, results: dict[str, OpenedFile]
 ) -> tuple[list[_Source], list[_Source]]:
-    """The instances and the DICOMDIRs among the plain files; a file that does not parse fails, a malicious one
-    (:func:`dcmseal.scan.scan_file`: an executable preamble, a polyglot) is quarantined."""
+    """The instances and the DICOMDIRs among the plain files; a file whose File Meta does not parse fails, one
+    the scanner calls malicious (an executable preamble, a polyglot) or unparsable (truncated, nested past
+    the bound) is quarantined (:func:`dcmseal.scan.scan_file`)."""
     instances: list[_Source] = []
     dicomdirs: list[_Source] = []
     for source in ready:
@@ -402,8 +390,15 @@ def _examine(
                 continue
             if request.screen:
                 report = scan_file(source.plain, name=source.label)
-                if report.verdict is Verdict.MALICIOUS:
-                    worst_finding = next(f for f in report.findings if f.severity is Verdict.MALICIOUS)
+                worst_finding = next(
+                    (
+                        f
+                        for f in report.findings
+                        if f.severity is Verdict.MALICIOUS or f.code in UNPARSABLE_CODES
+                    ),
+                    None,
+                )
+                if worst_finding is not None:
                     source.plain.unlink()
                     results[source.label] = OpenedFile(
                         path=source.label,

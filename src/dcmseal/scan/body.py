@@ -23,6 +23,7 @@ __all__ = [
     "DEFLATED",
     "HEADER_BYTES",
     "MAX_INFLATED_BYTES",
+    "UNPARSABLE_CODES",
     "BodyResult",
     "Element",
     "LayoutCache",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 HEADER_BYTES = 132
+#: Findings that say the data set does not parse to its end (cut short, nested past the bound, lengths that
+#: lie): such a file is quarantined by ``open`` rather than copied into a File-set.
+UNPARSABLE_CODES = frozenset({"body.malformed", "body.truncated", "body.nesting", "body.inflate-limit"})
 UNDEFINED = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _IMPLICIT_LE = "1.2.840.10008.1.2"

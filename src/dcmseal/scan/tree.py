@@ -162,6 +162,8 @@ def _scan_many(items: Sequence[tuple[str, str]], allow_tiff: bool) -> Iterator[F
                 )
             except OSError as exc:
                 report = _unreadable(name, exc)
+            except Exception as exc:  # one file that breaks the scanner does not stop the scan
+                report = _scanner_failed(name, exc)
             finally:
                 os.close(opened)
             yield report
@@ -176,6 +178,16 @@ def _reader(fd: int) -> Callable[[int, int], bytes]:
         return os.pread(fd, n, at)
 
     return read_at
+
+
+def _scanner_failed(name: str, exc: Exception) -> FileReport:
+    """A file the scanner itself could not judge: suspicious, with one line (the traceback in the debug log)."""
+    logger.debug("%s: the scanner failed", name, exc_info=True)
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    finding = Finding(
+        "file.unscannable", f"the scanner could not judge this file ({text})", Verdict.SUSPICIOUS
+    )
+    return FileReport.of(name, "not-dicom", [finding])
 
 
 def _unreadable(name: str, exc: OSError) -> FileReport:
@@ -516,6 +528,8 @@ def _scan_open_archive(
         label = _label(prefix, member.name)
         try:
             report, head = _scan_member(archive, member, label, options)
+        except DcmsealError as exc:
+            report, head = _scanner_failed(label, exc), b""
         except MEMBER_READ_ERRORS as exc:
             # zipfile raises these for corrupt members (bad CRC, truncated data); pycdlib raises PyCdlibException (an Exception)
             report, head = (
@@ -526,6 +540,8 @@ def _scan_open_archive(
                 ),
                 b"",
             )
+        except Exception as exc:  # one member that breaks the scanner does not stop the scan
+            report, head = _scanner_failed(label, exc), b""
         inner_files: list[FileReport] = []
         if report.kind == "not-dicom" and member.problem is None and is_zip_head(head):
             report, inner_files, inner_findings = _scan_nested(
