@@ -415,6 +415,7 @@ def _import_medium(
                 workers=request.workers,
                 ask_password=request.ask_password,
                 accept_unprotected=request.accept_unprotected,
+                screen=False,  # the import scans, sanitizes and quarantines each file itself (_examine)
             ),
             audit=_NoAudit(),
             progress=progress,
@@ -474,7 +475,7 @@ def _import_medium(
                 if entry is None:
                     settle(rel, State.SKIPPED, "not read by open")
                     continue
-                if entry.status == "failed":
+                if entry.status == "failed" and entry.encrypted:
                     settle(rel, State.FAILED, entry.reason or "could not be opened")
                     continue
                 if entry.status == "skipped":

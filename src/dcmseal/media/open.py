@@ -113,6 +113,7 @@ class OpenedFile:
     sop_instance_uid: str | None = None
     #: For opened files: "verified" (digest or signature checked) or "not-verified" (accepted unprotected).
     integrity: str | None = None
+    encrypted: bool = False  # a Secure DICOM File on the medium (its plaintext exists only in the File-set)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -122,6 +123,7 @@ class OpenedFile:
             "file_id": self.file_id,
             "sop_instance_uid": self.sop_instance_uid,
             "integrity": self.integrity,
+            "encrypted": self.encrypted,
         }
 
 
@@ -182,6 +184,7 @@ class _Source:
     sop_instance_uid: str = ""
     transfer_syntax_uid: str = ""
     changes: list[str] = field(default_factory=list)
+    encrypted: bool = False  # a Secure DICOM File on the medium
 
     def stream(self) -> io.BufferedReader:
         if self.extent is not None:
@@ -305,13 +308,13 @@ class _Inventory:
 def _describe(label: str, head: bytes) -> str:
     """Why a file is left out, for a person: what its content is."""
     if label.rpartition("/")[2].lower() == "autorun.inf":
-        return "not DICOM: an autorun.inf (it launches a program when the disc is inserted); left out"
+        return "not a DICOM file: an autorun.inf (it launches a program when the disc is inserted); left out"
     signature = identify(head, text=True) if head else None
     if signature is None:
-        return "not DICOM (no DICM at offset 128, no CMS envelope, no data set): left out"
+        return "not a DICOM file (no DICM at offset 128, no CMS envelope, no data set): left out"
     if signature.family in (Family.EXECUTABLE, Family.SCRIPT):
-        return f"not DICOM: a {signature.description}; never run, left out"
-    return f"not DICOM: a {signature.description}; left out"
+        return f"not a DICOM file: a {signature.description}; never run, left out"
+    return f"not a DICOM file: a {signature.description}; left out"
 
 
 def _prepare(source: _Source, plain: Path) -> str:
@@ -405,12 +408,15 @@ def _examine(
                         status="quarantined",
                         reason=f"{worst_finding.message}: left out of the File-set",
                         sop_instance_uid=meta.sop_instance_uid,
+                        encrypted=source.encrypted,
                     )
                     continue
         except Exception as exc:
             logger.debug("%s: not usable", source.label, exc_info=True)
             source.plain.unlink(missing_ok=True)
-            results[source.label] = OpenedFile(path=source.label, status="failed", reason=one_line(exc))
+            results[source.label] = OpenedFile(
+                path=source.label, status="failed", reason=one_line(exc), encrypted=source.encrypted
+            )
             continue
         instances.append(source)
     return instances, dicomdirs
@@ -432,6 +438,7 @@ def _place(
         sop_instance_uid=None
         if source.sop_class_uid == _DIRECTORY_SOP_CLASS
         else source.sop_instance_uid or None,
+        encrypted=source.encrypted,
     )
 
 
@@ -457,7 +464,9 @@ def _rebuild(
             outcome = conform(source.plain, target, profile, durable=False, link=True)
         except Exception as exc:
             logger.debug("%s: cannot be converted", source.label, exc_info=True)
-            results[source.label] = OpenedFile(path=source.label, status="failed", reason=one_line(exc))
+            results[source.label] = OpenedFile(
+                path=source.label, status="failed", reason=one_line(exc), encrypted=source.encrypted
+            )
             continue
         if outcome.converted:
             source.changes.append(outcome.reason)
@@ -466,7 +475,9 @@ def _rebuild(
     for note in fileset.notes:
         noted = by_conformed.get(Path(note.path))
         if noted is not None and note.kind is NoteKind.LEFT_OUT:
-            results[noted.label] = OpenedFile(path=noted.label, status="failed", reason=note.message)
+            results[noted.label] = OpenedFile(
+                path=noted.label, status="failed", reason=note.message, encrypted=noted.encrypted
+            )
         elif noted is not None and note.kind is NoteKind.DUPLICATE:
             first = next(s for s in instances if s.sop_instance_uid == noted.sop_instance_uid)
             results[noted.label] = OpenedFile(
@@ -474,6 +485,7 @@ def _rebuild(
                 status="skipped",
                 reason=f"a second copy of the instance in {first.label} (same SOP Instance UID): left out",
                 sop_instance_uid=noted.sop_instance_uid,
+                encrypted=noted.encrypted,
             )
         else:
             notes.append(f"{noted.label}: {note.message}" if noted is not None else note.message)
@@ -602,22 +614,27 @@ def _open_to_folder(
             except Exception as exc:
                 logger.debug("%s: cannot be read", source.label, exc_info=True)
                 plain.unlink(missing_ok=True)
-                results[source.label] = OpenedFile(path=source.label, status="failed", reason=one_line(exc))
+                results[source.label] = OpenedFile(
+                    path=source.label, status="failed", reason=one_line(exc), encrypted=source.encrypted
+                )
                 continue
             if kind == "other":
                 results[source.label] = OpenedFile(
-                    path=source.label, status="skipped", reason=source.changes[0]
+                    path=source.label, status="skipped", reason=source.changes[0], encrypted=source.encrypted
                 )
                 continue
             source.plain = plain
             by_path[source.path] = source
             if kind == "secure":
+                source.encrypted = True
                 secure.append((source.path, plain))
                 if source.extent is not None:
                     extents[source.path] = source.extent
             else:
                 ready.append(source)
-                results[source.label] = OpenedFile(path=source.label, status="copied")
+                results[source.label] = OpenedFile(
+                    path=source.label, status="copied", encrypted=source.encrypted
+                )
         if not secure and not ready:
             # An empty folder, or one of other files only, is not a medium: nothing would be "verified".
             count = len(inventory.sources) + len(inventory.settled)
@@ -631,11 +648,16 @@ def _open_to_folder(
         for outcome in report.outcomes:
             source = by_path[outcome.source]
             if outcome.status == "failed":
-                results[source.label] = OpenedFile(path=source.label, status="failed", reason=outcome.reason)
+                results[source.label] = OpenedFile(
+                    path=source.label, status="failed", reason=outcome.reason, encrypted=source.encrypted
+                )
             else:
                 verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
                 results[source.label] = OpenedFile(
-                    path=source.label, status="opened", integrity="verified" if verified else "not-verified"
+                    path=source.label,
+                    status="opened",
+                    integrity="verified" if verified else "not-verified",
+                    encrypted=source.encrypted,
                 )
                 ready.append(source)
         if (
