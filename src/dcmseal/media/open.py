@@ -50,7 +50,7 @@ from dcmseal.media.fileset import (
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
-from dcmseal.media.target import write_folder
+from dcmseal.media.target import MANIFEST_NAME, write_folder
 from dcmseal.media.transcode import conform
 from dcmseal.part10 import BatchReport, UnsealPlan, UnsealResult, read_file_meta, unseal_files
 from dcmseal.reader.containers import (
@@ -307,6 +307,8 @@ class _Inventory:
 
 def _describe(label: str, head: bytes) -> str:
     """Why a file is left out, for a person: what its content is."""
+    if label == MANIFEST_NAME:
+        return "not a DICOM file: the manifest of the files dcmseal wrote on this medium; left out"
     if label.rpartition("/")[2].lower() == "autorun.inf":
         return "not a DICOM file: an autorun.inf (it launches a program when the disc is inserted); left out"
     signature = identify(head, text=True) if head else None
