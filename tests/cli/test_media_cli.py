@@ -6,10 +6,12 @@ import os
 import resource
 import signal
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.encaps import encapsulate, generate_frames
 
 from dcmseal.audit import validate_message
 from dcmseal.errors import DecryptionError
@@ -462,6 +464,52 @@ def test_the_readme_example_burns_to_a_mounted_stick_and_says_when_to_remove_it(
     assert forced.code == 0, forced.everything
     assert "Traceback" not in forced.everything
     assert len(invoke("keys", "list", "--json").json()["media"]) == 2  # the refused burn recorded nothing
+
+
+def _undecodable_j2k(path: Path) -> Path:
+    """A JPEG 2000 instance whose codestream is zeroed after its first bytes: no decoder can read it."""
+    ds = dcmread(pydicom_file("MR_small_jp2klossless.dcm"))
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[:40] + bytes(len(frame) - 40)])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_an_undecodable_instance_is_left_out_and_the_rest_burned(
+    invoke: Invoke, tmp_path: Path, password_file: Path, data_dir: Path
+) -> None:
+    """A CD needs every image decoded; one that cannot be is left out, named as the user knows it."""
+    archive = tmp_path / "other.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(_undecodable_j2k(tmp_path / "bad.dcm"), "member.dcm")
+    (tmp_path / "bad.dcm").unlink()
+    medium = tmp_path / "stick"
+    args = (CT_SMALL, archive, "--out", medium, "--format", "dir", "--profile", "STD-GEN-SEC-CD")
+
+    partial = invoke("burn", *args, "--password-file", password_file, *FAST)
+
+    assert partial.code == 1, partial.everything
+    assert f"left out: {archive}:member.dcm: cannot decode JPEG 2000" in partial.stderr_flat
+    assert ".staging" not in partial.everything
+    assert "the medium is incomplete: 1 instance(s)" in partial.stderr_flat
+    readme = (medium / "README.TXT").read_text()
+    assert "Files:      1" in readme
+    assert "INCOMPLETE: 1 file(s) of the study could not be put on this" in readme
+    assert "It is incomplete: 1 file(s)" in partial.stdout
+    audit = _audit_lines(data_dir)[-1]
+    assert b'EventOutcomeIndicator="4"' in audit
+    assert b"1 instance(s) of the sources left out" in audit
+    assert len(invoke("keys", "list", "--json").json()["media"]) == 1  # the medium was written: recorded
+
+    allowed = invoke(
+        "burn", *args, "--force", "--allow-partial", "--json", "--password-file", password_file, *FAST
+    )
+    assert allowed.code == 0, allowed.everything
+    document = allowed.json()
+    assert document["complete"] is False
+    assert document["summary"]["left_out"] == 1
+    [left_out] = [r for r in document["rejected"] if r["instance"]]
+    assert left_out["name"] == f"{archive}:member.dcm"
 
 
 def test_a_full_disk_fails_the_burn_cleanly(

@@ -94,6 +94,13 @@ def burn_command(
         typer.Option("--document-study", help="Study Instance UID that PDF/CDA/STL/OBJ/MTL sources join."),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail when any source file is not DICOM.")] = False,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Exit 0 when some instances cannot go on the medium (they are left out and listed either way).",
+        ),
+    ] = False,
     allow_weak_password: options.AllowWeakPassword = False,
     iterations: Annotated[int | None, typer.Option("--iterations", help="PBKDF2 iterations.")] = None,
     no_viewer: Annotated[
@@ -201,6 +208,7 @@ def burn_command(
                 document_study=document_study,
                 sender=settings.sender or None,
                 strict=strict,
+                allow_partial=allow_partial,
                 allow_expired=allow_expired,
                 cipher=cms.ContentCipher(settings.cipher),
                 digest=cms.DigestAlgorithm(settings.digest),
@@ -222,11 +230,9 @@ def burn_command(
             if generate_password and text is not None:
                 document["generated_password"] = text
             print_json(document)
-            return
+            raise typer.Exit(int(result.exit_code))
         for rejected in result.rejected:
-            err_console.print(
-                f"left out: {rejected.path or rejected.origin}: {rejected.reason}", style="yellow"
-            )
+            err_console.print(f"left out: {rejected.shown}: {rejected.reason}", style="yellow")
         for note in result.notes:
             err_console.print(f"note: {note}", style="dim")
         out_console.print(
@@ -239,6 +245,13 @@ def burn_command(
         out_console.print("\n" + result.cover_letter)
         if result.safe_to_remove:
             err_console.print(result.safe_to_remove, style="bold green")
+        if result.left_out:
+            err_console.print(
+                f"the medium is incomplete: {len(result.left_out)} instance(s) of the sources are not on it"
+                + ("" if allow_partial else " (--allow-partial accepts that)"),
+                style="bold yellow",
+            )
+        raise typer.Exit(int(result.exit_code))
 
 
 def open_command(

@@ -9,7 +9,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, EventOutcome, MediaType, StudyRef, export_event
 from dcmseal.documents import DEFAULT_MAX_DOCUMENT_BYTES, detect_kind, encapsulate
-from dcmseal.errors import DcmsealError, InputError, UsageError
+from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.fsutil import link_or_copy
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
@@ -99,6 +99,8 @@ class BurnRequest:
     viewer: bool = True
     #: How WADO-RS study sources are signed in to (HTTP Basic or a bearer token).
     http_credentials: HttpCredentials | None = None
+    #: A medium without some of the sources' instances (they cannot be decoded or indexed) is a success.
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -154,6 +156,17 @@ class BurnResult:
     viewer: bool = False
     #: For a folder on a stick: that it is synced, and what to do before pulling it.
     safe_to_remove: str | None = None
+    allow_partial: bool = False
+
+    @property
+    def left_out(self) -> tuple[Rejected, ...]:
+        """The DICOM instances of the sources that are not on the medium (files never DICOM aside)."""
+        return tuple(r for r in self.rejected if r.instance)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """INPUT when instances were left out (the medium is written, but it is not all the user gave)."""
+        return ExitCode.INPUT if self.left_out and not self.allow_partial else ExitCode.OK
 
     @property
     def profile_name(self) -> str:
@@ -175,9 +188,11 @@ class BurnResult:
             "rejected": [{**r.to_json(), "status": "rejected"} for r in self.rejected],
             "notes": list(self.notes),
             "recipients": list(self.recipients),
+            "complete": not self.left_out,
             "summary": {
                 "burned": len(self.files),
                 "rejected": len(self.rejected),
+                "left_out": len(self.left_out),
                 "converted": sum(1 for f in self.files if f.conversion),
                 "pbkdf2_derivations": self.pbkdf2_derivations,
                 "size_bytes": self.size_bytes,
@@ -249,12 +264,12 @@ def _encapsulate_documents(
     workdir.mkdir(parents=True, exist_ok=True)
     for index, (item, path) in enumerate(candidates):
         if target is None:
-            rejected.append(Rejected(origin=item.origin, path=path, reason=problem or "no study"))
+            rejected.append(replace(item, reason=problem or "no study"))
             continue
         try:
             result = encapsulate(path, workdir / f"DOC{index:05d}.dcm", study=target, title=path.stem)
         except DcmsealError as exc:
-            rejected.append(Rejected(origin=item.origin, path=path, reason=exc.message))
+            rejected.append(replace(item, reason=exc.message))
             continue
         for encapsulated in result.instances:
             made.append(
@@ -264,6 +279,7 @@ def _encapsulate_documents(
                     sop_class_uid=encapsulated.sop_class_uid,
                     sop_instance_uid=encapsulated.sop_instance_uid,
                     transfer_syntax_uid=EXPLICIT_VR_LITTLE_ENDIAN,
+                    name=item.shown,
                 )
             )
     return tuple(made), tuple(rejected)
@@ -396,7 +412,7 @@ def _burn(
         collection = SourceCollection(
             instances=collection.instances + documents,
             rejected=still_rejected,
-            notes=collection.notes + tuple(f"{d.origin}: encapsulated as DICOM" for d in documents),
+            notes=collection.notes + tuple(f"{d.shown}: encapsulated as DICOM" for d in documents),
         )
         if documents:
             notes.append(f"{len(documents)} document(s) encapsulated into their study")
@@ -417,6 +433,7 @@ def _burn(
         conformed: list[Path] = []
         conversions: dict[Path, str] = {}
         origins: dict[Path, str] = {}
+        left_out_early: list[Rejected] = []
         for index, instance in enumerate(instances):
             step("conform", index, len(instances))
             target = staging / "conformed" / f"{index:08d}"
@@ -424,9 +441,25 @@ def _burn(
             # A source kept as it is becomes a hard link (no copy) unless its preamble must be zeroed, which
             # writes to the staged file and so must never reach the source's own bytes.
             clean_preamble = _preamble_kind(instance.path) is PreambleKind.ZERO
-            result = conform(instance.path, target, profile, durable=False, link=clean_preamble)
-            # Name the file as the user knows it: its own path, or its source (zip, PACS) when it was fetched.
-            shown = instance.origin if staging in instance.path.parents else str(instance.path)
+            # Name the file as the user knows it: its own path, archive.zip:member.dcm, or the study URL.
+            shown = instance.shown
+            try:
+                result = conform(instance.path, target, profile, durable=False, link=clean_preamble)
+            except DcmsealError as exc:
+                # One instance that cannot be decoded or converted leaves the rest to burn: it is listed as
+                # left out (and the burn reports a partial medium), never the end of the whole burn.
+                target.unlink(missing_ok=True)
+                left_out_early.append(
+                    # One line however the decoders worded it (pydicom lists each plugin on a line of its own).
+                    Rejected(
+                        origin=instance.origin,
+                        path=None,
+                        reason=" ".join(exc.message.split()),
+                        name=shown,
+                        instance=True,
+                    )
+                )
+                continue
             zeroed = None if clean_preamble else _zero_preamble(target)
             if zeroed is not None:
                 notes.append(f"{shown}: {zeroed} preamble zeroed (PS3.10 §7.5)")
@@ -434,6 +467,15 @@ def _burn(
             origins[target] = shown
             if result.converted:
                 conversions[target] = f"{result.from_ts} -> {result.to_ts}: {result.reason}"
+        if left_out_early and request.strict:
+            first = left_out_early[0]
+            raise InputError(f"cannot go on the medium (--strict): {first.reason}", path=first.shown)
+        if not conformed:
+            first = left_out_early[0]
+            raise InputError(
+                f"nothing to burn: no instance could be put on the medium; first: {first.reason}",
+                path=first.shown,
+            )
         if conversions:
             notes.append(f"{len(conversions)} instance(s) converted losslessly to fit {profile.value}")
         profile = _fit_capacity(
@@ -447,9 +489,21 @@ def _burn(
             conformed, staging / "fileset", fileset_id=label or fileset_id_of(medium_id), profile=profile
         )
         left_out = [n for n in plan.notes if n.kind is NoteKind.LEFT_OUT]
-        rejected = list(collection.rejected) + [
-            Rejected(origin=origins.get(n.path, str(n.path)), path=None, reason=n.message) for n in left_out
-        ]
+        rejected = (
+            list(collection.rejected)
+            + left_out_early
+            + [
+                Rejected(
+                    origin=origins.get(n.path, str(n.path)),
+                    path=None,
+                    reason=n.message,
+                    name=origins.get(n.path, str(n.path)),
+                    instance=True,
+                )
+                for n in left_out
+            ]
+        )
+        missing = sum(1 for r in rejected if r.instance)
         if left_out and request.strict:
             raise InputError(
                 f"cannot go on the medium (--strict): {left_out[0].message}",
@@ -518,6 +572,7 @@ def _burn(
             label=label,
             encrypted=request.encrypt,
             viewer=request.viewer,
+            left_out=missing,
         )
         readme = readme_text(text)
         medium_dir.mkdir(
@@ -615,6 +670,11 @@ def _burn(
                 ],
                 medium_label=plan.fileset_id,
                 encrypted=request.encrypt,
+                # A partial medium is said so: what is on it (the studies above) and how much is not.
+                outcome=EventOutcome.MINOR_FAILURE if missing else EventOutcome.SUCCESS,
+                description=f"{missing} instance(s) of the sources left out (cannot be put on the medium)"
+                if missing
+                else None,
                 now=now,
             )
         )
@@ -651,6 +711,7 @@ def _burn(
         encrypted=request.encrypt,
         viewer=request.viewer,
         safe_to_remove=removal_advice(request.out) if request.output_format == "dir" else None,
+        allow_partial=request.allow_partial,
     )
 
 

@@ -22,6 +22,17 @@ class MediumText:
     label: str = ""
     encrypted: bool = True
     viewer: bool = False
+    #: Instances of the sources that could not be put on the medium (it is incomplete when not 0).
+    left_out: int = 0
+
+
+def _incomplete(text: MediumText) -> list[str]:
+    if not text.left_out:
+        return []
+    return [
+        f"INCOMPLETE: {text.left_out} file(s) of the study could not be put on this",
+        "medium. Ask the sender for them if you need them.",
+    ]
 
 
 def _how_to_open(text: MediumText) -> list[str]:
@@ -79,6 +90,8 @@ def _plain_readme(text: MediumText) -> str:
     ]
     if text.label:
         lines.append(f"Label:      {text.label}")
+    if text.left_out:
+        lines += ["", *_incomplete(text)]
     lines += _viewer_lines(text)
     lines += ["", _nothing_runs(text)]
     if text.sender:
@@ -106,6 +119,8 @@ def readme_text(text: MediumText) -> str:
     ]
     if text.label:
         lines.append(f"Label:      {text.label}")
+    if text.left_out:
+        lines += ["", *_incomplete(text)]
     lines += ["", "To open it you need:"]
     lines += [f"  {line}" for line in _how_to_open(text)]
     lines += [
@@ -137,6 +152,12 @@ def cover_letter(text: MediumText) -> str:
         f" {text.created.strftime('%Y-%m-%d')}, with {text.file_count} files.",
         "",
     ]
+    if text.left_out:
+        lines += [
+            f"It is incomplete: {text.left_out} file(s) of the study could not be put on it.",
+            "Please ask us for them if you need them.",
+            "",
+        ]
     if text.has_password:
         lines.append("You will receive the password separately, by telephone or another message.")
         lines.append("It is not written here or on the medium.")

@@ -69,10 +69,17 @@ class SourceInstance:
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str
+    #: The file as the user knows it: its own path, ``archive.zip:member.dcm``, or the study URL it came from.
+    name: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.name or str(self.path)
 
     def to_json(self) -> dict[str, object]:
         return {
             "path": str(self.path),
+            "name": self.shown,
             "origin": self.origin,
             "sop_class_uid": self.sop_class_uid,
             "sop_instance_uid": self.sop_instance_uid,
@@ -87,12 +94,22 @@ class Rejected:
     origin: str
     path: Path | None
     reason: str
+    #: The file as the user knows it (``archive.zip:member.dcm``), never a path in a staging folder.
+    name: str = ""
+    #: A DICOM instance that could not go on the medium (not a file that never was DICOM): a partial medium.
+    instance: bool = False
+
+    @property
+    def shown(self) -> str:
+        return self.name or (str(self.path) if self.path is not None else self.origin)
 
     def to_json(self) -> dict[str, object]:
         return {
             "origin": self.origin,
             "path": None if self.path is None else str(self.path),
+            "name": self.shown,
             "reason": self.reason,
+            "instance": self.instance,
         }
 
 
@@ -209,12 +226,28 @@ class _Collector:
         self.notes: list[str] = []
         self.first_of: dict[str, Path] = {}
         self.skipped: set[Path] = set()
+        #: Where each archive or image given as a source was extracted, and its name as given.
+        self.archives: dict[Path, str] = {}
+        #: Where each study fetched from a PACS was written, and its URL (passwords left out).
+        self.fetched: dict[Path, str] = {}
+
+    def name(self, path: Path) -> str:
+        """``path`` as the user knows it: ``archive.zip:member.dcm`` for an extracted member, the study URL for
+        a fetched instance, else the path itself (a staging path never reaches a message)."""
+        for root, archive in self.archives.items():
+            if root in path.parents:
+                return f"{archive}:{path.relative_to(root).as_posix()}"
+        for root, url in self.fetched.items():
+            if root in path.parents:
+                return f"{url} (instance {path.stem.lstrip('0') or '0'})"
+        return str(path)
 
     # --- outcomes -------------------------------------------------------------------------------------------
 
     def reject(self, origin: str, path: Path | None, reason: str) -> None:
-        logger.info("%s: left out: %s", path or origin, reason)
-        self.rejected.append(Rejected(origin=origin, path=path, reason=reason))
+        name = self.name(path) if path is not None else origin
+        logger.info("%s: left out: %s", name, reason)
+        self.rejected.append(Rejected(origin=origin, path=path, reason=reason, name=name))
 
     def note(self, text: str) -> None:
         logger.info("%s", text)
@@ -224,7 +257,8 @@ class _Collector:
         first = self.first_of.get(meta.sop_instance_uid)
         if first is not None:
             self.note(
-                f"{path}: duplicate SOP Instance UID {meta.sop_instance_uid} (already taken from {first}); left out"
+                f"{self.name(path)}: duplicate SOP Instance UID {meta.sop_instance_uid} "
+                f"(already taken from {self.name(first)}); left out"
             )
             return
         self.first_of[meta.sop_instance_uid] = path
@@ -236,6 +270,7 @@ class _Collector:
                 sop_class_uid=meta.sop_class_uid,
                 sop_instance_uid=meta.sop_instance_uid,
                 transfer_syntax_uid=meta.transfer_syntax_uid,
+                name=self.name(path),
             )
         )
 
@@ -268,11 +303,11 @@ class _Collector:
             if top_level:
                 self.fileset(path.parent, path, origin)
             else:
-                self.note(f"{path}: a DICOMDIR, not an instance; left out")
+                self.note(f"{self.name(path)}: a DICOMDIR, not an instance; left out")
             return
         if expected_uid is not None and expected_uid != meta.sop_instance_uid:
             self.note(
-                f"{path}: the DICOMDIR records SOP Instance UID {expected_uid}, the file has "
+                f"{self.name(path)}: the DICOMDIR records SOP Instance UID {expected_uid}, the file has "
                 f"{meta.sop_instance_uid}; the file is trusted"
             )
         self.add(path, origin, meta)
@@ -296,6 +331,7 @@ class _Collector:
             except InputError as exc:
                 self.reject(origin, path, exc.message)
                 return
+            self.archives[root] = origin
             self.folder(root, origin)
         elif zipfile.is_zipfile(path) or is_iso_image(path):
             self.reject(
@@ -309,7 +345,7 @@ class _Collector:
     def skip(self, path: Path, why: str) -> None:
         if path not in self.skipped:  # a File-set's folder is walked twice: note once
             self.skipped.add(path)
-            self.note(f"{path}: {why}")
+            self.note(f"{self.name(path)}: {why}")
 
     def _walk(self, root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
         """os.walk, sorted; hidden entries and links to folders are noted and skipped."""
@@ -368,7 +404,7 @@ class _Collector:
                 self.reject(origin, found, "referenced by the DICOMDIR but outside its File-set")
                 continue
             if found in referenced:
-                self.note(f"{found}: referenced twice by {dicomdir}")
+                self.note(f"{self.name(found)}: referenced twice by {self.name(dicomdir)}")
                 continue
             uid = record.get("ReferencedSOPInstanceUIDInFile")
             referenced[found] = None if uid is None else str(uid)
@@ -376,7 +412,7 @@ class _Collector:
             for name in filenames:
                 path = here / name
                 if path != dicomdir and path not in referenced:
-                    self.note(f"{path}: not referenced by {dicomdir}; left out")
+                    self.note(f"{self.name(path)}: not referenced by {self.name(dicomdir)}; left out")
         for path, uid in referenced.items():
             self.file(path, origin, top_level=False, expected_uid=uid)
 
@@ -392,17 +428,21 @@ class _Collector:
                 self.reject(origin, dicomdir, ALREADY_SEALED)
             else:
                 self.note(
-                    f"{dicomdir}: not a usable DICOMDIR ({exc.message}); every file of its folder is taken"
+                    f"{self.name(dicomdir)}: not a usable DICOMDIR ({exc.message}); every file of its folder is taken"
                 )
             return None
         except OSError as exc:
-            self.note(f"{dicomdir}: cannot read ({exc.strerror or exc}); every file of its folder is taken")
+            self.note(
+                f"{self.name(dicomdir)}: cannot read ({exc.strerror or exc}); every file of its folder is taken"
+            )
             return None
         try:
             ds = dcmread(dicomdir)
             records = list(ds.DirectoryRecordSequence)
         except (InvalidDicomError, AttributeError, KeyError, ValueError, TypeError, EOFError, OSError) as exc:
-            self.note(f"{dicomdir}: the DICOMDIR does not parse ({exc}); every file of its folder is taken")
+            self.note(
+                f"{self.name(dicomdir)}: the DICOMDIR does not parse ({exc}); every file of its folder is taken"
+            )
             return None
         return records
 
@@ -424,6 +464,7 @@ class _Collector:
         )
         self.workdir.mkdir(parents=True, exist_ok=True)
         dest = Path(tempfile.mkdtemp(prefix="wado-", dir=self.workdir))
+        self.fetched[dest] = target.safe
         count = 0
         with session:
             datasets = self.retrieve(client, target)
