@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 from cryptography import x509
@@ -18,6 +18,9 @@ from hypothesis import HealthCheck, settings
 from tests.peers.tools import in_ci, require_tool
 from tests.pydicom_data import pydicom_file
 from tests.vectors import vector_path
+
+if TYPE_CHECKING:
+    from tests.foreign.corpus import ForeignMedium
 
 # CI gets a bounded number of examples to stay inside its time budget; locally we search harder.
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -209,3 +212,24 @@ def _restore_dcmseal_logging() -> Iterator[None]:
         logger.handlers = handlers
         logger.propagate = propagate
     logging.captureWarnings(False)
+
+
+# --- foreign media (tests/foreign/corpus.py): for open, scan and import ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def foreign_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ForeignMedium]:
+    """Media other systems make, built once per session with real tools (a few seconds): by name.
+
+    Each says where ``open`` puts every file and what ``scan`` reports (:class:`tests.foreign.corpus.ForeignMedium`).
+    """
+    from tests.foreign.corpus import build_corpus  # imported here: it pulls in the media test helpers
+
+    for binary, package in (
+        ("dcmconv", "dcmtk"),
+        ("dcmmkdir", "dcmtk"),
+        ("genisoimage", "genisoimage"),
+        ("mkudffs", "udftools"),
+    ):
+        require_tool(binary, package)
+    return build_corpus(Path(tmp_path_factory.mktemp("foreign")))

@@ -242,6 +242,18 @@ def _udf_bridge(make: _Maker, work: Path) -> ForeignMedium:
     return medium
 
 
+def _joliet_disc(make: _Maker, work: Path) -> ForeignMedium:
+    """A Windows-authored disc: Joliet names only (no Rock Ridge), long lower-case names, spaces, no DICOMDIR."""
+    staging = work / "joliet"
+    medium = ForeignMedium("joliet-iso", work / "joliet.iso")
+    _put(medium, staging, "patient images/ct head 1.dcm", make.explicit(), "copied")
+    _put(medium, staging, "patient images/ct head 2 (implicit).dcm", make.converted("+ti"), "copied")
+    _put(medium, staging, "setup.exe", mz_stub(), "skipped")
+    _run("genisoimage", "-quiet", "-J", "-joliet-long", "-o", medium.path, staging)
+    medium.scan_codes.add("medium.executable")
+    return medium
+
+
 def _udf_only(work: Path) -> ForeignMedium:
     """A UDF-only image (mkudffs): refused with a message that says what to do."""
     image = work / "udf-only.img"
@@ -344,6 +356,7 @@ def build_corpus(root: Path) -> dict[str, ForeignMedium]:
     )
     media.append(folder_disc)
     media.append(_udf_bridge(make, work))
+    media.append(_joliet_disc(make, work))
     media.append(_udf_only(work))
     media.append(_portal_zip(make, work))
     media.append(_zip_slip(make, work))

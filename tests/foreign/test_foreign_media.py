@@ -15,7 +15,7 @@ from dcmseal.scan.body import UNPARSABLE_CODES
 from tests.foreign.corpus import ForeignMedium
 from tests.media.conftest import dcmftest_answers, medium_files
 
-OPENABLE = ("vendor-folder", "dcmmkdir-iso", "dcmmkdir-folder", "udf-bridge", "portal-zip")
+OPENABLE = ("vendor-folder", "dcmmkdir-iso", "dcmmkdir-folder", "udf-bridge", "joliet-iso", "portal-zip")
 REFUSED = ("udf-only", "zip-slip", "hostile-iso", "truncated-iso")
 
 

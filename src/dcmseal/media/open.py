@@ -190,7 +190,13 @@ class _Source:
         if self.extent is not None:
             extent = self.extent
             return io.BufferedReader(ExtentsReader(extent.container, ((extent.offset, extent.length),)))
-        return open(self.path, "rb")
+        return _open_no_follow(self.path)
+
+
+def _open_no_follow(path: Path) -> io.BufferedReader:
+    """``path`` for reading; a file of a folder medium swapped for a link after the listing is not followed."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    return open(fd, "rb")
 
 
 class _Inventory:
@@ -240,7 +246,7 @@ class _Inventory:
                 continue
             path = Path(member.path or "")
             try:
-                with open(path, "rb") as fp:
+                with _open_no_follow(path) as fp:
                     head = fp.read(SNIFF_BYTES)
             except OSError as exc:
                 self.settle(member.name, "failed", f"cannot read: {exc.strerror or exc}")
