@@ -25,8 +25,10 @@ from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.target import (
     FAT_MAX_FILE_BYTES,
     MANIFEST_NAME,
+    FileSystem,
     check_fits,
     file_system_of,
+    mount_of,
 )
 from tests.media.conftest import (
     MediaEscrow,
@@ -227,6 +229,24 @@ def test_a_stick_too_small_is_refused_before_a_byte_is_written(
     assert _recorded(registry) == []
 
 
+def test_force_on_a_stick_without_room_for_both_media_removes_the_old_one_first(
+    mount_point: Path, tmp_path: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """8 MiB: an old medium of about 3 MB and a new one of about 5.5 MB do not fit side by side."""
+    small = write_series(tmp_path / "small", 50, pixel_bytes=60_000)[0].parent
+    large = write_series(tmp_path / "large", 90, pixel_bytes=60_000)[0].parent
+    first = _burn(small, mount_point, registry, media_escrow)
+
+    second = _burn(large, mount_point, registry, media_escrow, force=True)
+
+    assert _manifest(mount_point)["medium_id"] == second.medium_id
+    assert len(second.files) == 90
+    assert {f["path"] for f in _manifest(mount_point)["files"]} == {  # type: ignore[attr-defined]
+        p.relative_to(mount_point).as_posix() for p in medium_files(mount_point)
+    }
+    assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
+
+
 def test_file_system_of_a_mount_point(mount_point: Path) -> None:
     found = file_system_of(mount_point / "not-yet" / "there")
 
@@ -235,6 +255,49 @@ def test_file_system_of_a_mount_point(mount_point: Path) -> None:
     assert found.free_bytes is not None
     assert 0 < found.free_bytes <= 8 * 1024 * 1024
     assert not found.is_fat
+
+
+#: Lines of /proc/self/mountinfo as Linux writes them for a FAT32 stick, an exFAT stick (kernel driver and
+#: FUSE) and a folder on the station's disk; a space in a mount point is escaped as \040.
+MOUNTINFO = "\n".join(
+    [
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+        "85 22 8:17 / /media/clerk/NO\\040NAME rw,nosuid,nodev,relatime shared:45 - vfat /dev/sdb1 rw,fmask=0022",
+        "86 22 8:33 / /media/usb rw,nosuid,nodev,relatime shared:46 - exfat /dev/sdc1 rw,fmask=0022",
+        "87 22 0:52 / /mnt/big rw,nosuid,nodev,relatime shared:47 - fuseblk.exfat /dev/sdd1 rw,user_id=0",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "mount_point", "fs_type", "source"),
+    [
+        ("/media/clerk/NO NAME/DICOM", "/media/clerk/NO NAME", "vfat", "/dev/sdb1"),
+        ("/media/usb", "/media/usb", "exfat", "/dev/sdc1"),
+        ("/mnt/big/x", "/mnt/big", "fuseblk.exfat", "/dev/sdd1"),
+        ("/media/usb2", "/", "ext4", "/dev/sda1"),  # a name that only starts like a mount point
+    ],
+)
+def test_the_mount_of_a_path(path: str, mount_point: str, fs_type: str, source: str) -> None:
+    assert mount_of(Path(path), MOUNTINFO) == (Path(mount_point), fs_type, source)
+
+
+def test_fat_has_the_4_gib_limit_and_exfat_is_the_documented_extension() -> None:
+    def on(fs_type: str) -> FileSystem:
+        return FileSystem(
+            mount_point=Path("/media/usb"),
+            fs_type=fs_type,
+            source="/dev/sdb1",
+            free_bytes=None,
+            cluster_bytes=4096,
+        )
+
+    assert on("vfat").is_fat
+    assert on("vfat").max_file_bytes == FAT_MAX_FILE_BYTES
+    assert on("exfat").is_exfat
+    assert on("fuseblk.exfat").is_exfat
+    assert on("exfat").max_file_bytes is None
+    assert not on("ext4").is_fat
 
 
 def test_the_fat_limits_are_checked_before_writing(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "check_fits",
     "check_folder_target",
     "file_system_of",
+    "mount_of",
     "removal_advice",
     "write_folder",
 ]
@@ -207,18 +208,14 @@ def _unescape_mountinfo(field: str) -> str:
     return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
 
 
-def file_system_of(path: Path) -> FileSystem:
-    """The file system that holds ``path`` (or would hold it: its nearest existing parent)."""
-    probe = Path(os.path.abspath(path))
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    resolved = probe.resolve()
+def mount_of(resolved: Path, mountinfo: str) -> tuple[Path, str, str] | None:
+    """The mount holding the absolute, resolved path ``resolved``, from /proc/self/mountinfo text.
+
+    Returns (mount point, file system type, source), or None when no line covers it. Of the mounts
+    covering the path, the deepest wins, and on the same point the later line (it hides the earlier).
+    """
     best: tuple[int, str, str, str] | None = None
-    try:
-        text = Path("/proc/self/mountinfo").read_text(encoding="latin-1")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
+    for line in mountinfo.splitlines():
         fields = line.split(" ")
         if " - " not in line or len(fields) < 5:
             continue
@@ -226,20 +223,28 @@ def file_system_of(path: Path) -> FileSystem:
         after = line.split(" - ", 1)[1].split(" ")
         fs_type, source = after[0], _unescape_mountinfo(after[1]) if len(after) > 1 else ""
         inside = mount_point == "/" or resolved == Path(mount_point) or Path(mount_point) in resolved.parents
-        # The last matching line wins on a tie: a later mount on the same point hides the earlier one.
         if inside and (best is None or len(mount_point) >= best[0]):
             best = (len(mount_point), mount_point, fs_type, source)
+    return None if best is None else (Path(best[1]), best[2], best[3])
+
+
+def file_system_of(path: Path) -> FileSystem:
+    """The file system that holds ``path`` (or would hold it: its nearest existing parent)."""
+    probe = Path(os.path.abspath(path))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    resolved = probe.resolve()
+    try:
+        text = Path("/proc/self/mountinfo").read_text(encoding="latin-1")
+    except OSError:
+        text = ""
+    mount = mount_of(resolved, text) or (Path("/"), "", "")
     vfs = os.statvfs(resolved)
-    free = vfs.f_bavail * vfs.f_frsize if vfs.f_blocks else None
-    if best is None:
-        return FileSystem(
-            mount_point=Path("/"), fs_type="", source="", free_bytes=free, cluster_bytes=vfs.f_bsize or 4096
-        )
     return FileSystem(
-        mount_point=Path(best[1]),
-        fs_type=best[2],
-        source=best[3],
-        free_bytes=free,
+        mount_point=mount[0],
+        fs_type=mount[1],
+        source=mount[2],
+        free_bytes=vfs.f_bavail * vfs.f_frsize if vfs.f_blocks else None,
         cluster_bytes=vfs.f_bsize or 4096,
     )
 
