@@ -247,6 +247,24 @@ def test_force_on_a_stick_without_room_for_both_media_removes_the_old_one_first(
     assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
 
 
+def test_a_stick_that_fills_up_while_written_keeps_its_old_medium(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """Bytes to spare but too few directory entries (tmpfs nr_inodes, as a FAT16 root fills up): the write
+    fails midway with ENOSPC; the old medium is left as it was, the new one is neither there nor recorded."""
+    with mounted_tmpfs(tmp_path / "stick", "8m,nr_inodes=40") as stick:
+        first = _burn(study, stick, registry, media_escrow)
+        before = {p.relative_to(stick).as_posix(): p.read_bytes() for p in stick.rglob("*") if p.is_file()}
+        larger = write_series(tmp_path / "larger", 30)[0].parent
+
+        with pytest.raises(InputError, match="cannot write the medium: No space left on device"):
+            _burn(larger, stick, registry, media_escrow, force=True)
+
+        after = {p.relative_to(stick).as_posix(): p.read_bytes() for p in stick.rglob("*") if p.is_file()}
+    assert after == before
+    assert _recorded(registry) == [first.medium_id]
+
+
 def test_file_system_of_a_mount_point(mount_point: Path) -> None:
     found = file_system_of(mount_point / "not-yet" / "there")
 
@@ -359,7 +377,7 @@ def test_a_burn_that_fails_while_its_files_take_their_names_is_not_in_the_regist
 
     monkeypatch.setattr(os, "replace", failing_replace)
 
-    with pytest.raises(OSError, match="Input/output error"):
+    with pytest.raises(InputError, match="cannot write the medium: Input/output error"):
         _burn(study, out, registry, media_escrow)
 
     assert _recorded(registry) == []

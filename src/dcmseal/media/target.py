@@ -515,18 +515,24 @@ def write_folder(
             out, Manifest(entries=tuple(entries), complete=True, medium_id=medium_id, written_at=moment)
         )
         sync_filesystem(out)
-    except BaseException:
+    except BaseException as exc:
         for temporary, _final in temporaries:
             temporary.unlink(missing_ok=True)
         if not committed:
             _remove_files(out, [t.relative_to(out).as_posix() for t, _ in temporaries])
-            if remove_first or not previous:
+            if remove_first or target.previous is None:
                 # Nothing of ours is left (or only what --force was told to replace): the folder holds no medium.
                 (out / MANIFEST_NAME).unlink(missing_ok=True)
                 if created_out:
                     _rmdir_quietly(out)
             else:
-                _write_manifest(out, target.previous)  # type: ignore[arg-type]
+                with contextlib.suppress(
+                    OSError
+                ):  # else the pending manifest stays: it still names only ours
+                    _write_manifest(out, target.previous)
+        if isinstance(exc, OSError):
+            # A full or pulled stick is the user's to fix: one line naming it, not a traceback.
+            raise InputError(f"cannot write the medium: {exc.strerror or exc}", path=out) from exc
         raise
     return WrittenFolder(
         path=out,
