@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
 from dcmseal.media.readme import MediumText, readme_text
 from tests.cli.conftest import Invoke, Subprocess
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaEscrow, install_escrow, make_media_escrow
-from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD, write_part10
 from tests.pydicom_data import pydicom_file
 
 CT_SMALL = pydicom_file("CT_small.dcm")
@@ -71,6 +74,24 @@ def test_keys_show_prints_values_not_python_reprs(
     assert f"medium_id: {medium_id}" in result.stdout
     assert "  - kind: password" in result.stdout
     assert "modalities: CT" in result.stdout
+
+
+def test_the_registry_records_each_studys_date_and_never_an_invented_one(
+    invoke: Invoke, tmp_path: Path, password_file: Path, data_home: Path
+) -> None:
+    study = tmp_path / "two-studies"
+    study.mkdir()
+    shutil.copyfile(CT_SMALL, study / "ct")
+    undated = dcmread(write_part10(study / "no-date"))  # no Study Date: the DICOMDIR gets a placeholder,
+    undated.StudyInstanceUID, undated.SeriesInstanceUID = generate_uid(), generate_uid()  # the registry none
+    undated.save_as(study / "no-date", enforce_file_format=True)
+    result = invoke(
+        "burn", study, "--out", tmp_path / "a.iso", "--password-file", password_file, *FAST, "--json"
+    )
+    assert result.code == 0, result.everything
+    shown = invoke("keys", "show", result.json()["medium_id"], "--json")
+    dates = {s["modalities"][0]: s["study_date"] for s in shown.json()["studies"]}
+    assert dates == {"CT": "2004-01-19", "OT": None}
 
 
 def test_quiet_after_the_command_leaves_out_the_table_not_the_summary(

@@ -197,6 +197,9 @@ def print_table(table: Table, *, is_result: bool = False) -> None:
     if is_quiet() and not is_result:
         return
     if out_console.is_terminal:
+        for column in table.columns:  # a narrow terminal wraps a value, never cuts it to "DCMS-9EG…"
+            if column.overflow == "ellipsis":
+                column.overflow = "fold"
         out_console.print(table)
         return
     rows = [[_plain(column.header) for column in table.columns]] if table.show_header else []

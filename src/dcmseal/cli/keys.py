@@ -126,7 +126,9 @@ def list_media(
             print_json({"schema": "dcmseal.keys.list/1", "media": [m.to_json() for m in media]})
             return
         table = Table(show_edge=False, pad_edge=False)
-        for column in ("medium", "created", "operator", "profile", "files", "label"):
+        # The medium ID on one line, however narrow the terminal: it is what `keys recover` is given.
+        table.add_column("medium", no_wrap=True, min_width=max((len(m.medium_id) for m in media), default=6))
+        for column in ("created", "operator", "profile", "files", "label"):
             table.add_column(column)
         for m in media:
             data = m.to_json()

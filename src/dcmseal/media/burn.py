@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -337,9 +337,18 @@ def _studies_for_registry(studies: tuple[StudyFacts, ...]) -> tuple[StudyRecord,
             patient_id=s.patient_id,
             modalities=tuple(m for m in s.modalities if m and "\\" not in m),
             instance_count=s.instance_count,
+            study_date=_date(s.study_date),
         )
         for s in studies
     )
+
+
+def _date(value: str) -> date | None:
+    """A DA value (YYYYMMDD) as a date; None when it is empty or not a date (the registry records no guess)."""
+    try:
+        return datetime.strptime(value.strip(), "%Y%m%d").date() if value.strip() else None
+    except ValueError:
+        return None
 
 
 def burn(
@@ -588,6 +597,7 @@ def _burn(
                 study_instance_uid=f.study_instance_uid,
                 sop_class_uid=f.sop_class_uid,
                 modality=f.modality,
+                study_date=f.study_date,
             )
             for f in plan.files
         )

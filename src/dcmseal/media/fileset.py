@@ -241,6 +241,8 @@ class PlannedFile:
     study_instance_uid: str
     series_instance_uid: str
     modality: str
+    #: The Study Date (DA, YYYYMMDD) as the source had it; "" when it had none (the record's is invented).
+    study_date: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -448,9 +450,16 @@ def _stage(placed: list[_Placed], staging: Path) -> list[PlannedFile]:
                 study_instance_uid=instance.text_or_empty("StudyInstanceUID"),
                 series_instance_uid=instance.text_or_empty("SeriesInstanceUID"),
                 modality=instance.text_or_empty("Modality"),
+                study_date=_known_study_date(instance),
             )
         )
     return files
+
+
+def _known_study_date(instance: _Instance) -> str:
+    """The instance's Study Date, unless it is the placeholder written when the source had no date."""
+    value = instance.text_or_empty("StudyDate")
+    return "" if value == _DEFAULT_DATE else value
 
 
 # --- What the records hold (PS3.3 F.5) -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ class InstanceFacts:
     study_instance_uid: str
     sop_class_uid: str
     modality: str = ""
+    study_date: str = ""  # DA (YYYYMMDD), "" when unknown
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +33,7 @@ class StudyFacts:
     patient_id: str
     modalities: tuple[str, ...]
     sop_class_counts: tuple[tuple[str, int], ...]
+    study_date: str = ""  # DA (YYYYMMDD) of the first instance that has one, "" when none has
 
     @property
     def instance_count(self) -> int:
@@ -43,8 +45,11 @@ def summarize(instances: Iterable[InstanceFacts]) -> tuple[StudyFacts, ...]:
     patients: dict[str, str] = {}
     modalities: dict[str, list[str]] = defaultdict(list)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
+    dates: dict[str, str] = {}
     for item in instances:
         patients.setdefault(item.study_instance_uid, item.patient_id)
+        if item.study_date:
+            dates.setdefault(item.study_instance_uid, item.study_date)
         if item.modality and item.modality not in modalities[item.study_instance_uid]:
             modalities[item.study_instance_uid].append(item.modality)
         counts[item.study_instance_uid][item.sop_class_uid] += 1
@@ -54,6 +59,7 @@ def summarize(instances: Iterable[InstanceFacts]) -> tuple[StudyFacts, ...]:
             patient_id=patient,
             modalities=tuple(modalities[uid]),
             sop_class_counts=tuple(sorted(counts[uid].items())),
+            study_date=dates.get(uid, ""),
         )
         for uid, patient in patients.items()
     )
