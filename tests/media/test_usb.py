@@ -26,9 +26,11 @@ from dcmseal.media.target import (
     FAT_MAX_FILE_BYTES,
     MANIFEST_NAME,
     FileSystem,
+    annex_r_notes,
     check_fits,
     file_system_of,
     mount_of,
+    write_folder,
 )
 from tests.media.conftest import (
     MediaEscrow,
@@ -316,6 +318,58 @@ def test_fat_has_the_4_gib_limit_and_exfat_is_the_documented_extension() -> None
     assert on("fuseblk.exfat").is_exfat
     assert on("exfat").max_file_bytes is None
     assert not on("ext4").is_fat
+
+
+@pytest.mark.parametrize(
+    ("fs_type", "out", "expected"),
+    [
+        ("vfat", "/media/usb", []),  # the root of a FAT stick: as Annex R has it
+        ("vfat", "/media/usb/case1", ["not the root of the stick (/media/usb)"]),
+        ("exfat", "/media/usb", ["exFAT is a dcmseal extension"]),
+        ("ext4", "/media/usb", ["is ext4, not FAT16/FAT32"]),
+        ("ext4", "/media/usb/exports", []),  # a folder on a disk is no USB medium
+    ],
+)
+def test_what_departs_from_annex_r_is_said(fs_type: str, out: str, expected: list[str]) -> None:
+    file_system = FileSystem(
+        mount_point=Path("/media/usb"),
+        fs_type=fs_type,
+        source="/dev/sdb1",
+        free_bytes=None,
+        cluster_bytes=4096,
+    )
+
+    notes = annex_r_notes(file_system, Path(out))
+
+    assert len(notes) == len(expected)
+    for note, fragment in zip(notes, expected, strict=True):
+        assert fragment in note
+
+
+def test_a_new_folder_on_another_file_system_is_copied_and_a_failed_commit_leaves_nothing(
+    mount_point: Path, tmp_path: Path
+) -> None:
+    """The staging folder is on the station's disk, the output on the stick: files are copied, never renamed
+    across; a failure of the registry record (before_commit) leaves no file and no folder behind."""
+    built = tmp_path / "built"
+    (built / "DICOM").mkdir(parents=True)
+    (built / "DICOMDIR").write_bytes(b"d" * 100)
+    (built / "DICOM" / "IM1").write_bytes(b"i" * 5000)
+    out = mount_point / "new"
+
+    def refuse() -> None:
+        raise InputError("the registry refuses")
+
+    with pytest.raises(InputError, match="the registry refuses"):
+        write_folder(built, out, overwrite=False, medium_id="DCMS-TEST", before_commit=refuse)
+    assert not out.exists()
+    assert sorted(mount_point.iterdir()) == []
+
+    written = write_folder(built, out, overwrite=False, medium_id="DCMS-TEST")
+    assert written.size_bytes == 5100
+    assert (out / "DICOM" / "IM1").read_bytes() == b"i" * 5000
+    assert (built / "DICOMDIR").exists()  # copied, not moved: the staging folder is removed by its owner
+    assert {e.path for e in written.entries} == {"DICOMDIR", "DICOM/IM1"}
 
 
 def test_the_fat_limits_are_checked_before_writing(tmp_path: Path) -> None:

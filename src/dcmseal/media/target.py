@@ -43,6 +43,7 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "WrittenFolder",
+    "annex_r_notes",
     "check_fits",
     "check_folder_target",
     "file_system_of",
@@ -469,10 +470,9 @@ def write_folder(
         cluster_bytes=file_system.cluster_bytes,
         fs_name=fs_name,
     )
-    if on_note is not None and file_system.is_exfat:
-        on_note(f"{out} is exFAT: PS3.12 Annex R names FAT16 and FAT32; exFAT is a dcmseal extension")
-    elif on_note is not None and not file_system.is_fat and file_system.mount_point == out.resolve():
-        on_note(f"{out} is {file_system.fs_type}, not FAT16/FAT32 as PS3.12 Annex R expects of a USB medium")
+    for note in annex_r_notes(file_system, out):
+        if on_note is not None:
+            on_note(note)
     if not target.exists and _same_device(built, out.parent):
         return _rename_into_place(built, out, files, medium_id, before_commit, file_system)
     new_names = [name for name, _ in files]
@@ -540,6 +540,29 @@ def write_folder(
         size_bytes=sum(e.size or 0 for e in entries),
         file_system=file_system,
     )
+
+
+def annex_r_notes(file_system: FileSystem, out: Path) -> list[str]:
+    """What a folder output on ``file_system`` departs from PS3.12 Annex R in (nothing for a folder on a disk).
+
+    Annex R: one File-set in the root of a FAT16 or FAT32 file system. exFAT is accepted as dcmseal's
+    extension; a subfolder of a stick is written, but said; a mount of another type is said as well.
+    """
+    resolved = Path(os.path.abspath(out))
+    at_root = resolved == file_system.mount_point
+    notes: list[str] = []
+    if file_system.is_exfat:
+        notes.append(f"{out} is exFAT: PS3.12 Annex R names FAT16 and FAT32; exFAT is a dcmseal extension")
+    if (file_system.is_fat or file_system.is_exfat) and not at_root:
+        notes.append(
+            f"the File-set goes into {out}, not the root of the stick ({file_system.mount_point}): "
+            "PS3.12 Annex R readers look for the DICOMDIR in the root"
+        )
+    elif at_root and not (file_system.is_fat or file_system.is_exfat):
+        notes.append(
+            f"{out} is {file_system.fs_type}, not FAT16/FAT32 as PS3.12 Annex R expects of a USB medium"
+        )
+    return notes
 
 
 def removal_advice(out: Path) -> str | None:
