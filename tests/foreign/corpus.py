@@ -156,6 +156,21 @@ def _vendor_folder(make: _Maker, root: Path, outside: Path) -> ForeignMedium:
     _put(medium, root, "deflated/image001.dcm", make.converted("+td"), "copied")
     _put(medium, root, "DICOM/ct/IM_POLY", POLYGLOT, "quarantined")
     medium.excluded.add(_uid(POLYGLOT))
+    # DICM, then no File Meta group at all / one without its Transfer Syntax UID: the data set decides
+    for name, keep_meta in (("NOMETA", False), ("BADMETA", True)):
+        source = make.explicit()
+        data = source.read_bytes()
+        meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+        meta = data[132:meta_end]
+        if keep_meta:  # drop (0002,0010) Transfer Syntax UID: the group no longer says how to read the rest
+            at = meta.index(b"\x02\x00\x10\x00UI")
+            length = struct.unpack_from("<H", meta, at + 6)[0]
+            meta = meta[:at] + meta[at + 8 + length :]
+            meta = meta[:8] + struct.pack("<I", len(meta) - 12) + meta[12:]
+        else:
+            meta = b""
+        _put(medium, root, f"DICOM/meta/{name}", data[:132] + meta + data[meta_end:], "copied")
+        medium.instances.add(_uid(source))
     for name, (uid, data) in _malformed(make).items():
         _put(medium, root, f"DICOM/bad/{name}", data, "quarantined")
         medium.excluded.add(uid)

@@ -30,6 +30,7 @@ from dcmseal.errors import (
     DecryptionError,
     InputError,
     MalformedEnvelopeError,
+    NotPart10Error,
     ResourceLimitError,
     UnprotectedContentError,
     UsageError,
@@ -66,11 +67,11 @@ from dcmseal.reader.containers import (
     open_archive,
     open_nested,
 )
-from dcmseal.reader.detect import SNIFF_BYTES, Sniffed, sniff
+from dcmseal.reader.detect import SNIFF_BYTES, Sniffed, dataset_after_meta, sniff
 from dcmseal.reader.iso import is_iso_image, is_udf_only_image
 from dcmseal.reader.wrap import wrap_dataset
 from dcmseal.scan import Verdict, scan_file
-from dcmseal.scan.body import UNPARSABLE_CODES
+from dcmseal.scan.body import UNPARSABLE_CODES, LayoutCache
 from dcmseal.scan.signatures import Family, identify
 
 __all__ = ["STATUSES", "OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
@@ -335,6 +336,19 @@ def _prepare(source: _Source, plain: Path) -> str:
             fp.seek(0)
             with open(plain, "xb") as out:
                 shutil.copyfileobj(fp, out, CHUNK_SIZE_BYTES)
+            try:
+                read_file_meta(plain)
+            except NotPart10Error:
+                # DICM but a broken or missing group 0002 (foreign-media.md): the data set behind it decides
+                found = dataset_after_meta(head, size)
+                if found is not None:
+                    start, transfer_syntax = found
+                    plain.unlink()
+                    with open(plain, "xb") as out:
+                        wrap_dataset(fp, transfer_syntax, out, start=start)
+                    source.changes.append(
+                        f"a broken or missing File Meta group: rebuilt from the data set ({UID(transfer_syntax).name})"
+                    )
         elif sniffed.kind == "dataset":
             assert sniffed.transfer_syntax is not None
             with open(plain, "xb") as out:
@@ -389,6 +403,7 @@ def _examine(
     the bound) is quarantined (:func:`dcmseal.scan.scan_file`)."""
     instances: list[_Source] = []
     dicomdirs: list[_Source] = []
+    layouts = LayoutCache()  # the files of a series share their structure: walked once, then checked
     for source in ready:
         assert source.plain is not None
         try:
@@ -400,7 +415,7 @@ def _examine(
                 dicomdirs.append(source)
                 continue
             if request.screen:
-                report = scan_file(source.plain, name=source.label)
+                report = scan_file(source.plain, name=source.label, layouts=layouts)
                 worst_finding = next(
                     (
                         f

@@ -22,6 +22,7 @@ __all__ = [
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "SNIFF_BYTES",
     "Sniffed",
+    "dataset_after_meta",
     "detect_dataset_encoding",
     "sniff",
 ]
@@ -132,3 +133,37 @@ def _plausible(head: bytes, size: int, *, explicit: bool, little: bool) -> bool:
         previous = tag
         offset += header + length
     return checked >= 2 or (checked == 1 and offset >= size)
+
+
+#: The File Meta group of a real file is a few hundred bytes; a walk past this is not one.
+_MAX_META_BYTES = 64 * 1024
+
+
+def dataset_after_meta(head: bytes, size: int) -> tuple[int, str] | None:
+    """Where the data set of a file with ``DICM`` but a broken or missing File Meta group starts, and its encoding.
+
+    foreign-media.md: "some files have a preamble and DICM but a broken or missing group 0002". The group 0002
+    elements present are stepped over as PS3.10 §7.1 encodes them (explicit VR little endian), then the data set
+    is recognised as a bare one is (:func:`detect_dataset_encoding`). None when no data set is found there.
+    """
+    offset = _PART10_MAGIC_AT + 4
+    while offset + 8 <= min(len(head), _MAX_META_BYTES):
+        group, _element = struct.unpack_from("<HH", head, offset)
+        if group != 0x0002:
+            break
+        vr = head[offset + 4 : offset + 6]
+        if vr in _LONG_VRS:
+            if offset + 12 > len(head):
+                return None
+            (length,) = struct.unpack_from("<I", head, offset + 8)
+            offset += 12 + length
+        elif vr in _VRS:
+            (length,) = struct.unpack_from("<H", head, offset + 6)
+            offset += 8 + length
+        else:  # an implicit VR meta group (a known writer bug): 4-byte length
+            (length,) = struct.unpack_from("<I", head, offset + 4)
+            offset += 8 + length
+        if length == _UNDEFINED:
+            return None
+    encoding = detect_dataset_encoding(head[offset:], size - offset)
+    return (offset, encoding) if encoding is not None else None

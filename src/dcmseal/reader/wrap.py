@@ -8,9 +8,10 @@ found. The data set's bytes follow unchanged, so nothing of the instance is re-e
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from pydicom import dcmread
 from pydicom.dataset import FileMetaDataset
@@ -32,8 +33,8 @@ _PREAMBLE = bytes(128)
 _CHUNK = 1024 * 1024
 
 
-def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO) -> tuple[str, str]:
-    """Write the bare data set ``source`` (read from its start) to ``out`` as a PS3.10 file.
+def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO, *, start: int = 0) -> tuple[str, str]:
+    """Write the bare data set ``source`` (read from ``start``) to ``out`` as a PS3.10 file.
 
     Returns the SOP Class and SOP Instance UIDs written into the File Meta group.
 
@@ -42,9 +43,14 @@ def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO) -> tuple
     NotPart10Error
         The data set does not parse as far as its SOP Class and Instance UIDs, or has none.
     """
+    if start:
+        source = cast(
+            BinaryIO, io.BufferedReader(_Shifted(source, start))
+        )  # pydicom rewinds to 0 when it finds no header: 0 must be ``start``
+        start = 0
     little = transfer_syntax != "1.2.840.10008.1.2.2"
     implicit = transfer_syntax == "1.2.840.10008.1.2"
-    source.seek(0)
+    source.seek(start)
     try:
         ds = dcmread(
             source,
@@ -54,7 +60,7 @@ def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO) -> tuple
         )
         # pydicom guesses the encoding itself; read again in the one detected if it guessed otherwise
         if ds.is_little_endian != little or ds.is_implicit_VR != implicit:
-            source.seek(0)
+            source.seek(start)
             ds = dcmread(source, force=True, stop_before_pixels=True, specific_tags=[0x00080016, 0x00080018])
         sop_class = str(ds.get("SOPClassUID", "") or "").strip("\0 ")
         sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip("\0 ")
@@ -71,9 +77,38 @@ def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO) -> tuple
     buffer = DicomBytesIO()
     write_file_meta_info(buffer, meta, enforce_standard=True)
     out.write(_PREAMBLE + b"DICM" + buffer.getvalue())
-    source.seek(0)
+    source.seek(start)
     shutil.copyfileobj(source, out, _CHUNK)
     return sop_class, sop_instance
+
+
+class _Shifted(io.RawIOBase):
+    """``raw`` as seen from byte ``start`` on: position 0 here is ``start`` there."""
+
+    def __init__(self, raw: BinaryIO, start: int) -> None:
+        super().__init__()
+        self._raw, self._start = raw, start
+        self.name = getattr(raw, "name", "<data set>")  # io.BufferedReader asks its raw stream for one
+        raw.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any, /) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            return self._raw.seek(self._start + offset) - self._start
+        return self._raw.seek(offset, whence) - self._start
+
+    def tell(self) -> int:
+        return self._raw.tell() - self._start
 
 
 def wrap_dataset_file(source: Path, transfer_syntax: str, dst: Path) -> tuple[str, str]:
