@@ -140,7 +140,7 @@ def test_certificate_only_round_trip(
     result = invoke("seal", study, "--out", sealed, "--recipient", cert, *options)
     assert result.code == 0, result.everything
     if "--oaep" in options:
-        assert "RSA-OAEP is outside PS3.15 D.1" in result.stderr_flat
+        assert "RSA-OAEP key transport is outside PS3.15 D.1" in result.stderr_flat
 
     (recipient,) = invoke("inspect", sealed / "IM0001", "--json").json()["files"][0]["recipients"]
     assert recipient["kind"] == "certificate"
@@ -153,6 +153,19 @@ def test_certificate_only_round_trip(
         result = invoke("unseal", sealed, "--out", opened, "--key", key, *extra)
         assert result.code == 0, (label, result.everything)
         _assert_same_but_preamble(study, opened)
+
+
+@pytest.mark.parametrize(("digest", "in_profile"), [("sha224", False), ("sha384", True)])
+def test_a_digest_outside_d1_warns_and_is_reported_outside_the_profile(
+    invoke: Invoke, study: Path, tmp_path: Path, password_file: Path, digest: str, in_profile: bool
+) -> None:
+    sealed = tmp_path / "sealed"
+    result = _seal_with_password(invoke, study, sealed, password_file, "--digest", digest, "--json")
+    assert result.code == 0, result.everything
+    assert ("outside PS3.15 D.1" in result.stderr_flat) is not in_profile
+    envelope = result.json()["files"][0]["envelope"]
+    assert envelope["digest"] == digest
+    assert envelope["in_profile"] is in_profile
 
 
 def test_signed_envelope_reports_its_signer(

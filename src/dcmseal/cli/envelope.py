@@ -198,10 +198,6 @@ def seal(
                 iterations=settings.pbkdf2_iterations,
                 prf=cms.Prf(settings.pbkdf2_prf),
             )
-        if oaep:
-            err_console.print(
-                "note: RSA-OAEP is outside PS3.15 D.1 (which names RSA PKCS#1 v1.5)", style="yellow"
-            )
         if (sign_key is None) != (sign_cert is None):
             raise UsageError("signing needs both --sign-key and --sign-cert")
         plan = SealPlan(
@@ -226,6 +222,8 @@ def seal(
             else None,
         )
         plan.signer()  # check key and certificate belong together before any file is read
+        for deviation in plan.outside_profile():
+            err_console.print(f"warning: {deviation}", style="yellow")
         _run_batch(paths, out, plan, workers=settings.workers, force=force, as_json=as_json)
 
 

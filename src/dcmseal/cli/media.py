@@ -235,6 +235,10 @@ def burn_command(
             err_console.print(f"left out: {rejected.shown}: {rejected.reason}", style="yellow")
         for note in result.notes:
             err_console.print(f"note: {note}", style="dim")
+        for deviation in result.outside_profile:
+            err_console.print(
+                f"warning: {deviation}: the medium is outside {result.profile_name}", style="yellow"
+            )
         out_console.print(
             f"medium {result.medium_id}: {len(result.files)} instances, {result.profile_name}, "
             f"{result.size_bytes:,} bytes -> {result.output}",

@@ -22,6 +22,7 @@ from dcmseal.cms.algorithms import (
     OID_ENVELOPED_DATA,
     OID_SIGNED_DATA,
     ContentCipher,
+    DigestAlgorithm,
 )
 from dcmseal.cms.asn1 import load
 from dcmseal.cms.content import (
@@ -31,6 +32,7 @@ from dcmseal.cms.content import (
     InnerPlan,
     InnerResult,
     InnerSpec,
+    RawContent,
     digested_layout,
     mislabel_note,
     plan_inner,
@@ -162,13 +164,18 @@ class EnvelopeInfo:
     ber: bool
     has_originator_info: bool = False
     has_unprotected_attributes: bool = False
+    #: The digest of the encrypted DigestedData or SignedData when known: the writer knows it; a reader
+    #: unopened does not (it is inside the encrypted content), so ``None`` there.
+    digest: DigestAlgorithm | None = None
 
     @property
     def in_profile(self) -> bool:
-        """Whether envelope and every recipient keep to PS3.15 D.1 (what the reader can check unopened)."""
-        return all(r.in_profile for r in self.recipients) and self.content_type in (
-            "digested-data",
-            "signed-data",
+        """Whether envelope and every recipient keep to PS3.15 D.1: what the reader can check unopened, and the
+        inner digest when it is known (SHA-224 is outside D.1)."""
+        return (
+            all(r.in_profile for r in self.recipients)
+            and self.content_type in ("digested-data", "signed-data")
+            and (self.digest is None or self.digest.in_profile)
         )
 
     def to_json(self) -> dict[str, object]:
@@ -179,6 +186,7 @@ class EnvelopeInfo:
             "encrypted_size": self.encrypted_size,
             "envelope_size": self.envelope_size,
             "encoding": "BER" if self.ber else "DER",
+            **({"digest": self.digest.value} if self.digest is not None else {}),
             "in_profile": self.in_profile,
             "recipients": [r.to_json() for r in self.recipients],
         }
@@ -405,6 +413,7 @@ def prepare(
         encrypted_size=encrypted_len,
         envelope_size=len(head) + encrypted_len,
         ber=False,
+        digest=None if isinstance(spec.inner, RawContent) else spec.inner.digest,
     )
     return PreparedEnvelope(
         payload_size=payload_size,

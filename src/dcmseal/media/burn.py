@@ -167,6 +167,14 @@ class BurnResult:
     def exit_code(self) -> ExitCode:
         """INPUT when instances were left out (the medium is written, but it is not all the user gave)."""
         return ExitCode.INPUT if self.left_out and not self.allow_partial else ExitCode.OK
+    #: What of the sealing PS3.15 D.1 does not name (e.g. a SHA-224 digest): each makes the medium fall
+    #: outside its STD-GEN-SEC profile; empty for a conformant medium.
+    outside_profile: tuple[str, ...] = ()
+
+    @property
+    def in_profile(self) -> bool:
+        """Whether the medium keeps to its PS3.11 profile and, sealed, to PS3.15 D.1."""
+        return not self.outside_profile
 
     @property
     def profile_name(self) -> str:
@@ -180,6 +188,8 @@ class BurnResult:
             "output": str(self.output),
             "format": self.output_format,
             "profile": self.profile_name,
+            "in_profile": self.in_profile,
+            "outside_profile": list(self.outside_profile),
             "encrypted": self.encrypted,
             "viewer": self.viewer,
             "fileset_uid": self.fileset_uid,
@@ -544,6 +554,7 @@ def _burn(
             step("seal", sealed, len(pairs))
 
         streams: dict[Path, SealedStream] | None = None
+        outside_profile: tuple[str, ...] = ()
         if request.encrypt:
             seal_plan = SealPlan(
                 password=request.password,
@@ -552,6 +563,9 @@ def _burn(
                 cipher=request.cipher,
                 digest=request.digest,
             )
+            outside_profile = seal_plan.outside_profile()
+            for deviation in outside_profile:
+                logger.warning("%s: %s", request.out, deviation)
             if request.output_format == "iso":
                 # Sealed while the image is written: no sealed copy of the medium goes to disk first.
                 streams, derivations = _prepare_streams(pairs, seal_plan)
@@ -722,6 +736,7 @@ def _burn(
         viewer=request.viewer,
         safe_to_remove=removal_advice(request.out) if request.output_format == "dir" else None,
         allow_partial=request.allow_partial,
+        outside_profile=outside_profile,
     )
 
 

@@ -78,6 +78,22 @@ class SealPlan:
         if (self.signer_key is None) != (self.signer_certificate is None):
             raise UsageError("signing needs both --sign-key and --sign-cert")
 
+    def outside_profile(self) -> tuple[str, ...]:
+        """What of this plan PS3.15 D.1 (the Basic DICOM Media Security Profile) does not name, one sentence
+        each; empty when every file sealed with it keeps to the profile. Readers of other vendors may refuse
+        such files: every deviation is said, never silent."""
+        notes: list[str] = []
+        if self.certificates and not self.key_transport.in_profile:
+            notes.append(
+                "RSA-OAEP key transport is outside PS3.15 D.1 (which names RSA PKCS#1 v1.5, RFC 3370)"
+            )
+        if not self.digest.in_profile:
+            notes.append(
+                f"the {self.digest.value.upper()} digest is outside PS3.15 D.1 "
+                "(which names SHA-1, SHA-256, SHA-384 and SHA-512)"
+            )
+        return tuple(notes)
+
     def recipients(self) -> tuple[cms.Recipient, ...]:
         recipients: list[cms.Recipient] = []
         if self.password is not None and self.kdf is not None:
