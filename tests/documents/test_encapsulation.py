@@ -89,6 +89,54 @@ def test_modules_and_values(docs: dict[str, Path], patient: PatientInfo, tmp_pat
         "Doe^Jane",
     )
     assert cda.DocumentTitle == "Discharge summary"
+    # The header's birth date, sex, document code and time (not the conversion's) are carried over.
+    assert (cda.PatientBirthDate, cda.PatientSex) == ("19700101", "F")
+    (concept,) = cda.ConceptNameCodeSequence
+    assert (concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning) == (
+        "18842-5",
+        "LN",
+        "Discharge summary",
+    )
+    assert (cda.ContentDate, cda.ContentTime, cda.AcquisitionDateTime) == (
+        "20260101",
+        "120000",
+        "20260101120000",
+    )
+    assert "ListOfMIMETypes" not in cda  # nothing but XML in this one
+    assert cda.InstanceCreationDate != "20260101"  # the conversion's own time stays the instance's creation
+
+
+def test_cda_with_inline_media_lists_its_mime_types(tmp_path: Path) -> None:
+    media = (
+        b'<component><section><entry><observationMedia classCode="OBS" moodCode="EVN">'
+        b'<value mediaType="image/png" representation="B64">iVBORw0KGgo=</value>'
+        b"</observationMedia></entry></section></component>"
+    )
+    document = samples.cda_document().replace(
+        b"<component><section><title>Course</title>", media + b"<component><section><title>Course</title>"
+    )
+    assert b"observationMedia" in document
+    source = tmp_path / "with-media.xml"
+    source.write_bytes(document)
+    encapsulate(source, tmp_path / "cda.dcm")
+    assert dcmread(tmp_path / "cda.dcm").ListOfMIMETypes == "image/png"
+
+
+def test_model_units_and_device_serial_come_from_the_options(
+    docs: dict[str, Path], patient: PatientInfo, tmp_path: Path
+) -> None:
+    from dcmseal.documents import ModelOptions
+
+    model = ModelOptions(units="in", device_serial_number="PRINTER-0042")
+    encapsulate(docs["stl"], tmp_path / "stl.dcm", patient=patient, model=model)
+    stl = dcmread(tmp_path / "stl.dcm")
+    unit = stl.MeasurementUnitsCodeSequence[0]
+    assert (unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning) == ("[in_i]", "UCUM", "inch")
+    assert stl.DeviceSerialNumber == "PRINTER-0042"
+    with pytest.raises(ValueError, match="units"):
+        ModelOptions(units="furlong")
+    encapsulate(docs["stl"], tmp_path / "default.dcm", patient=patient)
+    assert dcmread(tmp_path / "default.dcm").DeviceSerialNumber not in ("", "0")
 
 
 def test_ascii_stl_is_converted_and_said_so(

@@ -50,10 +50,10 @@ def _assert_rewritten(dst: Path, src: Path) -> None:
     assert out.SOPClassUID == original.SOPClassUID
 
 
-def test_implementation_class_uid_is_the_fixed_pydicom_rooted_value() -> None:
-    from pydicom.uid import generate_uid
+def test_implementation_class_uid_is_under_dcmseal_own_root() -> None:
+    from dcmseal.uids import UID_ROOT
 
-    assert generate_uid(entropy_srcs=["dcmseal"]) == IMPLEMENTATION_CLASS_UID
+    assert f"{UID_ROOT}.1" == IMPLEMENTATION_CLASS_UID
     assert len(IMPLEMENTATION_CLASS_UID) <= 64
     assert len(IMPLEMENTATION_VERSION_NAME) <= 16
 

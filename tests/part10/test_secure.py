@@ -262,15 +262,28 @@ def test_openssl_raw_payload_is_refused_by_default_and_reported_when_accepted(tm
     assert leftovers(tmp_path / "strict") == []
 
 
-def test_part10_payload_with_a_tiff_preamble_is_reported(tmp_path: Path) -> None:
-    # Another writer may seal the file as it is: the reader says so.
+def test_a_non_zero_preamble_inside_an_envelope_is_written_zeroed(tmp_path: Path) -> None:
+    # Another writer may seal the file as it is; PS3.10 §7.5: the reader zeroes it and says so.
     original = copy_ct_small(tmp_path / "ct.dcm").read_bytes()
+    assert any(original[:128])
     src = tmp_path / "ct.p7m"
     src.write_bytes(envelope_bytes(original))
     result = unseal_file(src, tmp_path / "ct.out", credentials=_with_password())
     assert result.is_part10
-    assert result.preamble is PreambleKind.TIFF
-    assert any("preamble is not zero (tiff)" in n for n in result.notes)
+    assert result.preamble is PreambleKind.TIFF  # as sealed
+    assert result.preamble_zeroed
+    assert any("preamble was not zero (tiff): written zeroed" in n for n in result.notes)
+    assert result.destination.read_bytes() == bytes(128) + original[128:]
+    assert result.to_json()["preamble_zeroed"] is True
+
+
+def test_keep_preamble_writes_the_payload_as_sealed(tmp_path: Path) -> None:
+    original = copy_ct_small(tmp_path / "ct.dcm").read_bytes()
+    src = tmp_path / "ct.p7m"
+    src.write_bytes(envelope_bytes(original))
+    result = unseal_file(src, tmp_path / "ct.out", credentials=_with_password(), keep_preamble=True)
+    assert not result.preamble_zeroed
+    assert any("preamble is not zero (tiff), kept as sealed" in n for n in result.notes)
     assert result.destination.read_bytes() == original
 
 

@@ -14,6 +14,7 @@ from dcmseal.documents import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     DocumentKind,
     ExtractResult,
+    ModelOptions,
     PatientInfo,
     encapsulate,
     extract,
@@ -66,6 +67,17 @@ def encapsulate_command(
             "--no-burned-in-annotation", help="Burned In Annotation NO: the document identifies no one."
         ),
     ] = False,
+    units: Annotated[
+        str,
+        typer.Option("--units", help="Unit of a 3D model's coordinates: mm, cm, m, um or in (STL/OBJ/MTL)."),
+    ] = "mm",
+    device_serial: Annotated[
+        str | None,
+        typer.Option(
+            "--device-serial",
+            help="Device Serial Number of a 3D model (default: this workstation's host name).",
+        ),
+    ] = None,
     max_size: Annotated[
         int, typer.Option("--max-size", help="Refuse documents larger than this many bytes.", min=1)
     ] = DEFAULT_MAX_DOCUMENT_BYTES,
@@ -90,6 +102,14 @@ def encapsulate_command(
                 )
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+        try:
+            model = (
+                ModelOptions(units=units, device_serial_number=device_serial)
+                if device_serial is not None
+                else ModelOptions(units=units)
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         result = encapsulate(
             doc,
             out,
@@ -101,6 +121,7 @@ def encapsulate_command(
             override=override,
             kind=kind,
             mtl_for_obj=mtl,
+            model=model,
             max_bytes=max_size,
             overwrite=force,
         )

@@ -242,6 +242,12 @@ def unseal(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail files whose payload is not Part 10.")
     ] = False,
+    keep_preamble: Annotated[
+        bool,
+        typer.Option(
+            "--keep-preamble", help="Write a non-zero preamble as sealed (default: zeroed, PS3.10 §7.5)."
+        ),
+    ] = False,
     max_iterations: Annotated[
         int | None,
         typer.Option(
@@ -258,7 +264,8 @@ def unseal(
 
     A file appears in the output only after its digest or signature verified; a wrong password or an
     altered file leaves nothing behind (one message for both). Certificate validity is never a reason
-    to refuse: an old disc must open.
+    to refuse: an old disc must open. A payload whose preamble is not zero (sealed by another writer) is
+    written with the preamble zeroed, and said so.
     """
     with user_errors():
         refuse_argv_password(password)
@@ -280,6 +287,7 @@ def unseal(
             max_iterations=settings.max_pbkdf2_iterations,
             max_header_bytes=settings.max_header_bytes,
             accept_unprotected=accept_unprotected,
+            keep_preamble=keep_preamble,
         )
         _run_batch(paths, out, plan, workers=settings.workers, force=force, as_json=as_json)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -15,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dcmseal.documents.kinds import (
     DocumentKind,
@@ -26,14 +28,17 @@ from dcmseal.documents.kinds import (
 )
 from dcmseal.errors import InputError, MissingInputError, NotPart10Error, ResourceLimitError
 from dcmseal.fsutil import atomic_write
+from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, new_uid
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "MODEL_UNITS",
     "EncapsulateResult",
     "EncapsulatedInstance",
     "ExtractResult",
+    "ModelOptions",
     "PatientInfo",
     "encapsulate",
     "extract",
@@ -44,10 +49,6 @@ logger = logging.getLogger(__name__)
 #: Documents larger than this are refused before they are read: 1 GiB is far beyond any report or print model,
 #: and an OB value must stay below 2**32 - 2 bytes anyway (PS3.5 §7.1.1, even length in a 32-bit field).
 DEFAULT_MAX_DOCUMENT_BYTES = 1024**3
-#: (0002,0012) of every file dcmseal writes (the same value as dcmseal.media.transcode).
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.8.498.67153166105861852717585488448398852462"
-#: (0002,0013), SH: at most 16 characters.
-IMPLEMENTATION_VERSION_NAME = "DCMSEAL_0_1"
 _MAX_OB_BYTES = 0xFFFFFFFE - 1
 
 # Patient (C.7.1.1), General Study (C.7.2.1) and Patient Study (C.7.2.2) attributes copied from a study instance.
@@ -243,6 +244,11 @@ def _check_cda_patient(doc: Path, data: bytes, ds: Dataset, *, override: bool, n
         ds.PatientID = header.patient_ids[0]
     if not given_name and header.patient_name:
         ds.PatientName = header.patient_name
+    # The header's birth date and sex fill what the study or the options left empty (never overwrite them).
+    if header.birth_date and not str(ds.get("PatientBirthDate", "") or ""):
+        ds.PatientBirthDate = header.birth_date
+    if header.sex and not str(ds.get("PatientSex", "") or ""):
+        ds.PatientSex = header.sex
 
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:
@@ -253,6 +259,34 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
+#: Measurement Units Code Sequence (0040,08EA) of a 3D model (PS3.3 C.35.1, CID 7063): the unit of its
+#: coordinates, which STL and OBJ files do not record. UCUM codes, as CID 7063 gives them.
+MODEL_UNITS: dict[str, tuple[str, str]] = {
+    "mm": ("mm", "mm"),
+    "cm": ("cm", "cm"),
+    "m": ("m", "m"),
+    "um": ("um", "um"),
+    "in": ("[in_i]", "inch"),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelOptions:
+    """What a 3D model file does not say and its IOD requires (PS3.3 A.85: Enhanced General Equipment, C.35.1)."""
+
+    #: The unit of the model's coordinates: a key of :data:`MODEL_UNITS`.
+    units: str = "mm"
+    #: Device Serial Number (0018,1000), Type 1 in Enhanced General Equipment: the serial number of the
+    #: device (or workstation) that made the model; defaults to this workstation's host name.
+    device_serial_number: str = field(default_factory=socket.gethostname)
+
+    def __post_init__(self) -> None:
+        if self.units not in MODEL_UNITS:
+            raise ValueError(f"units must be one of {', '.join(MODEL_UNITS)}, not {self.units!r}")
+        if not self.device_serial_number.strip():
+            raise ValueError("a device serial number cannot be empty (Type 1)")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Common:
     """Attributes shared by every instance of one encapsulate call (patient, study, series, equipment)."""
@@ -261,6 +295,7 @@ class _Common:
     series_uid: str
     frame_of_reference_uid: str
     now: dt.datetime
+    model: ModelOptions = field(default_factory=ModelOptions)
 
 
 def _build(
@@ -273,13 +308,16 @@ def _build(
     burned_in_annotation: bool,
     hl7_instance_identifier: str | None,
     references: tuple[tuple[str, str], ...] = (),
+    concept_name: tuple[str, str, str] | None = None,
+    content_datetime: str = "",
+    mime_types: tuple[str, ...] = (),
 ) -> Dataset:
     ds = Dataset()
     ds.update(common.base)
     date, time = common.now.strftime("%Y%m%d"), common.now.strftime("%H%M%S")
     # SOP Common (C.12.1)
     ds.SOPClassUID = UID(kind.sop_class_uid)
-    ds.SOPInstanceUID = generate_uid()
+    ds.SOPInstanceUID = new_uid()
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
     # Encapsulated Document Series (C.24.1)
     ds.Modality = kind.modality
@@ -288,7 +326,7 @@ def _build(
     ds.Manufacturer = "dcmseal"
     if kind.is_model:
         ds.ManufacturerModelName = "dcmseal"
-        ds.DeviceSerialNumber = "0"  # software, no device: Type 1 needs a value
+        ds.DeviceSerialNumber = common.model.device_serial_number  # Type 1
         ds.SoftwareVersions = _software_version()
     else:
         ds.ConversionType = "WSD"  # workstation
@@ -297,19 +335,26 @@ def _build(
     if kind in (DocumentKind.STL, DocumentKind.OBJ):
         ds.FrameOfReferenceUID = UID(common.frame_of_reference_uid)
         ds.PositionReferenceIndicator = ""
-    # Manufacturing 3D Model (C.35.1): coordinates in millimetres (UCUM)
+    # Manufacturing 3D Model (C.35.1): the unit of the coordinates (UCUM, CID 7063)
     if kind.is_model:
-        ds.MeasurementUnitsCodeSequence = Sequence([_code("mm", "UCUM", "mm")])
-    # Encapsulated Document (C.24.2)
+        unit, meaning = MODEL_UNITS[common.model.units]
+        ds.MeasurementUnitsCodeSequence = Sequence([_code(unit, "UCUM", meaning)])
+    # Encapsulated Document (C.24.2). Content Date/Time and Acquisition DateTime are when the document's content
+    # was made: the document's own time when it states one (a CDA's effectiveTime), else the conversion time.
     ds.InstanceNumber = instance_number
-    ds.ContentDate, ds.ContentTime = date, time
-    ds.AcquisitionDateTime = common.now.strftime("%Y%m%d%H%M%S")
+    when = content_datetime or common.now.strftime("%Y%m%d%H%M%S")
+    ds.ContentDate, ds.ContentTime = when[:8], _dt_time(when)
+    ds.AcquisitionDateTime = when
     ds.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
     ds.DocumentTitle = title
-    ds.ConceptNameCodeSequence = Sequence()
+    ds.ConceptNameCodeSequence = Sequence([_code(*concept_name)] if concept_name else [])
     if hl7_instance_identifier is not None:
         ds.HL7InstanceIdentifier = hl7_instance_identifier
     ds.MIMETypeOfEncapsulatedDocument = kind.mime_type
+    # List of MIME Types (0042,0014), 1C: the document carries data of other types than (0042,0012).
+    others = tuple(m for m in mime_types if m.lower() != kind.mime_type.lower())
+    if others:
+        ds.ListOfMIMETypes = list(others)
     # OB values have even length: an odd document gets one 00H; the true length goes in (0042,0015).
     ds.EncapsulatedDocument = data + b"\x00" if len(data) % 2 else data
     ds.EncapsulatedDocumentLength = len(data)
@@ -328,6 +373,12 @@ def _build(
         # The Encapsulated Document module's own reference to the companion (the MTL of an OBJ, PS3.3 A.85.2).
         ds.ReferencedInstanceSequence = Sequence([Dataset(ref) for ref in instances])
     return ds
+
+
+def _dt_time(value: str) -> str:
+    """The TM of a DT (YYYYMMDDHHMMSS.FFFFFF&ZZXX): the time digits and fraction, without the offset."""
+    time = re.split(r"[+-]", value[8:], maxsplit=1)[0]
+    return time
 
 
 def _write(ds: Dataset, out: Path, *, overwrite: bool) -> None:
@@ -375,6 +426,7 @@ def encapsulate(
     override: bool = False,
     kind: DocumentKind | None = None,
     mtl_for_obj: Path | None = None,
+    model: ModelOptions | None = None,
     max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     overwrite: bool = False,
     now: Callable[[], dt.datetime] = dt.datetime.now,
@@ -403,6 +455,9 @@ def encapsulate(
         The kind the caller expects; content of another kind is refused.
     mtl_for_obj
         The MTL of an OBJ: encapsulated too (beside ``out``, as ``<stem>_mtl.dcm``) and referenced by the OBJ.
+    model
+        The unit of a 3D model's coordinates and the device serial number (STL, OBJ, MTL); defaults to
+        millimetres and this workstation's host name.
     max_bytes
         Documents above this size are refused before being read.
 
@@ -443,7 +498,7 @@ def encapsulate(
         base.PatientID = patient.patient_id if patient else ""
         base.PatientBirthDate = patient.birth_date if patient else ""
         base.PatientSex = patient.sex if patient else ""
-        base.StudyInstanceUID = generate_uid()
+        base.StudyInstanceUID = new_uid()
         base.StudyDate, base.StudyTime = timestamp.strftime("%Y%m%d"), timestamp.strftime("%H%M%S")
         base.ReferringPhysicianName = ""
         base.StudyID = ""
@@ -454,16 +509,28 @@ def encapsulate(
 
     hl7_id: str | None = None
     doc_title = title
+    concept_name: tuple[str, str, str] | None = None
+    content_datetime = ""
+    mime_types: tuple[str, ...] = ()
     if doc_kind is DocumentKind.CDA:
         _check_cda_patient(doc, data, base, override=override, notes=notes)
         header = read_cda_header(data, path=doc)
         hl7_id = header.hl7_instance_identifier
         doc_title = title if title is not None else header.title
+        concept_name, content_datetime, mime_types = (
+            header.document_code,
+            header.effective_time,
+            header.media_types,
+        )
     if doc_title is None:
         doc_title = doc.name
 
     common = _Common(
-        base=base, series_uid=str(generate_uid()), frame_of_reference_uid=str(generate_uid()), now=timestamp
+        base=base,
+        series_uid=new_uid(),
+        frame_of_reference_uid=new_uid(),
+        now=timestamp,
+        model=model or ModelOptions(),
     )
     instances: list[EncapsulatedInstance] = []
     references: tuple[tuple[str, str], ...] = ()
@@ -479,7 +546,8 @@ def encapsulate(
         companion = (mtl_ds, mtl_out, mtl_path, len(mtl_data))
     ds = _build(
         common, doc_kind, data, title=doc_title, instance_number=1, burned_in_annotation=burned_in_annotation,
-        hl7_instance_identifier=hl7_id, references=references,
+        hl7_instance_identifier=hl7_id, references=references, concept_name=concept_name,
+        content_datetime=content_datetime, mime_types=mime_types,
     )  # fmt: skip
     if companion is not None:
         mtl_ds, mtl_out, mtl_path, mtl_len = companion

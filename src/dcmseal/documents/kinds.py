@@ -110,6 +110,17 @@ class CdaHeader:
     patient_ids: tuple[str, ...]
     patient_name: str  # DICOM PN form, Family^Given
     title: str
+    #: recordTarget/patientRole/patient/birthTime as a DICOM DA (YYYYMMDD), "" when absent or partial.
+    birth_date: str = ""
+    #: administrativeGenderCode as a DICOM Patient's Sex: M, F, O (another code, e.g. UN), "" when absent.
+    sex: str = ""
+    #: ClinicalDocument/code: (code, coding scheme designator, display name); None without a code or with a
+    #: code system dcmseal cannot name with a DICOM Coding Scheme Designator.
+    document_code: tuple[str, str, str] | None = None
+    #: ClinicalDocument/effectiveTime as a DICOM DT (YYYYMMDD[HHMMSS][&ZZXX]), "" when absent.
+    effective_time: str = ""
+    #: The media types of non-XML content carried in the document (observationMedia values, a nonXMLBody).
+    media_types: tuple[str, ...] = ()
 
     @property
     def hl7_instance_identifier(self) -> str:
@@ -260,10 +271,64 @@ def read_cda_header(data: bytes, *, path: Path | None = None) -> CdaHeader:
             family = _text(pn.find("hl7:family", ns))
             given = " ".join(_text(g) for g in pn.findall("hl7:given", ns))
             name = f"{family}^{given}".rstrip("^") if (family or given) else _text(pn)
+    patient = role.find("hl7:patient", ns) if role is not None else None
+    birth = patient.find("hl7:birthTime", ns) if patient is not None else None
+    gender = patient.find("hl7:administrativeGenderCode", ns) if patient is not None else None
+    code = root.find("hl7:code", ns)
+    effective = root.find("hl7:effectiveTime", ns)
+    # Non-XML content is "encoded in-line" (PS3.3 A.45.2): an observationMedia value or a nonXMLBody text.
+    carriers = {f"{{{CDA_NAMESPACE}}}value", f"{{{CDA_NAMESPACE}}}text"}
+    media = {
+        element.get("mediaType", "")
+        for element in root.iter()
+        if element.tag in carriers
+        and element.get("mediaType")
+        and element.get("mediaType", "").lower() != "text/x-hl7-text+xml"
+    }
     return CdaHeader(
         instance_root=doc_id.get("root", ""),
         instance_extension=doc_id.get("extension", ""),
         patient_ids=ids,
         patient_name=name,
         title=_text(root.find("hl7:title", ns)),
+        birth_date=_cda_date(birth.get("value", "") if birth is not None else ""),
+        sex=_CDA_SEX.get(gender.get("code", "").upper(), "O")
+        if gender is not None and gender.get("code")
+        else "",
+        document_code=_cda_code(code),
+        effective_time=_cda_datetime(effective.get("value", "") if effective is not None else ""),
+        media_types=tuple(sorted(media)),
     )
+
+
+# HL7 AdministrativeGender (2.16.840.1.113883.5.1) to DICOM Patient's Sex (PS3.3 C.7.1.1): UN and others are O.
+_CDA_SEX = {"M": "M", "F": "F"}
+# Code systems of ClinicalDocument/code by OID, with their DICOM Coding Scheme Designators (PS3.16 Table 8-1).
+_CODE_SYSTEMS = {
+    "2.16.840.1.113883.6.1": "LN",
+    "2.16.840.1.113883.6.96": "SCT",
+    "1.2.840.10008.2.16.4": "DCM",
+}
+# HL7 V3 TS: YYYYMMDDHHMMSS.UUUU[+|-ZZzz], any precision from the year on.
+_HL7_TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?")
+
+
+def _cda_date(value: str) -> str:
+    """A DICOM DA from an HL7 TS: a full date only (a year or a month alone is no date)."""
+    match = _HL7_TS.fullmatch(value.strip())
+    return "".join(match.group(1, 2, 3)) if match and match.group(3) else ""
+
+
+def _cda_datetime(value: str) -> str:
+    """A DICOM DT from an HL7 TS: the same digits, fraction and offset (PS3.5 Table 6.2-1 DT)."""
+    match = _HL7_TS.fullmatch(value.strip())
+    return value.strip() if match else ""
+
+
+def _cda_code(code: ET.Element | None) -> tuple[str, str, str] | None:
+    if code is None or not code.get("code"):
+        return None
+    scheme = _CODE_SYSTEMS.get(code.get("codeSystem", ""))
+    if scheme is None:
+        return None
+    return code.get("code", ""), scheme, code.get("displayName", "") or code.get("code", "")

@@ -94,6 +94,7 @@ from dcmseal.scan import (
     scan_file,
     scan_medium_layout,
 )
+from dcmseal.uids import stamp_implementation
 
 __all__ = ["ImportRequest", "ImportResult", "ImportedFile", "import_medium", "medium_fingerprint"]
 
@@ -1037,6 +1038,7 @@ def _prepare(
         else candidate.institution,
     )
     ds.preamble = bytes(128)  # PS3.10 §7.5: whatever the medium carried, what we send has a zero preamble
+    stamp_implementation(ds)  # dcmseal wrote this file: its File Meta says so (PS3.10 §7.1)
     prepared = work / "prepared" / f"{candidate.index:06d}.dcm"
     try:
         with atomic_write(prepared, overwrite=True, durable=False) as out:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+
+from dcmseal.uids import new_uid
 
 __all__ = ["UidPolicy", "UidTriple", "plan_uids", "regenerate_uids"]
 
@@ -46,7 +47,7 @@ class UidTriple:
 
 
 def _new_uid() -> str:
-    return str(generate_uid(prefix=None))  # 2.25.<128-bit UUID as an integer>
+    return new_uid()  # 2.25.<128-bit UUID as an integer>
 
 
 def plan_uids(

@@ -167,6 +167,7 @@ class BurnResult:
     def exit_code(self) -> ExitCode:
         """INPUT when instances were left out (the medium is written, but it is not all the user gave)."""
         return ExitCode.INPUT if self.left_out and not self.allow_partial else ExitCode.OK
+
     #: What of the sealing PS3.15 D.1 does not name (e.g. a SHA-224 digest): each makes the medium fall
     #: outside its STD-GEN-SEC profile; empty for a conformant medium.
     outside_profile: tuple[str, ...] = ()

@@ -24,7 +24,7 @@ from pydicom.fileset import (  # data: SOP class -> record type
     _SINGLE_LEVEL_SOP_CLASSES,
 )
 from pydicom.tag import BaseTag
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID
 
 from dcmseal.errors import InputError, NotPart10Error
 from dcmseal.fsutil import link_or_copy
@@ -43,6 +43,7 @@ from dcmseal.media.dicomdir import (
 from dcmseal.media.profiles import MAX_COMPONENT_CHARS, MAX_FILE_ID_COMPONENTS, Profile, is_allowed
 from dcmseal.part10.fileformat import read_file_meta
 from dcmseal.part10.header import Header, RawValue, read_header, read_items
+from dcmseal.uids import derived_uid, new_uid
 
 __all__ = [
     "DICOMDIR_NAME",
@@ -358,7 +359,7 @@ def _plan(
     instances: Sequence[Path], staging: Path, *, fileset_id: str, profile: Profile, fileset_uid: str | None
 ) -> FileSetPlan:
     """The work of :func:`build_fileset` (``staging`` exists and is empty)."""
-    uid = fileset_uid or str(generate_uid())
+    uid = fileset_uid or new_uid()
     label = fileset_id_from_label(fileset_id)
     root = DirectoryRecord("ROOT", "", {})
     planner = _Planner()
@@ -1074,7 +1075,7 @@ def _supply(instance: _Instance, keyword: str, planner: _Planner) -> str | None:
     elif keyword == "Modality":
         value, why = "OT", "Other"
     elif keyword == "SeriesInstanceUID":
-        value = str(generate_uid(entropy_srcs=["dcmseal-series", study, instance.text("Modality")]))
+        value = derived_uid("dcmseal-series", study, instance.text("Modality"))
         why = "derived from the Study Instance UID and the modality"
     elif keyword in _ENUMERATED_DEFAULTS:
         value, why = _ENUMERATED_DEFAULTS[keyword], "the most cautious enumerated value"
@@ -1091,8 +1092,8 @@ def _by_vr(instance: _Instance, keyword: str) -> tuple[str | None, str]:
     if vr == "SQ":
         return None, ""  # a required sequence cannot be made up
     if vr == "UI":
-        return str(
-            generate_uid(entropy_srcs=["dcmseal", keyword, instance.header.sop_instance_uid])
+        return derived_uid(
+            "dcmseal", keyword, instance.header.sop_instance_uid
         ), "derived from the SOP Instance UID"
     if vr == "DA":
         return _first_value(instance, _DATE_SOURCES) or _DEFAULT_DATE, "from the instance's other dates"

@@ -2,7 +2,8 @@
 
 PS3.12 Annex F (CD-R) asks for ISO 9660 Level 1, at most 8 directory levels (the root is level 1), File ID
 components mapped to ``/COMP1/.../COMPN.;1`` (no extension, version 1) and the DICOMDIR at ``/DICOMDIR.;1``;
-Annex P (DVD) asks readers to read both UDF and ISO 9660, so DVD images carry both trees with the same names.
+Annex P (DVD) asks readers to read both UDF and ISO 9660, so DVD images carry both trees with the same names
+(a UDF 1.02 bridge: what pycdlib writes, see :func:`write_iso`).
 No Joliet and no Rock Ridge: a conformant reader sees the names exactly as the File IDs (standards.md §6.4).
 
 Readers (:func:`list_iso`, :func:`extract_iso`, :func:`open_medium`) take media from other writers too, and
@@ -301,7 +302,7 @@ def write_iso(
 
     Every directory and file under ``staging`` goes in with its own name: a File ID component ``CT000001``
     becomes ``CT000001.;1``, an 8.3 name such as ``README.TXT`` becomes ``README.TXT;1``. With ``udf`` the
-    image also holds a UDF 2.60 tree with the same names (no version suffix), as DVD profiles want. There
+    image also holds a UDF 1.02 tree with the same names (no version suffix), as DVD profiles want. There
     is no Joliet and no Rock Ridge tree. File contents are streamed from disk while the image is written,
     so memory does not grow with their size; the image appears atomically.
 
@@ -361,6 +362,9 @@ def write_iso(
         app_ident_str=_APPLICATION_ID,
         joliet=None,
         rock_ridge=None,
+        # pycdlib's only UDF option is named "2.60", but the structures it writes are UDF 1.02: the domain
+        # identifier suffix and the LVID's minimum/maximum read and write revisions are 0x0102, the Volume
+        # Recognition Sequence has NSR02 (tests/media/test_profile_deviations.py reads them back).
         udf="2.60" if udf else None,
     )
     file_count = 0

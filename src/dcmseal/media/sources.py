@@ -29,6 +29,7 @@ from dcmseal.errors import InputError, MissingInputError, NotPart10Error, PeerEr
 from dcmseal.fsutil import atomic_write
 from dcmseal.media.iso import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES, is_iso_image, open_medium
 from dcmseal.part10 import FileMeta, is_secure_file, read_file_meta
+from dcmseal.uids import stamp_implementation
 from dcmseal.webauth import HttpCredentials
 
 __all__ = [
@@ -476,6 +477,7 @@ class _Collector:
                 path = dest / f"{count:06d}.dcm"
                 try:
                     with atomic_write(path) as fp:
+                        stamp_implementation(dataset)
                         dcmwrite(fp, dataset, enforce_file_format=True)
                 except (ValueError, AttributeError, KeyError, TypeError) as exc:
                     self.reject(

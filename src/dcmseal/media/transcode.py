@@ -19,7 +19,7 @@ from dcmseal.errors import NotPart10Error, UnsupportedAlgorithmError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, try_hard_link
 from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Profile, is_allowed
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, read_file_meta
-from dcmseal.reader.wrap import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",

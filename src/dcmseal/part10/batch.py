@@ -133,6 +133,8 @@ class UnsealPlan:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     #: Open envelopes without DigestedData or SignedData inside (reported as not verified).
     accept_unprotected: bool = False
+    #: Write a non-zero preamble as sealed instead of zeroed (see :func:`dcmseal.part10.unseal_file`).
+    keep_preamble: bool = False
 
     def __post_init__(self) -> None:
         if not self.passwords and not self.private_keys:
@@ -306,6 +308,7 @@ def _process_one(
             batch=batch,
             extent=extent,
             accept_unprotected=state.unseal_plan.accept_unprotected,
+            keep_preamble=state.unseal_plan.keep_preamble,
         )
         return FileOutcome(source=src, destination=dst, status="unsealed", result=unseal_result)
     except DcmsealError as exc:

@@ -84,9 +84,11 @@ class UnsealResult:
     payload_size: int
     is_part10: bool
     sop_instance_uid: str | None
-    preamble: PreambleKind | None
+    preamble: PreambleKind | None  # as sealed (the written file's is zero unless kept)
     decrypted: cms.DecryptResult
     notes: tuple[str, ...]
+    #: The payload's preamble was not zero and the written file has it zeroed (PS3.10 §7.5).
+    preamble_zeroed: bool = False
 
     @property
     def conformant(self) -> bool:
@@ -108,6 +110,7 @@ class UnsealResult:
             "is_part10": self.is_part10,
             "sop_instance_uid": self.sop_instance_uid,
             "preamble": self.preamble.value if self.preamble else None,
+            "preamble_zeroed": self.preamble_zeroed,
             "content": inner.kind,
             "digest": inner.digest.value if inner.digest else None,
             "signers": [s.to_json() for s in inner.signers],
@@ -374,8 +377,14 @@ def unseal_file(
     batch: BatchCommit | None = None,
     extent: Extent | None = None,
     accept_unprotected: bool = False,
+    keep_preamble: bool = False,
 ) -> UnsealResult:
     """Open the Secure DICOM File ``src``, verify its digest or signature, and write the payload to ``dst``.
+
+    A Part 10 payload whose 128-byte preamble is not zero (another writer's envelope: dcmseal seals zero
+    preambles) is written with the preamble zeroed, as PS3.10 §7.5 lets a reader that does not use it do:
+    what could run on its own (CVE-2019-11687) never lands on disk. The digest or signature was checked over
+    the payload as sealed. ``keep_preamble`` writes the payload byte for byte instead, with a note.
 
     ``dst`` appears only after every check passed: a wrong key, a failed integrity check or (with
     ``strict``) a payload that is not Part 10 leaves nothing behind. ``durable=False`` skips the fsyncs
@@ -431,6 +440,10 @@ def unseal_file(
                 if strict:
                     raise NotPart10Error(message, path=src)
                 notes.append(message)
+            zeroed = part10 and not keep_preamble and any(sink.head[:PREAMBLE_BYTES])
+            if zeroed:
+                out.flush()
+                os.pwrite(out.fileno(), bytes(PREAMBLE_BYTES), 0)  # before the file appears under its name
     except FileExistsError:
         raise InputError("already exists (use --force to overwrite)", path=dst) from None
     except DcmsealError as exc:
@@ -442,8 +455,15 @@ def unseal_file(
     sop_instance_uid: str | None = None
     if part10:
         preamble = classify_preamble(sink.head[:PREAMBLE_BYTES])
-        if preamble is not PreambleKind.ZERO:
-            notes.append(f"the payload's preamble is not zero ({preamble.value}): scan before use")
+        if zeroed:
+            notes.append(
+                f"the payload's preamble was not zero ({preamble.value}): written zeroed (PS3.10 §7.5; "
+                "--keep-preamble writes it as sealed)"
+            )
+        elif preamble is not PreambleKind.ZERO:
+            notes.append(
+                f"the payload's preamble is not zero ({preamble.value}), kept as sealed: scan before use"
+            )
         try:
             # In a batch, the output is still under its temporary name until the batch commits.
             written = batch.temp_path(dst) if batch is not None else dst
@@ -462,6 +482,7 @@ def unseal_file(
         preamble=preamble,
         decrypted=result,
         notes=tuple(notes),
+        preamble_zeroed=zeroed,
     )
 
 

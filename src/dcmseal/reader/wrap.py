@@ -21,14 +21,11 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from dcmseal.errors import NotPart10Error
+from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
+# The implementation identity lives in dcmseal.uids (one place); re-exported for the modules that import it here.
 __all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "wrap_dataset"]
 
-#: (0002,0012) of every file dcmseal writes. Under pydicom's UID root 1.2.826.0.1.3680043.8.498., the suffix is
-#: ``pydicom.uid.generate_uid(entropy_srcs=["dcmseal"])``, computed once and written here so it never changes.
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.8.498.67153166105861852717585488448398852462"
-#: (0002,0013), SH: at most 16 characters.
-IMPLEMENTATION_VERSION_NAME = "DCMSEAL_0_1"
 _PREAMBLE = bytes(128)
 _CHUNK = 1024 * 1024
 
