@@ -781,6 +781,8 @@ def _open_to_folder(
                     StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
                 ],
                 encrypted=bool(secure),
+                # Some files not read in, or read without integrity: a minor failure (PS3.15 Table A.5.2-1).
+                outcome=EventOutcome.MINOR_FAILURE if problems else EventOutcome.SUCCESS,
                 description="; ".join(problems) or None,
                 now=now,
             )
