@@ -32,6 +32,7 @@ __all__ = [
     "DcmsealError",
     "DecryptionError",
     "ExitCode",
+    "HostileMediumError",
     "InputError",
     "MalformedEnvelopeError",
     "MissingInputError",
@@ -112,6 +113,11 @@ class UnsupportedAlgorithmError(InputError):
 
 class ResourceLimitError(InputError):
     """A parameter read from the input exceeds a configured limit."""
+
+
+class HostileMediumError(InputError):
+    """A medium refused as a whole: its structure is malformed or hostile (a name that escapes its root, a
+    file past the end of the image). Audited as a Security Alert, not only as a failed read."""
 
 
 class DecryptionError(InputError):

@@ -12,7 +12,7 @@ import pytest
 from pydicom import dcmread
 
 from dcmseal.audit import FileSink, validate_message
-from dcmseal.errors import DecryptionError, InputError, ResourceLimitError
+from dcmseal.errors import DecryptionError, HostileMediumError, InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.iso import iso_volume
@@ -154,12 +154,12 @@ def test_a_medium_no_key_opens_is_a_failed_import(tmp_path: Path, registry: Regi
 
 
 def test_a_rejected_medium_raises_a_security_alert(tmp_path: Path) -> None:
-    bomb = tmp_path / "bomb.zip"
-    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("ZEROS", bytes(20 * 1024 * 1024))
+    hostile = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(hostile, "w") as zf:
+        zf.writestr("../../ESCAPE", dcmread(CT_SMALL).PatientID)  # a name that leaves the medium's root
     log = tmp_path / "open.log"
-    with pytest.raises(ResourceLimitError):
-        _open(bomb, tmp_path / "o", log)
+    with pytest.raises(HostileMediumError):
+        _open(hostile, tmp_path / "o", log)
     imported, alert = _messages(log)
     assert b'EventOutcomeIndicator="8"' in imported
     assert b'csd-code="110113"' in alert  # Security Alert

@@ -28,6 +28,7 @@ from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import (
     DcmsealError,
     DecryptionError,
+    HostileMediumError,
     InputError,
     MalformedEnvelopeError,
     NotPart10Error,
@@ -272,7 +273,7 @@ class _Inventory:
             where = (
                 self.medium if not prefix else Path(f"{self.medium}{NESTED_SEPARATOR}{prefix.rstrip('!')}")
             )
-            raise InputError(refused.problem or "malformed", path=where)
+            raise HostileMediumError(refused.problem or "malformed", path=where)
         for member in archive.members:
             label = f"{prefix}{member.name}"
             if member.symlink:
@@ -568,7 +569,7 @@ def open_to_folder(
 
 # Failures that say the medium itself is not to be trusted (a wrong key and altered content are one
 # DecryptionError, so they are not among them): a Security Alert too.
-_REJECTING = (UnprotectedContentError, MalformedEnvelopeError, ResourceLimitError)
+_REJECTING = (UnprotectedContentError, MalformedEnvelopeError, ResourceLimitError, HostileMediumError)
 
 
 def audit_unopened(
