@@ -26,6 +26,7 @@ __all__ = [
     "fsync_dir",
     "iter_files",
     "link_or_copy",
+    "make_state_directory",
     "open_state_file",
     "private_file_mode",
     "relative_output_path",
@@ -381,19 +382,22 @@ def link_or_copy(src: Path, dst: Path) -> bool:
     return False
 
 
-def private_file_mode(directory: Path) -> int:
-    """The mode for a file of dcmseal's own state (registry, audit log) created in ``directory``.
-
-    Owner-only (0600), except in a shared station folder: a folder with the setgid bit and group write
-    (``install -d -m 2770 -g dcmseal /var/lib/dcmseal``) shares its files with that group (0660), so a
-    second operator account can use the registry and the audit log the first one created.
-    """
+def _is_shared(directory: Path) -> bool:
+    """A shared station folder: setgid and group-writable (``install -d -m 2770 -g dcmseal /var/lib/dcmseal``)."""
     try:
         mode = directory.stat().st_mode
     except OSError:
-        return 0o600
-    shared = mode & stat.S_ISGID and mode & stat.S_IWGRP
-    return 0o660 if shared else 0o600
+        return False
+    return bool(mode & stat.S_ISGID and mode & stat.S_IWGRP)
+
+
+def private_file_mode(directory: Path) -> int:
+    """The mode for a file of dcmseal's own state (registry, audit log, journal) created in ``directory``.
+
+    Owner-only (0600), except in a shared station folder (setgid and group-writable), whose group shares
+    the files (0660): a second operator account then uses the registry and the audit log the first one made.
+    """
+    return 0o660 if _is_shared(directory) else 0o600
 
 
 def open_state_file(path: Path, flags: int) -> int:
@@ -406,12 +410,24 @@ def open_state_file(path: Path, flags: int) -> int:
     fd = os.open(path, flags | os.O_CREAT, mode)
     try:
         status = os.fstat(fd)
-        if status.st_uid == os.getuid() and stat.S_IMODE(status.st_mode) != mode and mode != 0o600:
+        if status.st_uid == os.getuid() and stat.S_IMODE(status.st_mode) != mode:
             os.fchmod(fd, mode)
     except OSError:
         os.close(fd)
         raise
     return fd
+
+
+def make_state_directory(path: Path) -> None:
+    """Create a folder of dcmseal's state (the quarantine): 0700, or 2770 inside a shared station folder."""
+    if path.is_dir():
+        return
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    shared = _is_shared(parent)
+    path.mkdir(mode=0o2770 if shared else 0o700, exist_ok=True)
+    if shared:
+        os.chmod(path, 0o2770)  # noqa: S103 - the operators' group of a shared station, past the umask
 
 
 def iter_files(paths: list[Path]) -> Iterator[tuple[Path, Path]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -317,3 +318,28 @@ def test_config_precedence_flag_over_env_over_user_over_system(
     result = invoke("keys", "list", "--config", bad)
     assert result.code == 2
     assert f"{bad}: unknown setting 'no_such_setting'" in result.stderr_flat
+
+
+def test_the_import_journal_and_the_quarantine_are_the_groups_in_a_shared_station_folder(
+    tmp_path: Path,
+) -> None:
+    from dcmseal.importer.journal import Journal
+    from dcmseal.scan import quarantine_file
+
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    private.mkdir()
+    os.chmod(shared, 0o2770)  # noqa: S103 - setgid, group-writable: the operators' group
+    suspicious = tmp_path / "payload.bin"
+    suspicious.write_bytes(b"MZ" + bytes(200))
+    old_umask = os.umask(0o022)  # a usual umask would take the group's write bit away
+    try:
+        for folder, file_mode, dir_mode in ((shared, 0o660, 0o2770), (private, 0o600, 0o700)):
+            with Journal.open(folder / "import-journal.sqlite3"):
+                pass
+            assert stat.S_IMODE((folder / "import-journal.sqlite3").stat().st_mode) == file_mode
+            record = quarantine_file(suspicious, folder / "quarantine", reason="test")
+            assert stat.S_IMODE((folder / "quarantine").stat().st_mode) == dir_mode
+            assert stat.S_IMODE(record.quarantined_path.stat().st_mode) == file_mode
+    finally:
+        os.umask(old_umask)

@@ -48,6 +48,7 @@ from types import TracebackType
 from typing import Any
 
 from dcmseal.errors import InputError, UsageError
+from dcmseal.fsutil import open_state_file
 
 __all__ = ["IN_DOUBT", "NOT_CONFIRMED", "Journal", "JournalRow", "State"]
 
@@ -212,7 +213,7 @@ class Journal:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock_fd = open_state_file(Path(f"{path}.lock"), os.O_RDWR)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -222,9 +223,11 @@ class Journal:
             ) from None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each state change is one transaction.
+            # The journal names files and UIDs of patients' studies: owner-only, or the operators' group's in
+            # a shared station folder; created so before SQLite would create it with the umask.
+            os.close(open_state_file(path, os.O_RDWR))
             db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             try:
-                os.chmod(path, 0o600)  # the journal names files and UIDs of patients' studies
                 db.execute("PRAGMA journal_mode=WAL")  # readers (a progress poller) never block the writer
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dcmseal.errors import InputError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
+from dcmseal.fsutil import (
+    CHUNK_SIZE_BYTES,
+    atomic_write,
+    make_state_directory,
+    private_file_mode,
+    sha256_file,
+)
 from dcmseal.reader.containers import QUARANTINE_MARKERS, is_quarantine_dir
 from dcmseal.scan.report import Finding, Verdict
 
@@ -78,9 +84,9 @@ class QuarantineRecord:
 
 
 def _prepare(quarantine_dir: Path) -> None:
-    quarantine_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_state_directory(quarantine_dir)
     if not is_quarantine_dir(quarantine_dir):
-        with atomic_write(quarantine_dir / MARKER, mode=0o600) as out:
+        with atomic_write(quarantine_dir / MARKER, mode=private_file_mode(quarantine_dir)) as out:
             out.write(_MARKER_TEXT.encode())
 
 
@@ -113,7 +119,10 @@ def quarantine_file(
             return QuarantineRecord.from_json(existing)
         if not blob.is_file() or sha256_file(blob) != digest:
             copied = hashlib.sha256()
-            with open(src, "rb") as fp, atomic_write(blob, mode=0o600, overwrite=True) as out:
+            with (
+                open(src, "rb") as fp,
+                atomic_write(blob, mode=private_file_mode(quarantine_dir), overwrite=True) as out,
+            ):
                 while block := fp.read(CHUNK_SIZE_BYTES):
                     copied.update(block)
                     out.write(block)
@@ -127,9 +136,10 @@ def quarantine_file(
             findings=tuple(findings),
             when=now().astimezone(UTC).isoformat().replace("+00:00", "Z"),
         )
-        with atomic_write(record_path, mode=0o600, overwrite=True) as out:
+        with atomic_write(record_path, mode=private_file_mode(quarantine_dir), overwrite=True) as out:
             out.write((json.dumps(record.to_json(), indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
         raise InputError(f"cannot quarantine: {exc.strerror or exc}", path=src) from exc
-    os.chmod(blob, 0o600)
+    if blob.stat().st_uid == os.getuid():  # another operator's blob in a shared folder stays as it is
+        os.chmod(blob, private_file_mode(quarantine_dir))
     return record
