@@ -62,6 +62,7 @@ def _synthetic(
     ds.add_new(0x60000102, "US", 0)
     ds.add_new(0x60003000, "OW", np.packbits(overlay.ravel(), bitorder="little").tobytes())
     ds.RecommendedDisplayFrameRate = 5
+    ds.SeriesDescription = f"Synthetic {modality}"
     ds.SeriesInstanceUID = generate_uid()
     ds.PatientID = f"SYN-{modality}"
     for index in range(slices):
@@ -272,3 +273,13 @@ def test_length_says_which_spacing_and_when_uncalibrated(
         "tools-" + modality, medium, password=VIEWER_PASSWORD, select=[modality], actions=actions
     )
     assert result["actions"]["measured"]["measurements"][0]["text"] == text
+
+
+def test_series_list_has_thumbnails_and_descriptions(ct: dict[str, Any]) -> None:
+    """Every series gets a thumbnail; its Series Description comes from an instance when the DICOMDIR has none."""
+    series = [se for p in ct["final"]["patients"] for s in p["studies"] for se in s["seriesList"]]
+    assert sorted((se["modality"], se["description"], se["thumbnail"]) for se in series) == [
+        ("CT", "Synthetic CT", True),
+        ("DX", "Synthetic DX", True),
+        ("OT", "Synthetic OT", True),
+    ]

@@ -168,11 +168,15 @@ export class Medium {
     this.order.length = 0;
   }
 
-  /** Keep at most 48 files and about 512 MB of decrypted data (multi-frame files can be large). */
+  /**
+   * Keep at most 24 files and about 256 MB of decrypted data (multi-frame files can be large): enough to
+   * scroll back without decrypting again, small enough to keep the renderer of a 300-slice CT under 300 MB
+   * (tests/viewer/test_viewer_bench.py: 48 files cost it about 45 MB more).
+   */
   private evict(): void {
     let total = 0;
     for (const size of this.sizes.values()) total += size;
-    while (this.order.length > 1 && (this.order.length > 48 || total > 512e6)) {
+    while (this.order.length > 1 && (this.order.length > 24 || total > 256e6)) {
       const key = this.order.shift() as string;
       this.cache.delete(key);
       total -= this.sizes.get(key) ?? 0;

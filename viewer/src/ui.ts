@@ -46,6 +46,8 @@ export const exposed = {
   /** The measurements on the image shown: values only (what the page lists under the image). */
   measurements: [] as { kind: string; text: string; value: number; unit: string; stats?: Record<string, number> }[],
   cine: { playing: false, fps: 0, source: "", shown: 0 },
+  /** "done" once every series of the list has its thumbnail (or was found unreadable). */
+  thumbnails: "",
 };
 
 type Tool = "window" | "pan" | "zoom" | "length" | "angle" | "rectangle" | "ellipse";
@@ -111,6 +113,7 @@ class App {
   marks = new Map<string, Measurement[]>();
   drawing?: Measurement;
   cineTimer?: number;
+  rgbaBuffer?: Uint8ClampedArray;
 
   start(): void {
     const folder = $<HTMLInputElement>("folder");
@@ -365,6 +368,7 @@ class App {
     this.setState("listed");
     const first = this.patients.flatMap((p) => p.studies.flatMap((s) => s.series)).find((s) => s.instances.length);
     if (first) await this.open(first);
+    void this.thumbnails();
   }
 
   /** Read every file of the File-set (the folder listing) into patients, studies and series; damaged files are named. */
@@ -397,8 +401,60 @@ class App {
     await this.list().catch((err) => this.fail(err));
   }
 
+  /** Each series' thumbnail canvas and description cell in the list. */
+  thumbs = new Map<Series, { canvas: HTMLCanvasElement; description: HTMLElement }>();
+
+  /**
+   * Thumbnails, after the first image is up: the middle instance of each series, in the background, one at a
+   * time; a series the DICOMDIR gives no description gets its first opened instance's Series Description.
+   */
+  async thumbnails(): Promise<void> {
+    const medium = this.medium;
+    exposed.thumbnails = "running";
+    for (const [series, cells] of this.thumbs) {
+      if (this.medium !== medium || !medium) return;
+      const ref = series.instances[Math.floor(series.instances.length / 2)];
+      if (!ref || this.damaged.has(fileKey(ref.fileId))) continue;
+      try {
+        const opened = await medium.open(ref.fileId);
+        const ds = parseFile(opened.bytes);
+        if (!cells.description.textContent) {
+          const description = (ds.string("x0008103e") ?? "").trim();
+          cells.description.textContent = description;
+          (series as { description: string }).description = description;
+        }
+        const info = imageInfo(ds);
+        const ctx = cells.canvas.getContext("2d") as CanvasRenderingContext2D;
+        if (!info) {
+          ctx.fillStyle = "#555";
+          ctx.fillRect(0, 0, 64, 64);
+          ctx.fillStyle = "#fff";
+          ctx.font = "bold 14px system-ui, sans-serif";
+          ctx.textAlign = "center";
+          ctx.fillText(ds.elements.x00420011 ? "DOC" : "—", 32, 37);
+          continue;
+        }
+        const frame = await decodeFrame(info, frameBytes(ds, info, Math.floor((info.frames - 1) / 2)));
+        const full = document.createElement("canvas");
+        full.width = info.columns;
+        full.height = info.rows;
+        const rgba = toRgba(frame, info, defaultWindow(info, frame));
+        (full.getContext("2d") as CanvasRenderingContext2D).putImageData(new ImageData(rgba as unknown as Uint8ClampedArray<ArrayBuffer>, info.columns, info.rows), 0, 0);
+        const k = Math.min(64 / info.columns, 64 / info.rows);
+        ctx.fillStyle = "#000";
+        ctx.fillRect(0, 0, 64, 64);
+        ctx.drawImage(full, (64 - info.columns * k) / 2, (64 - info.rows * k) / 2, info.columns * k, info.rows * k);
+        cells.canvas.dataset.drawn = "true";
+      } catch {
+        // A damaged file has its own marker when shown; the list keeps an empty thumbnail.
+      }
+    }
+    if (this.medium === medium) exposed.thumbnails = "done";
+  }
+
   renderList(integrity: string): void {
     const root = $("studies");
+    this.thumbs.clear();
     root.replaceChildren();
     root.hidden = false;
     const series = this.patients.reduce((n, p) => n + p.studies.reduce((m, s) => m + s.series.length, 0), 0);
@@ -426,7 +482,11 @@ class App {
         for (const se of st.series) {
           const label = `${se.modality} series${se.number ? ` ${se.number}` : ""}${se.description ? `, ${se.description}` : ""}, ${se.instances.length} instance(s)`;
           const row = el("tr", { "data-testid": "series", "data-modality": se.modality, "data-instances": String(se.instances.length), tabindex: "0", role: "button", "aria-label": `Show ${label}` });
-          row.append(el("td", {}, se.modality), el("td", {}, se.number ? `#${se.number}` : ""), el("td", {}, se.description || ""), el("td", {}, `${se.instances.length} instance(s)`));
+          const thumb = el("canvas", { class: "thumb", width: "64", height: "64", "aria-hidden": "true" });
+          this.thumbs.set(se, { canvas: thumb, description: el("td", { class: "description" }, se.description || "") });
+          const thumbCell = el("td");
+          thumbCell.append(thumb);
+          row.append(thumbCell, el("td", {}, se.modality), el("td", {}, se.number ? `#${se.number}` : ""), (this.thumbs.get(se) as { description: HTMLElement }).description, el("td", {}, `${se.instances.length} instance(s)`));
           row.addEventListener("click", () => void this.open(se));
           row.addEventListener("keydown", (e) => {
             if (e.key === "Enter" || e.key === " ") {
@@ -653,7 +713,9 @@ class App {
       canvas.height = rows;
     }
     const ctx = canvas.getContext("2d", { willReadFrequently: true }) as CanvasRenderingContext2D;
-    const rgba = toRgba(v.decoded, v.info, v.window, undefined, this.inverted);
+    // One RGBA buffer reused from paint to paint: scrolling a 512 x 512 series allocates no 1 MB array per image.
+    const rgba = toRgba(v.decoded, v.info, v.window, this.rgbaBuffer, this.inverted);
+    if (v.decoded.kind === "grey" && !v.info.palette) this.rgbaBuffer = rgba;
     ctx.putImageData(new ImageData(rgba as unknown as Uint8ClampedArray<ArrayBuffer>, columns, rows), 0, 0);
     v.rendered += 1;
     canvas.dataset.instance = String(v.index);

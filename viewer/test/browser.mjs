@@ -6,7 +6,7 @@
 //   config: { scenario: "encrypted" | "wrong" | "tampered" | "plain" | "bench", medium: "<dir>",
 //             password?: "...", artifacts?: "<dir>", select?: [modality...], chromium?: "/usr/bin/chromium" }
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -219,7 +219,9 @@ try {
     });
     await page.waitForFunction(() => document.getElementById("image").dataset.instance === document.getElementById("slider").max, undefined, { timeout: 10000 });
     result.walked = await snapshot(page);
+    result.rendererMemory = rendererMemory();
   }
+  if (config.thumbs) await page.waitForFunction(() => window.dcmseal.thumbnails === "done", undefined, { timeout: 20000 });
   if (await page.locator("#back").isVisible()) await page.click("#back");
   await shot("study-list");
   result.final = await snapshot(page);
@@ -228,6 +230,27 @@ try {
   rmSync(profileDir, { recursive: true, force: true });
 }
 process.stdout.write(JSON.stringify(result));
+
+// The renderer processes of this run's Chromium (found by their profile folder): resident and peak resident
+// memory in MB, from /proc (Linux), the largest of them (the page's own).
+function rendererMemory() {
+  const out = { rssMb: 0, peakMb: 0, processes: 0 };
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    let cmdline;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(profileDir) || !cmdline.includes("--type=renderer")) continue;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (key) => Number((status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m")) ?? [0, 0])[1]);
+    out.processes += 1;
+    out.rssMb = Math.max(out.rssMb, kb("VmRSS") / 1024);
+    out.peakMb = Math.max(out.peakMb, kb("VmHWM") / 1024);
+  }
+  return out;
+}
 
 async function snapshot(page) {
   return page.evaluate(() => {
@@ -241,6 +264,8 @@ async function snapshot(page) {
         instances: Number(s.dataset.instances),
         seriesList: Array.from(s.querySelectorAll("[data-testid=series]"), (r) => ({
           modality: r.dataset.modality, instances: Number(r.dataset.instances),
+          description: r.querySelector(".description")?.textContent ?? "",
+          thumbnail: r.querySelector("canvas.thumb")?.dataset.drawn === "true",
         })),
       })),
     }));
