@@ -17,6 +17,7 @@ from pathlib import Path
 from dcmseal.errors import UsageError
 
 __all__ = [
+    "DEFAULT_KDF_BUDGET_PER_MEDIUM",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_MAX_PBKDF2_ITERATIONS",
     "DEFAULT_PBKDF2_ITERATIONS",
@@ -42,6 +43,12 @@ DEFAULT_SALT_BYTES = 16
 DEFAULT_MAX_PBKDF2_ITERATIONS = 10_000_000
 #: Everything of an envelope before the encrypted content (recipients, algorithms) must fit here.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: PBKDF2 work one medium (or one batch, or one scan) may cost, iterations summed over the derivations
+#: that run: ten at the iteration cap, about 12 s here. A dcmseal medium needs one derivation (one salt
+#: per set; two after ``rekey --keep-recipients``); media made file by file with ``openssl cms`` (a new
+#: salt per file, 2,048 iterations) need one per file, about 48,000 files' worth. A hostile medium with a
+#: new salt per file at the cap is cut off after ten files; the others are refused, each named.
+DEFAULT_KDF_BUDGET_PER_MEDIUM = 10 * DEFAULT_MAX_PBKDF2_ITERATIONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +62,7 @@ class Settings:
     digest: str = "sha256"
     max_pbkdf2_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
     workers: int = 0  # 0 = one process per core
     registry: str = ""  # SQLAlchemy URL; "" = SQLite in the user data directory
     escrow_certificate: str = ""  # "" = escrow-cert.pem in the user data directory, if it exists
@@ -73,6 +81,8 @@ class Settings:
             raise UsageError(f"salt_bytes must be at least 8 (RFC 8018), not {self.salt_bytes}")
         if self.max_pbkdf2_iterations < 1:
             raise UsageError("max_pbkdf2_iterations must be at least 1")
+        if self.kdf_budget_per_medium < 1:
+            raise UsageError("kdf_budget_per_medium must be at least 1")
 
 
 def state_directory(settings: Settings) -> Path:

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dcmseal import cms
 from dcmseal.cms.algorithms import OID_DATA, OID_DIGESTED_DATA, OID_SIGNED_DATA
 from dcmseal.cms.content import plan_inner
-from dcmseal.cms.der import DerReader
-from dcmseal.cms.envelope import _read_header
+from dcmseal.cms.der import DerReader, encode_header
+from dcmseal.cms.envelope import _envelope_head, _read_header
 from tests.part10.dicomfiles import PASSWORD as CLI_PASSWORD
 
 __all__ = [
@@ -41,11 +41,14 @@ __all__ = [
     "layout",
     "load_signer",
     "oid_der",
+    "readdressed",
+    "recipient_parts",
     "resign",
     "seal",
     "seal_inner",
     "set_content_type",
     "signed_der",
+    "with_iterations",
 ]
 
 #: The password of tests/cli's ``password_file`` fixture, so the CLI tests open these envelopes.
@@ -219,6 +222,36 @@ def attribute(kind: str, *values: object) -> asn1_cms.CMSAttribute:
 
 def digest_algorithm(name: str) -> asn1_algos.DigestAlgorithm:
     return asn1_algos.DigestAlgorithm({"algorithm": name})
+
+
+def recipient_parts(data: bytes) -> tuple[list[bytes], bytes, cms.ContentCipher, bytes, int]:
+    """(the RecipientInfos' DER, the ciphertext, the cipher, the IV, the EnvelopedData version) of ``data``."""
+    reader = DerReader(io.BytesIO(data), size=len(data))
+    header = _read_header(reader, max_header_bytes=1 << 20)
+    assert header.content.length is not None
+    ciphertext = data[header.content.content_offset : header.content.content_offset + header.content.length]
+    recipients = [bytes(info.dump()) for info in header.recipient_infos]
+    return recipients, ciphertext, header.cipher, header.iv, header.version
+
+
+def readdressed(recipients: list[bytes], like: bytes) -> bytes:
+    """An envelope with ``recipients`` (DER RecipientInfos, in this order) around the content of ``like``."""
+    _, ciphertext, cipher, iv, version = recipient_parts(like)
+    content = b"".join(recipients)
+    head = _envelope_head(
+        version, encode_header(0x31, len(content)) + content, OID_DIGESTED_DATA, cipher, iv, len(ciphertext)
+    )
+    return head + ciphertext
+
+
+def with_iterations(recipient: bytes, iterations: int, salt: bytes | None = None) -> bytes:
+    """The password RecipientInfo ``recipient`` asking for another iteration count (and salt)."""
+    info = asn1_cms.RecipientInfo.load(recipient)
+    params = info.chosen["key_derivation_algorithm"]["parameters"]
+    params["iteration_count"] = iterations
+    if salt is not None:
+        params["salt"] = asn1_algos.Pbkdf2Salt(name="specified", value=salt)
+    return bytes(info.dump(force=True))
 
 
 #: OIDs of the PKCS #7 content types, for the inner ContentInfo and the envelope's own field.

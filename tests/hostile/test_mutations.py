@@ -15,7 +15,7 @@ import pytest
 
 from dcmseal.errors import DcmsealError
 from dcmseal.part10 import unseal_file
-from tests.hostile.envelopes import counting_cache, credentials, seal
+from tests.hostile.envelopes import counting_cache, credentials, readdressed, recipient_parts, seal
 
 PAYLOAD = b"\x00" * 128 + b"DICM" + b"a small payload, three blocks or so"
 
@@ -99,3 +99,17 @@ def test_every_length_changed_fails_closed(tmp_path: Path, envelope: bytes) -> N
             tried += 1
         _attempt(tmp_path, envelope[:at] + b"\x80" + envelope[at + count :])
     assert tried > 40  # every element of the header was reached
+
+
+@pytest.mark.parametrize("depth", [33, 10_000])
+def test_deep_nesting_in_the_header_fails_closed(tmp_path: Path, envelope: bytes, depth: int) -> None:
+    """A recipient whose structure nests deeper than any CMS does (BER indefinite lengths: 2 bytes a level)."""
+    nested = b"\x30\x80" * depth + b"\x00\x00" * depth
+    (one,), *_ = recipient_parts(envelope)
+    hostile = readdressed(
+        [one, b"\xa4\x80" + nested + b"\x00\x00"], envelope
+    )  # ori [4]: other recipient info
+    _attempt(tmp_path, hostile)
+    src = tmp_path / "in.p7m"
+    with pytest.raises(DcmsealError):
+        unseal_file(src, tmp_path / "out" / "x", credentials=credentials(), durable=False)

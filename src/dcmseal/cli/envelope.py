@@ -288,6 +288,7 @@ def unseal(
             max_header_bytes=settings.max_header_bytes,
             accept_unprotected=accept_unprotected,
             keep_preamble=keep_preamble,
+            kdf_budget_per_medium=settings.kdf_budget_per_medium,
         )
         _run_batch(paths, out, plan, workers=settings.workers, force=force, as_json=as_json)
 

@@ -222,6 +222,7 @@ def import_command(
             verify=verify,
             resend_in_doubt=resend_in_doubt,
             accept_unprotected=accept_unprotected,
+            kdf_budget_per_medium=settings.kdf_budget_per_medium,
         )
         with stage_progress(not as_json) as progress:
             result = import_medium(request, audit=audit_sink(settings), progress=progress)

@@ -301,6 +301,7 @@ def open_command(
             workers=settings.workers,
             overwrite=force,
             accept_unprotected=accept_unprotected,
+            kdf_budget_per_medium=settings.kdf_budget_per_medium,
             # Asked only when the medium holds encrypted files (a plain disc needs no password).
             ask_password=credentials.ask_password(),
         )
@@ -439,6 +440,7 @@ def rekey_command(
                 max_iterations=settings.max_pbkdf2_iterations,
                 overwrite=force,
                 accept_unprotected=accept_unprotected,
+                kdf_budget_per_medium=settings.kdf_budget_per_medium,
             )
             result = rekey(request, registry=reg, audit=audit_sink(settings))
         finally:

@@ -106,6 +106,7 @@ def scan_command(
                 workers=settings.workers,
                 max_iterations=settings.max_pbkdf2_iterations,
                 accept_unprotected=accept_unprotected,
+                kdf_budget_per_medium=settings.kdf_budget_per_medium,
             )
         _alert(report, paths)
         if as_json:

@@ -29,7 +29,7 @@ from dcmseal.cms.envelope import (
     prepare,
     readdress,
 )
-from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
+from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
 from dcmseal.cms.recipients import (
     CertificateRecipient,
@@ -53,6 +53,7 @@ __all__ = [
     "EnvelopeSpec",
     "InnerResult",
     "InnerSpec",
+    "KdfBudget",
     "KeyTransport",
     "PasswordCredential",
     "PasswordRecipient",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hmac
+import io
 import os
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -52,7 +53,7 @@ from dcmseal.cms.der import (
     encode_header,
 )
 from dcmseal.cms.digest import BackgroundDigest, BackgroundWriter
-from dcmseal.cms.kdf import Pbkdf2Cache
+from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache
 from dcmseal.cms.recipients import (
     Credential,
     Recipient,
@@ -72,6 +73,7 @@ from dcmseal.errors import (
 
 __all__ = [
     "CHUNK_SIZE_BYTES",
+    "MAX_RECIPIENTS",
     "DecryptResult",
     "EnvelopeInfo",
     "EnvelopeSpec",
@@ -562,6 +564,23 @@ def _version(element: bytes) -> int:
     return int(load(core.Integer, element, "EnvelopedData version").native)
 
 
+#: Recipients one envelope may name. A medium is sealed for a password, the escrow certificate and a
+#: few partners (each ``rekey --keep-recipients`` adds some); 64 leaves room for that, and a flood
+#: (100,000 one-iteration recipients fit in the header limit) is refused before it is parsed.
+MAX_RECIPIENTS = 64
+
+
+def _count_elements(der: bytes, *, stop: int) -> int:
+    """How many elements the SET or SEQUENCE ``der`` holds, counting no further than ``stop``."""
+    reader = DerReader(io.BytesIO(der), size=len(der), what="recipientInfos")
+    outer = reader.read_header("recipientInfos")
+    count = 0
+    while count < stop and not reader.at_end_of(outer):
+        reader.read_element("recipientInfos", limit=len(der))
+        count += 1
+    return count
+
+
 def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
     head = reader.peek(32)
     if not head:
@@ -588,6 +607,11 @@ def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
     recipients_raw = reader.read_element("EnvelopedData recipientInfos", limit=max_header_bytes)
     if recipients_raw[:1] != bytes([TAG_SET]):
         raise MalformedEnvelopeError("EnvelopedData recipientInfos is not a SET")
+    count = _count_elements(recipients_raw, stop=MAX_RECIPIENTS + 1)
+    if count > MAX_RECIPIENTS:
+        raise ResourceLimitError(
+            f"more than {MAX_RECIPIENTS} recipients in one envelope: refused before any is read or tried"
+        )
     recipient_infos = _load_by_shape(cms.RecipientInfos, recipients_raw, "recipientInfos")
     if not len(recipient_infos):
         raise MalformedEnvelopeError("EnvelopedData without recipients")
@@ -933,6 +957,7 @@ def decrypt(
     trusted_certificates: tuple[x509.Certificate, ...] = (),
     chunk_size: int = CHUNK_SIZE_BYTES,
     accept_unprotected: bool = False,
+    kdf_budget: KdfBudget | None = None,
 ) -> DecryptResult:
     """Decrypt an envelope from ``source``, stream the payload to ``sink``, verify digest or signature.
 
@@ -941,6 +966,8 @@ def decrypt(
     PS3.15 D.1.1 puts DigestedData or SignedData inside; content without either is refused unless
     ``accept_unprotected``, and then reported (``result.inner.verified`` is False). The envelope's
     EncryptedContentInfo contentType is not authenticated: it never decides what is verified.
+    Work on a hostile envelope is bounded: at most :data:`MAX_RECIPIENTS` recipients, and the PBKDF2
+    work of ``kdf_budget`` (by default, per file, two derivations at ``max_iterations``).
 
     Raises
     ------
@@ -962,6 +989,7 @@ def decrypt(
         header.cipher,
         kdf_cache=kdf_cache,
         max_iterations=max_iterations,
+        budget=kdf_budget,
     )
     inner, ciphertext_size = _open_content(
         reader,
@@ -1006,6 +1034,7 @@ def readdress(
     chunk_size: int = CHUNK_SIZE_BYTES,
     trusted_certificates: tuple[x509.Certificate, ...] = (),
     accept_unprotected: bool = False,
+    kdf_budget: KdfBudget | None = None,
 ) -> DecryptResult:
     """Write the same envelope for other recipients: the encrypted content is verified, then copied.
 
@@ -1034,6 +1063,7 @@ def readdress(
         header.cipher,
         kdf_cache=kdf_cache,
         max_iterations=max_iterations,
+        budget=kdf_budget,
     )
     content_start = header.content.offset
     # First pass: verify the content, and learn its length (BER may split it into segments).

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from dcmseal.cms.algorithms import Prf
+from dcmseal.errors import ResourceLimitError
 
-__all__ = ["Pbkdf2Cache", "Pbkdf2Params", "process_kdf_cache"]
+__all__ = ["DERIVATIONS_PER_FILE", "KdfBudget", "Pbkdf2Cache", "Pbkdf2Params", "process_kdf_cache"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +57,12 @@ class Pbkdf2Cache:
         mac.update(b"\x00" + params.salt + b"\x00")
         mac.update(f"{params.iterations}:{params.prf.value}:{length}".encode())
         return mac.digest()
+
+    def has(self, password: bytes, params: Pbkdf2Params, length: int) -> bool:
+        """Whether this key is derived already (trying it costs nothing)."""
+        slot = self._slot(password, params, length)
+        with self._lock:
+            return slot in self._entries
 
     def derive(self, password: bytes, params: Pbkdf2Params, length: int) -> bytes:
         """Return PBKDF2(password, salt, iterations, length) with the given PRF, from the cache if possible.
@@ -102,6 +109,76 @@ class Pbkdf2Cache:
     @property
     def slot_key(self) -> bytes:
         return self._hmac_key
+
+
+class _Counter:
+    """An in-process stand-in for ``multiprocessing.Value("q")``: ``value`` under ``get_lock()``."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def get_lock(self) -> threading.Lock:
+        return self._lock
+
+
+#: Password recipients one envelope may make us derive keys for, at the iteration cap: two, as an
+#: envelope re-addressed with ``rekey --keep-recipients`` has (the old password and the new one).
+DERIVATIONS_PER_FILE = 2
+
+
+class KdfBudget:
+    """How much PBKDF2 work an operation may spend on untrusted envelopes, in iterations summed.
+
+    ``per_file``: what trying every password recipient of one envelope may cost (the keys already
+    derived cost nothing); an envelope asking for more is refused before any derivation. ``total``: what
+    the whole operation (a medium, a batch) may spend on derivations actually run; once spent, a file
+    whose key is not derived yet is refused, while files with derived keys still open. ``counter``
+    (a ``multiprocessing.Value("q")``) shares the total between worker processes.
+    """
+
+    def __init__(self, *, per_file: int, total: int | None = None, counter: object | None = None) -> None:
+        if per_file < 1 or (total is not None and total < 1):
+            raise ValueError("a KDF budget must allow some work")
+        self.per_file = per_file
+        self.total = total
+        self._counter = counter if counter is not None else _Counter()
+
+    @classmethod
+    def for_limits(
+        cls, max_iterations: int, total: int | None = None, counter: object | None = None
+    ) -> KdfBudget:
+        """The budget of an operation whose iteration cap is ``max_iterations`` (per file: two at the cap)."""
+        per_file = DERIVATIONS_PER_FILE * max_iterations
+        return cls(per_file=per_file, total=None if total is None else max(total, per_file), counter=counter)
+
+    def __repr__(self) -> str:
+        return f"KdfBudget(per_file={self.per_file}, total={self.total}, spent={self.spent})"
+
+    @property
+    def spent(self) -> int:
+        return int(self._counter.value)  # type: ignore[attr-defined]
+
+    def check_file(self, work: int, recipients: int) -> None:
+        """Refuse an envelope whose password recipients would cost more than ``per_file`` to try."""
+        if work > self.per_file:
+            raise ResourceLimitError(
+                f"{recipients} password recipient(s) would cost {work:,} PBKDF2 iterations to try, above "
+                f"the budget of {self.per_file:,} per file (raise max_pbkdf2_iterations if you trust this file)"
+            )
+
+    def charge(self, iterations: int) -> None:
+        """Count one derivation about to run; refuse it if the operation's total would be exceeded."""
+        counter = self._counter
+        with counter.get_lock():  # type: ignore[attr-defined]
+            spent = int(counter.value)  # type: ignore[attr-defined]
+            if self.total is not None and spent + iterations > self.total:
+                raise ResourceLimitError(
+                    f"the PBKDF2 budget of {self.total:,} iterations for this medium is spent ({spent:,}); "
+                    f"this file needs a key not derived yet ({iterations:,} iterations) "
+                    "(raise kdf_budget_per_medium if you trust this medium)"
+                )
+            counter.value = spent + iterations  # type: ignore[attr-defined]
 
 
 _PROCESS_CACHE = Pbkdf2Cache()

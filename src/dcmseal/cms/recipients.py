@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dcmseal.cms.algorithms import OID_PWRI_KEK, ContentCipher, KeyTransport, Prf, RecipientIdType
 from dcmseal.cms.asn1 import PWRI_KEK
 from dcmseal.cms.der import encode_header
-from dcmseal.cms.kdf import Pbkdf2Cache, Pbkdf2Params
+from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
 from dcmseal.errors import (
     DecryptionError,
@@ -455,41 +455,84 @@ def open_recipient_infos(
     *,
     kdf_cache: Pbkdf2Cache,
     max_iterations: int,
+    budget: KdfBudget | None = None,
 ) -> tuple[bytes, int]:
     """Return (CEK, index of the RecipientInfo that gave it).
+
+    Work is bounded: password recipients whose key is already derived are tried first (free); the
+    others are tried only if all of them together fit ``budget.per_file`` (by default two derivations at
+    ``max_iterations``), and each derivation that runs is charged to ``budget``'s total.
 
     Raises
     ------
     DecryptionError
         No credential opens any recipient (one message, whatever the reason).
     ResourceLimitError, UnsupportedAlgorithmError
-        A recipient that a credential could open uses parameters we refuse, and no other recipient opened.
+        A recipient that a credential could open uses parameters we refuse, or trying the password
+        recipients would exceed the budget, and no other recipient opened.
     """
+    budget = budget if budget is not None else KdfBudget.for_limits(max_iterations)
     refused: Exception | None = None
     passwords = [c for c in credentials if isinstance(c, PasswordCredential)]
     keys = [c for c in credentials if isinstance(c, PrivateKeyCredential)]
+    # Every (password recipient, password) pair that can be tried, and whether its key is derived already.
+    tries: list[tuple[int, Pbkdf2Params, ContentCipher, bytes, PasswordCredential, bool]] = []
     for index, info in enumerate(infos):
-        if info.name == "pwri" and passwords:
+        if info.name != "pwri" or not passwords:
+            continue
+        try:
+            inputs = _pwri_kek_inputs(info.chosen, content_cipher, max_iterations)
+        except (ResourceLimitError, UnsupportedAlgorithmError, MalformedEnvelopeError) as exc:
+            refused = exc
+            continue
+        if inputs is None:
+            continue
+        params, kek_cipher, kek_iv = inputs
+        for password in passwords:
+            known = kdf_cache.has(password.password, params, kek_cipher.key_size)
+            tries.append((index, params, kek_cipher, kek_iv, password, known))
+    work: dict[tuple[bytes, Pbkdf2Params, int], int] = {}
+    for _index, params, kek_cipher, _iv, password, known in tries:
+        if not known:
+            work[(password.password, params, kek_cipher.key_size)] = params.iterations
+    try:
+        budget.check_file(sum(work.values()), len({t[0] for t in tries if not t[5]}))
+        affordable = True
+    except ResourceLimitError as exc:
+        refused, affordable = exc, False
+
+    def unwrap(
+        index: int, params: Pbkdf2Params, kek_cipher: ContentCipher, iv: bytes, password: bytes
+    ) -> bytes:
+        kek = kdf_cache.derive(password, params, kek_cipher.key_size)
+        return unwrap_key(
+            kek,
+            iv,
+            infos[index].chosen["encrypted_key"].native,
+            kek_cipher,
+            expected_length=content_cipher.key_size,
+        )
+
+    # Keys derived already (for this medium's other files) first: they cost nothing.
+    for index, params, kek_cipher, iv, password, known in tries:
+        if known:
             try:
-                inputs = _pwri_kek_inputs(info.chosen, content_cipher, max_iterations)
-            except (ResourceLimitError, UnsupportedAlgorithmError, MalformedEnvelopeError) as exc:
-                refused = exc
+                return unwrap(index, params, kek_cipher, iv, password.password), index
+            except DecryptionError:
                 continue
-            assert inputs is not None
-            params, kek_cipher, kek_iv = inputs
-            for password in passwords:
-                kek = kdf_cache.derive(password.password, params, kek_cipher.key_size)
+    for index, info in enumerate(infos):
+        if info.name == "pwri" and affordable:
+            for tried, params, kek_cipher, iv, password, known in tries:
+                if tried != index or known:
+                    continue
+                if not kdf_cache.has(password.password, params, kek_cipher.key_size):
+                    try:
+                        budget.charge(params.iterations)
+                    except ResourceLimitError as exc:  # the medium's budget is spent: no more derivations
+                        refused, affordable = exc, False
+                        break
                 try:
-                    return (
-                        unwrap_key(
-                            kek,
-                            kek_iv,
-                            info.chosen["encrypted_key"].native,
-                            kek_cipher,
-                            expected_length=content_cipher.key_size,
-                        ),
-                        index,
-                    )
+                    return unwrap(index, params, kek_cipher, iv, password.password), index
                 except DecryptionError:
                     continue
         elif info.name == "ktri" and keys:

@@ -55,7 +55,7 @@ from dcmseal.audit import (
     import_event,
     security_alert,
 )
-from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
 from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
@@ -142,6 +142,8 @@ class ImportRequest:
     resend_in_doubt: bool = False
     #: Also open envelopes with no digest or signature inside; each such file says integrity "not-verified".
     accept_unprotected: bool = False
+    #: PBKDF2 iterations opening the medium may cost (see :class:`dcmseal.media.open.OpenRequest`).
+    kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
 
 
 #: Where a file of the medium can end (:attr:`ImportedFile.outcome`), each counted in the JSON summary.
@@ -417,6 +419,7 @@ def _import_medium(
                 ask_password=request.ask_password,
                 accept_unprotected=request.accept_unprotected,
                 screen=False,  # the import scans, sanitizes and quarantines each file itself (_examine)
+                kdf_budget_per_medium=request.kdf_budget_per_medium,
             ),
             audit=_NoAudit(),
             progress=progress,

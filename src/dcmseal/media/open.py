@@ -24,7 +24,7 @@ from dcmseal.audit import (
     import_event,
     security_alert,
 )
-from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import (
     DcmsealError,
     DecryptionError,
@@ -97,6 +97,8 @@ class OpenRequest:
     overwrite: bool = False
     #: Also open envelopes without a digest or signature inside; each is reported as not verified.
     accept_unprotected: bool = False
+    #: PBKDF2 iterations the whole medium may cost (a hostile medium is cut off there, each file named).
+    kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
     #: Asked for a password only when the medium turns out to hold encrypted files and no key was given.
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
     #: Scan each DICOM file and quarantine the malicious ones (a polyglot's executable preamble). ``import``
@@ -382,6 +384,7 @@ def _unseal(
         certificates=request.certificates,
         max_iterations=request.max_iterations,
         accept_unprotected=request.accept_unprotected,
+        kdf_budget_per_medium=request.kdf_budget_per_medium,
     )
     opened = 0
 

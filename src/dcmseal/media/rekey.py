@@ -16,7 +16,7 @@ from cryptography import x509
 
 from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, StudyRef, export_event
-from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.fsutil import atomic_write
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
@@ -59,6 +59,8 @@ class RekeyRequest:
     overwrite: bool = False
     #: Re-address envelopes without a digest or signature inside too (each named in the notes).
     accept_unprotected: bool = False
+    #: PBKDF2 iterations opening the medium may cost.
+    kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
 
     def __post_init__(self) -> None:
         if self.new_password is None and not self.recipients and not self.keep_recipients:
@@ -130,6 +132,7 @@ def rekey(
     output_format = request.output_format or ("iso" if is_iso_image(request.medium) else "dir")
     notes: list[str] = []
     unverified = 0  # files re-addressed without a digest or signature to verify
+    budget = cms.KdfBudget.for_limits(request.max_iterations, request.kdf_budget_per_medium)
     with staging_dir(request.out, overwrite=request.overwrite, output_format=output_format) as staging:
         root = open_medium(request.medium, staging / "in")
         medium_dir = staging / "medium"
@@ -162,6 +165,7 @@ def rekey(
                         size=path.stat().st_size,
                         keep_existing=request.keep_recipients,
                         accept_unprotected=request.accept_unprotected,
+                        kdf_budget=budget,
                     )
             except DcmsealError as exc:
                 raise exc.with_path(path) from None
@@ -180,6 +184,7 @@ def rekey(
                     credentials=credentials,
                     max_iterations=request.max_iterations,
                     accept_unprotected=request.accept_unprotected,
+                    kdf_budget=budget,
                 )
         if count == 0:
             raise InputError("no Secure DICOM File on this medium: nothing to rekey", path=request.medium)

@@ -23,7 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dcmseal import cms
 from dcmseal.cms.digest import set_background_hashing
-from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.config import (
+    DEFAULT_KDF_BUDGET_PER_MEDIUM,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_PBKDF2_ITERATIONS,
+)
 from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
 from dcmseal.fsutil import BatchCommit, Extent, PendingFile, iter_files, relative_output_path
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
@@ -135,10 +139,16 @@ class UnsealPlan:
     accept_unprotected: bool = False
     #: Write a non-zero preamble as sealed instead of zeroed (see :func:`dcmseal.part10.unseal_file`).
     keep_preamble: bool = False
+    #: PBKDF2 iterations the whole set may cost (None: only each file's own budget).
+    kdf_budget_per_medium: int | None = DEFAULT_KDF_BUDGET_PER_MEDIUM
 
     def __post_init__(self) -> None:
         if not self.passwords and not self.private_keys:
             raise UsageError("nothing to open with: give a password or a private key")
+
+    def budget(self, counter: object | None = None) -> cms.KdfBudget:
+        """The PBKDF2 work budget of the set (``counter`` shares it with worker processes)."""
+        return cms.KdfBudget.for_limits(self.max_iterations, self.kdf_budget_per_medium, counter)
 
     def credentials(self) -> tuple[cms.Credential, ...]:
         credentials: list[cms.Credential] = [cms.PasswordCredential(password=p) for p in self.passwords]
@@ -223,6 +233,7 @@ class _WorkerState:
     signer: cms.SignedContent | None = None
     unseal_plan: UnsealPlan | None = None
     credentials: tuple[cms.Credential, ...] = ()
+    kdf_budget: cms.KdfBudget | None = None  # shared by every process of the batch
     overwrite: bool = False
     durable: bool = True
     batch_token: str = ""
@@ -243,6 +254,7 @@ def _init_worker(
     cache_slot_key: bytes,
     log_queue: multiprocessing.queues.Queue[logging.LogRecord],
     log_level: int,
+    kdf_spent: object | None = None,
 ) -> None:
     global _STATE
     # A worker's log records go to the parent, which hands them to its own handlers.
@@ -255,7 +267,7 @@ def _init_worker(
     if inline_hashing:
         # Every core already runs a worker: a digest thread would only add hand-offs.
         set_background_hashing(False)
-    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, batch_token)
+    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, batch_token, kdf_spent)
 
 
 def _make_state(
@@ -265,6 +277,7 @@ def _make_state(
     overwrite: bool,
     durable: bool = True,
     batch_token: str = "",
+    kdf_spent: object | None = None,
 ) -> _WorkerState:
     state = _WorkerState(operation=operation, overwrite=overwrite, durable=durable, batch_token=batch_token)
     if seal_plan is not None:
@@ -274,6 +287,7 @@ def _make_state(
     if unseal_plan is not None:
         state.unseal_plan = unseal_plan
         state.credentials = unseal_plan.credentials()
+        state.kdf_budget = unseal_plan.budget(kdf_spent)
     return state
 
 
@@ -309,6 +323,7 @@ def _process_one(
             extent=extent,
             accept_unprotected=state.unseal_plan.accept_unprotected,
             keep_preamble=state.unseal_plan.keep_preamble,
+            kdf_budget=state.kdf_budget,
         )
         return FileOutcome(source=src, destination=dst, status="unsealed", result=unseal_result)
     except DcmsealError as exc:
@@ -487,9 +502,13 @@ def _run(
     # One file is written as ever (temporary file, fsync, rename); a batch is written as temporary
     # files, made durable with one syncfs and renamed at the end (BatchCommit).
     batch = BatchCommit(durable=durable) if len(jobs) > 1 else None
-    state = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, batch.token if batch else "")
     workers = workers or os.cpu_count() or 1
     use_pool = workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL
+    # The set's PBKDF2 budget is spent by every process: a shared counter when there is a pool.
+    kdf_spent = _pool_context().Value("q", 0) if use_pool and unseal_plan is not None else None
+    state = _make_state(
+        operation, seal_plan, unseal_plan, overwrite, durable, batch.token if batch else "", kdf_spent
+    )
     if use_pool:
         # A fork server (not on Linux) starts and imports this module on the other core while this one derives.
         _start_pool_server()
@@ -541,6 +560,7 @@ def _run(
                             cache.slot_key,
                             log_queue,
                             logging.getLogger("dcmseal").getEffectiveLevel(),
+                            kdf_spent,
                         ),
                     )
                 )

@@ -378,6 +378,7 @@ def unseal_file(
     extent: Extent | None = None,
     accept_unprotected: bool = False,
     keep_preamble: bool = False,
+    kdf_budget: cms.KdfBudget | None = None,
 ) -> UnsealResult:
     """Open the Secure DICOM File ``src``, verify its digest or signature, and write the payload to ``dst``.
 
@@ -394,7 +395,8 @@ def unseal_file(
 
     The payload must be DigestedData or SignedData inside (PS3.15 D.1.1), whatever the envelope
     declares; an envelope without either (plain ``openssl cms -encrypt``) opens only with
-    ``accept_unprotected``, and the result then says its integrity was not verified.
+    ``accept_unprotected``, and the result then says its integrity was not verified. PBKDF2 work is
+    bounded by ``kdf_budget`` (shared by the files of a medium; by default this file's own budget).
 
     Raises
     ------
@@ -433,6 +435,7 @@ def unseal_file(
                 max_header_bytes=max_header_bytes,
                 trusted_certificates=trusted_certificates,
                 accept_unprotected=accept_unprotected,
+                kdf_budget=kdf_budget,
             )
             part10 = is_part10(sink.head)
             if not part10:

@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
 
 from dcmseal import cms
-from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, MissingInputError, ResourceLimitError
 from dcmseal.reader.containers import (
     MEMBER_READ_ERRORS,
@@ -83,6 +83,8 @@ class _Options:
     max_iterations: int
     nesting: NestingLimits
     accept_unprotected: bool = False
+    #: The PBKDF2 work the whole scan may spend opening Secure DICOM Files (a medium: one budget).
+    kdf_budget: cms.KdfBudget | None = None
 
 
 def _scan_one(
@@ -332,6 +334,7 @@ def _scan_folder(
                     allow_tiff=options.allow_tiff,
                     max_iterations=options.max_iterations,
                     accept_unprotected=options.accept_unprotected,
+                    kdf_budget=options.kdf_budget,
                 )
             step("open", index, len(secure))
     viewers = find_viewers(
@@ -468,6 +471,7 @@ def _medium_findings(
                     options.credentials,
                     max_iterations=options.max_iterations,
                     accept_unprotected=options.accept_unprotected,
+                    kdf_budget=options.kdf_budget,
                 )
         referenced, note = dicomdir_references(data, dicomdir)
         filesets[dicomdir] = referenced
@@ -502,6 +506,7 @@ def _scan_member(archive: Archive, member: Member, label: str, options: _Options
                 allow_tiff=options.allow_tiff,
                 max_iterations=options.max_iterations,
                 accept_unprotected=options.accept_unprotected,
+                kdf_budget=options.kdf_budget,
             )
     return report, head
 
@@ -650,6 +655,7 @@ def scan_paths(
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     nesting: NestingLimits | None = None,
     accept_unprotected: bool = False,
+    kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM,
 ) -> ScanReport:
     """Scan files, folders (mounted media), ISO images and zip archives.
 
@@ -666,6 +672,8 @@ def scan_paths(
         Called as ``progress(stage, done, total)``, stage ``"scan"`` or ``"open"``.
     workers
         Processes for large folders (0: one per core; 1: none).
+    kdf_budget_per_medium
+        PBKDF2 iterations the scan may spend opening Secure DICOM Files, all inputs together.
     accept_unprotected
         Also open Secure DICOM Files with no digest or signature inside; they are reported
         ``secure.opened-unverified`` (suspicious), never as verified.
@@ -685,6 +693,7 @@ def scan_paths(
         max_iterations,
         nesting or NestingLimits(),
         accept_unprotected,
+        cms.KdfBudget.for_limits(max_iterations, kdf_budget_per_medium),
     )
     pool_size = workers or (os.cpu_count() or 1)
     files: list[FileReport] = []
@@ -720,6 +729,7 @@ def scan_paths(
                         allow_tiff=allow_tiff,
                         max_iterations=max_iterations,
                         accept_unprotected=accept_unprotected,
+                        kdf_budget=options.kdf_budget,
                     )
             found, findings = [report], []
             step("scan", 1, 1)

@@ -68,6 +68,7 @@ def decrypt_to_memory(
     *,
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     accept_unprotected: bool = False,
+    kdf_budget: cms.KdfBudget | None = None,
 ) -> bytes:
     """The verified payload of a small Secure DICOM File (a DICOMDIR), in memory (unverified only if
     ``accept_unprotected`` and it carries no digest).
@@ -79,7 +80,13 @@ def decrypt_to_memory(
     """
     sink = io.BytesIO()
     _decrypt(
-        source, sink, size, credentials, max_iterations=max_iterations, accept_unprotected=accept_unprotected
+        source,
+        sink,
+        size,
+        credentials,
+        max_iterations=max_iterations,
+        accept_unprotected=accept_unprotected,
+        kdf_budget=kdf_budget,
     )
     return sink.getvalue()
 
@@ -92,6 +99,7 @@ def _decrypt(
     *,
     max_iterations: int,
     accept_unprotected: bool,
+    kdf_budget: cms.KdfBudget | None,
 ) -> cms.DecryptResult:
     """The one way a scan opens an envelope (the process's KDF cache: a medium derives its key once)."""
     return cms.decrypt(
@@ -102,6 +110,7 @@ def _decrypt(
         max_iterations=max_iterations,
         size=size,
         accept_unprotected=accept_unprotected,
+        kdf_budget=kdf_budget,
     )
 
 
@@ -115,6 +124,7 @@ def scan_secure(
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     in_memory_limit: int = MAX_IN_MEMORY_BYTES,
     accept_unprotected: bool = False,
+    kdf_budget: cms.KdfBudget | None = None,
 ) -> FileReport:
     """Open the Secure DICOM File read from ``source`` with ``credentials`` and scan its payload.
 
@@ -133,6 +143,7 @@ def scan_secure(
                 credentials,
                 max_iterations=max_iterations,
                 accept_unprotected=accept_unprotected,
+                kdf_budget=kdf_budget,
             )
         except DecryptionError as exc:
             note = Finding(
