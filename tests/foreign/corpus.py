@@ -241,8 +241,16 @@ def _dcmmkdir_disc(make: _Maker, work: Path) -> tuple[Path, ForeignMedium]:
     del medium.expected["DICOM/ST1/SE1/IM3"]
     _put(medium, staging, "DICOM/ST1/SE1/IM9", make.explicit(), "copied")
     _put(medium, staging, "AUTORUN.INF", b"[autorun]\r\nopen=DICOM\\ST1\\SE1\\IM1\r\n", "skipped")
+    (staging / "DICOM" / "LINK").symlink_to("/etc/hostname")  # Rock Ridge keeps it a link: never followed
+    medium.expected["DICOM/LINK"] = "skipped"
     _run("genisoimage", "-quiet", "-J", "-R", "-o", medium.path, staging)
-    medium.scan_codes |= {"medium.unreferenced", "medium.missing", "medium.autorun", "medium.autorun-dicom"}
+    medium.scan_codes |= {
+        "medium.unreferenced",
+        "medium.missing",
+        "medium.autorun",
+        "medium.autorun-dicom",
+        "medium.symlink",
+    }
     return staging, medium
 
 
@@ -301,11 +309,29 @@ def _portal_zip(make: _Maker, work: Path) -> ForeignMedium:
             if status == "copied":
                 medium.instances.add(_uid(source))
         zf.write(inner, "export_123/more/inner.zip")
+        zf.writestr("export_123/locked/IM0009", b"\x00" * 64)  # marked encrypted below: never guessed
+        medium.expected["export_123/locked/IM0009"] = "failed"
         zf.writestr("export_123/report.pdf", b"%PDF-1.4\n%%EOF\n")
         medium.expected["export_123/report.pdf"] = "skipped"
     inner.unlink()
+    _mark_encrypted(path, "export_123/locked/IM0009")
     medium.excluded.add(_uid(POLYGLOT))
+    medium.scan_codes.add("container.unreadable")
     return medium
+
+
+def _mark_encrypted(archive: Path, name: str) -> None:
+    """Set the "encrypted" flag (APPNOTE 4.4.4 bit 0) of one member, in its local and central headers, as a
+    portal's password-protected zip has it."""
+    data = bytearray(archive.read_bytes())
+    encoded = name.encode()
+    for signature, flag_at, name_at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        at = data.find(signature)
+        while at != -1:
+            if data[at + name_at : at + name_at + len(encoded)] == encoded:
+                data[at + flag_at] |= 0x01
+            at = data.find(signature, at + 4)
+    archive.write_bytes(bytes(data))
 
 
 def _zip_slip(make: _Maker, work: Path) -> ForeignMedium:
@@ -319,16 +345,22 @@ def _zip_slip(make: _Maker, work: Path) -> ForeignMedium:
 
 
 def _hostile_iso(work: Path) -> ForeignMedium:
-    """An image whose identifiers are '..' and hold '/' (pycdlib made, then patched)."""
+    """An image whose identifiers are '..', hold '/' and an escape character (pycdlib made, then patched)."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=1)
     iso.add_fp(__import__("io").BytesIO(b"evil"), 4, iso_path="/QQ.;1")
     iso.add_fp(__import__("io").BytesIO(b"evil"), 4, iso_path="/AXB.;1")
+    iso.add_fp(__import__("io").BytesIO(b"evil"), 4, iso_path="/CXD.;1")
     clean = work / "clean.iso"
     iso.write(str(clean))
     iso.close()
     path = work / "hostile.iso"
-    path.write_bytes(clean.read_bytes().replace(b"QQ.;1", b"...;1").replace(b"AXB.;1", b"A/B.;1"))
+    path.write_bytes(
+        clean.read_bytes()
+        .replace(b"QQ.;1", b"...;1")
+        .replace(b"AXB.;1", b"A/B.;1")
+        .replace(b"CXD.;1", b"C\x1bD.;1")
+    )
     clean.unlink()
     return ForeignMedium(
         "hostile-iso", path, refused="unsafe as a path component", scan_codes={"container.structure"}
