@@ -309,6 +309,9 @@ def _portal_zip(make: _Maker, work: Path) -> ForeignMedium:
             if status == "copied":
                 medium.instances.add(_uid(source))
         zf.write(inner, "export_123/more/inner.zip")
+        slip = zip_bytes({"IM0001": b"x", "../../evil.dcm": b"x"})
+        zf.writestr("export_123/more/slip.zip", slip)  # a zip-slip inside: that zip refused, the rest opened
+        medium.expected["export_123/more/slip.zip"] = "failed"
         zf.writestr("export_123/locked/IM0009", b"\x00" * 64)  # marked encrypted below: never guessed
         medium.expected["export_123/locked/IM0009"] = "failed"
         zf.writestr("export_123/report.pdf", b"%PDF-1.4\n%%EOF\n")
@@ -316,7 +319,7 @@ def _portal_zip(make: _Maker, work: Path) -> ForeignMedium:
     inner.unlink()
     _mark_encrypted(path, "export_123/locked/IM0009")
     medium.excluded.add(_uid(POLYGLOT))
-    medium.scan_codes.add("container.unreadable")
+    medium.scan_codes |= {"container.unreadable", "container.structure"}
     return medium
 
 

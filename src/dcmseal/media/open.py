@@ -265,17 +265,15 @@ class _Inventory:
             with open_archive(path) as archive:
                 self._archive(archive, f"{label}{NESTED_SEPARATOR}", depth=1)
         except (ResourceLimitError, InputError) as exc:
-            self.settle(label, "failed", f"a zip archive that cannot be opened: {exc.message}")
+            # a zip on the medium is one of its files: refused whole (nothing of it read), the rest goes on
+            self.settle(label, "failed", f"a zip archive refused: {exc.message}")
 
     def _archive(self, archive: Archive, prefix: str, *, depth: int) -> None:
         refused = next((m for m in archive.members if m.structural), None)
         if refused is not None:
             # A name that escapes the root or a file past the end of the image: the medium is malformed or
             # hostile, and ``scan`` reports the same (container.structure). Nothing of it is opened.
-            where = (
-                self.medium if not prefix else Path(f"{self.medium}{NESTED_SEPARATOR}{prefix.rstrip('!')}")
-            )
-            raise HostileMediumError(refused.problem or "malformed", path=where)
+            raise HostileMediumError(refused.problem or "malformed", path=self.medium)
         for member in archive.members:
             label = f"{prefix}{member.name}"
             if member.symlink:
@@ -300,6 +298,9 @@ class _Inventory:
                 return
             try:
                 self._archive(inner, f"{label}{NESTED_SEPARATOR}", depth=depth + 1)
+            except InputError as exc:
+                # a zip on the medium is one of its files: refused whole (nothing of it read), the rest goes on
+                self.settle(label, "failed", f"a zip archive refused: {exc.message}")
             finally:
                 inner.close()
             return
