@@ -236,5 +236,8 @@ def test_unprotected_file_is_refused_then_shown_marked_not_verified(
     shown = result["acceptedNext"]
     assert shown["state"] == "image"
     assert not shown["damaged"]
-    assert shown["integrity"] == "integrity NOT verified: the file carries no digest or signature"
+    assert shown["integrity"] == (
+        "integrity NOT verified: no DigestedData or SignedData inside (not conformant to PS3.15 D.1.1); "
+        "shown only because you asked"
+    )
     assert shown["notice"].startswith("Integrity NOT verified")

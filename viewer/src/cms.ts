@@ -20,6 +20,7 @@ const OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1";
 const OID_RSAES_OAEP = "1.2.840.113549.1.1.7";
 const OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4";
 const OID_CONTENT_TYPE = "1.2.840.113549.1.9.3";
+const OID_SIGNING_TIME = "1.2.840.113549.1.9.5";
 
 /** Signature algorithms accepted on a SignerInfo: rsaEncryption (any digest) or shaNWithRSAEncryption (that digest). */
 const RSA_SIGNATURE: Record<string, string> = {
@@ -401,7 +402,8 @@ export interface Opened {
 }
 
 /** The integrity line of a file shown without a digest or signature (only when the user asked). */
-export const NOT_VERIFIED = "integrity NOT verified: the file carries no digest or signature";
+export const NOT_VERIFIED =
+  "integrity NOT verified: no DigestedData or SignedData inside (not conformant to PS3.15 D.1.1); shown only because you asked";
 
 /** Decrypt an EnvelopedData only (no inner verification). */
 export async function decryptEnvelope(bytes: Uint8Array, keys: KeyRing): Promise<{ envelope: Envelope; plain: Uint8Array }> {
@@ -518,7 +520,8 @@ async function verifyDigested(buf: Uint8Array, node: Node): Promise<Opened> {
   const parts = children(buf, expect(node, TAG_SEQUENCE, "DigestedData"));
   if (parts.length !== 4) throw new MalformedError(`DigestedData has ${parts.length} fields, not 4`);
   const version = smallInteger(buf, expect(parts[0], TAG_INTEGER, "DigestedData version"));
-  if (version !== 0 && version !== 2) throw new MalformedError(`DigestedData version ${version}`);
+  // RFC 5652 §7: version 0 when the encapsulated type is id-data, the only one taken (as dcmseal's reader).
+  if (version !== 0) throw new MalformedError(`DigestedData version ${version}, not 0`);
   const hash = digestAlgorithm(buf, parts[1], "digestAlgorithm");
   const payload = eContent(buf, parts[2]);
   const expected = octets(buf, expect(parts[3], TAG_OCTET_STRING, "digest"));
@@ -553,6 +556,7 @@ async function verifySigned(buf: Uint8Array, node: Node): Promise<Opened> {
     let md: Uint8Array | undefined;
     let digests = 0;
     let contentType: string | undefined;
+    let signingTimes = 0;
     for (const attr of children(buf, signed)) {
       const a = children(buf, expect(attr, TAG_SEQUENCE, "Attribute"));
       const type = oid(buf, expect(a[0], TAG_OID, "attribute type"));
@@ -563,6 +567,9 @@ async function verifySigned(buf: Uint8Array, node: Node): Promise<Opened> {
       } else if (type === OID_CONTENT_TYPE) {
         if (contentType !== undefined || values.length !== 1) throw new MalformedError("the contentType attribute is repeated");
         contentType = oid(buf, expect(values[0], TAG_OID, "contentType"));
+      } else if (type === OID_SIGNING_TIME) {
+        // One signingTime with one value, as dcmseal's reader asks: two would leave which one was signed open.
+        if (signingTimes++ || values.length !== 1) throw new MalformedError("the signingTime attribute is repeated");
       }
     }
     if (digests !== 1 || !md) throw new IntegrityError(`${DAMAGED_PREFIX}the signer has ${digests} messageDigest values, not one`);

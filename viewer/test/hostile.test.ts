@@ -191,6 +191,16 @@ test("the inner structure must be complete: trailing bytes after the DigestedDat
   await assert.doesNotReject(reseal(plain)); // the helper itself round-trips
 });
 
+test("DigestedData other than version 0 is refused (RFC 5652 §7: id-data content)", async () => {
+  const { plain } = await decryptEnvelope(read(DIGESTED), new KeyRing(PASSWORD));
+  const header = readNode(plain, 0);
+  const version = children(plain, header)[0];
+  assert.deepEqual(Array.from(plain.subarray(version.start, version.end)), [0x02, 0x01, 0x00]);
+  const v2 = plain.slice();
+  v2[version.start + 2] = 0x02;
+  await assert.rejects(reseal(v2), IntegrityError);
+});
+
 test("DigestedData with an unknown digest algorithm, another eContentType or detached content is refused", async () => {
   const { plain } = await decryptEnvelope(read(DIGESTED), new KeyRing(PASSWORD));
   const oidSha256 = Uint8Array.from([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]);
