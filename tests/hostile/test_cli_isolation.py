@@ -116,9 +116,13 @@ def test_scan_reports_each_hostile_file_and_scans_the_rest(
         codes = [f["code"] for f in files[path]["findings"]]
         assert "secure.opened" not in codes, path
         assert codes[0] in ("secure.not-opened", "secure.unprotected", "secure.malformed"), (path, codes)
+        assert files[path]["verdict"] == "suspicious", (path, codes)  # never clean, never verified
         assert all("\n" not in f["message"] for f in files[path]["findings"])
     hostile_messages = " ".join(f["message"] for p in hostile for f in files[p]["findings"])
     assert "opened and verified;" not in hostile_messages  # the success finding's words
+    flipped = [p for p in hostile if files[p]["findings"][0]["code"] == "secure.not-opened"]
+    assert len(flipped) == 1  # it alone fails with the key that opens the medium: marked, not clean
+    assert [f["code"] for f in files[flipped[0]]["findings"]] == ["secure.not-opened", "secure.key-mismatch"]
 
 
 @pytest.mark.interop

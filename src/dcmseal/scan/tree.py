@@ -50,7 +50,13 @@ from dcmseal.scan.medium import (
 )
 from dcmseal.scan.report import FileReport, Finding, ScanReport, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, scan_file, scan_source
-from dcmseal.scan.unsealed import OPENED_CODES, credentials_from, decrypt_to_memory, scan_secure
+from dcmseal.scan.unsealed import (
+    OPENED_CODES,
+    credentials_from,
+    decrypt_to_memory,
+    flag_unopened,
+    scan_secure,
+)
 from dcmseal.scan.viewer import ViewerMatch, find_viewers, known_bundle, sha256_of
 
 __all__ = ["scan_paths"]
@@ -733,6 +739,8 @@ def scan_paths(
                     )
             found, findings = [report], []
             step("scan", 1, 1)
+        if options.credentials:  # every envelope was tried: one that alone did not open is suspicious
+            found = flag_unopened(found)
         files.extend(found)
         medium.extend(findings)
     if logger.isEnabledFor(logging.INFO):  # two passes over every report: only when someone listens

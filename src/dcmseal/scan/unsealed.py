@@ -21,13 +21,42 @@ from dcmseal.part10 import UnsealPlan
 from dcmseal.scan.report import FileReport, Finding, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, scan_source
 
-__all__ = ["MAX_IN_MEMORY_BYTES", "OPENED_CODES", "credentials_from", "decrypt_to_memory", "scan_secure"]
+__all__ = [
+    "MAX_IN_MEMORY_BYTES",
+    "OPENED_CODES",
+    "credentials_from",
+    "decrypt_to_memory",
+    "flag_unopened",
+    "scan_secure",
+]
 
 #: Finding codes of a Secure DICOM File whose payload was opened and scanned (verified, or accepted unprotected).
 OPENED_CODES = frozenset({"secure.opened", "secure.opened-unverified"})
 
 #: Payloads up to this size are scanned in memory; larger ones go through an unnamed temporary file.
 MAX_IN_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+def flag_unopened(reports: Sequence[FileReport]) -> list[FileReport]:
+    """``reports`` of one medium, each Secure DICOM File that the keys did not open marked suspicious when the
+    same keys opened others of it: altered, damaged, or sealed for someone else (which is which is not told,
+    as the per-file answer does not tell a wrong key from altered content)."""
+    opened = sum(1 for r in reports if any(f.code in OPENED_CODES for f in r.findings))
+    if not opened:
+        return list(reports)
+    mismatch = Finding(
+        "secure.key-mismatch",
+        f"did not open with the key that opened {opened} other Secure DICOM File(s) of this medium: "
+        "altered, damaged, or sealed for other recipients",
+        Verdict.SUSPICIOUS,
+        0,
+    )
+    return [
+        FileReport.of(r.path, r.kind, [*r.findings, mismatch], r.sop_instance_uid)
+        if r.codes() == ("secure.not-opened",)
+        else r
+        for r in reports
+    ]
 
 
 def credentials_from(passwords: Sequence[bytes], private_keys: Sequence[bytes]) -> tuple[cms.Credential, ...]:
