@@ -146,6 +146,11 @@ def test_the_wheel_installed_outside_the_repository_burns_and_opens_a_medium(tmp
     ).read_bytes()
     opened = dcmseal("open", home / "usb", "--out", home / "opened", "--password-file", "pw.txt", "--json")
     assert opened.returncode == 0, opened.stderr
-    instances = [p for p in (home / "opened").rglob("*") if p.is_file() and p.name != "DICOMDIR"]
+    # The File-set's instances: not its DICOMDIR, nor the manifest of what dcmseal wrote (media/target.py).
+    instances = [
+        p
+        for p in (home / "opened").rglob("*")
+        if p.is_file() and p.name not in ("DICOMDIR", ".dcmseal-manifest.json")
+    ]
     assert len(instances) == 1
     assert instances[0].read_bytes()[128:132] == b"DICM"
