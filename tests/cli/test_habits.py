@@ -259,6 +259,30 @@ def test_readme_of_a_certificate_only_medium_reads_correctly() -> None:
     assert "  or the private key of one of these certificates:" in both.splitlines()
 
 
+def test_the_recipient_is_never_told_of_the_escrow_key(
+    invoke: Invoke, tmp_path: Path, password_file: Path, data_home: Path
+) -> None:
+    result = invoke(
+        "burn",
+        CT_SMALL,
+        "--out",
+        tmp_path / "usb",
+        "--format",
+        "dir",
+        "--password-file",
+        password_file,
+        *FAST,
+    )
+    assert result.code == 0, result.everything
+    readme = (tmp_path / "usb" / "README.TXT").read_text()
+    for text in (readme, result.stdout):  # README.TXT on the medium, the cover letter printed
+        assert "escrow" not in text
+        assert "private key" not in text  # the escrow is the only certificate: the password is what opens it
+    lines = readme.splitlines()
+    assert lines[lines.index("To open it you need:") + 1].startswith("  the password the sender gives you")
+    assert "Then type the password." in lines
+
+
 # -- a shared station ---------------------------------------------------------------------------------------------
 def test_a_second_operator_uses_the_station_config_state_and_escrow(
     dcmseal: Subprocess, tmp_path: Path, habits_escrow: MediaEscrow, password_file: Path

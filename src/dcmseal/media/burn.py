@@ -39,7 +39,7 @@ from dcmseal.media.profiles import (
     choose_profile,
     general_purpose_name,
 )
-from dcmseal.media.readme import MediumText, cover_letter, readme_text
+from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
 from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
 from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
 from dcmseal.media.target import removal_advice
@@ -591,7 +591,7 @@ def _burn(
             profile=profile_name,
             file_count=len(plan.files),
             has_password=request.password is not None,
-            certificate_subjects=subjects,
+            certificate_subjects=readers_subjects(recipients, request.escrow_certificate),
             sender=request.sender,
             label=label,
             encrypted=request.encrypt,

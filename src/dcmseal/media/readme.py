@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-__all__ = ["MediumText", "cover_letter", "readme_text"]
+if TYPE_CHECKING:
+    from cryptography import x509
+
+__all__ = ["MediumText", "cover_letter", "readers_subjects", "readme_text"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +40,17 @@ def _incomplete(text: MediumText) -> list[str]:
     ]
 
 
+def readers_subjects(
+    certificates: Sequence[x509.Certificate], escrow: x509.Certificate | None
+) -> tuple[str, ...]:
+    """The subjects README.TXT and the cover letter name: the recipients', not the escrow's.
+
+    The organisation's escrow key opens every medium for recovery; a recipient never holds it, so naming it
+    where the recipient reads "you need the private key of" would only mislead.
+    """
+    return tuple(c.subject.rfc4514_string() for c in certificates if escrow is None or c != escrow)
+
+
 def _how_to_open(text: MediumText) -> list[str]:
     keys: list[str] = []
     if text.has_password:
@@ -47,6 +63,8 @@ def _how_to_open(text: MediumText) -> list[str]:
             f"{either}the private key of {'this certificate' if only_one else 'one of these certificates'}:"
         )
         keys.extend(f"    {subject}" for subject in text.certificate_subjects)
+    if not keys and text.encrypted:  # addressed to the sender's escrow key alone
+        keys.append("the sender: only the sender's organisation can open it (quote the medium ID).")
     return keys
 
 

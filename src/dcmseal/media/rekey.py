@@ -25,7 +25,7 @@ from dcmseal.media.burn import README_NAME, media_type_of
 from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
-from dcmseal.media.readme import MediumText, cover_letter, readme_text
+from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
 from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
 from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
@@ -219,7 +219,7 @@ def rekey(
             profile="(as the original medium)",
             file_count=instances,
             has_password=request.new_password is not None,
-            certificate_subjects=subjects,
+            certificate_subjects=readers_subjects(certificates, request.escrow_certificate),
             sender=request.sender,
             label=fileset_id,
             viewer=bool(viewer),
