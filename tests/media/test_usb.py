@@ -207,6 +207,8 @@ def test_a_mount_point_is_written_in_place_and_replaced_with_force(
     (mount_point / "System Volume Information").mkdir()  # what Windows leaves on every stick
 
     first = _burn(study, mount_point, registry, media_escrow)
+    folder = (mount_point / first.files[0].file_id).parent
+    (folder / ".DS_Store").write_bytes(b"what a Mac leaves in every folder it shows")
     second = _burn(study, mount_point, registry, media_escrow, force=True)
 
     assert _manifest(mount_point)["medium_id"] == second.medium_id
@@ -215,7 +217,10 @@ def test_a_mount_point_is_written_in_place_and_replaced_with_force(
     assert f"unmount (eject) {mount_point}" in second.safe_to_remove
     assert "tmpfs, not FAT16/FAT32" in " ".join(second.notes)
     assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
-    assert not [p for p in mount_point.rglob(".*") if p.name != MANIFEST_NAME]  # no temporary file left
+    assert (folder / ".DS_Store").exists()  # not ours: kept
+    assert not [
+        p for p in mount_point.rglob(".*") if p.name not in (MANIFEST_NAME, ".DS_Store")
+    ]  # no temporary
     assert not list(mount_point.parent.glob(".*.staging"))
 
 

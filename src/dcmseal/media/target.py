@@ -313,6 +313,10 @@ def _scan(folder: Path, manifest: Manifest | None) -> tuple[list[str], list[str]
         if not prefix:
             dirnames[:] = [d for d in dirnames if not _is_system_entry(d)]
             filenames = [f for f in filenames if not _is_system_entry(f) and f != MANIFEST_NAME]
+        else:
+            filenames = [
+                f for f in filenames if f != ".DS_Store"
+            ]  # macOS leaves one in every folder it shows
         dirnames.sort()
         for name in sorted(filenames):
             relative = prefix + name
@@ -600,7 +604,10 @@ def _rename_into_place(
     _write_manifest(built, Manifest(entries=entries, complete=True, medium_id=medium_id, written_at=moment))
     if before_commit is not None:
         before_commit()
-    os.rename(built, out)
+    try:
+        os.rename(built, out)
+    except OSError as exc:
+        raise InputError(f"cannot write the medium: {exc.strerror or exc}", path=out) from exc
     fsync_dir(out.parent)
     return WrittenFolder(
         path=out, entries=entries, size_bytes=sum(e.size or 0 for e in entries), file_system=file_system
