@@ -240,6 +240,7 @@ def _dcmmkdir_disc(make: _Maker, work: Path) -> tuple[Path, ForeignMedium]:
     gone.unlink()
     del medium.expected["DICOM/ST1/SE1/IM3"]
     _put(medium, staging, "DICOM/ST1/SE1/IM9", make.explicit(), "copied")
+    _put(medium, staging, "DICOM/ST1/SE1/RAW1", make.converted("-F", "+ti"), "copied")  # omitted, no header
     _put(medium, staging, "AUTORUN.INF", b"[autorun]\r\nopen=DICOM\\ST1\\SE1\\IM1\r\n", "skipped")
     (staging / "DICOM" / "LINK").symlink_to("/etc/hostname")  # Rock Ridge keeps it a link: never followed
     medium.expected["DICOM/LINK"] = "skipped"

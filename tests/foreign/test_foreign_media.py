@@ -10,7 +10,7 @@ from pydicom import dcmread
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
-from dcmseal.scan import Verdict, scan_paths
+from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.body import UNPARSABLE_CODES
 from tests.foreign.corpus import ForeignMedium
 from tests.media.conftest import dcmftest_answers, medium_files
@@ -112,3 +112,18 @@ def test_scan_finds_what_is_on_the_medium(foreign_corpus: dict[str, ForeignMediu
             )
     if medium.scan_codes or any(s == "quarantined" for s in medium.expected.values()):
         assert report.verdict is not Verdict.CLEAN
+
+
+def test_the_layout_check_counts_a_data_set_without_file_meta_as_dicom(
+    foreign_corpus: dict[str, ForeignMedium],
+) -> None:
+    """The import's layout check (scan_medium_layout) and scan_paths agree on a bare data set the DICOMDIR omits."""
+    root = foreign_corpus["dcmmkdir-folder"].path
+
+    layout = {f.message for f in scan_medium_layout(root) if f.code == "medium.unreferenced"}
+    scanned = {
+        f.message for f in scan_paths([root], workers=1).medium_findings if f.code == "medium.unreferenced"
+    }
+
+    assert layout == scanned
+    assert any("RAW1" in message for message in layout)

@@ -383,6 +383,7 @@ class ExtentsReader(io.RawIOBase):
     def __init__(self, image: Path, extents: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
         self._fd = os.open(image, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.name = str(image)  # io.BufferedReader and pydicom ask a stream for one
         self._extents = extents
         self._size = sum(length for _, length in extents)
         self._position = 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from dcmseal.reader.containers import iter_folder, printable_name
+from dcmseal.reader.detect import detect_dataset_encoding
 from dcmseal.scan.body import HEADER_BYTES, read_meta, walk_dataset
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, identify
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 _REFERENCED_FILE_ID = 0x00041500
+#: The file's size when only its head is at hand: element lengths are then not held against it.
+_UNKNOWN_SIZE = 1 << 62
 _EXECUTABLE_EXTENSIONS = frozenset(
     [
         ".exe",
@@ -323,6 +326,8 @@ def entry_from_head(name: str, head: bytes, *, autorun: bytes | None = None) -> 
         return LayoutEntry(name, "dicom")
     if is_enveloped_data(head[:32]):
         return LayoutEntry(name, "secure")
+    if detect_dataset_encoding(head, _UNKNOWN_SIZE) is not None:
+        return LayoutEntry(name, "dicom")  # a data set without File Meta (old discs): DICOM all the same
     signature = identify(head, text=True) if head else None
     wanted = signature is not None and signature.family in (Family.EXECUTABLE, Family.SCRIPT, Family.MARKUP)
     return LayoutEntry(name, "not-dicom", signature.name if wanted and signature else None, autorun)
