@@ -22,6 +22,7 @@ from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.fatimage import fat_layout, is_fat_image
 from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.rekey import RekeyRequest, rekey
 from dcmseal.media.target import (
     FAT_MAX_FILE_BYTES,
     MANIFEST_NAME,
@@ -154,6 +155,61 @@ def test_force_replaces_only_what_dcmseal_wrote(
         _burn(study, out, registry, media_escrow, force=True)
     assert (out / "README.TXT").read_bytes().endswith(b"my notes\r\n")
     assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
+
+
+def test_rekey_and_open_into_a_folder_follow_the_same_rule(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """Every folder dcmseal writes: a user's file stops it (with --force too), an empty folder does not."""
+    medium = tmp_path / "medium"
+    _burn(study, medium, registry, media_escrow)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "photo.jpg").write_bytes(b"a photo")
+
+    with pytest.raises(InputError, match=r"photo\.jpg"):
+        rekey(
+            RekeyRequest(
+                medium=medium,
+                out=target,
+                operator="usb-tester",
+                passwords=(PASSWORD.encode(),),
+                new_password=b"Harbor-lichen-Copper-saddle-whistle",
+                iterations=FAST_ITERATIONS,
+                output_format="dir",
+                overwrite=True,
+            ),
+            registry=registry,
+            audit=FileSink(tmp_path / "rekey-audit.log"),
+        )
+    with pytest.raises(InputError, match=r"photo\.jpg"):
+        open_to_folder(
+            OpenRequest(
+                medium=medium,
+                out=target,
+                operator="usb-tester",
+                passwords=(PASSWORD.encode(),),
+                overwrite=True,
+            ),
+            audit=FileSink(tmp_path / "open-audit.log"),
+        )
+    assert sorted(p.name for p in target.iterdir()) == ["photo.jpg"]
+
+    (target / "photo.jpg").unlink()
+    rekeyed = rekey(
+        RekeyRequest(
+            medium=medium,
+            out=target,
+            operator="usb-tester",
+            passwords=(PASSWORD.encode(),),
+            new_password=b"Harbor-lichen-Copper-saddle-whistle",
+            iterations=FAST_ITERATIONS,
+            output_format="dir",
+        ),
+        registry=registry,
+        audit=FileSink(tmp_path / "rekey-audit.log"),
+    )
+    assert _manifest(target)["medium_id"] == rekeyed.medium_id
 
 
 def test_a_manifest_cannot_point_force_outside_its_folder(
