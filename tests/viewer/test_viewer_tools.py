@@ -32,7 +32,12 @@ OVERLAY_ROW = 20
 
 
 def _synthetic(
-    path: Path, *, modality: str = "CT", spacing: str | None = "PixelSpacing", slices: int = 1
+    path: Path,
+    *,
+    modality: str = "CT",
+    spacing: str | None = "PixelSpacing",
+    slices: int = 1,
+    description: str = "",
 ) -> None:
     """CT_small's header with the synthetic pixels (see the module docstring), written as ``slices`` files."""
     ds = dcmread(sample("CT_small.dcm"))
@@ -62,7 +67,7 @@ def _synthetic(
     ds.add_new(0x60000102, "US", 0)
     ds.add_new(0x60003000, "OW", np.packbits(overlay.ravel(), bitorder="little").tobytes())
     ds.RecommendedDisplayFrameRate = 5
-    ds.SeriesDescription = f"Synthetic {modality}"
+    ds.SeriesDescription = description or f"Synthetic {modality}"
     ds.SeriesInstanceUID = generate_uid()
     ds.PatientID = f"SYN-{modality}"
     for index in range(slices):
@@ -78,6 +83,7 @@ def medium(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sources = work / "sources"
     sources.mkdir()
     _synthetic(sources / "ct", slices=3)
+    _synthetic(sources / "prior", slices=5, description="Prior CT")
     _synthetic(sources / "dx", modality="DX", spacing="ImagerPixelSpacing")
     _synthetic(sources / "ot", modality="OT", spacing=None)
     _result, folder = burn_medium(work / "burn", [sources])
@@ -154,6 +160,14 @@ def ct(browser: Browser, medium: Path) -> dict[str, Any]:
         {"do": "key", "key": "c"},
         {"do": "cine", "frames": 4},
         {"do": "snapshot", "name": "cine"},
+        {"do": "key", "key": "Home"},
+        {"do": "compare", "modality": "CT", "description": "Prior CT"},
+        {"do": "compared", "index": 0},
+        {"do": "key", "key": "ArrowDown"},
+        {"do": "compared", "index": 2},
+        {"do": "key", "key": "End"},
+        {"do": "compared", "index": 4},
+        {"do": "snapshot", "name": "compared", "screenshot": True},
     ]
     return browser.run(
         "tools",
@@ -279,7 +293,20 @@ def test_series_list_has_thumbnails_and_descriptions(ct: dict[str, Any]) -> None
     """Every series gets a thumbnail; its Series Description comes from an instance when the DICOMDIR has none."""
     series = [se for p in ct["final"]["patients"] for s in p["studies"] for se in s["seriesList"]]
     assert sorted((se["modality"], se["description"], se["thumbnail"]) for se in series) == [
+        ("CT", "Prior CT", True),
         ("CT", "Synthetic CT", True),
         ("DX", "Synthetic DX", True),
         ("OT", "Synthetic OT", True),
     ]
+
+
+def test_side_by_side_comparison_scrolls_with_the_image(ct: dict[str, Any]) -> None:
+    """The prior (5 slices) beside the current series (3): slice 1 -> 1, 2 -> 3, 3 -> 5 as the user scrolls."""
+    compared = ct["actions"]["compared"]
+    assert compared["compare"]["active"] is True
+    assert compared["compare"]["instances"] == 5
+    assert compared["compare"]["index"] == 4
+    assert compared["compare"]["title"] == "CT series 1, Prior CT: instance 5/5"
+    assert compared["compare"]["canvas"] == {"width": SIZE, "height": SIZE}
+    assert compared["instance"] == "2"
+    assert compared["state"] == "image"

@@ -48,6 +48,8 @@ export const exposed = {
   cine: { playing: false, fps: 0, source: "", shown: 0 },
   /** "done" once every series of the list has its thumbnail (or was found unreadable). */
   thumbnails: "",
+  /** The compared series' pane: which instance it shows (linked to the main pane's position). */
+  compare: { active: false, index: -1, instances: 0, rendered: 0, damaged: false },
 };
 
 type Tool = "window" | "pan" | "zoom" | "length" | "angle" | "rectangle" | "ellipse";
@@ -189,6 +191,10 @@ class App {
         this.annotate();
       }
     }).observe($("stage"));
+    new ResizeObserver(() => {
+      const canvas = $<HTMLCanvasElement>("image2");
+      if (this.compared && canvas.width) this.fitInto($("stage2"), canvas, Number(canvas.dataset.aspect || 1));
+    }).observe($("stage2"));
     $<HTMLInputElement>("slider").addEventListener("input", (e) => {
       if (this.view) void this.show(Number((e.target as HTMLInputElement).value), 0);
     });
@@ -196,6 +202,7 @@ class App {
       if (this.view) void this.show(this.view.index, Number((e.target as HTMLInputElement).value));
     });
     $("reset").addEventListener("click", () => this.resetView());
+    $("compare-close").addEventListener("click", () => this.closeCompare());
     $("back").addEventListener("click", () => this.showList());
     $("change").addEventListener("click", () => {
       $("step-folder").hidden = false;
@@ -269,6 +276,7 @@ class App {
     exposed.damaged = {};
     exposed.listSource = "";
     $("unprotected-box").hidden = true;
+    if (this.compared) this.closeCompare();
     $("studies").replaceChildren();
     $("studies").hidden = true;
     $("viewer").hidden = true;
@@ -487,6 +495,18 @@ class App {
           const thumbCell = el("td");
           thumbCell.append(thumb);
           row.append(thumbCell, el("td", {}, se.modality), el("td", {}, se.number ? `#${se.number}` : ""), (this.thumbs.get(se) as { description: HTMLElement }).description, el("td", {}, `${se.instances.length} instance(s)`));
+          const compare = el("button", { type: "button", class: "compare", "aria-label": `Compare ${label} beside the image on screen`, title: "Show beside the image on screen, scrolled together" }, "Compare");
+          compare.addEventListener("click", (e) => {
+            e.stopPropagation();
+            // Back to the image: the arrow keys scroll both panes from there.
+            void this.compareWith(se).then(() => $("image").focus({ preventScroll: true }));
+          });
+          compare.addEventListener("keydown", (e) => {
+            if (e.key === "Enter" || e.key === " ") e.stopPropagation(); // the button's own, not the row's
+          });
+          const compareCell = el("td");
+          compareCell.append(compare);
+          row.append(compareCell);
           row.addEventListener("click", () => void this.open(se));
           row.addEventListener("keydown", (e) => {
             if (e.key === "Enter" || e.key === " ") {
@@ -621,6 +641,7 @@ class App {
       $("frame-label").hidden = info.frames < 2;
       this.paint();
       this.readAhead(index + 1);
+      void this.showCompared();
     } catch (err) {
       if (token !== this.loadToken) return;
       if (err instanceof MediumError && !medium.keys && medium.dicomdir) {
@@ -629,6 +650,7 @@ class App {
       }
       this.showDamaged(index, ref, err);
       this.readAhead(index + 1);
+      void this.showCompared();
     }
   }
 
@@ -1249,6 +1271,88 @@ class App {
         shadowText(`${bar.mm} mm${s.source === "Imager Pixel Spacing" ? " (detector)" : ""}`, W / 2, y - 6, "center");
       }
     }
+  }
+
+  compared?: { series: Series; index: number; token: number };
+
+  /**
+   * Side by side: `series` (a prior, say) beside the image on screen, scrolled with it. The panes are linked by
+   * position in their series (the same fraction of the way through: slice for slice when the counts match).
+   */
+  async compareWith(series: Series): Promise<void> {
+    if (!this.view) return;
+    this.compared = { series, index: -1, token: 0 };
+    $("panes").classList.add("compare");
+    $("compare-pane").hidden = false;
+    $("compare-title").textContent = `${series.modality} series${series.number ? ` ${series.number}` : ""}${series.description ? `, ${series.description}` : ""}`;
+    Object.assign(exposed.compare, { active: true, index: -1, instances: series.instances.length, rendered: 0, damaged: false });
+    this.layout();
+    this.annotate();
+    await this.showCompared();
+  }
+
+  closeCompare(): void {
+    this.compared = undefined;
+    $("panes").classList.remove("compare");
+    $("compare-pane").hidden = true;
+    exposed.compare.active = false;
+    this.layout();
+    this.annotate();
+  }
+
+  /** The compared series' instance at the main pane's position, windowed as the file says, fitted to its pane. */
+  async showCompared(): Promise<void> {
+    const c = this.compared;
+    const v = this.view;
+    const medium = this.medium;
+    if (!c || !v || !medium) return;
+    const n1 = v.series.instances.length;
+    const n2 = c.series.instances.length;
+    const index = n1 > 1 ? Math.round((v.index * (n2 - 1)) / (n1 - 1)) : 0;
+    if (index === c.index) return;
+    c.index = index;
+    const token = ++c.token;
+    const ref = c.series.instances[index];
+    const canvas = $<HTMLCanvasElement>("image2");
+    exposed.compare.index = index;
+    try {
+      const opened = await medium.open(ref.fileId);
+      const ds = parseFile(opened.bytes);
+      const info = imageInfo(ds);
+      if (!info) throw new DicomError("no image in this instance");
+      const frame = await decodeFrame(info, frameBytes(ds, info, 0));
+      if (token !== c.token || this.compared !== c) return;
+      canvas.width = info.columns;
+      canvas.height = info.rows;
+      const rgba = toRgba(frame, info, defaultWindow(info, frame), undefined, this.inverted);
+      (canvas.getContext("2d") as CanvasRenderingContext2D).putImageData(new ImageData(rgba as unknown as Uint8ClampedArray<ArrayBuffer>, info.columns, info.rows), 0, 0);
+      const spacing = spacingOf(ds);
+      canvas.dataset.aspect = String(spacing.source ? spacing.row / spacing.column : 1);
+      this.fitInto($("stage2"), canvas, Number(canvas.dataset.aspect));
+      canvas.dataset.instance = String(index);
+      canvas.setAttribute("aria-label", `Compared image: instance ${index + 1} of ${n2}`);
+      exposed.compare.rendered += 1;
+      exposed.compare.damaged = false;
+    } catch (err) {
+      if (token !== c.token || this.compared !== c) return;
+      this.markDamaged(ref.fileId, err);
+      canvas.width = canvas.height = 0;
+      canvas.dataset.instance = String(index);
+      exposed.compare.damaged = true;
+    }
+    $("compare-title").dataset.instance = String(index);
+    $("compare-title").textContent = `${c.series.modality} series${c.series.number ? ` ${c.series.number}` : ""}${c.series.description ? `, ${c.series.description}` : ""}: instance ${index + 1}/${n2}${exposed.compare.damaged ? " (not shown: damaged)" : ""}`;
+  }
+
+  /** A canvas fitted and centred in its stage by a CSS transform (the compared pane). */
+  fitInto(stage: HTMLElement, canvas: HTMLCanvasElement, aspect: number): void {
+    const scale = Math.min(stage.clientWidth / canvas.width, stage.clientHeight / (canvas.height * aspect));
+    const tx = Math.round((stage.clientWidth - canvas.width * scale) / 2);
+    const ty = Math.round((stage.clientHeight - canvas.height * scale * aspect) / 2);
+    canvas.style.width = `${canvas.width}px`;
+    canvas.style.height = `${canvas.height}px`;
+    canvas.style.transform = `translate(${tx}px, ${ty}px) scale(${scale}, ${scale * aspect})`;
+    canvas.style.imageRendering = scale * (window.devicePixelRatio || 1) > 1 ? "pixelated" : "auto";
   }
 
   /** Cine: play the frames (a multi-frame image) or the instances (a series), at the file's own rate. */

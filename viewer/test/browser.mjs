@@ -74,9 +74,13 @@ try {
   result.images = {};
   for (const modality of config.select ?? []) {
     // "US" picks the first US series; "US@<Patient ID>" the US series of that patient.
-    const [wanted, patient] = modality.split("@");
+    // "CT#Prior CT" the CT series whose description is "Prior CT".
+    const [selector, description] = modality.split("#");
+    const [wanted, patient] = selector.split("@");
     const scope = patient ? `[data-testid=patient][data-patient-id="${patient}"] ` : "";
-    const row = page.locator(`${scope}tr[data-testid=series][data-modality="${wanted}"]`).first();
+    let rows = page.locator(`${scope}tr[data-testid=series][data-modality="${wanted}"]`);
+    if (description) rows = rows.filter({ has: page.locator(".description", { hasText: description }) });
+    const row = rows.first();
     if (await page.locator("#back").isVisible()) await page.click("#back");
     // Every outcome of showing an instance sets the state again, so a marker tells this outcome from the last.
     await page.evaluate(() => { document.body.dataset.state = "selecting"; });
@@ -177,6 +181,14 @@ try {
       } else if (a.do === "tap") {
         const [x, y] = await toPage(a.at);
         await page.mouse.click(x, y);
+      } else if (a.do === "compare") {
+        // The "Compare" button of the nth series row of that modality (0-based).
+        if (await page.locator("#back").isVisible()) await page.click("#back");
+        await page.locator(`tr[data-testid=series][data-modality="${a.modality}"]`)
+          .filter({ has: page.locator(".description", { hasText: a.description }) }).locator("button.compare").click();
+        await page.waitForFunction(() => window.dcmseal.compare.rendered > 0 || window.dcmseal.compare.damaged, undefined, { timeout: 10000 });
+      } else if (a.do === "compared") {
+        await page.waitForFunction((i) => window.dcmseal.compare.index === i && document.getElementById("compare-title").dataset.instance === String(i), a.index, { timeout: 10000 });
       } else if (a.do === "cine") {
         await page.waitForFunction((n) => window.dcmseal.cine.shown >= n, a.frames, { timeout: 20000 });
         await page.click("#cine");
@@ -188,6 +200,11 @@ try {
         info.measurements = await page.evaluate(() => JSON.parse(JSON.stringify(window.dcmseal.measurements)));
         info.measurementList = await page.evaluate(() => Array.from(document.querySelectorAll("[data-testid=measurement]"), (li) => li.textContent));
         info.cine = await page.evaluate(() => JSON.parse(JSON.stringify(window.dcmseal.cine)));
+        info.compare = await page.evaluate(() => ({
+          ...JSON.parse(JSON.stringify(window.dcmseal.compare)),
+          title: document.getElementById("compare-title").textContent,
+          canvas: { width: document.getElementById("image2").width, height: document.getElementById("image2").height },
+        }));
         info.stage = await page.evaluate(() => {
           const r = document.getElementById("stage").getBoundingClientRect();
           return { x: r.left, y: r.top, width: r.width, height: r.height };
