@@ -233,3 +233,11 @@ def foreign_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Foreig
     ):
         require_tool(binary, package)
     return build_corpus(Path(tmp_path_factory.mktemp("foreign")))
+
+
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own ``$XDG_DATA_HOME``: what dcmseal records there (staging runs, unseal records, the
+    registry, the audit log) never reaches the developer's own data folder nor another test. Tests that need
+    a particular one set it again. (Beside the test's ``tmp_path``, not in it: tests count what is there.)"""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))

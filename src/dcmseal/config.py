@@ -29,6 +29,8 @@ __all__ = [
     "default_escrow_directory",
     "default_import_journal",
     "default_quarantine_directory",
+    "default_staging_registry",
+    "default_unseal_records",
     "load_settings",
     "state_directory",
 ]
@@ -89,9 +91,7 @@ def state_directory(settings: Settings) -> Path:
     """Where dcmseal keeps its state: ``state_dir`` (a shared station), else the user data directory."""
     if settings.state_dir:
         return Path(settings.state_dir)
-    import platformdirs
-
-    return Path(platformdirs.user_data_path("dcmseal"))
+    return _user_data_directory()
 
 
 def default_escrow_directory(settings: Settings) -> Path:
@@ -112,6 +112,25 @@ def default_import_journal(settings: Settings) -> Path:
 def default_quarantine_directory(settings: Settings) -> Path:
     """Where an import puts the files it could not make safe."""
     return state_directory(settings) / "quarantine"
+
+
+def _user_data_directory() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_path("dcmseal"))
+
+
+def default_staging_registry() -> Path:
+    """Where each run records the staging folders it made, so that the next run removes those of a killed one.
+
+    Always the user's own (never a shared station's): a run's staging folders belong to its user.
+    """
+    return _user_data_directory() / "staging"
+
+
+def default_unseal_records() -> Path:
+    """Where ``unseal`` records the outputs it wrote, one file per output folder, so that a rerun resumes."""
+    return _user_data_directory() / "unsealed"
 
 
 _ENV_PREFIX = "DCMSEAL_"

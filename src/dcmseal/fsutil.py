@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import hashlib
 import io
+import json
 import os
 import secrets
 import shutil
+import signal
 import stat
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,20 +24,30 @@ from typing import BinaryIO
 
 __all__ = [
     "CHUNK_SIZE_BYTES",
+    "MAX_PENDING_FILES",
+    "NO_TMPFILE_ENV",
+    "STAGING_MARKER",
     "BatchCommit",
     "Extent",
     "ExtentReader",
     "PendingFile",
     "atomic_write",
+    "die_with_parent",
     "fsync_dir",
     "iter_files",
     "link_or_copy",
+    "make_dirs",
     "make_state_directory",
+    "new_staging_folder",
     "open_state_file",
     "private_file_mode",
     "relative_output_path",
+    "release_staging_folder",
     "sha256_file",
+    "staging_area",
+    "staging_registry",
     "start_writeback",
+    "sweep_staging",
     "sync_filesystem",
     "try_hard_link",
 ]
@@ -69,6 +85,21 @@ _sync_file_range = _libc_function(
     "sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint
 )
 _syncfs = _libc_function("syncfs", ctypes.c_int)
+_prctl = _libc_function("prctl", ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a forked worker: have the kernel SIGKILL this process when its parent dies (Linux; elsewhere nothing).
+
+    A run killed with SIGKILL runs no cleanup; its workers would go on writing plaintext (and keep its staging
+    record locked, so the next run could not remove its staging folder).
+    """
+    if _prctl is None or not sys.platform.startswith("linux"):
+        return
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before the request took effect
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
@@ -110,6 +141,137 @@ class _WritebackWriter(io.BufferedWriter):
         return n
 
 
+# -- plaintext that is not finished never has a name ---------------------------------------------------------
+#
+# An output is written to an unnamed file (O_TMPFILE, Linux 3.11+) in its destination's folder and linked in
+# (linkat through /proc/self/fd) only once it is complete, verified and (durable outputs) on disk. A process
+# killed before that (kill -9, OOM killer, power loss) leaves nothing: the kernel frees an unnamed file with its
+# last descriptor. Where O_TMPFILE is missing (macOS, some network and FUSE file systems) the temporary file
+# is named, inside a staging folder of its own in the destination's folder (:func:`new_staging_folder`), which
+# the next run of any command removes if this one cannot (:func:`sweep_staging`).
+
+_O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
+#: errno values by which a file system refuses O_TMPFILE (EISDIR: kernels older than 3.11).
+_NO_TMPFILE_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL})
+#: Set (to anything) to stage named temporary files even where O_TMPFILE works: for a file system that
+#: accepts O_TMPFILE but fails to link the file in, and for the tests of that path.
+NO_TMPFILE_ENV = "DCMSEAL_NO_TMPFILE"
+_PROC_FD = "/proc/self/fd"
+
+
+def _unnamed_files_possible() -> bool:
+    return bool(_O_TMPFILE) and NO_TMPFILE_ENV not in os.environ and os.path.isdir(_PROC_FD)
+
+
+def make_dirs(path: Path, *, mode: int = 0o700) -> None:
+    """Create ``path`` and its missing parents with exactly ``mode`` (umask notwithstanding); existing folders
+    are left as they are.
+
+    ``Path.mkdir(parents=True)`` gives the parents the default 0777 less the umask, so under ``umask 000``
+    every folder would be writable by everyone.
+    """
+    path = Path(path)
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=mode)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        os.chmod(folder, mode)
+
+
+@dataclass(slots=True)
+class PendingFile:
+    """A finished output not yet in place: an unnamed file (``fd``) or a staged temporary file (``temp``)."""
+
+    destination: Path
+    overwrite: bool
+    fd: int = -1
+    temp: Path | None = None
+
+    def readable_path(self) -> Path:
+        """A path that reads the finished bytes before they are in place (the unnamed file through /proc)."""
+        if self.fd >= 0:
+            return Path(f"{_PROC_FD}/{self.fd}")
+        assert self.temp is not None
+        return self.temp
+
+    def discard(self) -> None:
+        """Drop the bytes: close the unnamed file (the kernel frees it), or remove the temporary file."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.temp is not None:
+            release_staging_folder(self.temp.parent)
+            self.temp = None
+
+    def place(self) -> None:
+        """Give the finished file its name; an existing destination only with ``overwrite``.
+
+        Raises
+        ------
+        FileExistsError
+            The destination exists and ``overwrite`` is false (it is never replaced then).
+        """
+        dst = self.destination
+        if self.fd >= 0:
+            if not self.overwrite:
+                _link_unnamed(self.fd, dst)  # fails with EEXIST rather than replace: no check-then-act race
+            else:
+                # A link cannot replace; a second name, then an atomic rename over the old file.
+                beside = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}.dcmseal-new")
+                _link_unnamed(self.fd, beside)
+                try:
+                    os.replace(beside, dst)
+                except BaseException:
+                    beside.unlink(missing_ok=True)
+                    raise
+            os.close(self.fd)
+            self.fd = -1
+            return
+        assert self.temp is not None
+        if not self.overwrite and dst.exists():
+            raise FileExistsError(str(dst))
+        os.replace(self.temp, dst)
+        release_staging_folder(self.temp.parent)
+        self.temp = None
+
+
+def _link_unnamed(fd: int, dst: Path) -> None:
+    # linkat(AT_FDCWD, "/proc/self/fd/N", dirfd, name, AT_SYMLINK_FOLLOW): os.link uses linkat only when given
+    # a folder descriptor (plain link(2) would not follow the /proc link and fails with EXDEV).
+    folder = os.open(dst.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"{_PROC_FD}/{fd}", dst.name, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
+
+
+def _open_pending(dst: Path, overwrite: bool) -> PendingFile:
+    """A new empty file that will become ``dst``: unnamed where possible, else staged (see above)."""
+    if _unnamed_files_possible():
+        try:
+            fd = os.open(dst.parent, _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno not in _NO_TMPFILE_ERRNOS:
+                raise
+        else:
+            return PendingFile(destination=dst, overwrite=overwrite, fd=fd)
+    # A staging folder of its own (no other writer can be caught by its removal), removed with the file.
+    fd, temp = tempfile.mkstemp(
+        dir=new_staging_folder(dst.parent), prefix=f"{dst.name[:64]}.", suffix=".part"
+    )
+    return PendingFile(destination=dst, overwrite=overwrite, fd=fd, temp=Path(temp))
+
+
 @contextmanager
 def atomic_write(
     dst: Path,
@@ -121,14 +283,15 @@ def atomic_write(
 ) -> Iterator[BinaryIO]:
     """Write ``dst`` all at once or not at all.
 
-    The bytes go to a temporary file beside ``dst``, which is flushed, fsynced and renamed over
-    ``dst`` only when the ``with`` block ends without an exception; on any exception the temporary
-    file is removed, so no partial output (and no partial plaintext) survives. The directory is
-    fsynced after the rename. ``durable=False`` skips the fsyncs, for scratch files in a staging folder
-    that is thrown away anyway (still all or nothing, still removed on failure).
+    The bytes go to an unnamed file in ``dst``'s folder (a staged temporary file where the file system has no
+    unnamed files), which is flushed, fsynced and linked in as ``dst`` only when the ``with`` block ends
+    without an exception; on any exception, and if the process dies, no partial output (and no partial
+    plaintext) survives. The folder is fsynced afterwards. ``durable=False`` skips the fsyncs, for scratch
+    files in a staging folder that is thrown away anyway (still all or nothing). Missing folders are created
+    0700, the file gets ``mode`` (umask notwithstanding).
 
-    With ``batch``, the finished temporary file is handed to the batch instead of being fsynced and
-    renamed here: :meth:`BatchCommit.commit` makes the whole batch durable at once, then renames.
+    With ``batch``, the finished file is handed to the batch instead of being fsynced and linked here:
+    :meth:`BatchCommit.commit` makes the whole batch durable at once, then names every file.
 
     Raises
     ------
@@ -138,44 +301,35 @@ def atomic_write(
     dst = Path(dst)
     if not overwrite and dst.exists():
         raise FileExistsError(str(dst))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if batch is not None:
-        tmp = str(batch.temp_path(dst))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    else:
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    make_dirs(dst.parent)
+    pending = _open_pending(dst, overwrite)
     try:
-        raw = io.FileIO(fd, "wb")
+        raw = io.FileIO(pending.fd, "wb", closefd=False)
         out: BinaryIO
         with _WritebackWriter(raw) if durable and batch is None else io.BufferedWriter(raw) as out:
-            os.fchmod(out.fileno(), mode)
+            os.fchmod(pending.fd, mode)
             yield out
             out.flush()
             if durable and batch is None:
-                os.fsync(out.fileno())
+                os.fsync(pending.fd)
             elif durable:
                 # The batch syncs at the end; the disk can start on this file now, while the next is written.
-                start_writeback(out.fileno(), 0, out.tell())
+                start_writeback(pending.fd, 0, out.tell())
         if batch is not None:
-            batch.add(PendingFile(temp=Path(tmp), destination=dst, overwrite=overwrite))
+            if pending.temp is not None:  # a named file need not stay open until the commit
+                os.close(pending.fd)
+                pending.fd = -1
+            batch.add(pending)
             return
-        if not overwrite and dst.exists():
-            raise FileExistsError(str(dst))
-        os.replace(tmp, dst)
+        pending.place()
         if durable:
             _fsync_dir(dst.parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        pending.discard()
         raise
-
-
-@dataclass(frozen=True, slots=True)
-class PendingFile:
-    """A finished temporary file and where it goes once its batch is durable."""
-
-    temp: Path
-    destination: Path
-    overwrite: bool
+    finally:
+        if batch is None:
+            pending.discard()  # after place() there is nothing left to discard
 
 
 def _sync_filesystem(directory: Path) -> None:
@@ -185,8 +339,8 @@ def _sync_filesystem(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         if _syncfs(fd) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno), str(directory))
+            errno_ = ctypes.get_errno()
+            raise OSError(errno_, os.strerror(errno_), str(directory))
     finally:
         os.close(fd)
 
@@ -209,39 +363,43 @@ fsync_dir = _fsync_dir
 
 @dataclass(slots=True)
 class BatchCommit:
-    """Many outputs written as temporary files first, then made durable together and renamed.
+    """Many outputs written first, then made durable together and named.
 
-    "Temporary file, fsync, rename" for one file costs two journal commits (1-2 ms); for a batch of
-    thousands of small files that is most of the time. Here every file of the batch is written to a
-    temporary name beside its destination (:func:`atomic_write` with ``batch=``), then
-    :meth:`commit` runs one ``syncfs(2)`` per filesystem (each file's fsync where syncfs is missing),
-    renames every file, and fsyncs each folder once. Nothing is renamed before its bytes are durable.
+    "Write, fsync, name" for one file costs two journal commits (1-2 ms); for a batch of thousands of small
+    files that is most of the time. Here every file of the batch is written unnamed (:func:`atomic_write`
+    with ``batch=``), then :meth:`commit` runs one ``syncfs(2)`` per filesystem (each file's fsync where
+    syncfs is missing), names every file, and fsyncs each folder once. Nothing is named before its bytes are
+    durable.
 
-    Temporary names carry the batch's random ``token``, so :meth:`abort` also finds the ones a killed
-    worker process could not report: after an abort no temporary file of the batch remains.
-    ``durable=False`` skips syncfs and the folder fsyncs (scratch output thrown away anyway).
+    The unnamed files are descriptors of this process: the process that wrote a batch commits it (a worker
+    commits each of its tasks). Keep a batch to tens of files (:data:`MAX_PENDING_FILES`): each holds a
+    descriptor until the commit. ``durable=False`` skips syncfs and the folder fsyncs (scratch output).
     """
 
     durable: bool = True
-    token: str = field(default_factory=lambda: secrets.token_hex(6))
     pending: list[PendingFile] = field(default_factory=list)
-    #: How many syncfs(2) / fsync(2) calls the last commit made (for tests; never timed).
+    #: How many syncfs(2) / fsync(2) calls the commits made (for tests; never timed).
     syncfs_calls: int = 0
     fsync_calls: int = 0
-
-    def temp_path(self, dst: Path) -> Path:
-        return dst.with_name(f".{dst.name}.{self.token}.part")
 
     def add(self, item: PendingFile) -> None:
         self.pending.append(item)
 
-    def extend(self, items: list[PendingFile]) -> None:
-        self.pending.extend(items)
+    def readable_path(self, dst: Path) -> Path:
+        """Where the finished, not yet committed bytes of ``dst`` can be read."""
+        for item in reversed(self.pending):
+            if item.destination == dst:
+                return item.readable_path()
+        raise KeyError(dst)
+
+    @property
+    def full(self) -> bool:
+        return len(self.pending) >= MAX_PENDING_FILES
 
     def _make_durable(self) -> None:
         devices: dict[int, Path] = {}
         for item in self.pending:
-            devices.setdefault(item.temp.parent.stat().st_dev, item.temp.parent)
+            devices.setdefault(item.destination.parent.stat().st_dev, item.destination.parent)
         try:
             for directory in devices.values():
                 _sync_filesystem(directory)
@@ -250,7 +408,7 @@ class BatchCommit:
             if _syncfs is not None and exc.errno is not None:
                 raise  # syncfs ran and failed (EIO): the data may not be on disk
             for item in self.pending:  # no syncfs here: fsync each file
-                fd = os.open(item.temp, os.O_RDONLY)
+                fd = os.open(item.readable_path(), os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
@@ -258,11 +416,11 @@ class BatchCommit:
                 self.fsync_calls += 1
 
     def commit(self) -> dict[Path, OSError]:
-        """Make every pending file durable, rename it into place, and fsync the folders.
+        """Make every pending file durable, name it, and fsync the folders.
 
-        Returns the files that could not be renamed (their destination appeared meanwhile without
-        ``overwrite``, or the rename failed), by destination; their temporary files are removed.
-        If the data cannot be made durable, every temporary file is removed and the error raised.
+        Returns the files that could not be named (their destination appeared meanwhile without
+        ``overwrite``, or the link failed), by destination; their bytes are dropped.
+        If the data cannot be made durable, every pending file is dropped and the error raised.
         """
         failed: dict[Path, OSError] = {}
         if not self.pending:
@@ -276,15 +434,14 @@ class BatchCommit:
         directories: set[Path] = set()
         try:
             while self.pending:
-                item = self.pending.pop()
+                item = self.pending.pop(0)
                 try:
-                    if not item.overwrite and item.destination.exists():
-                        raise FileExistsError(str(item.destination))
-                    os.replace(item.temp, item.destination)
+                    item.place()
                     directories.add(item.destination.parent)
                 except OSError as exc:
-                    item.temp.unlink(missing_ok=True)
                     failed[item.destination] = exc
+                finally:
+                    item.discard()
         except BaseException:
             self.abort()
             raise
@@ -294,22 +451,155 @@ class BatchCommit:
                 self.fsync_calls += 1
         return failed
 
-    def abort(self, directories: set[Path] | None = None) -> None:
-        """Remove every temporary file of the batch: the ones reported, and any left in ``directories``."""
-        swept = set(directories or ())
+    def abort(self) -> None:
+        """Drop every pending file of the batch."""
         while self.pending:
-            item = self.pending.pop()
-            item.temp.unlink(missing_ok=True)
-            swept.add(item.temp.parent)
-        suffix = f".{self.token}.part"
-        for directory in swept:
+            self.pending.pop().discard()
+
+
+#: A batch holds at most this many files before it must commit (each keeps a file descriptor open).
+MAX_PENDING_FILES = 32
+
+
+# -- staging folders: named plaintext, marked, registered, and removed by the next run if not by this one ----
+#
+# A medium is built or opened in a folder beside its destination (one file system, so the result is renamed
+# into place). Such a folder is named ``.dcmseal.XXXXXXXX.staging``, holds a marker file with its run's token,
+# and is listed in a record of the run in the user's data folder (``staging/<token>.run``) that the run keeps
+# locked (flock) while it lives. :func:`sweep_staging`, which every command runs first, removes the folders of
+# every record whose lock it can take (its process is gone): only a folder that still carries its marker with
+# that token, so nothing dcmseal did not create is ever removed.
+
+STAGING_PREFIX = ".dcmseal."
+STAGING_SUFFIX = ".staging"
+STAGING_MARKER = "DCMSEAL-STAGING"
+_RECORD_SUFFIX = ".run"
+
+
+@dataclass(slots=True)
+class _Run:
+    """This process's record of the staging folders it made."""
+
+    pid: int
+    token: str
+    record: Path
+    record_fd: int
+
+
+_RUN: _Run | None = None
+_RUN_LOCK = threading.Lock()
+
+
+def staging_registry() -> Path:
+    """The folder of the runs' records (in the user's data folder)."""
+    from dcmseal.config import default_staging_registry
+
+    return default_staging_registry()
+
+
+def _forget_parent_run() -> None:
+    """In a forked child: the parent's record stays locked by the parent alone; the child makes its own."""
+    global _RUN
+    if _RUN is not None:
+        os.close(_RUN.record_fd)
+        _RUN = None
+
+
+os.register_at_fork(after_in_child=_forget_parent_run)
+
+
+def _this_run() -> _Run:
+    global _RUN
+    with _RUN_LOCK:
+        if _RUN is None or _RUN.pid != os.getpid():  # a forked worker keeps a record of its own
+            registry = staging_registry()
+            make_dirs(registry)
+            token = secrets.token_hex(8)
+            record = registry / f"{token}{_RECORD_SUFFIX}"
+            fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends: the sweep sees the run is alive
+            _RUN = _Run(pid=os.getpid(), token=token, record=record, record_fd=fd)
+        return _RUN
+
+
+def new_staging_folder(directory: Path) -> Path:
+    """A new, empty, marked and registered staging folder (0700) in ``directory`` (created if missing)."""
+    run = _this_run()
+    make_dirs(directory)
+    folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=STAGING_SUFFIX, dir=directory))
+    # Registered before anything goes in, so a kill at any later point leaves a folder the sweep will find.
+    os.write(run.record_fd, (json.dumps(os.path.abspath(folder)) + "\n").encode())
+    marker = os.open(folder / STAGING_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(marker, run.token.encode())
+    finally:
+        os.close(marker)
+    return folder
+
+
+def release_staging_folder(folder: Path) -> None:
+    """Remove a staging folder with everything in it."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def staging_area(directory: Path) -> Iterator[Path]:
+    """A new staging folder in ``directory`` for the ``with`` block, removed however the block ends."""
+    folder = new_staging_folder(directory)
+    try:
+        yield folder
+    finally:
+        release_staging_folder(folder)
+
+
+def _is_staging_folder_of(path: Path, token: str) -> bool:
+    """Whether ``path`` is a staging folder made by the run ``token`` (by its name, owner and marker)."""
+    try:
+        info = path.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            return False
+        if not (path.name.startswith(STAGING_PREFIX) and path.name.endswith(STAGING_SUFFIX)):
+            return False
+        return (path / STAGING_MARKER).read_bytes() == token.encode()
+    except OSError:
+        return False
+
+
+def sweep_staging() -> list[Path]:
+    """Remove the staging folders of every dcmseal run that is no longer running; return them.
+
+    A run killed (kill -9, power loss) could not remove its own. Never raises: a folder that cannot be
+    removed now is tried again by the next run.
+    """
+    removed: list[Path] = []
+    try:
+        records = sorted(staging_registry().glob(f"*{_RECORD_SUFFIX}"))
+    except OSError:
+        return removed
+    for record in records:
+        try:
+            fd = os.open(record, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
             try:
-                names = os.listdir(directory)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                continue
-            for name in names:
-                if name.startswith(".") and name.endswith(suffix):
-                    (directory / name).unlink(missing_ok=True)
+                continue  # its run is alive (this process's own record included)
+            token = record.name[: -len(_RECORD_SUFFIX)]
+            with os.fdopen(os.dup(fd), "rb") as lines:
+                paths = [json.loads(line) for line in lines if line.strip()]
+            for raw in paths:
+                folder = Path(str(raw))
+                if _is_staging_folder_of(folder, token):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+            record.unlink(missing_ok=True)
+        except (OSError, ValueError):
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +713,7 @@ def make_state_directory(path: Path) -> None:
     if path.is_dir():
         return
     parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(parent)
     shared = _is_shared(parent)
     path.mkdir(mode=0o2770 if shared else 0o700, exist_ok=True)
     if shared:

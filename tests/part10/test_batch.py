@@ -189,3 +189,76 @@ def test_one_pbkdf2_derivation_for_200_files(small_set: Path, tmp_path: Path, wo
     opened = {name: state.sha256 for name, state in snapshot(tmp_path / "open").items()}
     assert opened == {name: state.sha256 for name, state in snapshot(tmp_path / "open-here").items()}
     assert opened.keys() == snapshot(small_set).keys()
+
+
+# -- a rerun of unseal resumes ----------------------------------------------------------------------------------
+def _sealed_set(tmp_path: Path, count: int = 3) -> tuple[Path, Path]:
+    inputs = tmp_path / "in"
+    for index in range(count):
+        write_part10(inputs / f"IM{index}.dcm")
+    sealed = tmp_path / "sealed"
+    assert not seal_tree([inputs], sealed, _plan(), workers=1).failed
+    return inputs, sealed
+
+
+def test_a_rerun_skips_what_an_earlier_unseal_finished(tmp_path: Path) -> None:
+    inputs, sealed = _sealed_set(tmp_path)
+    out = tmp_path / "out"
+    plan = UnsealPlan(passwords=(PW,))
+    assert [o.status for o in unseal_tree([sealed], out, plan, workers=1).outcomes] == ["unsealed"] * 3
+    (out / "IM1.dcm").unlink()  # as if the first run had been killed before this file
+    first = snapshot(out)
+
+    again = unseal_tree([sealed], out, plan, workers=1)
+    assert not again.failed
+    assert sorted((o.source.name, o.status) for o in again.outcomes) == [
+        ("IM0.dcm", "skipped"),
+        ("IM1.dcm", "unsealed"),
+        ("IM2.dcm", "skipped"),
+    ]
+    assert again.pbkdf2_derivations <= 1
+    after = snapshot(out)
+    assert {k: after[k] for k in first} == first  # the finished outputs were not touched
+    for name in ("IM0.dcm", "IM1.dcm", "IM2.dcm"):
+        assert (out / name).read_bytes() == (inputs / name).read_bytes()
+    assert member(again.to_json(), "summary", "skipped") == 2
+
+
+def test_a_rerun_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    """Same name, but not the file recorded (someone wrote it, or changed it since): refused, left alone."""
+    _, sealed = _sealed_set(tmp_path)
+    out = tmp_path / "out"
+    plan = UnsealPlan(passwords=(PW,))
+    assert not unseal_tree([sealed], out, plan, workers=1).failed
+    (out / "IM0.dcm").unlink()
+    (out / "IM0.dcm").write_bytes(b"the user's own file")
+    with open(out / "IM2.dcm", "ab") as changed:
+        changed.write(b"an edit")
+    edited = (out / "IM2.dcm").read_bytes()
+
+    again = unseal_tree([sealed], out, plan, workers=1)
+    assert sorted((o.source.name, o.status) for o in again.outcomes) == [
+        ("IM0.dcm", "failed"),
+        ("IM1.dcm", "skipped"),
+        ("IM2.dcm", "failed"),
+    ]
+    for outcome in again.failed:
+        assert outcome.reason is not None
+        assert "already exists (use --force" in outcome.reason
+    assert (out / "IM0.dcm").read_bytes() == b"the user's own file"
+    assert (out / "IM2.dcm").read_bytes() == edited
+
+
+def test_a_changed_source_is_unsealed_again_only_with_force(tmp_path: Path) -> None:
+    inputs, sealed = _sealed_set(tmp_path, count=1)
+    out = tmp_path / "out"
+    plan = UnsealPlan(passwords=(PW,))
+    assert not unseal_tree([sealed], out, plan, workers=1).failed
+    write_part10(inputs / "IM0.dcm", patient_name="Other^Patient")
+    assert not seal_tree([inputs], sealed, _plan(), workers=1, overwrite=True).failed  # a new envelope
+
+    again = unseal_tree([sealed], out, plan, workers=1)
+    assert [o.status for o in again.outcomes] == ["failed"]
+    forced = unseal_tree([sealed], out, plan, workers=1, overwrite=True)
+    assert [o.status for o in forced.outcomes] == ["unsealed"]
+    assert (out / "IM0.dcm").read_bytes() == (inputs / "IM0.dcm").read_bytes()

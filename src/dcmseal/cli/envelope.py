@@ -71,6 +71,8 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
         details: list[str] = []
         result = outcome.result
         status = outcome.status
+        if result is None and outcome.reason:
+            details.append(outcome.reason)
         if result is not None:
             details.extend(result.notes)
             if getattr(result, "verified", True) is False:
@@ -85,9 +87,12 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
             style=None if status == outcome.status else "yellow",
         )
     print_table(table)
-    ok = len(report.outcomes) - len(report.failed)
+    skipped = sum(1 for o in report.outcomes if o.status == "skipped")
+    ok = len(report.outcomes) - len(report.failed) - skipped
     summary = (
-        f"{ok} of {len(report.outcomes)} files {verb}, {len(report.failed)} failed; "
+        f"{ok} of {len(report.outcomes)} files {verb}, "
+        + (f"{skipped} already {verb} by an earlier run, " if skipped else "")
+        + f"{len(report.failed)} failed; "
         f"{report.pbkdf2_derivations} PBKDF2 derivation(s), {report.workers} worker(s), {report.elapsed_s:.2f} s"
     )
     if report.not_verified:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -57,7 +56,7 @@ from dcmseal.audit import (
 )
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file, staging_area
 from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
 from dcmseal.importer.reconcile import (
     ReconciledStudy,
@@ -391,10 +390,10 @@ def _import_medium(
     fingerprint = medium_fingerprint(request.medium)
     with (
         Journal.open(request.journal) as journal,
-        tempfile.TemporaryDirectory(prefix="dcmseal-import-", dir=request.workdir) as scratch,
+        # Decrypted patient data lives here until the end of the import: a private staging folder that the
+        # next run of any command removes if this one is killed.
+        staging_area(request.workdir or Path(tempfile.gettempdir())) as work,
     ):
-        work = Path(scratch)
-        os.chmod(work, 0o700)  # decrypted patient data lives here until the end of the import
         run = journal.begin_import(
             fingerprint=fingerprint,
             target=target,

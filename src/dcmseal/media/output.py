@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.fsutil import fsync_dir
+from dcmseal.fsutil import fsync_dir, staging_area
 from dcmseal.media.fatimage import is_fat_image, write_fat_image
 from dcmseal.media.iso import ExtentFiller, is_iso_image, write_iso
 from dcmseal.media.target import check_folder_target, file_system_of, write_folder
@@ -70,17 +69,13 @@ def staging_dir(out: Path, *, overwrite: bool, output_format: str = "dir") -> It
     """A private folder for the work, beside ``out`` where that is safe (see :func:`_staging_parent`).
 
     ``out`` is checked first (:func:`check_output`). The folder holds plaintext copies while a medium is
-    built or opened, so it is removed however the ``with`` block ends: success, error or interrupt.
+    built or opened, so it is removed however the ``with`` block ends: success, error or interrupt; and if
+    the process is killed, by the next run of any dcmseal command (:func:`dcmseal.fsutil.staging_area`).
     """
     check_output(out, output_format=output_format, overwrite=overwrite)
-    parent = _staging_parent(out, output_format)
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=parent))
-    os.chmod(staging, 0o700)
-    try:
+    # Marked and registered: if this process is killed, the next run of any command removes it.
+    with staging_area(_staging_parent(out, output_format)) as staging:
         yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def place_medium(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import logging.handlers
 import multiprocessing
@@ -12,7 +14,7 @@ import multiprocessing.queues
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,15 @@ from dcmseal.config import (
     DEFAULT_MAX_PBKDF2_ITERATIONS,
 )
 from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
-from dcmseal.fsutil import BatchCommit, Extent, PendingFile, iter_files, relative_output_path
+from dcmseal.fsutil import (
+    MAX_PENDING_FILES,
+    BatchCommit,
+    Extent,
+    die_with_parent,
+    iter_files,
+    make_dirs,
+    relative_output_path,
+)
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
 
 __all__ = [
@@ -168,7 +178,7 @@ class FileOutcome:
 
     source: Path
     destination: Path | None
-    status: str  # "sealed", "unsealed", "failed"
+    status: str  # "sealed", "unsealed", "skipped" (unsealed by an earlier run), "failed"
     reason: str | None = None
     exit_code: int = 0
     result: SealResult | UnsealResult | None = None
@@ -215,6 +225,7 @@ class BatchReport:
             "summary": {
                 "total": len(self.outcomes),
                 "ok": len(self.outcomes) - len(self.failed),
+                "skipped": sum(1 for o in self.outcomes if o.status == "skipped"),
                 "failed": len(self.failed),
                 "not_verified": len(self.not_verified),
                 "pbkdf2_derivations": self.pbkdf2_derivations,
@@ -236,7 +247,6 @@ class _WorkerState:
     kdf_budget: cms.KdfBudget | None = None  # shared by every process of the batch
     overwrite: bool = False
     durable: bool = True
-    batch_token: str = ""
 
 
 _STATE: _WorkerState | None = None
@@ -248,15 +258,16 @@ def _init_worker(
     unseal_plan: UnsealPlan | None,
     overwrite: bool,
     durable: bool,
-    batch_token: str,
     inline_hashing: bool,
     cache_entries: list[tuple[bytes, bytes]],
     cache_slot_key: bytes,
     log_queue: multiprocessing.queues.Queue[logging.LogRecord],
     log_level: int,
-    kdf_spent: object | None = None,
+    kdf_spent: object | None,
+    parent_pid: int,
 ) -> None:
     global _STATE
+    die_with_parent(parent_pid)  # a worker of a killed run must not write on (Linux forks the workers)
     # A worker's log records go to the parent, which hands them to its own handlers.
     package_logger = logging.getLogger("dcmseal")
     package_logger.handlers = [logging.handlers.QueueHandler(log_queue)]
@@ -267,7 +278,7 @@ def _init_worker(
     if inline_hashing:
         # Every core already runs a worker: a digest thread would only add hand-offs.
         set_background_hashing(False)
-    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, batch_token, kdf_spent)
+    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
 
 
 def _make_state(
@@ -276,10 +287,9 @@ def _make_state(
     unseal_plan: UnsealPlan | None,
     overwrite: bool,
     durable: bool = True,
-    batch_token: str = "",
     kdf_spent: object | None = None,
 ) -> _WorkerState:
-    state = _WorkerState(operation=operation, overwrite=overwrite, durable=durable, batch_token=batch_token)
+    state = _WorkerState(operation=operation, overwrite=overwrite, durable=durable)
     if seal_plan is not None:
         state.seal_plan = seal_plan
         state.seal_recipients = seal_plan.recipients()
@@ -335,23 +345,107 @@ def _process_one(
 _Task = list[tuple[int, Path, Path, Extent | None]]
 
 
-def _worker_task(task: _Task) -> tuple[list[tuple[int, FileOutcome]], list[PendingFile], int]:
-    """Process a chunk of files: their outcomes, their finished temporary files, and new derivations."""
+def _worker_task(task: _Task) -> tuple[list[tuple[int, FileOutcome]], int]:
+    """Process a chunk of files and commit it: their outcomes and the new derivations.
+
+    The finished files are unnamed files of this process (:class:`dcmseal.fsutil.BatchCommit`), so the
+    worker commits its own chunk: one syncfs per chunk, then every file of it is named.
+    """
     assert _STATE is not None
     cache = cms.process_kdf_cache()
     before = cache.derivations
-    batch = BatchCommit(durable=_STATE.durable, token=_STATE.batch_token)
+    batch = BatchCommit(durable=_STATE.durable)
     try:
-        outcomes = [
-            (index, _process_one(_STATE, src, dst, batch, extent)) for index, src, dst, extent in task
-        ]
+        results = {index: _process_one(_STATE, src, dst, batch, extent) for index, src, dst, extent in task}
+        _commit_failures(results, batch.commit(), log=False)  # the parent logs each outcome
     except BaseException:
         batch.abort()
         raise
-    return outcomes, batch.pending, cache.derivations - before
+    return list(results.items()), cache.derivations - before
 
 
 # -- parent side ----------------------------------------------------------------------------------
+
+
+def _identity(path: Path) -> dict[str, int]:
+    """What changes whenever a file is replaced or written to: inode, size, mtime and ctime (ns)."""
+    info = path.stat()
+    return {
+        "ino": info.st_ino,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+    }
+
+
+class _Manifest:
+    """The outputs an unseal has put in ``out_dir``, each with the source it came from (JSON lines, 0600, in the
+    user's data folder: the output folder holds only the outputs).
+
+    A rerun skips an output only when it is the very file recorded here (same inode, size, mtime, ctime: no
+    one has written to it since, and the ctime cannot be set back) and its source is unchanged. Every output
+    was linked in complete and verified (:func:`dcmseal.fsutil.atomic_write`), so such a file is finished.
+    Anything else at an output's name is never overwritten without ``--force``.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        key = hashlib.sha256(os.fsencode(os.path.abspath(out_dir))).hexdigest()[:32]
+        self.path = default_unseal_records() / f"{key}.jsonl"
+        self.entries: dict[str, dict[str, object]] = {}
+        try:
+            with open(self.path, "rb") as fp:
+                for line in fp:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut short by a crash
+                    if isinstance(entry, dict) and isinstance(entry.get("output"), str):
+                        self.entries[entry["output"]] = entry
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", path=self.path) from exc
+        self.out_dir = out_dir
+
+    def finished(self, src: Path, dst: Path) -> bool:
+        entry = self.entries.get(dst.relative_to(self.out_dir).as_posix())
+        if entry is None:
+            return False
+        try:
+            return bool(
+                entry.get("source") == str(src.resolve())
+                and entry.get("source_identity") == _identity(src)
+                and entry.get("identity") == _identity(dst)
+            )
+        except OSError:
+            return False
+
+    def record(self, outcomes: Iterable[FileOutcome]) -> None:
+        """Append the outputs just put in place (after their commit: their names and inodes are final)."""
+        lines: list[bytes] = []
+        for outcome in outcomes:
+            if outcome.status != "unsealed" or outcome.destination is None:
+                continue
+            try:
+                entry = {
+                    "output": outcome.destination.relative_to(self.out_dir).as_posix(),
+                    "identity": _identity(outcome.destination),
+                    "source": str(outcome.source.resolve()),
+                    "source_identity": _identity(outcome.source),
+                }
+            except OSError:
+                continue
+            lines.append(json.dumps(entry).encode() + b"\n")
+        if not lines:
+            return
+        make_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"".join(lines))
+        finally:
+            os.close(fd)
+
+
 def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[FileOutcome]]:
     """(source, destination) for every input file, and the inputs refused before any work."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -391,8 +485,8 @@ def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]]
     return jobs, refused
 
 
-#: Files per task sent to a worker: one round trip per chunk instead of per file.
-_MAX_FILES_PER_TASK = 32
+#: Files per task sent to a worker: one round trip (and one commit) per chunk instead of per file.
+_MAX_FILES_PER_TASK = MAX_PENDING_FILES
 
 
 def _chunks(
@@ -458,8 +552,10 @@ def _workers_skip_main() -> Iterator[None]:
         main.__file__ = path
 
 
-def _commit_failures(outcomes: dict[int, FileOutcome], failed: dict[Path, OSError]) -> None:
-    """Turn the outcomes of files whose final rename failed into failures."""
+def _commit_failures(
+    outcomes: dict[int, FileOutcome], failed: dict[Path, OSError], *, log: bool = True
+) -> None:
+    """Turn the outcomes of files that could not be named into failures (logged, unless the parent will)."""
     if not failed:
         return
     for index, outcome in list(outcomes.items()):
@@ -478,7 +574,8 @@ def _commit_failures(outcomes: dict[int, FileOutcome], failed: dict[Path, OSErro
             reason=str(error),
             exit_code=int(error.exit_code),
         )
-        logger.error("%s", error)
+        if log:
+            logger.error("%s", error)
 
 
 def _run(
@@ -494,21 +591,21 @@ def _run(
     durable: bool = True,
     extents: Mapping[Path, Extent] | None = None,
     log_failures: bool = True,
+    manifest: _Manifest | None = None,
+    skipped: Sequence[FileOutcome] = (),
 ) -> BatchReport:
     started = time.perf_counter()
     extents = extents or {}
     cache = cms.process_kdf_cache()
     before = cache.derivations
-    # One file is written as ever (temporary file, fsync, rename); a batch is written as temporary
-    # files, made durable with one syncfs and renamed at the end (BatchCommit).
+    # One file is written as ever (unnamed file, fsync, link); a batch is written as unnamed files, made
+    # durable with one syncfs and named every few dozen files, by the process that wrote them (BatchCommit).
     batch = BatchCommit(durable=durable) if len(jobs) > 1 else None
     workers = workers or os.cpu_count() or 1
     use_pool = workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL
     # The set's PBKDF2 budget is spent by every process: a shared counter when there is a pool.
     kdf_spent = _pool_context().Value("q", 0) if use_pool and unseal_plan is not None else None
-    state = _make_state(
-        operation, seal_plan, unseal_plan, overwrite, durable, batch.token if batch else "", kdf_spent
-    )
+    state = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
     if use_pool:
         # A fork server (not on Linux) starts and imports this module on the other core while this one derives.
         _start_pool_server()
@@ -527,8 +624,28 @@ def _run(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    for offset, outcome in enumerate(refused):
+    for offset, outcome in enumerate([*refused, *skipped]):
         record(len(jobs) + offset, outcome)
+    uncommitted: list[int] = []  # files of this process's batch, not yet named
+
+    def committed(indices: Iterable[int]) -> None:
+        if manifest is not None:
+            manifest.record(outcomes[i] for i in indices)
+
+    def commit() -> None:
+        assert batch is not None
+        _commit_failures(outcomes, batch.commit())
+        committed(uncommitted)
+        uncommitted.clear()
+
+    def run_here(index: int, src: Path, dst: Path) -> None:
+        record(index, _process_one(state, src, dst, batch, extents.get(src)))
+        if batch is None:
+            committed([index])
+            return
+        uncommitted.append(index)
+        if batch.full:
+            commit()
 
     pending = list(enumerate(jobs))
     try:
@@ -536,7 +653,7 @@ def _run(
             if operation == "unseal" and pending:
                 # Open the first file here: its key derivation then reaches every worker through the cache.
                 index, (src, dst) = pending.pop(0)
-                record(index, _process_one(state, src, dst, batch, extents.get(src)))
+                run_here(index, src, dst)
             context = _pool_context()
             log_queue: multiprocessing.queues.Queue[logging.LogRecord] = context.Queue()
             listener = logging.handlers.QueueListener(log_queue, _Relay())
@@ -554,17 +671,17 @@ def _run(
                             unseal_plan,
                             overwrite,
                             durable,
-                            batch.token if batch else "",
                             workers >= (os.cpu_count() or 1),
                             cache.export(),
                             cache.slot_key,
                             log_queue,
                             logging.getLogger("dcmseal").getEffectiveLevel(),
                             kdf_spent,
+                            os.getpid(),
                         ),
                     )
                 )
-                futures: set[Future[tuple[list[tuple[int, FileOutcome]], list[PendingFile], int]]] = set()
+                futures: set[Future[tuple[list[tuple[int, FileOutcome]], int]]] = set()
                 tasks = _chunks(pending, workers, extents)
                 with _workers_skip_main():
                     for task in tasks:
@@ -574,25 +691,23 @@ def _run(
                 while futures:
                     done, futures = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
-                        results, finished, derived = future.result()
-                        if batch is not None:
-                            batch.extend(finished)
+                        results, derived = future.result()
                         extra_derivations += derived
                         for index, outcome in results:
                             record(index, outcome)
+                        committed(index for index, _ in results)  # the worker committed them
                         following = next(tasks, None)
                         if following is not None:
                             futures.add(pool.submit(_worker_task, following))
         else:
             workers = 1
             for index, (src, dst) in pending:
-                record(index, _process_one(state, src, dst, batch, extents.get(src)))
+                run_here(index, src, dst)
         if batch is not None:
-            _commit_failures(outcomes, batch.commit())
+            commit()
     except BaseException:
         if batch is not None:
-            # Also sweeps the temporary files of a worker that died before it could report them.
-            batch.abort({dst.parent for _, dst in jobs})
+            batch.abort()  # a worker's unnamed files died with it, or with its own abort
         raise
     return BatchReport(
         operation=operation,
@@ -635,17 +750,39 @@ def unseal_tree(
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> BatchReport:
-    """Unseal every file under ``paths`` into ``out_dir``; each key is derived at most once for the run."""
+    """Unseal every file under ``paths`` into ``out_dir``; each key is derived at most once for the run.
+
+    A rerun resumes: an output this function wrote earlier for the same, unchanged source, and that nobody
+    changed since, is skipped (status ``skipped``); any other file at an output's name is left alone and
+    that input fails with "already exists" (``overwrite`` replaces it).
+    """
     jobs, refused = _jobs(paths, out_dir)
+    manifest = _Manifest(out_dir)
+    todo: list[tuple[Path, Path]] = []
+    skipped: list[FileOutcome] = []
+    for src, dst in jobs:
+        if not overwrite and manifest.finished(src, dst):
+            skipped.append(
+                FileOutcome(
+                    source=src,
+                    destination=dst,
+                    status="skipped",
+                    reason="unsealed and verified by an earlier run",
+                )
+            )
+        else:
+            todo.append((src, dst))
     return _run(
         "unseal",
-        jobs,
+        todo,
         refused,
         seal_plan=None,
         unseal_plan=plan,
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        manifest=manifest,
+        skipped=skipped,
     )
 
 

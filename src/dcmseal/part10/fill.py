@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 
 from dcmseal.cms.digest import set_background_hashing
 from dcmseal.errors import DcmsealError, InputError
+from dcmseal.fsutil import die_with_parent
 from dcmseal.part10.secure import SealedStream
 
 __all__ = ["seal_into"]
@@ -45,7 +46,10 @@ def seal_into(
     _JOB = (fd, placed)
     try:
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         ) as pool:
             futures: dict[Future[tuple[int, str] | None], tuple[int, int]] = {}
             for start in range(0, len(placed), _TASK_STREAMS):
@@ -69,7 +73,8 @@ def seal_into(
         _JOB = None
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # a worker of a killed run must not write on
     # Every core runs a worker: a digest thread per worker would only add hand-offs.
     set_background_hashing(False)
 

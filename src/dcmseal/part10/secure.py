@@ -468,8 +468,8 @@ def unseal_file(
                 f"the payload's preamble is not zero ({preamble.value}), kept as sealed: scan before use"
             )
         try:
-            # In a batch, the output is still under its temporary name until the batch commits.
-            written = batch.temp_path(dst) if batch is not None else dst
+            # In a batch, the output is not yet named until the batch commits.
+            written = batch.readable_path(dst) if batch is not None else dst
             sop_instance_uid = read_file_meta(written).sop_instance_uid
         except NotPart10Error as exc:
             notes.append(exc.message)
