@@ -29,9 +29,8 @@ __all__ = [
     "default_escrow_directory",
     "default_import_journal",
     "default_quarantine_directory",
-    "default_staging_registry",
-    "default_unseal_records",
     "load_settings",
+    "private_state_directory",
     "state_directory",
 ]
 
@@ -120,17 +119,15 @@ def _user_data_directory() -> Path:
     return Path(platformdirs.user_data_path("dcmseal"))
 
 
-def default_staging_registry() -> Path:
-    """Where each run records the staging folders it made, so that the next run removes those of a killed one.
+def private_state_directory(settings: Settings | None = None) -> Path:
+    """Where a user's own run records go (staging folders to clean up, unseal outputs to resume).
 
-    Always the user's own (never a shared station's): a run's staging folders belong to its user.
+    The user data directory; on a shared station (``state_dir``) a folder of this user's inside it, so that
+    nothing goes to the operator's own folders and no operator's records get in another's way.
     """
-    return _user_data_directory() / "staging"
-
-
-def default_unseal_records() -> Path:
-    """Where ``unseal`` records the outputs it wrote, one file per output folder, so that a rerun resumes."""
-    return _user_data_directory() / "unsealed"
+    if settings is not None and settings.state_dir:
+        return Path(settings.state_dir) / f"user-{os.getuid()}"
+    return _user_data_directory()
 
 
 _ENV_PREFIX = "DCMSEAL_"

@@ -47,9 +47,11 @@ __all__ = [
     "staging_area",
     "staging_registry",
     "start_writeback",
+    "state_path",
     "sweep_staging",
     "sync_filesystem",
     "try_hard_link",
+    "use_state_directory",
 ]
 
 #: Every stream in dcmseal moves in chunks of this size; memory is bounded by it, not by file size.
@@ -490,11 +492,26 @@ _RUN: _Run | None = None
 _RUN_LOCK = threading.Lock()
 
 
-def staging_registry() -> Path:
-    """The folder of the runs' records (in the user's data folder)."""
-    from dcmseal.config import default_staging_registry
+#: This process's run records go here (set from the settings by the command line), else the user data folder.
+_STATE_DIRECTORY: Path | None = None
 
-    return default_staging_registry()
+
+def use_state_directory(directory: Path | None) -> None:
+    """Keep this process's run records (staging registry, unseal records) in ``directory`` (None: the default)."""
+    global _STATE_DIRECTORY
+    _STATE_DIRECTORY = directory
+
+
+def state_path(name: str) -> Path:
+    """The folder ``name`` of this user's run records (see :func:`dcmseal.config.private_state_directory`)."""
+    from dcmseal.config import private_state_directory
+
+    return (_STATE_DIRECTORY or private_state_directory()) / name
+
+
+def staging_registry() -> Path:
+    """The folder of the runs' records."""
+    return state_path("staging")
 
 
 def _forget_parent_run() -> None:

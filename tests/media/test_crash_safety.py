@@ -150,7 +150,7 @@ def test_open_killed_leaves_a_staging_folder_the_next_command_removes(
     rerun = media_cli.fresh("open", medium, "--out", out, "--password-env", "PW", env={"PW": PASSWORD})
     assert rerun.code == 0, rerun.stderr
     assert _staging_folders(tmp_path) == []
-    assert len([p for p in _files(out) if p.name != "DICOMDIR"]) == _FILES
+    assert len([p for p in _files(out) if p.name not in ("DICOMDIR", ".dcmseal-manifest.json")]) == _FILES
 
 
 def test_burn_killed_leaves_a_staging_folder_the_next_command_removes(

@@ -24,8 +24,9 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from dcmseal.config import Settings, load_settings
+from dcmseal.config import Settings, load_settings, private_state_directory
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
+from dcmseal.fsutil import sweep_staging, use_state_directory
 from dcmseal.keys import encode_password
 
 __all__ = [
@@ -100,6 +101,19 @@ SHARED_OPTIONS_HELP = (
 )
 
 
+def _clean_up_after_killed_runs() -> None:
+    """A run killed earlier (kill -9, power loss) may have left a staging folder of plaintext: every command
+    removes those of runs that are gone (issue 12 §4), before it starts. Run records go where the settings
+    keep state (a shared station's folder, else the user's)."""
+    try:
+        settings = cli_settings()
+        use_state_directory(private_state_directory(settings) if settings.state_dir else None)
+    except DcmsealError:
+        return  # a broken configuration: the command itself says so
+    for folder in sweep_staging():
+        logging.getLogger("dcmseal").info("removed %s, left by an interrupted run", folder)
+
+
 class SharedOptionsCommand(TyperCommand):
     """A command that also takes --config, -v and -q after its name, and answers a usage error in JSON.
 
@@ -152,6 +166,7 @@ class SharedOptionsCommand(TyperCommand):
     # typer's Context type lives in its private click copy: the override is annotated with Any.
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         rest = self._take_shared(args)
+        _clean_up_after_killed_runs()
         state = _invocation()
         state.command = " ".join(filter(None, (_below_root(parent), info_name or "")))
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from functools import cache
 from pathlib import Path
@@ -14,7 +13,6 @@ from typer.core import TyperCommand
 
 from dcmseal import __version__
 from dcmseal.cli.common import SharedOptionsCommand, out_console, start_invocation
-from dcmseal.fsutil import sweep_staging
 
 __all__ = ["COMMANDS", "GROUPS", "build_app", "main"]  # and `app`, built on first access (see __getattr__)
 
@@ -64,10 +62,6 @@ def _root(
     ] = None,
 ) -> None:
     start_invocation(config=config, verbose=verbose, quiet=quiet)
-    # A run killed earlier (kill -9, power loss) may have left a staging folder of plaintext: every command
-    # removes those of runs that are gone (issue 12 §4).
-    for folder in sweep_staging():
-        logging.getLogger("dcmseal").info("removed %s, left by an interrupted run", folder)
 
 
 def _load(module: str, attribute: str) -> Any:

@@ -39,6 +39,7 @@ from dcmseal.fsutil import (
     iter_files,
     make_dirs,
     relative_output_path,
+    state_path,
 )
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
 
@@ -390,7 +391,7 @@ class _Manifest:
 
     def __init__(self, out_dir: Path) -> None:
         key = hashlib.sha256(os.fsencode(os.path.abspath(out_dir))).hexdigest()[:32]
-        self.path = default_unseal_records() / f"{key}.jsonl"
+        self.path = state_path("unsealed") / f"{key}.jsonl"
         self.entries: dict[str, dict[str, object]] = {}
         try:
             with open(self.path, "rb") as fp:
@@ -401,10 +402,11 @@ class _Manifest:
                         continue  # a line cut short by a crash
                     if isinstance(entry, dict) and isinstance(entry.get("output"), str):
                         self.entries[entry["output"]] = entry
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", path=self.path) from exc
+        except OSError as exc:  # no record (first run), or not readable: nothing is skipped
+            if not isinstance(exc, FileNotFoundError):
+                logger.warning(
+                    "%s: cannot read the record of earlier runs (%s)", self.path, exc.strerror or exc
+                )
         self.out_dir = out_dir
 
     def finished(self, src: Path, dst: Path) -> bool:
@@ -438,12 +440,15 @@ class _Manifest:
             lines.append(json.dumps(entry).encode() + b"\n")
         if not lines:
             return
-        make_dirs(self.path.parent)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, b"".join(lines))
-        finally:
-            os.close(fd)
+            make_dirs(self.path.parent)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, b"".join(lines))
+            finally:
+                os.close(fd)
+        except OSError as exc:  # the outputs are fine; a rerun will only not skip them
+            logger.warning("%s: cannot record the outputs for a rerun (%s)", self.path, exc.strerror or exc)
 
 
 def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[FileOutcome]]:
