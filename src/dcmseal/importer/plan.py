@@ -10,7 +10,6 @@ written to the journal with :func:`record_choice`, so the import (and a rerun of
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 
 from dcmseal.audit import AuditEvent
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.fsutil import staging_area
 from dcmseal.importer.journal import Journal
 from dcmseal.importer.pipeline import medium_fingerprint
 from dcmseal.importer.reconcile import (
@@ -105,9 +105,9 @@ def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPla
     fingerprint = medium_fingerprint(request.medium)
     studies: list[ForeignStudy] = []
     unreadable: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="dcmseal-reconcile-", dir=request.workdir) as scratch:
-        work = Path(scratch)
-        os.chmod(work, 0o700)  # decrypted patient data lives here until the plan is made
+    # Decrypted patient data lives here until the plan is made: a private staging folder that the next run
+    # of any command removes if this one is killed.
+    with staging_area(request.workdir or Path(tempfile.gettempdir())) as work:
         root = open_medium(request.medium, work / "medium")
         open_to_folder(
             OpenRequest(
