@@ -12,6 +12,8 @@ tools=(
   "isoinfo:genisoimage"
   "mkfs.fat:dosfstools"
   "mcopy:mtools"
+  "mkfs.exfat:exfatprogs"
+  "mount.exfat-fuse:exfat-fuse"
   "Orthanc:orthanc"
   "/usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb"
   "/usr/lib/postgresql/15/bin/initdb:postgresql"

@@ -378,3 +378,31 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         yield reg
     finally:
         reg.close()
+
+
+@contextmanager
+def mounted_exfat(image: Path, point: Path, *, size: str = "64M") -> Iterator[tuple[Path, Path]]:
+    """A real exFAT file system, as big sticks come formatted: ``image`` made by mkfs.exfat, attached to a loop
+    device and mounted at ``point`` by exfat-fuse (no kernel driver needed). Yields (point, image); the image
+    is detached again before the block ends, so a test can fsck it then."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a file system needs root")
+    mkfs = require_tool("mkfs.exfat", "exfatprogs")
+    mount = require_tool("mount.exfat-fuse", "exfat-fuse")
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    subprocess.run([mkfs, str(image)], check=True, capture_output=True)
+    attached = subprocess.run(
+        ["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=False
+    )
+    if attached.returncode != 0:
+        pytest.skip(f"no loop device here: {attached.stderr.strip()}")
+    device = attached.stdout.strip()
+    point.mkdir()
+    try:
+        subprocess.run([mount, device, str(point)], check=True, capture_output=True)
+        try:
+            yield point, image
+        finally:
+            subprocess.run(["umount", str(point)], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)

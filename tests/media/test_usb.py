@@ -36,6 +36,7 @@ from dcmseal.media.target import (
 from tests.media.conftest import (
     MediaEscrow,
     medium_files,
+    mounted_exfat,
     mounted_tmpfs,
     write_series,
 )
@@ -278,6 +279,35 @@ def test_a_mount_point_is_written_in_place_and_replaced_with_force(
         p for p in mount_point.rglob(".*") if p.name not in (MANIFEST_NAME, ".DS_Store")
     ]  # no temporary
     assert not list(mount_point.parent.glob(".*.staging"))
+
+
+def test_an_exfat_stick_is_written_as_the_documented_extension_and_stays_clean(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow
+) -> None:
+    """exFAT (how sticks over 32 GB come) through exfat-fuse on a loop device: a real removable file system."""
+    fsck = require_tool("fsck.exfat", "exfatprogs")
+    with mounted_exfat(tmp_path / "exfat.img", tmp_path / "stick") as (stick, image):
+        assert file_system_of(stick).is_exfat
+        first = _burn(study, stick, registry, media_escrow)
+        second = _burn(study, stick, registry, media_escrow, force=True)
+        opened = open_to_folder(
+            OpenRequest(
+                medium=stick, out=tmp_path / "opened", operator="usb-tester", passwords=(PASSWORD.encode(),)
+            ),
+            audit=FileSink(tmp_path / "open-audit.log"),
+        )
+        listed = {f["path"] for f in _manifest(stick)["files"]}  # type: ignore[attr-defined]
+        on_stick = {p.relative_to(stick).as_posix() for p in medium_files(stick)}
+
+    assert any("exFAT is a dcmseal extension" in note for note in second.notes)
+    assert second.safe_to_remove is not None
+    assert "synced to /dev/loop" in second.safe_to_remove
+    assert listed == on_stick
+    assert opened.failed == ()
+    assert sum(1 for f in opened.files if f.status == "opened") == len(second.files) + 1
+    assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
+    checked = run_tool([fsck, "-n", str(image)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_a_stick_too_small_is_refused_before_a_byte_is_written(

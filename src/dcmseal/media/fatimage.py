@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcmseal.errors import InputError
-from dcmseal.media.target import FAT_MAX_FILE_BYTES, check_fits
+from dcmseal.media.target import FAT_MAX_FILE_BYTES, boot_sector_kind, check_fits
 
 __all__ = ["FatLayout", "extract_fat_image", "fat_layout", "is_fat_image", "write_fat_image"]
 
@@ -41,12 +41,9 @@ def is_fat_image(path: Path) -> bool:
     """Does ``path`` start with a FAT16 or FAT32 boot sector (boot signature, file system type string)?"""
     try:
         with open(path, "rb") as fp:
-            boot = fp.read(_SECTOR)
+            return boot_sector_kind(fp.read(_SECTOR)) == "vfat"
     except OSError:
         return False
-    if len(boot) < _SECTOR or boot[510:512] != b"\x55\xaa":
-        return False
-    return boot[54:59] in (b"FAT16", b"FAT12") or boot[82:87] == b"FAT32"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,9 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import stat
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +46,7 @@ __all__ = [
     "ManifestEntry",
     "WrittenFolder",
     "annex_r_notes",
+    "boot_sector_kind",
     "check_fits",
     "check_folder_target",
     "file_system_of",
@@ -75,7 +78,7 @@ SYSTEM_ENTRIES = frozenset(
 #: FAT16 and FAT32 store a file's size in 32 bits (PS3.12 Annex R media: the largest file is 4 GiB - 1).
 FAT_MAX_FILE_BYTES = 2**32 - 1
 #: The file systems of PS3.12 Annex R (FAT16, FAT32), as Linux names them in /proc/self/mountinfo.
-FAT_TYPES = frozenset({"vfat", "msdos", "fat"})
+FAT_TYPES = frozenset({"vfat", "msdos", "fat", "fuseblk.vfat"})
 #: exFAT is no Annex R file system; dcmseal writes it as a documented extension (large sticks come with it).
 EXFAT_TYPES = frozenset({"exfat", "fuseblk.exfat", "fuse.exfat"})
 
@@ -181,6 +184,39 @@ def _still_ours(folder: Path, entry: ManifestEntry, *, complete: bool) -> bool:
 # --- file systems -----------------------------------------------------------------------------------------
 
 
+def boot_sector_kind(boot: bytes) -> str | None:
+    """ "vfat" for a FAT12/16/32 boot sector, "exfat" for an exFAT one, else None (the first 512 bytes)."""
+    if len(boot) < 512 or boot[510:512] != b"\x55\xaa":
+        return None
+    if boot[3:11] == b"EXFAT   ":
+        return "exfat"
+    if boot[54:59] in (b"FAT16", b"FAT12") or boot[82:87] == b"FAT32":
+        return "vfat"
+    return None
+
+
+def _fuse_kind(source: str) -> str | None:
+    """What a FUSE block-device mount really is (mountinfo says only "fuseblk"): its device's boot sector,
+    where it can be read (root, the disk group), else udev's word through lsblk."""
+    try:
+        with open(source, "rb") as device:
+            kind = boot_sector_kind(device.read(512))
+        if kind is not None:
+            return kind
+    except OSError:
+        pass
+    lsblk = shutil.which("lsblk")
+    if lsblk is None or not source.startswith("/dev/"):
+        return None
+    try:
+        found = subprocess.run(
+            [lsblk, "-no", "FSTYPE", source], capture_output=True, text=True, check=False, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found or None
+
+
 @dataclass(frozen=True, slots=True)
 class FileSystem:
     """The mounted file system holding a path, as /proc/self/mountinfo and statvfs tell."""
@@ -239,12 +275,15 @@ def file_system_of(path: Path) -> FileSystem:
         text = Path("/proc/self/mountinfo").read_text(encoding="latin-1")
     except OSError:
         text = ""
-    mount = mount_of(resolved, text) or (Path("/"), "", "")
+    mount_point, fs_type, source = mount_of(resolved, text) or (Path("/"), "", "")
+    if fs_type == "fuseblk":  # exfat-fuse, ntfs-3g ...: the device tells
+        probed = _fuse_kind(source)
+        fs_type = f"fuseblk.{probed}" if probed else fs_type
     vfs = os.statvfs(resolved)
     return FileSystem(
-        mount_point=mount[0],
-        fs_type=mount[1],
-        source=mount[2],
+        mount_point=mount_point,
+        fs_type=fs_type,
+        source=source,
         free_bytes=vfs.f_bavail * vfs.f_frsize if vfs.f_blocks else None,
         cluster_bytes=vfs.f_bsize or 4096,
     )
