@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import termios
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DCMSEAL", "Run", "clean_environment", "run_dcmseal"]
+__all__ = ["DCMSEAL", "Run", "clean_environment", "run_dcmseal", "run_on_terminal"]
 
 #: The console script of the virtual environment running the tests.
 DCMSEAL = Path(sys.executable).with_name("dcmseal")
@@ -72,3 +78,48 @@ def run_dcmseal(
         check=False,
     )
     return Run(tuple(argv[1:]), completed.returncode, completed.stdout, completed.stderr)
+
+
+def run_on_terminal(
+    args: list[str], home: Path, answers: Callable[[str], str | None], timeout_s: float = 60
+) -> tuple[int, str]:
+    """Run ``dcmseal`` on a pseudo-terminal; ``answers(screen_so_far)`` returns a line to type or None."""
+    env = clean_environment(home, XDG_DATA_HOME=str(home / "data"))
+    master, slave = pty.openpty()
+    # Its own session with the pseudo-terminal as controlling terminal: getpass (a prompt without echo) reads
+    # /dev/tty, which must be this terminal, not the one pytest was started from (if any).
+    process = subprocess.Popen(
+        [str(DCMSEAL), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(slave)
+    screen = ""
+    typed = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ready, _w, _x = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk.decode(errors="replace")
+                line = answers(screen[typed:])
+                if line is not None:
+                    os.write(master, line.encode() + b"\r")
+                    typed = len(screen)
+            elif process.poll() is not None:
+                break
+        return process.wait(timeout=10), screen
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pydicom.uid import generate_uid
 
 from dcmseal.media.readme import MediumText, readme_text
 from tests.cli.conftest import Invoke, Subprocess
+from tests.cli.runner import run_on_terminal
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaEscrow, install_escrow, make_media_escrow
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD, write_part10
@@ -202,6 +204,22 @@ def test_recipients_add_names_replace(
     assert again.code == 1
     assert "--replace" in again.stderr_flat
     assert invoke("recipients", "add", "partner", cert_path, "--replace").code == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a pseudo-terminal")
+def test_password_check_on_a_terminal_asks_without_echo(tmp_path: Path) -> None:
+    secret = "Tr0ub4dor&3xx-never-on-screen"
+
+    def type_it(screen: str) -> str | None:
+        # click writes "Password to check:", then getpass turns echo off and writes the last " ": only then
+        # is typing safe (type-ahead is echoed by the terminal and flushed by getpass).
+        return secret if "Password to check: " in screen else None
+
+    code, screen = run_on_terminal(["password", "check"], tmp_path, type_it)
+    assert "Password to check:" in screen
+    assert secret not in screen  # not echoed while typed, and not printed after
+    assert code == 0, screen
+    assert "accepted: score 4/4" in screen
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +43,7 @@ from dcmseal.importer.worklist import (
     parse_match_rules,
     parse_worklist,
 )
-from tests.cli.runner import DCMSEAL, clean_environment
+from tests.cli.runner import DCMSEAL, clean_environment, run_on_terminal
 from tests.importer.conftest import (
     FAST_RETRY,
     HTTP_PASSWORD,
@@ -633,41 +630,6 @@ def test_a_worklist_that_is_down_fails_the_import_before_anything_is_sent(
     assert orthanc.ids("/instances") == []
 
 
-def _interact(
-    args: list[str], home: Path, answers: Callable[[str], str | None], timeout_s: float = 60
-) -> tuple[int, str]:
-    """Run ``dcmseal`` on a pseudo-terminal; ``answers(screen_so_far)`` returns a line to type or None."""
-    env = clean_environment(home, XDG_DATA_HOME=str(home / "data"))
-    master, slave = pty.openpty()
-    process = subprocess.Popen([str(DCMSEAL), *args], stdin=slave, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    screen = ""
-    typed = 0
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            ready, _w, _x = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                screen += chunk.decode(errors="replace")
-                line = answers(screen[typed:])
-                if line is not None:
-                    os.write(master, line.encode() + b"\r")
-                    typed = len(screen)
-            elif process.poll() is not None:
-                break
-        return process.wait(timeout=10), screen
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="a pseudo-terminal")
 def test_an_interactive_choice_is_kept_and_the_import_uses_it(
     tmp_path: Path, worklist: WorklistScp, orthanc: OrthancPeer
@@ -692,7 +654,7 @@ def test_an_interactive_choice_is_kept_and_the_import_uses_it(
             return None
         return "2" if "candidate 2: Smith^John (LOC-301)" in screen or "candidate 2:" in screen else None
 
-    code, screen = _interact(args, tmp_path, choose_the_second)
+    code, screen = run_on_terminal(args, tmp_path, choose_the_second)
     assert code == 0, screen
     chosen = "LOC-302" if "candidate 2: SMITH^JOHN^Q (LOC-302)" in screen else "LOC-301"
     assert f"({chosen})" in screen.split("choose 1-2")[-1]
