@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from dcmseal.errors import InputError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, fsync_dir, sync_filesystem
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, fsync_dir, sync_filesystem
 
 __all__ = [
     "FAT_MAX_FILE_BYTES",
@@ -455,8 +455,22 @@ def _built_files(built: Path) -> list[tuple[str, Path]]:
 
 
 def _write_manifest(folder: Path, manifest: Manifest) -> None:
-    with atomic_write(folder / MANIFEST_NAME, mode=0o644, overwrite=True) as out:
-        out.write(manifest.to_bytes())
+    """Write the manifest whole or not at all: a named temporary file beside it, synced, renamed over it.
+
+    Not :func:`dcmseal.fsutil.atomic_write`: a stick's file systems (FAT, exFAT through FUSE) have no hard
+    links to name an unnamed file with, and a cut write here leaves one file :func:`_scan` knows as ours.
+    """
+    temporary = folder / f".{MANIFEST_NAME}.{secrets.token_hex(6)}.part"
+    try:
+        with open(temporary, "xb") as out:
+            out.write(manifest.to_bytes())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, folder / MANIFEST_NAME)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
 
 
 def _copy_hashing(source: Path, target: Path) -> ManifestEntry:
