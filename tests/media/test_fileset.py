@@ -291,6 +291,24 @@ def test_profile_keys_are_in_the_records(mixed: Mixed) -> None:
             assert all(item.RelationshipType == "HAS CONCEPT MOD" for item in items)
 
 
+def test_series_records_carry_the_description_and_other_type3_keys(tmp_path: Path) -> None:
+    """Series Description, Date, Time and Body Part go to the SERIES record when the instance has them (a viewer
+    lists the series without opening one); an empty one is left out, never a reason to refuse the instance."""
+    described = _with_new_uid(
+        _testdata("CT_small.dcm"),
+        tmp_path / "in" / "a.dcm",
+        SeriesDescription="Chest 1.25 mm",
+        BodyPartExamined="",
+    )
+    plan = build_fileset([described], tmp_path / "stage", profile=Profile.CD)
+    (series,) = [
+        r for r in dcmread(plan.dicomdir).DirectoryRecordSequence if r.DirectoryRecordType == "SERIES"
+    ]
+    assert series.SeriesDescription == "Chest 1.25 mm"
+    assert series.SeriesDate == "19970430"
+    assert "BodyPartExamined" not in series
+
+
 def test_cd_profile_adds_only_table_d32_keys(tmp_path: Path) -> None:
     plan = build_fileset([_testdata("CT_small.dcm")], tmp_path / "stage", profile=Profile.CD)
     (record,) = [

@@ -467,8 +467,9 @@ def _known_study_date(instance: _Instance) -> str:
 
 # pydicom's record creators (pydicom.fileset DIRECTORY_RECORDERS) as data, so that the records keep the keys and
 # the order of checks they had: per record type, the Type 1 keys checked first, then the record's keys, each
-# "req" (checked above, copied), "opt" (copied, or an empty element when absent) or "cond" (copied only when
-# present, and then it must not be empty).
+# "req" (checked above, copied), "opt" (copied, or an empty element when absent), "cond" (copied only when
+# present, and then it must not be empty) or "type3" (a Type 3 key PS3.3 F.5 allows beyond pydicom's: copied
+# when present and not empty, never a reason to refuse an instance).
 _Fields = tuple[tuple[str, str], ...]
 _GENERIC_CONTENT: tuple[tuple[str, ...], _Fields] = (
     ("InstanceNumber", "ContentDate", "ContentTime"),
@@ -501,7 +502,16 @@ _RECORD_KEYS: dict[str, tuple[tuple[str, ...], _Fields]] = {
     ),
     "SERIES": (
         ("Modality", "SeriesInstanceUID", "SeriesNumber"),
-        (("Modality", "req"), ("SeriesInstanceUID", "req"), ("SeriesNumber", "req")),
+        (
+            ("Modality", "req"),
+            ("SeriesInstanceUID", "req"),
+            ("SeriesNumber", "req"),
+            # What a viewer's series list shows without opening the series (the medium's own viewer does).
+            ("SeriesDescription", "type3"),
+            ("SeriesDate", "type3"),
+            ("SeriesTime", "type3"),
+            ("BodyPartExamined", "type3"),
+        ),
     ),
     "IMAGE": (("InstanceNumber",), (("InstanceNumber", "req"),)),
     "RT DOSE": (
@@ -981,6 +991,8 @@ def _record(instance: _Instance, record_type: str, four_levels: bool) -> Directo
         elements[_KEYS["SpecificCharacterSet"][0]] = instance.element("SpecificCharacterSet")
     for keyword, mode in fields:
         if mode == "cond" and not instance.has(keyword):
+            continue
+        if mode == "type3" and (not instance.has(keyword) or instance.is_empty(keyword)):
             continue
         elements[_KEYS[keyword][0]] = instance.element(keyword)
     if record_type not in _FOUR_LEVELS:
