@@ -16,7 +16,7 @@ from typing import BinaryIO
 from dcmseal import cms
 from dcmseal.cms.envelope import Writable
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DecryptionError, InputError, UnprotectedContentError
+from dcmseal.errors import DecryptionError, InputError, ResourceLimitError, UnprotectedContentError
 from dcmseal.part10 import UnsealPlan
 from dcmseal.scan.report import FileReport, Finding, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, scan_source
@@ -188,11 +188,10 @@ def scan_secure(
             )
             return FileReport.of(name, "secure", [finding])
         except InputError as exc:
+            # A limit reached (recipient flood, PBKDF2 budget) is told apart from a structure that does not parse.
+            code = "secure.limit" if isinstance(exc, ResourceLimitError) else "secure.malformed"
             finding = Finding(
-                "secure.malformed",
-                f"Secure DICOM File that does not open: {exc.message}",
-                Verdict.SUSPICIOUS,
-                0,
+                code, f"Secure DICOM File that does not open: {exc.message}", Verdict.SUSPICIOUS, 0
             )
             return FileReport.of(name, "secure", [finding])
         opened = (
