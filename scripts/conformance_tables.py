@@ -84,7 +84,7 @@ def conversions() -> str:
     """What each profile does with each transfer syntax a source may use."""
     names = [p.value.replace("STD-GEN-SEC-", "") for p in Profile]
     rows = [
-        "| Transfer Syntax | Lossy | Without the profile's syntax | " + " | ".join(names) + " |",
+        "| Transfer Syntax | Lossy | When not kept | " + " | ".join(names) + " |",
         "|---|---|---|" + "---|" * len(names),
     ]
     # Every uncompressed syntax (retired Explicit VR Big Endian included: old media have it), and the compressed
