@@ -108,6 +108,24 @@ def test_quiet_after_the_command_leaves_out_the_table_not_the_summary(
     assert "3 of 3 files sealed" in quiet.stderr_flat
 
 
+def test_a_failed_file_is_said_once_in_the_table_or_once_in_the_log_under_quiet(
+    invoke: Invoke, study: Path, tmp_path: Path, password_file: Path
+) -> None:
+    assert invoke("seal", study, "--out", tmp_path / "s", "--password-file", password_file, *FAST).code == 0
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not-the-password\n")
+    base = ("unseal", tmp_path / "s", "--password-file", wrong)
+    table = invoke(*base, "--out", tmp_path / "o1")
+    quiet = invoke(*base, "--out", tmp_path / "o2", "-q")
+    as_json = invoke(*base, "--out", tmp_path / "o3", "--json")
+    assert table.code == quiet.code == as_json.code == 1
+    for outcome in (table, quiet):
+        assert outcome.everything.count("IM0001: wrong password") == 1, outcome.everything
+    assert quiet.stdout == ""
+    assert "IM0001: wrong password" not in as_json.stderr  # stdout's JSON document has it
+    assert [f["status"] for f in as_json.json()["files"]] == ["failed"] * 3
+
+
 def test_verbose_after_the_command_is_the_root_verbose(
     invoke: Invoke, study: Path, tmp_path: Path, password_file: Path
 ) -> None:

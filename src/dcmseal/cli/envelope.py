@@ -18,6 +18,7 @@ from dcmseal.cli import options
 from dcmseal.cli.common import (
     cli_settings,
     err_console,
+    is_quiet,
     load_certificate,
     load_private_key,
     out_console,
@@ -108,11 +109,29 @@ def _run_batch(
     """Seal or unseal (as the plan says) with a progress bar, report, exit non-zero if a file failed."""
     sealing = isinstance(plan, SealPlan)
     total = sum(1 for _ in iter_files(list(paths))) if all(p.exists() for p in paths) else 0
+    # Each failure is said once: in the table (or the JSON); only -q, which leaves the table out, logs them.
+    log_failures = is_quiet() and not as_json
     with _progress(total, "sealing" if sealing else "unsealing", enabled=not as_json) as advance:
         if isinstance(plan, SealPlan):
-            report = seal_tree(paths, out, plan, workers=workers, overwrite=force, on_outcome=advance)
+            report = seal_tree(
+                paths,
+                out,
+                plan,
+                workers=workers,
+                overwrite=force,
+                on_outcome=advance,
+                log_failures=log_failures,
+            )
         else:
-            report = unseal_tree(paths, out, plan, workers=workers, overwrite=force, on_outcome=advance)
+            report = unseal_tree(
+                paths,
+                out,
+                plan,
+                workers=workers,
+                overwrite=force,
+                on_outcome=advance,
+                log_failures=log_failures,
+            )
     _render_batch(report, as_json=as_json, verb="sealed" if sealing else "unsealed")
     if report.failed:
         raise typer.Exit(report.exit_code)

@@ -731,8 +731,12 @@ def seal_tree(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    log_failures: bool = True,
 ) -> BatchReport:
-    """Seal every file under ``paths`` into ``out_dir``, keeping relative paths; ``workers=0`` uses every core."""
+    """Seal every file under ``paths`` into ``out_dir``, keeping relative paths; ``workers=0`` uses every core.
+
+    ``log_failures=False`` leaves the failures to the caller's report (no ERROR line per file).
+    """
     jobs, refused = _jobs(paths, out_dir)
     return _run(
         "seal",
@@ -743,6 +747,7 @@ def seal_tree(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        log_failures=log_failures,
     )
 
 
@@ -754,12 +759,14 @@ def unseal_tree(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    log_failures: bool = True,
 ) -> BatchReport:
     """Unseal every file under ``paths`` into ``out_dir``; each key is derived at most once for the run.
 
     A rerun resumes: an output this function wrote earlier for the same, unchanged source, and that nobody
     changed since, is skipped (status ``skipped``); any other file at an output's name is left alone and
-    that input fails with "already exists" (``overwrite`` replaces it).
+    that input fails with "already exists" (``overwrite`` replaces it). ``log_failures=False`` leaves the
+    failures to the caller's report (no ERROR line per file).
     """
     jobs, refused = _jobs(paths, out_dir)
     manifest = _Manifest(out_dir)
@@ -786,6 +793,7 @@ def unseal_tree(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        log_failures=log_failures,
         manifest=manifest,
         skipped=skipped,
     )
