@@ -52,7 +52,9 @@ def _root(
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="Log warnings and each file (-vv: debug).")
     ] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Errors and summaries only: no per-file table.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
