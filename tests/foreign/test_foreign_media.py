@@ -9,6 +9,7 @@ from pydicom import dcmread
 
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
+from dcmseal.media import open as open_module
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.body import UNPARSABLE_CODES
@@ -127,3 +128,19 @@ def test_the_layout_check_counts_a_data_set_without_file_meta_as_dicom(
 
     assert layout == scanned
     assert any("RAW1" in message for message in layout)
+
+
+def test_what_is_read_out_of_archives_is_bounded(
+    foreign_corpus: dict[str, ForeignMedium], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members past the medium's bound are failed, named, and not read; the run goes on with the rest."""
+    monkeypatch.setattr(open_module, "DEFAULT_MAX_EXTRACT_BYTES", 100_000)
+    medium = foreign_corpus["portal-zip"]
+
+    result = _open(medium.path, tmp_path / "opened")
+
+    bounded = [f for f in result.files if f.reason and "more than 100000 bytes" in f.reason]
+    assert bounded
+    assert all(f.status == "failed" for f in bounded)
+    assert len(result.files) == len(medium.expected)
+    assert any(f.status == "copied" and f.file_id for f in result.files)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.uid import UID
 
@@ -49,6 +50,7 @@ from dcmseal.media.fileset import (
     is_conformant_file_id,
     read_dicomdir,
 )
+from dcmseal.media.iso import DEFAULT_MAX_EXTRACT_BYTES
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
@@ -215,6 +217,8 @@ class _Inventory:
         self.settled: dict[str, OpenedFile] = {}
         self.budget = NestingBudget(NestingLimits())
         self._count = 0
+        self.copied = 0  # bytes read out of archives into the staging folder
+        self.max_copied = DEFAULT_MAX_EXTRACT_BYTES
 
     def settle(self, label: str, status: str, reason: str) -> None:
         self.settled[label] = OpenedFile(path=label, status=status, reason=reason)
@@ -310,10 +314,34 @@ class _Inventory:
             name = self.names.joinpath(*label.split("/"))
             self.sources.append(_Source(label, name, Extent(archive.path, start, member.size)))
             return
+        if self.copied + member.size > self.max_copied:
+            self.settle(
+                label,
+                "failed",
+                f"not read: the medium's archives hold more than {self.max_copied} bytes to read out",
+            )
+            return
         copy = self.scratch()  # a zip member (or a file of an image in several extents): read it out once
         with archive.open(member) as fp, open(copy, "xb") as out:
-            shutil.copyfileobj(fp, out, CHUNK_SIZE_BYTES)
+            written = _copy_at_most(fp, out, member.size)
+        self.copied += written
+        if written != member.size:
+            held = "more" if written > member.size else str(written)
+            self.settle(label, "failed", f"its archive says {member.size} bytes, it holds {held}")
+            return
         self.sources.append(_Source(label, copy))
+
+
+def _copy_at_most(source: BinaryIO, out: BinaryIO, size: int) -> int:
+    """Copy ``size`` bytes, and one more if there is one (a member longer than its archive says)."""
+    written = 0
+    while written <= size:
+        chunk = source.read(min(CHUNK_SIZE_BYTES, size + 1 - written))
+        if not chunk:
+            break
+        out.write(chunk)
+        written += len(chunk)
+    return written
 
 
 def _describe(label: str, head: bytes) -> str:
