@@ -130,6 +130,11 @@ def _as_displayed(
 def ct(browser: Browser, medium: Path) -> dict[str, Any]:
     actions: list[dict[str, Any]] = [
         {"do": "snapshot", "name": "opened", "screenshot": True},
+        {"do": "focus", "selector": "tr[data-testid=series]"},
+        {"do": "press", "key": "Enter"},
+        {"do": "press", "key": "ArrowDown"},
+        {"do": "snapshot", "name": "keyboard-only"},
+        {"do": "press", "key": "Home"},
         {"do": "key", "key": "0"},
         {"do": "snapshot", "name": "one", "screenshot": True},
         {"do": "key", "key": "+"},
@@ -310,3 +315,11 @@ def test_side_by_side_comparison_scrolls_with_the_image(ct: dict[str, Any]) -> N
     assert compared["compare"]["canvas"] == {"width": SIZE, "height": SIZE}
     assert compared["instance"] == "2"
     assert compared["state"] == "image"
+
+
+def test_keyboard_only_reaches_the_image_and_every_control_has_a_name(ct: dict[str, Any]) -> None:
+    """A series row opened with Enter puts the focus on the image, where the arrow keys scroll."""
+    snap = ct["actions"]["keyboard-only"]
+    assert snap["active"] == "image"
+    assert snap["instance"] == "1"
+    assert snap["unlabelled"] == []

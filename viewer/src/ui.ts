@@ -145,7 +145,6 @@ class App {
       }
     });
     $("accept-unprotected").addEventListener("click", () => void this.acceptUnprotected());
-    const canvas = $<HTMLCanvasElement>("image");
     // On the stage, not the canvas: a damaged instance leaves no image under the pointer, and scrolling goes on.
     $("stage").addEventListener("wheel", (e) => {
       if (!this.view) return;
@@ -165,7 +164,6 @@ class App {
       e.preventDefault();
     });
     this.pointer($("stage"));
-    void canvas;
     for (const radio of document.querySelectorAll<HTMLInputElement>("input[name=tool]")) {
       radio.addEventListener("change", () => {
         this.tool = radio.value as Tool;

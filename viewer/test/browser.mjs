@@ -181,6 +181,11 @@ try {
       } else if (a.do === "tap") {
         const [x, y] = await toPage(a.at);
         await page.mouse.click(x, y);
+      } else if (a.do === "focus") {
+        await page.focus(a.selector);
+      } else if (a.do === "press") {
+        // Keyboard only: no pointer over the page.
+        await page.keyboard.press(a.key);
       } else if (a.do === "compare") {
         // The "Compare" button of the nth series row of that modality (0-based).
         if (await page.locator("#back").isVisible()) await page.click("#back");
@@ -296,6 +301,12 @@ async function snapshot(page) {
       frame: canvas.dataset.frame ?? null,
       window: canvas.dataset.window ?? null,
       integrity: document.querySelector("[data-testid=integrity]")?.textContent ?? null,
+      active: document.activeElement?.id || document.activeElement?.tagName || null,
+      // Controls a screen reader could not name: a label, aria-label, aria-labelledby or text of their own.
+      unlabelled: Array.from(document.querySelectorAll("input, select, button, [role=button], canvas[tabindex]"))
+        .filter((e) => !e.closest("[hidden]"))
+        .filter((e) => !((e.labels && e.labels.length) || e.getAttribute("aria-label") || e.getAttribute("aria-labelledby") || e.textContent.trim()))
+        .map((e) => e.id || e.outerHTML.slice(0, 60)),
       overlay: document.getElementById("overlay").textContent,
       instance: canvas.dataset.instance ?? null,
       damaged: canvas.dataset.damaged === "true",
