@@ -10,6 +10,7 @@ from pydicom import dcmread
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.media import open as open_module
+from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.body import UNPARSABLE_CODES
@@ -144,3 +145,15 @@ def test_what_is_read_out_of_archives_is_bounded(
     assert all(f.status == "failed" for f in bounded)
     assert len(result.files) == len(medium.expected)
     assert any(f.status == "copied" and f.file_id for f in result.files)
+
+
+def test_extraction_leaves_a_rock_ridge_link_out_and_takes_the_rest(
+    foreign_corpus: dict[str, ForeignMedium], tmp_path: Path
+) -> None:
+    """The import extracts images (media.iso.extract_iso, the same walker): a link is neither made nor fatal."""
+    extracted = extract_iso(foreign_corpus["dcmmkdir-iso"].path, tmp_path / "x")
+
+    names = {p.relative_to(tmp_path / "x").as_posix() for p in extracted}
+    assert "DICOM/LINK" not in names
+    assert not any(p.is_symlink() for p in (tmp_path / "x").rglob("*"))
+    assert {"DICOMDIR", "DICOM/ST1/SE1/IM1", "DICOM/ST1/SE1/RAW1"} <= names

@@ -450,8 +450,12 @@ def iso_volume(path: Path) -> tuple[str, bool]:
 
 
 def _walk(reader: IsoWalker, *, max_members: int = DEFAULT_MAX_MEMBERS) -> Iterator[IsoItem]:
-    """The shared walk (:class:`dcmseal.reader.iso.IsoWalker`) made strict: the first problem refuses the image."""
+    """The shared walk (:class:`dcmseal.reader.iso.IsoWalker`) made strict: the first problem refuses the image
+    (a symbolic link is left out, as open leaves it out)."""
     for item in reader.walk(max_members=max_members):
+        if item.symlink:  # a Rock Ridge link is never followed nor made: not extracted (open reports it)
+            logger.info("%s: %s is a symbolic link, not extracted", reader.path, item.name)
+            continue
         if item.problem is not None:
             raise InputError(item.problem, path=reader.path)
         yield item
