@@ -224,6 +224,10 @@ class PendingFile:
             The destination exists and ``overwrite`` is false (it is never replaced then).
         """
         dst = self.destination
+        if self.fd >= 0 and self.temp is not None:
+            # A staged temporary file, still open: renamed below, never linked (FAT and exFAT have no links).
+            os.close(self.fd)
+            self.fd = -1
         if self.fd >= 0:
             if not self.overwrite:
                 _link_unnamed(self.fd, dst)  # fails with EEXIST rather than replace: no check-then-act race

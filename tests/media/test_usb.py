@@ -33,6 +33,7 @@ from dcmseal.media.target import (
     mount_of,
     write_folder,
 )
+from dcmseal.part10 import SealPlan, UnsealPlan, seal_tree, unseal_tree
 from tests.media.conftest import (
     MediaEscrow,
     medium_files,
@@ -40,7 +41,7 @@ from tests.media.conftest import (
     mounted_tmpfs,
     write_series,
 )
-from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
+from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD, fast_kdf
 from tests.peers.tools import require_tool, run_tool
 
 
@@ -308,6 +309,33 @@ def test_an_exfat_stick_is_written_as_the_documented_extension_and_stays_clean(
     assert sorted(_recorded(registry)) == sorted([first.medium_id, second.medium_id])
     checked = run_tool([fsck, "-n", str(image)])
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_seal_and_unseal_write_onto_an_exfat_stick(tmp_path: Path, study: Path) -> None:
+    """exfat-fuse opens unnamed files (O_TMPFILE) but cannot link them in (EPERM): outputs are staged instead."""
+    sources = sorted(study.iterdir())
+    with mounted_exfat(tmp_path / "exfat.img", tmp_path / "stick") as (stick, _image):
+        plan = SealPlan(password=PASSWORD.encode(), kdf=fast_kdf())
+        one = seal_tree([sources[0]], stick / "one", plan, workers=1)  # one file: written on its own
+        sealed = seal_tree([study], stick / "sealed", plan, workers=1)  # several: written as a batch
+        opened = unseal_tree(
+            [stick / "sealed"], stick / "opened", UnsealPlan(passwords=(PASSWORD.encode(),)), workers=1
+        )
+        names = sorted(p.relative_to(stick).as_posix() for p in stick.rglob("*"))
+        same = [(stick / "opened" / s.name).read_bytes()[132:] == s.read_bytes()[132:] for s in sources]
+
+    assert one.failed == ()
+    assert sealed.failed == ()
+    assert opened.failed == ()
+    assert all(same)
+    assert names == [
+        "one",
+        f"one/{sources[0].name}",
+        "opened",
+        *[f"opened/{s.name}" for s in sources],
+        "sealed",
+        *[f"sealed/{s.name}" for s in sources],
+    ]
 
 
 def test_a_stick_too_small_is_refused_before_a_byte_is_written(
