@@ -100,6 +100,8 @@ def test_the_wheel_installed_outside_the_repository_burns_and_opens_a_medium(tmp
     with zipfile.ZipFile(wheel) as whl:
         packed = set(whl.namelist())
     assert {"dcmseal/media/viewer/INDEX.HTM", "dcmseal/media/viewer/VIEWER/VIEWER.JS"} <= packed
+    # validate_message reads the PS3.15 A.5.1 schema from the package
+    assert {"dcmseal/audit/schema/audit-message.rng", "dcmseal/audit/schema/audit-message.rnc"} <= packed
 
     # A fresh virtualenv outside the repository, the wheel installed as a user installs it.
     home = tmp_path / "user"
