@@ -26,12 +26,17 @@ __all__ = [
     "CHUNK_SIZE_BYTES",
     "MAX_PENDING_FILES",
     "NO_TMPFILE_ENV",
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "SHARED_DIR_MODE",
+    "SHARED_FILE_MODE",
     "STAGING_MARKER",
     "BatchCommit",
     "Extent",
     "ExtentReader",
     "PendingFile",
     "atomic_write",
+    "content_modes",
     "die_with_parent",
     "fsync_dir",
     "iter_files",
@@ -43,6 +48,7 @@ __all__ = [
     "private_file_mode",
     "relative_output_path",
     "release_staging_folder",
+    "set_tree_modes",
     "sha256_file",
     "staging_area",
     "staging_registry",
@@ -165,7 +171,35 @@ def _unnamed_files_possible() -> bool:
     return bool(_O_TMPFILE) and NO_TMPFILE_ENV not in os.environ and os.path.isdir(_PROC_FD)
 
 
-def make_dirs(path: Path, *, mode: int = 0o700) -> None:
+#: The modes of what dcmseal creates, whatever the umask: private (plaintext, secrets, state: the owner only)
+#: unless it is the content of a medium the user asked for, to hand out (readable by all, writable by the owner).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+SHARED_DIR_MODE = 0o755
+SHARED_FILE_MODE = 0o644
+
+
+def content_modes(*, shared: bool) -> tuple[int, int]:
+    """(folder mode, file mode) for private or shared content."""
+    return (SHARED_DIR_MODE, SHARED_FILE_MODE) if shared else (PRIVATE_DIR_MODE, PRIVATE_FILE_MODE)
+
+
+def set_tree_modes(root: Path, *, shared: bool) -> None:
+    """Give ``root`` and every folder and file under it the modes of private or shared content.
+
+    For a tree built in a staging folder (where the umask chose the modes) before it is put in place.
+    Symbolic links are neither followed nor changed.
+    """
+    dir_mode, file_mode = content_modes(shared=shared)
+    for folder, _dirnames, filenames in os.walk(root):
+        os.chmod(folder, dir_mode)
+        for name in filenames:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, file_mode)
+
+
+def make_dirs(path: Path, *, mode: int = PRIVATE_DIR_MODE) -> None:
     """Create ``path`` and its missing parents with exactly ``mode`` (umask notwithstanding); existing folders
     are left as they are.
 

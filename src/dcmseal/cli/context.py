@@ -13,6 +13,7 @@ from dcmseal.audit import AuditSink, sink_from_settings
 from dcmseal.cli.common import err_console, load_certificate
 from dcmseal.config import Settings, default_audit_log, default_escrow_directory, state_directory
 from dcmseal.errors import UsageError
+from dcmseal.fsutil import make_dirs
 
 if TYPE_CHECKING:
     from dcmseal.keys.registry import Registry
@@ -46,7 +47,7 @@ def open_registry(settings: Settings, url: str | None) -> Registry:
 def audit_sink(settings: Settings) -> AuditSink:
     """The local audit log (always) plus syslog when configured."""
     log = Path(settings.audit_log) if settings.audit_log else default_audit_log(settings)
-    log.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(log.parent)
     return sink_from_settings(log, settings.syslog or None)
 
 

@@ -19,6 +19,7 @@ from dcmseal import cms
 from dcmseal.cli.common import cli_settings, err_console, out_console, user_errors
 from dcmseal.cli.envelope import render_inspect
 from dcmseal.errors import DecryptionError, ExitCode
+from dcmseal.fsutil import make_dirs
 from dcmseal.keys import check_password, generate_passphrase
 from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, seal_tree, unseal_file, unseal_tree
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
@@ -81,7 +82,7 @@ def demo(
     """
     with user_errors():
         base = Path(tempfile.mkdtemp(prefix="dcmseal-demo-")) if workdir is None else workdir
-        base.mkdir(parents=True, exist_ok=True)
+        make_dirs(base)
         try:
             ok = _run(base)
         finally:

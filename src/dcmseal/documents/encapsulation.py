@@ -391,7 +391,7 @@ def _write(ds: Dataset, out: Path, *, overwrite: bool) -> None:
     ds.file_meta = meta
     ds.preamble = bytes(128)
     try:
-        with atomic_write(out, mode=0o644, overwrite=overwrite) as fp:
+        with atomic_write(out, overwrite=overwrite) as fp:
             dcmwrite(fp, ds, enforce_file_format=True)
     except FileExistsError:
         raise InputError("the output exists (use --force to replace it)", path=out) from None
@@ -625,7 +625,7 @@ def extract(file: Path, out_dir: Path, *, overwrite: bool = False) -> ExtractRes
         data = value[: int(length)]
     dst = out_dir / (file.stem + kind.extension)
     try:
-        with atomic_write(dst, mode=0o644, overwrite=overwrite) as fp:
+        with atomic_write(dst, overwrite=overwrite) as fp:
             fp.write(data)
     except FileExistsError:
         raise InputError("the output exists (use --force to replace it)", path=dst) from None

@@ -48,7 +48,7 @@ from types import TracebackType
 from typing import Any
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.fsutil import open_state_file
+from dcmseal.fsutil import make_dirs, open_state_file
 
 __all__ = ["IN_DOUBT", "NOT_CONFIRMED", "Journal", "JournalRow", "State"]
 
@@ -212,7 +212,7 @@ class Journal:
             The file is not an SQLite database, or not a journal of ours.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         lock_fd = open_state_file(Path(f"{path}.lock"), os.O_RDWR)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -56,7 +56,7 @@ from dcmseal.audit import (
 )
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file, staging_area
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, make_dirs, sha256_file, staging_area
 from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
 from dcmseal.importer.reconcile import (
     ReconciledStudy,
@@ -524,7 +524,7 @@ def _import_medium(
             mapping, added = plan_uids([c.uids for c in ready], journal.uid_map())
             journal.add_uids(added)  # recorded before any instance leaves with them
         if request.keep_sent is not None:
-            request.keep_sent.mkdir(parents=True, exist_ok=True)
+            make_dirs(request.keep_sent)
 
         peer_error: str | None = None
         verification: Verification | None = None

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS, DEFAULT_PBKDF2_ITERATIONS
 from dcmseal.errors import DecryptionError, InputError, MalformedEnvelopeError, UsageError, WeakPasswordError
-from dcmseal.fsutil import atomic_write
+from dcmseal.fsutil import atomic_write, make_state_directory
 
 __all__ = [
     "ESCROW_CERTIFICATE_NAME",
@@ -227,6 +227,9 @@ def create_escrow_identity(
         .sign(key, hashes.SHA256())
     )
     key_pem = _encrypted_pkcs8_pem(key, passphrase)
+    # 0700 (2770 in a shared station's folder): no other user may put a certificate of their own here, which
+    # every later burn would seal to.
+    make_state_directory(directory)
     try:
         with atomic_write(key_path, mode=0o600) as out:
             out.write(key_pem)

@@ -26,7 +26,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, func,
 from sqlalchemy.orm import Session, selectinload
 
 from dcmseal.errors import InputError, PeerError, UsageError
-from dcmseal.fsutil import open_state_file
+from dcmseal.fsutil import make_dirs, open_state_file
 from dcmseal.keys.escrow import certificate_fingerprint, open_escrowed_password
 from dcmseal.keys.models import (
     Medium,
@@ -511,7 +511,7 @@ class Registry:
         """
         if url is None:
             path = default_registry_path()
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_dirs(path.parent)
             sa_url = URL.create("sqlite", database=str(path))
         else:
             try:

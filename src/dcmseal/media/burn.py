@@ -20,7 +20,7 @@ from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, EventOutcome, MediaType, StudyRef, export_event
 from dcmseal.documents import DEFAULT_MAX_DOCUMENT_BYTES, detect_kind, encapsulate
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
-from dcmseal.fsutil import link_or_copy
+from dcmseal.fsutil import link_or_copy, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import (
@@ -272,7 +272,7 @@ def _encapsulate_documents(
             else "a document joins a study: burn it with DICOM instances of that study"
         )
     made: list[SourceInstance] = []
-    workdir.mkdir(parents=True, exist_ok=True)
+    make_dirs(workdir)
     for index, (item, path) in enumerate(candidates):
         if target is None:
             rejected.append(replace(item, reason=problem or "no study"))
@@ -796,7 +796,7 @@ def _copy_plain(pairs: list[tuple[Path, Path]], on_copied: Callable[[object], No
     staged files may be links to the user's own sources, which the output must never share.
     """
     for source, target in pairs:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)
         if link:
             link_or_copy(source, target)
         else:

@@ -27,7 +27,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dcmseal.errors import InputError, NotPart10Error
-from dcmseal.fsutil import link_or_copy
+from dcmseal.fsutil import link_or_copy, make_dirs
 from dcmseal.media.dicomdir import (
     ALPHANUMERIC_ABOVE,
     LONG_VRS,
@@ -323,7 +323,7 @@ def build_fileset(
     staging = Path(staging)
     if staging.exists() and any(staging.iterdir()):
         raise ValueError(f"{staging}: the staging directory must be empty")
-    staging.mkdir(parents=True, exist_ok=True)
+    make_dirs(staging)
 
     with _gc_paused():
         return _plan(instances, staging, fileset_id=fileset_id, profile=profile, fileset_uid=fileset_uid)
@@ -434,7 +434,7 @@ def _stage(placed: list[_Placed], staging: Path) -> list[PlannedFile]:
         )
         staged = staging.joinpath(*file_id)
         if staged.parent not in made:
-            staged.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(staged.parent)
             made.add(staged.parent)
         link_or_copy(item.source, staged)
         instance = item.instance

@@ -31,7 +31,7 @@ import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 from dcmseal.errors import InputError, MissingInputError, ResourceLimitError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write, make_dirs
 from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 from dcmseal.reader.containers import ExtentsReader, printable_name, zip_name_problem
 from dcmseal.reader.iso import IsoItem, IsoWalker, clean_iso_identifier, is_iso_image
@@ -599,7 +599,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
             raise ResourceLimitError(
                 f"the image holds {total} bytes of files, more than the limit of {max_total_bytes}", path=path
             )
-        dest.mkdir(parents=True, exist_ok=True)
+        make_dirs(dest)
         for item in items:
             target = _target(dest, PurePosixPath(item.name), path)
             if item.is_dir:
@@ -703,7 +703,7 @@ def extract_zip(
                     f"more than the limit of {max_expansion} (zip bomb?)",
                     path=path,
                 )
-            dest.mkdir(parents=True, exist_ok=True)
+            make_dirs(dest)
             written_total = 0
             for info, member in plan:
                 target = _target(dest, member, path)
@@ -774,7 +774,7 @@ def open_medium(
         raise InputError("not a medium: neither a file nor a folder", path=path)
     stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:32] or "medium"
     if is_iso_image(path):
-        workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(workdir)
         root = Path(tempfile.mkdtemp(prefix=f"{stem}-iso-", dir=workdir))
         try:
             extract_iso(path, root, max_total_bytes=max_total_bytes)
@@ -783,7 +783,7 @@ def open_medium(
             raise
         return root
     if is_fat_image(path):  # a USB medium as an image (--format usb-image)
-        workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(workdir)
         root = Path(tempfile.mkdtemp(prefix=f"{stem}-fat-", dir=workdir))
         try:
             extract_fat_image(path, root / "medium")
@@ -792,7 +792,7 @@ def open_medium(
             raise
         return root / "medium"
     if zipfile.is_zipfile(path):
-        workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(workdir)
         root = Path(tempfile.mkdtemp(prefix=f"{stem}-zip-", dir=workdir))
         try:
             extract_zip(path, root, max_total_bytes=max_total_bytes, max_expansion=max_expansion)

@@ -38,7 +38,7 @@ from dcmseal.errors import (
     UsageError,
     one_line,
 )
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, make_dirs
 from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 from dcmseal.media.fileset import (
     DicomDir,
@@ -764,7 +764,7 @@ def _open_to_folder(
             for source in [*instances, root_dicomdir]:
                 assert source.plain is not None
                 target = final.joinpath(*source.label.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(target.parent)
                 os.rename(source.plain, target)
                 _place(results, source, file_id=source.label)
             summary_source = [

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.fsutil import fsync_dir, staging_area
+from dcmseal.fsutil import SHARED_FILE_MODE, fsync_dir, staging_area
 from dcmseal.media.fatimage import is_fat_image, write_fat_image
 from dcmseal.media.iso import ExtentFiller, is_iso_image, write_iso
 from dcmseal.media.target import check_folder_target, file_system_of, write_folder
@@ -114,6 +114,7 @@ def place_medium(
             medium_id=medium_id,
             before_commit=before_commit,
             on_note=on_note,
+            shared=True,  # a medium is made to be handed out
         )
         return written.size_bytes
     if output_format == "iso":
@@ -129,6 +130,9 @@ def place_medium(
     check_output(out, output_format=output_format, overwrite=overwrite)  # again: time has passed
     if before_commit is not None:
         before_commit()
+    os.chmod(
+        image, SHARED_FILE_MODE
+    )  # a medium is made to be handed out: readable by all, whatever the umask
     os.replace(image, out)
     fsync_dir(out.parent if str(out.parent) else Path("."))
     return size

@@ -18,7 +18,7 @@ from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, StudyRef, export_event
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, UsageError
-from dcmseal.fsutil import atomic_write
+from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.burn import README_NAME, media_type_of
@@ -143,7 +143,7 @@ def rekey(
         for path in files:
             relative = path.relative_to(root)
             target = medium_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(target.parent)
             if relative.as_posix() == README_NAME:
                 continue  # rewritten below for the new medium
             if relative.as_posix() in viewer:

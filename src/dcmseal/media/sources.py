@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 
 from dcmseal.errors import InputError, MissingInputError, NotPart10Error, PeerError
-from dcmseal.fsutil import atomic_write
+from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.media.iso import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES, is_iso_image, open_medium
 from dcmseal.part10 import FileMeta, is_secure_file, read_file_meta
 from dcmseal.uids import stamp_implementation
@@ -463,7 +463,7 @@ class _Collector:
         client.set_http_retry_params(
             retry=True, max_attempts=WADO_ATTEMPTS, wait_exponential_multiplier=_WADO_BACKOFF_MULTIPLIER_MS
         )
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.workdir)
         dest = Path(tempfile.mkdtemp(prefix="wado-", dir=self.workdir))
         self.fetched[dest] = target.safe
         count = 0

@@ -35,7 +35,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from dcmseal.errors import InputError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, fsync_dir, sync_filesystem
+from dcmseal.fsutil import (
+    CHUNK_SIZE_BYTES,
+    content_modes,
+    fsync_dir,
+    make_dirs,
+    set_tree_modes,
+    sync_filesystem,
+)
 
 __all__ = [
     "FAT_MAX_FILE_BYTES",
@@ -454,7 +461,7 @@ def _built_files(built: Path) -> list[tuple[str, Path]]:
     )
 
 
-def _write_manifest(folder: Path, manifest: Manifest) -> None:
+def _write_manifest(folder: Path, manifest: Manifest, *, shared: bool) -> None:
     """Write the manifest whole or not at all: a named temporary file beside it, synced, renamed over it.
 
     Not :func:`dcmseal.fsutil.atomic_write`: a stick's file systems (FAT, exFAT through FUSE) have no hard
@@ -463,6 +470,7 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
     temporary = folder / f".{MANIFEST_NAME}.{secrets.token_hex(6)}.part"
     try:
         with open(temporary, "xb") as out:
+            os.fchmod(out.fileno(), content_modes(shared=shared)[1])  # whatever the umask
             out.write(manifest.to_bytes())
             out.flush()
             os.fsync(out.fileno())
@@ -473,10 +481,12 @@ def _write_manifest(folder: Path, manifest: Manifest) -> None:
     fsync_dir(folder)
 
 
-def _copy_hashing(source: Path, target: Path) -> ManifestEntry:
+def _copy_hashing(source: Path, target: Path, *, mode: int) -> ManifestEntry:
     digest = hashlib.sha256()
     size = 0
-    with open(source, "rb") as src, open(target, "xb") as dst:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    os.fchmod(fd, mode)  # whatever the umask
+    with open(source, "rb") as src, open(fd, "wb") as dst:
         while chunk := src.read(CHUNK_SIZE_BYTES):
             digest.update(chunk)
             dst.write(chunk)
@@ -503,8 +513,13 @@ def write_folder(
     medium_id: str | None = None,
     before_commit: Callable[[], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    shared: bool = False,
 ) -> WrittenFolder:
     """Put the finished folder ``built`` at ``out`` with a manifest; on any failure leave ``out`` as it was.
+
+    Its folders and files get the modes of private content (0700, 0600: an opened medium is plaintext), or with
+    ``shared`` those of a medium to hand out (0755, 0644), whatever the umask
+    (:func:`dcmseal.fsutil.content_modes`).
 
     ``out`` is checked again here (:func:`check_folder_target`), its file system's limits and free space
     before a byte is written. ``before_commit`` runs when every file is written and synced but none has its
@@ -531,12 +546,14 @@ def write_folder(
         if on_note is not None:
             on_note(note)
     if not target.exists and _same_device(built, out.parent):
-        return _rename_into_place(built, out, files, medium_id, before_commit, file_system)
+        set_tree_modes(built, shared=shared)
+        return _rename_into_place(built, out, files, medium_id, before_commit, file_system, shared)
     new_names = [name for name, _ in files]
     # Old files go first only when both would not fit at once (then a failure leaves neither: said in the error).
     remove_first = bool(previous) and free is not None and needed > free
     created_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    dir_mode, file_mode = content_modes(shared=shared)
+    make_dirs(out, mode=dir_mode)
     moment = datetime.now(UTC).isoformat(timespec="seconds")
     # Every name this write may leave, old and new, with no digest: a cut write is still known as ours.
     pending = Manifest(
@@ -550,16 +567,16 @@ def write_folder(
     entries: list[ManifestEntry] = []
     committed = False
     try:
-        _write_manifest(out, pending)
+        _write_manifest(out, pending, shared=shared)
         _remove_files(out, target.leftovers)
         if remove_first:
             _remove_files(out, (e.path for e in previous))
         for name, source in files:
             final = out / name
-            final.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(final.parent, mode=dir_mode)
             temporary = final.with_name(f".{final.name}.{token}{_PART_SUFFIX}")
             temporaries.append((temporary, final))
-            copied = _copy_hashing(source, temporary)
+            copied = _copy_hashing(source, temporary, mode=file_mode)
             entries.append(ManifestEntry(path=name, size=copied.size, sha256=copied.sha256))
         sync_filesystem(out)
         if before_commit is not None:
@@ -569,7 +586,9 @@ def write_folder(
             os.replace(temporary, final)
         _remove_files(out, (e.path for e in previous if e.path not in set(new_names)))
         _write_manifest(
-            out, Manifest(entries=tuple(entries), complete=True, medium_id=medium_id, written_at=moment)
+            out,
+            Manifest(entries=tuple(entries), complete=True, medium_id=medium_id, written_at=moment),
+            shared=shared,
         )
         sync_filesystem(out)
     except BaseException as exc:
@@ -586,7 +605,7 @@ def write_folder(
                 with contextlib.suppress(
                     OSError
                 ):  # else the pending manifest stays: it still names only ours
-                    _write_manifest(out, target.previous)
+                    _write_manifest(out, target.previous, shared=shared)
         if isinstance(exc, OSError):
             # A full or pulled stick is the user's to fix: one line naming it, not a traceback.
             raise InputError(f"cannot write the medium: {exc.strerror or exc}", path=out) from exc
@@ -648,13 +667,16 @@ def _rename_into_place(
     medium_id: str | None,
     before_commit: Callable[[], None] | None,
     file_system: FileSystem,
+    shared: bool,
 ) -> WrittenFolder:
     """A new ``out`` on the file system of ``built``: the finished folder is renamed there whole (atomic)."""
     entries = tuple(
         ManifestEntry(path=name, size=path.stat().st_size, sha256=_digest(path)) for name, path in files
     )
     moment = datetime.now(UTC).isoformat(timespec="seconds")
-    _write_manifest(built, Manifest(entries=entries, complete=True, medium_id=medium_id, written_at=moment))
+    _write_manifest(
+        built, Manifest(entries=entries, complete=True, medium_id=medium_id, written_at=moment), shared=shared
+    )
     if before_commit is not None:
         before_commit()
     try:

@@ -16,7 +16,7 @@ from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID
 
 from dcmseal.errors import NotPart10Error, UnsupportedAlgorithmError
-from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, try_hard_link
+from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, make_dirs, try_hard_link
 from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Profile, is_allowed
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, read_file_meta
 from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -199,7 +199,7 @@ def _hard_link(src: Path, dst: Path, *, overwrite: bool) -> bool:
         if not overwrite:
             raise FileExistsError(str(dst))
         return False  # replacing goes through atomic_write, which renames over dst
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(dst.parent)
     return try_hard_link(src, dst)
 
 

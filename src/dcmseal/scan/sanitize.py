@@ -223,7 +223,7 @@ def sanitize_file(
             left = "; ".join(f.message for f in rescan.findings if f.severity is not Verdict.CLEAN)
             return _refuse(src, report, f"still not clean after the changes: {left}")
         try:
-            with atomic_write(dst, overwrite=overwrite, mode=0o644) as out:
+            with atomic_write(dst, overwrite=overwrite) as out:
                 for piece, _length in output.chunks():
                     if isinstance(piece, bytes):
                         out.write(piece)
