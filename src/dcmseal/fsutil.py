@@ -165,6 +165,8 @@ _NO_TMPFILE_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, e
 #: accepts O_TMPFILE but fails to link the file in, and for the tests of that path.
 NO_TMPFILE_ENV = "DCMSEAL_NO_TMPFILE"
 _PROC_FD = "/proc/self/fd"
+#: errno values by which a file system that made an unnamed file refuses to link it in (no hard links).
+_NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK})
 
 
 def _unnamed_files_possible() -> bool:
@@ -263,26 +265,50 @@ class PendingFile:
             os.close(self.fd)
             self.fd = -1
         if self.fd >= 0:
-            if not self.overwrite:
-                _link_unnamed(self.fd, dst)  # fails with EEXIST rather than replace: no check-then-act race
-            else:
-                # A link cannot replace; a second name, then an atomic rename over the old file.
-                beside = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}.dcmseal-new")
-                _link_unnamed(self.fd, beside)
-                try:
-                    os.replace(beside, dst)
-                except BaseException:
-                    beside.unlink(missing_ok=True)
+            try:
+                self._link(dst)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK_ERRNOS:
                     raise
-            os.close(self.fd)
-            self.fd = -1
-            return
+                # A file system that made the unnamed file but cannot link it in: stage its bytes and rename.
+                self._stage_unnamed()
+            else:
+                return
         assert self.temp is not None
         if not self.overwrite and dst.exists():
             raise FileExistsError(str(dst))
         os.replace(self.temp, dst)
         release_staging_folder(self.temp.parent)
         self.temp = None
+
+    def _link(self, dst: Path) -> None:
+        """Name the unnamed file ``dst`` (see :meth:`place`)."""
+        if not self.overwrite:
+            _link_unnamed(self.fd, dst)  # fails with EEXIST rather than replace: no check-then-act race
+        else:
+            # A link cannot replace; a second name, then an atomic rename over the old file.
+            beside = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}.dcmseal-new")
+            _link_unnamed(self.fd, beside)
+            try:
+                os.replace(beside, dst)
+            except BaseException:
+                beside.unlink(missing_ok=True)
+                raise
+        os.close(self.fd)
+        self.fd = -1
+
+    def _stage_unnamed(self) -> None:
+        """Copy the unnamed file's bytes to a staged temporary file (synced) and drop the unnamed file."""
+        folder = new_staging_folder(self.destination.parent)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f"{self.destination.name[:64]}.", suffix=".part")
+        self.temp = Path(temp)
+        with open(f"{_PROC_FD}/{self.fd}", "rb") as source, open(fd, "wb") as copy:
+            os.fchmod(copy.fileno(), stat.S_IMODE(os.fstat(self.fd).st_mode))
+            shutil.copyfileobj(source, copy, CHUNK_SIZE_BYTES)
+            copy.flush()
+            os.fsync(copy.fileno())
+        os.close(self.fd)
+        self.fd = -1
 
 
 def _link_unnamed(fd: int, dst: Path) -> None:

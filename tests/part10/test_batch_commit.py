@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -210,3 +211,30 @@ def test_a_single_file_is_written_as_ever(tmp_path: Path, monkeypatch: pytest.Mo
     opened = unseal_tree([tmp_path / "sealed"], tmp_path / "opened", UnsealPlan(passwords=(PW,)), workers=1)
     assert not opened.failed
     assert (tmp_path / "opened" / "IM1").read_bytes() == source.read_bytes()
+
+
+def test_a_file_system_that_cannot_link_an_unnamed_file_gets_a_staged_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_TMPFILE worked but linkat is refused (no hard links there): the bytes are staged and renamed instead."""
+    if not fsutil._unnamed_files_possible():  # pragma: no cover - no O_TMPFILE here
+        pytest.skip("no unnamed files (O_TMPFILE) on this system")
+    refused: list[Path] = []
+
+    def no_links(fd: int, dst: Path) -> None:
+        refused.append(dst)
+        raise OSError(errno.EPERM, "Operation not permitted", str(dst))
+
+    monkeypatch.setattr(fsutil, "_link_unnamed", no_links)
+    with atomic_write(tmp_path / "single") as out:
+        out.write(b"one" * 1000)
+    batch = BatchCommit()
+    for name in ("a", "b"):
+        with atomic_write(tmp_path / name, batch=batch) as out:
+            out.write(name.encode() * 1000)
+    assert batch.commit() == {}
+    assert refused == [tmp_path / "single", tmp_path / "a", tmp_path / "b"]
+    assert sorted(p.name for p in leftovers(tmp_path)) == ["a", "b", "single"]  # no staging folder left
+    assert (tmp_path / "single").read_bytes() == b"one" * 1000
+    assert (tmp_path / "b").read_bytes() == b"b" * 1000
+    assert os.stat(tmp_path / "a").st_mode & 0o777 == 0o600
