@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, cast
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from dcmseal.errors import InputError, MissingInputError, ResourceLimitError
+from dcmseal.errors import HostileMediumError, InputError, MissingInputError, ResourceLimitError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write, make_dirs
 from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 from dcmseal.reader.containers import ExtentsReader, printable_name, zip_name_problem
@@ -457,7 +457,7 @@ def _walk(reader: IsoWalker, *, max_members: int = DEFAULT_MAX_MEMBERS) -> Itera
             logger.info("%s: %s is a symbolic link, not extracted", reader.path, item.name)
             continue
         if item.problem is not None:
-            raise InputError(item.problem, path=reader.path)
+            raise HostileMediumError(item.problem, path=reader.path)
         yield item
 
 
@@ -558,7 +558,7 @@ def _target(dest: Path, relative: PurePosixPath, source: Path) -> Path:
     candidate = dest.joinpath(*relative.parts)
     resolved = candidate.resolve()
     if resolved == resolved_root or resolved_root not in resolved.parents:
-        raise InputError(f"refusing {relative}: it would escape {dest}", path=source)
+        raise HostileMediumError(f"refusing {relative}: it would escape {dest}", path=source)
     return candidate
 
 
@@ -636,7 +636,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
 def _zip_member_path(name: str, archive: Path) -> PurePosixPath:
     problem = zip_name_problem(name)
     if problem is not None:
-        raise InputError(f"refusing the member {printable_name(name)!r}: {problem}", path=archive)
+        raise HostileMediumError(f"refusing the member {printable_name(name)!r}: {problem}", path=archive)
     return PurePosixPath(*[p for p in name.replace("\\", "/").split("/") if p])
 
 
