@@ -46,6 +46,7 @@ __all__ = [
     "new_staging_folder",
     "open_state_file",
     "private_file_mode",
+    "register_temporaries",
     "relative_output_path",
     "release_staging_folder",
     "set_tree_modes",
@@ -618,6 +619,37 @@ def new_staging_folder(directory: Path) -> Path:
     return folder
 
 
+def register_temporaries(folder: Path, suffix: str) -> None:
+    """Have the next run remove this run's temporary files under ``folder`` if this one is killed: hidden files
+    whose name ends with ``suffix``, which must carry a random token of this write (nothing else matches it).
+
+    For writes that cannot stage elsewhere (a medium written in place onto a stick, its files renamed at the end).
+    """
+    run = _this_run()
+    entry = {"temporaries": os.path.abspath(folder), "suffix": suffix}
+    os.write(run.record_fd, (json.dumps(entry) + "\n").encode())
+
+
+def _remove_temporaries(folder: Path, suffix: str) -> list[Path]:
+    """The hidden files ending with ``suffix`` under ``folder`` (owned by this user) removed; symlinks not followed."""
+    removed: list[Path] = []
+    if len(suffix) < 8:  # a suffix without a token could match a user's file
+        return removed
+    for root, _dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            if not (name.startswith(".") and name.endswith(suffix)):
+                continue
+            path = Path(root) / name
+            try:
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue
+    return removed
+
+
 def release_staging_folder(folder: Path) -> None:
     """Remove a staging folder with everything in it."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -647,7 +679,8 @@ def _is_staging_folder_of(path: Path, token: str) -> bool:
 
 
 def sweep_staging() -> list[Path]:
-    """Remove the staging folders of every dcmseal run that is no longer running; return them.
+    """Remove the staging folders (and registered temporary files) of every dcmseal run that is no longer
+    running; return them.
 
     A run killed (kill -9, power loss) could not remove its own. Never raises: a folder that cannot be
     removed now is tried again by the next run.
@@ -669,9 +702,12 @@ def sweep_staging() -> list[Path]:
                 continue  # its run is alive (this process's own record included)
             token = record.name[: -len(_RECORD_SUFFIX)]
             with os.fdopen(os.dup(fd), "rb") as lines:
-                paths = [json.loads(line) for line in lines if line.strip()]
-            for raw in paths:
-                folder = Path(str(raw))
+                entries = [json.loads(line) for line in lines if line.strip()]
+            for entry in entries:
+                if isinstance(entry, dict):  # temporary files of an in-place write (register_temporaries)
+                    removed.extend(_remove_temporaries(Path(str(entry["temporaries"])), str(entry["suffix"])))
+                    continue
+                folder = Path(str(entry))
                 if _is_staging_folder_of(folder, token):
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder)

@@ -121,18 +121,22 @@ def test_unseal_killed_leaves_only_complete_files_and_a_rerun_completes(
     assert _only_complete_outputs(out, study, tmp_path) == _FILES
 
 
-def test_open_killed_leaves_a_staging_folder_the_next_command_removes(
-    media_cli: MediaCli, tmp_path: Path
+@pytest.mark.parametrize("command", ["open", "rekey"])
+def test_a_killed_open_or_rekey_leaves_a_staging_folder_the_next_command_removes(
+    media_cli: MediaCli, tmp_path: Path, command: str
 ) -> None:
     medium = tmp_path / "sealed"
     burned = media_cli.fresh(*_burn_args(tmp_path, medium), env={"PW": PASSWORD})
     assert burned.code == 0, burned.stderr
     out = tmp_path / "out"
+    args: list[str | Path] = [command, medium, "--out", out, "--password-env", "PW"]
+    if command == "rekey":
+        args += ["--new-password-env", "PW", "--iterations", "1000"]
 
-    def ready(_pid: int) -> bool:
-        return any(len(_files(folder / "plain")) >= 5 for folder in _staging_folders(tmp_path))
+    def ready(_pid: int) -> bool:  # decrypted files in the staging folder
+        return any(len(_files(folder)) >= 20 for folder in _staging_folders(tmp_path))
 
-    _run_and_kill(media_cli, ["open", medium, "--out", out, "--password-env", "PW"], ready)
+    _run_and_kill(media_cli, args, ready)
     [left] = _staging_folders(tmp_path)  # the kill left plaintext in the staging folder, marked as dcmseal's
     assert (left / fsutil.STAGING_MARKER).is_file()
     assert not out.exists()
@@ -147,10 +151,41 @@ def test_open_killed_leaves_a_staging_folder_the_next_command_removes(
     unrelated.joinpath("keep.txt").unlink()
     unrelated.rmdir()
 
-    rerun = media_cli.fresh("open", medium, "--out", out, "--password-env", "PW", env={"PW": PASSWORD})
+    rerun = media_cli.fresh(*args, env={"PW": PASSWORD})
     assert rerun.code == 0, rerun.stderr
     assert _staging_folders(tmp_path) == []
-    assert len([p for p in _files(out) if p.name not in ("DICOMDIR", ".dcmseal-manifest.json")]) == _FILES
+    instances = [p for p in _files(out) if p.parent != out and "VIEWER" not in p.parts]
+    assert len(instances) == _FILES
+
+
+def test_open_into_an_existing_folder_killed_leaves_temporaries_the_next_command_removes(
+    media_cli: MediaCli, tmp_path: Path
+) -> None:
+    """Into an existing (empty) folder the files are written in place under temporary names, renamed at the end;
+    a kill leaves those (plaintext) and the next command removes exactly them."""
+    medium = tmp_path / "sealed"
+    burned = media_cli.fresh(*_burn_args(tmp_path, medium), env={"PW": PASSWORD})
+    assert burned.code == 0, burned.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def temporaries() -> list[Path]:
+        return [p for p in _files(out) if p.name.endswith(".dcmseal-part")]
+
+    args: list[str | Path] = ["open", medium, "--out", out, "--password-env", "PW"]
+    _run_and_kill(media_cli, args, lambda _pid: len(temporaries()) >= 5)
+    assert temporaries()
+    (out / ".mine.dcmseal-part").write_text("a user's file, however it is named")
+
+    assert media_cli.fresh("password", "new").code == 0
+    assert temporaries() == [out / ".mine.dcmseal-part"]
+    assert _staging_folders(tmp_path) == []
+    (out / ".mine.dcmseal-part").unlink()
+
+    rerun = media_cli.fresh(*args, "--force", env={"PW": PASSWORD})
+    assert rerun.code == 0, rerun.stderr
+    assert temporaries() == []
+    assert len([p for p in _files(out) if p.parent != out]) == _FILES
 
 
 def test_burn_killed_leaves_a_staging_folder_the_next_command_removes(

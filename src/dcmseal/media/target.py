@@ -40,6 +40,7 @@ from dcmseal.fsutil import (
     content_modes,
     fsync_dir,
     make_dirs,
+    register_temporaries,
     set_tree_modes,
     sync_filesystem,
 )
@@ -563,6 +564,8 @@ def write_folder(
         written_at=moment,
     )
     token = secrets.token_hex(4)
+    # Killed before the renames, the temporaries (plaintext, for an opened medium) go with the next run.
+    register_temporaries(out, f".{token}{_PART_SUFFIX}")
     temporaries: list[tuple[Path, Path]] = []
     entries: list[ManifestEntry] = []
     committed = False
