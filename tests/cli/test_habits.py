@@ -95,6 +95,14 @@ def test_the_registry_records_each_studys_date_and_never_an_invented_one(
     shown = invoke("keys", "show", result.json()["medium_id"], "--json")
     dates = {s["modalities"][0]: s["study_date"] for s in shown.json()["studies"]}
     assert dates == {"CT": "2004-01-19", "OT": None}
+    # A rekeyed medium's record takes the dates from the DICOMDIR's STUDY records (not its placeholder).
+    rekeyed = invoke(
+        "rekey", tmp_path / "a.iso", "--out", tmp_path / "b.iso", "--password-file", password_file,
+        "--new-password-file", password_file, *FAST, "--json",
+    )  # fmt: skip
+    assert rekeyed.code == 0, rekeyed.everything
+    again = invoke("keys", "show", rekeyed.json()["medium_id"], "--json").json()["studies"]
+    assert sorted(str(s["study_date"]) for s in again) == ["2004-01-19", "None"]
 
 
 def test_quiet_after_the_command_leaves_out_the_table_not_the_summary(

@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -41,7 +41,7 @@ from dcmseal.media.profiles import (
 )
 from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
 from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
-from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
+from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, da_date, summarize
 from dcmseal.media.target import removal_advice
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
@@ -348,18 +348,10 @@ def _studies_for_registry(studies: tuple[StudyFacts, ...]) -> tuple[StudyRecord,
             patient_id=s.patient_id,
             modalities=tuple(m for m in s.modalities if m and "\\" not in m),
             instance_count=s.instance_count,
-            study_date=_date(s.study_date),
+            study_date=da_date(s.study_date),
         )
         for s in studies
     )
-
-
-def _date(value: str) -> date | None:
-    """A DA value (YYYYMMDD) as a date; None when it is empty or not a date (the registry records no guess)."""
-    try:
-        return datetime.strptime(value.strip(), "%Y%m%d").date() if value.strip() else None
-    except ValueError:
-        return None
 
 
 def burn(

@@ -1292,6 +1292,8 @@ class DirectoryEntry:
     series_instance_uid: str
     #: Byte offset of the record's item in the DICOMDIR (0 when unknown).
     offset: int = 0
+    #: The STUDY record's Study Date (DA); "" when it has none, or the placeholder a burn writes for none.
+    study_date: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1315,7 +1317,7 @@ class DicomDir:
 _NEXT = "OffsetOfTheNextDirectoryRecord"
 _LOWER = "OffsetOfReferencedLowerLevelDirectoryEntity"
 _FIRST = "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity"
-_Context = tuple[str, str, str]  # patient ID, Study Instance UID, Series Instance UID
+_Context = tuple[str, str, str, str]  # patient ID, Study Instance UID, Series Instance UID, Study Date
 _RecordLike = Dataset | Mapping[str, object]  # a record as pydicom reads it, or as _read_dicomdir_fast does
 
 
@@ -1370,6 +1372,7 @@ _DIRECTORY_KEYS = {
     0x00041510: "ReferencedSOPClassUIDInFile",
     0x00041511: "ReferencedSOPInstanceUIDInFile",
     0x00041512: "ReferencedTransferSyntaxUIDInFile",
+    0x00080020: "StudyDate",
     0x00100020: "PatientID",
     0x0020000D: "StudyInstanceUID",
     0x0020000E: "SeriesInstanceUID",
@@ -1452,7 +1455,7 @@ def _entries(ds: _RecordLike, records: Sequence[_RecordLike]) -> Iterator[Direct
     visited: set[int] = set()
     for root in roots:
         # Pre-order walk with an explicit stack: hostile offsets can make cycles and deep chains.
-        stack: list[tuple[int, _Context]] = [(root, ("", "", ""))]
+        stack: list[tuple[int, _Context]] = [(root, ("", "", "", ""))]
         while stack:
             offset, context = stack.pop()
             record = by_offset.get(offset)
@@ -1468,7 +1471,7 @@ def _entries(ds: _RecordLike, records: Sequence[_RecordLike]) -> Iterator[Direct
 
 
 def _entries_in_sequence_order(records: Sequence[_RecordLike]) -> Iterator[DirectoryEntry]:
-    context: _Context = ("", "", "")
+    context: _Context = ("", "", "", "")
     for record in records:
         context = _context(record, context)
         entry = _entry(record, context, int(getattr(record, "seq_item_tell", 0) or 0))
@@ -1477,15 +1480,20 @@ def _entries_in_sequence_order(records: Sequence[_RecordLike]) -> Iterator[Direc
 
 
 def _context(record: _RecordLike, parent: _Context) -> _Context:
-    patient, study, series = parent
+    patient, study, series, date = parent
     kind = str(record.get("DirectoryRecordType", "") or "")
     if kind == "PATIENT":
-        return str(record.get("PatientID", "") or ""), "", ""
+        return str(record.get("PatientID", "") or ""), "", "", ""
     if kind == "STUDY":
-        return patient, str(record.get("StudyInstanceUID", "") or ""), ""
+        return (
+            patient,
+            str(record.get("StudyInstanceUID", "") or ""),
+            "",
+            str(record.get("StudyDate", "") or ""),
+        )
     if kind == "SERIES":
-        return patient, study, str(record.get("SeriesInstanceUID", "") or "")
-    return patient, study, series
+        return patient, study, str(record.get("SeriesInstanceUID", "") or ""), date
+    return patient, study, series, date
 
 
 def _entry(record: _RecordLike, context: _Context, offset: int) -> DirectoryEntry | None:
@@ -1495,7 +1503,7 @@ def _entry(record: _RecordLike, context: _Context, offset: int) -> DirectoryEntr
     if record.get("RecordInUseFlag") == 0:
         return None
     parts = (str(file_id),) if isinstance(file_id, str) else tuple(str(part) for part in file_id)  # type: ignore[union-attr]
-    patient, study, series = context
+    patient, study, series, date = context
     return DirectoryEntry(
         record_type=str(record.get("DirectoryRecordType", "") or ""),
         file_id=parts,
@@ -1506,6 +1514,7 @@ def _entry(record: _RecordLike, context: _Context, offset: int) -> DirectoryEntr
         study_instance_uid=study,
         series_instance_uid=series,
         offset=offset,
+        study_date="" if date == _DEFAULT_DATE else date,
     )
 
 

@@ -26,7 +26,7 @@ from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
-from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, summarize
+from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, da_date, summarize
 from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
 from dcmseal.scan.viewer import find_viewers, known_bundle, sha256_of
@@ -202,6 +202,7 @@ def rekey(
                         patient_id=entry.patient_id,
                         study_instance_uid=entry.study_instance_uid,
                         sop_class_uid=entry.referenced_sop_class_uid,
+                        study_date=entry.study_date,
                     )
                     for entry in dicomdir.entries
                     if entry.study_instance_uid and entry.referenced_sop_instance_uid
@@ -248,7 +249,10 @@ def rekey(
                     + tuple(RecipientRecord.for_certificate(c) for c in certificates),
                     studies=tuple(
                         StudyRecord(
-                            study_instance_uid=uid, patient_id=patient, instance_count=facts.instance_count
+                            study_instance_uid=uid,
+                            patient_id=patient,
+                            instance_count=facts.instance_count,
+                            study_date=da_date(facts.study_date),
                         )
                         for uid, patient, facts in studies
                     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 from dcmseal.audit import MediaType, PatientRef
@@ -90,3 +91,11 @@ def audit_medium(medium: Path, fileset_id: str = "") -> tuple[str, MediaType]:
         volume_id, udf = iso_volume(medium)
         return volume_id or fileset_id or medium.name, MediaType.DVD if udf else MediaType.CD
     return fileset_id or medium.name or str(medium), MediaType.USB_DISK_EMULATION
+
+
+def da_date(value: str) -> date | None:
+    """A DA value (YYYYMMDD) as a date; None when it is empty or not a date (the registry records no guess)."""
+    try:
+        return datetime.strptime(value.strip(), "%Y%m%d").date() if value.strip() else None
+    except ValueError:
+        return None
