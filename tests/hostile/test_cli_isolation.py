@@ -67,7 +67,10 @@ def hostile_medium(tmp_path: Path) -> tuple[Path, set[str], set[str]]:
     (folder / "FLOOD").write_bytes(_recipient_flood(good_bytes, 1000))
     (folder / "WORST").write_bytes(_recipient_flood(good_bytes, 64, iterations=DEFAULT_MAX_PBKDF2_ITERATIONS))
     (folder / "TRUNC").write_bytes(good_bytes[: len(good_bytes) - 40])
-    (folder / "RAW").write_bytes(seal(sources[0].read_bytes(), cms.RawContent()))
+    (extra,) = write_series(
+        tmp_path / "extra", 1, pixel_bytes=512
+    )  # an instance of its own, sealed openssl-style
+    (folder / "RAW").write_bytes(seal(extra.read_bytes(), cms.RawContent()))
     hostile = [downgraded, flipped, *(folder / n for n in ("FLOOD", "WORST", "TRUNC", "RAW"))]
 
     def relative(path: Path) -> str:
@@ -149,3 +152,71 @@ def test_import_stores_the_good_instances_and_fails_each_hostile_file(
         assert files[path]["status"] == "stored", (path, files[path])
         assert files[path]["integrity"] == "verified"
     assert len(storescp.received()) == GOOD
+
+
+def test_open_with_accept_unprotected_says_not_verified(
+    invoke: Invoke, password_file: Path, tmp_path: Path, hostile_medium: tuple[Path, set[str], set[str]]
+) -> None:
+    medium, good, _hostile = hostile_medium
+    result = invoke(
+        "open",
+        medium,
+        "--out",
+        tmp_path / "opened",
+        "--password-file",
+        password_file,
+        "--accept-unprotected",
+        "--json",
+    )
+    files = {f["path"]: f for f in result.json()["files"]}
+    (raw,) = [p for p in files if p.endswith("RAW")]
+    assert files[raw]["status"] == "opened", files[raw]
+    assert files[raw]["integrity"] == "not-verified"
+    assert all(files[p]["integrity"] == "verified" for p in good)
+    assert any("integrity NOT verified" in note for note in result.json()["notes"])
+
+
+def test_rekey_verifies_before_it_readdresses(
+    tmp_path: Path, hostile_medium: tuple[Path, set[str], set[str]]
+) -> None:
+    """rekey copies ciphertext under new keys: an altered or unprotected file must not pass through it."""
+    from dcmseal.audit import FileSink
+    from dcmseal.errors import DcmsealError, UnprotectedContentError
+    from dcmseal.keys.registry import Registry
+    from dcmseal.media.rekey import RekeyRequest, rekey
+    from tests.part10.dicomfiles import PASSWORD
+
+    medium, _good, hostile = hostile_medium
+    registry = Registry.open(f"sqlite:///{tmp_path / 'rekey-registry.sqlite3'}")
+
+    def run(source: Path, out: Path, *, accept_unprotected: bool = False) -> list[str]:
+        request = RekeyRequest(
+            medium=source,
+            out=out,
+            operator="hostile-tester",
+            passwords=(PASSWORD.encode(),),
+            new_password=b"Rekeyed-granite-Otter-lamp-95",
+            iterations=4,
+            accept_unprotected=accept_unprotected,
+        )
+        return list(rekey(request, registry=registry, audit=FileSink(tmp_path / "rekey.log")).notes)
+
+    try:
+        with pytest.raises(DcmsealError) as info:
+            run(medium, tmp_path / "rekeyed")
+        assert any(str(info.value).startswith(f"{medium / p}: ") for p in hostile)
+        assert "\n" not in str(info.value)
+        assert not (tmp_path / "rekeyed").exists()
+        # Only the unprotected file left: refused by default, re-addressed and named when accepted.
+        for path in hostile:
+            if not path.endswith("RAW"):
+                (medium / path).unlink()
+        with pytest.raises(UnprotectedContentError):
+            run(medium, tmp_path / "rekeyed")
+        notes = run(medium, tmp_path / "rekeyed", accept_unprotected=True)
+        assert any(
+            n.endswith("RAW: integrity NOT verified (no digest or signature inside); re-addressed as it is")
+            for n in notes
+        )
+    finally:
+        registry.close()
