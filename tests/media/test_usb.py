@@ -311,6 +311,49 @@ def test_an_exfat_stick_is_written_as_the_documented_extension_and_stays_clean(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.parametrize("output_format", ["iso", "usb-image"])
+def test_an_image_burned_onto_a_stick_is_staged_off_it(
+    tmp_path: Path, study: Path, registry: Registry, media_escrow: MediaEscrow, output_format: str
+) -> None:
+    """Plaintext copies never touch the stick (deleted data lingers on flash); only the finished image goes there."""
+    seen_on_stick: list[list[str]] = []
+    with mounted_exfat(tmp_path / "exfat.img", tmp_path / "stick") as (stick, _image):
+        out = stick / "disc.img"
+
+        def look(stage: str, _done: int, _total: int) -> None:
+            if stage in ("collect", "conform"):
+                seen_on_stick.append(sorted(p.name for p in stick.rglob("*")))
+
+        result = burn(
+            BurnRequest(
+                sources=(str(study),),
+                out=out,
+                operator="usb-tester",
+                output_format=output_format,
+                password=PASSWORD.encode(),
+                escrow_certificate=media_escrow.certificate,
+                iterations=FAST_ITERATIONS,
+            ),
+            registry=registry,
+            audit=FileSink(tmp_path / "audit.log"),
+            progress=look,
+        )
+        left = sorted(p.name for p in stick.rglob("*"))
+        opened = open_to_folder(
+            OpenRequest(
+                medium=out, out=tmp_path / "opened", operator="usb-tester", passwords=(PASSWORD.encode(),)
+            ),
+            audit=FileSink(tmp_path / "open-audit.log"),
+        )
+
+    assert seen_on_stick
+    assert all(names == [] for names in seen_on_stick)
+    assert left == ["disc.img"]
+    assert result.safe_to_remove is not None
+    assert opened.failed == ()
+    assert sum(1 for f in opened.files if f.status == "opened") == len(result.files) + 1
+
+
 def test_seal_and_unseal_write_onto_an_exfat_stick(tmp_path: Path, study: Path) -> None:
     """exfat-fuse opens unnamed files (O_TMPFILE) but cannot link them in (EPERM): outputs are staged instead."""
     sources = sorted(study.iterdir())

@@ -727,7 +727,7 @@ def _burn(
         elapsed_s=time.perf_counter() - started,
         encrypted=request.encrypt,
         viewer=request.viewer,
-        safe_to_remove=removal_advice(request.out) if request.output_format == "dir" else None,
+        safe_to_remove=removal_advice(request.out),
         allow_partial=request.allow_partial,
         outside_profile=outside_profile,
     )

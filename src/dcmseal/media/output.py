@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
-from dcmseal.fsutil import SHARED_FILE_MODE, fsync_dir, staging_area
+from dcmseal.fsutil import SHARED_FILE_MODE, fsync_dir, staging_area, sync_filesystem
 from dcmseal.media.fatimage import is_fat_image, write_fat_image
 from dcmseal.media.iso import ExtentFiller, is_iso_image, write_iso
-from dcmseal.media.target import check_folder_target, file_system_of, write_folder
+from dcmseal.media.target import check_folder_target, file_system_of, same_device, write_folder
 
 __all__ = ["OUTPUT_FORMATS", "check_output", "place_medium", "staging_dir"]
 
@@ -52,15 +53,14 @@ def check_output(out: Path, *, output_format: str, overwrite: bool) -> None:
         raise InputError(f"is not {kind}: --force replaces only an image, never another file", path=out)
 
 
-def _staging_parent(out: Path, output_format: str) -> Path:
+def _staging_parent(out: Path) -> Path:
     """Where plaintext is staged: beside ``out`` (one file system, so the final rename is atomic), unless that
     is a FAT or exFAT file system (a stick: deleted plaintext lingers there, and it may leave the building).
     """
     parent = out.parent if str(out.parent) else Path(".")
-    if output_format == "dir":
-        file_system = file_system_of(parent)
-        if file_system.is_fat or file_system.is_exfat:
-            return Path(tempfile.gettempdir())
+    file_system = file_system_of(parent)
+    if file_system.is_fat or file_system.is_exfat:
+        return Path(tempfile.gettempdir())
     return parent
 
 
@@ -74,7 +74,7 @@ def staging_dir(out: Path, *, overwrite: bool, output_format: str = "dir") -> It
     """
     check_output(out, output_format=output_format, overwrite=overwrite)
     # Marked and registered: if this process is killed, the next run of any command removes it.
-    with staging_area(_staging_parent(out, output_format)) as staging:
+    with staging_area(_staging_parent(out)) as staging:
         yield staging
 
 
@@ -117,22 +117,42 @@ def place_medium(
             shared=True,  # a medium is made to be handed out
         )
         return written.size_bytes
-    if output_format == "iso":
-        image = staging / "medium.iso"
-        size = write_iso(
-            medium_dir, image, volume_id=volume_id, udf=udf, progress=progress, reserved=reserved, fill=fill
-        ).size
-    else:
-        if reserved:
-            raise ValueError("reserved files go into an ISO image only")
-        image = staging / "medium.img"
-        size = write_fat_image(medium_dir, image, volume_label=volume_id, progress=progress)
-    check_output(out, output_format=output_format, overwrite=overwrite)  # again: time has passed
-    if before_commit is not None:
-        before_commit()
-    os.chmod(
-        image, SHARED_FILE_MODE
-    )  # a medium is made to be handed out: readable by all, whatever the umask
-    os.replace(image, out)
-    fsync_dir(out.parent if str(out.parent) else Path("."))
+    parent = out.parent if str(out.parent) else Path(".")
+    # The image is made where it can be renamed to ``out``: in the staging folder when that is beside ``out``,
+    # else (staging kept off a stick) as a hidden file beside ``out`` (it holds only what the medium holds).
+    beside = not same_device(staging, parent)
+    image = (
+        parent / f".{out.name}.{secrets.token_hex(6)}.dcmseal-part"
+        if beside
+        else staging / ("medium.iso" if output_format == "iso" else "medium.img")
+    )
+    try:
+        if output_format == "iso":
+            size = write_iso(
+                medium_dir,
+                image,
+                volume_id=volume_id,
+                udf=udf,
+                progress=progress,
+                reserved=reserved,
+                fill=fill,
+            ).size
+        else:
+            if reserved:
+                raise ValueError("reserved files go into an ISO image only")
+            size = write_fat_image(medium_dir, image, volume_label=volume_id, progress=progress)
+        check_output(out, output_format=output_format, overwrite=overwrite)  # again: time has passed
+        if before_commit is not None:
+            before_commit()
+        os.chmod(
+            image, SHARED_FILE_MODE
+        )  # a medium is made to be handed out: readable by all, whatever the umask
+        os.replace(image, out)
+    except BaseException:
+        if beside:
+            image.unlink(missing_ok=True)
+        raise
+    fsync_dir(parent)
+    if beside:
+        sync_filesystem(parent)  # a stick: everything on the device before it may be pulled
     return size

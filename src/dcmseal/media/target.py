@@ -60,6 +60,7 @@ __all__ = [
     "file_system_of",
     "mount_of",
     "removal_advice",
+    "same_device",
     "write_folder",
 ]
 
@@ -546,7 +547,7 @@ def write_folder(
     for note in annex_r_notes(file_system, out):
         if on_note is not None:
             on_note(note)
-    if not target.exists and _same_device(built, out.parent):
+    if not target.exists and same_device(built, out.parent):
         set_tree_modes(built, shared=shared)
         return _rename_into_place(built, out, files, medium_id, before_commit, file_system, shared)
     new_names = [name for name, _ in files]
@@ -645,8 +646,8 @@ def annex_r_notes(file_system: FileSystem, out: Path) -> list[str]:
 
 
 def removal_advice(out: Path) -> str | None:
-    """When a folder output is on a removable-looking medium (FAT, exFAT, a mount point of its own): what to do
-    before pulling it. None for a folder on the station's own disk."""
+    """When an output (a folder, an image file) is on a removable-looking medium (FAT, exFAT, a mount point of
+    its own): what to do before pulling it. None for an output on the station's own disk."""
     file_system = file_system_of(out)
     if not (file_system.is_fat or file_system.is_exfat or file_system.mount_point == Path(out).resolve()):
         return None
@@ -656,7 +657,8 @@ def removal_advice(out: Path) -> str | None:
     )
 
 
-def _same_device(a: Path, b: Path) -> bool:
+def same_device(a: Path, b: Path) -> bool:
+    """Are ``a`` and ``b`` on one file system (so a rename from one to the other is atomic)?"""
     try:
         return a.stat().st_dev == b.stat().st_dev
     except OSError:
