@@ -8,7 +8,7 @@ import types
 from pathlib import Path
 
 from dcmseal import cms
-from dcmseal.part10 import prepare_seal, seal_file, unseal_file
+from dcmseal.part10 import SealPlan, UnsealPlan, prepare_seal, seal_file, seal_tree, unseal_file, unseal_tree
 from tests.part10.dicomfiles import fast_kdf, write_part10
 
 
@@ -29,7 +29,7 @@ def _use_password(secret: bytearray, tmp_path: Path) -> None:
     """Seal, plan a seal and unseal with ``secret``; every reference the test makes dies with this frame."""
     source = write_part10(tmp_path / "in.dcm")
     kdf = fast_kdf()
-    recipient = cms.PasswordRecipient(password=bytes(secret), kdf=kdf)
+    recipient = cms.PasswordRecipient(password=bytes(secret), kdf=kdf)  # what a library caller would pass
     seal_file(source, tmp_path / "sealed.dcm", recipients=[recipient])
     prepare_seal(source, recipients=[recipient])
     unseal_file(
@@ -37,6 +37,15 @@ def _use_password(secret: bytearray, tmp_path: Path) -> None:
         tmp_path / "out.dcm",
         credentials=[cms.PasswordCredential(password=bytes(secret))],
     )
+    # A set, as the commands seal and open one (plans, batches, one derivation shared by the files).
+    write_part10(tmp_path / "set" / "a.dcm")
+    write_part10(tmp_path / "set" / "b.dcm")
+    plan = SealPlan(password=bytes(secret), kdf=fast_kdf())
+    assert not seal_tree([tmp_path / "set"], tmp_path / "set-sealed", plan, workers=1).failed
+    opened = unseal_tree(
+        [tmp_path / "set-sealed"], tmp_path / "set-opened", UnsealPlan(passwords=(bytes(secret),)), workers=1
+    )
+    assert not opened.failed
 
 
 def test_no_cache_holds_the_password_after_a_seal(tmp_path: Path) -> None:
