@@ -671,7 +671,10 @@ def _burn(
         except BaseException:
             if recorded:
                 # The medium was recorded when its files were complete, but it did not reach its place.
-                registry.forget_medium(medium_id)
+                try:
+                    registry.forget_medium(medium_id)
+                except DcmsealError as forget_exc:  # the burn's own error is the one to report
+                    logger.error("medium %s stays in the registry, never written: %s", medium_id, forget_exc)
             raise
 
     user = AuditUser(user_id=request.operator)
