@@ -191,14 +191,16 @@ def set_tree_modes(root: Path, *, shared: bool) -> None:
     """Give ``root`` and every folder and file under it the modes of private or shared content.
 
     For a tree built in a staging folder (where the umask chose the modes) before it is put in place.
-    Symbolic links are neither followed nor changed.
+    Symbolic links are neither followed nor changed, nor is a file with another name (a hard link to a
+    source: its mode is the source's, which is never changed).
     """
     dir_mode, file_mode = content_modes(shared=shared)
     for folder, _dirnames, filenames in os.walk(root):
         os.chmod(folder, dir_mode)
         for name in filenames:
             path = os.path.join(folder, name)
-            if not os.path.islink(path):
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
                 os.chmod(path, file_mode)
 
 
