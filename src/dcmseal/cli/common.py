@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -25,7 +26,7 @@ from rich.text import Text
 from typer.core import TyperCommand
 
 from dcmseal.config import Settings, load_settings, private_state_directory
-from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
+from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError, one_line
 from dcmseal.fsutil import sweep_staging, use_state_directory
 from dcmseal.keys import encode_password
 
@@ -276,6 +277,18 @@ def user_errors(*, as_json: bool = False) -> Iterator[None]:
             _print_error_json(_invocation().command, ExitCode.INTERRUPTED, "interrupted", None)
         err_console.print("interrupted", style="bold red")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise  # typer's own ways out (an exit code chosen by the command, a usage error)
+    except Exception as exc:
+        # A bug: the traceback is for whoever debugs (-vv, DCMSEAL_DEBUG=1); the user gets one line, and a
+        # caller parsing --json still gets its one document.
+        if os.environ.get("DCMSEAL_DEBUG") == "1" or _invocation().verbose > 1:
+            raise
+        message = f"unexpected error, a bug in dcmseal ({one_line(exc)}); DCMSEAL_DEBUG=1 shows where"
+        if as_json or wants_json():
+            _print_error_json(_invocation().command, ExitCode.INPUT, message, None)
+        err_console.print(f"error: {message}", style="bold red", soft_wrap=True)
+        raise typer.Exit(int(ExitCode.INPUT)) from None
 
 
 def print_json(document: dict[str, Any]) -> None:
