@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -24,7 +24,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
 from pynetdicom.status import code_to_category
@@ -71,6 +71,30 @@ def _no_delay(assoc: Association) -> None:
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _accepts_as_is(assoc: Association, item: Outgoing) -> bool:
+    """Whether the association has a context for the file's own SOP Class and Transfer Syntax."""
+    return any(
+        cx.abstract_syntax == item.sop_class_uid and cx.transfer_syntax[0] == item.transfer_syntax_uid
+        for cx in assoc.accepted_contexts
+    )
+
+
+@contextlib.contextmanager
+def _streamed(as_is: bool) -> Iterator[None]:
+    """Send the file's data set bytes as they are (pynetdicom's chunked send) when the peer takes its syntax.
+
+    Otherwise pynetdicom decodes the whole file and encodes it again for each C-STORE, which cost more than the
+    send itself (4.9 s of 27 for 400 CT instances); the prepared file is already what is to be sent. The switch
+    is pynetdicom's module setting, set for this one call: the import sends from one thread.
+    """
+    previous = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = as_is
+    try:
+        yield
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = previous
 
 
 class DimseSender:
@@ -130,7 +154,8 @@ class DimseSender:
         for item in items:
             assoc = self._associate((item.sop_class_uid, item.transfer_syntax_uid))
             try:
-                status = assoc.send_c_store(str(item.path))
+                with _streamed(_accepts_as_is(assoc, item)):
+                    status = assoc.send_c_store(str(item.path))
             except ValueError as exc:  # no accepted presentation context, or the data set does not encode
                 answers.append(
                     Delivery(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -41,8 +42,11 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
 
 from dcmseal.audit import (
     AuditEvent,
@@ -55,7 +59,7 @@ from dcmseal.audit import (
     security_alert,
 )
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, PeerError, UsageError, one_line
+from dcmseal.errors import DcmsealError, NotPart10Error, PeerError, UsageError, one_line
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, make_dirs, sha256_file, staging_area
 from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
 from dcmseal.importer.reconcile import (
@@ -84,6 +88,7 @@ from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, W
 from dcmseal.media.iso import open_medium
 from dcmseal.media.open import OpenRequest, audit_unopened, open_to_folder
 from dcmseal.media.summary import audit_medium, audit_patients
+from dcmseal.part10.fileformat import is_part10, parse_meta_group
 from dcmseal.scan import (
     Finding,
     Verdict,
@@ -323,6 +328,9 @@ class _Candidate:
     sop_class_uid: str
     institution: str
     study: ForeignStudy  # the patient and order keys reconciliation decides on
+    transfer_syntax_uid: str = ""
+    #: Elements pydicom read without a VR (implicit VR under an explicit Transfer Syntax): must be re-encoded.
+    mislabelled: bool = False
 
 
 def _default_sender(
@@ -812,7 +820,7 @@ def _examine(
         logger.warning("%s: %s, sanitized (%s)", rel, report.verdict.value, "; ".join(changes))
     try:
         ds = dcmread(chosen, stop_before_pixels=True)
-        _decode_mislabelled(ds)
+        mislabelled = _decode_mislabelled(ds) > 0
     except OSError as exc:
         settle(
             rel,
@@ -858,9 +866,15 @@ def _examine(
         sop_class_uid=sop_class,
         institution=str(ds.get("InstitutionName", "") or ""),
         study=ForeignStudy.from_dataset(ds),
+        transfer_syntax_uid=str(getattr(ds.get("file_meta"), "TransferSyntaxUID", "") or ""),
+        mislabelled=mislabelled,
     )
 
 
+#: The Part 10 preamble (PS3.10 7.1): 128 bytes before "DICM".
+_PREAMBLE = 128
+#: One read covers the preamble and the File Meta group in practice (a larger group: pydicom writes the file).
+_META_READ_BYTES = 16 * 1024
 #: What an instance needs to be stored and found again: without them a PACS refuses it or cannot index it.
 _IDENTIFYING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
@@ -963,7 +977,7 @@ def _fail(candidate: _Candidate, settle: Callable[..., None], reason: str) -> No
     )
 
 
-def _decode_mislabelled(ds: Dataset) -> None:
+def _decode_mislabelled(ds: Dataset) -> int:
     """Decode, with the data dictionary's VRs, the elements pydicom read as implicit VR from a file whose
     Transfer Syntax says explicit VR.
 
@@ -971,17 +985,21 @@ def _decode_mislabelled(ds: Dataset) -> None:
     guessing, but keeps its elements raw, without a VR, and then cannot write them in the explicit VR the File
     Meta names ("encoding without a string argument"). Decoded, they are written as the Transfer Syntax says,
     so what is sent is conformant. Elements read with their VR stay raw and are written back byte for byte.
+    Returns how many elements were decoded.
     """
+    count = 0
     for element in list(ds.elements()):
         if isinstance(element, RawDataElement):
             if element.VR is not None:
                 continue  # explicit VR as read: nested items too
             decoded = ds[element.tag]
+            count += 1
         else:
             decoded = element
         if decoded.VR == "SQ":
             for item in decoded.value:
-                _decode_mislabelled(item)
+                count += _decode_mislabelled(item)
+    return count
 
 
 def _prepare(
@@ -999,6 +1017,17 @@ def _prepare(
     Returns the outgoing item, its SHA-256, the attributes coerced, and the local Patient ID and Study
     Instance UID it is sent with (for the audit message).
     """
+    prepared = work / "prepared" / f"{candidate.index:06d}.dcm"
+    decision = decisions.get(candidate.uids.study)
+    if decision is None and not mapping and not candidate.mislabelled and candidate.transfer_syntax_uid:
+        # Nothing to change but the preamble: the bytes as scanned, preamble zeroed, without a decode and an
+        # encode by pydicom (which cost more than the send itself on a plain medium). Rescanned as any other.
+        sha = _copy_zero_preamble(candidate.chosen, prepared)
+        if sha is not None:
+            item = _outgoing(candidate, prepared, candidate.uids.sop_instance, candidate.transfer_syntax_uid)
+            return _checked(
+                candidate, item, sha, (), candidate.patient_id, candidate.uids.study, request, settle, alerts
+            )
     try:
         ds = dcmread(candidate.chosen)
         _decode_mislabelled(ds)
@@ -1020,7 +1049,6 @@ def _prepare(
         )
         return None
     originals = []
-    decision = decisions.get(candidate.uids.study)
     if decision is not None:
         assert isinstance(decision, StudyDecision)  # held studies never get here
         originals += coerce_dataset(
@@ -1029,7 +1057,6 @@ def _prepare(
     if mapping:
         uid_originals, _count = regenerate_uids(ds, mapping)
         originals += uid_originals
-    coerced = tuple(str(e.keyword) for e in originals)
     add_original_attributes(
         ds,
         originals,
@@ -1041,7 +1068,6 @@ def _prepare(
     )
     ds.preamble = bytes(128)  # PS3.10 §7.5: whatever the medium carried, what we send has a zero preamble
     stamp_implementation(ds)  # dcmseal wrote this file: its File Meta says so (PS3.10 §7.1)
-    prepared = work / "prepared" / f"{candidate.index:06d}.dcm"
     try:
         with atomic_write(prepared, overwrite=True, durable=False) as out:
             ds.save_as(out, enforce_file_format=True)
@@ -1050,7 +1076,76 @@ def _prepare(
         step = "after reconciliation" if request.reconciliation is not None else "before the send"
         _fail(candidate, settle, f"cannot be written again {step}: {one_line(exc)}")
         return None
-    recheck = scan_file(prepared, name=candidate.rel)
+    return _checked(
+        candidate,
+        _outgoing(candidate, prepared, str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID)),
+        sha256_file(prepared),
+        tuple(str(e.keyword) for e in originals),  # the attributes coerced
+        str(ds.get("PatientID", "") or ""),
+        str(ds.StudyInstanceUID),
+        request,
+        settle,
+        alerts,
+    )
+
+
+def _copy_zero_preamble(source: Path, prepared: Path) -> str | None:
+    """Copy the Part 10 file ``source`` to ``prepared`` with a zero preamble and dcmseal named in its File Meta
+    (PS3.10 7.1: dcmseal wrote it), the data set's bytes as they are; the SHA-256 of what was written, or None
+    when ``source`` has no Part 10 header that parses (the caller then writes it with pydicom)."""
+    with open(source, "rb") as src:
+        head = src.read(_META_READ_BYTES)
+        if not is_part10(head):
+            return None
+        try:
+            values, end = parse_meta_group(head, os.fstat(src.fileno()).st_size, source)
+        except NotPart10Error:
+            return None
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = UID(values[0x00020002])
+        meta.MediaStorageSOPInstanceUID = UID(values[0x00020003])
+        meta.TransferSyntaxUID = UID(values[0x00020010])
+        holder = Dataset()
+        holder.file_meta = meta
+        stamp_implementation(holder)
+        header = DicomBytesIO()
+        header.write(bytes(_PREAMBLE) + b"DICM")
+        write_file_meta_info(header, meta, enforce_standard=True)
+        digest = hashlib.sha256(header.getvalue())
+        src.seek(end)
+        with atomic_write(prepared, overwrite=True, durable=False) as out:
+            out.write(header.getvalue())
+            while chunk := src.read(CHUNK_SIZE_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _outgoing(
+    candidate: _Candidate, prepared: Path, sop_instance_uid: str, transfer_syntax_uid: str
+) -> Outgoing:
+    return Outgoing(
+        key=candidate.rel,
+        path=prepared,
+        sop_class_uid=candidate.sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+        transfer_syntax_uid=transfer_syntax_uid,
+    )
+
+
+def _checked(
+    candidate: _Candidate,
+    item: Outgoing,
+    sha: str,
+    coerced: tuple[str, ...],
+    patient_id: str,
+    study_uid: str,
+    request: ImportRequest,
+    settle: Callable[..., None],
+    alerts: list[tuple[str, str, str]],
+) -> tuple[Outgoing, str, tuple[str, ...], str, str] | None:
+    """Rescan the prepared file of ``item``; the outgoing item when it is clean, else quarantine the original."""
+    recheck = scan_file(item.path, name=candidate.rel)
     if recheck.verdict is not Verdict.CLEAN:
         codes = tuple(f.code for f in recheck.findings if f.severity is not Verdict.CLEAN)
         _quarantine(
@@ -1066,22 +1161,13 @@ def _prepare(
             codes,
         )
         return None
-    sop_uid = str(ds.SOPInstanceUID)
-    sha = sha256_file(prepared)
     if request.keep_sent is not None:
         with (
-            atomic_write(request.keep_sent / f"{sop_uid}.dcm", overwrite=True) as out,
-            open(prepared, "rb") as src,
+            atomic_write(request.keep_sent / f"{item.sop_instance_uid}.dcm", overwrite=True) as out,
+            open(item.path, "rb") as src,
         ):
             shutil.copyfileobj(src, out, CHUNK_SIZE_BYTES)
-    item = Outgoing(
-        key=candidate.rel,
-        path=prepared,
-        sop_class_uid=str(ds.SOPClassUID),
-        sop_instance_uid=sop_uid,
-        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-    )
-    return item, sha, coerced, str(ds.get("PatientID", "") or ""), str(ds.StudyInstanceUID)
+    return item, sha, coerced, patient_id, study_uid
 
 
 def _stored_reason(candidate: _Candidate, confirmation: Mapping[str, object] | None) -> str:
