@@ -52,6 +52,7 @@ _UNCOMPRESSED = (
     ExplicitVRBigEndian,
     DeflatedExplicitVRLittleEndian,
 )
+_DEFLATED = frozenset({DeflatedExplicitVRLittleEndian, "1.2.840.10008.1.2.8.1"})  # + Deflated Image Frame
 #: A-ASSOCIATE-RJ result 2 is "rejected-transient" (PS3.8 9.3.4): worth another try; 1 is permanent.
 _REJECTED_TRANSIENT = 0x02
 
@@ -74,7 +75,11 @@ def _no_delay(assoc: Association) -> None:
 
 
 def _accepts_as_is(assoc: Association, item: Outgoing) -> bool:
-    """Whether the association has a context for the file's own SOP Class and Transfer Syntax."""
+    """Whether the file's data set bytes can be sent as they are: a context for its own SOP Class and Transfer
+    Syntax, and not deflated (a deflated stream may have an odd length, which pynetdicom would send unpadded;
+    DCMTK aborts on the odd PDV)."""
+    if item.transfer_syntax_uid in _DEFLATED:
+        return False
     return any(
         cx.abstract_syntax == item.sop_class_uid and cx.transfer_syntax[0] == item.transfer_syntax_uid
         for cx in assoc.accepted_contexts
@@ -121,6 +126,7 @@ class DimseSender:
         self._assoc: Association | None = None
         self._offered: set[tuple[str, str]] = set()
         self._find: Association | None = None
+        self._stored_any = False  # the peer confirmed an instance: it is reachable and takes C-STORE from us
 
     def _associate(self, needed: tuple[str, str]) -> Association:
         """An established association offering ``needed`` (and as many other pairs as fit)."""
@@ -171,6 +177,21 @@ class DimseSender:
                 self._close_store()
                 if answers:
                     return answers  # the rest of the batch is retried by the caller
+                if self._stored_any:
+                    # The peer took instances on this association before and breaks off on this one (DCMTK
+                    # storescp aborts on a deflated data set it cannot inflate): this instance, not the peer,
+                    # is the problem. Retried as a refusal of its own, then failed; the run goes on. It may
+                    # have been stored before the abort, so it is in doubt.
+                    answers.append(
+                        Delivery(
+                            key=item.key,
+                            stored=False,
+                            reason="the PACS broke off the association during its C-STORE, without an answer",
+                            retryable=True,
+                            in_doubt=True,
+                        )
+                    )
+                    continue
                 # Orthanc, for one, answers a C-STORE from a calling AE title it does not know with an abort.
                 raise PeerUnavailableError(
                     "the association ended without a C-STORE response (does the PACS accept C-STORE "
@@ -187,6 +208,7 @@ class DimseSender:
             if "ErrorComment" in status:
                 confirmation["comment"] = str(status.ErrorComment)
             if category in ("Success", "Warning"):
+                self._stored_any = True
                 answers.append(Delivery(key=item.key, stored=True, confirmation=confirmation))
                 logger.info("%s: stored (C-STORE status 0x%04X)", item.sop_instance_uid, code)
             else:

@@ -46,7 +46,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
+from pydicom.uid import UID, MediaStorageDirectoryStorage
 
 from dcmseal.audit import (
     AuditEvent,
@@ -86,9 +86,9 @@ from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_ui
 from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
 from dcmseal.media.iso import open_medium
-from dcmseal.media.open import OpenRequest, audit_unopened, open_to_folder
+from dcmseal.media.open import NOT_DICOM, OpenRequest, audit_unopened, open_to_folder
 from dcmseal.media.summary import audit_medium, audit_patients
-from dcmseal.part10.fileformat import is_part10, parse_meta_group
+from dcmseal.part10.fileformat import is_part10, parse_meta_group, read_file_meta
 from dcmseal.scan import (
     Finding,
     Verdict,
@@ -490,7 +490,8 @@ def _import_medium(
                     settle(rel, State.FAILED, entry.reason or "could not be opened")
                     continue
                 if entry.status == "skipped":
-                    settle(rel, State.SKIPPED, entry.reason or "not a DICOM file", not_dicom=True)
+                    reason = entry.reason or NOT_DICOM
+                    settle(rel, State.SKIPPED, reason, not_dicom=reason.startswith(NOT_DICOM))
                     continue
                 if path.name.upper() == "DICOMDIR":
                     settle(rel, State.SKIPPED, "the DICOMDIR (the File-set's directory, not an instance)")
@@ -595,6 +596,8 @@ def _import_medium(
                         )
                     else:
                         reason = answer.reason or "refused"
+                        if answer.in_doubt:  # a rerun asks the PACS before it sends it again
+                            reason = NOT_CONFIRMED + reason
                         journal.mark_failed(item.key, reason)
                         files[item.key] = _file(candidate, State.FAILED, reason, item, coerced)
                 step("send", stored_now, len(outgoing))
@@ -794,6 +797,9 @@ def _examine(
     alerts: list[tuple[str, str, str]],
 ) -> _Candidate | None:
     """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs."""
+    if _is_dicomdir(source):
+        settle(rel, State.SKIPPED, "a DICOMDIR (a File-set's directory, not an instance)")
+        return None
     sha = sha256_file(source)
     report = scan_file(source, name=rel)
     codes = tuple(f.code for f in report.findings if f.severity is not Verdict.CLEAN)
@@ -877,6 +883,14 @@ _PREAMBLE = 128
 _META_READ_BYTES = 16 * 1024
 #: What an instance needs to be stored and found again: without them a PACS refuses it or cannot index it.
 _IDENTIFYING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _is_dicomdir(path: Path) -> bool:
+    """Whether ``path`` is a DICOMDIR by its File Meta (Media Storage Directory Storage), whatever its name."""
+    try:
+        return read_file_meta(path).sop_class_uid == MediaStorageDirectoryStorage
+    except (NotPart10Error, OSError):
+        return False
 
 
 def _quarantine(

@@ -129,6 +129,8 @@ class Delivery:
     confirmation: dict[str, object] = field(default_factory=dict)
     reason: str | None = None
     retryable: bool = False
+    #: Not stored as far as we know, but the peer may hold it (it broke off before answering).
+    in_doubt: bool = False
 
 
 class PeerUnavailableError(PeerError):
@@ -223,6 +225,7 @@ def deliver(
     remaining = list(items)
     done: dict[str, Delivery] = {}
     reasons: dict[str, str] = {}  # the last retryable refusal of each item
+    doubtful: dict[str, bool] = {}  # whether that refusal leaves the item in doubt (the peer broke off)
     attempt = 0
     last: str = ""
     singly = False
@@ -242,6 +245,7 @@ def deliver(
                 done[answer.key] = answer
             else:
                 reasons[answer.key] = answer.reason or "refused"
+                doubtful[answer.key] = answer.in_doubt
         if not unreachable:
             last = next((reasons[a.key] for a in answers if a.key in reasons and a.key not in done), "")
         remaining = [item for item in remaining if item.key not in done]
@@ -255,7 +259,10 @@ def deliver(
                 for item in remaining:
                     reason = reasons.get(item.key, last or "refused")
                     done[item.key] = Delivery(
-                        key=item.key, stored=False, reason=f"{reason} (after {attempt} attempt(s))"
+                        key=item.key,
+                        stored=False,
+                        reason=f"{reason} (after {attempt} attempt(s))",
+                        in_doubt=doubtful.get(item.key, False),
                     )
                 break
             raise PeerError(

@@ -344,18 +344,22 @@ def _copy_at_most(source: BinaryIO, out: BinaryIO, size: int) -> int:
     return written
 
 
+#: How the reason of a file left out because it is not DICOM begins (the import tells these apart by it).
+NOT_DICOM = "not a DICOM file"
+
+
 def _describe(label: str, head: bytes) -> str:
     """Why a file is left out, for a person: what its content is."""
     if label == MANIFEST_NAME:
-        return "not a DICOM file: the manifest of the files dcmseal wrote on this medium; left out"
+        return f"{NOT_DICOM}: the manifest of the files dcmseal wrote on this medium; left out"
     if label.rpartition("/")[2].lower() == "autorun.inf":
-        return "not a DICOM file: an autorun.inf (it launches a program when the disc is inserted); left out"
+        return f"{NOT_DICOM}: an autorun.inf (it launches a program when the disc is inserted); left out"
     signature = identify(head, text=True) if head else None
     if signature is None:
-        return "not a DICOM file (no DICM at offset 128, no CMS envelope, no data set): left out"
+        return f"{NOT_DICOM} (no DICM at offset 128, no CMS envelope, no data set): left out"
     if signature.family in (Family.EXECUTABLE, Family.SCRIPT):
-        return f"not a DICOM file: a {signature.description}; never run, left out"
-    return f"not a DICOM file: a {signature.description}; left out"
+        return f"{NOT_DICOM}: a {signature.description}; never run, left out"
+    return f"{NOT_DICOM}: a {signature.description}; left out"
 
 
 def _prepare(source: _Source, plain: Path) -> str:
@@ -810,8 +814,10 @@ def _open_to_folder(
                 medium_id=medium_id,
                 media_type=media_type,
                 patients=audit_patients(s.patient_id for s in studies),
-                studies=[
-                    StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
+                studies=[  # an instance without a Study Instance UID names no study (PS3.15 A.5.1: an ID)
+                    StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts))
+                    for s in studies
+                    if s.study_instance_uid
                 ],
                 encrypted=bool(secure),
                 # Some files not read in, or read without integrity: a minor failure (PS3.15 Table A.5.2-1).
