@@ -277,7 +277,7 @@ def user_errors(*, as_json: bool = False) -> Iterator[None]:
             _print_error_json(_invocation().command, ExitCode.INTERRUPTED, "interrupted", None)
         err_console.print("interrupted", style="bold red")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
         raise  # typer's own ways out (an exit code chosen by the command, a usage error)
     except Exception as exc:
         # A bug: the traceback is for whoever debugs (-vv, DCMSEAL_DEBUG=1); the user gets one line, and a
