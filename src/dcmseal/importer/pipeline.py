@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache, partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -46,7 +46,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID, MediaStorageDirectoryStorage
+from pydicom.uid import UID, ExplicitVRBigEndian, MediaStorageDirectoryStorage
 
 from dcmseal.audit import (
     AuditEvent,
@@ -59,7 +59,15 @@ from dcmseal.audit import (
     security_alert,
 )
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, NotPart10Error, PeerError, UsageError, one_line
+from dcmseal.errors import (
+    DcmsealError,
+    HostileMediumError,
+    InputError,
+    NotPart10Error,
+    PeerError,
+    UsageError,
+    one_line,
+)
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, make_dirs, sha256_file, staging_area
 from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
 from dcmseal.importer.reconcile import (
@@ -409,13 +417,13 @@ def _import_medium(
             uid_policy=request.uid_policy.value,
         )
         previous = journal.rows()
-        root = open_medium(request.medium, work / "medium")
-        if is_quarantine_dir(root):
+        root = _extract(request, work, notes)
+        if root is not None and is_quarantine_dir(root):
             raise UsageError("this is a quarantine folder: its files are never imported", path=request.medium)
-        medium_findings = scan_medium_layout(root)
+        medium_findings = scan_medium_layout(root) if root is not None else ()
         opened = open_to_folder(
             OpenRequest(
-                medium=root,
+                medium=root if root is not None else request.medium,
                 out=work / "opened",
                 operator=request.operator,
                 passwords=request.passwords,
@@ -434,7 +442,15 @@ def _import_medium(
         notes.extend(opened.notes)  # what open said of the DICOMDIR (missing, disagreeing, rebuilt)
         encrypted = any(f.status == "opened" for f in opened.files)
         by_path = {f.path: f for f in opened.files}
-        raw_files = sorted(p for p in root.rglob("*") if p.is_file())
+        listing: dict[str, Path | None] = (
+            {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+            if root is not None
+            else {}
+        )
+        # Every file open reports is accounted for, also one the extraction left out (a Rock Ridge link) and,
+        # when open read the image itself, every file: those have no bytes of their own here (None).
+        listing |= {f.path: None for f in opened.files if f.path not in listing}
+        raw_files = sorted(listing.items())
         candidates: list[_Candidate] = []
         (work / "sanitized").mkdir()
         (work / "prepared").mkdir()
@@ -447,19 +463,25 @@ def _import_medium(
         carried: list[Confirmed] = []
         uid_map = cache(journal.uid_map)  # read once, and only for a journal of version 1
         with journal.batch():  # the scan's rows in one transaction: nothing is sent before it commits
-            for number, path in enumerate(raw_files, start=1):
+            for number, (rel, path) in enumerate(raw_files, start=1):
                 step("scan", number, len(raw_files))
-                rel = path.relative_to(root).as_posix()
+                name = PurePosixPath(rel).name
                 earlier = previous.get(rel)
                 if earlier is not None and earlier.state is State.STORED:
                     if request.verify and earlier.verified is None and earlier.sent_sop_instance_uid:
                         entry = by_path.get(rel)
                         source = (
                             work / "opened" / Path(*entry.file_id.split("/"))
-                            if entry is not None and entry.status == "opened" and entry.file_id is not None
+                            if entry is not None
+                            and entry.file_id is not None
+                            and (entry.status == "opened" or path is None)
                             else path
                         )
-                        study = _sent_study(earlier, source, request.uid_policy, uid_map)
+                        study = (
+                            _sent_study(earlier, source, request.uid_policy, uid_map)
+                            if source is not None
+                            else None
+                        )
                         if study is not None:
                             carried.append(
                                 Confirmed(rel, study, earlier.sent_sop_instance_uid, earlier_run=True)
@@ -474,12 +496,12 @@ def _import_medium(
                         confirmation=earlier.confirmation,
                     )
                     continue
-                if any(
+                if root is not None and any(
                     is_quarantine_dir(root / parent) for parent in Path(rel).parents if parent != Path(".")
                 ):
                     settle(rel, State.SKIPPED, "in a quarantine folder (never imported)")
                     continue
-                if path.name.startswith("."):
+                if name.startswith("."):
                     settle(rel, State.SKIPPED, "a hidden file (not part of a File-set)")
                     continue
                 entry = by_path.get(rel)
@@ -493,18 +515,26 @@ def _import_medium(
                     reason = entry.reason or NOT_DICOM
                     settle(rel, State.SKIPPED, reason, not_dicom=reason.startswith(NOT_DICOM))
                     continue
-                if path.name.upper() == "DICOMDIR":
+                if name.upper() == "DICOMDIR":
                     settle(rel, State.SKIPPED, "the DICOMDIR (the File-set's directory, not an instance)")
                     continue
+                in_fileset = work / "opened" / Path(*entry.file_id.split("/")) if entry.file_id else None
+                conformed = in_fileset if entry.status == "copied" else None
+                scanned: Path
                 if entry.status == "opened":
-                    if entry.file_id is None:
+                    if in_fileset is None:
                         settle(rel, State.FAILED, "opened, but missing from the opened File-set")
                         continue
-                    source = work / "opened" / Path(*entry.file_id.split("/"))
+                    scanned = in_fileset
+                elif path is not None:
+                    scanned = path  # a plain file: scan the bytes exactly as they are on the medium
+                elif conformed is not None:
+                    scanned = conformed  # read by open out of the image: its copy is what there is to scan
                 else:
-                    source = path  # a plain file: scan the bytes exactly as they are on the medium
+                    settle(rel, State.FAILED if entry.status == "failed" else State.SKIPPED, entry.reason)
+                    continue
                 try:
-                    candidate = _examine(rel, number, source, work, request, settle, alerts)
+                    candidate = _examine(rel, number, scanned, work, request, settle, alerts, conformed)
                 except DcmsealError as exc:
                     # The quarantine itself failed (disk full, not writable): nothing more can be done for the
                     # file here, and it is not sent.
@@ -513,7 +543,7 @@ def _import_medium(
                     continue
                 except Exception as exc:  # a file the scanner chokes on is refused, not the run
                     logger.debug("%s: the scan failed", rel, exc_info=True)
-                    _quarantine_unscanned(rel, source, exc, request, settle, alerts)
+                    _quarantine_unscanned(rel, scanned, exc, request, settle, alerts)
                     continue
                 if candidate is not None:
                     candidates.append(candidate)
@@ -795,8 +825,13 @@ def _examine(
     request: ImportRequest,
     settle: Callable[..., None],
     alerts: list[tuple[str, str, str]],
+    conformed: Path | None = None,
 ) -> _Candidate | None:
-    """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs."""
+    """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs.
+
+    ``conformed`` is the copy open made of a plain file (File Meta added to a data set that had none, big endian
+    made little endian): what is prepared when the medium's own clean bytes cannot be sent as they are.
+    """
     if _is_dicomdir(source):
         settle(rel, State.SKIPPED, "a DICOMDIR (a File-set's directory, not an instance)")
         return None
@@ -824,6 +859,8 @@ def _examine(
             return None
         chosen, changes = sanitized.output, tuple(sanitized.changes)
         logger.warning("%s: %s, sanitized (%s)", rel, report.verdict.value, "; ".join(changes))
+    elif conformed is not None and not _sendable_as_is(source):
+        chosen = conformed
     try:
         ds = dcmread(chosen, stop_before_pixels=True)
         mislabelled = _decode_mislabelled(ds) > 0
@@ -883,6 +920,39 @@ _PREAMBLE = 128
 _META_READ_BYTES = 16 * 1024
 #: What an instance needs to be stored and found again: without them a PACS refuses it or cannot index it.
 _IDENTIFYING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _extract(request: ImportRequest, work: Path, notes: list[str]) -> Path | None:
+    """The medium as a folder of its files as they are (an image or a zip extracted), or None when only open
+    can read it, file by file: then what open read is scanned as open copied it.
+
+    The extraction takes an image or a zip whole, and refuses all of it for one member it cannot take (an
+    encrypted zip member, an ISO name it cannot place); open reads each file on its own and reports those.
+    A medium refused for its structure (a name that escapes, a file past the end) stays refused.
+    """
+    try:
+        return open_medium(request.medium, work / "medium")
+    except HostileMediumError:
+        raise
+    except (InputError, OSError) as exc:
+        if not Path(request.medium).is_file():
+            raise
+        logger.debug("%s: not extracted whole", request.medium, exc_info=True)
+        notes.append(f"the medium was read file by file (extracting it whole failed: {one_line(exc)})")
+        return None
+
+
+def _sendable_as_is(path: Path) -> bool:
+    """Whether a plain file can go to a PACS as it is: a File Meta with its UIDs, little endian.
+
+    A data set without File Meta (old CDs) has no Transfer Syntax to send it in; Explicit VR Big Endian is
+    retired (PS3.5 A.3) and Orthanc, for one, accepts no context for it, and pynetdicom converts only between
+    the little endian syntaxes. open's copy of such a file has both fixed.
+    """
+    try:
+        return read_file_meta(path).transfer_syntax_uid != ExplicitVRBigEndian
+    except (NotPart10Error, OSError):
+        return False
 
 
 def _is_dicomdir(path: Path) -> bool:
