@@ -26,14 +26,14 @@ from pydicom.uid import generate_uid
 
 from tests.media.conftest import write_instance
 from tests.pydicom_data import pydicom_file
-from tests.scan.corpus import ELF_HEADER, zip_bytes
+from tests.scan.corpus import CYLERA, ELF_HEADER, zip_bytes
 
 __all__ = ["POLYGLOT", "ForeignMedium", "build_corpus", "mz_stub"]
 
 DATA = Path(__file__).parent / "data"
 _UNDEFINED = 0xFFFFFFFF
 #: A real PE/DICOM polyglot (Cylera's proof of concept): a Windows executable in the preamble. Never run.
-POLYGLOT = DATA / "pedicom-cylera.dcm"
+POLYGLOT = CYLERA
 
 
 @dataclass

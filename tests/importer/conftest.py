@@ -30,6 +30,7 @@ from tests.media.conftest import encrypted_medium, write_instance
 from tests.peers.orthanc import OrthancPeer, free_port, running_orthanc
 from tests.peers.tools import require_tool
 from tests.pydicom_data import pydicom_file
+from tests.scan.corpus import CYLERA
 
 #: The PACS's AE title, and the only calling AE title it accepts C-STORE from (DicomAlwaysAllowStore false).
 PACS_AET = "PACSTEST"
@@ -41,7 +42,7 @@ FAST_RETRY = RetryPolicy(attempts=3, initial_delay_s=0.1, max_delay_s=0.4, max_t
 
 PLAIN_SET = pydicom_file("DICOMDIR").parent  # pydicom's dicomdirtests: 31 instances, 2 patients
 PLAIN_FOLDERS = ("77654033", "98892001", "98892003")
-PEDICOM = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "polyglot" / "pedicom-cylera.dcm"
+PEDICOM = CYLERA  # the real PE/DICOM sample, in the repository
 #: The dicomdirtests patients and the local patients a mapping makes of them.
 PLAIN_PATIENTS = {
     "77654033": ("LOC-A1", "Local^Alpha", "19600101", "M"),

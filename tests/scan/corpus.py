@@ -28,7 +28,9 @@ __all__ = [
     "zip_bytes",
 ]
 
-CYLERA = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "polyglot" / "pedicom-cylera.dcm"
+#: The PE/DICOM polyglot of the CVE-2019-11687 research (../shared/corpus, copied into the repository so the
+#: tests are hermetic; never executed).
+CYLERA = Path(__file__).resolve().parents[1] / "foreign" / "data" / "pedicom-cylera.dcm"
 
 
 def pe_bytes(e_lfanew: int = 0x40, total: int = 128) -> bytes:

@@ -128,7 +128,6 @@ def test_no_pydicom_test_file_is_malicious() -> None:
     assert sum(r.verdict is Verdict.CLEAN for r in dicom) > 0.9 * len(dicom)
 
 
-@pytest.mark.skipif(not CYLERA.is_file(), reason="../shared/corpus is not present")
 def test_cylera_pe_dicom_polyglot() -> None:
     report = scan_file(CYLERA)
     assert report.verdict is Verdict.MALICIOUS
