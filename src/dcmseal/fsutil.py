@@ -13,6 +13,7 @@ import secrets
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +32,7 @@ __all__ = [
     "SHARED_DIR_MODE",
     "SHARED_FILE_MODE",
     "STAGING_MARKER",
+    "WATCHDOG_TAG",
     "BatchCommit",
     "Extent",
     "ExtentReader",
@@ -659,12 +661,70 @@ def release_staging_folder(folder: Path) -> None:
 
 @contextmanager
 def staging_area(directory: Path) -> Iterator[Path]:
-    """A new staging folder in ``directory`` for the ``with`` block, removed however the block ends."""
+    """A new staging folder in ``directory`` for the ``with`` block, removed however the block ends.
+
+    If this process is killed, a watchdog process removes it at once (:data:`_WATCHDOG`); if the watchdog is
+    killed too (the whole session, a power cut), the next run of any command does (:func:`sweep_staging`).
+    """
     folder = new_staging_folder(directory)
+    watchdog = _start_watchdog(folder)
     try:
         yield folder
     finally:
         release_staging_folder(folder)
+        _stop_watchdog(watchdog)
+
+
+#: Started beside a staging folder: waits for its run to say "done" (one byte on stdin); if the run dies
+#: first (end of file, or a new parent), removes the folder, only while it still holds the run's marker.
+_WATCHDOG = """
+import os, select, shutil, sys
+folder, token, parent = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+while os.getppid() == parent:
+    if select.select([0], [], [], 0.5)[0]:
+        if os.read(0, 1):
+            sys.exit(0)
+        break
+try:
+    with open(os.path.join(folder, sys.argv[4]), "rb") as marker:
+        if marker.read() == token:
+            shutil.rmtree(folder, ignore_errors=True)
+except OSError:
+    pass
+"""
+#: In the watchdog's command line, so that it can be recognised (tests).
+WATCHDOG_TAG = "dcmseal-staging-watchdog"
+
+
+def _start_watchdog(folder: Path) -> subprocess.Popen[bytes] | None:
+    """The watchdog of ``folder`` (see :data:`_WATCHDOG`), in a session of its own (a Ctrl-C is not for it)."""
+    run = _this_run()
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(folder), run.token, str(os.getpid()), STAGING_MARKER,
+             WATCHDOG_TAG],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    except OSError:
+        return None  # no watchdog: the next run removes the folder if this one is killed
+
+
+def _stop_watchdog(watchdog: subprocess.Popen[bytes] | None) -> None:
+    if watchdog is None or watchdog.stdin is None:
+        return
+    try:
+        watchdog.stdin.write(b"x")  # done: the folder is gone already
+        watchdog.stdin.close()
+    except OSError:
+        pass
+    try:
+        watchdog.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait()
 
 
 def _is_staging_folder_of(path: Path, token: str) -> bool:

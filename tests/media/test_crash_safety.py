@@ -26,8 +26,31 @@ _FILES = 200
 _PIXEL_BYTES = 60_000
 
 
-def _run_and_kill(cli: MediaCli, args: list[str | Path], ready: Callable[[int], bool]) -> None:
-    """Start ``dcmseal *args``, SIGKILL it as soon as ``ready(pid)`` holds, and reap it."""
+def _watchdogs(pid: int) -> list[int]:
+    """The staging watchdogs started by process ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fp:
+                parent = int(fp.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fp:
+                tagged = fsutil.WATCHDOG_TAG.encode() in fp.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and tagged:
+            found.append(int(entry))
+    return found
+
+
+def _run_and_kill(
+    cli: MediaCli, args: list[str | Path], ready: Callable[[int], bool], *, watchdogs_too: bool = False
+) -> None:
+    """Start ``dcmseal *args``, SIGKILL it as soon as ``ready(pid)`` holds, and reap it.
+
+    ``watchdogs_too``: its staging watchdogs are killed first, as a power cut or the end of the session would.
+    """
     env = clean_environment(cli.config_home, **cli.env(PW=PASSWORD))
     process = subprocess.Popen(
         [str(DCMSEAL), *map(str, args)],
@@ -40,6 +63,11 @@ def _run_and_kill(cli: MediaCli, args: list[str | Path], ready: Callable[[int], 
         while process.poll() is None and not ready(process.pid):
             time.sleep(0.002)  # polling only; nothing is asserted about time
         if process.poll() is None:
+            if watchdogs_too:
+                watchdogs = _watchdogs(process.pid)
+                assert watchdogs, "a staging folder without its watchdog"
+                for watchdog in watchdogs:
+                    os.kill(watchdog, signal.SIGKILL)
             os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=120)
     finally:
@@ -136,7 +164,7 @@ def test_a_killed_open_or_rekey_leaves_a_staging_folder_the_next_command_removes
     def ready(_pid: int) -> bool:  # decrypted files in the staging folder
         return any(len(_files(folder)) >= 20 for folder in _staging_folders(tmp_path))
 
-    _run_and_kill(media_cli, args, ready)
+    _run_and_kill(media_cli, args, ready, watchdogs_too=True)
     [left] = _staging_folders(tmp_path)  # the kill left plaintext in the staging folder, marked as dcmseal's
     assert (left / fsutil.STAGING_MARKER).is_file()
     assert not out.exists()
@@ -197,7 +225,7 @@ def test_burn_killed_leaves_a_staging_folder_the_next_command_removes(
     def ready(_pid: int) -> bool:
         return any(len(_files(folder)) >= 20 for folder in _staging_folders(tmp_path))
 
-    _run_and_kill(media_cli, args, ready)
+    _run_and_kill(media_cli, args, ready, watchdogs_too=True)
     assert len(_staging_folders(tmp_path)) == 1
     assert not out.exists()
 
@@ -206,3 +234,25 @@ def test_burn_killed_leaves_a_staging_folder_the_next_command_removes(
     rerun = media_cli.fresh(*args, env={"PW": PASSWORD})
     assert rerun.code == 0, rerun.stderr
     assert _staging_folders(tmp_path) == []
+
+
+def test_the_watchdog_removes_the_staging_folder_of_a_killed_run_at_once(
+    media_cli: MediaCli, tmp_path: Path
+) -> None:
+    """Only the run is killed (kill -9 of its process): its watchdog removes the staging folder, no next run needed."""
+    out = tmp_path / "out"
+    args = _burn_args(tmp_path, out)
+
+    def ready(_pid: int) -> bool:
+        return any(len(_files(folder)) >= 20 for folder in _staging_folders(tmp_path))
+
+    _run_and_kill(media_cli, args, ready)
+    for _ in range(
+        3000
+    ):  # waits for the watchdog to act (at most about 30 s); nothing is asserted about time
+        if not _staging_folders(tmp_path):
+            break
+        time.sleep(0.01)
+    assert _staging_folders(tmp_path) == []
+    assert not out.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"study", "data-home", "config-home"}
