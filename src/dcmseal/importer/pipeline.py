@@ -97,6 +97,7 @@ from dcmseal.media.iso import open_medium
 from dcmseal.media.open import NOT_DICOM, OpenRequest, audit_unopened, open_to_folder
 from dcmseal.media.summary import audit_medium, audit_patients
 from dcmseal.part10.fileformat import is_part10, parse_meta_group, read_file_meta
+from dcmseal.reader import is_iso_image, open_archive
 from dcmseal.scan import (
     Finding,
     Verdict,
@@ -450,6 +451,8 @@ def _import_medium(
         # Every file open reports is accounted for, also one the extraction left out (a Rock Ridge link) and,
         # when open read the image itself, every file: those have no bytes of their own here (None).
         listing |= {f.path: None for f in opened.files if f.path not in listing}
+        links = _image_links(request.medium) if root is not None else {}
+        listing |= {rel: None for rel in links if rel not in listing}
         raw_files = sorted(listing.items())
         candidates: list[_Candidate] = []
         (work / "sanitized").mkdir()
@@ -503,6 +506,9 @@ def _import_medium(
                     continue
                 if name.startswith("."):
                     settle(rel, State.SKIPPED, "a hidden file (not part of a File-set)")
+                    continue
+                if rel in links:
+                    settle(rel, State.SKIPPED, links[rel])
                     continue
                 entry = by_path.get(rel)
                 if entry is None:
@@ -940,6 +946,19 @@ def _extract(request: ImportRequest, work: Path, notes: list[str]) -> Path | Non
         logger.debug("%s: not extracted whole", request.medium, exc_info=True)
         notes.append(f"the medium was read file by file (extracting it whole failed: {one_line(exc)})")
         return None
+
+
+def _image_links(medium: Path) -> dict[str, str]:
+    """The symbolic links (Rock Ridge) of an ISO image, which its extraction leaves out: path -> reason."""
+    medium = Path(medium)
+    if not medium.is_file() or not is_iso_image(medium):
+        return {}
+    with open_archive(medium) as archive:
+        return {
+            m.name: m.problem or "a symbolic link: not followed (it may point outside the medium)"
+            for m in archive.members
+            if m.symlink
+        }
 
 
 def _sendable_as_is(path: Path) -> bool:
