@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -49,6 +48,23 @@ __all__ = [
     "user_errors",
     "wants_json",
 ]
+
+
+def _click_exception() -> type[Exception]:
+    """The base of typer's usage errors: typer 0.28 carries its own copy of click (a wheel install has no
+    ``click`` package at all), typer 0.24 uses click itself."""
+    import importlib
+
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found: type[Exception] = importlib.import_module(module).ClickException
+        except ImportError:  # typer < 0.25 has no copy; a wheel install with typer 0.28 has no click
+            continue
+        return found
+    raise ImportError("neither typer's copy of click nor click is installed")
+
+
+_CLICK_EXCEPTION = _click_exception()
 
 # Paths from a disc may contain "[" and control characters: no markup, no highlighting.
 out_console = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
@@ -277,7 +293,7 @@ def user_errors(*, as_json: bool = False) -> Iterator[None]:
             _print_error_json(_invocation().command, ExitCode.INTERRUPTED, "interrupted", None)
         err_console.print("interrupted", style="bold red")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
         raise  # typer's own ways out (an exit code chosen by the command, a usage error)
     except Exception as exc:
         # A bug: the traceback is for whoever debugs (-vv, DCMSEAL_DEBUG=1); the user gets one line, and a
