@@ -142,3 +142,24 @@ def test_console_script_scan(dcmseal: Subprocess, tmp_path: Path) -> None:
     run = dcmseal("scan", evil, "--json", env={"XDG_DATA_HOME": str(tmp_path / "data")})
     assert run.code == 4
     assert run.json()["verdict"] == "malicious"
+
+
+@pytest.mark.parametrize("content", ["empty", "not-dicom", "zip-of-text"])
+def test_scan_and_open_agree_on_a_medium_without_dicom(
+    invoke: Invoke, tmp_path: Path, data_home: Path, content: str
+) -> None:
+    """What open refuses (no DICOM file to open), scan reports as a finding with a non-zero exit."""
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    if content == "not-dicom":
+        (medium / "README.TXT").write_text("a report, no images\n")
+    elif content == "zip-of-text":
+        (medium / "portal.zip").write_bytes(zip_bytes({"report.txt": b"no images"}))
+    target = medium / "portal.zip" if content == "zip-of-text" else medium
+    scanned = invoke("scan", target, "--json")
+    assert scanned.code == int(ExitCode.FINDINGS)
+    assert [f["code"] for f in scanned.json()["medium_findings"]] == ["medium.no-dicom"]
+    opened = invoke("open", target, "--out", tmp_path / "out")
+    assert opened.code == int(ExitCode.INPUT)
+    assert "no DICOM file on this medium" in opened.stderr_flat or "not a medium" in opened.stderr_flat
+    assert not (tmp_path / "out").exists()

@@ -650,6 +650,14 @@ def _inputs(paths: Sequence[Path]) -> Iterator[tuple[Path, str]]:
         yield Path(path), prefix
 
 
+def _no_dicom(path: Path, others: int) -> Finding:
+    """The finding of a folder, image or archive without one DICOM file: not a medium to open or import."""
+    what = (
+        f"no DICOM file on this medium ({others} other file(s))" if others else "holds no file: not a medium"
+    )
+    return Finding("medium.no-dicom", f"{path}: {what}", Verdict.SUSPICIOUS)
+
+
 def scan_paths(
     paths: Sequence[Path],
     *,
@@ -739,6 +747,9 @@ def scan_paths(
                     )
             found, findings = [report], []
             step("scan", 1, 1)
+        if kind != "file" and not any(f.kind in ("dicom", "secure") for f in found):
+            # open refuses such a medium ("no DICOM file on this medium"): scan says so too.
+            findings = [*findings, _no_dicom(path, len(found))]
         if options.credentials:  # every envelope was tried: one that alone did not open is suspicious
             found = flag_unopened(found)
         files.extend(found)
