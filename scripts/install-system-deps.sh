@@ -12,6 +12,7 @@ tools=(
   "isoinfo:genisoimage"
   "mkfs.fat:dosfstools"
   "mcopy:mtools"
+  "7z:p7zip-full"
   "mkfs.exfat:exfatprogs"
   "mount.exfat-fuse:exfat-fuse"
   "Orthanc:orthanc"

@@ -230,6 +230,7 @@ def foreign_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Foreig
         ("dcmmkdir", "dcmtk"),
         ("genisoimage", "genisoimage"),
         ("mkudffs", "udftools"),
+        ("7z", "p7zip-full"),
     ):
         require_tool(binary, package)
     return build_corpus(Path(tmp_path_factory.mktemp("foreign")))

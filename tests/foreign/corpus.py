@@ -6,8 +6,8 @@ Each :class:`ForeignMedium` says, for every file on it, where ``open`` must put 
 tests use the same media (:func:`build_corpus`, or the ``foreign_corpus`` fixture) for import into a PACS.
 
 Tools: DCMTK ``dcmconv`` (Implicit VR ``+ti``, big endian ``+tb``, deflated ``+td``, no File Meta ``-F``),
-``dcmmkdir`` (a vendor DICOMDIR), ``genisoimage`` (``-J -R`` discs, ``-udf`` bridges), ``mkudffs`` (a UDF-only
-image), Python's ``zipfile`` (portal zips, nested zips, zip-slip). The polyglot is a real PE/DICOM file
+``dcmmkdir`` (a vendor DICOMDIR), ``genisoimage`` (``-J -R`` discs, ``-udf`` bridges), ``mkudffs`` (an empty UDF-only
+image; one with files is a bridge made UDF-only), Python's ``zipfile`` (portal zips, nested zips, zip-slip). The polyglot is a real PE/DICOM file
 (tests/foreign/data/pedicom-cylera.dcm); nothing here is ever executed.
 """
 
@@ -28,12 +28,22 @@ from tests.media.conftest import write_instance
 from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import CYLERA, ELF_HEADER, zip_bytes
 
-__all__ = ["POLYGLOT", "ForeignMedium", "build_corpus", "mz_stub"]
+__all__ = ["OPENABLE", "POLYGLOT", "ForeignMedium", "build_corpus", "mz_stub"]
 
 DATA = Path(__file__).parent / "data"
 _UNDEFINED = 0xFFFFFFFF
 #: A real PE/DICOM polyglot (Cylera's proof of concept): a Windows executable in the preamble. Never run.
 POLYGLOT = CYLERA
+#: The media ``open`` (and ``import``) read whole, each file where :attr:`ForeignMedium.expected` says.
+OPENABLE = (
+    "vendor-folder",
+    "dcmmkdir-iso",
+    "dcmmkdir-folder",
+    "udf-bridge",
+    "udf-only",
+    "joliet-iso",
+    "portal-zip",
+)
 
 
 @dataclass
@@ -278,13 +288,44 @@ def _joliet_disc(make: _Maker, work: Path) -> ForeignMedium:
     return medium
 
 
-def _udf_only(work: Path) -> ForeignMedium:
-    """A UDF-only image (mkudffs): refused with a message that says what to do."""
-    image = work / "udf-only.img"
+def _udf_only(make: _Maker, work: Path) -> ForeignMedium:
+    """A UDF-only DVD image with DICOM files, read through 7-Zip.
+
+    No tool here writes files into a UDF filesystem without mounting it (mkudffs makes it empty, and this kernel
+    has no udf module), so the image is a ``genisoimage -udf`` bridge whose ISO 9660 descriptors are taken out of
+    the Volume Recognition Sequence: BEA01/NSR02/TEA01 move to sector 16 (ECMA-167 2/9.1), nothing says CD001
+    any more, and the UDF tree (anchor at 256, partition, file entries) is left whole, as on a UDF-only disc.
+    """
+    staging = work / "udf-only"
+    medium = ForeignMedium("udf-only", work / "udf-only.img")
+    _put(medium, staging, "Study 2024/series one/image 0001.dcm", make.explicit(), "copied")
+    _put(medium, staging, "Study 2024/series one/image 0002.dcm", make.converted("+ti"), "copied")
+    _put(medium, staging, "Study 2024/série deux/IM3", make.explicit(), "copied")
+    _put(medium, staging, "Viewer/readme.txt", b"viewer\n", "skipped")
+    bridge = work / "udf-only-bridge.iso"
+    _run("genisoimage", "-quiet", "-udf", "-o", bridge, staging)
+    image = bytearray(bridge.read_bytes())
+    bridge.unlink()
+    sector = 2048
+    starts = [
+        s
+        for s in range(16, 32)
+        if bytes(image[s * sector + 1 : s * sector + 6]) in (b"BEA01", b"NSR02", b"TEA01")
+    ]
+    assert len(starts) == 3, starts
+    vrs = bytes(image[starts[0] * sector : (starts[-1] + 1) * sector])
+    image[16 * sector : (starts[-1] + 1) * sector] = vrs.ljust((starts[-1] - 15) * sector, b"\0")
+    medium.path.write_bytes(bytes(image))
+    return medium
+
+
+def _udf_empty(work: Path) -> ForeignMedium:
+    """An empty UDF-only image (mkudffs): read, and refused as holding no file."""
+    image = work / "udf-empty.img"
     with open(image, "wb") as fp:
         fp.truncate(2 * 1024 * 1024)
     _run("mkudffs", "--media-type=hd", "--blocksize=2048", image)
-    return ForeignMedium("udf-only", image, refused="UDF-only image")
+    return ForeignMedium("udf-empty", image, refused="holds no file", scan_codes={"medium.no-dicom"})
 
 
 def _portal_zip(make: _Maker, work: Path) -> ForeignMedium:
@@ -408,7 +449,8 @@ def build_corpus(root: Path) -> dict[str, ForeignMedium]:
     media.append(folder_disc)
     media.append(_udf_bridge(make, work))
     media.append(_joliet_disc(make, work))
-    media.append(_udf_only(work))
+    media.append(_udf_only(make, work))
+    media.append(_udf_empty(work))
     media.append(_portal_zip(make, work))
     media.append(_zip_slip(make, work))
     media.append(_hostile_iso(work))

@@ -14,14 +14,13 @@ import pytest
 
 from dcmseal.audit import FileSink
 from dcmseal.importer.pipeline import ImportResult, import_medium
-from tests.foreign.corpus import ForeignMedium
+from tests.foreign.corpus import OPENABLE, ForeignMedium
 from tests.importer.conftest import dimse_target, import_request, stow_target
 from tests.peers.orthanc import OrthancPeer
 
-#: Real peers: Orthanc; the corpus is made with DCMTK, genisoimage and udftools.
+#: Real peers: Orthanc; the corpus is made with DCMTK, genisoimage and udftools (a UDF-only image is read with 7z).
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
-OPENABLE = ("vendor-folder", "dcmmkdir-iso", "dcmmkdir-folder", "udf-bridge", "joliet-iso", "portal-zip")
 #: Where open puts a file -> the outcomes the import may give it. What open quarantines (a polyglot, data
 #: appended to a data set) the import sanitizes when the sanitizer can make it safe, and sends only then
 #: (test_import_orthanc: the polyglot reaches the PACS only sanitized); else it quarantines it too.

@@ -572,7 +572,8 @@ def open_to_folder(
     """Open ``request.medium`` into a conformant File-set at ``request.out``.
 
     The medium is a folder (a mounted disc, a USB stick), an ISO 9660 image (Joliet, Rock Ridge, ISO/UDF
-    bridge) or a zip (zips inside it opened, within bounds), read by :mod:`dcmseal.reader`; its files are
+    bridge), a UDF-only image (through 7z) or a zip (zips inside it opened, within bounds), read by
+    :mod:`dcmseal.reader`; its files are
     recognised by content, not by name: PS3.10 files, Secure DICOM Files (unsealed and verified, one PBKDF2
     derivation per medium) and data sets without File Meta (given a PS3.10 header, their bytes unchanged).
     Every file ends in exactly one place, with a one-line reason when it is not simply in the File-set:

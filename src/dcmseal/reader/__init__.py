@@ -1,4 +1,4 @@
-"""Reading any medium: folders, ISO 9660 images (Joliet, Rock Ridge, ISO/UDF bridges) and zips, by content.
+"""Reading any medium: folders, ISO 9660 images (Joliet, Rock Ridge, ISO/UDF bridges), UDF-only images and zips.
 
 One reader for ``scan``, ``open`` and ``import`` (what one refuses the other reports), and the detection of
 what each file is (:func:`sniff`: Part 10, Secure DICOM, a data set without File Meta, or not DICOM).

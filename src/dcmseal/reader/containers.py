@@ -1,7 +1,7 @@
-"""The files inside what the scanner is given: folders (mounted media), zip archives and ISO 9660 images, read in place.
+"""The files inside what the scanner is given: folders (mounted media), zip archives, ISO 9660 and UDF images, read in place.
 
 Nothing is extracted to disk: folder files are read where they are, zip members and ISO files through
-seekable streams (zipfile, pycdlib). A zip inside an archive is opened too (:func:`open_nested`), from the
+seekable streams (zipfile, pycdlib; a UDF-only image's files through 7-Zip, :mod:`dcmseal.reader.udf`). A zip inside an archive is opened too (:func:`open_nested`), from the
 image's stream or, inside a zip, from memory, within bounds against zip bombs (:class:`NestingLimits`: depth,
 size held in memory, bytes and members of all nested archives together). Names are only labels here (never
 used to write), but they are checked for the tricks that matter to a reader of the report (control
@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from dcmseal.errors import InputError, ResourceLimitError
-from dcmseal.reader.iso import UDF_ONLY_MESSAGE, IsoWalker, is_iso_image, is_udf_only_image
+from dcmseal.reader.iso import IsoWalker, is_iso_image, is_udf_only_image
+from dcmseal.reader.udf import list_udf, read_udf_member
 
 __all__ = [
     "MAX_MEMBERS",
@@ -181,14 +182,14 @@ def is_zip_head(head: bytes) -> bool:
 
 
 class Archive:
-    """Members of a zip archive or an ISO 9660 image, each readable as a seekable stream."""
+    """Members of a zip archive, an ISO 9660 image or a UDF-only image, each readable as a seekable stream."""
 
     def __init__(
         self, path: Path, members: list[Member], opener: Any, closer: Any, *, kind: str = "zip"
     ) -> None:
         self.path = path
         self.members = members
-        self.kind = kind  # "zip" or "iso"
+        self.kind = kind  # "zip", "iso" or "udf"
         self._opener = opener
         self._closer = closer
 
@@ -208,16 +209,18 @@ class Archive:
 
 @contextmanager
 def open_archive(path: Path) -> Iterator[Archive]:
-    """Open the zip archive or ISO 9660 image ``path`` for reading in place.
+    """Open the zip archive, ISO 9660 image or UDF-only image ``path`` for reading in place.
 
     Raises
     ------
     InputError
-        Neither a readable zip nor a readable ISO 9660 image.
+        Neither a readable zip nor a readable ISO 9660 image, or a UDF-only image 7-Zip cannot read (or is
+        not installed to read).
     """
     if is_udf_only_image(path):
-        raise InputError(UDF_ONLY_MESSAGE, path=path)
-    archive = _open_iso(path) if is_iso_image(path) else _open_zip(path)
+        archive = _open_udf(path)
+    else:
+        archive = _open_iso(path) if is_iso_image(path) else _open_zip(path)
     try:
         yield archive
     finally:
@@ -375,6 +378,40 @@ def _open_iso(path: Path) -> Archive:
         return io.BufferedReader(ExtentsReader(path, member.key))
 
     return Archive(path, members, opener, walker.close, kind="iso")
+
+
+def _open_udf(path: Path, *, max_members: int = MAX_MEMBERS) -> Archive:
+    """A UDF-only image through 7-Zip: its names checked as a zip's are, its links marked and never read."""
+    members: list[Member] = []
+    seen: set[str] = set()
+    for entry in list_udf(path, max_members=max_members):
+        if entry.is_dir and not entry.symlink:
+            continue
+        unsafe = zip_name_problem(entry.path)
+        problem = None
+        if unsafe is not None:
+            problem = f"refusing the file {printable_name(entry.path)!r}: {unsafe}"
+        elif entry.path in seen:
+            problem = f"refusing the file {printable_name(entry.path)!r}: two files with one name"
+        elif entry.symlink:
+            problem = "a symbolic link (UDF): not followed"
+        structural = problem is not None and not entry.symlink
+        seen.add(entry.path)
+        members.append(
+            Member(
+                printable_name(entry.path),
+                entry.size,
+                problem=problem,
+                key=entry.path,
+                symlink=entry.symlink,
+                structural=structural,
+            )
+        )
+
+    def opener(member: Member) -> BinaryIO:
+        return cast(BinaryIO, read_udf_member(path, member.key, member.size))
+
+    return Archive(path, members, opener, lambda: None, kind="udf")
 
 
 class ExtentsReader(io.RawIOBase):

@@ -14,7 +14,7 @@ marked on the entry (:attr:`IsoItem.problem`); the caller decides whether that r
 extraction) or is a finding (``scan``).
 
 UDF-only images (``mkudffs``, some DVD and Blu-ray authoring tools) have no ISO 9660 tree; pycdlib reads UDF
-only beside one, so they are recognised (:func:`is_udf_only_image`) and refused with a message that says so.
+only beside one, so they are recognised (:func:`is_udf_only_image`) and read with 7-Zip (:mod:`dcmseal.reader.udf`).
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ _PVD_MAGIC_OFFSET = 16 * SECTOR_BYTES + 1
 _UDF_MARKERS = (b"BEA01", b"NSR02", b"NSR03")
 #: PS3.12 allows 8 levels; other writers go deeper, but not without end.
 ISO_MAX_DEPTH = 64
+#: Said when a UDF-only image cannot be read: 7-Zip (:mod:`dcmseal.reader.udf`) is not installed.
 UDF_ONLY_MESSAGE = (
-    "a UDF-only image (no ISO 9660 tree): dcmseal reads UDF only on ISO/UDF bridge images; "
-    "mount it read-only (mount -o loop,ro IMAGE DIR) and give the folder"
+    "a UDF-only image (no ISO 9660 tree): reading it needs 7-Zip (apt-get install p7zip-full); "
+    "or mount it read-only (mount -o loop,ro IMAGE DIR) and give the folder"
 )
 _VERSION_SUFFIX = re.compile(r";[0-9]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -635,7 +635,7 @@ def _kind_of_input(path: Path) -> str:
     if cms.is_enveloped_data(head[:32]):
         return "file"
     if is_iso_image(path) or is_udf_only_image(path):
-        return "archive"  # a UDF-only image is refused by open_archive with a message saying what to do
+        return "archive"  # a UDF-only image is read through 7z (refused, saying what to install, without it)
     import zipfile
 
     if zipfile.is_zipfile(path):
