@@ -292,22 +292,27 @@ class _Inventory:
                 self.settle(label, "failed", f"cannot read it from the archive: {one_line(exc)}")
 
     def _member(self, archive: Archive, member: Member, label: str, depth: int) -> None:
+        # One stream per member, its head sniffed and then, if it is copied out, rewound: a UDF-only image's
+        # file is one 7z run, which a second open would repeat.
         with archive.open(member) as fp:
             head = fp.read(SNIFF_BYTES)
-        if is_zip_head(head) and not sniff(head).is_dicom:
-            try:
-                inner = open_nested(archive, member, label=label, depth=depth + 1, budget=self.budget)
-            except (ResourceLimitError, InputError) as exc:
-                self.settle(label, "failed", f"a zip archive that cannot be opened: {exc.message}")
+            if not (is_zip_head(head) and not sniff(head).is_dicom):
+                self._plain_member(archive, member, label, fp)
                 return
-            try:
-                self._archive(inner, f"{label}{NESTED_SEPARATOR}", depth=depth + 1)
-            except InputError as exc:
-                # a zip on the medium is one of its files: refused whole (nothing of it read), the rest goes on
-                self.settle(label, "failed", f"a zip archive refused: {exc.message}")
-            finally:
-                inner.close()
+        try:
+            inner = open_nested(archive, member, label=label, depth=depth + 1, budget=self.budget)
+        except (ResourceLimitError, InputError) as exc:
+            self.settle(label, "failed", f"a zip archive that cannot be opened: {exc.message}")
             return
+        try:
+            self._archive(inner, f"{label}{NESTED_SEPARATOR}", depth=depth + 1)
+        except InputError as exc:
+            # a zip on the medium is one of its files: refused whole (nothing of it read), the rest goes on
+            self.settle(label, "failed", f"a zip archive refused: {exc.message}")
+        finally:
+            inner.close()
+
+    def _plain_member(self, archive: Archive, member: Member, label: str, fp: BinaryIO) -> None:
         extents = member.key if archive.kind == "iso" else None
         if extents is not None and len(extents) <= 1:
             start = extents[0][0] if extents else 0
@@ -322,7 +327,8 @@ class _Inventory:
             )
             return
         copy = self.scratch()  # a zip member (or a file of an image in several extents): read it out once
-        with archive.open(member) as fp, open(copy, "xb") as out:
+        fp.seek(0)
+        with open(copy, "xb") as out:
             written = _copy_at_most(fp, out, member.size)
         self.copied += written
         if written != member.size:
