@@ -270,7 +270,9 @@ def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
             ),
             audit=audit,
         )
-        counts = opened.to_json()["summary"]
+        summary = opened.to_json()["summary"]
+        assert isinstance(summary, dict)
+        counts = ", ".join(f"{n} {state}" for state, n in summary.items() if state != "elapsed_s")
         out_console.print(
             f"{counts}; DICOMDIR {'rebuilt' if opened.dicomdir_rebuilt else 'verified'}, "
             f"{len(opened.disagreements)} disagreement(s)"
