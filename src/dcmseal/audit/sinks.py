@@ -26,6 +26,7 @@ __all__ = [
     "AuditSink",
     "FileSink",
     "MultiSink",
+    "NullSink",
     "SyslogSink",
     "SyslogTransport",
     "format_syslog_message",
@@ -286,6 +287,14 @@ class SyslogSink:
                 sock.shutdown(socket.SHUT_WR)  # the receiver sees the frame end with the stream
         except OSError as exc:
             raise self._fail(exc) from exc
+
+
+class NullSink:
+    """Writes nothing: for a step whose caller audits the whole workflow itself (the import opens a medium and
+    writes one Import message with the final outcome, not open's own)."""
+
+    def emit(self, event: AuditEvent) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -36,7 +36,10 @@ __all__ = ["import_command", "reconcile_command"]
 
 _STYLES = {"failed": "red", "quarantined": "bold red", "skipped": "dim", "pending": "yellow"}
 
-# The worklist options of `import` and `reconcile`, declared once.
+# The options `import` and `reconcile` share, declared once.
+CallingAet = Annotated[
+    str | None, typer.Option("--aet", help="Our calling AE title [env var: DCMSEAL_AE_TITLE].")
+]
 Reconcile = Annotated[
     Path | None,
     typer.Option(
@@ -116,9 +119,7 @@ def import_command(
     journal: Annotated[
         Path | None, typer.Option("--journal", help="The import journal (SQLite); a rerun with it resumes.")
     ] = None,
-    aet: Annotated[
-        str | None, typer.Option("--aet", help="Our calling AE title [env var: DCMSEAL_AE_TITLE].")
-    ] = None,
+    aet: CallingAet = None,
     user: options.HttpUser = None,
     user_password_file: options.HttpUserPasswordFile = None,
     user_password_env: options.HttpUserPasswordEnv = None,
@@ -355,9 +356,7 @@ def reconcile_command(
     cert: options.Cert = None,
     key_passphrase_file: options.KeyPassphraseFile = None,
     key_passphrase_env: options.KeyPassphraseEnv = None,
-    aet: Annotated[
-        str | None, typer.Option("--aet", help="Our calling AE title [env var: DCMSEAL_AE_TITLE].")
-    ] = None,
+    aet: CallingAet = None,
     as_json: options.Json = False,
 ) -> None:
     """Show how each foreign study of a medium would be reconciled (mapping file, then worklist); send nothing.

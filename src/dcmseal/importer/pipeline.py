@@ -53,6 +53,7 @@ from dcmseal.audit import (
     AuditSink,
     AuditUser,
     EventOutcome,
+    NullSink,
     PatientRef,
     StudyRef,
     import_event,
@@ -292,13 +293,6 @@ class ImportResult:
         }
 
 
-class _NoAudit:
-    """open_to_folder's own Import message is not wanted: the import writes one with the final outcome."""
-
-    def emit(self, event: AuditEvent) -> None:
-        return None
-
-
 def medium_fingerprint(medium: Path) -> str:
     """``sha256:<hex>`` of the medium: of the image file, or of every file's path and content for a folder.
 
@@ -437,7 +431,7 @@ def _import_medium(
                 screen=False,  # the import scans, sanitizes and quarantines each file itself (_examine)
                 kdf_budget_per_medium=request.kdf_budget_per_medium,
             ),
-            audit=_NoAudit(),
+            audit=NullSink(),  # the import writes one Import message with the final outcome
             progress=progress,
         )
         notes.extend(opened.notes)  # what open said of the DICOMDIR (missing, disagreeing, rebuilt)

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from dcmseal.audit import AuditEvent
+from dcmseal.audit import NullSink
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.fsutil import staging_area
 from dcmseal.importer.journal import Journal
@@ -30,7 +30,6 @@ from dcmseal.importer.reconcile import (
     summarise_decisions,
 )
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
-from dcmseal.media.iso import open_medium
 from dcmseal.media.open import OpenRequest, open_to_folder
 
 __all__ = ["ReconciliationPlan", "ReconciliationPlanRequest", "plan_reconciliation", "record_choice"]
@@ -85,13 +84,6 @@ class ReconciliationPlan:
         }
 
 
-class _NoAudit:
-    """Planning reads the medium but imports nothing: no Import message."""
-
-    def emit(self, event: AuditEvent) -> None:
-        return None
-
-
 def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPlan:
     """Open the medium privately, read each instance's patient and order keys, and decide every study.
 
@@ -108,10 +100,9 @@ def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPla
     # Decrypted patient data lives here until the plan is made: a private staging folder that the next run
     # of any command removes if this one is killed.
     with staging_area(request.workdir or Path(tempfile.gettempdir())) as work:
-        root = open_medium(request.medium, work / "medium")
         open_to_folder(
             OpenRequest(
-                medium=root,
+                medium=request.medium,  # open reads folders, ISO, UDF and FAT images and zips itself
                 out=work / "opened",
                 operator=request.operator,
                 passwords=request.passwords,
@@ -121,7 +112,7 @@ def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPla
                 workers=request.workers,
                 ask_password=request.ask_password,
             ),
-            audit=_NoAudit(),
+            audit=NullSink(),  # planning imports nothing: no Import message
         )
         for path in sorted(p for p in (work / "opened").rglob("*") if p.is_file()):
             if path.name.upper() == "DICOMDIR":

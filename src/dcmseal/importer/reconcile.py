@@ -503,10 +503,10 @@ def reconcile_studies(
         The worklist was needed and cannot be asked (nothing has been sent).
     """
     decided: dict[str, StudyDecision | StudyHeld] = {}
-    ask: list[ForeignStudy] = []
+    ask: dict[str, ForeignStudy] = {}  # one study (its first instance) per Study Instance UID
     for study in studies:
         uid = study.study_instance_uid
-        if uid in decided or any(s.study_instance_uid == uid for s in ask):
+        if uid in decided or uid in ask:
             continue
         chosen = (choices or {}).get(uid)
         if chosen is not None:
@@ -523,7 +523,7 @@ def reconcile_studies(
                 )
                 continue
         if worklist is not None:
-            ask.append(study)
+            ask[uid] = study
             continue
         issuer = f" (issuer {study.issuer!r})" if study.issuer else ""
         where = f" in {mapping.source}" if mapping is not None else ""
@@ -532,7 +532,7 @@ def reconcile_studies(
         )
     if ask:
         assert worklist is not None  # a study is only asked about when there is a worklist
-        for uid, answer in find_local_orders(worklist, ask, rules or parse_match_rules()).items():
+        for uid, answer in find_local_orders(worklist, ask.values(), rules or parse_match_rules()).items():
             if isinstance(answer, Matched):
                 decided[uid] = decision_for_entry(answer.entry, answer.source)
             else:

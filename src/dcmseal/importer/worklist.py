@@ -38,11 +38,15 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
 from dcmseal.errors import PeerError, UsageError
 from dcmseal.importer.send import DEFAULT_AE_TITLE, DimseTarget, RetryPolicy, parse_target
+
+if TYPE_CHECKING:  # pynetdicom is imported when a worklist is asked, not when the importer loads
+    from pynetdicom.association import Association
 
 __all__ = [
     "DEFAULT_MATCH_RULES",
@@ -454,16 +458,24 @@ def _names_agree(foreign: str, local: str) -> bool:
     return not (given_f and given_l) or given_f == given_l
 
 
-def _value(study: ForeignStudy, entry: WorklistEntry, key: MatchKey) -> tuple[str, str]:
+def _foreign_value(study: ForeignStudy, key: MatchKey) -> str:
     if key is MatchKey.NAME:
-        return study.patient_name, entry.patient_name
+        return study.patient_name
     if key is MatchKey.BIRTH_DATE:
-        return normalise_date(study.birth_date), normalise_date(entry.birth_date)
+        return normalise_date(study.birth_date)
     if key is MatchKey.SEX:
-        return study.sex.upper(), entry.sex.upper()
-    if key is MatchKey.ACCESSION:
-        return study.accession, entry.accession
-    return study.patient_id, entry.patient_id
+        return study.sex.upper()
+    return study.accession if key is MatchKey.ACCESSION else study.patient_id
+
+
+def _local_value(entry: WorklistEntry, key: MatchKey) -> str:
+    if key is MatchKey.NAME:
+        return entry.patient_name
+    if key is MatchKey.BIRTH_DATE:
+        return normalise_date(entry.birth_date)
+    if key is MatchKey.SEX:
+        return entry.sex.upper()
+    return entry.accession if key is MatchKey.ACCESSION else entry.patient_id
 
 
 _KEY_NAMES = {
@@ -483,19 +495,7 @@ def _agree(key: MatchKey, foreign: str, local: str) -> bool:
 
 def missing_keys(study: ForeignStudy, rules: MatchRules) -> list[str]:
     """The required keys the foreign study has no value for (so it cannot be matched)."""
-    empty = [k for k in MatchKey if k in rules.required and not _value(study, _EMPTY_ENTRY, k)[0]]
-    return [_KEY_NAMES[k] for k in empty]
-
-
-_EMPTY_ENTRY = WorklistEntry(
-    patient_id="",
-    issuer=None,
-    patient_name="",
-    birth_date="",
-    sex="",
-    accession="",
-    requested_procedure_id="",
-)
+    return [_KEY_NAMES[k] for k in MatchKey if k in rules.required and not _foreign_value(study, k)]
 
 
 def match_entries(
@@ -508,7 +508,7 @@ def match_entries(
         for key in MatchKey:
             if key not in rules.required and key not in rules.optional:
                 continue
-            foreign, local = _value(study, entry, key)
+            foreign, local = _foreign_value(study, key), _local_value(entry, key)
             if key in rules.optional and (not foreign or not local):
                 continue
             if not _agree(key, foreign, local):
@@ -579,12 +579,10 @@ class _Association:
         self._ae.add_requested_context(_MWL_FIND)
         for attribute in ("connection_timeout", "acse_timeout", "network_timeout", "dimse_timeout"):
             setattr(self._ae, attribute, service.timeout_s)
-        self._assoc: object | None = None
+        self._assoc: Association | None = None
 
-    def _open(self) -> object:
-        from pynetdicom.association import Association
-
-        if isinstance(self._assoc, Association) and self._assoc.is_established:
+    def _open(self) -> Association:
+        if self._assoc is not None and self._assoc.is_established:
             return self._assoc
         target = self.service.target
         assoc = self._ae.associate(target.host, target.port, ae_title=target.called_aet)
@@ -601,10 +599,7 @@ class _Association:
         return assoc
 
     def find(self, identifier: Dataset) -> list[Dataset]:
-        from pynetdicom.association import Association
-
         assoc = self._open()
-        assert isinstance(assoc, Association)
         answers: list[Dataset] = []
         for status, answer in assoc.send_c_find(identifier, _MWL_FIND):
             if status is None or "Status" not in status:
@@ -629,9 +624,7 @@ class _Association:
         raise WorklistUnavailableError(f"worklist {self.service}: the C-FIND ended without a final status")
 
     def close(self) -> None:
-        from pynetdicom.association import Association
-
-        if isinstance(self._assoc, Association) and self._assoc.is_established:
+        if self._assoc is not None and self._assoc.is_established:
             self._assoc.release()
         self._assoc = None
 
