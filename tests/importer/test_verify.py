@@ -234,7 +234,7 @@ def test_a_dicomweb_root_without_qido_keeps_the_confirmations_with_a_note(
     class StoreOnly(StowSender):
         def held(self, study_instance_uid: str, wanted: Collection[str]) -> set[str]:
             # The real QIDO-RS request, to a path under the root that Orthanc does not serve (HTTP 404).
-            self._client.qido_url_prefix = "no-such-service"
+            self._web._client.qido_url_prefix = "no-such-service"
             return super().held(study_instance_uid, wanted)
 
     def factory(target: Target, pairs: Sequence[tuple[str, str]]) -> Sender:

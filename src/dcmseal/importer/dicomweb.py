@@ -1,4 +1,4 @@
-"""STOW-RS to a DICOMweb target with dicomweb-client: the one module that touches dicomweb-client and requests.
+"""STOW-RS to a DICOMweb target, each instance confirmed or refused from the response (through :mod:`dcmseal.dicomweb`).
 
 Each instance is confirmed on its own from the STOW-RS response (PS3.18 10.5.3): a ReferencedSOPSequence item
 naming its SOP Instance UID is the confirmation (with its Retrieve URL and any Warning Reason), a
@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 
-import requests
-from dicomweb_client.api import DICOMwebClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from dcmseal.dicomweb import HTTP_TIMEOUT_S, DicomWebClient, DicomWebError, Failure, value_of
 from dcmseal.errors import PeerError
 from dcmseal.importer.send import (
     Delivery,
@@ -35,13 +34,11 @@ __all__ = ["HTTP_TIMEOUT_S", "QIDO_MAX_PAGES", "StowSender"]
 
 logger = logging.getLogger(__name__)
 
-HTTP_TIMEOUT_S = 60.0
 #: Instances per STOW-RS request: few enough that a lost request costs little, many enough to save round trips.
 STOW_BATCH = 8
 #: Failure Reason (0008,1197) values that may clear on a retry: 0xA700 out of resources, 0x0110 processing failure
 #: (PS3.18 Table 10.5.3-2 lists them with the C-STORE meanings).
 _RETRYABLE_FAILURES = frozenset({0xA700, 0x0110})
-_RETRYABLE_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 #: QIDO-RS pages asked for one study at most: a service that ignores ``offset`` cannot keep us asking.
 QIDO_MAX_PAGES = 100
 _SOP_INSTANCE_UID = "00080018"
@@ -64,10 +61,12 @@ class StowSender:
         timeout_s: float = HTTP_TIMEOUT_S,
     ) -> None:
         self.target = target
-        self._session = requests.Session()
-        HttpCredentials(username=username, password=password, token=token).apply(self._session)
-        self._client = DICOMwebClient(url=target.url, session=self._session, timeout=timeout_s)
-        self._client.set_http_retry_params(retry=False)
+        # dicomweb-client's own retrying is off (attempts=1): deliver() retries, within the import's bounds.
+        self._web = DicomWebClient(
+            target.url,
+            credentials=HttpCredentials(username=username, password=password, token=token),
+            timeout_s=timeout_s,
+        )
 
     def store(self, items: Sequence[Outgoing]) -> list[Delivery]:
         datasets: list[Dataset] = []
@@ -80,26 +79,24 @@ class StowSender:
             ds.preamble = bytes(128)
             datasets.append(ds)
         try:
-            response = self._client.store_instances(datasets=datasets)
-        except requests.HTTPError as exc:
-            answer = exc.response
-            status = answer.status_code if answer is not None else 0
-            if status in (401, 403):
+            response = self._web.store(datasets)
+        except DicomWebError as exc:
+            if exc.failure is Failure.HTTP and exc.status in (401, 403):
                 raise PeerError(
-                    f"{self.target}: HTTP {status}: authentication refused (check --user and its password)"
+                    f"{self.target}: HTTP {exc.status}: authentication refused (check --user and its password)"
                 ) from None
-            if status in _RETRYABLE_HTTP:
-                raise PeerUnavailableError(f"HTTP {status}") from None
-            body = _response_dataset(answer)
-            if body is None:
+            if exc.failure is Failure.HTTP and exc.transient:
+                raise PeerUnavailableError(f"HTTP {exc.status}") from None
+            if exc.failure in (Failure.TIMEOUT, Failure.CONNECTION):
+                raise PeerUnavailableError(f"{self.target}: {exc.cause}: cannot reach the service") from None
+            if exc.failure is not Failure.HTTP:
+                raise PeerError(f"{self.target}: STOW-RS failed: {exc.cause}") from None
+            if exc.body is None:
                 return [
-                    Delivery(key=i.key, stored=False, reason=f"STOW-RS refused: HTTP {status}") for i in items
+                    Delivery(key=i.key, stored=False, reason=f"STOW-RS refused: HTTP {exc.status}")
+                    for i in items
                 ]
-            response = body
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise PeerUnavailableError(
-                f"{self.target}: {type(exc).__name__}: cannot reach the service"
-            ) from None
+            response = exc.body
         return _deliveries(items, response)
 
     query = "QIDO-RS"
@@ -109,7 +106,7 @@ class StowSender:
         offset = 0
         for _page in range(QIDO_MAX_PAGES):
             page = self._instances(study_instance_uid, offset)
-            uids = {uid for item in page if (uid := _value(item, _SOP_INSTANCE_UID))}
+            uids = {uid for item in page if (uid := value_of(item, _SOP_INSTANCE_UID))}
             new = uids - found
             found |= uids
             # A service may answer fewer results than it has (PS3.18 8.3.4.4, with a Warning header): ask on
@@ -121,70 +118,30 @@ class StowSender:
 
     def _instances(self, study_instance_uid: str, offset: int) -> list[Mapping[str, object]]:
         try:
-            page = self._client.search_for_instances(
-                study_instance_uid=study_instance_uid, offset=offset or None, fields=[_SOP_INSTANCE_UID]
-            )
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status == 404 and self._study_absent(study_instance_uid):
-                return []  # a service that answers 404 for a study it does not hold, and does answer QIDO-RS
-            if status in _RETRYABLE_HTTP:
-                raise PeerUnavailableError(f"QIDO-RS: HTTP {status}") from None
-            raise NotQueryableError(f"QIDO-RS: HTTP {status}") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise PeerUnavailableError(
-                f"{self.target}: {type(exc).__name__}: cannot reach the service"
-            ) from None
-        except (requests.RequestException, ValueError) as exc:  # ValueError: the body is not JSON
-            raise NotQueryableError(f"QIDO-RS: {type(exc).__name__}: the answer cannot be read") from None
-        return [item for item in page if isinstance(item, dict)]
+            return self._web.search_instances(study_instance_uid, offset=offset, fields=[_SOP_INSTANCE_UID])
+        except DicomWebError as exc:
+            if exc.failure is Failure.HTTP:
+                if exc.status == 404 and self._study_absent(study_instance_uid):
+                    return []  # a service that answers 404 for a study it does not hold, and does answer QIDO-RS
+                if exc.transient:
+                    raise PeerUnavailableError(f"QIDO-RS: HTTP {exc.status}") from None
+                raise NotQueryableError(f"QIDO-RS: HTTP {exc.status}") from None
+            if exc.failure in (Failure.TIMEOUT, Failure.CONNECTION):
+                raise PeerUnavailableError(f"{self.target}: {exc.cause}: cannot reach the service") from None
+            raise NotQueryableError(f"QIDO-RS: {exc.cause}: the answer cannot be read") from None
 
     def _study_absent(self, study_instance_uid: str) -> bool:
         """After a 404 for a study's instances: True when a study-level QIDO-RS answers and does not list it."""
         try:
-            studies = self._client.search_for_studies(
-                search_filters={"StudyInstanceUID": study_instance_uid}, fields=[_STUDY_INSTANCE_UID]
+            studies = self._web.search_studies(
+                {"StudyInstanceUID": study_instance_uid}, fields=[_STUDY_INSTANCE_UID]
             )
-        except (requests.RequestException, ValueError):
+        except DicomWebError:
             return False
-        return not any(
-            isinstance(s, dict) and _value(s, _STUDY_INSTANCE_UID) == study_instance_uid for s in studies
-        )
+        return not any(value_of(s, _STUDY_INSTANCE_UID) == study_instance_uid for s in studies)
 
     def close(self) -> None:
-        self._session.close()
-
-
-def _value(item: Mapping[str, object], tag: str) -> str | None:
-    """The first value of ``tag`` in a DICOM JSON object, as text."""
-    element = item.get(tag)
-    values = element.get("Value") if isinstance(element, dict) else None
-    return str(values[0]) if isinstance(values, list) and values else None
-
-
-#: The STOW-RS response's two sequences (PS3.18 Table 10.5.3-3), by tag as DICOM JSON names them.
-_RESPONSE_SEQUENCES = ("00081198", "00081199")
-
-
-def _response_dataset(response: requests.Response | None) -> Dataset | None:
-    """The STOW-RS response of a refusal (HTTP 4xx), when its body is one (DICOM JSON).
-
-    Orthanc's DICOMweb plugin 1.7 answers a partly failed request with HTTP 400 and the response in the body
-    but no Content-Type: a body without one is read too when it is a JSON object naming either sequence,
-    so the instances the service did store are not taken for refused.
-    """
-    if response is None or not response.content:
-        return None
-    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/dicom+json", "application/json", ""):
-        return None
-    try:
-        body = response.json()
-        if not isinstance(body, dict) or not any(tag in body for tag in _RESPONSE_SEQUENCES):
-            return None
-        return Dataset.from_json(body)
-    except (ValueError, TypeError, KeyError):
-        return None
+        self._web.close()
 
 
 def _deliveries(items: Sequence[Outgoing], response: Dataset) -> list[Delivery]:

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import requests
-from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 
+from dcmseal.dicomweb import DicomWebClient, DicomWebError, Failure
 from dcmseal.errors import InputError, MissingInputError, NotPart10Error, PeerError
 from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.media.iso import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES, is_iso_image, open_medium
@@ -57,8 +56,6 @@ _DICOMDIR = "DICOMDIR"
 # PS3.18 §10.4.1.1.1: the Retrieve Study resource is {service}/studies/{study}; a UID is at most 64 characters.
 _STUDY_PATH = re.compile(r"^(?P<prefix>.*)/studies/(?P<study>[0-9]{1,64}(?:\.[0-9]{1,64}){0,63})/?$")
 _UID_MAX_CHARS = 64
-# Ask for the instances as stored (PS3.18 §8.7.3.5.2, transfer-syntax=*), not transcoded to Explicit VR LE.
-_AS_STORED = (("application/dicom", "*"),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,16 +160,6 @@ def _parse_study_url(url: str) -> _StudyUrl:
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return _StudyUrl(base=base, study=match["study"], safe=safe, username=username, password=password)
-
-
-def _describe_http_failure(exc: requests.RequestException, timeout_s: float) -> str:
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"HTTP {exc.response.status_code} {exc.response.reason or ''}".rstrip()
-    if isinstance(exc, requests.Timeout):
-        return f"no answer within {timeout_s:g} s"
-    if isinstance(exc, requests.ConnectionError):
-        return "cannot connect"
-    return type(exc).__name__
 
 
 def _resolve_file_id(root: Path, components: Sequence[str]) -> Path | None:
@@ -451,23 +438,24 @@ class _Collector:
 
     def study(self, url: str) -> None:
         target = _parse_study_url(url)
-        session = requests.Session()
-        if self.credentials is not None:
-            self.credentials.apply(session)
-        elif target.username is not None:
-            HttpCredentials(username=target.username, password=target.password).apply(session)
+        credentials = self.credentials
+        if credentials is None and target.username is not None:
+            credentials = HttpCredentials(username=target.username, password=target.password)
         try:
-            client = DICOMwebClient(target.base, session=session, timeout=self.timeout_s)
+            client = DicomWebClient(
+                target.base,
+                credentials=credentials,
+                timeout_s=self.timeout_s,
+                attempts=WADO_ATTEMPTS,
+                backoff_ms=_WADO_BACKOFF_MULTIPLIER_MS,
+            )
         except ValueError as exc:
             raise InputError(f"{target.safe}: not a usable DICOMweb URL: {exc}") from None
-        client.set_http_retry_params(
-            retry=True, max_attempts=WADO_ATTEMPTS, wait_exponential_multiplier=_WADO_BACKOFF_MULTIPLIER_MS
-        )
         make_dirs(self.workdir)
         dest = Path(tempfile.mkdtemp(prefix="wado-", dir=self.workdir))
         self.fetched[dest] = target.safe
         count = 0
-        with session:
+        with client:
             datasets = self.retrieve(client, target)
             while True:
                 dataset = self.next_dataset(datasets, target)
@@ -494,26 +482,21 @@ class _Collector:
             )
         logger.info("%s: %d instances retrieved", target.safe, count)
 
-    def retrieve(self, client: DICOMwebClient, target: _StudyUrl) -> Iterator[Dataset]:
-        try:
-            return iter(client.iter_study(target.study, media_types=_AS_STORED))
-        except requests.RequestException as exc:
-            raise PeerError(
-                f"{target.safe}: WADO-RS retrieve failed: {_describe_http_failure(exc, self.timeout_s)}"
-            ) from exc
+    def retrieve(self, client: DicomWebClient, target: _StudyUrl) -> Iterator[Dataset]:
+        return client.iter_study(target.study)
 
     def next_dataset(self, datasets: Iterator[Dataset], target: _StudyUrl) -> Dataset | None:
         try:
             return next(datasets)
         except StopIteration:
             return None
-        except requests.RequestException as exc:
+        except DicomWebError as exc:
+            if exc.failure is Failure.UNREADABLE:
+                raise PeerError(
+                    f"{target.safe}: WADO-RS answer is not a multipart of DICOM files: {exc}"
+                ) from exc
             raise PeerError(
-                f"{target.safe}: WADO-RS retrieve failed: {_describe_http_failure(exc, self.timeout_s)}"
-            ) from exc
-        except (InvalidDicomError, ValueError, KeyError, EOFError) as exc:
-            raise PeerError(
-                f"{target.safe}: WADO-RS answer is not a multipart of DICOM files: {exc}"
+                f"{target.safe}: WADO-RS retrieve failed: {exc.describe(self.timeout_s)}"
             ) from exc
 
 
