@@ -12,7 +12,13 @@ from dcmseal.documents.encapsulation import (
     encapsulate,
     extract,
 )
-from dcmseal.documents.kinds import CdaHeader, DocumentKind, ascii_stl_to_binary, detect_kind, read_cda_header
+from dcmseal.encapsulated.kinds import (
+    CdaHeader,
+    DocumentKind,
+    ascii_stl_to_binary,
+    detect_kind,
+    read_cda_header,
+)
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",

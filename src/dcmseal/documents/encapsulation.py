@@ -19,7 +19,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from dcmseal.documents.kinds import (
+from dcmseal.encapsulated.kinds import (
     DocumentKind,
     ascii_stl_to_binary,
     detect_kind,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import zlib
 
-from dcmseal.documents.kinds import DocumentKind, detect_kind
+from dcmseal.encapsulated.kinds import DocumentKind, detect_kind
 from dcmseal.errors import InputError
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, identify
