@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, EventOutcome, MediaType, StudyRef, export_event
-from dcmseal.documents import DEFAULT_MAX_DOCUMENT_BYTES, detect_kind, encapsulate
+from dcmseal.encapsulated import DEFAULT_MAX_DOCUMENT_BYTES, build_instances, detect_kind, write_instances
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.fsutil import link_or_copy, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
@@ -278,14 +278,21 @@ def _encapsulate_documents(
             rejected.append(replace(item, reason=problem or "no study"))
             continue
         try:
-            result = encapsulate(path, workdir / f"DOC{index:05d}.dcm", study=target, title=path.stem)
+            built = build_instances(path, study=target, title=path.stem)
+            written = write_instances(built, workdir / f"DOC{index:05d}.dcm")
         except DcmsealError as exc:
             rejected.append(replace(item, reason=exc.message))
             continue
-        for encapsulated in result.instances:
+        for encapsulated, written_path in zip(built.instances, written, strict=True):
+            logger.info(
+                "%s: encapsulated %s as %s",
+                written_path,
+                encapsulated.kind.value,
+                encapsulated.sop_instance_uid,
+            )
             made.append(
                 SourceInstance(
-                    path=encapsulated.path,
+                    path=written_path,
                     origin=str(path),
                     sop_class_uid=encapsulated.sop_class_uid,
                     sop_instance_uid=encapsulated.sop_instance_uid,
