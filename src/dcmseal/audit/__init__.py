@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dcmseal.audit.media_types import media_type_of
 from dcmseal.audit.messages import (
     ALERT_DESCRIPTION,
     ALERT_TYPE_MEDIUM_REJECTED,
@@ -119,6 +120,7 @@ __all__ = [
     "export_event",
     "format_syslog_message",
     "import_event",
+    "media_type_of",
     "security_alert",
     "sink_from_settings",
     "syslog_priority",

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dcmseal import cms
-from dcmseal.audit import AuditSink, AuditUser, EventOutcome, MediaType, StudyRef, export_event
+from dcmseal.audit import AuditSink, AuditUser, EventOutcome, StudyRef, export_event, media_type_of
 from dcmseal.encapsulated import DEFAULT_MAX_DOCUMENT_BYTES, build_instances, detect_kind, write_instances
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.fsutil import link_or_copy, make_dirs
@@ -57,7 +57,7 @@ from dcmseal.part10 import (
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
 from dcmseal.webauth import HttpCredentials
 
-__all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn", "media_type_of"]
+__all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn"]
 
 logger = logging.getLogger(__name__)
 
@@ -212,13 +212,6 @@ class BurnResult:
             "cover_letter": self.cover_letter,
             "safe_to_remove": self.safe_to_remove,
         }
-
-
-def media_type_of(profile_medium: Medium | str, output_format: str) -> MediaType:
-    """The CID 405 media type an audit message names for a medium."""
-    if output_format in ("dir", "usb-image") or str(profile_medium) == "usb":
-        return MediaType.USB_DISK_EMULATION
-    return MediaType.DVD if str(profile_medium) == "dvd" else MediaType.CD
 
 
 def _check_validity(

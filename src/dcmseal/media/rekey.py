@@ -15,13 +15,13 @@ from pathlib import Path
 from cryptography import x509
 
 from dcmseal import cms
-from dcmseal.audit import AuditSink, AuditUser, StudyRef, export_event
+from dcmseal.audit import AuditSink, AuditUser, StudyRef, export_event, media_type_of
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
-from dcmseal.media.burn import README_NAME, media_type_of
+from dcmseal.media.burn import README_NAME
 from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
