@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcmseal import cms
-from dcmseal.cms import asn1, envelope
+from dcmseal.cms import asn1, envelope, fastpath, header, reader
 from dcmseal.cms.content import digested_layout
 from dcmseal.cms.digest import set_background_hashing
 from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError, MalformedEnvelopeError
@@ -69,13 +69,13 @@ def _open(
 @pytest.fixture
 def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decrypt through the general parser (read_inner), as for any envelope that is not plain DigestedData."""
-    monkeypatch.setattr(envelope, "_probe_layout", lambda *_args: None)
+    monkeypatch.setattr(reader, "_probe_layout", lambda *_args: None)
 
 
 class _Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        monkeypatch.setattr(envelope, "_decrypt_digested", counting(envelope._decrypt_digested, self._count))
+        monkeypatch.setattr(reader, "_decrypt_digested", counting(fastpath._decrypt_digested, self._count))
 
     def _count(self) -> None:
         self.calls += 1
@@ -87,7 +87,7 @@ def test_the_fast_path_gives_what_the_general_path_gives(payload: bytes, chunk_s
     data = _seal(payload, chunk_size=chunk_size)
     fast, fast_result = _open(data, chunk_size=chunk_size)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(envelope, "_probe_layout", lambda *_args: None)
+        patch.setattr(reader, "_probe_layout", lambda *_args: None)
         general, general_result = _open(data, chunk_size=chunk_size)
     assert fast == general == payload
     assert fast_result == general_result
@@ -118,7 +118,7 @@ def test_dcmseal_envelopes_take_the_fast_path_and_foreign_shapes_do_not(
 @pytest.mark.parametrize("path", ["fast", "general"])
 def test_tampering_fails_the_same_way_on_both_paths(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if path == "general":
-        monkeypatch.setattr(envelope, "_probe_layout", lambda *_args: None)
+        monkeypatch.setattr(reader, "_probe_layout", lambda *_args: None)
     payload = os.urandom(50_000)
     data = bytearray(_seal(payload))
     middle = bytearray(data)
@@ -188,8 +188,8 @@ def test_recipient_infos_of_one_shape_are_parsed_in_full_once(monkeypatch: pytes
             full_parses["n"] += 1
         return real_load(spec, data, context)
 
-    monkeypatch.setattr(envelope, "_PARSED_SHAPES", {})
-    monkeypatch.setattr(envelope, "load", counted)
+    monkeypatch.setattr(header, "_PARSED_SHAPES", {})
+    monkeypatch.setattr(header, "load", counted)
     payloads = [os.urandom(1000) for _ in range(5)]
     sealed = [_seal(p) for p in payloads]
     for payload, data in zip(payloads, sealed, strict=True):
@@ -212,6 +212,6 @@ def test_recipient_infos_of_one_shape_are_parsed_in_full_once(monkeypatch: pytes
 
 def test_blanking_touches_only_octet_string_contents() -> None:
     der = bytes.fromhex("30100201050403aabbcc3006040401020304")
-    assert envelope._octet_strings_blanked(der) == bytes.fromhex("301002010504030000003006040400000000")
-    assert envelope._octet_strings_blanked(bytes.fromhex("30800000")) is None  # BER: not blanked
-    assert envelope._octet_strings_blanked(bytes.fromhex("30050201")) is None  # truncated
+    assert header._octet_strings_blanked(der) == bytes.fromhex("301002010504030000003006040400000000")
+    assert header._octet_strings_blanked(bytes.fromhex("30800000")) is None  # BER: not blanked
+    assert header._octet_strings_blanked(bytes.fromhex("30050201")) is None  # truncated

@@ -45,7 +45,7 @@ def _open(data: bytes, credential: cms.Credential) -> bytes:
 def _ciphertext(data: bytes) -> bytes:
     out = io.BytesIO()
     from dcmseal.cms.der import DerReader
-    from dcmseal.cms.envelope import _read_header
+    from dcmseal.cms.header import _read_header
 
     reader = DerReader(io.BytesIO(data), size=len(data))
     header = _read_header(reader, max_header_bytes=1 << 20)

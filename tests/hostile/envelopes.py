@@ -24,7 +24,8 @@ from dcmseal import cms
 from dcmseal.cms.algorithms import OID_DATA, OID_DIGESTED_DATA, OID_SIGNED_DATA
 from dcmseal.cms.content import plan_inner
 from dcmseal.cms.der import DerReader, encode_header
-from dcmseal.cms.envelope import _envelope_head, _read_header
+from dcmseal.cms.header import _read_header
+from dcmseal.cms.writer import _envelope_head
 from tests.part10.dicomfiles import PASSWORD as CLI_PASSWORD
 
 __all__ = [

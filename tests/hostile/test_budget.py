@@ -15,8 +15,8 @@ from asn1crypto import cms as asn1_cms
 from asn1crypto import core
 
 from dcmseal import cms
-from dcmseal.cms import envelope
-from dcmseal.cms.envelope import MAX_RECIPIENTS
+from dcmseal.cms import header
+from dcmseal.cms.header import MAX_RECIPIENTS
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import ResourceLimitError
 from dcmseal.part10 import UnsealPlan, unseal_file, unseal_tree
@@ -32,14 +32,14 @@ class _ParseSpy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.elements = 0
-        real = envelope._load_by_shape
+        real = header._load_by_shape
 
         def spy(spec: type[core.Asn1Value], raw: bytes, context: str) -> object:
             if spec is asn1_cms.RecipientInfos:
                 self.elements += len(asn1_cms.RecipientInfos.load(raw))
             return real(spec, raw, context)
 
-        monkeypatch.setattr(envelope, "_load_by_shape", spy)
+        monkeypatch.setattr(header, "_load_by_shape", spy)
 
 
 def test_a_recipient_flood_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:

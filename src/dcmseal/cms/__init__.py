@@ -17,20 +17,12 @@ from dcmseal.cms.content import (
     SignedContent,
     SignerReport,
 )
-from dcmseal.cms.envelope import (
-    DecryptResult,
-    EnvelopeInfo,
-    EnvelopeSpec,
-    PreparedEnvelope,
-    decrypt,
-    encrypt,
-    inspect,
-    is_enveloped_data,
-    prepare,
-    readdress,
-)
+from dcmseal.cms.envelope import DecryptResult, EnvelopeInfo, EnvelopeSpec, is_enveloped_data
+from dcmseal.cms.header import inspect
 from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
+from dcmseal.cms.readdressing import readdress
+from dcmseal.cms.reader import decrypt
 from dcmseal.cms.recipients import (
     CertificateRecipient,
     Credential,
@@ -40,6 +32,7 @@ from dcmseal.cms.recipients import (
     Recipient,
     RecipientDescription,
 )
+from dcmseal.cms.writer import PreparedEnvelope, encrypt, prepare
 
 __all__ = [
     "CertificateRecipient",
