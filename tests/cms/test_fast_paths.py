@@ -69,13 +69,13 @@ def _open(
 @pytest.fixture
 def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decrypt through the general parser (read_inner), as for any envelope that is not plain DigestedData."""
-    monkeypatch.setattr(reader, "_probe_layout", lambda *_args: None)
+    monkeypatch.setattr(reader, "probe_layout", lambda *_args: None)
 
 
 class _Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        monkeypatch.setattr(reader, "_decrypt_digested", counting(fastpath._decrypt_digested, self._count))
+        monkeypatch.setattr(reader, "decrypt_digested", counting(fastpath.decrypt_digested, self._count))
 
     def _count(self) -> None:
         self.calls += 1
@@ -87,7 +87,7 @@ def test_the_fast_path_gives_what_the_general_path_gives(payload: bytes, chunk_s
     data = _seal(payload, chunk_size=chunk_size)
     fast, fast_result = _open(data, chunk_size=chunk_size)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reader, "_probe_layout", lambda *_args: None)
+        patch.setattr(reader, "probe_layout", lambda *_args: None)
         general, general_result = _open(data, chunk_size=chunk_size)
     assert fast == general == payload
     assert fast_result == general_result
@@ -118,7 +118,7 @@ def test_dcmseal_envelopes_take_the_fast_path_and_foreign_shapes_do_not(
 @pytest.mark.parametrize("path", ["fast", "general"])
 def test_tampering_fails_the_same_way_on_both_paths(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if path == "general":
-        monkeypatch.setattr(reader, "_probe_layout", lambda *_args: None)
+        monkeypatch.setattr(reader, "probe_layout", lambda *_args: None)
     payload = os.urandom(50_000)
     data = bytearray(_seal(payload))
     middle = bytearray(data)

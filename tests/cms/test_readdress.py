@@ -45,10 +45,10 @@ def _open(data: bytes, credential: cms.Credential) -> bytes:
 def _ciphertext(data: bytes) -> bytes:
     out = io.BytesIO()
     from dcmseal.cms.der import DerReader
-    from dcmseal.cms.header import _read_header
+    from dcmseal.cms.header import read_header
 
     reader = DerReader(io.BytesIO(data), size=len(data))
-    header = _read_header(reader, max_header_bytes=1 << 20)
+    header = read_header(reader, max_header_bytes=1 << 20)
     for chunk in reader.iter_octets(header.content, "encryptedContent", chunk_size=4096):
         out.write(chunk)
     return out.getvalue()

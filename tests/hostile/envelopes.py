@@ -24,8 +24,8 @@ from dcmseal import cms
 from dcmseal.cms.algorithms import OID_DATA, OID_DIGESTED_DATA, OID_SIGNED_DATA
 from dcmseal.cms.content import plan_inner
 from dcmseal.cms.der import DerReader, encode_header
-from dcmseal.cms.header import _read_header
-from dcmseal.cms.writer import _envelope_head
+from dcmseal.cms.header import read_header
+from dcmseal.cms.writer import envelope_head
 from tests.part10.dicomfiles import PASSWORD as CLI_PASSWORD
 
 __all__ = [
@@ -119,7 +119,7 @@ class Layout:
 
 def layout(data: bytes) -> Layout:
     reader = DerReader(io.BytesIO(data), size=len(data))
-    header = _read_header(reader, max_header_bytes=1 << 20)
+    header = read_header(reader, max_header_bytes=1 << 20)
     assert not header.content.constructed
     assert header.content.length is not None
     content_at = header.content.content_offset
@@ -228,7 +228,7 @@ def digest_algorithm(name: str) -> asn1_algos.DigestAlgorithm:
 def recipient_parts(data: bytes) -> tuple[list[bytes], bytes, cms.ContentCipher, bytes, int]:
     """(the RecipientInfos' DER, the ciphertext, the cipher, the IV, the EnvelopedData version) of ``data``."""
     reader = DerReader(io.BytesIO(data), size=len(data))
-    header = _read_header(reader, max_header_bytes=1 << 20)
+    header = read_header(reader, max_header_bytes=1 << 20)
     assert header.content.length is not None
     ciphertext = data[header.content.content_offset : header.content.content_offset + header.content.length]
     recipients = [bytes(info.dump()) for info in header.recipient_infos]
@@ -239,7 +239,7 @@ def readdressed(recipients: list[bytes], like: bytes) -> bytes:
     """An envelope with ``recipients`` (DER RecipientInfos, in this order) around the content of ``like``."""
     _, ciphertext, cipher, iv, version = recipient_parts(like)
     content = b"".join(recipients)
-    head = _envelope_head(
+    head = envelope_head(
         version, encode_header(0x31, len(content)) + content, OID_DIGESTED_DATA, cipher, iv, len(ciphertext)
     )
     return head + ciphertext

@@ -21,7 +21,7 @@ _SCRATCH = _Scratch()
 
 
 @contextlib.contextmanager
-def _scratch_buffers(*sizes: int) -> Iterator[list[memoryview]]:
+def scratch_buffers(*sizes: int) -> Iterator[list[memoryview]]:
     """Views of ``sizes`` bytes each, on this thread's reused buffers (fresh ones if they are taken)."""
     scratch = _SCRATCH
     if scratch.in_use:  # re-entered from a sink: never share

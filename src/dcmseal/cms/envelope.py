@@ -27,7 +27,6 @@ __all__ = [
 
 CHUNK_SIZE_BYTES = 1024 * 1024
 _ENVELOPED_PREFIX = bytes.fromhex("06092a864886f70d010703")
-_AUTH_ENVELOPED_PREFIX = bytes.fromhex("060b2a864886f70d0109100117")
 
 
 class Writable(Protocol):
@@ -104,7 +103,7 @@ class DecryptResult:
         return self.envelope.in_profile and self.inner.conformant
 
 
-_CONTENT_TYPE_NAMES = {OID_DIGESTED_DATA: "digested-data", OID_SIGNED_DATA: "signed-data", OID_DATA: "data"}
+CONTENT_TYPE_NAMES = {OID_DIGESTED_DATA: "digested-data", OID_SIGNED_DATA: "signed-data", OID_DATA: "data"}
 
 
 def is_enveloped_data(head: bytes) -> bool:

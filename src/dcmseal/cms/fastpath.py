@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hmac
 
-from dcmseal.cms.buffers import _scratch_buffers
+from dcmseal.cms.buffers import scratch_buffers
 from dcmseal.cms.content import ContentKind, DigestedLayout, InnerResult, digested_layout, mislabel_note
 from dcmseal.cms.der import DerReader
 from dcmseal.cms.digest import BackgroundDigest
 from dcmseal.cms.envelope import Writable
-from dcmseal.cms.header import _EnvelopeError, _Header
+from dcmseal.cms.header import EnvelopeHeader, EnvelopeStructureError
 from dcmseal.errors import DecryptionError, MalformedEnvelopeError
 
 __all__: list[str] = []
@@ -18,7 +18,7 @@ __all__: list[str] = []
 _PROBE_BYTES = 256
 
 
-def _probe_layout(reader: DerReader, header: _Header, cek: bytes) -> DigestedLayout | None:
+def probe_layout(reader: DerReader, header: EnvelopeHeader, cek: bytes) -> DigestedLayout | None:
     """The DigestedData layout of the content, by decrypting its first blocks aside (nothing consumed)."""
     length = header.content.length
     block = header.cipher.block_size
@@ -36,9 +36,9 @@ def _probe_layout(reader: DerReader, header: _Header, cek: bytes) -> DigestedLay
     return layout
 
 
-def _decrypt_digested(
+def decrypt_digested(
     reader: DerReader,
-    header: _Header,
+    header: EnvelopeHeader,
     cek: bytes,
     layout: DigestedLayout,
     sink: Writable,
@@ -62,13 +62,13 @@ def _decrypt_digested(
     turn = 0
     # Two output buffers alternate: the digest thread may still read chunk n-1 while n is decrypted.
     with (
-        _scratch_buffers(size, size + block, size + block) as (ciphertext, *outputs),
+        scratch_buffers(size, size + block, size + block) as (ciphertext, *outputs),
         BackgroundDigest([layout.digest]) as digest,
     ):
         while remaining:
             n = reader.readinto_some(ciphertext[: min(size, remaining)])
             if not n:
-                raise _EnvelopeError(
+                raise EnvelopeStructureError(
                     MalformedEnvelopeError(
                         f"truncated envelope: encryptedContent at offset {reader.offset} lacks {remaining} bytes"
                     )

@@ -24,7 +24,7 @@ from dcmseal.cms.der import (
     Header,
     encode_header,
 )
-from dcmseal.cms.envelope import _CONTENT_TYPE_NAMES, CHUNK_SIZE_BYTES, EnvelopeInfo
+from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, CONTENT_TYPE_NAMES, EnvelopeInfo
 from dcmseal.cms.recipients import describe_recipient_info
 from dcmseal.errors import DcmsealError, MalformedEnvelopeError, ResourceLimitError, UnsupportedAlgorithmError
 
@@ -35,7 +35,7 @@ __all__ = [
 
 
 @dataclass(slots=True)
-class _Header:
+class EnvelopeHeader:
     """Everything before the encrypted content, parsed; the reader sits at the encrypted content."""
 
     containers: list[Header]
@@ -154,7 +154,7 @@ def _count_elements(der: bytes, *, stop: int) -> int:
     return count
 
 
-def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
+def read_header(reader: DerReader, *, max_header_bytes: int) -> EnvelopeHeader:
     head = reader.peek(32)
     if not head:
         raise MalformedEnvelopeError("empty file: not a CMS envelope")
@@ -194,7 +194,7 @@ def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
     ct_header = reader.expect(TAG_OID, "EncryptedContentInfo contentType")
     ct_value = reader.read_value(ct_header, "EncryptedContentInfo contentType", limit=64)
     content_type = _dotted(ct_value)
-    if content_type not in _CONTENT_TYPE_NAMES:
+    if content_type not in CONTENT_TYPE_NAMES:
         raise UnsupportedAlgorithmError(
             f"encrypted content of type {content_type}: PS3.15 D.1 encrypts DigestedData or SignedData"
         )
@@ -220,7 +220,7 @@ def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
             f"encryptedContent at offset {content.offset}: expected [0], found tag 0x{content.tag:02X}"
         )
     ber = any(h.length is None for h in (outer, explicit, enveloped, eci, content)) or content.constructed
-    return _Header(
+    return EnvelopeHeader(
         containers=[outer, explicit, enveloped, eci],
         version=version,
         recipient_infos=recipient_infos,
@@ -233,7 +233,7 @@ def _read_header(reader: DerReader, *, max_header_bytes: int) -> _Header:
     )
 
 
-def _finish(reader: DerReader, header: _Header) -> bool:
+def read_trailer(reader: DerReader, header: EnvelopeHeader) -> bool:
     """Consume what follows the encrypted content; return whether unprotectedAttrs were present."""
     outer, explicit, enveloped, eci = header.containers
     reader.close(eci, "EncryptedContentInfo")
@@ -248,13 +248,13 @@ def _finish(reader: DerReader, header: _Header) -> bool:
     return unprotected
 
 
-def _info(
-    header: _Header, *, encrypted_size: int | None, envelope_size: int | None, unprotected: bool
+def describe_header(
+    header: EnvelopeHeader, *, encrypted_size: int | None, envelope_size: int | None, unprotected: bool
 ) -> EnvelopeInfo:
     return EnvelopeInfo(
         version=header.version,
         content_cipher=header.cipher,
-        content_type=_CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
+        content_type=CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
         recipients=tuple(describe_recipient_info(ri) for ri in header.recipient_infos),
         encrypted_size=encrypted_size,
         envelope_size=envelope_size,
@@ -269,15 +269,17 @@ def inspect(
 ) -> EnvelopeInfo:
     """Describe an envelope without opening it (reads it through to learn the encrypted size)."""
     reader = DerReader(source, size=size)
-    header = _read_header(reader, max_header_bytes=max_header_bytes)
+    header = read_header(reader, max_header_bytes=max_header_bytes)
     encrypted = sum(
         len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=CHUNK_SIZE_BYTES)
     )
-    unprotected = _finish(reader, header)
-    return _info(header, encrypted_size=encrypted, envelope_size=reader.offset, unprotected=unprotected)
+    unprotected = read_trailer(reader, header)
+    return describe_header(
+        header, encrypted_size=encrypted, envelope_size=reader.offset, unprotected=unprotected
+    )
 
 
-class _EnvelopeError(Exception):
+class EnvelopeStructureError(Exception):
     """A failure of the envelope around the ciphertext (truncated, lengths), carried through the parser of
     the decrypted content so that it keeps its own message instead of becoming the wrong-key answer."""
 

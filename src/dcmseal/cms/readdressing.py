@@ -10,10 +10,10 @@ from asn1crypto import cms
 from cryptography import x509
 
 from dcmseal.cms.der import DerReader
-from dcmseal.cms.envelope import _CONTENT_TYPE_NAMES, CHUNK_SIZE_BYTES, DecryptResult, EnvelopeInfo, Writable
-from dcmseal.cms.header import _finish, _read_header
+from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, CONTENT_TYPE_NAMES, DecryptResult, EnvelopeInfo, Writable
+from dcmseal.cms.header import read_header, read_trailer
 from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache
-from dcmseal.cms.reader import _open_content
+from dcmseal.cms.reader import open_content
 from dcmseal.cms.recipients import (
     Credential,
     Recipient,
@@ -21,7 +21,7 @@ from dcmseal.cms.recipients import (
     describe_recipient_info,
     open_recipient_infos,
 )
-from dcmseal.cms.writer import _envelope_head, _envelope_version
+from dcmseal.cms.writer import envelope_head, envelope_version
 from dcmseal.errors import MalformedEnvelopeError
 
 __all__ = [
@@ -80,7 +80,7 @@ def readdress(
     if not recipients and not keep_existing:
         raise ValueError("readdress needs at least one new recipient, or keep_existing")
     reader = DerReader(source, size=size)
-    header = _read_header(reader, max_header_bytes=max_header_bytes)
+    header = read_header(reader, max_header_bytes=max_header_bytes)
     cek, index = open_recipient_infos(
         list(header.recipient_infos),
         credentials,
@@ -91,7 +91,7 @@ def readdress(
     )
     content_start = header.content.offset
     # First pass: verify the content, and learn its length (BER may split it into segments).
-    inner, encrypted_len = _open_content(
+    inner, encrypted_len = open_content(
         reader,
         header,
         cek,
@@ -100,15 +100,15 @@ def readdress(
         trusted_certificates=trusted_certificates,
         accept_unprotected=accept_unprotected,
     )
-    _finish(reader, header)
+    read_trailer(reader, header)
 
     infos = [build_recipient_info(r, cek, header.cipher, kdf_cache=kdf_cache, rng=rng) for r in recipients]
     if keep_existing:
         infos = [*header.recipient_infos, *infos]
-    version = _envelope_version(infos)
+    version = envelope_version(infos)
     recipient_set = cms.RecipientInfos(infos).dump(force=True)
     written_infos = cms.RecipientInfos.load(recipient_set)
-    head = _envelope_head(
+    head = envelope_head(
         int(version[1:]), recipient_set, header.content_type, header.cipher, header.iv, encrypted_len
     )
     sink.write(head)
@@ -126,7 +126,7 @@ def readdress(
     info = EnvelopeInfo(
         version=int(version[1:]),
         content_cipher=header.cipher,
-        content_type=_CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
+        content_type=CONTENT_TYPE_NAMES.get(header.content_type, header.content_type),
         recipients=tuple(describe_recipient_info(ri) for ri in written_infos),
         encrypted_size=encrypted_len,
         envelope_size=len(head) + encrypted_len,

@@ -11,8 +11,14 @@ from dcmseal.cms.algorithms import ContentCipher
 from dcmseal.cms.content import InnerResult, read_inner
 from dcmseal.cms.der import ByteSource, DerReader
 from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, DecryptResult, Writable
-from dcmseal.cms.fastpath import _decrypt_digested, _probe_layout
-from dcmseal.cms.header import _EnvelopeError, _finish, _Header, _info, _read_header
+from dcmseal.cms.fastpath import decrypt_digested, probe_layout
+from dcmseal.cms.header import (
+    EnvelopeHeader,
+    EnvelopeStructureError,
+    describe_header,
+    read_header,
+    read_trailer,
+)
 from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache
 from dcmseal.cms.recipients import Credential, open_recipient_infos
 from dcmseal.errors import (
@@ -46,11 +52,11 @@ class _CbcPlaintext:
         try:
             chunk = next(self._ciphertext, None)
         except DcmsealError as exc:  # the envelope's own structure: not a matter of the key
-            raise _EnvelopeError(exc) from None
+            raise EnvelopeStructureError(exc) from None
         if chunk is None:
             self._done = True
             if self.ciphertext_size == 0 or self.ciphertext_size % self._block:
-                raise _EnvelopeError(
+                raise EnvelopeStructureError(
                     MalformedEnvelopeError(
                         f"encrypted content of {self.ciphertext_size} bytes is not a whole number of blocks"
                     )
@@ -97,9 +103,9 @@ class _CbcPlaintext:
         return data
 
 
-def _open_content(
+def open_content(
     reader: DerReader,
-    header: _Header,
+    header: EnvelopeHeader,
     cek: bytes,
     sink: Writable,
     *,
@@ -117,12 +123,10 @@ def _open_content(
     padding is seen.
     """
     try:
-        layout = _probe_layout(reader, header, cek)
+        layout = probe_layout(reader, header, cek)
         if layout is not None:
             # The plain DigestedData dcmseal writes: the payload's place is known, no parsing in between.
-            return _decrypt_digested(
-                reader, header, cek, layout, sink, chunk_size
-            ), header.content.length or 0
+            return decrypt_digested(reader, header, cek, layout, sink, chunk_size), header.content.length or 0
         plaintext = _CbcPlaintext(
             reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size),
             header.cipher,
@@ -141,7 +145,7 @@ def _open_content(
         if plaintext.read(-1):
             raise MalformedEnvelopeError("data after the end of the inner content")
         return inner, plaintext.ciphertext_size
-    except _EnvelopeError as failure:
+    except EnvelopeStructureError as failure:
         raise failure.error from None
     except (MalformedEnvelopeError, UnsupportedAlgorithmError, ResourceLimitError):
         raise DecryptionError() from None
@@ -184,7 +188,7 @@ def decrypt(
     if not credentials:
         raise ValueError("decrypt needs at least one credential")
     reader = DerReader(source, size=size)
-    header = _read_header(reader, max_header_bytes=max_header_bytes)
+    header = read_header(reader, max_header_bytes=max_header_bytes)
     cek, index = open_recipient_infos(
         list(header.recipient_infos),
         credentials,
@@ -193,7 +197,7 @@ def decrypt(
         max_iterations=max_iterations,
         budget=kdf_budget,
     )
-    inner, ciphertext_size = _open_content(
+    inner, ciphertext_size = open_content(
         reader,
         header,
         cek,
@@ -202,7 +206,7 @@ def decrypt(
         trusted_certificates=trusted_certificates,
         accept_unprotected=accept_unprotected,
     )
-    unprotected = _finish(reader, header)
+    unprotected = read_trailer(reader, header)
     # One 00H after the envelope is tolerated: DICOM pads OB values to even length, and envelopes
     # taken from an Encrypted Content (0400,0520) element (gdcmanon) carry it; OpenSSL ignores it too.
     envelope_size = reader.offset
@@ -211,5 +215,7 @@ def decrypt(
         raise MalformedEnvelopeError(
             f"data after the end of the envelope at offset {reader.offset - len(trailing)}"
         )
-    info = _info(header, encrypted_size=ciphertext_size, envelope_size=envelope_size, unprotected=unprotected)
+    info = describe_header(
+        header, encrypted_size=ciphertext_size, envelope_size=envelope_size, unprotected=unprotected
+    )
     return DecryptResult(envelope=info, inner=inner, recipient_index=index)

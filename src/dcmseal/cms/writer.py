@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from asn1crypto import cms, core
 
 from dcmseal.cms.algorithms import OID_ENVELOPED_DATA, ContentCipher
-from dcmseal.cms.buffers import _scratch_buffers
+from dcmseal.cms.buffers import scratch_buffers
 from dcmseal.cms.content import InnerPlan, RawContent, plan_inner
 from dcmseal.cms.der import (
     TAG_CONTEXT_0_CONSTRUCTED,
@@ -22,7 +22,7 @@ from dcmseal.cms.der import (
     encode_header,
 )
 from dcmseal.cms.digest import BackgroundDigest, BackgroundWriter
-from dcmseal.cms.envelope import _CONTENT_TYPE_NAMES, CHUNK_SIZE_BYTES, EnvelopeInfo, EnvelopeSpec, Writable
+from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, CONTENT_TYPE_NAMES, EnvelopeInfo, EnvelopeSpec, Writable
 from dcmseal.cms.kdf import Pbkdf2Cache
 from dcmseal.cms.recipients import RecipientDescription, encode_recipient_info
 
@@ -44,7 +44,7 @@ def _read_into(
     return len(data)
 
 
-def _envelope_version(recipients: Sequence[cms.RecipientInfo]) -> str:
+def envelope_version(recipients: Sequence[cms.RecipientInfo]) -> str:
     # RFC 5652 §6.1: 3 with a pwri or ori; 0 when every RecipientInfo is v0 (and no originatorInfo or
     # unprotectedAttrs, which we never write); otherwise 2.
     if any(ri.name in ("pwri", "ori") for ri in recipients):
@@ -55,7 +55,7 @@ def _envelope_version(recipients: Sequence[cms.RecipientInfo]) -> str:
 
 
 def _version_of(recipients: Sequence[RecipientDescription]) -> int:
-    """RFC 5652 §6.1, from the descriptions of what is written (same rule as :func:`_envelope_version`)."""
+    """RFC 5652 §6.1, from the descriptions of what is written (same rule as :func:`envelope_version`)."""
     if any(r.kind == "password" for r in recipients):
         return 3
     return 0 if all(r.version == 0 for r in recipients) else 2
@@ -72,7 +72,7 @@ def _algorithm_with_iv(cipher: ContentCipher, iv: bytes) -> bytes:
     return encode_header(TAG_SEQUENCE, len(content)) + content
 
 
-def _envelope_head(
+def envelope_head(
     version: int,
     recipient_set: bytes,
     content_type: str,
@@ -174,7 +174,7 @@ class PreparedEnvelope:
         if out:
             yield out
         with (
-            _scratch_buffers(size, size, size + block, size + block) as (*inputs, output_a, output_b),
+            scratch_buffers(size, size, size + block, size + block) as (*inputs, output_a, output_b),
             BackgroundDigest([plan.digest]) as digest,
         ):
             outputs = (output_a, output_b)
@@ -230,11 +230,11 @@ def prepare(
     recipient_content = b"".join(der for der, _ in encoded)
     recipient_set = encode_header(TAG_SET, len(recipient_content)) + recipient_content
     encrypted_len = (plan.length // cipher.block_size + 1) * cipher.block_size
-    head = _envelope_head(version, recipient_set, plan.content_type, cipher, iv, encrypted_len)
+    head = envelope_head(version, recipient_set, plan.content_type, cipher, iv, encrypted_len)
     info = EnvelopeInfo(
         version=version,
         content_cipher=cipher,
-        content_type=_CONTENT_TYPE_NAMES[plan.content_type],
+        content_type=CONTENT_TYPE_NAMES[plan.content_type],
         recipients=descriptions,
         encrypted_size=encrypted_len,
         envelope_size=len(head) + encrypted_len,
