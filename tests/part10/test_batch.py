@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 
 from dcmseal import cms
-from dcmseal.errors import ExitCode, MissingInputError, UsageError
-from dcmseal.part10 import FileOutcome, SealPlan, UnsealPlan, is_secure_file, seal_tree, unseal_tree
+from dcmseal.errors import DecryptionError, ExitCode, MissingInputError, UsageError
+from dcmseal.outcomes import ReasonKind
+from dcmseal.part10 import (
+    FileOutcome,
+    FileStatus,
+    SealPlan,
+    UnsealPlan,
+    is_secure_file,
+    seal_tree,
+    unseal_tree,
+)
 from tests.cli.runner import run_dcmseal
 from tests.jsondoc import array_at, member
 from tests.part10.dicomfiles import PASSWORD, copy_ct_small, fast_kdf, leftovers, snapshot, write_part10
@@ -262,3 +271,20 @@ def test_a_changed_source_is_unsealed_again_only_with_force(tmp_path: Path) -> N
     forced = unseal_tree([sealed], out, plan, workers=1, overwrite=True)
     assert [o.status for o in forced.outcomes] == ["unsealed"]
     assert (out / "IM0.dcm").read_bytes() == (inputs / "IM0.dcm").read_bytes()
+
+
+def test_a_wrong_password_in_a_worker_is_a_wrong_key_outcome(small_set: Path, tmp_path: Path) -> None:
+    """Each outcome says its kind, also from a worker process: a program tests it, never the words."""
+    sealed = seal_tree([small_set / "series0"], tmp_path / "sealed", _plan(), workers=1)
+    assert {o.status for o in sealed.outcomes} == {FileStatus.SEALED}
+    report = unseal_tree(
+        [tmp_path / "sealed"], tmp_path / "out", UnsealPlan(passwords=(b"not the password",)), workers=2
+    )
+    assert report.workers == 2
+    assert len(report.failed) == len(report.outcomes) == SET_SIZE // 2
+    for outcome in report.outcomes:
+        assert outcome.status is FileStatus.FAILED
+        assert outcome.kind is ReasonKind.WRONG_KEY
+        assert outcome.reason == str(DecryptionError(path=outcome.source))
+    assert member(report.to_json(), "summary", "failed") == SET_SIZE // 2
+    assert {member(f, "status") for f in array_at(report.to_json(), "files")} == {"failed"}

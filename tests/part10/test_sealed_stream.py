@@ -109,3 +109,22 @@ def test_seal_into_fills_each_range_of_one_file(tmp_path: Path, workers: int) ->
         unseal_file(tmp_path / "one", tmp_path / f"out{index}", credentials=_credentials())
         assert (tmp_path / f"out{index}").read_bytes()[128:] == sources[index].read_bytes()[128:]
     assert data[:4096] == bytes(4096)
+
+
+def test_a_failure_in_a_fill_worker_is_raised_as_the_stream_raised_it(tmp_path: Path) -> None:
+    """The error a forked worker meets reaches the caller with its class and message, as if met here."""
+    raised: list[InputError] = []
+    for workers in (1, 2):
+        sources = [write_part10(tmp_path / f"w{workers}" / f"IM{i:03d}", pixel_bytes=300) for i in range(32)]
+        kdf = fast_kdf()
+        placed = [(prepare_seal(src, recipients=_recipients(kdf)), i * 4096) for i, src in enumerate(sources)]
+        with open(sources[0], "ab") as fp:
+            fp.write(b"\0\0")  # changed after it was planned
+        with open(tmp_path / f"image{workers}", "wb") as out, pytest.raises(InputError) as info:
+            seal_into(out.fileno(), placed, workers=workers)
+        raised.append(info.value)
+    here, forked = raised
+    assert type(forked) is type(here) is InputError
+    assert forked.path == sources[0]
+    assert str(forked) == str(here).replace("/w1/", "/w2/")
+    assert str(forked).startswith(f"{sources[0]}: cannot seal")

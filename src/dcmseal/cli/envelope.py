@@ -71,7 +71,7 @@ def _render_batch(report: BatchReport, *, as_json: bool, verb: str) -> None:
             continue
         details: list[str] = []
         result = outcome.result
-        status = outcome.status
+        status: str = outcome.status.value
         if result is None and outcome.reason:
             details.append(outcome.reason)
         if result is not None:

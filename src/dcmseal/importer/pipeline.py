@@ -97,6 +97,7 @@ from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, W
 from dcmseal.media.iso import open_medium
 from dcmseal.media.open import NOT_DICOM, OpenRequest, audit_unopened, open_to_folder
 from dcmseal.media.summary import audit_medium, audit_patients
+from dcmseal.outcomes import ReasonKind
 from dcmseal.part10.fileformat import is_part10, parse_meta_group, read_file_meta
 from dcmseal.reader import is_iso_image, open_archive
 from dcmseal.scan import (
@@ -189,6 +190,7 @@ class ImportedFile:
     earlier_run: bool = False  # stored by an earlier run of the same import; not sent again
     confirmation: dict[str, object] | None = None
     not_dicom: bool = False  # skipped because it is not DICOM (open found no data set in it)
+    kind: ReasonKind | None = None  # the reason's kind, for a program (HELD: waiting for reconciliation)
     #: For files opened from an envelope: "verified", or "not-verified" (accepted unprotected content).
     integrity: str | None = None
 
@@ -198,7 +200,7 @@ class ImportedFile:
         "held" (waiting for reconciliation) and "not DICOM" told apart from plain stored, failed and skipped."""
         if self.status is State.STORED:
             return "sanitized then stored" if self.changes else "stored"
-        if self.status is State.FAILED and (self.reason or "").startswith("held:"):
+        if self.status is State.FAILED and self.kind is ReasonKind.HELD:
             return "held"
         if self.status is State.SKIPPED and self.not_dicom:
             return "not DICOM"
@@ -247,7 +249,7 @@ class ImportResult:
 
     @property
     def held(self) -> int:
-        return sum(1 for f in self.files if f.status is State.FAILED and (f.reason or "").startswith("held:"))
+        return sum(1 for f in self.files if f.status is State.FAILED and f.kind is ReasonKind.HELD)
 
     @property
     def ok(self) -> bool:
@@ -513,7 +515,8 @@ def _import_medium(
                     continue
                 if entry.status == "skipped":
                     reason = entry.reason or NOT_DICOM
-                    settle(rel, State.SKIPPED, reason, not_dicom=reason.startswith(NOT_DICOM))
+                    not_dicom = entry.reason is None or entry.kind is ReasonKind.NOT_DICOM
+                    settle(rel, State.SKIPPED, reason, not_dicom=not_dicom, kind=entry.kind)
                     continue
                 if name.upper() == "DICOMDIR":
                     settle(rel, State.SKIPPED, "the DICOMDIR (the File-set's directory, not an instance)")
@@ -1051,6 +1054,7 @@ def _hold_undecided(
                 c.rel,
                 State.FAILED,
                 decision.reason,
+                kind=ReasonKind.HELD,
                 verdict=c.verdict,
                 findings=c.findings,
                 changes=c.changes,

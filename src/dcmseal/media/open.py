@@ -56,7 +56,15 @@ from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
 from dcmseal.media.target import MANIFEST_NAME, write_folder
 from dcmseal.media.transcode import conform
-from dcmseal.part10 import BatchReport, UnsealPlan, UnsealResult, read_file_meta, unseal_files
+from dcmseal.outcomes import ReasonKind
+from dcmseal.part10 import (
+    BatchReport,
+    FileStatus,
+    UnsealPlan,
+    UnsealResult,
+    read_file_meta,
+    unseal_files,
+)
 from dcmseal.reader.containers import (
     MEMBER_READ_ERRORS,
     NESTED_SEPARATOR,
@@ -115,6 +123,9 @@ class OpenedFile:
     path: str  # its original path on the medium (``a.zip!DICOM/IM1`` inside a zip on it)
     status: str  # "opened", "copied", "quarantined", "skipped", "failed"
     reason: str | None = None
+    kind: ReasonKind | None = (
+        None  # the reason's kind, for a program (not in the JSON: reasons are for people)
+    )
     file_id: str | None = None  # in the output File-set
     sop_instance_uid: str | None = None
     #: For opened files: "verified" (digest or signature checked) or "not-verified" (accepted unprotected).
@@ -687,7 +698,11 @@ def _open_to_folder(
                 continue
             if kind == "other":
                 results[source.label] = OpenedFile(
-                    path=source.label, status="skipped", reason=source.changes[0], encrypted=source.encrypted
+                    path=source.label,
+                    status="skipped",
+                    reason=source.changes[0],
+                    kind=ReasonKind.NOT_DICOM,
+                    encrypted=source.encrypted,
                 )
                 continue
             source.plain = plain
@@ -714,9 +729,13 @@ def _open_to_folder(
         report = _unseal(request, secure, extents, step)
         for outcome in report.outcomes:
             source = by_path[outcome.source]
-            if outcome.status == "failed":
+            if outcome.status is FileStatus.FAILED:
                 results[source.label] = OpenedFile(
-                    path=source.label, status="failed", reason=outcome.reason, encrypted=source.encrypted
+                    path=source.label,
+                    status="failed",
+                    reason=outcome.reason,
+                    kind=outcome.kind,
+                    encrypted=source.encrypted,
                 )
             else:
                 verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
@@ -730,7 +749,7 @@ def _open_to_folder(
         if (
             secure
             and len(report.failed) == len(secure)
-            and all((f.reason or "").endswith(DecryptionError().message) for f in report.failed)
+            and all(f.kind is ReasonKind.WRONG_KEY for f in report.failed)
         ):
             raise DecryptionError(path=request.medium)
 

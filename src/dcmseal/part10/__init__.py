@@ -5,6 +5,7 @@ from __future__ import annotations
 from dcmseal.part10.batch import (
     BatchReport,
     FileOutcome,
+    FileStatus,
     SealPlan,
     UnsealPlan,
     seal_files,
@@ -37,6 +38,7 @@ __all__ = [
     "BatchReport",
     "FileMeta",
     "FileOutcome",
+    "FileStatus",
     "InspectResult",
     "PreambleKind",
     "SealPlan",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import json
 import logging
@@ -30,7 +31,14 @@ from dcmseal.config import (
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_PBKDF2_ITERATIONS,
 )
-from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
+from dcmseal.errors import (
+    DcmsealError,
+    ExitCode,
+    InputError,
+    MissingInputError,
+    OutputExistsError,
+    UsageError,
+)
 from dcmseal.fsutil import (
     MAX_PENDING_FILES,
     BatchCommit,
@@ -41,11 +49,13 @@ from dcmseal.fsutil import (
     relative_output_path,
     state_path,
 )
+from dcmseal.outcomes import ReasonKind
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
 
 __all__ = [
     "BatchReport",
     "FileOutcome",
+    "FileStatus",
     "SealPlan",
     "UnsealPlan",
     "seal_files",
@@ -173,14 +183,24 @@ class UnsealPlan:
         return tuple(credentials)
 
 
+class FileStatus(enum.StrEnum):
+    """Where one input file of a batch ended (the values are the ``status`` of the JSON report)."""
+
+    SEALED = "sealed"
+    UNSEALED = "unsealed"
+    SKIPPED = "skipped"  # unsealed and verified by an earlier run
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileOutcome:
-    """What happened to one input file: sealed/unsealed, or failed with a reason."""
+    """What happened to one input file: sealed/unsealed, or failed with a reason and its kind."""
 
     source: Path
     destination: Path | None
-    status: str  # "sealed", "unsealed", "skipped" (unsealed by an earlier run), "failed"
-    reason: str | None = None
+    status: FileStatus
+    reason: str | None = None  # one line for a person
+    kind: ReasonKind | None = None  # what a program tests (a failure's is its error's kind)
     exit_code: int = 0
     result: SealResult | UnsealResult | None = None
 
@@ -190,7 +210,7 @@ class FileOutcome:
         return {
             "source": str(self.source),
             "destination": str(self.destination) if self.destination else None,
-            "status": self.status,
+            "status": self.status.value,
             "reason": self.reason,
         }
 
@@ -207,7 +227,7 @@ class BatchReport:
 
     @property
     def failed(self) -> tuple[FileOutcome, ...]:
-        return tuple(o for o in self.outcomes if o.status == "failed")
+        return tuple(o for o in self.outcomes if o.status is FileStatus.FAILED)
 
     @property
     def not_verified(self) -> tuple[FileOutcome, ...]:
@@ -226,7 +246,7 @@ class BatchReport:
             "summary": {
                 "total": len(self.outcomes),
                 "ok": len(self.outcomes) - len(self.failed),
-                "skipped": sum(1 for o in self.outcomes if o.status == "skipped"),
+                "skipped": sum(1 for o in self.outcomes if o.status is FileStatus.SKIPPED),
                 "failed": len(self.failed),
                 "not_verified": len(self.not_verified),
                 "pbkdf2_derivations": self.pbkdf2_derivations,
@@ -319,7 +339,7 @@ def _process_one(
                 durable=state.durable,
                 batch=batch,
             )
-            return FileOutcome(source=src, destination=dst, status="sealed", result=seal_result)
+            return FileOutcome(source=src, destination=dst, status=FileStatus.SEALED, result=seal_result)
         assert state.unseal_plan is not None
         unseal_result = unseal_file(
             src,
@@ -336,10 +356,15 @@ def _process_one(
             keep_preamble=state.unseal_plan.keep_preamble,
             kdf_budget=state.kdf_budget,
         )
-        return FileOutcome(source=src, destination=dst, status="unsealed", result=unseal_result)
+        return FileOutcome(source=src, destination=dst, status=FileStatus.UNSEALED, result=unseal_result)
     except DcmsealError as exc:
         return FileOutcome(
-            source=src, destination=None, status="failed", reason=str(exc), exit_code=int(exc.exit_code)
+            source=src,
+            destination=None,
+            status=FileStatus.FAILED,
+            reason=str(exc),
+            kind=exc.kind,
+            exit_code=int(exc.exit_code),
         )
 
 
@@ -426,7 +451,7 @@ class _Manifest:
         """Append the outputs just put in place (after their commit: their names and inodes are final)."""
         lines: list[bytes] = []
         for outcome in outcomes:
-            if outcome.status != "unsealed" or outcome.destination is None:
+            if outcome.status is not FileStatus.UNSEALED or outcome.destination is None:
                 continue
             try:
                 entry = {
@@ -475,8 +500,9 @@ def _jobs(paths: Sequence[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]]
                 FileOutcome(
                     source=src,
                     destination=None,
-                    status="failed",
+                    status=FileStatus.FAILED,
                     reason=f"same output name as {first}; seal them in separate runs or folders",
+                    kind=ReasonKind.INPUT,
                     exit_code=int(ExitCode.INPUT),
                 )
             )
@@ -568,15 +594,16 @@ def _commit_failures(
             continue
         exc = failed[outcome.destination]
         error = (
-            InputError("already exists (use --force to overwrite)", path=outcome.destination)
+            OutputExistsError(outcome.destination)
             if isinstance(exc, FileExistsError)
             else InputError(f"cannot write: {exc.strerror or exc}", path=outcome.destination)
         )
         outcomes[index] = FileOutcome(
             source=outcome.source,
             destination=None,
-            status="failed",
+            status=FileStatus.FAILED,
             reason=str(error),
+            kind=error.kind,
             exit_code=int(error.exit_code),
         )
         if log:
@@ -622,7 +649,7 @@ def _run(
 
     def record(index: int, outcome: FileOutcome) -> None:
         outcomes[index] = outcome
-        if outcome.status == "failed" and log_failures:
+        if outcome.status is FileStatus.FAILED and log_failures:
             logger.error("%s", outcome.reason)
         else:
             logger.info("%s: %s to %s", outcome.source, outcome.status, outcome.destination)
@@ -778,7 +805,7 @@ def unseal_tree(
                 FileOutcome(
                     source=src,
                     destination=dst,
-                    status="skipped",
+                    status=FileStatus.SKIPPED,
                     reason="unsealed and verified by an earlier run",
                 )
             )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from dcmseal.cms.digest import set_background_hashing
-from dcmseal.errors import DcmsealError, InputError
+from dcmseal.errors import DcmsealError, WireError, from_wire, to_wire
 from dcmseal.fsutil import die_with_parent
 from dcmseal.part10.secure import SealedStream
 
@@ -33,7 +33,8 @@ def seal_into(
     core and the system can fork them (they inherit ``fd`` and the prepared keys), else here.
 
     ``on_done`` is called here for each stream once it is written. The first failure stops the fill and is
-    raised (an :class:`InputError` naming the source); the caller throws the half-filled file away.
+    raised as the error the stream raised (its class and message, naming the source), whichever process
+    wrote it; the caller throws the half-filled file away.
     """
     global _JOB
     workers = min(workers or os.cpu_count() or 1, max(1, len(placed) // _TASK_STREAMS))
@@ -51,7 +52,7 @@ def seal_into(
             initializer=_init_worker,
             initargs=(os.getpid(),),
         ) as pool:
-            futures: dict[Future[tuple[int, str] | None], tuple[int, int]] = {}
+            futures: dict[Future[tuple[int, WireError] | None], tuple[int, int]] = {}
             for start in range(0, len(placed), _TASK_STREAMS):
                 end = min(start + _TASK_STREAMS, len(placed))
                 futures[pool.submit(_fill, start, end)] = (start, end)
@@ -63,8 +64,8 @@ def seal_into(
                     if failure is not None:
                         for other in pending:
                             other.cancel()
-                        index, message = failure
-                        raise InputError(message, path=placed[index][0].source)
+                        index, wire = failure
+                        raise from_wire(wire).with_path(placed[index][0].source)
                     if on_done is not None:
                         start, end = futures[future]
                         for stream, _offset in placed[start:end]:
@@ -79,8 +80,11 @@ def _init_worker(parent_pid: int) -> None:
     set_background_hashing(False)
 
 
-def _fill(start: int, end: int) -> tuple[int, str] | None:
-    """In a worker: seal streams ``start:end`` of the inherited job; the first failure as (index, message)."""
+def _fill(start: int, end: int) -> tuple[int, WireError] | None:
+    """In a worker: seal streams ``start:end`` of the inherited job; the first failure as (index, error).
+
+    Any other exception is a bug and reaches the parent as itself, through the pool.
+    """
     assert _JOB is not None, "a fill worker runs forked from seal_into"
     fd, placed = _JOB
     for index in range(start, end):
@@ -88,5 +92,5 @@ def _fill(start: int, end: int) -> tuple[int, str] | None:
         try:
             stream.write_at(fd, offset)
         except DcmsealError as exc:
-            return index, exc.message
+            return index, to_wire(exc)
     return None

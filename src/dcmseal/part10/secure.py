@@ -15,7 +15,7 @@ from cryptography import x509
 
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
-from dcmseal.errors import DcmsealError, InputError, MissingInputError, NotPart10Error
+from dcmseal.errors import DcmsealError, InputError, MissingInputError, NotPart10Error, OutputExistsError
 from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write, start_writeback
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
@@ -226,7 +226,7 @@ def seal_file(
                 now=now,
             )
     except FileExistsError:
-        raise InputError("already exists (use --force to overwrite)", path=dst) from None
+        raise OutputExistsError(dst) from None
     except OSError as exc:
         raise InputError(f"cannot seal: {exc.strerror or exc}", path=src) from exc
     notes = _preamble_notes(meta.preamble)
@@ -448,7 +448,7 @@ def unseal_file(
                 out.flush()
                 os.pwrite(out.fileno(), bytes(PREAMBLE_BYTES), 0)  # before the file appears under its name
     except FileExistsError:
-        raise InputError("already exists (use --force to overwrite)", path=dst) from None
+        raise OutputExistsError(dst) from None
     except DcmsealError as exc:
         raise exc.with_path(src) from None
     except OSError as exc:
