@@ -10,6 +10,7 @@ from pathlib import Path
 import pycdlib
 import pytest
 
+from dcmseal.events import Progress
 from dcmseal.scan import Finding, Verdict, scan_medium_layout, scan_paths
 from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import PE_HEADER, part10, pe_bytes
@@ -158,9 +159,9 @@ def test_pool_and_serial_agree(tmp_path: Path) -> None:
 
 
 def test_progress_and_missing_input(tmp_path: Path, medium: Path) -> None:
-    seen: list[tuple[str, int, int]] = []
-    scan_paths([medium], progress=lambda stage, done, total: seen.append((stage, done, total)))
-    assert seen[-1] == ("scan", 32, 32)
+    seen: list[Progress] = []
+    scan_paths([medium], handlers=[(Progress, seen.append)])
+    assert seen[-1] == Progress(stage="scan", done=32, total=32)
     from dcmseal.errors import InputError
 
     with pytest.raises(InputError, match="no such file"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import dcmseal.scan.tree as tree
+from dcmseal.events import Emitter, Progress
 from dcmseal.reader.containers import Member, iter_folder
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.report import FileReport
@@ -76,9 +77,7 @@ def test_unreadable_files_are_reported_by_the_pool_too(tmp_path: Path) -> None:
     results = []
     for workers in (1, 2):
         reports: dict[str, FileReport] = {}
-        listed, regular, found = tree._scan_listing(
-            iter(members), "", True, workers, reports, lambda _stage, _done, _total: None
-        )
+        listed, regular, found = tree._scan_listing(iter(members), "", True, workers, reports, Emitter())
         assert listed == members
         assert found == [reports[m.name] for m in regular]
         results.append(found)
@@ -92,11 +91,11 @@ def test_unreadable_files_are_reported_by_the_pool_too(tmp_path: Path) -> None:
 def test_pool_progress_ends_at_the_total(tmp_path: Path) -> None:
     root = tmp_path / "medium"
     planted = _tree(root)
-    seen: list[tuple[str, int, int]] = []
-    scan_paths([root], workers=2, progress=lambda stage, done, total: seen.append((stage, done, total)))
-    scans = [s for s in seen if s[0] == "scan"]
-    assert scans[-1] == ("scan", planted["regular"], planted["regular"])
-    assert [done for _, done, _ in scans] == sorted(done for _, done, _ in scans)
+    seen: list[Progress] = []
+    scan_paths([root], workers=2, handlers=[(Progress, seen.append)])
+    scans = [s for s in seen if s.stage == "scan"]
+    assert scans[-1] == Progress(stage="scan", done=planted["regular"], total=planted["regular"])
+    assert [s.done for s in scans] == sorted(s.done for s in scans)
 
 
 def test_medium_findings_are_those_of_the_layout_check(tmp_path: Path) -> None:

@@ -19,13 +19,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
+from dcmseal import events
 from dcmseal.config import Settings, load_settings, private_state_directory
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError, one_line
+from dcmseal.events import Emitter, HandlerSpec
 from dcmseal.fsutil import sweep_staging, use_state_directory
 from dcmseal.keys import encode_password
 
@@ -41,6 +43,7 @@ __all__ = [
     "out_console",
     "print_json",
     "print_table",
+    "progress_handlers",
     "read_password",
     "refuse_argv_password",
     "stage_progress",
@@ -451,10 +454,14 @@ def load_private_key(
 
 
 @contextmanager
-def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """One progress bar per stage (open, scan, send, ...) on stderr, on a terminal only."""
+def progress_handlers(enabled: bool) -> Iterator[list[HandlerSpec]]:
+    """Handlers for a workflow's ``handlers``: one progress bar per stage (open, scan, send, ...) on stderr.
+
+    On a terminal only, and not when ``enabled`` is false (``--json``): then there are none, and the
+    workflow builds no :class:`~dcmseal.events.Progress` event at all.
+    """
     if not enabled or not err_console.is_terminal:
-        yield lambda _stage, _done, _total: None
+        yield []
         return
     with Progress(
         TextColumn("{task.description:>8}"),
@@ -462,12 +469,23 @@ def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         MofNCompleteColumn(),
         console=err_console,
         transient=True,
-    ) as progress:
-        tasks: dict[str, object] = {}
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
 
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=max(total, 1))
-            progress.update(tasks[stage], completed=done, total=max(total, 1))  # type: ignore[arg-type]
+        def update(event: events.Progress) -> None:
+            total = max(event.total, 1)
+            if event.stage not in tasks:
+                tasks[event.stage] = bar.add_task(event.stage, total=total)
+            bar.update(tasks[event.stage], completed=event.done, total=total)
 
-        yield update
+        yield [(events.Progress, update)]
+
+
+@contextmanager
+def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """The bars of :func:`progress_handlers` as a ``progress(stage, done, total)`` callback.
+
+    For the commands whose workflow does not take ``handlers`` yet (issue 17 item 3 moves them over).
+    """
+    with progress_handlers(enabled) as handlers:
+        yield Emitter(handlers).progress

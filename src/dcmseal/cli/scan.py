@@ -16,6 +16,7 @@ from dcmseal.cli.common import (
     out_console,
     print_json,
     print_table,
+    progress_handlers,
     refuse_argv_password,
     stage_progress,
     user_errors,
@@ -96,13 +97,13 @@ def scan_command(
         credentials = options.read_credentials(
             password_file=password_file, password_env=password_env, keys=key
         )
-        with stage_progress(not as_json) as progress:
+        with progress_handlers(not as_json) as handlers:
             report = scan_paths(
                 paths,
                 allow_tiff=allow_tiff,
                 passwords=credentials.passwords,
                 private_keys=credentials.private_keys,
-                progress=progress,
+                handlers=handlers,
                 workers=settings.workers,
                 max_iterations=settings.max_pbkdf2_iterations,
                 accept_unprotected=accept_unprotected,

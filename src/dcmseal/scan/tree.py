@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from dcmseal import cms
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, MissingInputError, ResourceLimitError
+from dcmseal.events import Emitter, HandlerSpec
 from dcmseal.reader.containers import (
     MEMBER_READ_ERRORS,
     NESTED_SEPARATOR,
@@ -62,8 +63,6 @@ from dcmseal.scan.viewer import ViewerMatch, find_viewers, known_bundle, sha256_
 __all__ = ["scan_paths"]
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
 
 #: Below this many files a process pool costs more than it saves (start-up is ~50 ms).
 MIN_FILES_FOR_POOL = 4000
@@ -227,7 +226,7 @@ def _scan_listing(
     allow_tiff: bool,
     workers: int,
     reports: dict[str, FileReport],
-    step: Progress,
+    events: Emitter,
 ) -> tuple[list[Member], list[Member], list[FileReport]]:
     """Scan the files of ``listing`` as it is read, filling ``reports`` (label -> report).
 
@@ -255,7 +254,7 @@ def _scan_listing(
                 futures.append((sent, pool.submit(_scan_paths_chunk, chunk, allow_tiff)))
                 sent = len(regular)
         total = len(regular)
-        step("scan", 0, total)
+        events.progress("scan", 0, total)
         if pool is not None:
             if sent < total:
                 chunk = [m.path or "" for m in regular[sent:]]
@@ -271,14 +270,14 @@ def _scan_listing(
                         report = FileReport(label, clean, (), dicom, uid)
                     reports[label] = report
                     found.append(report)
-                step("scan", start + len(uids), total)
+                events.progress("scan", start + len(uids), total)
         else:
             items = [(m.path or "", _label(prefix, m.name)) for m in regular]
             for index, report in enumerate(_scan_many(items, allow_tiff), 1):
                 reports[report.path] = report
                 found.append(report)
                 if index % _PROGRESS_EVERY == 0 or index == total:
-                    step("scan", index, total)
+                    events.progress("scan", index, total)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -320,11 +319,11 @@ def _label(prefix: str, name: str) -> str:
 
 
 def _scan_folder(
-    root: Path, prefix: str, options: _Options, workers: int, step: Progress
+    root: Path, prefix: str, options: _Options, workers: int, events: Emitter
 ) -> tuple[list[FileReport], list[Finding]]:
     reports: dict[str, FileReport] = {}
     members, regular, found = _scan_listing(
-        iter_folder(root), prefix, options.allow_tiff, workers, reports, step
+        iter_folder(root), prefix, options.allow_tiff, workers, reports, events
     )
     if options.credentials:
         secure = [m for m in regular if reports[_label(prefix, m.name)].kind == "secure"]
@@ -342,7 +341,7 @@ def _scan_folder(
                     accept_unprotected=options.accept_unprotected,
                     kdf_budget=options.kdf_budget,
                 )
-            step("open", index, len(secure))
+            events.progress("open", index, len(secure))
     viewers = find_viewers(
         (m.name for m in regular),
         size_of=lambda name: os.stat(root / name).st_size,
@@ -432,17 +431,13 @@ def _scan_zip_file(
     try:
         with open_archive(path) as archive:
             files, findings = _scan_open_archive(
-                archive, inner_prefix, options, _no_progress, depth=0, budget=budget
+                archive, inner_prefix, options, Emitter(), depth=0, budget=budget
             )
     except ResourceLimitError as exc:
         return _not_opened(report, "container.limit", exc.message), [], []
     except InputError as exc:
         return _not_opened(report, "container.unreadable", f"cannot open the archive: {exc.message}"), [], []
     return _opened_report(label, len(files)), files, findings
-
-
-def _no_progress(_stage: str, _done: int, _total: int) -> None:
-    return None
 
 
 def _prefixed(findings: list[Finding], prefix: str) -> list[Finding]:
@@ -518,23 +513,23 @@ def _scan_member(archive: Archive, member: Member, label: str, options: _Options
 
 
 def _scan_archive(
-    path: Path, prefix: str, options: _Options, step: Progress
+    path: Path, prefix: str, options: _Options, events: Emitter
 ) -> tuple[list[FileReport], list[Finding]]:
     with open_archive(path) as archive:
         return _scan_open_archive(
-            archive, prefix, options, step, depth=0, budget=NestingBudget(options.nesting)
+            archive, prefix, options, events, depth=0, budget=NestingBudget(options.nesting)
         )
 
 
 def _scan_open_archive(
-    archive: Archive, prefix: str, options: _Options, step: Progress, *, depth: int, budget: NestingBudget
+    archive: Archive, prefix: str, options: _Options, events: Emitter, *, depth: int, budget: NestingBudget
 ) -> tuple[list[FileReport], list[Finding]]:
     """Scan every member of ``archive`` (``depth`` 0: the input itself), opening the zips among them."""
     files: list[FileReport] = []
     nested: list[Finding] = []
     entries: list[LayoutEntry] = []
     total = len(archive.members)
-    step("scan", 0, total)
+    events.progress("scan", 0, total)
     for index, member in enumerate(archive.members, 1):
         label = _label(prefix, member.name)
         try:
@@ -569,7 +564,7 @@ def _scan_open_archive(
         else:
             entries.append(entry_from_head(member.name, head[:4096], autorun=autorun))
         if index % _PROGRESS_EVERY == 0 or index == total:
-            step("scan", index, total)
+            events.progress("scan", index, total)
     by_name = {m.name: m for m in archive.members if m.problem is None}
     viewers = find_viewers(
         by_name,
@@ -617,7 +612,7 @@ def _scan_nested(
         return _not_opened(report, "container.unreadable", f"cannot read the archive: {exc}"), [], []
     try:
         files, findings = _scan_open_archive(
-            inner, f"{label}{NESTED_SEPARATOR}", options, _no_progress, depth=depth, budget=budget
+            inner, f"{label}{NESTED_SEPARATOR}", options, Emitter(), depth=depth, budget=budget
         )
     finally:
         inner.close()
@@ -664,7 +659,7 @@ def scan_paths(
     allow_tiff: bool = True,
     passwords: Sequence[bytes] = (),
     private_keys: Sequence[bytes] = (),
-    progress: Progress | None = None,
+    handlers: Sequence[HandlerSpec] = (),
     workers: int = 0,
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     nesting: NestingLimits | None = None,
@@ -682,8 +677,9 @@ def scan_paths(
 
     Parameters
     ----------
-    progress
-        Called as ``progress(stage, done, total)``, stage ``"scan"`` or ``"open"``.
+    handlers
+        ``(event class, handler)`` pairs (:mod:`dcmseal.events`): :class:`~dcmseal.events.Progress` is
+        emitted for the stages ``"scan"`` and ``"open"``.
     workers
         Processes for large folders (0: one per core; 1: none).
     kdf_budget_per_medium
@@ -700,7 +696,7 @@ def scan_paths(
     InputError
         An input that does not exist, or an archive or image that cannot be read at all.
     """
-    step = progress or (lambda _stage, _done, _total: None)
+    events = Emitter(handlers)
     options = _Options(
         allow_tiff,
         credentials_from(passwords, private_keys),
@@ -727,9 +723,9 @@ def scan_paths(
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
         if kind == "folder":
-            found, findings = _scan_folder(path, prefix, options, pool_size, step)
+            found, findings = _scan_folder(path, prefix, options, pool_size, events)
         elif kind == "archive":
-            found, findings = _scan_archive(path, prefix, options, step)
+            found, findings = _scan_archive(path, prefix, options, events)
         else:
             label = str(path)
             report = _scan_one(path, label, allow_tiff)
@@ -746,7 +742,7 @@ def scan_paths(
                         kdf_budget=options.kdf_budget,
                     )
             found, findings = [report], []
-            step("scan", 1, 1)
+            events.progress("scan", 1, 1)
         if kind != "file" and not any(f.kind in ("dicom", "secure") for f in found):
             # open refuses such a medium ("no DICOM file on this medium"): scan says so too.
             findings = [*findings, _no_dicom(path, len(found))]
