@@ -1,4 +1,4 @@
-"""dcmseal's own UID root, the Implementation Class UID and Version Name, and the UIDs dcmseal makes.
+"""dcmseal's own UID root, the Implementation Class UID and Version Name, and the identifiers dcmseal makes.
 
 dcmseal has no registered UID root. PS3.5 §B.2 allows a root derived from a UUID (ITU-T X.667 | ISO/IEC
 9834-8): "2.25." followed by the UUID as one decimal integer. :data:`UID_ROOT` is such a root, made once from
@@ -18,6 +18,7 @@ No UID dcmseal makes is under another implementation's root (pydicom's 1.2.826.0
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -26,8 +27,10 @@ from pydicom.uid import UID
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "INVENTED_PATIENT_ID_PREFIX",
     "UID_ROOT",
     "derived_uid",
+    "is_invented_patient_id",
     "new_uid",
     "stamp_implementation",
 ]
@@ -68,3 +71,17 @@ def stamp_implementation(ds: Dataset) -> None:
         meta = ds.file_meta = FileMetaDataset()
     meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
+#: A Patient ID dcmseal invents for a DICOMDIR PATIENT record is this and 8 hex digits (PS3.11 Table D.3-2 note).
+INVENTED_PATIENT_ID_PREFIX = "DCMSEAL_"
+_INVENTED_PATIENT_ID = re.compile(rf"{INVENTED_PATIENT_ID_PREFIX}[0-9A-F]{{8}}")
+
+
+def is_invented_patient_id(patient_id: str) -> bool:
+    """Whether ``patient_id`` is one dcmseal invents for a PATIENT record of an instance that has none.
+
+    The value lives in the DICOMDIR only (the instance is never changed); an audit trail must not take it
+    for a patient's identifier.
+    """
+    return _INVENTED_PATIENT_ID.fullmatch(patient_id.strip()) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dcmseal.audit.media_types import media_type_of
+from dcmseal.audit.medium import audit_medium, audit_patients, audit_unopened
 from dcmseal.audit.messages import (
     ALERT_DESCRIPTION,
     ALERT_TYPE_MEDIUM_REJECTED,
@@ -117,6 +118,9 @@ __all__ = [
     "StudyRef",
     "SyslogSink",
     "SyslogTransport",
+    "audit_medium",
+    "audit_patients",
+    "audit_unopened",
     "export_event",
     "format_syslog_message",
     "import_event",

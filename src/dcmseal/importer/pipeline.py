@@ -56,6 +56,9 @@ from dcmseal.audit import (
     NullSink,
     PatientRef,
     StudyRef,
+    audit_medium,
+    audit_patients,
+    audit_unopened,
     import_event,
     security_alert,
 )
@@ -95,8 +98,7 @@ from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_ui
 from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
 from dcmseal.media.iso import open_medium
-from dcmseal.media.open import NOT_DICOM, OpenRequest, audit_unopened, open_to_folder
-from dcmseal.media.summary import audit_medium, audit_patients
+from dcmseal.media.open import NOT_DICOM, OpenRequest, open_to_folder
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10.fileformat import is_part10, parse_meta_group, read_file_meta
 from dcmseal.reader import is_iso_image, open_archive

@@ -17,7 +17,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dcmseal import cms
-from dcmseal.audit import AuditSink, AuditUser, EventOutcome, StudyRef, export_event, media_type_of
+from dcmseal.audit import (
+    AuditSink,
+    AuditUser,
+    EventOutcome,
+    StudyRef,
+    audit_patients,
+    export_event,
+    media_type_of,
+)
 from dcmseal.encapsulated import DEFAULT_MAX_DOCUMENT_BYTES, build_instances, detect_kind, write_instances
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.fsutil import link_or_copy, make_dirs
@@ -41,7 +49,7 @@ from dcmseal.media.profiles import (
 )
 from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
 from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
-from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, da_date, summarize
+from dcmseal.media.summary import InstanceFacts, StudyFacts, da_date, summarize
 from dcmseal.media.target import removal_advice
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files

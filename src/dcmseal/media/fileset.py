@@ -43,7 +43,7 @@ from dcmseal.media.dicomdir import (
 from dcmseal.media.profiles import MAX_COMPONENT_CHARS, MAX_FILE_ID_COMPONENTS, Profile, is_allowed
 from dcmseal.part10.fileformat import read_file_meta
 from dcmseal.part10.header import Header, RawValue, read_header, read_items
-from dcmseal.uids import derived_uid, new_uid
+from dcmseal.uids import INVENTED_PATIENT_ID_PREFIX, derived_uid, new_uid
 
 __all__ = [
     "DICOMDIR_NAME",
@@ -64,7 +64,6 @@ __all__ = [
     "fileset_id_from_label",
     "fileset_id_of",
     "is_conformant_file_id",
-    "is_invented_patient_id",
     "path_to_file_id",
     "read_dicomdir",
     "read_file_facts",
@@ -1137,23 +1136,10 @@ def _patient_identity(instance: _Instance) -> tuple[str, str]:
     return name.rstrip("^ "), instance.text_or_empty("PatientBirthDate").strip()
 
 
-_INVENTED_PATIENT_ID_PREFIX = "DCMSEAL_"
-_INVENTED_PATIENT_ID = re.compile(rf"{_INVENTED_PATIENT_ID_PREFIX}[0-9A-F]{{8}}")
-
-
 def _invent_patient_id(instance: _Instance) -> str:
     name, birth = _patient_identity(instance)
     basis = f"{name}|{birth}" if name else f"study|{_study_key(instance)}"
-    return f"{_INVENTED_PATIENT_ID_PREFIX}{_digest(basis)[:8]}"
-
-
-def is_invented_patient_id(patient_id: str) -> bool:
-    """Whether ``patient_id`` is one dcmseal invents for a PATIENT record of an instance that has none.
-
-    The value lives in the DICOMDIR only (the instance is never changed); an audit trail must not take it
-    for a patient's identifier.
-    """
-    return _INVENTED_PATIENT_ID.fullmatch(patient_id.strip()) is not None
+    return f"{INVENTED_PATIENT_ID_PREFIX}{_digest(basis)[:8]}"
 
 
 def _remember(planner: _Planner, instance: _Instance) -> None:

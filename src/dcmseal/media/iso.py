@@ -34,7 +34,7 @@ from dcmseal.errors import HostileMediumError, InputError, MissingInputError, Re
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, atomic_write, make_dirs
 from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 from dcmseal.reader.containers import ExtentsReader, printable_name, zip_name_problem
-from dcmseal.reader.iso import IsoItem, IsoWalker, clean_iso_identifier, is_iso_image
+from dcmseal.reader.iso import IsoItem, IsoWalker, clean_iso_identifier, is_iso_image, iso_volume
 
 __all__ = [
     "DEFAULT_MAX_EXPANSION",
@@ -68,8 +68,6 @@ MAX_PATH_COMPONENTS = MAX_DIRECTORY_LEVELS - 1
 VOLUME_ID_MAX_CHARS = 32
 _DEFAULT_VOLUME_ID = "DICOM"
 _APPLICATION_ID = "DCMSEAL"
-_SECTOR_BYTES = 2048
-#: The Primary Volume Descriptor sits in sector 16; its Standard Identifier "CD001" at byte 1 (ECMA-119 §8.4).
 
 #: An archive that announces more than this much content is refused before anything is extracted
 #: (a DVD holds 8.5 GB, a Blu-ray 100 GB; a study on a USB stick rarely more than a few tens of GB).
@@ -420,33 +418,6 @@ def write_iso(
 
 
 # --- reading ------------------------------------------------------------------------------------------------
-
-
-# ECMA-167 2/9.1: the Volume Recognition Sequence follows the ISO 9660 descriptors from sector 16 on; an NSR02 or
-# NSR03 descriptor (standard identifier at offset 1) says the volume also holds a UDF file system.
-_VRS_SECTORS = range(16, 32)
-_UDF_NSR = (b"NSR02", b"NSR03")
-_PVD_VOLUME_ID = slice(40, 72)  # ECMA-119 8.4.6, in the Primary Volume Descriptor
-
-
-def iso_volume(path: Path) -> tuple[str, bool]:
-    """The Volume Identifier of the ISO 9660 image ``path`` and whether it carries a UDF bridge.
-
-    Returns ``("", False)`` for what is not a readable image. dcmseal writes the UDF bridge on DVD
-    profiles only, so it tells a DVD image from a CD image.
-    """
-    try:
-        with open(path, "rb") as fp:
-            fp.seek(16 * _SECTOR_BYTES)
-            sectors = fp.read(len(_VRS_SECTORS) * _SECTOR_BYTES)
-    except OSError:
-        return "", False
-    if sectors[1:6] != b"CD001":
-        return "", False
-    volume_id = sectors[_PVD_VOLUME_ID].decode("ascii", "replace").strip(" \x00")
-    starts = range(0, len(sectors), _SECTOR_BYTES)
-    udf = any(sectors[start + 1 : start + 6] in _UDF_NSR for start in starts)
-    return volume_id, udf
 
 
 def _walk(reader: IsoWalker, *, max_members: int = DEFAULT_MAX_MEMBERS) -> Iterator[IsoItem]:

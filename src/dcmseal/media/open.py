@@ -17,13 +17,14 @@ from typing import BinaryIO
 from pydicom.uid import UID
 
 from dcmseal.audit import (
-    ALERT_TYPE_MEDIUM_REJECTED,
     AuditSink,
     AuditUser,
     EventOutcome,
     StudyRef,
+    audit_medium,
+    audit_patients,
+    audit_unopened,
     import_event,
-    security_alert,
 )
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import (
@@ -31,10 +32,8 @@ from dcmseal.errors import (
     DecryptionError,
     HostileMediumError,
     InputError,
-    MalformedEnvelopeError,
     NotPart10Error,
     ResourceLimitError,
-    UnprotectedContentError,
     UsageError,
     one_line,
 )
@@ -53,7 +52,7 @@ from dcmseal.media.fileset import (
 from dcmseal.media.iso import DEFAULT_MAX_EXTRACT_BYTES
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
-from dcmseal.media.summary import InstanceFacts, audit_medium, audit_patients, summarize
+from dcmseal.media.summary import InstanceFacts, summarize
 from dcmseal.media.target import MANIFEST_NAME, write_folder
 from dcmseal.media.transcode import conform
 from dcmseal.outcomes import ReasonKind
@@ -619,48 +618,6 @@ def open_to_folder(
     except DcmsealError as exc:
         audit_unopened(audit, medium=request.medium, operator=request.operator, error=exc, now=now)
         raise
-
-
-# Failures that say the medium itself is not to be trusted (a wrong key and altered content are one
-# DecryptionError, so they are not among them): a Security Alert too.
-_REJECTING = (UnprotectedContentError, MalformedEnvelopeError, ResourceLimitError, HostileMediumError)
-
-
-def audit_unopened(
-    audit: AuditSink, *, medium: Path, operator: str, error: DcmsealError, now: Callable[[], datetime]
-) -> None:
-    """Audit a medium that could not be read in: an Import that failed (PS3.15 A.5.3.5), and a Security
-    Alert (A.5.3.11) when the medium was refused for a security reason. A failing sink is logged, never
-    raised over ``error``."""
-    medium_id, media_type = audit_medium(medium)
-    user = AuditUser(user_id=operator)
-    events = [
-        import_event(
-            user=user,
-            medium_id=medium_id,
-            media_type=media_type,
-            patients=audit_patients(()),
-            outcome=EventOutcome.SERIOUS_FAILURE,
-            description=f"the medium could not be read in: {error.message}",
-            now=now,
-        )
-    ]
-    if isinstance(error, _REJECTING):
-        events.append(
-            security_alert(
-                user=user,
-                description=f"medium rejected: {error.message}",
-                alert_type=ALERT_TYPE_MEDIUM_REJECTED,
-                medium_id=medium_id,
-                outcome=EventOutcome.MINOR_FAILURE,  # mitigated: nothing of it was read in
-                now=now,
-            )
-        )
-    for event in events:
-        try:
-            audit.emit(event)
-        except DcmsealError as audit_exc:
-            logger.error("audit: %s", audit_exc)
 
 
 def _open_to_folder(

@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from dcmseal import cms
-from dcmseal.audit import AuditSink, AuditUser, StudyRef, export_event, media_type_of
+from dcmseal.audit import AuditSink, AuditUser, StudyRef, audit_patients, export_event, media_type_of
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.fsutil import atomic_write, make_dirs
@@ -26,7 +26,7 @@ from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
-from dcmseal.media.summary import InstanceFacts, StudyFacts, audit_patients, da_date, summarize
+from dcmseal.media.summary import InstanceFacts, StudyFacts, da_date, summarize
 from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
 from dcmseal.scan.viewer import find_viewers, known_bundle, sha256_of

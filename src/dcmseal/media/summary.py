@@ -6,13 +6,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
-from dcmseal.audit import MediaType, PatientRef
-from dcmseal.media.fileset import is_invented_patient_id
-from dcmseal.media.iso import is_iso_image, iso_volume
-
-__all__ = ["InstanceFacts", "StudyFacts", "audit_medium", "audit_patients", "summarize"]
+__all__ = ["InstanceFacts", "StudyFacts", "da_date", "summarize"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,33 +59,6 @@ def summarize(instances: Iterable[InstanceFacts]) -> tuple[StudyFacts, ...]:
         )
         for uid, patient in patients.items()
     )
-
-
-def audit_patients(patient_ids: Iterable[str]) -> list[PatientRef]:
-    """The patients an Export or Import audit message names, each once, in first-seen order.
-
-    Data without a Patient ID, and a Patient ID dcmseal invented for a DICOMDIR record, are an unidentified
-    patient (an empty ParticipantObjectID): an invented value is not the patient's identifier. With no
-    patient at all, one unidentified patient stands for the data (the A.5.3 tables require 1..N).
-    """
-    patients: dict[str, PatientRef] = {}
-    for patient_id in patient_ids:
-        known = patient_id.strip() if not is_invented_patient_id(patient_id) else ""
-        patients.setdefault(known, PatientRef(patient_id=known) if known else PatientRef.unidentified())
-    return list(patients.values()) or [PatientRef.unidentified()]
-
-
-def audit_medium(medium: Path, fileset_id: str = "") -> tuple[str, MediaType]:
-    """The UserID and the CID 405 MediaType an Import message gives the medium at ``medium``.
-
-    An image is named by its Volume Identifier (dcmseal's agrees with the File-set ID, PS3.12 F.1.1) and is a
-    DVD when it carries a UDF bridge (the DVD profiles, PS3.12 Annex P), else a CD; a folder (a USB stick or a
-    copy of a medium) is named by its File-set ID. Only a medium that has neither is named by its file name.
-    """
-    if is_iso_image(medium):
-        volume_id, udf = iso_volume(medium)
-        return volume_id or fileset_id or medium.name, MediaType.DVD if udf else MediaType.CD
-    return fileset_id or medium.name or str(medium), MediaType.USB_DISK_EMULATION
 
 
 def da_date(value: str) -> date | None:

@@ -36,6 +36,7 @@ __all__ = [
     "clean_iso_identifier",
     "is_iso_image",
     "is_udf_only_image",
+    "iso_volume",
     "unsafe_component",
 ]
 
@@ -63,6 +64,33 @@ def is_iso_image(path: Path) -> bool:
             return fp.read(5) == b"CD001"
     except OSError:
         return False
+
+
+# ECMA-167 2/9.1: the Volume Recognition Sequence follows the ISO 9660 descriptors from sector 16 on; an NSR02 or
+# NSR03 descriptor (standard identifier at offset 1) says the volume also holds a UDF file system.
+_VRS_SECTORS = range(16, 32)
+_UDF_NSR = (b"NSR02", b"NSR03")
+_PVD_VOLUME_ID = slice(40, 72)  # ECMA-119 8.4.6, in the Primary Volume Descriptor
+
+
+def iso_volume(path: Path) -> tuple[str, bool]:
+    """The Volume Identifier of the ISO 9660 image ``path`` and whether it carries a UDF bridge.
+
+    Returns ``("", False)`` for what is not a readable image. dcmseal writes the UDF bridge on DVD
+    profiles only, so it tells a DVD image from a CD image.
+    """
+    try:
+        with open(path, "rb") as fp:
+            fp.seek(16 * SECTOR_BYTES)
+            sectors = fp.read(len(_VRS_SECTORS) * SECTOR_BYTES)
+    except OSError:
+        return "", False
+    if sectors[1:6] != b"CD001":
+        return "", False
+    volume_id = sectors[_PVD_VOLUME_ID].decode("ascii", "replace").strip(" \x00")
+    starts = range(0, len(sectors), SECTOR_BYTES)
+    udf = any(sectors[start + 1 : start + 6] in _UDF_NSR for start in starts)
+    return volume_id, udf
 
 
 def is_udf_only_image(path: Path) -> bool:
