@@ -494,7 +494,7 @@ def _label(key: tuple[str, int, str]) -> str:
 _BUCKETS: tuple[tuple[str, str, str, str], ...] = (
     ("dcmread (pydicom), all callers", "pydicom/filereader.py", "dcmread", "ct"),
     ("build_fileset: read_header (dcmseal's header walk)", "dcmseal/part10/header.py", "read_header", "ct"),
-    ("build_fileset: records and keys (_records, _insert)", "dcmseal/media/fileset.py", "_insert", "ct"),
+    ("build_fileset: records and keys (_records, _insert)", "dcmseal/media/fileset/records.py", "_insert", "ct"),
     ("build_fileset: DICOMDIR encoding (one pass)", "dcmseal/media/dicomdir.py", "encode_dicomdir", "ct"),
     (
         "build_fileset: FileSet.write (copies every file, writes DICOMDIR)",

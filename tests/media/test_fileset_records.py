@@ -22,8 +22,8 @@ from pydicom.data import get_testdata_file
 
 from dcmseal.errors import DcmsealError
 from dcmseal.media import dicomdir as dicomdir_module
-from dcmseal.media import fileset as fileset_module
 from dcmseal.media.fileset import FileSetPlan, NoteKind, build_fileset, read_dicomdir
+from dcmseal.media.fileset import read as fileset_module
 from dcmseal.media.profiles import Profile
 from tests.media.conftest import write_series
 from tests.media.test_fileset import _pdf
