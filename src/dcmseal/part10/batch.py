@@ -10,13 +10,11 @@ import logging
 import logging.handlers
 import multiprocessing
 import multiprocessing.context
-import multiprocessing.forkserver
 import multiprocessing.queues
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +41,6 @@ from dcmseal.fsutil import (
     MAX_PENDING_FILES,
     BatchCommit,
     Extent,
-    die_with_parent,
     iter_files,
     make_dirs,
     relative_output_path,
@@ -51,6 +48,7 @@ from dcmseal.fsutil import (
 )
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10.secure import SealResult, UnsealResult, seal_file, unseal_file
+from dcmseal.workers import pool_context, process_pool, start_pool_server, workers_skip_main
 
 __all__ = [
     "BatchReport",
@@ -285,10 +283,8 @@ def _init_worker(
     log_queue: multiprocessing.queues.Queue[logging.LogRecord],
     log_level: int,
     kdf_spent: object | None,
-    parent_pid: int,
 ) -> None:
     global _STATE
-    die_with_parent(parent_pid)  # a worker of a killed run must not write on (Linux forks the workers)
     # A worker's log records go to the parent, which hands them to its own handlers.
     package_logger = logging.getLogger("dcmseal")
     package_logger.handlers = [logging.handlers.QueueHandler(log_queue)]
@@ -530,57 +526,8 @@ def _chunks(
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """How workers start: forked from this process on Linux, else as forks of a preloaded fork server.
-
-    A fork costs milliseconds and the worker inherits every imported module and the derived keys; a fork
-    server costs a fresh interpreter importing this module (0.2-0.4 s on the 2-core dev machine), which a
-    batch of a few seconds feels. Forking is safe here because a worker only runs this module's code: it
-    replaces the package's log handlers (:func:`_init_worker`), gets a digest thread of its own
-    (:mod:`dcmseal.cms.digest` resets it at fork) and never touches the parent's console. macOS cannot fork
-    safely once system frameworks are loaded, so every other platform uses the fork server (or spawn).
-    """
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return _forkserver_context()
-
-
-def _forkserver_context() -> multiprocessing.context.BaseContext:
-    """The forkserver context, its server preloading this module so each worker starts as a fork of it."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["dcmseal.part10.batch"])
-    return context
-
-
-def _start_pool_server() -> None:
-    """Start the fork server now rather than at the first submit (a failure shows at the submit)."""
-    if _pool_context().get_start_method() != "forkserver":
-        return
-    with contextlib.suppress(OSError, ValueError), _workers_skip_main():
-        multiprocessing.forkserver.ensure_running()
-
-
-@contextlib.contextmanager
-def _workers_skip_main() -> Iterator[None]:
-    """While workers start, hide the main script's path so they do not run it again.
-
-    A spawned or forkserver worker re-runs the parent's main script (as ``__mp_main__``) so that
-    functions defined there can be unpickled. Ours live in this module, so for the command line that
-    re-run only costs time: importing the whole CLI application in every worker. (Preloading
-    ``__main__`` in the fork server would do it once, but CPython 3.11's forkserver never receives
-    the main path.) Workers start during the first submit, inside this context.
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or path is None or getattr(main, "__spec__", None) is not None:
-        yield  # run as a module (-m): multiprocessing already skips it
-        return
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
+    """How the workers of a batch start (:func:`dcmseal.workers.pool_context`); a fork server preloads this module."""
+    return pool_context(preload=("dcmseal.part10.batch",))
 
 
 def _commit_failures(
@@ -640,7 +587,7 @@ def _run(
     state = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
     if use_pool:
         # A fork server (not on Linux) starts and imports this module on the other core while this one derives.
-        _start_pool_server()
+        start_pool_server(_pool_context())
     if seal_plan is not None and seal_plan.password is not None and seal_plan.kdf is not None:
         # The one derivation of the set, done here so every worker inherits it.
         cache.derive(seal_plan.password, seal_plan.kdf, seal_plan.cipher.key_size)
@@ -693,9 +640,9 @@ def _run(
             with contextlib.ExitStack() as stack:
                 stack.callback(listener.stop)
                 pool = stack.enter_context(
-                    ProcessPoolExecutor(
-                        max_workers=workers,
-                        mp_context=context,
+                    process_pool(
+                        workers,
+                        context=context,
                         initializer=_init_worker,
                         initargs=(
                             operation,
@@ -709,13 +656,12 @@ def _run(
                             log_queue,
                             logging.getLogger("dcmseal").getEffectiveLevel(),
                             kdf_spent,
-                            os.getpid(),
                         ),
                     )
                 )
                 futures: set[Future[tuple[list[tuple[int, FileOutcome]], int]]] = set()
                 tasks = _chunks(pending, workers, extents)
-                with _workers_skip_main():
+                with workers_skip_main():
                     for task in tasks:
                         futures.add(pool.submit(_worker_task, task))
                         if len(futures) >= workers * 2:

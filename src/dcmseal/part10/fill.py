@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from dcmseal.cms.digest import set_background_hashing
 from dcmseal.errors import DcmsealError, WireError, from_wire, to_wire
-from dcmseal.fsutil import die_with_parent
 from dcmseal.part10.secure import SealedStream
+from dcmseal.workers import fork_context, process_pool
 
 __all__ = ["seal_into"]
 
@@ -46,12 +45,7 @@ def seal_into(
         return
     _JOB = (fd, placed)
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker,
-            initargs=(os.getpid(),),
-        ) as pool:
+        with process_pool(workers, context=fork_context(), initializer=_init_worker) as pool:
             futures: dict[Future[tuple[int, WireError] | None], tuple[int, int]] = {}
             for start in range(0, len(placed), _TASK_STREAMS):
                 end = min(start + _TASK_STREAMS, len(placed))
@@ -74,8 +68,7 @@ def seal_into(
         _JOB = None
 
 
-def _init_worker(parent_pid: int) -> None:
-    die_with_parent(parent_pid)  # a worker of a killed run must not write on
+def _init_worker() -> None:
     # Every core runs a worker: a digest thread per worker would only add hand-offs.
     set_background_hashing(False)
 

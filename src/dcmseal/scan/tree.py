@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
 
 from dcmseal import cms
@@ -59,6 +58,7 @@ from dcmseal.scan.unsealed import (
     scan_secure,
 )
 from dcmseal.scan.viewer import ViewerMatch, find_viewers, known_bundle, sha256_of
+from dcmseal.workers import fork_context, process_pool
 
 __all__ = ["scan_paths"]
 
@@ -248,7 +248,7 @@ def _scan_listing(
                 continue
             regular.append(member)
             if workers > 1 and pool is None and len(regular) >= MIN_FILES_FOR_POOL:
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork"))
+                pool = process_pool(workers, context=fork_context())
             if pool is not None and len(regular) - sent >= _CHUNK_FILES:
                 chunk = [m.path or "" for m in regular[sent:]]
                 futures.append((sent, pool.submit(_scan_paths_chunk, chunk, allow_tiff)))
