@@ -20,6 +20,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dcmseal.errors import NotPart10Error
+from dcmseal.part10.encoding import (
+    _ITEM,
+    _ITEM_END,
+    _LONG_VRS,
+    _SEQ_END,
+    _SHORT_VRS,
+    _UNDEFINED,
+    _VRS,
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+)
 from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group
 
 __all__ = [
@@ -36,9 +48,6 @@ __all__ = [
     "read_patient_context",
 ]
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 #: (7FE0,0010): the walk never goes past the start of group 7FE0 (Float/Double/Pixel Data).
 PIXEL_DATA = 0x7FE00010
 _PIXEL_GROUP_START = 0x7FE00000
@@ -49,52 +58,6 @@ _WINDOW_BYTES = 16 * 1024
 MAX_INFLATED_BYTES = 64 * 1024 * 1024
 #: Sequences nested deeper than this are hostile or broken (a skip would otherwise recurse without bound).
 MAX_DEPTH = 64
-_UNDEFINED = 0xFFFFFFFF
-_ITEM = 0xFFFEE000
-_ITEM_END = 0xFFFEE00D
-_SEQ_END = 0xFFFEE0DD
-
-_VRS = frozenset(
-    [
-        "AE",
-        "AS",
-        "AT",
-        "CS",
-        "DA",
-        "DS",
-        "DT",
-        "FL",
-        "FD",
-        "IS",
-        "LO",
-        "LT",
-        "OB",
-        "OD",
-        "OF",
-        "OL",
-        "OV",
-        "OW",
-        "PN",
-        "SH",
-        "SL",
-        "SQ",
-        "SS",
-        "ST",
-        "SV",
-        "TM",
-        "UC",
-        "UI",
-        "UL",
-        "UN",
-        "UR",
-        "US",
-        "UT",
-        "UV",
-    ]
-)
-#: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-_SHORT_VRS = frozenset(vr.encode() for vr in _VRS) - _LONG_VRS
 _META_UIDS = {0x00020002: "sop_class_uid", 0x00020003: "sop_instance_uid", 0x00020010: "transfer_syntax_uid"}
 
 #: Explicit header (group, element, VR, 2-byte length) and implicit header (group, element, 4-byte length).
