@@ -15,6 +15,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dcmseal.media.transcode import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dcmseal.part10 import encoding
+from dcmseal.part10.encoding import EXPLICIT_VR_LITTLE_ENDIAN
+from dcmseal.part10.fileformat import ZERO_PREAMBLE
 
 __all__ = [
     "ALPHANUMERIC_ABOVE",
@@ -35,9 +38,8 @@ __all__ = [
 
 #: PS3.10 §8.6 / PS3.4 Annex I: Media Storage Directory Storage, the SOP class of the DICOMDIR.
 MEDIA_STORAGE_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-#: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
-LONG_VRS = frozenset(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"])
+#: Explicit VR with a 2-byte reserved field and a 4-byte length, as the text the records are kept with.
+LONG_VRS = frozenset(vr.decode("ascii") for vr in encoding.LONG_VRS)
 #: Values padded with 00H rather than a space (PS3.5 §6.2).
 _NULL_PADDED = frozenset({"UI", "OB", "OD", "OF", "OL", "OV", "OW", "UN", "SV", "UV"})
 
@@ -235,7 +237,7 @@ def encode_dicomdir(roots: Sequence[DirectoryRecord], *, fileset_uid: str, files
     Records are written in pre-order (each record, then its lower-level records), the order pydicom writes and
     readers walk; the offsets are byte positions from the start of the file (PS3.3 F.3.2.1).
     """
-    head = bytearray(bytes(128) + b"DICM" + _file_meta(fileset_uid))
+    head = bytearray(ZERO_PREAMBLE + b"DICM" + _file_meta(fileset_uid))
     head += encode_element(0x00041130, "CS", fileset_id.encode("ascii"))
     first_at = len(head) + 8  # the value of (0004,1200)
     head += encode_ul(0x00041200, 0) + encode_ul(0x00041202, 0) + encode_us(0x00041212, 0)

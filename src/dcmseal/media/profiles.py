@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Literal
 
+from dcmseal.part10.encoding import EXPLICIT_VR_LITTLE_ENDIAN
+
 __all__ = [
     "EXPLICIT_VR_LITTLE_ENDIAN",
     "J2K_TRANSFER_SYNTAXES",
@@ -37,8 +39,6 @@ __all__ = [
     "is_allowed",
     "secure_profile_of",
 ]
-
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
 #: Table H.3-1 / J.3-1 rows "Mandatory for -JPEG profiles".
 JPEG_TRANSFER_SYNTAXES: frozenset[str] = frozenset(

@@ -1,54 +1,46 @@
-"""The PS3.5 encoding facts every byte-level reader of a data set shares: VRs, header forms, delimiters, transfer syntaxes."""
+"""The PS3.5 encoding facts that every byte-level reader of a data set shares, written once.
+
+Element headers (PS3.5 §7.1), the delimitation items of sequences (§7.5) and the transfer syntax UIDs
+(Annex A). The File Meta group, the walkers of :mod:`dcmseal.part10.header` and :mod:`dcmseal.scan`, the
+detection of bare data sets (:mod:`dcmseal.reader.detect`) and the DICOMDIR writer all import them from here.
+"""
 
 from __future__ import annotations
 
+__all__ = [
+    "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
+    "EXPLICIT_VR_BIG_ENDIAN",
+    "EXPLICIT_VR_LITTLE_ENDIAN",
+    "IMPLICIT_VR_LITTLE_ENDIAN",
+    "ITEM",
+    "ITEM_DELIMITATION",
+    "LONG_VRS",
+    "PIXEL_DATA",
+    "SEQUENCE_DELIMITATION",
+    "SHORT_VRS",
+    "UNDEFINED_LENGTH",
+    "VRS",
+]
+
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 
-_UNDEFINED = 0xFFFFFFFF
-_ITEM = 0xFFFEE000
-_ITEM_END = 0xFFFEE00D
-_SEQ_END = 0xFFFEE0DD
+#: A length of FFFFFFFFH: the value runs to its delimitation item (PS3.5 §7.1.2, §7.5).
+UNDEFINED_LENGTH = 0xFFFFFFFF
+#: (FFFE,E000) Item, (FFFE,E00D) Item Delimitation Item, (FFFE,E0DD) Sequence Delimitation Item (PS3.5 §7.5).
+ITEM = 0xFFFEE000
+ITEM_DELIMITATION = 0xFFFEE00D
+SEQUENCE_DELIMITATION = 0xFFFEE0DD
+#: (7FE0,0010) Pixel Data: native, or encapsulated in items of undefined length (PS3.5 A.4).
+PIXEL_DATA = 0x7FE00010
 
-_VRS = frozenset(
-    [
-        "AE",
-        "AS",
-        "AT",
-        "CS",
-        "DA",
-        "DS",
-        "DT",
-        "FL",
-        "FD",
-        "IS",
-        "LO",
-        "LT",
-        "OB",
-        "OD",
-        "OF",
-        "OL",
-        "OV",
-        "OW",
-        "PN",
-        "SH",
-        "SL",
-        "SQ",
-        "SS",
-        "ST",
-        "SV",
-        "TM",
-        "UC",
-        "UI",
-        "UL",
-        "UN",
-        "UR",
-        "US",
-        "UT",
-        "UV",
-    ]
+#: Every VR of PS3.5 §6.2, as the two bytes of an explicit VR header.
+VRS = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
 )
 #: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-_SHORT_VRS = frozenset(vr.encode() for vr in _VRS) - _LONG_VRS
+LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+#: Explicit VR with a 2-byte length (PS3.5 Table 7.1-2).
+SHORT_VRS = VRS - LONG_VRS

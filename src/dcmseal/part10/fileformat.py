@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcmseal.errors import NotPart10Error
+from dcmseal.part10.encoding import LONG_VRS
 
 __all__ = [
     "DICM_OFFSET",
+    "DICM_ZERO_PREAMBLE",
     "HEADER_BYTES",
     "PREAMBLE_BYTES",
+    "ZERO_PREAMBLE",
     "FileMeta",
     "PreambleKind",
     "classify_preamble",
@@ -23,6 +26,10 @@ __all__ = [
 PREAMBLE_BYTES = 128
 DICM_OFFSET = 128
 HEADER_BYTES = 132
+#: An unused preamble (PS3.10 §7.1), and what dcmseal writes in place of any other (§7.5).
+ZERO_PREAMBLE = bytes(PREAMBLE_BYTES)
+#: "DICM" and zeros: a preamble some writers use, harmless (PS3.10 §8.3 Note 3).
+DICM_ZERO_PREAMBLE = b"DICM" + bytes(PREAMBLE_BYTES - 4)
 
 
 class PreambleKind(enum.StrEnum):
@@ -39,9 +46,9 @@ _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 def classify_preamble(preamble: bytes) -> PreambleKind:
     """Classify a 128-byte preamble (PS3.10 §7.1, §7.5, §8.3)."""
-    if preamble == bytes(PREAMBLE_BYTES):
+    if preamble == ZERO_PREAMBLE:
         return PreambleKind.ZERO
-    if preamble == b"DICM" + bytes(PREAMBLE_BYTES - 4):
+    if preamble == DICM_ZERO_PREAMBLE:
         return PreambleKind.DICM_ZERO
     if preamble[:4] in _TIFF_MAGICS:
         return PreambleKind.TIFF
@@ -115,10 +122,6 @@ _META_UIDS = {
     0x00020003: "MediaStorageSOPInstanceUID",
     0x00020010: "TransferSyntaxUID",
 }
-#: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 §7.1.2).
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 
 
 def _parse_meta(head: bytes, size: int, path: Path) -> tuple[dict[int, str], int] | None:
@@ -140,7 +143,7 @@ def _parse_meta(head: bytes, size: int, path: Path) -> tuple[dict[int, str], int
         vr = head[offset + 4 : offset + 6]
         if not (vr.isalpha() and vr.isupper()):
             return None
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if offset + 12 > len(head):
                 return None
             length = int.from_bytes(head[offset + 8 : offset + 12], "little")

@@ -21,16 +21,17 @@ from typing import BinaryIO
 
 from dcmseal.errors import NotPart10Error
 from dcmseal.part10.encoding import (
-    _ITEM,
-    _ITEM_END,
-    _LONG_VRS,
-    _SEQ_END,
-    _SHORT_VRS,
-    _UNDEFINED,
-    _VRS,
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
+    ITEM,
+    ITEM_DELIMITATION,
+    LONG_VRS,
+    PIXEL_DATA,
+    SEQUENCE_DELIMITATION,
+    SHORT_VRS,
+    UNDEFINED_LENGTH,
+    VRS,
 )
 from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group
 
@@ -48,8 +49,7 @@ __all__ = [
     "read_patient_context",
 ]
 
-#: (7FE0,0010): the walk never goes past the start of group 7FE0 (Float/Double/Pixel Data).
-PIXEL_DATA = 0x7FE00010
+#: The walk never goes past the start of group 7FE0 (Float/Double/Pixel Data).
 _PIXEL_GROUP_START = 0x7FE00000
 
 #: The first read; a typical header (a few KiB) fits, a longer one is read on in windows of this size.
@@ -213,11 +213,11 @@ def read_header(
             elif explicit and little:
                 # Files that say explicit but are implicit exist; so does the reverse (pydicom guesses too).
                 probe = reader.at(start, 6)
-                if len(probe) == 6 and probe[4:6].decode("latin-1") not in _VRS:
+                if len(probe) == 6 and probe[4:6] not in VRS:
                     explicit = False
             elif not explicit:
                 probe = reader.at(start, 6)
-                if len(probe) == 6 and probe[4:6].decode("latin-1") in _VRS and probe[4:6].isupper():
+                if len(probe) == 6 and probe[4:6] in VRS and probe[4:6].isupper():
                     explicit = True
             values, seen = _walk(reader, start, little, explicit, wanted, present, stop_after)
         except NotPart10Error as exc:
@@ -269,7 +269,7 @@ def _walk(
     seen: list[int] = []
     stop = min(stop_after, _PIXEL_GROUP_START - 1)
     seen_append = seen.append
-    short_vrs = _SHORT_VRS
+    short_vrs = SHORT_VRS
     while True:
         if explicit:
             # The common case, kept tight: short-VR elements nobody wants, inside the bytes at hand.
@@ -303,14 +303,14 @@ def _walk(
             tag = (group << 16) | elem
             if tag > stop:
                 break
-            if vr_bytes in _LONG_VRS:
+            if vr_bytes in LONG_VRS:
                 if len(buf) < rel + 12:
                     raise NotPart10Error(
                         f"the data set does not parse: a truncated element header at offset {offset}"
                     )
                 length = u32.unpack_from(buf, rel + 8)[0]
                 value_at = offset + 12
-            elif vr_bytes in _SHORT_VRS:
+            elif vr_bytes in SHORT_VRS:
                 value_at = offset + 8
             elif group == 0xFFFE:
                 raise NotPart10Error(
@@ -330,7 +330,7 @@ def _walk(
             vr = b""
         if tag in present:
             seen_append(tag)
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             # A sequence (or UN, PS3.5 §6.2.2: implicit VR inside) of undefined length: walk its items.
             inner_explicit = explicit and vr != b"UN"
             end = _skip_undefined(reader, value_at, little, inner_explicit)
@@ -393,11 +393,11 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
         if group == 0xFFFE:
             length = u32.unpack_from(head, 4)[0]
             offset += 8
-            if (tag == _SEQ_END and kind == "s") or (tag == _ITEM_END and kind == "i"):
+            if (tag == SEQUENCE_DELIMITATION and kind == "s") or (tag == ITEM_DELIMITATION and kind == "i"):
                 stack.pop()
                 continue
-            if tag == _ITEM and kind == "s":
-                if length == _UNDEFINED:
+            if tag == ITEM and kind == "s":
+                if length == UNDEFINED_LENGTH:
                     if len(stack) >= MAX_DEPTH:
                         raise NotPart10Error(
                             f"the data set does not parse: sequences nested deeper than {MAX_DEPTH} levels"
@@ -424,10 +424,10 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
             if len(head) < 12:
                 raise NotPart10Error(f"the data set does not parse: a truncated element at offset {offset}")
             _, _, vr, length = hdr_explicit(head, 0)
-            if vr in _LONG_VRS:
+            if vr in LONG_VRS:
                 length = u32.unpack_from(head, 8)[0]
                 offset += 12
-            elif vr in _SHORT_VRS:
+            elif vr in SHORT_VRS:
                 offset += 8
             else:
                 raise NotPart10Error(
@@ -436,7 +436,7 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
         else:
             length = hdr_implicit(head, 0)[2]
             offset += 8
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if len(stack) >= MAX_DEPTH:
                 raise NotPart10Error(
                     f"the data set does not parse: sequences nested deeper than {MAX_DEPTH} levels"
@@ -473,15 +473,15 @@ def read_items(
     while offset + 8 <= size:
         group, elem, length = item_struct.unpack_from(data, offset)
         tag = (group << 16) | elem
-        if tag == _SEQ_END:
+        if tag == SEQUENCE_DELIMITATION:
             break
-        if tag != _ITEM:
+        if tag != ITEM:
             raise NotPart10Error(
                 f"the data set does not parse: ({group:04X},{elem:04X}) where an item was expected"
             )
         item_at = offset
         offset += 8
-        end = size if length == _UNDEFINED else offset + length
+        end = size if length == UNDEFINED_LENGTH else offset + length
         if end > size:
             raise NotPart10Error("the data set does not parse: an item runs past the end of its sequence")
         values: dict[int, RawValue] = {}
@@ -492,13 +492,13 @@ def read_items(
                 group, elem, vr, vlength = hdr_explicit(data, offset)
                 if group == 0xFFFE:
                     vlength, value_at = u32.unpack_from(data, offset + 4)[0], offset + 8
-                elif vr in _LONG_VRS:
+                elif vr in LONG_VRS:
                     if offset + 12 > end:
                         raise NotPart10Error(
                             "the data set does not parse: a truncated element header in an item"
                         )
                     vlength, value_at = u32.unpack_from(data, offset + 8)[0], offset + 12
-                elif vr in _SHORT_VRS:
+                elif vr in SHORT_VRS:
                     value_at = offset + 8
                 else:
                     raise NotPart10Error(
@@ -508,10 +508,10 @@ def read_items(
                 group, elem, vlength = hdr_implicit(data, offset)
                 vr, value_at = b"", offset + 8
             tag = (group << 16) | elem
-            if tag == _ITEM_END:
+            if tag == ITEM_DELIMITATION:
                 offset = value_at
                 break
-            if vlength == _UNDEFINED:
+            if vlength == UNDEFINED_LENGTH:
                 offset = _skip_undefined(reader, value_at, little_endian, explicit and vr != b"UN")
                 continue
             offset = value_at + vlength

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dcmseal.cms import is_enveloped_data
+from dcmseal.part10.encoding import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    LONG_VRS,
+    UNDEFINED_LENGTH,
+    VRS,
+)
+from dcmseal.part10.fileformat import HEADER_BYTES, is_part10
 
 __all__ = [
     "EXPLICIT_VR_BIG_ENDIAN",
@@ -27,20 +36,9 @@ __all__ = [
     "sniff",
 ]
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: How many bytes :func:`sniff` wants (fewer is fine for short files): the preamble, DICM and a few elements.
 SNIFF_BYTES = 4096
 
-_PART10_MAGIC_AT = 128
-_PART10_MAGIC = b"DICM"
-#: PS3.5 §6.2: every VR. The long-form ones have two reserved bytes and a 32-bit length (PS3.5 §7.1.2).
-_VRS = frozenset(
-    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
-)
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
-_UNDEFINED = 0xFFFFFFFF
 #: A bare data set starts with a standard group below Pixel Data; in practice 0008 (SOP Common, General
 #: Study), rarely 0000 (command group length, DICOM 2 era), 0002 (a stray meta group), 0010 or 0018.
 _FIRST_GROUPS = frozenset({0x0000, 0x0002, 0x0004, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028})
@@ -66,7 +64,7 @@ def sniff(head: bytes, size: int | None = None) -> Sniffed:
 
     ``size`` is the file's size when known (a bare data set's element lengths must fit in it).
     """
-    if len(head) >= _PART10_MAGIC_AT + 4 and head[_PART10_MAGIC_AT : _PART10_MAGIC_AT + 4] == _PART10_MAGIC:
+    if is_part10(head):
         return Sniffed("part10")
     if is_enveloped_data(head[:32]):
         return Sniffed("secure")
@@ -107,9 +105,9 @@ def _plausible(head: bytes, size: int, *, explicit: bool, little: bool) -> bool:
             return False
         if explicit:
             vr = head[offset + 4 : offset + 6]
-            if vr not in _VRS:
+            if vr not in VRS:
                 return False
-            if vr in _LONG_VRS:
+            if vr in LONG_VRS:
                 if offset + 12 > len(head):
                     break
                 if head[offset + 6 : offset + 8] != b"\0\0":
@@ -120,13 +118,13 @@ def _plausible(head: bytes, size: int, *, explicit: bool, little: bool) -> bool:
                 (length,) = struct.unpack_from(f"{order}H", head, offset + 6)
                 header = 8
         else:
-            if head[offset + 4 : offset + 6] in _VRS and head[offset + 6 : offset + 8] not in (b"\0\0",):
+            if head[offset + 4 : offset + 6] in VRS and head[offset + 6 : offset + 8] not in (b"\0\0",):
                 # VR letters where a length's low half should be: explicit data misread as implicit
                 return False
             (length,) = struct.unpack_from(f"{order}I", head, offset + 4)
             header = 8
         checked += 1
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             break  # a sequence of undefined length: the walk would need to parse items; enough seen
         if offset + header + length > size:
             return False
@@ -146,24 +144,24 @@ def dataset_after_meta(head: bytes, size: int) -> tuple[int, str] | None:
     elements present are stepped over as PS3.10 §7.1 encodes them (explicit VR little endian), then the data set
     is recognised as a bare one is (:func:`detect_dataset_encoding`). None when no data set is found there.
     """
-    offset = _PART10_MAGIC_AT + 4
+    offset = HEADER_BYTES
     while offset + 8 <= min(len(head), _MAX_META_BYTES):
         group, _element = struct.unpack_from("<HH", head, offset)
         if group != 0x0002:
             break
         vr = head[offset + 4 : offset + 6]
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if offset + 12 > len(head):
                 return None
             (length,) = struct.unpack_from("<I", head, offset + 8)
             offset += 12 + length
-        elif vr in _VRS:
+        elif vr in VRS:
             (length,) = struct.unpack_from("<H", head, offset + 6)
             offset += 8 + length
         else:  # an implicit VR meta group (a known writer bug): 4-byte length
             (length,) = struct.unpack_from("<I", head, offset + 4)
             offset += 8 + length
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             return None
     encoding = detect_dataset_encoding(head[offset:], size - offset)
     return (offset, encoding) if encoding is not None else None

@@ -21,12 +21,13 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from dcmseal.errors import NotPart10Error
+from dcmseal.part10.encoding import EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from dcmseal.part10.fileformat import ZERO_PREAMBLE
 from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 # The implementation identity lives in dcmseal.uids (one place); re-exported for the modules that import it here.
 __all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "wrap_dataset"]
 
-_PREAMBLE = bytes(128)
 _CHUNK = 1024 * 1024
 
 
@@ -45,8 +46,8 @@ def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO, *, start
             BinaryIO, io.BufferedReader(_Shifted(source, start))
         )  # pydicom rewinds to 0 when it finds no header: 0 must be ``start``
         start = 0
-    little = transfer_syntax != "1.2.840.10008.1.2.2"
-    implicit = transfer_syntax == "1.2.840.10008.1.2"
+    little = transfer_syntax != EXPLICIT_VR_BIG_ENDIAN
+    implicit = transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN
     source.seek(start)
     try:
         ds = dcmread(
@@ -73,7 +74,7 @@ def wrap_dataset(source: BinaryIO, transfer_syntax: str, out: BinaryIO, *, start
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     buffer = DicomBytesIO()
     write_file_meta_info(buffer, meta, enforce_standard=True)
-    out.write(_PREAMBLE + b"DICM" + buffer.getvalue())
+    out.write(ZERO_PREAMBLE + b"DICM" + buffer.getvalue())
     source.seek(start)
     shutil.copyfileobj(source, out, _CHUNK)
     return sop_class, sop_instance

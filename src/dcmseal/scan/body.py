@@ -16,11 +16,24 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dcmseal.part10.encoding import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    ITEM,
+    ITEM_DELIMITATION,
+    LONG_VRS,
+    PIXEL_DATA,
+    SEQUENCE_DELIMITATION,
+    SHORT_VRS,
+    UNDEFINED_LENGTH,
+    VRS,
+)
+from dcmseal.part10.fileformat import HEADER_BYTES
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import QUICK_PREFIXES, Family, identify
 
 __all__ = [
-    "DEFLATED",
     "HEADER_BYTES",
     "MAX_INFLATED_BYTES",
     "UNPARSABLE_CODES",
@@ -32,14 +45,9 @@ __all__ = [
     "walk_dataset",
 ]
 
-HEADER_BYTES = 132
 #: Findings that say the data set does not parse to its end (cut short, nested past the bound, lengths that
 #: lie): such a file is quarantined by ``open`` rather than copied into a File-set.
 UNPARSABLE_CODES = frozenset({"body.malformed", "body.truncated", "body.nesting", "body.inflate-limit"})
-UNDEFINED = 0xFFFFFFFF
-DEFLATED = "1.2.840.10008.1.2.1.99"
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_EXPLICIT_BE = "1.2.840.10008.1.2.2"
 #: A deflated data set inflating past this is not walked further (a deflate bomb is 1000:1).
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 #: Sequences nested deeper than this are hostile or broken; real files stay below ten.
@@ -49,20 +57,9 @@ _WINDOW_BYTES = 64 * 1024
 #: How much of a value is read to test it for a signature (an MZ header needs 0x40 bytes).
 _PROBE_BYTES = 64
 
-_VRS = frozenset(
-    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
-)
-#: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-#: Explicit VR with a 2-byte length.
-_SHORT_VRS = _VRS - _LONG_VRS
 #: Opaque binary VRs: PS3.10 §7.5 names them as places to hide content.
 _OPAQUE_VRS = frozenset((b"OB", b"UN", b"OW"))
 
-_ITEM = 0xFFFEE000
-_ITEM_END = 0xFFFEE00D
-_SEQ_END = 0xFFFEE0DD
-_PIXEL_DATA = 0x7FE00010
 _TRAILING_PADDING = 0xFFFCFFFC
 
 ReadAt = Callable[[int, int], bytes]
@@ -157,10 +154,10 @@ def _read_meta_fast(buf: bytes) -> MetaResult | None:
         if group != 0x0002:
             break
         trace.append(offset)
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             length = u32(buf, offset + 8)[0]
             value_at = offset + 12
-        elif vr in _VRS:
+        elif vr in VRS:
             value_at = offset + 8
         else:
             return None
@@ -213,7 +210,7 @@ def read_meta(buf: bytes, size: int, read_at: ReadAt | None) -> MetaResult:
         if group != 0x0002:
             break
         vr = head[4:6]
-        if vr not in _VRS:
+        if vr not in VRS:
             meta.findings.append(
                 Finding(
                     "meta.malformed",
@@ -224,14 +221,14 @@ def read_meta(buf: bytes, size: int, read_at: ReadAt | None) -> MetaResult:
             )
             meta.ok = False
             return meta
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if len(head) < 12:
                 meta.ok = False
                 break
             length, value_at = struct.unpack_from("<I", head, 8)[0], offset + 12
         else:
             length, value_at = struct.unpack_from("<H", head, 6)[0], offset + 8
-        if length == UNDEFINED or value_at + length > size:
+        if length == UNDEFINED_LENGTH or value_at + length > size:
             meta.findings.append(
                 Finding(
                     "meta.malformed",
@@ -304,7 +301,7 @@ def _guess_explicit(probe: bytes, declared: bool) -> bool:
     """Whether the data set that starts with ``probe`` is explicit VR (files that lie about it exist)."""
     if len(probe) < 6:
         return declared
-    return probe[4:6] in _VRS
+    return probe[4:6] in VRS
 
 
 def walk_dataset(
@@ -335,10 +332,10 @@ def walk_dataset(
         result.trace, result.inspected = [], []
     if start >= size:
         return result
-    if transfer_syntax == DEFLATED:
+    if transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
         return _walk_deflated(buf, start=start, size=size, read_at=read_at, collect=collect)
-    little = transfer_syntax != _EXPLICIT_BE
-    declared_explicit = transfer_syntax != _IMPLICIT_LE
+    little = transfer_syntax != EXPLICIT_VR_BIG_ENDIAN
+    declared_explicit = transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN
     probe = _window(buf, 0, start, 8, read_at)
     explicit = _guess_explicit(probe, declared_explicit) if little else True
     if explicit != declared_explicit:
@@ -460,7 +457,7 @@ def _walk(
     # undefined length (ends only at its delimiter: reaching ``end`` first means the delimiter is missing)].
     frames: list[list[int]] = [[0, size, -1, int(explicit), 0]]
     fast = little and not collect
-    short_vrs = _SHORT_VRS
+    short_vrs = SHORT_VRS
     trace_list = result.trace
     record = trace_list.append if trace_list is not None else None
     inspected = result.inspected
@@ -547,7 +544,7 @@ def _walk(
                 length = u32(buf, rel + 4)[0]
                 hlen = 8
                 vr = b""
-            elif vr in _LONG_VRS:
+            elif vr in LONG_VRS:
                 if rel + 12 > blen:
                     _bad_header(
                         result,
@@ -562,7 +559,7 @@ def _walk(
                     return
                 length = u32(buf, rel + 8)[0]
                 hlen = 12
-            elif vr in _VRS:
+            elif vr in VRS:
                 hlen = 8
             else:
                 _bad_header(
@@ -584,9 +581,9 @@ def _walk(
         value_at = offset + hlen
         # --- delimiters and items (PS3.5 §7.5) ---
         if group == 0xFFFE:
-            if tag == _ITEM:
+            if tag == ITEM:
                 if kind == 2:  # an encapsulated fragment: skip by length
-                    if length == UNDEFINED or value_at + length > fend:
+                    if length == UNDEFINED_LENGTH or value_at + length > fend:
                         findings.append(
                             Finding(
                                 "body.malformed",
@@ -622,7 +619,7 @@ def _walk(
                     )
                     result.malformed = True
                     return
-                end = fend if length == UNDEFINED else value_at + length
+                end = fend if length == UNDEFINED_LENGTH else value_at + length
                 if end > fend:
                     findings.append(
                         Finding(
@@ -635,16 +632,16 @@ def _walk(
                     result.malformed = True
                     return
                 frames[-1][2] = prev
-                frames.append([0, end, -1, int(expl), int(length == UNDEFINED)])
+                frames.append([0, end, -1, int(expl), int(length == UNDEFINED_LENGTH)])
                 kind, fend, prev = 0, end, -1
                 offset = value_at
                 continue
-            if tag == _ITEM_END and kind == 0 and len(frames) > 1:
+            if tag == ITEM_DELIMITATION and kind == 0 and len(frames) > 1:
                 frames.pop()
                 kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
                 offset = value_at
                 continue
-            if tag == _SEQ_END and kind in (1, 2):
+            if tag == SEQUENCE_DELIMITATION and kind in (1, 2):
                 frames.pop()
                 kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
                 offset = value_at
@@ -690,7 +687,7 @@ def _walk(
                 )
         prev = tag
         top = len(frames) == 1
-        if length == UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if len(frames) >= MAX_DEPTH:
                 findings.append(
                     Finding(
@@ -703,7 +700,7 @@ def _walk(
                 result.malformed = True
                 return
             frames[-1][2] = prev
-            if tag == _PIXEL_DATA and (not expl or vr in (b"OB", b"OW")):
+            if tag == PIXEL_DATA and (not expl or vr in (b"OB", b"OW")):
                 frames.append([2, fend, -1, int(expl), 1])  # encapsulated: items up to the sequence delimiter
                 kind = 2
             else:
@@ -754,7 +751,7 @@ def _walk(
             elem == 0
             or group & 1
             or vr in _OPAQUE_VRS
-            or tag in (_PIXEL_DATA, _TRAILING_PADDING)
+            or tag in (PIXEL_DATA, _TRAILING_PADDING)
             or tag in collect
             or group == 0x0042
         ):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+from dcmseal.part10.fileformat import DICM_ZERO_PREAMBLE, PREAMBLE_BYTES, ZERO_PREAMBLE
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, ReadAt, find_embedded, identify, is_tiff, tiff_ifd_offset
 
-__all__ = ["PREAMBLE_BYTES", "check_preamble"]
-
-PREAMBLE_BYTES = 128
-_ZERO = bytes(PREAMBLE_BYTES)
-_DICM_ZERO = b"DICM" + bytes(PREAMBLE_BYTES - 4)
+__all__ = ["check_preamble"]
 
 #: Everything the preamble can carry that some program will run, unpack or render is malicious here:
 #: PS3.10 §7.5 says legitimate executable content is never found in a DICOM File.
@@ -40,9 +37,9 @@ def check_preamble(
         Reads more of the file, for a PE header beyond the preamble (``e_lfanew`` may point anywhere).
     """
     head = bytes(preamble[:PREAMBLE_BYTES])
-    if head == _ZERO:
+    if head == ZERO_PREAMBLE:
         return []
-    if head == _DICM_ZERO:
+    if head == DICM_ZERO_PREAMBLE:
         return [
             Finding(
                 "preamble.dicm-zero",

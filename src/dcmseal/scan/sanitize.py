@@ -18,8 +18,8 @@ from pathlib import Path
 
 from dcmseal.errors import InputError, MissingInputError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
+from dcmseal.part10.fileformat import PREAMBLE_BYTES, ZERO_PREAMBLE
 from dcmseal.scan.body import Element
-from dcmseal.scan.preamble import PREAMBLE_BYTES
 from dcmseal.scan.report import FileReport, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, ScanFacts, scan_file_facts, scan_source
 
@@ -149,7 +149,7 @@ def _plan(
     if keep_tiff and tiff_ok:
         new_preamble = preamble  # PS3.10 §7.5: a recognised dual-format header may stay
     else:
-        new_preamble = bytes(PREAMBLE_BYTES)
+        new_preamble = ZERO_PREAMBLE
         if preamble != new_preamble:
             changes.append(
                 f"preamble zeroed ({_PREAMBLE_WORDS.get(codes[0], codes[0]) if codes else 'non-zero'})"
