@@ -13,7 +13,7 @@ from dcmseal.media import open as open_module
 from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
-from dcmseal.scan.body import UNPARSABLE_CODES
+from dcmseal.scan.walker import UNPARSABLE_CODES
 from tests.foreign.corpus import OPENABLE, ForeignMedium
 from tests.media.conftest import dcmftest_answers, medium_files
 

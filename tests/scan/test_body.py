@@ -9,7 +9,8 @@ import pydicom
 import pytest
 
 from dcmseal.scan import Verdict, scan_bytes, scan_file
-from dcmseal.scan.body import read_meta, walk_dataset
+from dcmseal.scan.meta import read_meta
+from dcmseal.scan.walker import walk_dataset
 from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import ELF_HEADER, element, part10, pe_bytes, split_part10, zip_bytes
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcmseal.scan.body import LayoutCache
+from dcmseal.scan.layout import LayoutCache
 from dcmseal.scan.report import FileReport
 from dcmseal.scan.scanner import scan_file, scan_source
 from tests.pydicom_data import pydicom_file

@@ -81,8 +81,9 @@ from dcmseal.reader.detect import SNIFF_BYTES, Sniffed, dataset_after_meta, snif
 from dcmseal.reader.iso import is_iso_image, is_udf_only_image
 from dcmseal.reader.wrap import wrap_dataset
 from dcmseal.scan import Verdict, scan_file
-from dcmseal.scan.body import UNPARSABLE_CODES, LayoutCache
+from dcmseal.scan.layout import LayoutCache
 from dcmseal.scan.signatures import Family, identify
+from dcmseal.scan.walker import UNPARSABLE_CODES
 
 __all__ = ["STATUSES", "OpenRequest", "OpenResult", "OpenedFile", "audit_unopened", "open_to_folder"]
 

@@ -15,12 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from dcmseal.part10.fileformat import HEADER_BYTES
 from dcmseal.reader.containers import iter_folder, printable_name
 from dcmseal.reader.detect import detect_dataset_encoding
-from dcmseal.scan.body import HEADER_BYTES, read_meta, walk_dataset
+from dcmseal.scan.meta import read_meta
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, identify
 from dcmseal.scan.viewer import INDEX_NAME, ViewerMatch, find_viewers, known_bundle, sha256_of
+from dcmseal.scan.walker import walk_dataset
 
 __all__ = [
     "LayoutEntry",

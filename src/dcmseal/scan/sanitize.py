@@ -19,9 +19,9 @@ from pathlib import Path
 from dcmseal.errors import InputError, MissingInputError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, ZERO_PREAMBLE
-from dcmseal.scan.body import Element
 from dcmseal.scan.report import FileReport, Verdict
 from dcmseal.scan.scanner import HEAD_BYTES, ScanFacts, scan_file_facts, scan_source
+from dcmseal.scan.walker import Element
 
 __all__ = ["SanitizeResult", "sanitize_file"]
 

@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcmseal.cms import is_enveloped_data
+from dcmseal.part10.fileformat import HEADER_BYTES
 from dcmseal.reader.detect import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
     detect_dataset_encoding,
 )
-from dcmseal.scan.body import HEADER_BYTES, BodyResult, LayoutCache, MetaResult, read_meta, walk_dataset
 from dcmseal.scan.document import MAX_DOCUMENT_BYTES, check_document
+from dcmseal.scan.layout import LayoutCache
+from dcmseal.scan.meta import MetaResult, read_meta
 from dcmseal.scan.preamble import check_preamble
 from dcmseal.scan.report import FileReport, Finding, Verdict
 from dcmseal.scan.signatures import EOCD_MAGIC, EOCD_SEARCH_BYTES, Family, identify
+from dcmseal.scan.walker import BodyResult, walk_dataset
 
 __all__ = ["HEAD_BYTES", "ScanFacts", "scan_bytes", "scan_fd", "scan_file", "scan_file_facts", "scan_source"]
 

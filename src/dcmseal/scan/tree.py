@@ -40,7 +40,7 @@ from dcmseal.reader.containers import (
     open_archive,
     open_nested,
 )
-from dcmseal.scan.body import LayoutCache
+from dcmseal.scan.layout import LayoutCache
 from dcmseal.scan.medium import (
     LayoutEntry,
     check_layout,

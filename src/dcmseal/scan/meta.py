@@ -1,0 +1,197 @@
+"""The File Meta group as the scanner reads it (PS3.10 §7.1): where the data set starts, its UIDs, what hides in it."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from dcmseal.part10.encoding import (
+    LONG_VRS,
+    UNDEFINED_LENGTH,
+    VRS,
+)
+from dcmseal.part10.fileformat import HEADER_BYTES
+from dcmseal.scan.report import Finding, Verdict
+from dcmseal.scan.signatures import Family, identify
+from dcmseal.scan.walker import _PROBE_BYTES, Element, ReadAt, _tag_text, _window
+
+__all__ = ["MetaResult", "read_meta"]
+
+_META_TAG = struct.Struct("<HH").unpack_from
+_HDR_LE = struct.Struct("<HH2sH").unpack_from
+_U32_LE = struct.Struct("<I").unpack_from
+
+
+@dataclass(slots=True)
+class MetaResult:
+    """The File Meta group: where the data set starts and the facts the scanner uses."""
+
+    end: int  # offset of the first data set byte
+    transfer_syntax: str | None = None
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    payloads: list[Element] = field(default_factory=list)
+    ok: bool = True
+    # Filled by the fast parse, for LayoutCache: header offsets, and the spans of the values it reads.
+    trace: list[int] | None = None
+    spans: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = (
+        None  # TS, SOP class, SOP instance
+    )
+
+
+def _read_meta_fast(buf: bytes) -> MetaResult | None:
+    """The File Meta group of an ordinary file, all of it in ``buf``; None for anything unusual."""
+    n = len(buf)
+    offset = HEADER_BYTES
+    hdr, u32 = _HDR_LE, _U32_LE
+    declared_end = -1
+    transfer_syntax = sop_class = sop_instance = None
+    trace: list[int] = []
+    ts_span = class_span = uid_span = (0, 0)
+    while offset + 12 <= n:
+        group, elem, vr, length = hdr(buf, offset)
+        if group != 0x0002:
+            break
+        trace.append(offset)
+        if vr in LONG_VRS:
+            length = u32(buf, offset + 8)[0]
+            value_at = offset + 12
+        elif vr in VRS:
+            value_at = offset + 8
+        else:
+            return None
+        end = value_at + length
+        if end > n:
+            return None
+        if elem == 0x0010:
+            transfer_syntax = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
+            ts_span = (value_at, end)
+        elif elem == 0x0003:
+            sop_instance = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
+            uid_span = (value_at, end)
+        elif elem == 0x0002:
+            sop_class = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
+            class_span = (value_at, end)
+        elif elem == 0x0000:
+            if vr != b"UL" or length != 4:
+                return None
+            declared_end = end + u32(buf, value_at)[0]
+        elif elem == 0x0102:
+            return None
+        offset = end
+    else:
+        return None
+    if declared_end != offset or transfer_syntax is None:
+        return None
+    trace.append(offset)  # the first data set element's header: it ends the group
+    return MetaResult(
+        offset, transfer_syntax, sop_class, sop_instance, trace=trace, spans=(ts_span, class_span, uid_span)
+    )
+
+
+def read_meta(buf: bytes, size: int, read_at: ReadAt | None) -> MetaResult:
+    """Parse the File Meta group (PS3.10 §7.1: explicit VR little endian) that starts at offset 132.
+
+    ``buf`` holds the file from offset 0 (at least the first 132 bytes); ``read_at`` reads beyond it.
+    """
+    fast = _read_meta_fast(buf)
+    if fast is not None:
+        return fast
+    meta = MetaResult(end=HEADER_BYTES)
+    offset = HEADER_BYTES
+    declared_end: int | None = None
+    n = len(buf)
+    while True:
+        head = buf[offset : offset + 12] if offset + 12 <= n else _window(buf, 0, offset, 12, read_at)
+        if len(head) < 8:
+            break
+        group, elem = _META_TAG(head)
+        if group != 0x0002:
+            break
+        vr = head[4:6]
+        if vr not in VRS:
+            meta.findings.append(
+                Finding(
+                    "meta.malformed",
+                    f"File Meta element {_tag_text(0x20000 | elem)} without a valid VR",
+                    Verdict.SUSPICIOUS,
+                    offset,
+                )
+            )
+            meta.ok = False
+            return meta
+        if vr in LONG_VRS:
+            if len(head) < 12:
+                meta.ok = False
+                break
+            length, value_at = struct.unpack_from("<I", head, 8)[0], offset + 12
+        else:
+            length, value_at = struct.unpack_from("<H", head, 6)[0], offset + 8
+        if length == UNDEFINED_LENGTH or value_at + length > size:
+            meta.findings.append(
+                Finding(
+                    "meta.malformed",
+                    f"File Meta element {_tag_text(0x20000 | elem)} runs past the end of the file",
+                    Verdict.SUSPICIOUS,
+                    offset,
+                )
+            )
+            meta.ok = False
+            return meta
+        tag = 0x20000 | elem
+        if tag == 0x00020000:
+            if vr == b"UL" and length == 4:
+                declared_end = value_at + 4 + int.from_bytes(_window(buf, 0, value_at, 4, read_at), "little")
+            else:
+                meta.findings.append(
+                    Finding(
+                        "meta.group-length",
+                        f"File Meta Group Length with VR {vr.decode('latin-1')} and length {length}",
+                        Verdict.SUSPICIOUS,
+                        offset,
+                    )
+                )
+        elif tag in (0x00020002, 0x00020003, 0x00020010) and length <= 256:
+            text = _window(buf, 0, value_at, length, read_at).rstrip(b"\x00 ").decode("ascii", "replace")
+            if tag == 0x00020002:
+                meta.sop_class_uid = text
+            elif tag == 0x00020003:
+                meta.sop_instance_uid = text
+            else:
+                meta.transfer_syntax = text
+        elif tag == 0x00020102 and length >= 4:
+            # Private Information (OB): PS3.10 §7.1 lets any implementation put bytes here.
+            probe = _window(buf, 0, value_at, _PROBE_BYTES, read_at)
+            signature = identify(probe, read_at=read_at, base=value_at, text=False)
+            if signature is not None and signature.name != "mz":
+                meta.findings.append(
+                    Finding(
+                        "meta.payload",
+                        f"File Meta Private Information (0002,0102) holds a {signature.description}",
+                        Verdict.MALICIOUS if signature.family is Family.EXECUTABLE else Verdict.SUSPICIOUS,
+                        value_at,
+                    )
+                )
+                meta.payloads.append(Element(tag, offset, value_at + length, False, signature.description))
+        offset = value_at + length
+    meta.end = offset
+    if declared_end is not None and declared_end != offset:
+        meta.findings.append(
+            Finding(
+                "meta.group-length-mismatch",
+                f"the File Meta Group Length says the group ends at {declared_end}, it ends at {offset}",
+                Verdict.CLEAN,
+                HEADER_BYTES,
+            )
+        )
+    if meta.transfer_syntax is None:
+        meta.findings.append(
+            Finding(
+                "meta.no-transfer-syntax",
+                "the File Meta group has no Transfer Syntax UID (0002,0010)",
+                Verdict.CLEAN,
+                HEADER_BYTES,
+            )
+        )
+    return meta
