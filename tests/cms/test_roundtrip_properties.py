@@ -39,6 +39,7 @@ from dcmseal.cms import (
     SignedContent,
 )
 from dcmseal.cms.content import plan_inner
+from dcmseal.cms.kdf import RFC8018_MIN_ITERATIONS
 from dcmseal.errors import (
     WRONG_KEY_MESSAGE,
     DcmsealError,
@@ -410,7 +411,11 @@ def test_round_trip_at_block_and_chunk_edges(chunk_size: int, size: int) -> None
 def test_signed_content_reports_the_signer(identities: Identities) -> None:
     now = dt.datetime(2030, 5, 17, 23, 59, 58, 999_999, tzinfo=dt.timezone(dt.timedelta(hours=-7)))
     signer = identities.signer.certificate
-    spec = _password_spec(SignedContent(private_key=identities.signer.key, certificate=signer))
+    # RFC 8018's minimum count: fewer would take the envelope outside PS3.15 D.1 (asserted below).
+    spec = _password_spec(
+        SignedContent(private_key=identities.signer.key, certificate=signer),
+        iterations=RFC8018_MIN_ITERATIONS,
+    )
     data, info = _encrypt(b"signed payload", spec, now=now)
     result, out = _decrypt(data, [PasswordCredential(password=PASSWORD)])
 

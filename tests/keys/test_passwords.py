@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dcmseal.cms import Prf
+from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
 from dcmseal.errors import InputError, WeakPasswordError
 from dcmseal.keys import (
     ATTACKER_PBKDF2_ITERATIONS_PER_SECOND,
@@ -21,7 +23,9 @@ from dcmseal.keys import (
     encode_password,
     estimate_strength,
     generate_passphrase,
+    new_pbkdf2_params,
     passphrase_entropy_bits,
+    password_octets,
 )
 from dcmseal.keys import passwords as passwords_module
 
@@ -483,3 +487,64 @@ def test_any_generated_passphrase_passes_the_policy(indices: list[int]) -> None:
     assert encoded == passphrase.encode("ascii")
     assert DATE_MESSAGE not in strength.problems
     assert strength.acceptable
+
+
+# -- the policy as the library applies it (issue 17 §1) --------------------------------------------------
+
+
+def test_check_password_takes_the_iso_ir_6_bytes_too() -> None:
+    encoded, strength = check_password(STRONG.encode("ascii"))
+    assert encoded == STRONG.encode("ascii")
+    assert strength.acceptable
+    with pytest.raises(WeakPasswordError, match="password refused"):
+        check_password(b"19700101")
+
+
+def test_check_password_names_a_byte_outside_iso_ir_6_by_position_only() -> None:
+    with pytest.raises(InputError) as info:
+        check_password("correct-horse-battery-staple-café".encode())
+    assert str(info.value) == f"byte 33 of the password is 0xC3: {D1_MESSAGE}"
+    with pytest.raises(TypeError):
+        check_password(1234)  # type: ignore[arg-type]
+
+
+def test_a_str_password_is_nfc_normalised_before_the_policy() -> None:
+    # "e" + COMBINING ACUTE ACCENT is one character after NFC (else: character 5, U+0301): still refused.
+    with pytest.raises(InputError, match=r"character 4 of the password is U\+00E9"):
+        check_password("cafe\u0301-horse-battery-staple")
+
+
+def test_password_octets_for_opening_are_nfc_then_utf_8() -> None:
+    assert password_octets(STRONG) == STRONG.encode("ascii")
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    assert password_octets(decomposed) == password_octets(composed) == b"caf\xc3\xa9"
+    assert password_octets(b"\xff raw octets") == b"\xff raw octets"  # bytes are taken as given
+    with pytest.raises(InputError, match="empty"):
+        password_octets("")
+    with pytest.raises(TypeError):
+        password_octets(None)  # type: ignore[arg-type]
+
+
+def test_new_pbkdf2_params_uses_the_named_defaults_and_a_fresh_salt() -> None:
+    first, second = new_pbkdf2_params(), new_pbkdf2_params()
+    assert (first.iterations, first.prf, len(first.salt)) == (
+        DEFAULT_PBKDF2_ITERATIONS,
+        Prf.SHA256,
+        DEFAULT_SALT_BYTES,
+    )
+    assert first.salt != second.salt
+    drawn: list[int] = []
+
+    def rng(n: int) -> bytes:
+        drawn.append(n)
+        return bytes(range(n))
+
+    known = new_pbkdf2_params(iterations=1000, prf="sha512", salt_bytes=8, rng=rng)
+    assert (known.salt, known.iterations, known.prf, drawn) == (bytes(range(8)), 1000, Prf.SHA512, [8])
+
+
+def test_new_pbkdf2_params_refuses_a_salt_below_rfc_8018() -> None:
+    with pytest.raises(ValueError, match="at least 8 bytes"):
+        new_pbkdf2_params(salt_bytes=7)
+    with pytest.raises(ValueError, match="at least 1"):
+        new_pbkdf2_params(iterations=0)

@@ -28,8 +28,8 @@ VIEWER_SRC = Path(__file__).resolve().parents[2] / "viewer"
 #: The test-only RSA key pair of ../shared/vectors (copied beside the viewer's unit-test vectors).
 TEST_KEY = VIEWER_SRC / "test" / "vectors" / "testonly-rsa2048-key.pem"
 TEST_CERT = VIEWER_SRC / "test" / "vectors" / "testonly-rsa2048-cert.pem"
-#: The password of the media the browser opens (a test password, never a real one).
-VIEWER_PASSWORD = "Viewer-Test-Pass1"
+#: The password of the media the browser opens (a test password, never a real one; the policy accepts it).
+VIEWER_PASSWORD = "Viewer-test-Kestrel-amber-lantern"
 #: pydicom's samples: CT (16-bit signed, rescale), MR (16-bit, window in the file), US (JPEG baseline YBR_FULL_422,
 #: 30 frames), RGB (implicit VR RGB, converted to explicit VR on burn), RGB JPEG lossless (process 14 SV1) and
 #: PALETTE COLOR (8-bit indices, 16-bit tables).

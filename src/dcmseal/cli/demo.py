@@ -20,7 +20,7 @@ from dcmseal.cli.common import cli_settings, err_console, out_console, user_erro
 from dcmseal.cli.envelope import render_inspect
 from dcmseal.errors import DecryptionError, ExitCode
 from dcmseal.fsutil import make_dirs
-from dcmseal.keys import check_password, generate_passphrase
+from dcmseal.keys import check_password, generate_passphrase, new_pbkdf2_params
 from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, seal_tree, unseal_file, unseal_tree
 from dcmseal.part10.fileformat import PREAMBLE_BYTES
 
@@ -113,14 +113,10 @@ def _run(base: Path) -> bool:
     out_console.print(f"passphrase:  {phrase}")
     out_console.print(f"certificate: {cert_path}")
 
-    import os
-
     plan = SealPlan(
         password=password,
-        kdf=cms.Pbkdf2Params(
-            salt=os.urandom(settings.salt_bytes),
-            iterations=settings.pbkdf2_iterations,
-            prf=cms.Prf(settings.pbkdf2_prf),
+        kdf=new_pbkdf2_params(
+            iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf, salt_bytes=settings.salt_bytes
         ),
         certificates=(
             x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER),

@@ -25,7 +25,7 @@ from dcmseal.cli.common import (
 )
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
 from dcmseal.errors import ExitCode, UsageError
-from dcmseal.keys import generate_passphrase
+from dcmseal.keys import generate_passphrase, password_octets
 from dcmseal.reader.containers import printable_name
 
 __all__ = ["burn_command", "open_command", "rekey_command"]
@@ -190,11 +190,7 @@ def burn_command(
                     prompt="Password for the medium" if asked else None,
                     confirm=True,
                 )
-            secret = (
-                options.accept_password(text, allow_weak=allow_weak_password, settings=settings)
-                if text is not None
-                else None
-            )
+            secret = password_octets(text) if text is not None else None
             request = BurnRequest(
                 sources=tuple(sources),
                 out=out,
@@ -220,7 +216,9 @@ def burn_command(
                 encrypt=not no_encrypt,
                 viewer=not no_viewer,
                 http_credentials=http_credentials,
+                allow_weak_password=allow_weak_password,
             )
+            options.warn_weak_password(request.password_problems)
             with stage_progress(not as_json) as progress:
                 result = burn(request, registry=reg, audit=audit_sink(settings), progress=progress)
         finally:
@@ -411,12 +409,7 @@ def rekey_command(
                 flags=("--new-password-file", "--new-password-env"),
             )
         )
-        # The same policy as seal and burn, with the PBKDF2 parameters the new medium will use.
-        new_secret = (
-            options.accept_password(new_text, allow_weak=allow_weak_password, settings=settings)
-            if new_text
-            else None
-        )
+        new_secret = password_octets(new_text) if new_text else None
         reg = open_registry(settings, registry)
         try:
             certificates = [load_certificate(p) for p in recipient or []]
@@ -441,7 +434,9 @@ def rekey_command(
                 overwrite=force,
                 accept_unprotected=accept_unprotected,
                 kdf_budget_per_medium=settings.kdf_budget_per_medium,
+                allow_weak_password=allow_weak_password,
             )
+            options.warn_weak_password(request.password_problems)
             result = rekey(request, registry=reg, audit=audit_sink(settings))
         finally:
             reg.close()

@@ -17,10 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from dcmseal.cli.common import err_console, load_certificate, load_private_key, read_password
 from dcmseal.errors import UsageError
-from dcmseal.keys import check_password
 
 if TYPE_CHECKING:
-    from dcmseal.config import Settings
     from dcmseal.webauth import HttpCredentials
 
 __all__ = [
@@ -43,9 +41,9 @@ __all__ = [
     "PasswordOnArgv",
     "Registry",
     "Workers",
-    "accept_password",
     "read_credentials",
     "read_http_credentials",
+    "warn_weak_password",
 ]
 
 PasswordFile = Annotated[
@@ -185,25 +183,17 @@ def read_credentials(
     )
 
 
-def accept_password(text: str, *, allow_weak: bool, settings: Settings, context: Sequence[str] = ()) -> bytes:
-    """The password to seal for, encoded for PBKDF2, once the policy accepts it.
+def warn_weak_password(problems: Sequence[str]) -> None:
+    """Say why the policy would have refused a password that --allow-weak-password let through.
 
-    ``allow_weak`` (--allow-weak-password) accepts what the policy refuses, with a warning naming why.
+    The policy itself is the library's (:func:`dcmseal.keys.check_password`, applied by the workflows);
+    this only renders what it found.
     """
-    secret, strength = check_password(
-        text,
-        context=context,
-        allow_weak=allow_weak,
-        iterations=settings.pbkdf2_iterations,
-        prf=settings.pbkdf2_prf,
-    )
-    if strength.problems:
+    if problems:
         err_console.print(
-            "warning: weak password accepted because of --allow-weak-password: "
-            + "; ".join(strength.problems),
+            "warning: weak password accepted because of --allow-weak-password: " + "; ".join(problems),
             style="bold yellow",
         )
-    return secret
 
 
 def read_http_credentials(

@@ -14,7 +14,30 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from dcmseal.cms.algorithms import Prf
 from dcmseal.errors import ResourceLimitError
 
-__all__ = ["DERIVATIONS_PER_FILE", "KdfBudget", "Pbkdf2Cache", "Pbkdf2Params", "process_kdf_cache"]
+__all__ = [
+    "DERIVATIONS_PER_FILE",
+    "RFC8018_MIN_ITERATIONS",
+    "RFC8018_MIN_SALT_BYTES",
+    "KdfBudget",
+    "Pbkdf2Cache",
+    "Pbkdf2Params",
+    "meets_rfc8018",
+    "process_kdf_cache",
+]
+
+#: RFC 8018 §4.1: "the salt should be at least eight octets (64 bits) long". PS3.15 D.1 names PBKDF2 by
+#: its RFC (2898, now 8018) and fixes no salt length of its own, so this is the profile's floor.
+RFC8018_MIN_SALT_BYTES = 8
+#: RFC 8018 §4.2: "a minimum of 1000 iterations is recommended" (as RFC 2898 §4.2 said).
+RFC8018_MIN_ITERATIONS = 1000
+
+
+def meets_rfc8018(*, salt_bytes: int, iterations: int) -> bool:
+    """Whether a salt of ``salt_bytes`` octets and ``iterations`` keep to RFC 8018 §4.1 and §4.2.
+
+    A PBKDF2 recipient below either minimum is outside PS3.15 D.1, whatever the profile says of the PRF.
+    """
+    return salt_bytes >= RFC8018_MIN_SALT_BYTES and iterations >= RFC8018_MIN_ITERATIONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

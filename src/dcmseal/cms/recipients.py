@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dcmseal.cms.algorithms import OID_PWRI_KEK, ContentCipher, KeyTransport, Prf, RecipientIdType
 from dcmseal.cms.asn1 import PWRI_KEK
 from dcmseal.cms.der import encode_header
-from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params
+from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params, meets_rfc8018
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
 from dcmseal.errors import (
     DecryptionError,
@@ -326,16 +326,19 @@ def describe_recipient_info(info: cms.RecipientInfo) -> RecipientDescription:
         if not _absent(kdf) and kdf["algorithm"].native == "pbkdf2":
             params = kdf["parameters"]
             salt = params["salt"]
+            iterations = int(params["iteration_count"].native)
+            # Below RFC 8018's minimums (a 1-byte salt, 1 iteration) a recipient never passes for D.1 (issue 17).
+            salt_bytes = len(salt.chosen.native) if salt.name == "specified" else 0
             return RecipientDescription(
                 kind=desc.kind,
                 version=desc.version,
                 key_encryption=desc.key_encryption,
-                in_profile=desc.in_profile,
+                in_profile=desc.in_profile and meets_rfc8018(salt_bytes=salt_bytes, iterations=iterations),
                 kek_cipher=desc.kek_cipher,
                 kdf="pbkdf2",
                 prf=str(params["prf"]["algorithm"].native),
                 salt=salt.chosen.native.hex() if salt.name == "specified" else None,
-                iterations=int(params["iteration_count"].native),
+                iterations=iterations,
                 key_length=params["key_length"].native,
             )
         return desc

@@ -24,7 +24,9 @@ from dcmseal.keys.passwords import (
     encode_password,
     estimate_strength,
     generate_passphrase,
+    new_pbkdf2_params,
     passphrase_entropy_bits,
+    password_octets,
 )
 
 if TYPE_CHECKING:
@@ -65,8 +67,10 @@ __all__ = [
     "estimate_strength",
     "generate_passphrase",
     "load_escrow_certificate",
+    "new_pbkdf2_params",
     "open_escrowed_password",
     "passphrase_entropy_bits",
+    "password_octets",
     "seal_password_for_escrow",
     "unlock_escrow_key",
 ]

@@ -1,4 +1,15 @@
-"""Password policy, strength estimate and passphrase generation (PS3.15 D.1: ISO-IR 6 only)."""
+"""Password policy, strength estimate and passphrase generation (PS3.15 D.1: ISO-IR 6 only).
+
+The policy lives here, not in the command line: every path that seals for a password (the
+:func:`dcmseal.seal` recipe, :func:`dcmseal.media.burn.burn`, :func:`dcmseal.media.rekey.rekey`, the
+``seal`` command) applies :func:`check_password` and draws its salt with :func:`new_pbkdf2_params`.
+
+How a password becomes PBKDF2's octet string (RFC 8018 §3 leaves the encoding to the application and
+suggests UTF-8 of a normalised text): a ``str`` is NFC-normalised (Unicode UAX #15), then UTF-8 encoded.
+To seal, PS3.15 D.1 further limits passwords to ISO-IR 6 (printable ASCII), where NFC changes nothing and
+UTF-8 is ASCII, so the rule is only visible on opening: a password of another writer's envelope may be
+any Unicode text (:func:`password_octets`). ``bytes`` are taken as the octets themselves.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ import functools
 import importlib.resources
 import logging
 import math
+import os
 import re
 import secrets
 import threading
@@ -15,7 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS
+from dcmseal import cms
+from dcmseal.cms.kdf import RFC8018_MIN_SALT_BYTES
+from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
 from dcmseal.errors import InputError, WeakPasswordError
 
 __all__ = [
@@ -28,7 +42,9 @@ __all__ = [
     "encode_password",
     "estimate_strength",
     "generate_passphrase",
+    "new_pbkdf2_params",
     "passphrase_entropy_bits",
+    "password_octets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,6 +135,93 @@ def _describe(char: str) -> str:
     name = unicodedata.name(char, "")
     code = f"U+{ord(char):04X}"
     return f"{code} ({name})" if name else code
+
+
+def password_octets(password: str | bytes) -> bytes:
+    """The octet string PBKDF2 derives from (RFC 8018 §3), for opening an envelope.
+
+    Parameters
+    ----------
+    password : str or bytes
+        A ``str`` is NFC-normalised, then UTF-8 encoded (an ISO-IR 6 password is its ASCII bytes); ``bytes``
+        are used as given.
+
+    Returns
+    -------
+    bytes
+        The password's octets. No policy applies: opening must work with what another writer accepted.
+
+    Raises
+    ------
+    TypeError
+        If ``password`` is neither ``str`` nor ``bytes``.
+    InputError
+        If the password is empty.
+    """
+    if isinstance(password, str):
+        octets = unicodedata.normalize("NFC", password).encode("utf-8")
+    elif isinstance(password, bytes | bytearray | memoryview):
+        octets = bytes(password)
+    else:
+        raise TypeError(f"a password is str or bytes, not {type(password).__name__}")
+    if not octets:
+        raise InputError("the password is empty")
+    return octets
+
+
+def _password_text(password: str | bytes) -> str:
+    """The text of a password given to seal for: a ``str`` NFC-normalised, ``bytes`` read as ISO-IR 6."""
+    if isinstance(password, str):
+        return unicodedata.normalize("NFC", password)
+    if not isinstance(password, bytes | bytearray | memoryview):
+        raise TypeError(f"a password is str or bytes, not {type(password).__name__}")
+    octets = bytes(password)
+    for position, byte in enumerate(octets, start=1):
+        if not _ISO_IR_6_FIRST <= byte <= _ISO_IR_6_LAST:
+            raise InputError(f"byte {position} of the password is 0x{byte:02X}: {_D1_RULE}")
+    return octets.decode("ascii")
+
+
+def new_pbkdf2_params(
+    *,
+    iterations: int = DEFAULT_PBKDF2_ITERATIONS,
+    prf: cms.Prf | str = cms.Prf.SHA256,
+    salt_bytes: int = DEFAULT_SALT_BYTES,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> cms.Pbkdf2Params:
+    """PBKDF2 parameters for one set sealed with a password, with a salt drawn now (RFC 8018 §4.1).
+
+    One set (a file, a batch, a medium) gets one salt, so its reader derives the key once; every set gets a
+    new one. The defaults are the named security defaults of :mod:`dcmseal.config`.
+
+    Parameters
+    ----------
+    iterations : int
+        PBKDF2 iteration count; :data:`~dcmseal.config.DEFAULT_PBKDF2_ITERATIONS` (600,000) unless given.
+    prf : Prf or str
+        The PRF: ``"sha256"`` unless given.
+    salt_bytes : int
+        Salt length; :data:`~dcmseal.config.DEFAULT_SALT_BYTES` (16) unless given.
+    rng : callable, optional
+        ``rng(n)`` returns ``n`` random bytes; :func:`os.urandom` unless given (for known-answer tests).
+
+    Returns
+    -------
+    Pbkdf2Params
+        The parameters, with a fresh salt. Fewer than 1,000 iterations are accepted (tests use them) but
+        the envelope then reports itself outside PS3.15 D.1 (RFC 8018 §4.2).
+
+    Raises
+    ------
+    ValueError
+        If ``salt_bytes`` is below RFC 8018's 8 octets, ``iterations`` below 1, or ``prf`` unknown.
+    """
+    if salt_bytes < RFC8018_MIN_SALT_BYTES:
+        raise ValueError(f"a PBKDF2 salt must be at least {RFC8018_MIN_SALT_BYTES} bytes (RFC 8018 §4.1)")
+    salt = rng(salt_bytes)
+    if len(salt) != salt_bytes:
+        raise ValueError(f"rng({salt_bytes}) returned {len(salt)} bytes")
+    return cms.Pbkdf2Params(salt=salt, iterations=iterations, prf=cms.Prf(prf))
 
 
 # -- strength -------------------------------------------------------------------------------------------
@@ -260,7 +363,7 @@ def estimate_strength(
 
 
 def check_password(
-    password: str,
+    password: str | bytes,
     *,
     context: Sequence[str] = (),
     allow_weak: bool = False,
@@ -271,8 +374,8 @@ def check_password(
 
     Parameters
     ----------
-    password : str
-        The password as typed.
+    password : str or bytes
+        The password as typed (NFC-normalised), or its ISO-IR 6 bytes.
     context : sequence of str
         Patient name, patient ID and other words the attacker knows (see :func:`estimate_strength`).
     allow_weak : bool
@@ -292,12 +395,15 @@ def check_password(
     ------
     InputError
         If the password is empty or not ISO-IR 6 (from :func:`encode_password`).
+    TypeError
+        If ``password`` is neither ``str`` nor ``bytes``.
     WeakPasswordError
         If the policy refuses the password and ``allow_weak`` is false. The message lists the problems
         and never contains the password.
     """
-    encoded = encode_password(password)
-    strength = estimate_strength(password, context=context, iterations=iterations, prf=prf)
+    text = _password_text(password)
+    encoded = encode_password(text)
+    strength = estimate_strength(text, context=context, iterations=iterations, prf=prf)
     if strength.problems and not allow_weak:
         raise WeakPasswordError("password refused: " + "; ".join(strength.problems))
     return encoded, strength

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 import socket
 import time
@@ -26,10 +25,12 @@ from dcmseal.audit import (
     export_event,
     media_type_of,
 )
+from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
 from dcmseal.encapsulated import DEFAULT_MAX_DOCUMENT_BYTES, build_instances, detect_kind, write_instances
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.fsutil import link_or_copy, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
+from dcmseal.keys.passwords import check_password, new_pbkdf2_params
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import (
     NoteKind,
@@ -96,9 +97,9 @@ class BurnRequest:
     allow_expired: bool = False
     cipher: cms.ContentCipher = cms.ContentCipher.AES256_CBC
     digest: cms.DigestAlgorithm = cms.DigestAlgorithm.SHA256
-    iterations: int = 600_000
+    iterations: int = DEFAULT_PBKDF2_ITERATIONS
     prf: cms.Prf = cms.Prf.SHA256
-    salt_bytes: int = 16
+    salt_bytes: int = DEFAULT_SALT_BYTES
     workers: int = 0
     overwrite: bool = False
     #: False burns a plain medium for internal use (PS3.11 STD-GEN-* without SEC): nothing is sealed.
@@ -109,10 +110,23 @@ class BurnRequest:
     http_credentials: HttpCredentials | None = None
     #: A medium without some of the sources' instances (they cannot be decoded or indexed) is a success.
     allow_partial: bool = False
+    #: Accept a password the policy refuses (:func:`dcmseal.keys.check_password`); see ``password_problems``.
+    allow_weak_password: bool = False
+    #: Why the policy would refuse ``password``, when ``allow_weak_password`` let it through (to warn).
+    password_problems: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise UsageError("nothing to burn: give at least one source")
+        if self.password is not None:
+            # The password policy applies to every medium, whoever builds the request (issue 17 §1).
+            _, strength = check_password(
+                self.password,
+                allow_weak=self.allow_weak_password,
+                iterations=self.iterations,
+                prf=self.prf.value,
+            )
+            object.__setattr__(self, "password_problems", strength.problems)
         keyed = self.password is not None or self.certificates or self.escrow_certificate is not None
         if self.encrypt and not keyed:
             raise UsageError("a medium needs a password or a recipient certificate")
@@ -538,9 +552,7 @@ def _burn(
         )
 
         kdf = (
-            cms.Pbkdf2Params(
-                salt=os.urandom(request.salt_bytes), iterations=request.iterations, prf=request.prf
-            )
+            new_pbkdf2_params(iterations=request.iterations, prf=request.prf, salt_bytes=request.salt_bytes)
             if request.password is not None
             else None
         )

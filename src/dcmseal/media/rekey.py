@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import socket
 import time
@@ -16,10 +15,16 @@ from cryptography import x509
 
 from dcmseal import cms
 from dcmseal.audit import AuditSink, AuditUser, StudyRef, audit_patients, export_event, media_type_of
-from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.config import (
+    DEFAULT_KDF_BUDGET_PER_MEDIUM,
+    DEFAULT_MAX_PBKDF2_ITERATIONS,
+    DEFAULT_PBKDF2_ITERATIONS,
+    DEFAULT_SALT_BYTES,
+)
 from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
+from dcmseal.keys.passwords import check_password, new_pbkdf2_params
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.burn import README_NAME
 from dcmseal.media.fileset import read_dicomdir
@@ -52,19 +57,32 @@ class RekeyRequest:
     keep_recipients: bool = False
     output_format: str | None = None  # None: as the medium (ISO image in, ISO image out)
     sender: str | None = None
-    iterations: int = 600_000
+    iterations: int = DEFAULT_PBKDF2_ITERATIONS
     prf: cms.Prf = cms.Prf.SHA256
-    salt_bytes: int = 16
+    salt_bytes: int = DEFAULT_SALT_BYTES
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
     overwrite: bool = False
     #: Re-address envelopes without a digest or signature inside too (each named in the notes).
     accept_unprotected: bool = False
     #: PBKDF2 iterations opening the medium may cost.
     kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
+    #: Accept a new password the policy refuses (:func:`dcmseal.keys.check_password`).
+    allow_weak_password: bool = False
+    #: Why the policy would refuse ``new_password``, when ``allow_weak_password`` let it through (to warn).
+    password_problems: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
         if self.new_password is None and not self.recipients and not self.keep_recipients:
             raise UsageError("rekey needs a new password, a --recipient, or --keep-recipients")
+        if self.new_password is not None:
+            # The same policy as seal and burn, with the PBKDF2 parameters the new medium will use.
+            _, strength = check_password(
+                self.new_password,
+                allow_weak=self.allow_weak_password,
+                iterations=self.iterations,
+                prf=self.prf.value,
+            )
+            object.__setattr__(self, "password_problems", strength.problems)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,8 +140,7 @@ def rekey(
     ).credentials()
     new_recipients: list[cms.Recipient] = []
     if request.new_password is not None:
-        salt = os.urandom(request.salt_bytes)
-        kdf = cms.Pbkdf2Params(salt=salt, iterations=request.iterations, prf=request.prf)
+        kdf = new_pbkdf2_params(iterations=request.iterations, prf=request.prf, salt_bytes=request.salt_bytes)
         new_recipients.append(cms.PasswordRecipient(password=request.new_password, kdf=kdf))
     certificates = request.recipients + (
         (request.escrow_certificate,) if request.escrow_certificate is not None else ()

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dcmseal import cms
 from dcmseal.cms.digest import set_background_hashing
+from dcmseal.cms.kdf import RFC8018_MIN_ITERATIONS, RFC8018_MIN_SALT_BYTES, meets_rfc8018
 from dcmseal.config import (
     DEFAULT_KDF_BUDGET_PER_MEDIUM,
     DEFAULT_MAX_HEADER_BYTES,
@@ -106,6 +107,14 @@ class SealPlan:
         each; empty when every file sealed with it keeps to the profile. Readers of other vendors may refuse
         such files: every deviation is said, never silent."""
         notes: list[str] = []
+        if self.kdf is not None and not meets_rfc8018(
+            salt_bytes=len(self.kdf.salt), iterations=self.kdf.iterations
+        ):
+            notes.append(
+                f"PBKDF2 with a {len(self.kdf.salt)}-byte salt and {self.kdf.iterations:,} iterations is outside "
+                f"PS3.15 D.1 (RFC 8018 asks for at least {RFC8018_MIN_SALT_BYTES} bytes and "
+                f"{RFC8018_MIN_ITERATIONS:,} iterations)"
+            )
         if self.certificates and not self.key_transport.in_profile:
             notes.append(
                 "RSA-OAEP key transport is outside PS3.15 D.1 (which names RSA PKCS#1 v1.5, RFC 3370)"
