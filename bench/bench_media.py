@@ -494,7 +494,12 @@ def _label(key: tuple[str, int, str]) -> str:
 _BUCKETS: tuple[tuple[str, str, str, str], ...] = (
     ("dcmread (pydicom), all callers", "pydicom/filereader.py", "dcmread", "ct"),
     ("build_fileset: read_header (dcmseal's header walk)", "dcmseal/part10/header.py", "read_header", "ct"),
-    ("build_fileset: records and keys (_records, _insert)", "dcmseal/media/fileset/records.py", "_insert", "ct"),
+    (
+        "build_fileset: records and keys (_records, _insert)",
+        "dcmseal/media/fileset/records.py",
+        "_insert",
+        "ct",
+    ),
     ("build_fileset: DICOMDIR encoding (one pass)", "dcmseal/media/dicomdir.py", "encode_dicomdir", "ct"),
     (
         "build_fileset: FileSet.write (copies every file, writes DICOMDIR)",
@@ -510,7 +515,7 @@ _BUCKETS: tuple[tuple[str, str, str, str], ...] = (
     ("cms decrypt (unseal)", "dcmseal/cms/envelope.py", "decrypt", "ct"),
     ("pycdlib add_file (mastering)", "pycdlib/pycdlib.py", "add_file", "ct"),
     ("pycdlib write_fp (ISO writing)", "pycdlib/pycdlib.py", "write_fp", "ct"),
-    ("extract_iso (copy out of the image)", "dcmseal/media/iso.py", "extract_iso", "ct"),
+    ("extract_iso (copy out of the image)", "dcmseal/reader/isofiles.py", "extract_iso", "ct"),
     ("read_file_meta (every caller)", "dcmseal/part10/fileformat.py", "read_file_meta", "ct"),
     ("is_secure_file", "dcmseal/part10/secure.py", "is_secure_file", "ct"),
     ("shutil.rmtree (staging clean-up)", "shutil.py", "rmtree", "ct"),

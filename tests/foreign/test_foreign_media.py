@@ -10,8 +10,8 @@ from pydicom import dcmread
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.media import open as open_module
-from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.reader.isofiles import extract_iso
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.walker import UNPARSABLE_CODES
 from tests.foreign.corpus import OPENABLE, ForeignMedium
@@ -145,7 +145,7 @@ def test_what_is_read_out_of_archives_is_bounded(
 def test_extraction_leaves_a_rock_ridge_link_out_and_takes_the_rest(
     foreign_corpus: dict[str, ForeignMedium], tmp_path: Path
 ) -> None:
-    """The import extracts images (media.iso.extract_iso, the same walker): a link is neither made nor fatal."""
+    """The import extracts images (reader.isofiles.extract_iso, the same walker): a link is neither made nor fatal."""
     extracted = extract_iso(foreign_corpus["dcmmkdir-iso"].path, tmp_path / "x")
 
     names = {p.relative_to(tmp_path / "x").as_posix() for p in extracted}

@@ -15,9 +15,9 @@ from dcmseal.audit import FileSink, validate_message
 from dcmseal.errors import DecryptionError, HostileMediumError, InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.iso import iso_volume
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
 from dcmseal.media.profiles import Profile
+from dcmseal.reader.iso import iso_volume
 from tests.audit.schema import schema_errors
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.pydicom_data import pydicom_file

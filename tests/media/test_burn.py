@@ -29,10 +29,10 @@ from dcmseal.fsutil import sha256_file
 from dcmseal.keys.escrow import certificate_fingerprint
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.profiles import Compression, Medium, Profile
 from dcmseal.media.target import MANIFEST_NAME
+from dcmseal.reader.isofiles import extract_iso
 from tests.cli.runner import Run
 from tests.conftest import RsaIdentityFactory
 from tests.jsondoc import member

@@ -13,8 +13,8 @@ from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
-from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.reader.isofiles import extract_iso
 from tests.media.conftest import MediaEscrow, medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 

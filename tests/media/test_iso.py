@@ -17,16 +17,11 @@ import pycdlib
 import pytest
 
 from dcmseal.errors import InputError, ResourceLimitError
-from dcmseal.media.iso import (
-    IsoEntry,
-    extract_iso,
-    extract_zip,
-    is_iso_image,
-    list_iso,
-    open_medium,
-    sanitize_volume_id,
-    write_iso,
-)
+from dcmseal.media.iso import sanitize_volume_id, write_iso
+from dcmseal.reader.iso import is_iso_image
+from dcmseal.reader.isofiles import IsoEntry, extract_iso, list_iso
+from dcmseal.reader.medium import open_medium
+from dcmseal.reader.zipfiles import extract_zip
 from tests.peers.tools import run_tool
 
 MIB = 1024 * 1024

@@ -14,11 +14,11 @@ from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.fsutil import ExtentReader
 from dcmseal.keys.registry import Registry
-from dcmseal.media import iso as iso_module
 from dcmseal.media.burn import BurnRequest, burn
-from dcmseal.media.iso import extract_iso, iso_file_extents
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.reader import medium as medium_module
 from dcmseal.reader.containers import ExtentsReader
+from dcmseal.reader.isofiles import extract_iso, iso_file_extents
 from tests.media.conftest import medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.spies import counting
@@ -80,7 +80,7 @@ def test_an_iso_medium_opens_without_extracting_it(
     def count() -> None:
         calls["extract"] += 1
 
-    monkeypatch.setattr(iso_module, "extract_iso", counting(iso_module.extract_iso, count))
+    monkeypatch.setattr(medium_module, "extract_iso", counting(extract_iso, count))
     result = _open(medium, tmp_path / "opened")
     assert calls["extract"] == 0
     assert result.failed == ()

@@ -16,9 +16,9 @@ from dcmseal.errors import DecryptionError
 from dcmseal.keys.escrow import unlock_escrow_key
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.iso import extract_iso
 from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.rekey import RekeyRequest, RekeyResult, rekey
+from dcmseal.reader.isofiles import extract_iso
 from dcmseal.scan import Verdict, scan_paths
 from tests.conftest import RsaIdentityFactory
 from tests.media.conftest import MediaCli, MediaEscrow, medium_files, openssl_decrypt, openssl_unseal

@@ -20,7 +20,7 @@ from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.fatimage import fat_layout, is_fat_image
+from dcmseal.media.fatimage import fat_layout
 from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.media.rekey import RekeyRequest, rekey
 from dcmseal.media.target import (
@@ -34,6 +34,7 @@ from dcmseal.media.target import (
     write_folder,
 )
 from dcmseal.part10 import SealPlan, UnsealPlan, seal_tree, unseal_tree
+from dcmseal.reader.fat import is_fat_image
 from tests.media.conftest import (
     MediaEscrow,
     medium_files,

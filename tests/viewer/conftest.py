@@ -18,9 +18,9 @@ from pydicom.data import get_testdata_file
 from dcmseal.audit import FileSink
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.iso import extract_iso
 from dcmseal.media.profiles import Profile
 from dcmseal.media.webviewer import BUNDLE_DIR
+from dcmseal.reader.isofiles import extract_iso
 from tests.part10.dicomfiles import FAST_ITERATIONS
 from tests.peers.tools import in_ci, require_tool
 

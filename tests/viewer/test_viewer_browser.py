@@ -18,8 +18,8 @@ from pydicom import dcmread
 from pydicom.pixels.processing import apply_color_lut
 
 from dcmseal.cms import is_enveloped_data
-from dcmseal.media.iso import list_iso
 from dcmseal.media.profiles import Profile
+from dcmseal.reader.isofiles import list_iso
 from tests.documents.samples import minimal_pdf
 from tests.peers.tools import require_tool
 from tests.viewer.conftest import (

@@ -10,16 +10,16 @@ mtools' ``mcopy``, the maintained tools for both (no mount, no root).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dcmseal.errors import InputError
-from dcmseal.media.target import FAT_MAX_FILE_BYTES, boot_sector_kind, check_fits
+from dcmseal.media.target import FAT_MAX_FILE_BYTES, check_fits
+from dcmseal.reader.fat import fat_tool
 
-__all__ = ["FatLayout", "extract_fat_image", "fat_layout", "is_fat_image", "write_fat_image"]
+__all__ = ["FatLayout", "fat_layout", "write_fat_image"]
 
 _SECTOR = 512
 _DIR_ENTRY = 32
@@ -28,22 +28,6 @@ _FAT16_CLUSTERS = (4085, 65524)
 _FAT32_MIN_CLUSTERS = 65525
 _CHOICES = [(16, 512 << s) for s in range(2, 7)] + [(32, 512 << s) for s in range(3, 7)]
 _TIMEOUT_S = 3600
-
-
-def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise InputError(f"{name} is not installed: a FAT image needs it (apt-get install {package})")
-    return path
-
-
-def is_fat_image(path: Path) -> bool:
-    """Does ``path`` start with a FAT16 or FAT32 boot sector (boot signature, file system type string)?"""
-    try:
-        with open(path, "rb") as fp:
-            return boot_sector_kind(fp.read(_SECTOR)) == "vfat"
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +88,8 @@ def write_fat_image(
     InputError
         A file is over the FAT limit of 4 GiB - 1 (PS3.12 Annex R), or a tool is missing or fails.
     """
-    mkfs = _tool("mkfs.fat", "dosfstools")
-    mcopy = _tool("mcopy", "mtools")
+    mkfs = fat_tool("mkfs.fat", "dosfstools")
+    mcopy = fat_tool("mcopy", "mtools")
     sizes, entries = _tree(medium_dir)
     relative = [p.relative_to(medium_dir).as_posix() for p in medium_dir.rglob("*") if p.is_file()]
     check_fits(
@@ -158,20 +142,3 @@ def write_fat_image(
             raise InputError(f"mcopy failed: {copied.stderr.strip() or copied.stdout.strip()}", path=image)
     step(len(sizes), len(sizes))
     return image.stat().st_size
-
-
-def extract_fat_image(image: Path, dest: Path) -> Path:
-    """Copy every file of the FAT image ``image`` into the new folder ``dest`` (mtools: no mount); return it."""
-    mcopy = _tool("mcopy", "mtools")
-    dest.mkdir(parents=True)
-    copied = subprocess.run(
-        [mcopy, "-i", str(image), "-s", "-n", "-Q", "::/*", str(dest)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
-        timeout=_TIMEOUT_S,
-    )
-    if copied.returncode != 0 and "no match" not in copied.stderr.lower():
-        raise InputError(f"cannot read the FAT image: {copied.stderr.strip()}", path=image)
-    return dest

@@ -38,7 +38,6 @@ from dcmseal.errors import (
     one_line,
 )
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, Extent, make_dirs
-from dcmseal.media.fatimage import extract_fat_image, is_fat_image
 from dcmseal.media.fileset import (
     DicomDir,
     Disagreement,
@@ -49,7 +48,6 @@ from dcmseal.media.fileset import (
     is_conformant_file_id,
     read_dicomdir,
 )
-from dcmseal.media.iso import DEFAULT_MAX_EXTRACT_BYTES
 from dcmseal.media.output import staging_dir
 from dcmseal.media.profiles import choose_profile
 from dcmseal.media.summary import InstanceFacts, summarize
@@ -78,6 +76,8 @@ from dcmseal.reader.containers import (
     open_nested,
 )
 from dcmseal.reader.detect import SNIFF_BYTES, Sniffed, dataset_after_meta, sniff
+from dcmseal.reader.extraction import DEFAULT_MAX_EXTRACT_BYTES
+from dcmseal.reader.fat import extract_fat_image, is_fat_image
 from dcmseal.reader.iso import is_iso_image, is_udf_only_image
 from dcmseal.reader.wrap import wrap_dataset
 from dcmseal.scan import Verdict, scan_file

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from dcmseal.errors import InputError, UsageError
 from dcmseal.fsutil import SHARED_FILE_MODE, fsync_dir, staging_area, sync_filesystem
-from dcmseal.media.fatimage import is_fat_image, write_fat_image
-from dcmseal.media.iso import ExtentFiller, is_iso_image, write_iso
+from dcmseal.media.fatimage import write_fat_image
+from dcmseal.media.iso import ExtentFiller, write_iso
 from dcmseal.media.target import check_folder_target, file_system_of, same_device, write_folder
+from dcmseal.reader.fat import is_fat_image
+from dcmseal.reader.iso import is_iso_image
 
 __all__ = ["OUTPUT_FORMATS", "check_output", "place_medium", "staging_dir"]
 

@@ -28,12 +28,14 @@ from dcmseal.keys.passwords import check_password, new_pbkdf2_params
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.burn import README_NAME
 from dcmseal.media.fileset import read_dicomdir
-from dcmseal.media.iso import is_iso_image, open_medium, sanitize_volume_id
+from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
 from dcmseal.media.summary import InstanceFacts, StudyFacts, da_date, summarize
 from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
+from dcmseal.reader.iso import is_iso_image
+from dcmseal.reader.medium import open_medium
 from dcmseal.scan.viewer import find_viewers, known_bundle, sha256_of
 
 __all__ = ["RekeyRequest", "RekeyResult", "rekey"]

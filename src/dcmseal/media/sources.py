@@ -2,7 +2,7 @@
 
 Every input is accounted for in the result: a Part 10 instance is collected, anything else is rejected with
 a reason (not DICOM, already sealed, broken) or noted (files a DICOMDIR does not reference, duplicates).
-Zips and ISO images are extracted safely under the work directory (:func:`dcmseal.media.iso.open_medium`);
+Zips and ISO images are extracted safely under the work directory (:func:`dcmseal.reader.medium.open_medium`);
 a study URL is retrieved with WADO-RS (PS3.18 §10.4) into the work directory as Part 10 files.
 """
 
@@ -26,8 +26,10 @@ from pydicom.filewriter import dcmwrite
 from dcmseal.dicomweb import DicomWebClient, DicomWebError, Failure
 from dcmseal.errors import InputError, MissingInputError, NotPart10Error, PeerError
 from dcmseal.fsutil import atomic_write, make_dirs
-from dcmseal.media.iso import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES, is_iso_image, open_medium
 from dcmseal.part10 import FileMeta, is_secure_file, read_file_meta
+from dcmseal.reader.extraction import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES
+from dcmseal.reader.iso import is_iso_image
+from dcmseal.reader.medium import open_medium
 from dcmseal.uids import stamp_implementation
 from dcmseal.webauth import HttpCredentials
 
@@ -536,7 +538,7 @@ def collect(
     timeout_s
         Connect and read timeout of each WADO-RS request.
     max_extract_bytes, max_expansion
-        Limits for archives and images (see :func:`dcmseal.media.iso.extract_zip`).
+        Limits for archives and images (see :func:`dcmseal.reader.zipfiles.extract_zip`).
     credentials
         HTTP Basic or bearer-token authentication for every WADO-RS request.
 

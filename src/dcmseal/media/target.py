@@ -44,6 +44,7 @@ from dcmseal.fsutil import (
     set_tree_modes,
     sync_filesystem,
 )
+from dcmseal.reader.fat import boot_sector_kind
 
 __all__ = [
     "FAT_MAX_FILE_BYTES",
@@ -54,7 +55,6 @@ __all__ = [
     "ManifestEntry",
     "WrittenFolder",
     "annex_r_notes",
-    "boot_sector_kind",
     "check_fits",
     "check_folder_target",
     "file_system_of",
@@ -191,17 +191,6 @@ def _still_ours(folder: Path, entry: ManifestEntry, *, complete: bool) -> bool:
 
 
 # --- file systems -----------------------------------------------------------------------------------------
-
-
-def boot_sector_kind(boot: bytes) -> str | None:
-    """ "vfat" for a FAT12/16/32 boot sector, "exfat" for an exFAT one, else None (the first 512 bytes)."""
-    if len(boot) < 512 or boot[510:512] != b"\x55\xaa":
-        return None
-    if boot[3:11] == b"EXFAT   ":
-        return "exfat"
-    if boot[54:59] in (b"FAT16", b"FAT12") or boot[82:87] == b"FAT32":
-        return "vfat"
-    return None
 
 
 def _fuse_kind(source: str) -> str | None:

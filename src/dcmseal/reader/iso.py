@@ -1,7 +1,7 @@
 """The one ISO 9660 reader: every entry of an image with its best name and where its bytes lie, checked.
 
 Used by the scanner (:mod:`dcmseal.reader.containers`), by ``open`` and by the extraction of
-:mod:`dcmseal.media.iso`, so that what one refuses the other reports. Entries are reached through pycdlib's
+:mod:`dcmseal.reader.isofiles`, so that what one refuses the other reports. Entries are reached through pycdlib's
 directory records, never through paths (an identifier holding ``/`` would make a path that pycdlib refuses or
 misreads), and file data is read from the image at the extents the directory records declare: pycdlib
 shortens a length that runs past the end of the image, which would let a truncated image pass as whole.
