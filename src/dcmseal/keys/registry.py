@@ -8,26 +8,33 @@ import logging
 import os
 import re
 import socket
-import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
-import platformdirs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, func, make_url, select, text
+from sqlalchemy import URL, Engine, create_engine, exc, func, make_url, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from dcmseal.errors import InputError, PeerError, UsageError
-from dcmseal.fsutil import make_dirs, open_state_file
+from dcmseal.fsutil import make_dirs
+from dcmseal.keys.database import (
+    _MIGRATION_LOCK_KEY,
+    _SQLITE_BEGIN_OPTION,
+    BUSY_TIMEOUT_S,
+    CONNECT_TIMEOUT_S,
+    _create_private_file,
+    _install_sqlite_hooks,
+    alembic_config,
+    default_registry_path,
+)
 from dcmseal.keys.escrow import certificate_fingerprint, open_escrowed_password
+from dcmseal.keys.medium_id import _CROCKFORD, _MEDIUM_ID_CHARS, MEDIUM_ID_PREFIX, _normalize_medium_id
 from dcmseal.keys.models import (
     Medium,
     MediumRecipient,
@@ -36,9 +43,18 @@ from dcmseal.keys.models import (
     Recovery,
     RegistryMeta,
 )
-
-if TYPE_CHECKING:
-    from alembic.config import Config
+from dcmseal.keys.records import (
+    _MAX_OPERATOR_CHARS,
+    _MAX_STATION_CHARS,
+    MediumDetails,
+    MediumRecord,
+    MediumSummary,
+    PartnerSummary,
+    RecipientRecord,
+    RecoveryRecord,
+    StudyRecord,
+    StudySummary,
+)
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -59,26 +75,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: How long a SQLite writer waits for another burn station's transaction (they last milliseconds).
-BUSY_TIMEOUT_S = 30
-#: How long to wait for a PostgreSQL server before calling it unreachable.
-CONNECT_TIMEOUT_S = 10
-MEDIUM_ID_PREFIX = "DCMS-"
-#: Crockford's base32 (no I, L, O, U): read aloud and typed from a README without confusion.
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CROCKFORD_READ = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_MEDIUM_ID_CHARS = 12  # 60 random bits: a collision among a million media has odds of about 4e-7
-_MEDIUM_ID_RE = re.compile(r"DCMS-[0-9A-HJKMNP-TV-Z]{12}")
 _PARTNER_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
-_RECIPIENT_KINDS = ("password", "certificate")
 _PATIENT_ID_HMAC_KEY = "patient_id_hmac_key"  # written by revision 0001
-#: pg_advisory_xact_lock key that serialises schema upgrades from several stations ("dcmseal").
-_MIGRATION_LOCK_KEY = 0x64636D7365616C
-_SQLITE_BEGIN_OPTION = "dcmseal_sqlite_begin"
-_MAX_OPERATOR_CHARS = 128
-_MAX_STATION_CHARS = 255
-_WAL_RETRY_S = 0.02
 
 
 def _hostname() -> str:
@@ -87,277 +85,6 @@ def _hostname() -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(moment: datetime | date | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def default_registry_path() -> Path:
-    """The SQLite registry used when no URL is given: ``<user data dir>/dcmseal/registry.sqlite3``."""
-    return platformdirs.user_data_path("dcmseal") / "registry.sqlite3"
-
-
-def alembic_config(url: str | None = None) -> Config:
-    """An Alembic Config for the registry's migrations (shipped in ``dcmseal.keys.migrations``).
-
-    ``url`` is only for working on migrations by hand; :meth:`Registry.open` hands Alembic its own
-    connection instead.
-    """
-    from alembic.config import Config  # Alembic costs a second to import; only opening needs it
-
-    config = Config()
-    config.set_main_option("script_location", "dcmseal.keys:migrations")
-    config.set_main_option("path_separator", "os")
-    if url is not None:
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation
-    return config
-
-
-def _check_lengths(**values: tuple[str, int]) -> None:
-    """The column sizes (PostgreSQL enforces them; SQLite would not): a longer value is a caller's bug."""
-    for name, (value, limit) in values.items():
-        if len(value) > limit:
-            raise ValueError(f"{name} is longer than {limit} characters")
-
-
-# -- what a burn station records --------------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecipientRecord:
-    """One recipient of a medium: the password, or a certificate named by its SHA-256 fingerprint."""
-
-    kind: str  # "password" or "certificate"
-    fingerprint: str | None = None
-    subject: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in _RECIPIENT_KINDS:
-            raise ValueError(f"recipient kind must be one of {_RECIPIENT_KINDS}, not {self.kind!r}")
-        if self.kind == "certificate" and (
-            self.fingerprint is None or not _FINGERPRINT_RE.fullmatch(self.fingerprint)
-        ):
-            raise ValueError(
-                "a certificate recipient needs its SHA-256 fingerprint (64 lowercase hex digits)"
-            )
-        if self.kind == "password" and (self.fingerprint is not None or self.subject is not None):
-            raise ValueError("a password recipient has no fingerprint or subject")
-
-    @classmethod
-    def for_password(cls) -> RecipientRecord:
-        return cls(kind="password")
-
-    @classmethod
-    def for_certificate(cls, certificate: x509.Certificate) -> RecipientRecord:
-        return cls(
-            kind="certificate",
-            fingerprint=certificate_fingerprint(certificate),
-            subject=certificate.subject.rfc4514_string(),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "fingerprint": self.fingerprint, "subject": self.subject}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StudyRecord:
-    """A study on a medium as a burn station knows it; the registry keeps the patient ID only as an HMAC."""
-
-    study_instance_uid: str
-    patient_id: str = field(repr=False)
-    study_date: date | None = None
-    modalities: tuple[str, ...] = ()
-    instance_count: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.study_instance_uid:
-            raise ValueError("a study needs its Study Instance UID")
-        if any(not m or "\\" in m for m in self.modalities):
-            raise ValueError("modalities are non-empty DICOM CS values without backslashes")
-        if self.instance_count < 0:
-            raise ValueError("instance_count must not be negative")
-        _check_lengths(
-            study_instance_uid=(self.study_instance_uid, 64), modalities=("\\".join(self.modalities), 128)
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MediumRecord:
-    """Everything the registry keeps about one burned medium (the input of :meth:`Registry.record_medium`)."""
-
-    medium_id: str
-    file_set_uid: str
-    created_at: datetime
-    operator: str
-    profile: str
-    format: str
-    file_count: int
-    total_bytes: int
-    station: str | None = None  # None: this host's name
-    label: str | None = None
-    recipients: tuple[RecipientRecord, ...] = ()
-    studies: tuple[StudyRecord, ...] = ()
-    #: ContentInfo(EnvelopedData) DER from :func:`~dcmseal.keys.escrow.seal_password_for_escrow`.
-    escrowed_password: bytes | None = field(default=None, repr=False)
-    escrow_fingerprint: str | None = None
-
-    def __post_init__(self) -> None:
-        if not _MEDIUM_ID_RE.fullmatch(self.medium_id):
-            raise ValueError(f"{self.medium_id!r} is not a medium ID (Registry.new_medium_id makes them)")
-        if self.created_at.tzinfo is None:
-            raise ValueError("created_at must be timezone-aware")
-        if self.file_count < 0 or self.total_bytes < 0:
-            raise ValueError("file_count and total_bytes must not be negative")
-        if (self.escrowed_password is None) != (self.escrow_fingerprint is None):
-            raise ValueError("escrowed_password and escrow_fingerprint go together")
-        if self.escrow_fingerprint is not None and not _FINGERPRINT_RE.fullmatch(self.escrow_fingerprint):
-            raise ValueError("escrow_fingerprint is a SHA-256 fingerprint (64 lowercase hex digits)")
-        if not self.operator.strip():
-            raise ValueError("a medium needs its operator")
-        _check_lengths(
-            file_set_uid=(self.file_set_uid, 64),  # UI
-            operator=(self.operator, _MAX_OPERATOR_CHARS),
-            station=(self.station or "", _MAX_STATION_CHARS),
-            profile=(self.profile, 64),
-            format=(self.format, 16),
-            label=(self.label or "", 64),
-        )
-
-
-# -- what the registry answers ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StudySummary:
-    """A study on a medium as the registry keeps it."""
-
-    study_instance_uid: str
-    patient_id_hash: str  # HMAC-SHA256 with the registry's key, hex
-    study_date: date | None
-    modalities: tuple[str, ...]
-    instance_count: int
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "study_instance_uid": self.study_instance_uid,
-            "patient_id_hash": self.patient_id_hash,
-            "study_date": _iso(self.study_date),
-            "modalities": list(self.modalities),
-            "instance_count": self.instance_count,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MediumSummary:
-    """One line of ``keys list``."""
-
-    medium_id: str
-    created_at: datetime
-    operator: str
-    station: str
-    profile: str
-    format: str
-    label: str | None
-    file_count: int
-    total_bytes: int
-    has_escrowed_password: bool
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "medium_id": self.medium_id,
-            "created_at": _iso(self.created_at),
-            "operator": self.operator,
-            "station": self.station,
-            "profile": self.profile,
-            "format": self.format,
-            "label": self.label,
-            "file_count": self.file_count,
-            "total_bytes": self.total_bytes,
-            "has_escrowed_password": self.has_escrowed_password,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MediumDetails:
-    """Everything ``keys show`` says about a medium (never the escrowed password itself)."""
-
-    medium_id: str
-    file_set_uid: str
-    created_at: datetime
-    operator: str
-    station: str
-    profile: str
-    format: str
-    label: str | None
-    file_count: int
-    total_bytes: int
-    has_escrowed_password: bool
-    escrow_fingerprint: str | None
-    recipients: tuple[RecipientRecord, ...]
-    studies: tuple[StudySummary, ...]
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "medium_id": self.medium_id,
-            "file_set_uid": self.file_set_uid,
-            "created_at": _iso(self.created_at),
-            "operator": self.operator,
-            "station": self.station,
-            "profile": self.profile,
-            "format": self.format,
-            "label": self.label,
-            "file_count": self.file_count,
-            "total_bytes": self.total_bytes,
-            "has_escrowed_password": self.has_escrowed_password,
-            "escrow_fingerprint": self.escrow_fingerprint,
-            "recipients": [r.to_json() for r in self.recipients],
-            "studies": [s.to_json() for s in self.studies],
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecoveryRecord:
-    """A recorded password recovery: who, when, from where, why."""
-
-    id: int
-    medium_id: str
-    recovered_at: datetime
-    operator: str
-    station: str
-    reason: str
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "medium_id": self.medium_id,
-            "recovered_at": _iso(self.recovered_at),
-            "operator": self.operator,
-            "station": self.station,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PartnerSummary:
-    """An address-book entry (the certificate itself comes from :meth:`Registry.get_partner`)."""
-
-    name: str
-    fingerprint: str
-    subject: str
-    not_before: datetime
-    not_after: datetime
-    added_at: datetime
-
-    def is_valid_at(self, moment: datetime) -> bool:
-        """Whether ``moment`` lies in the certificate's validity period (RFC 5280 §4.1.2.5, inclusive)."""
-        return self.not_before <= moment <= self.not_after
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "fingerprint": self.fingerprint,
-            "subject": self.subject,
-            "not_before": _iso(self.not_before),
-            "not_after": _iso(self.not_after),
-            "added_at": _iso(self.added_at),
-        }
 
 
 def _summary(row: Medium) -> MediumSummary:
@@ -397,58 +124,10 @@ def _partner(row: PartnerCertificate) -> PartnerSummary:
     )
 
 
-def _normalize_medium_id(medium_id: str) -> str:
-    """Accept what a person types: any case, and O/I/L for 0/1 (Crockford's decoding rules)."""
-    text_id = medium_id.strip().upper()
-    if text_id.startswith(MEDIUM_ID_PREFIX):
-        return MEDIUM_ID_PREFIX + text_id[len(MEDIUM_ID_PREFIX) :].translate(_CROCKFORD_READ)
-    return text_id
-
-
 def _check_partner_name(name: str) -> str:
     if not _PARTNER_NAME_RE.fullmatch(name):
         raise UsageError(f"partner name {name!r}: use 1 to 64 letters, digits, dots, underscores or hyphens")
     return name
-
-
-def _enable_wal(cursor: sqlite3.Cursor) -> None:
-    """Switch to write-ahead logging: readers never block the writer, nor it them.
-
-    Two connections switching a new file at once can get SQLITE_BUSY at once: SQLite skips the busy
-    handler where waiting could deadlock (both hold SHARED, both want EXCLUSIVE). So retry, within
-    the busy timeout.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(_WAL_RETRY_S)
-
-
-def _install_sqlite_hooks(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and transactions SQLAlchemy controls (BEGIN IMMEDIATE to write)."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        dbapi_connection.isolation_level = None  # the driver's own BEGIN handling is off; see _on_begin
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-            _enable_wal(cursor)
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # A writer takes the write lock first thing, so it waits (busy_timeout) instead of failing
-        # when a read lock cannot be upgraded (SQLITE_BUSY_SNAPSHOT under WAL).
-        statement = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, "BEGIN")
-        connection.exec_driver_sql(str(statement))
 
 
 class Registry:
@@ -952,12 +631,3 @@ class Registry:
         """How many media are recorded."""
         with self._transaction(write=False) as session:
             return int(session.scalar(select(func.count()).select_from(Medium)) or 0)
-
-
-def _create_private_file(path: Path, display_url: str) -> None:
-    """Create the SQLite file owner-only (group too in a shared station folder) before SQLite does (it would
-    use the umask); -wal and -shm follow it."""
-    try:
-        os.close(open_state_file(path, os.O_RDWR))
-    except OSError as error:
-        raise PeerError(f"registry {display_url}: {error.strerror}") from None
