@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,9 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, settings
 
+from tests.hermetic import forbid_pydicom_downloads, forbid_shared_reads
 from tests.peers.tools import in_ci, require_tool
 from tests.pydicom_data import pydicom_file
 from tests.vectors import vector_path
+from tests.viewer_bundle import missing_bundle_reason, require_viewer_bundle, viewer_bundle_built
 
 if TYPE_CHECKING:
     from tests.foreign.corpus import ForeignMedium
@@ -26,6 +28,40 @@ if TYPE_CHECKING:
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile("ci" if in_ci() else "dev")
+
+
+# --- hermetic: nothing from the network, nothing from ../shared (issue 17 §5) ------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Installed before collection, so module-level uses of pydicom's data are guarded too."""
+    config.add_cleanup(forbid_pydicom_downloads())
+    forbid_shared_reads()
+    viewer_bundle_built()  # the state at the start, before any test points dcmseal elsewhere
+
+
+# --- the offline viewer bundle (`make viewer`): skip without it, fail under CI --------------------------------
+
+
+@pytest.fixture(scope="session")
+def viewer_bundle() -> None:
+    """For a test that needs the bundle and whose failure could not say it is missing."""
+    require_viewer_bundle()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failure because the viewer bundle is not built: a skip with that reason locally, a failure under CI."""
+    report = yield
+    reason = missing_bundle_reason(report)
+    if reason is None:
+        return report
+    if in_ci():
+        report.sections.append(("why", f"{reason} (CI builds it before the tests)"))
+    else:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
+    return report
 
 
 # --- inputs the suite must never change ---------------------------------------------------------------------

@@ -216,6 +216,7 @@ def test_open_into_an_existing_folder_killed_leaves_temporaries_the_next_command
     assert len([p for p in _files(out) if p.parent != out]) == _FILES
 
 
+@pytest.mark.usefixtures("viewer_bundle")  # its output is discarded: it cannot say why it failed
 def test_burn_killed_leaves_a_staging_folder_the_next_command_removes(
     media_cli: MediaCli, tmp_path: Path
 ) -> None:
@@ -236,6 +237,7 @@ def test_burn_killed_leaves_a_staging_folder_the_next_command_removes(
     assert _staging_folders(tmp_path) == []
 
 
+@pytest.mark.usefixtures("viewer_bundle")  # its output is discarded: it cannot say why it failed
 def test_the_watchdog_removes_the_staging_folder_of_a_killed_run_at_once(
     media_cli: MediaCli, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from dcmseal.errors import DcmsealError, NotPart10Error
 from dcmseal.part10 import header
 from dcmseal.part10.header import MAX_INFLATED_BYTES, read_header
-from tests.pydicom_data import pydicom_file
+from tests.pydicom_data import pydicom_file, pydicom_files
 
 # Explicit VR little endian, implicit VR, explicit big endian, deflated, undefined-length sequences (SR, UN),
 # a JPEG 2000 file whose header holds a sequence delimiter inside pixel data, RT plan (nested sequences).
@@ -157,16 +157,10 @@ def test_a_deflate_bomb_is_inflated_only_up_to_the_limit(tmp_path: Path) -> None
 # --- read_patient_context: the password policy's view of the patient -------------------------------------------
 
 
-def _pydicom_test_files() -> list[Path]:
-    from pydicom.data import get_testdata_files
-
-    return sorted(Path(p) for p in get_testdata_files("*") if Path(p).is_file())
-
-
 def test_patient_context_fast_reader_agrees_with_pydicom() -> None:
     # The byte walker must give exactly what pydicom's specific_tags read gives, on every file it takes on.
     taken = 0
-    for path in _pydicom_test_files():
+    for path in pydicom_files():
         fast = header._patient_values(path)
         if not fast:
             continue  # not Part 10, or a layout left to pydicom
@@ -208,7 +202,7 @@ def test_patient_context_covers_sequences_of_undefined_length(tmp_path: Path) ->
 
 def test_patient_context_does_not_import_pydicom_for_ordinary_files(tmp_path: Path) -> None:
     # pydicom costs a third of a second to import: `dcmseal seal` must not pay it to check a password.
-    source = _pydicom_test_files()
+    source = pydicom_files()
     ct = next(p for p in source if p.name == "CT_small.dcm")
     code = (
         "import sys; from pathlib import Path; from dcmseal.part10 import read_patient_context; "

@@ -14,6 +14,7 @@ from dcmseal.events import Progress
 from dcmseal.scan import Finding, Verdict, scan_medium_layout, scan_paths
 from tests.pydicom_data import pydicom_file
 from tests.scan.corpus import PE_HEADER, part10, pe_bytes
+from tests.viewer_bundle import require_viewer_bundle
 
 FILESET = pydicom_file("CT_small.dcm").parent / "dicomdirtests"
 AUTORUN = b"[autorun]\r\nopen=77654033\\CT2\\17106\r\nicon=viewer.ico\r\n"
@@ -171,10 +172,8 @@ def test_progress_and_missing_input(tmp_path: Path, medium: Path) -> None:
 def _add_viewer(root: Path) -> None:
     """dcmseal's viewer bundle (package data, `make viewer`) copied into ``root`` as burn puts it."""
     from dcmseal.media.webviewer import BUNDLE_DIR
-    from dcmseal.scan.viewer import known_bundle
 
-    if known_bundle() is None:
-        pytest.skip("the viewer bundle is not built: run `make viewer`")
+    require_viewer_bundle()
     shutil.copytree(BUNDLE_DIR, root, dirs_exist_ok=True)
 
 

@@ -15,8 +15,8 @@ from dcmseal.scan import Finding, Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.viewer import KnownBundle, find_viewers, known_bundle, load_bundle
 from tests.cli.runner import run_dcmseal
 from tests.media.conftest import encrypted_medium
-from tests.peers.tools import in_ci
 from tests.pydicom_data import pydicom_file
+from tests.viewer_bundle import require_viewer_bundle
 
 #: What scan says of any other HTML and JavaScript outside the File-set (and of a changed viewer).
 ACTIVE = {"medium.html", "medium.script"}
@@ -24,12 +24,9 @@ ACTIVE = {"medium.html", "medium.script"}
 
 @pytest.fixture(scope="module")
 def bundle() -> KnownBundle:
+    require_viewer_bundle()
     found = known_bundle()
-    if found is None:
-        message = "the viewer bundle is not built: run `make viewer`"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+    assert found is not None
     return found
 
 
