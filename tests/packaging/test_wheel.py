@@ -20,6 +20,7 @@ import pytest
 
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
 from tests.pydicom_data import pydicom_file
+from tests.viewer_bundle import require_viewer_bundle
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUNDLE = REPOSITORY / "src" / "dcmseal" / "media" / "viewer"
@@ -64,8 +65,7 @@ def _build(project: Path, out: Path, *args: str, path: str | None = None) -> sub
 
 @pytest.fixture(scope="module")
 def _need_bundle() -> None:
-    if not (BUNDLE / "VIEWER" / "VIEWER.JS").is_file():
-        pytest.fail("the viewer bundle is not built in this checkout: run `make viewer` first")
+    require_viewer_bundle()
 
 
 @pytest.mark.slow
