@@ -163,7 +163,7 @@ def walk_dataset(
                 start,
             )
         )
-    _walk(result, buf, 0, start, size, read_at, little, explicit, collect, removable_top=True)
+    _Walk(result, buf, 0, start, size, read_at, little, explicit, collect, removable_top=True).run()
     return result
 
 
@@ -201,7 +201,7 @@ def _walk_deflated(
                 start,
             )
         )
-    _walk(result, data, 0, 0, len(data), None, True, True, collect, removable_top=False)
+    _Walk(result, data, 0, 0, len(data), None, True, True, collect, removable_top=False).run()
     if result.document is not None:
         at, length = result.document
         result.document_in_memory = data[at : at + length]
@@ -252,333 +252,376 @@ def _trailing(result: BodyResult, buf: bytes, at: int, size: int, read_at: ReadA
     )
 
 
-def _walk(
-    result: BodyResult,
-    buf: bytes,
-    base: int,
-    start: int,
-    size: int,
-    read_at: ReadAt | None,
-    little: bool,
-    explicit: bool,
-    collect: frozenset[int],
-    *,
-    removable_top: bool,
-) -> None:
-    """The element loop. Frames are (kind, end, previous tag, explicit); the data set is frame 0."""
-    hdr_explicit, hdr_implicit, u32 = _STRUCTS[little]
-    findings = result.findings
-    # frames: [kind, end, prev_tag, explicit]; kind 0 = data set or item, 1 = sequence, 2 = encapsulated
-    # A frame: [kind (0 data set or item, 1 sequence, 2 encapsulated pixel data), end, previous tag, explicit VR,
-    # undefined length (ends only at its delimiter: reaching ``end`` first means the delimiter is missing)].
-    frames: list[list[int]] = [[0, size, -1, int(explicit), 0]]
-    fast = little and not collect
-    short_vrs = SHORT_VRS
-    trace_list = result.trace
-    record = trace_list.append if trace_list is not None else None
-    inspected = result.inspected
-    kind, fend, prev, expl = 0, size, -1, explicit
-    offset = start
-    blen = len(buf)
-    order_reported = False
-    lengths_reported = 0
-    while True:
-        # Leave every frame that ends here (defined-length items and sequences end by length).
-        while offset >= fend and len(frames) > 1:
-            if frames[-1][4]:
+#: An element header as read: tag, VR (b"" for implicit VR and delimiters), value length, header length.
+_Header = tuple[int, bytes, int, int]
+
+
+class _Walk:
+    """One walk of a data set: the frames it is in, where it is, and the stages each element goes through.
+
+    A frame is ``[kind, end, previous tag, explicit VR, undefined length]``: kind 0 is the data set or an
+    item, 1 a sequence, 2 encapsulated Pixel Data; an undefined-length frame ends only at its delimiter
+    (reaching ``end`` first means the delimiter is missing). The data set is frame 0; the current frame's
+    fields are kept in ``kind``, ``fend``, ``prev`` and ``expl``. Each stage returns whether the walk goes on.
+    """
+
+    __slots__ = (
+        "base",
+        "blen",
+        "buf",
+        "collect",
+        "expl",
+        "fast",
+        "fend",
+        "findings",
+        "frames",
+        "hdr_explicit",
+        "hdr_implicit",
+        "inspected",
+        "kind",
+        "offset",
+        "order_reported",
+        "prev",
+        "read_at",
+        "record",
+        "removable_top",
+        "result",
+        "size",
+        "u32",
+    )
+
+    def __init__(
+        self,
+        result: BodyResult,
+        buf: bytes,
+        base: int,
+        start: int,
+        size: int,
+        read_at: ReadAt | None,
+        little: bool,
+        explicit: bool,
+        collect: frozenset[int],
+        *,
+        removable_top: bool,
+    ) -> None:
+        self.result, self.findings = result, result.findings
+        self.buf, self.base, self.blen = buf, base, len(buf)
+        self.offset, self.size, self.read_at = start, size, read_at
+        self.collect, self.removable_top = collect, removable_top
+        self.hdr_explicit, self.hdr_implicit, self.u32 = _STRUCTS[little]
+        self.fast = little and not collect  # plain runs can be skipped (:meth:`_skip_plain_run`)
+        self.frames: list[list[int]] = [[0, size, -1, int(explicit), 0]]
+        self.kind, self.fend, self.prev, self.expl = 0, size, -1, explicit
+        self.record = result.trace.append if result.trace is not None else None
+        self.inspected = result.inspected
+        self.order_reported = False
+
+    def run(self) -> None:
+        """Step from element to element until the data set ends or a stage stops the walk."""
+        fast = self.fast
+        while True:
+            # Each stage is only called when it has something to do: the walk is the scanner's hot loop.
+            if self.offset >= self.fend and len(self.frames) > 1 and not self._leave_ended_frames():
+                return
+            if self.offset >= self.size:
+                self._end_of_file()
+                return
+            if fast and self.kind == 0 and self.expl and self._skip_plain_run():
+                continue
+            header = self._read_header()
+            if header is None:
+                return
+            tag, vr, length, hlen = header
+            if tag >> 16 == 0xFFFE:
+                going = self._delimiter(tag, length, self.offset + hlen)
+            elif self.kind != 0:
+                going = self._bad_header(f"{_tag_text(tag)} where a sequence item was expected")
+            else:
+                going = self._element(tag, vr, length, self.offset + hlen)
+            if not going:
+                return
+
+    # -- frames ---------------------------------------------------------------------------------------
+    def _push(self, kind: int, end: int, explicit: bool, undefined: bool) -> None:
+        """Enter a sequence, an item or encapsulated Pixel Data that ends at ``end``."""
+        self.frames[-1][2] = self.prev
+        self.frames.append([kind, end, -1, int(explicit), int(undefined)])
+        self.kind, self.fend, self.prev, self.expl = kind, end, -1, explicit
+
+    def _pop(self) -> None:
+        """Leave the current frame for the one around it."""
+        frames = self.frames
+        frames.pop()
+        self.kind, self.fend, self.prev, self.expl = (
+            frames[-1][0],
+            frames[-1][1],
+            frames[-1][2],
+            bool(frames[-1][3]),
+        )
+
+    def _leave_ended_frames(self) -> bool:
+        """Leave every frame that ends here (defined-length items and sequences end by their length)."""
+        offset, size = self.offset, self.size
+        while offset >= self.fend and len(self.frames) > 1:
+            fend = self.fend
+            if self.frames[-1][4]:
                 # An undefined-length item or sequence ends only at its delimiter, never by running out.
-                findings.append(
-                    Finding(
-                        "body.malformed",
-                        "the file ends inside a sequence"
-                        if fend >= size
-                        else "an item or sequence of undefined length runs past the end of its container",
-                        Verdict.SUSPICIOUS,
-                        min(offset, fend),
-                    )
+                return self._malformed(
+                    "the file ends inside a sequence"
+                    if fend >= size
+                    else "an item or sequence of undefined length runs past the end of its container",
+                    min(offset, fend),
                 )
-                result.malformed = True
-                return
             if offset > fend:
-                findings.append(
-                    Finding(
-                        "body.malformed",
-                        f"an element runs past the end of its sequence or item at offset {fend}",
-                        Verdict.SUSPICIOUS,
-                        fend,
-                    )
+                return self._malformed(
+                    f"an element runs past the end of its sequence or item at offset {fend}", fend
                 )
-                result.malformed = True
-                return
-            frames.pop()
-            kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
-        if offset >= size:
-            if len(frames) > 1:
-                findings.append(
-                    Finding("body.malformed", "the file ends inside a sequence", Verdict.SUSPICIOUS, offset)
-                )
-                result.malformed = True
-            result.dataset_end = size
-            return
-        rel = offset - base
-        if fast and kind == 0 and expl and rel >= 0:
-            # The common case, kept tight: ordinary short-VR elements of a little endian explicit VR data
-            # set, in ascending order, inside the bytes at hand. Anything else drops to the full loop below.
-            start_rel = rel
-            last_header = blen - 12
-            last_value = fend - base - 8
-            while rel <= last_header:
-                group, elem, vr, length = hdr_explicit(buf, rel)
-                if vr not in short_vrs or group & 1 or not elem or group == 0x0042:
-                    break
-                tag = (group << 16) | elem
-                if tag <= prev or rel + length > last_value:
-                    break
-                if record is not None:
-                    record(base + rel)
-                prev = tag
-                rel += 8 + length
-            if rel != start_rel:
-                offset = base + rel
-                if len(frames) == 1:
-                    result.dataset_end = offset
-                continue
-        if (rel < 0 or rel + 12 > blen) and read_at is not None:
-            buf, base = read_at(offset, _WINDOW_BYTES), offset
-            blen, rel = len(buf), 0
-        if rel + 8 > blen:
-            _bad_header(
-                result, buf, base, offset, size, read_at, len(frames) == 1, "a truncated element header"
+            self._pop()
+        return True
+
+    def _too_deep(self, offset: int) -> bool:
+        """Whether one more frame would nest past :data:`MAX_DEPTH` (reported as such)."""
+        if len(self.frames) < MAX_DEPTH:
+            return False
+        self.findings.append(
+            Finding(
+                "body.nesting", f"sequences nested deeper than {MAX_DEPTH} levels", Verdict.SUSPICIOUS, offset
             )
-            return
-        if record is not None:
-            record(offset)
-        if expl:
-            group, elem, vr, length = hdr_explicit(buf, rel)
+        )
+        self.result.malformed = True
+        return True
+
+    # -- where the walk stops --------------------------------------------------------------------------
+    def _end_of_file(self) -> None:
+        """The file ends here: where the data set ends, or inside a sequence (malformed)."""
+        if len(self.frames) > 1:
+            self._malformed("the file ends inside a sequence", self.offset)
+        self.result.dataset_end = self.size
+
+    def _malformed(self, message: str, at: int) -> bool:
+        """Report a data set that does not parse to its end at ``at``; the walk stops."""
+        self.findings.append(Finding("body.malformed", message, Verdict.SUSPICIOUS, at))
+        self.result.malformed = True
+        return False
+
+    def _bad_header(self, what: str) -> bool:
+        """A header that does not parse: data after the data set at the top level, else malformed."""
+        _bad_header(
+            self.result,
+            self.buf,
+            self.base,
+            self.offset,
+            self.size,
+            self.read_at,
+            len(self.frames) == 1,
+            what,
+        )
+        return False
+
+    def _trailing(self) -> bool:
+        """What follows here is not the data set's (data appended to the file); the walk stops."""
+        _trailing_at(self.result, self.buf, self.base, self.offset, self.size, self.read_at)
+        return False
+
+    # -- headers ---------------------------------------------------------------------------------------
+    def _skip_plain_run(self) -> bool:
+        """Skip a run of plain elements: the common case, kept tight; whether any was skipped.
+
+        Plain: short-VR elements of a little endian explicit VR data set or item (the caller checks that much),
+        public, in ascending order, inside the bytes at hand. Anything else is left to the stages that follow.
+        """
+        buf, base = self.buf, self.base
+        rel = start_rel = self.offset - base
+        if rel < 0:
+            return False
+        hdr, short_vrs, record, prev = self.hdr_explicit, SHORT_VRS, self.record, self.prev
+        last_header = self.blen - 12
+        last_value = self.fend - base - 8
+        while rel <= last_header:
+            group, elem, vr, length = hdr(buf, rel)
+            if vr not in short_vrs or group & 1 or not elem or group == 0x0042:
+                break
             tag = (group << 16) | elem
-            if group == 0xFFFE:
-                length = u32(buf, rel + 4)[0]
-                hlen = 8
-                vr = b""
-            elif vr in LONG_VRS:
-                if rel + 12 > blen:
-                    _bad_header(
-                        result,
-                        buf,
-                        base,
-                        offset,
-                        size,
-                        read_at,
-                        len(frames) == 1,
-                        "a truncated element header",
-                    )
-                    return
-                length = u32(buf, rel + 8)[0]
-                hlen = 12
-            elif vr in VRS:
-                hlen = 8
-            else:
-                _bad_header(
-                    result,
-                    buf,
-                    base,
-                    offset,
-                    size,
-                    read_at,
-                    len(frames) == 1,
-                    f"no valid VR at {_tag_text(tag)}",
-                )
-                return
-        else:
-            group, elem, length = hdr_implicit(buf, rel)
-            tag = (group << 16) | elem
-            hlen = 8
-            vr = b""
-        value_at = offset + hlen
-        # --- delimiters and items (PS3.5 §7.5) ---
+            if tag <= prev or rel + length > last_value:
+                break
+            if record is not None:
+                record(base + rel)
+            prev = tag
+            rel += 8 + length
+        self.prev = prev
+        if rel == start_rel:
+            return False
+        self.offset = base + rel
+        if len(self.frames) == 1:
+            self.result.dataset_end = self.offset
+        return True
+
+    def _read_header(self) -> _Header | None:
+        """The header at ``offset``, read on from the file when it lies outside the bytes at hand; None when
+        it does not parse (reported)."""
+        offset, rel = self.offset, self.offset - self.base
+        if (rel < 0 or rel + 12 > self.blen) and self.read_at is not None:
+            self.buf, self.base = self.read_at(offset, _WINDOW_BYTES), offset
+            self.blen, rel = len(self.buf), 0
+        buf = self.buf
+        if rel + 8 > self.blen:
+            self._bad_header("a truncated element header")
+            return None
+        if self.record is not None:
+            self.record(offset)
+        if not self.expl:
+            group, elem, length = self.hdr_implicit(buf, rel)
+            return (group << 16) | elem, b"", length, 8
+        group, elem, vr, length = self.hdr_explicit(buf, rel)
+        tag = (group << 16) | elem
         if group == 0xFFFE:
-            if tag == ITEM:
-                if kind == 2:  # an encapsulated fragment: skip by length
-                    if length == UNDEFINED_LENGTH or value_at + length > fend:
-                        findings.append(
-                            Finding(
-                                "body.malformed",
-                                "an encapsulated Pixel Data fragment runs past its end",
-                                Verdict.SUSPICIOUS,
-                                offset,
-                            )
-                        )
-                        result.malformed = True
-                        return
-                    offset = value_at + length
-                    continue
-                if kind != 1:
-                    _bad_header(
-                        result,
-                        buf,
-                        base,
-                        offset,
-                        size,
-                        read_at,
-                        len(frames) == 1,
-                        "an item outside a sequence",
-                    )
-                    return
-                if len(frames) >= MAX_DEPTH:
-                    findings.append(
-                        Finding(
-                            "body.nesting",
-                            f"sequences nested deeper than {MAX_DEPTH} levels",
-                            Verdict.SUSPICIOUS,
-                            offset,
-                        )
-                    )
-                    result.malformed = True
-                    return
-                end = fend if length == UNDEFINED_LENGTH else value_at + length
-                if end > fend:
-                    findings.append(
-                        Finding(
-                            "body.malformed",
-                            "an item runs past the end of its sequence",
-                            Verdict.SUSPICIOUS,
-                            offset,
-                        )
-                    )
-                    result.malformed = True
-                    return
-                frames[-1][2] = prev
-                frames.append([0, end, -1, int(expl), int(length == UNDEFINED_LENGTH)])
-                kind, fend, prev = 0, end, -1
-                offset = value_at
-                continue
-            if tag == ITEM_DELIMITATION and kind == 0 and len(frames) > 1:
-                frames.pop()
-                kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
-                offset = value_at
-                continue
-            if tag == SEQUENCE_DELIMITATION and kind in (1, 2):
-                frames.pop()
-                kind, fend, prev, expl = frames[-1][0], frames[-1][1], frames[-1][2], bool(frames[-1][3])
-                offset = value_at
-                continue
-            _bad_header(
-                result,
-                buf,
-                base,
-                offset,
-                size,
-                read_at,
-                len(frames) == 1,
-                f"an unexpected delimiter {_tag_text(tag)}",
-            )
-            return
-        if kind != 0:
-            _bad_header(
-                result,
-                buf,
-                base,
-                offset,
-                size,
-                read_at,
-                len(frames) == 1,
-                f"{_tag_text(tag)} where a sequence item was expected",
-            )
-            return
-        # --- ordinary elements ---
-        if tag <= prev:
-            top = len(frames) == 1
-            if top and _looks_foreign(buf, base, offset, read_at):
-                _trailing_at(result, buf, base, offset, size, read_at)
-                return
-            if not order_reported:
-                order_reported = True
-                findings.append(
-                    Finding(
-                        "body.tag-order",
-                        f"{_tag_text(tag)} follows {_tag_text(prev)}: tags out of ascending order",
-                        Verdict.SUSPICIOUS,
-                        offset,
-                    )
-                )
-        prev = tag
-        top = len(frames) == 1
+            return tag, b"", self.u32(buf, rel + 4)[0], 8
+        if vr in LONG_VRS:
+            if rel + 12 > self.blen:
+                self._bad_header("a truncated element header")
+                return None
+            return tag, vr, self.u32(buf, rel + 8)[0], 12
+        if vr in VRS:
+            return tag, vr, length, 8
+        self._bad_header(f"no valid VR at {_tag_text(tag)}")
+        return None
+
+    # -- items and delimiters (PS3.5 §7.5) ------------------------------------------------------------
+    def _delimiter(self, tag: int, length: int, value_at: int) -> bool:
+        """An item, or the delimiter that ends an item or a sequence."""
+        if tag == ITEM:
+            if self.kind == 2:
+                return self._fragment(length, value_at)
+            if self.kind != 1:
+                return self._bad_header("an item outside a sequence")
+            return self._item(length, value_at)
+        if (tag == ITEM_DELIMITATION and self.kind == 0 and len(self.frames) > 1) or (
+            tag == SEQUENCE_DELIMITATION and self.kind in (1, 2)
+        ):
+            self._pop()
+            self.offset = value_at
+            return True
+        return self._bad_header(f"an unexpected delimiter {_tag_text(tag)}")
+
+    def _fragment(self, length: int, value_at: int) -> bool:
+        """Skip an encapsulated Pixel Data fragment by its length (PS3.5 A.4)."""
+        if length == UNDEFINED_LENGTH or value_at + length > self.fend:
+            return self._malformed("an encapsulated Pixel Data fragment runs past its end", self.offset)
+        self.offset = value_at + length
+        return True
+
+    def _item(self, length: int, value_at: int) -> bool:
+        """Enter an item of the current sequence."""
+        if self._too_deep(self.offset):
+            return False
+        undefined = length == UNDEFINED_LENGTH
+        end = self.fend if undefined else value_at + length
+        if end > self.fend:
+            return self._malformed("an item runs past the end of its sequence", self.offset)
+        self._push(0, end, self.expl, undefined)
+        self.offset = value_at
+        return True
+
+    # -- ordinary elements -----------------------------------------------------------------------------
+    def _element(self, tag: int, vr: bytes, length: int, value_at: int) -> bool:
+        """A data element of the current data set or item: its order, its extent, then what it holds."""
+        top = len(self.frames) == 1
+        if tag <= self.prev and not self._out_of_order(tag, top):
+            return False
+        self.prev = tag
         if length == UNDEFINED_LENGTH:
-            if len(frames) >= MAX_DEPTH:
-                findings.append(
-                    Finding(
-                        "body.nesting",
-                        f"sequences nested deeper than {MAX_DEPTH} levels",
-                        Verdict.SUSPICIOUS,
-                        offset,
-                    )
-                )
-                result.malformed = True
-                return
-            frames[-1][2] = prev
-            if tag == PIXEL_DATA and (not expl or vr in (b"OB", b"OW")):
-                frames.append([2, fend, -1, int(expl), 1])  # encapsulated: items up to the sequence delimiter
-                kind = 2
-            else:
-                # SQ, or UN of undefined length whose content is implicit VR little endian (PS3.5 §6.2.2).
-                inner_explicit = expl and vr != b"UN"
-                frames.append([1, fend, -1, int(inner_explicit), 1])
-                kind, expl = 1, inner_explicit
-            prev = -1
-            offset = value_at
-            continue
+            return self._open_undefined(tag, vr, value_at)
         end = value_at + length
-        if end > fend:
-            if top and (tag < 0x00080000 or _looks_foreign(buf, base, offset, read_at)):
-                _trailing_at(result, buf, base, offset, size, read_at)
-                return
-            if lengths_reported == 0:
-                findings.append(
-                    Finding(
-                        "body.truncated",
-                        f"{_tag_text(tag)} announces {length} bytes, {fend - value_at} remain",
-                        Verdict.SUSPICIOUS,
-                        offset,
-                    )
-                )
-            result.malformed = True
-            if top:
-                result.dataset_end = offset
-            return
+        if end > self.fend:
+            return self._overrun(tag, length, value_at, top)
         if vr == b"SQ":
-            # A defined-length sequence: walk into it (its items may hold private payloads).
-            if len(frames) >= MAX_DEPTH:
-                findings.append(
-                    Finding(
-                        "body.nesting",
-                        f"sequences nested deeper than {MAX_DEPTH} levels",
-                        Verdict.SUSPICIOUS,
-                        offset,
-                    )
-                )
-                result.malformed = True
-                return
-            frames[-1][2] = prev
-            frames.append([1, end, -1, int(expl), 0])
-            kind, fend, prev = 1, end, -1
-            offset = value_at
-            continue
+            return self._open_sequence(end, value_at)
+        group, elem = tag >> 16, tag & 0xFFFF
         if (
             elem == 0
             or group & 1
             or vr in _OPAQUE_VRS
             or tag in (PIXEL_DATA, _TRAILING_PADDING)
-            or tag in collect
+            or tag in self.collect
             or group == 0x0042
         ):
-            _inspect(
-                result, buf, base, offset, value_at, tag, vr, length, read_at, top and removable_top, collect
-            )
-            if inspected is not None:
-                inspected.append((offset, value_at, tag, vr, length, top and removable_top))
-        offset = end
+            self._inspect(tag, vr, length, value_at, top and self.removable_top)
+        self.offset = end
         if top:
-            result.dataset_end = offset
+            self.result.dataset_end = end
+        return True
+
+    def _out_of_order(self, tag: int, top: bool) -> bool:
+        """A tag not above the one before it: appended data at the top level (the walk stops), else reported
+        once."""
+        if top and _looks_foreign(self.buf, self.base, self.offset, self.read_at):
+            return self._trailing()
+        if not self.order_reported:
+            self.order_reported = True
+            self.findings.append(
+                Finding(
+                    "body.tag-order",
+                    f"{_tag_text(tag)} follows {_tag_text(self.prev)}: tags out of ascending order",
+                    Verdict.SUSPICIOUS,
+                    self.offset,
+                )
+            )
+        return True
+
+    def _open_undefined(self, tag: int, vr: bytes, value_at: int) -> bool:
+        """Enter an element of undefined length: encapsulated Pixel Data, a sequence, or UN holding one."""
+        if self._too_deep(self.offset):
+            return False
+        if tag == PIXEL_DATA and (not self.expl or vr in (b"OB", b"OW")):
+            self._push(2, self.fend, self.expl, True)  # encapsulated: items up to the sequence delimiter
+        else:
+            # SQ, or UN of undefined length whose content is implicit VR little endian (PS3.5 §6.2.2).
+            self._push(1, self.fend, self.expl and vr != b"UN", True)
+        self.offset = value_at
+        return True
+
+    def _overrun(self, tag: int, length: int, value_at: int, top: bool) -> bool:
+        """A value longer than what holds it: appended data at the top level, else a truncated data set."""
+        if top and (tag < 0x00080000 or _looks_foreign(self.buf, self.base, self.offset, self.read_at)):
+            return self._trailing()
+        self.findings.append(
+            Finding(
+                "body.truncated",
+                f"{_tag_text(tag)} announces {length} bytes, {self.fend - value_at} remain",
+                Verdict.SUSPICIOUS,
+                self.offset,
+            )
+        )
+        self.result.malformed = True
+        if top:
+            self.result.dataset_end = self.offset
+        return False
+
+    def _open_sequence(self, end: int, value_at: int) -> bool:
+        """Enter a sequence of defined length (its items may hold private payloads)."""
+        if self._too_deep(self.offset):
+            return False
+        self._push(1, end, self.expl, False)
+        self.offset = value_at
+        return True
+
+    def _inspect(self, tag: int, vr: bytes, length: int, value_at: int, removable: bool) -> None:
+        """Look into a value that may hide a payload or that the caller asked for."""
+        _inspect(
+            self.result,
+            self.buf,
+            self.base,
+            self.offset,
+            value_at,
+            tag,
+            vr,
+            length,
+            self.read_at,
+            removable,
+            self.collect,
+        )
+        if self.inspected is not None:
+            self.inspected.append((self.offset, value_at, tag, vr, length, removable))
 
 
 def _looks_foreign(buf: bytes, base: int, offset: int, read_at: ReadAt | None) -> bool:
