@@ -22,7 +22,7 @@ from dcmseal.errors import DecryptionError, ExitCode
 from dcmseal.fsutil import make_dirs
 from dcmseal.keys import check_password, generate_passphrase, new_pbkdf2_params
 from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, seal_tree, unseal_file, unseal_tree
-from dcmseal.part10.fileformat import PREAMBLE_BYTES
+from dcmseal.part10.fileformat import PREAMBLE_BYTES, ZERO_PREAMBLE
 
 __all__ = ["demo"]
 
@@ -59,9 +59,7 @@ def _ephemeral_identity(directory: Path) -> tuple[Path, Path]:
 def _same_but_preamble(original: Path, opened: Path) -> bool:
     a, b = original.read_bytes(), opened.read_bytes()
     return (
-        len(a) == len(b)
-        and b[:PREAMBLE_BYTES] == bytes(PREAMBLE_BYTES)
-        and a[PREAMBLE_BYTES:] == b[PREAMBLE_BYTES:]
+        len(a) == len(b) and b[:PREAMBLE_BYTES] == ZERO_PREAMBLE and a[PREAMBLE_BYTES:] == b[PREAMBLE_BYTES:]
     )
 
 

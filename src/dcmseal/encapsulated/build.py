@@ -26,6 +26,7 @@ from dcmseal.encapsulated.kinds import (
 )
 from dcmseal.errors import InputError, MissingInputError, NotPart10Error, ResourceLimitError
 from dcmseal.fsutil import atomic_write
+from dcmseal.part10.fileformat import ZERO_PREAMBLE
 from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, new_uid
 
 __all__ = [
@@ -360,7 +361,7 @@ def _as_part10(ds: Dataset) -> Dataset:
     meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
-    ds.preamble = bytes(128)
+    ds.preamble = ZERO_PREAMBLE
     return ds
 
 

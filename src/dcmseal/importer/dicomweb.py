@@ -28,6 +28,7 @@ from dcmseal.importer.send import (
     Outgoing,
     PeerUnavailableError,
 )
+from dcmseal.part10.fileformat import ZERO_PREAMBLE
 from dcmseal.webauth import HttpCredentials
 
 __all__ = ["HTTP_TIMEOUT_S", "QIDO_MAX_PAGES", "StowSender"]
@@ -76,7 +77,7 @@ class StowSender:
             # data set with pydicom, which writes ds.preamble: it must be (and is here made) all zero.
             if ds.preamble is not None and any(ds.preamble):
                 raise RuntimeError(f"{item.path}: a prepared file with a non-zero preamble")
-            ds.preamble = bytes(128)
+            ds.preamble = ZERO_PREAMBLE
             datasets.append(ds)
         try:
             response = self._web.store(datasets)

@@ -99,7 +99,7 @@ from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, ve
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
 from dcmseal.media.open import NOT_DICOM, OpenRequest, open_to_folder
 from dcmseal.outcomes import ReasonKind
-from dcmseal.part10.fileformat import is_part10, parse_meta_group, read_file_meta
+from dcmseal.part10.fileformat import ZERO_PREAMBLE, is_part10, parse_meta_group, read_file_meta
 from dcmseal.reader import is_iso_image, open_archive
 from dcmseal.reader.medium import open_medium
 from dcmseal.scan import (
@@ -1169,7 +1169,7 @@ def _prepare(
         if request.source_of_previous_values is not None
         else candidate.institution,
     )
-    ds.preamble = bytes(128)  # PS3.10 §7.5: whatever the medium carried, what we send has a zero preamble
+    ds.preamble = ZERO_PREAMBLE  # PS3.10 §7.5: whatever the medium carried, what we send has a zero preamble
     stamp_implementation(ds)  # dcmseal wrote this file: its File Meta says so (PS3.10 §7.1)
     try:
         with atomic_write(prepared, overwrite=True, durable=False) as out:

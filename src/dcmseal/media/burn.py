@@ -63,7 +63,7 @@ from dcmseal.part10 import (
     seal_files,
     seal_into,
 )
-from dcmseal.part10.fileformat import PREAMBLE_BYTES
+from dcmseal.part10.fileformat import PREAMBLE_BYTES, ZERO_PREAMBLE
 from dcmseal.webauth import HttpCredentials
 
 __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn"]
@@ -359,7 +359,7 @@ def _zero_preamble(path: Path) -> str | None:
         if kind is PreambleKind.ZERO:
             return None
         fp.seek(0)
-        fp.write(bytes(PREAMBLE_BYTES))
+        fp.write(ZERO_PREAMBLE)
     return "TIFF dual-personality" if kind is PreambleKind.TIFF else "non-zero"
 
 

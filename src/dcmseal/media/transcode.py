@@ -18,7 +18,7 @@ from pydicom.uid import UID
 from dcmseal.errors import NotPart10Error, UnsupportedAlgorithmError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, make_dirs, try_hard_link
 from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Profile, is_allowed
-from dcmseal.part10.fileformat import PREAMBLE_BYTES, read_file_meta
+from dcmseal.part10.fileformat import ZERO_PREAMBLE, read_file_meta
 from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 __all__ = [
@@ -178,7 +178,7 @@ def conform(
     ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LITTLE_ENDIAN)
     ds.file_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    ds.preamble = bytes(PREAMBLE_BYTES)
+    ds.preamble = ZERO_PREAMBLE
     with atomic_write(dst, overwrite=overwrite, durable=durable) as out:
         dcmwrite(out, ds, enforce_file_format=True)
     logger.info("%s: %s %s (%s)", src, from_ts.name, how, meta.sop_instance_uid)

@@ -20,6 +20,7 @@ from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write, star
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
     PREAMBLE_BYTES,
+    ZERO_PREAMBLE,
     FileMeta,
     PreambleKind,
     classify_preamble,
@@ -446,7 +447,7 @@ def unseal_file(
             zeroed = part10 and not keep_preamble and any(sink.head[:PREAMBLE_BYTES])
             if zeroed:
                 out.flush()
-                os.pwrite(out.fileno(), bytes(PREAMBLE_BYTES), 0)  # before the file appears under its name
+                os.pwrite(out.fileno(), ZERO_PREAMBLE, 0)  # before the file appears under its name
     except FileExistsError:
         raise OutputExistsError(dst) from None
     except DcmsealError as exc:
