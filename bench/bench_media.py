@@ -357,6 +357,7 @@ def _burn(spec: dict[str, Any], progress: Callable[[str, int, int], None] | None
     from cryptography import x509
 
     from dcmseal.audit import FileSink
+    from dcmseal.events import on_progress
     from dcmseal.keys.registry import Registry
     from dcmseal.media.burn import BurnRequest, burn
 
@@ -379,7 +380,12 @@ def _burn(spec: dict[str, Any], progress: Callable[[str, int, int], None] | None
         if isinstance(progress, Timeline):
             progress.start = time.perf_counter()
         started = time.perf_counter()
-        result = burn(request, registry=registry, audit=FileSink(Path(spec["audit"])), progress=progress)
+        result = burn(
+            request,
+            registry=registry,
+            audit=FileSink(Path(spec["audit"])),
+            handlers=[on_progress(progress)] if progress is not None else [],
+        )
         wall = time.perf_counter() - started
     finally:
         registry.close()

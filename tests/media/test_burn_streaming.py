@@ -11,6 +11,7 @@ from pydicom import dcmread
 
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
+from dcmseal.events import on_progress
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
 from dcmseal.media.open import OpenRequest, open_to_folder
@@ -74,7 +75,7 @@ def test_the_sealed_files_exist_only_inside_the_image(
         _request(tmp_path / "src", tmp_path / "m.iso", media_escrow),
         registry=registry,
         audit=FileSink(tmp_path / "audit.log"),
-        progress=progress,
+        handlers=[on_progress(progress)],
     )
 
     assert seen["on_disk"] == 0, seen  # placeholders only: the sealed bytes go straight into the image
@@ -119,7 +120,7 @@ def test_a_source_changed_during_the_burn_fails_it_and_leaves_nothing(
             _request(tmp_path / "src", tmp_path / "m.iso", media_escrow),
             registry=registry,
             audit=FileSink(tmp_path / "audit.log"),
-            progress=progress,
+            handlers=[on_progress(progress)],
         )
     assert str(info.value).startswith(f"{sources[-1]}: cannot seal")  # the user's file, not its staged copy
     assert not (tmp_path / "m.iso").exists()

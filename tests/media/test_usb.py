@@ -18,6 +18,7 @@ import pytest
 
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
+from dcmseal.events import on_progress
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.fatimage import fat_layout
@@ -337,7 +338,7 @@ def test_an_image_burned_onto_a_stick_is_staged_off_it(
             ),
             registry=registry,
             audit=FileSink(tmp_path / "audit.log"),
-            progress=look,
+            handlers=[on_progress(look)],
         )
         left = sorted(p.name for p in stick.rglob("*"))
         opened = open_to_folder(

@@ -18,6 +18,7 @@ from dcmseal.cli.common import (
     out_console,
     print_json,
     print_table,
+    progress_handlers,
     read_password,
     refuse_argv_password,
     stage_progress,
@@ -219,8 +220,8 @@ def burn_command(
                 allow_weak_password=allow_weak_password,
             )
             options.warn_weak_password(request.password_problems)
-            with stage_progress(not as_json) as progress:
-                result = burn(request, registry=reg, audit=audit_sink(settings), progress=progress)
+            with progress_handlers(not as_json) as handlers:
+                result = burn(request, registry=reg, audit=audit_sink(settings), handlers=handlers)
         finally:
             reg.close()
         if as_json:
@@ -437,7 +438,8 @@ def rekey_command(
                 allow_weak_password=allow_weak_password,
             )
             options.warn_weak_password(request.password_problems)
-            result = rekey(request, registry=reg, audit=audit_sink(settings))
+            with progress_handlers(not as_json) as handlers:
+                result = rekey(request, registry=reg, audit=audit_sink(settings), handlers=handlers)
         finally:
             reg.close()
         if as_json:

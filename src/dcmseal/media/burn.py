@@ -7,7 +7,7 @@ import logging
 import shutil
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +28,13 @@ from dcmseal.audit import (
 from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
 from dcmseal.encapsulated import DEFAULT_MAX_DOCUMENT_BYTES, build_instances, detect_kind, write_instances
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
+from dcmseal.events import Emitter, FileSealed, HandlerSpec
 from dcmseal.fsutil import link_or_copy, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.passwords import check_password, new_pbkdf2_params
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.fileset import (
+    FileSetPlan,
     NoteKind,
     build_fileset,
     file_id_to_path,
@@ -55,6 +57,8 @@ from dcmseal.media.target import removal_advice
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
 from dcmseal.part10 import (
+    FileOutcome,
+    FileStatus,
     PreambleKind,
     SealedStream,
     SealPlan,
@@ -71,9 +75,6 @@ __all__ = ["BurnRequest", "BurnResult", "BurnedFile", "burn"]
 logger = logging.getLogger(__name__)
 
 README_NAME = "README.TXT"
-
-#: progress(stage, done, total): stages are "collect", "conform", "seal", "write".
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -382,7 +383,7 @@ def burn(
     registry: Registry,
     audit: AuditSink,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    progress: Progress | None = None,
+    handlers: Sequence[HandlerSpec] = (),
 ) -> BurnResult:
     """Burn ``request.sources`` to a secure medium at ``request.out`` (PS3.11 STD-GEN-SEC-*, PS3.15 D.1).
 
@@ -391,9 +392,14 @@ def burn(
     (with the password sealed to the escrow key) before the output appears; an Export audit message
     follows. On any failure nothing appears at ``out`` and the staging folder (plaintext) is removed; a
     burn that fails after the command was accepted is audited as an Export that failed.
+
+    ``handlers`` (:mod:`dcmseal.events`) receive :class:`~dcmseal.events.Progress` for the stages
+    ``collect``, ``conform``, ``seal`` and ``write``, and :class:`~dcmseal.events.FileSealed` for each file
+    sealed onto the medium (the DICOMDIR too): ``path`` is the source as collected (the user's own file for a
+    local source), ``output`` where it ends up (its place in a folder medium, or the image).
     """
     try:
-        return _burn(request, registry=registry, audit=audit, now=now, progress=progress)
+        return _burn(request, registry=registry, audit=audit, now=now, events=Emitter(handlers))
     except UsageError:
         raise  # the command was incomplete: nothing was read
     except DcmsealError as exc:
@@ -416,299 +422,484 @@ def burn(
         raise
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Run:
+    """What every stage of one burn shares: the request, its staging folder, its clock, where notes go."""
+
+    request: BurnRequest
+    staging: Path
+    events: Emitter
+    moment: datetime
+    #: The partner certificates and the escrow certificate: every certificate the files are sealed to.
+    recipients: tuple[x509.Certificate, ...]
+    notes: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Conformed:
+    """The instances in a transfer syntax of ``profile``, staged; and those that could not be."""
+
+    profile: Profile
+    collection: SourceCollection
+    files: tuple[Path, ...]
+    #: staged copy -> the source file as collected, and the name the user knows it by
+    sources: Mapping[Path, Path]
+    origins: Mapping[Path, str]
+    conversions: Mapping[Path, str]
+    left_out: tuple[Rejected, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Planned:
+    """The File-set planned for the medium, and every source instance that is not in it."""
+
+    medium_id: str
+    label: str
+    plan: FileSetPlan
+    rejected: tuple[Rejected, ...]
+    #: How many DICOM instances of the sources are not on the medium.
+    missing: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Sealed:
+    """The medium's files sealed into the medium folder, or prepared to be sealed into the image (``streams``)."""
+
+    medium_dir: Path
+    streams: dict[Path, SealedStream] | None
+    counter: _SealCounter
+    derivations: int
+    outside_profile: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Registered:
+    """What the registry records of the medium (written just before the medium takes its place)."""
+
+    profile_name: str
+    studies: tuple[StudyFacts, ...]
+    text: MediumText
+    readme: str
+    record: MediumRecord
+
+
+class _SealCounter:
+    """Counts the medium's files as they are sealed (or copied, on a plain medium) and tells the handlers."""
+
+    def __init__(
+        self, events: Emitter, targets: Mapping[Path, Path], sources: Mapping[Path, Path], *, sealed: bool
+    ):
+        self._events = events
+        self._targets = targets  # staged file -> where it ends up
+        self._sources = sources  # staged file -> the source as collected
+        self._sealed = sealed
+        self.done = 0
+
+    def __call__(self, staged: Path | None) -> None:
+        self.done += 1
+        self._events.progress("seal", self.done, len(self._targets))
+        if self._sealed and staged is not None:
+            self._events.emit(
+                FileSealed(path=self._sources.get(staged, staged), output=self._targets.get(staged))
+            )
+
+    def on_outcome(self, outcome: FileOutcome) -> None:
+        self(outcome.source if outcome.status is FileStatus.SEALED else None)
+
+    def on_stream(self, stream: SealedStream) -> None:
+        self(stream.source)
+
+
 def _burn(
     request: BurnRequest,
     *,
     registry: Registry,
     audit: AuditSink,
     now: Callable[[], datetime],
-    progress: Progress | None,
+    events: Emitter,
 ) -> BurnResult:
     started = time.perf_counter()
     moment = now()
-    step = progress or (lambda _stage, _done, _total: None)
     recipients = request.certificates + (
         (request.escrow_certificate,) if request.escrow_certificate is not None else ()
     )
     _check_validity(request.certificates, moment, request.allow_expired)
     if request.viewer:
         viewer_files()  # a missing bundle fails now, before any work
-    notes: list[str] = []
     with staging_dir(
         request.out, overwrite=request.overwrite, output_format=request.output_format
     ) as staging:
-        step("collect", 0, len(request.sources))
-        collection = collect(request.sources, staging / "sources", credentials=request.http_credentials)
-        notes.extend(collection.notes)
-        documents, still_rejected = _encapsulate_documents(
-            collection, staging / "documents", request.document_study
+        run = _Run(
+            request=request, staging=staging, events=events, moment=moment, recipients=recipients, notes=[]
         )
-        collection = SourceCollection(
-            instances=collection.instances + documents,
-            rejected=still_rejected,
-            notes=collection.notes + tuple(f"{d.shown}: encapsulated as DICOM" for d in documents),
-        )
-        if documents:
-            notes.append(f"{len(documents)} document(s) encapsulated into their study")
-        if collection.rejected and request.strict:
-            first = collection.rejected[0]
-            raise InputError(
-                f"{len(collection.rejected)} source file(s) cannot go on the medium (--strict); first: {first.reason}",
-                path=first.path or first.origin,
-            )
-        if not collection.instances:
-            raise InputError("nothing to burn: no DICOM instance in the sources")
-        instances = collection.instances
-        profile = request.profile or choose_profile(
-            {i.transfer_syntax_uid for i in instances},
-            output="iso" if request.output_format == "iso" else "dir",
-        )
+        conformed = _conform(run, _collect(run))
+        planned = _plan(run, conformed, medium_id=registry.new_medium_id())
+        sealed = _seal(run, conformed, planned)
+        registered = _register(run, conformed, planned, sealed)
+        size = _write(run, conformed, planned, sealed, registered, registry=registry)
+    _audit(run, conformed.profile, planned, registered.studies, audit=audit, now=now)
+    return _result(run, conformed, planned, sealed, registered, size=size, started=started)
 
-        conformed: list[Path] = []
-        conversions: dict[Path, str] = {}
-        origins: dict[Path, str] = {}
-        left_out_early: list[Rejected] = []
-        for index, instance in enumerate(instances):
-            step("conform", index, len(instances))
-            target = staging / "conformed" / f"{index:08d}"
-            target.parent.mkdir(exist_ok=True)
-            # A source kept as it is becomes a hard link (no copy) unless its preamble must be zeroed, which
-            # writes to the staged file and so must never reach the source's own bytes.
-            clean_preamble = _preamble_kind(instance.path) is PreambleKind.ZERO
-            # Name the file as the user knows it: its own path, archive.zip:member.dcm, or the study URL.
-            shown = instance.shown
-            try:
-                result = conform(instance.path, target, profile, durable=False, link=clean_preamble)
-            except DcmsealError as exc:
-                # One instance that cannot be decoded or converted leaves the rest to burn: it is listed as
-                # left out (and the burn reports a partial medium), never the end of the whole burn.
-                target.unlink(missing_ok=True)
-                left_out_early.append(
-                    # One line however the decoders worded it (pydicom lists each plugin on a line of its own).
-                    Rejected(
-                        origin=instance.origin,
-                        path=None,
-                        reason=" ".join(exc.message.split()),
-                        name=shown,
-                        instance=True,
-                    )
-                )
-                continue
-            zeroed = None if clean_preamble else _zero_preamble(target)
-            if zeroed is not None:
-                notes.append(f"{shown}: {zeroed} preamble zeroed (PS3.10 §7.5)")
-            conformed.append(target)
-            origins[target] = shown
-            if result.converted:
-                conversions[target] = f"{result.from_ts} -> {result.to_ts}: {result.reason}"
-        if left_out_early and request.strict:
-            first = left_out_early[0]
-            raise InputError(f"cannot go on the medium (--strict): {first.reason}", path=first.shown)
-        if not conformed:
-            first = left_out_early[0]
-            raise InputError(
-                f"nothing to burn: no instance could be put on the medium; first: {first.reason}",
-                path=first.shown,
-            )
-        if conversions:
-            notes.append(f"{len(conversions)} instance(s) converted losslessly to fit {profile.value}")
-        profile = _fit_capacity(
-            profile, sum(p.stat().st_size for p in conformed), chosen=request.profile is not None, notes=notes
-        )
 
-        # The File-set ID and the Volume Identifier agree (PS3.12 F.1.1): the label, else the medium ID.
-        medium_id = registry.new_medium_id()
-        label = fileset_id_from_label(request.label)
-        plan = build_fileset(
-            conformed, staging / "fileset", fileset_id=label or fileset_id_of(medium_id), profile=profile
+def _collect(run: _Run) -> SourceCollection:
+    """Stage ``collect``: the sources' DICOM instances, with their documents encapsulated into their study."""
+    request, notes = run.request, run.notes
+    run.events.progress("collect", 0, len(request.sources))
+    collection = collect(request.sources, run.staging / "sources", credentials=request.http_credentials)
+    notes.extend(collection.notes)
+    documents, still_rejected = _encapsulate_documents(
+        collection, run.staging / "documents", request.document_study
+    )
+    collection = SourceCollection(
+        instances=collection.instances + documents,
+        rejected=still_rejected,
+        notes=collection.notes + tuple(f"{d.shown}: encapsulated as DICOM" for d in documents),
+    )
+    if documents:
+        notes.append(f"{len(documents)} document(s) encapsulated into their study")
+    if collection.rejected and request.strict:
+        first = collection.rejected[0]
+        raise InputError(
+            f"{len(collection.rejected)} source file(s) cannot go on the medium (--strict); first: {first.reason}",
+            path=first.path or first.origin,
         )
-        left_out = [n for n in plan.notes if n.kind is NoteKind.LEFT_OUT]
-        rejected = (
-            list(collection.rejected)
-            + left_out_early
-            + [
+    if not collection.instances:
+        raise InputError("nothing to burn: no DICOM instance in the sources")
+    return collection
+
+
+def _conform(run: _Run, collection: SourceCollection) -> _Conformed:
+    """Stage ``conform``: each instance staged in a transfer syntax of the profile, its preamble zeroed.
+
+    An instance that cannot be decoded or converted is left out (the burn goes on without it); the profile
+    chosen automatically moves from CD to DVD when the content does not fit a CD.
+    """
+    request, notes = run.request, run.notes
+    instances = collection.instances
+    profile = request.profile or choose_profile(
+        {i.transfer_syntax_uid for i in instances},
+        output="iso" if request.output_format == "iso" else "dir",
+    )
+    conformed: list[Path] = []
+    conversions: dict[Path, str] = {}
+    origins: dict[Path, str] = {}
+    sources: dict[Path, Path] = {}
+    left_out_early: list[Rejected] = []
+    for index, instance in enumerate(instances):
+        run.events.progress("conform", index, len(instances))
+        target = run.staging / "conformed" / f"{index:08d}"
+        target.parent.mkdir(exist_ok=True)
+        # A source kept as it is becomes a hard link (no copy) unless its preamble must be zeroed, which
+        # writes to the staged file and so must never reach the source's own bytes.
+        clean_preamble = _preamble_kind(instance.path) is PreambleKind.ZERO
+        # Name the file as the user knows it: its own path, archive.zip:member.dcm, or the study URL.
+        shown = instance.shown
+        try:
+            result = conform(instance.path, target, profile, durable=False, link=clean_preamble)
+        except DcmsealError as exc:
+            # One instance that cannot be decoded or converted leaves the rest to burn: it is listed as
+            # left out (and the burn reports a partial medium), never the end of the whole burn.
+            target.unlink(missing_ok=True)
+            left_out_early.append(
+                # One line however the decoders worded it (pydicom lists each plugin on a line of its own).
                 Rejected(
-                    origin=origins.get(n.path, str(n.path)),
+                    origin=instance.origin,
                     path=None,
-                    reason=n.message,
-                    name=origins.get(n.path, str(n.path)),
+                    reason=" ".join(exc.message.split()),
+                    name=shown,
                     instance=True,
                 )
-                for n in left_out
-            ]
-        )
-        missing = sum(1 for r in rejected if r.instance)
-        if left_out and request.strict:
-            raise InputError(
-                f"cannot go on the medium (--strict): {left_out[0].message}",
-                path=origins.get(left_out[0].path),
             )
-        if not plan.files:
-            raise InputError("nothing to burn: no instance could be indexed in a DICOMDIR")
-        notes.extend(
-            note.message if note.path not in origins else f"{origins[note.path]}: {note.message}"
-            for note in plan.notes
-            if note.kind is not NoteKind.LEFT_OUT
+            continue
+        zeroed = None if clean_preamble else _zero_preamble(target)
+        if zeroed is not None:
+            notes.append(f"{shown}: {zeroed} preamble zeroed (PS3.10 §7.5)")
+        conformed.append(target)
+        origins[target] = shown
+        sources[target] = instance.path
+        if result.converted:
+            conversions[target] = f"{result.from_ts} -> {result.to_ts}: {result.reason}"
+    if left_out_early and request.strict:
+        first = left_out_early[0]
+        raise InputError(f"cannot go on the medium (--strict): {first.reason}", path=first.shown)
+    if not conformed:
+        first = left_out_early[0]
+        raise InputError(
+            f"nothing to burn: no instance could be put on the medium; first: {first.reason}",
+            path=first.shown,
         )
+    if conversions:
+        notes.append(f"{len(conversions)} instance(s) converted losslessly to fit {profile.value}")
+    profile = _fit_capacity(
+        profile, sum(p.stat().st_size for p in conformed), chosen=request.profile is not None, notes=notes
+    )
+    return _Conformed(
+        profile=profile,
+        collection=collection,
+        files=tuple(conformed),
+        sources=sources,
+        origins=origins,
+        conversions=conversions,
+        left_out=tuple(left_out_early),
+    )
 
-        kdf = (
-            new_pbkdf2_params(iterations=request.iterations, prf=request.prf, salt_bytes=request.salt_bytes)
-            if request.password is not None
-            else None
-        )
-        medium_dir = staging / "medium"
-        pairs = [(plan.dicomdir, medium_dir / "DICOMDIR")]
-        pairs += [(f.staged, file_id_to_path(medium_dir, f.file_id)) for f in plan.files]
-        sealed = 0
 
-        def on_sealed(_outcome: object) -> None:
-            nonlocal sealed
-            sealed += 1
-            step("seal", sealed, len(pairs))
-
-        streams: dict[Path, SealedStream] | None = None
-        outside_profile: tuple[str, ...] = ()
-        if request.encrypt:
-            seal_plan = SealPlan(
-                password=request.password,
-                kdf=kdf,
-                certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in recipients),
-                cipher=request.cipher,
-                digest=request.digest,
+def _plan(run: _Run, conformed: _Conformed, *, medium_id: str) -> _Planned:
+    """Stage ``plan``: the File-set (File IDs, DICOMDIR); an instance it cannot index is left out."""
+    request, origins = run.request, conformed.origins
+    # The File-set ID and the Volume Identifier agree (PS3.12 F.1.1): the label, else the medium ID.
+    label = fileset_id_from_label(request.label)
+    plan = build_fileset(
+        list(conformed.files),
+        run.staging / "fileset",
+        fileset_id=label or fileset_id_of(medium_id),
+        profile=conformed.profile,
+    )
+    left_out = [n for n in plan.notes if n.kind is NoteKind.LEFT_OUT]
+    rejected = (
+        list(conformed.collection.rejected)
+        + list(conformed.left_out)
+        + [
+            Rejected(
+                origin=origins.get(n.path, str(n.path)),
+                path=None,
+                reason=n.message,
+                name=origins.get(n.path, str(n.path)),
+                instance=True,
             )
-            outside_profile = seal_plan.outside_profile()
-            for deviation in outside_profile:
-                logger.warning("%s: %s", request.out, deviation)
-            if request.output_format == "iso":
-                # Sealed while the image is written: no sealed copy of the medium goes to disk first.
-                streams, derivations = _prepare_streams(pairs, seal_plan)
-            else:
-                report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=on_sealed)
-                derivations = report.pbkdf2_derivations
-                if report.failed:
-                    first_failure = report.failed[0]
-                    raise InputError(
-                        f"{len(report.failed)} file(s) could not be sealed; first: {first_failure.reason}",
-                        path=first_failure.source,
-                    )
+            for n in left_out
+        ]
+    )
+    missing = sum(1 for r in rejected if r.instance)
+    if left_out and request.strict:
+        raise InputError(
+            f"cannot go on the medium (--strict): {left_out[0].message}",
+            path=origins.get(left_out[0].path),
+        )
+    if not plan.files:
+        raise InputError("nothing to burn: no instance could be indexed in a DICOMDIR")
+    run.notes.extend(
+        note.message if note.path not in origins else f"{origins[note.path]}: {note.message}"
+        for note in plan.notes
+        if note.kind is not NoteKind.LEFT_OUT
+    )
+    return _Planned(medium_id=medium_id, label=label, plan=plan, rejected=tuple(rejected), missing=missing)
+
+
+def _seal(run: _Run, conformed: _Conformed, planned: _Planned) -> _Sealed:
+    """Stage ``seal``: every file of the File-set sealed into the medium folder (one salt for the medium).
+
+    For an image, the files are only prepared here (sizes fixed, keys wrapped) and sealed straight into the
+    image as it is written; a plain medium (no encryption) gets the files as they are.
+    """
+    request, plan = run.request, planned.plan
+    kdf = (
+        new_pbkdf2_params(iterations=request.iterations, prf=request.prf, salt_bytes=request.salt_bytes)
+        if request.password is not None
+        else None
+    )
+    medium_dir = run.staging / "medium"
+    pairs = [(plan.dicomdir, medium_dir / "DICOMDIR")]
+    pairs += [(f.staged, file_id_to_path(medium_dir, f.file_id)) for f in plan.files]
+    counter = _SealCounter(
+        run.events,
+        {source: _final_place(run.request, medium_dir, target) for source, target in pairs},
+        {f.staged: conformed.sources.get(f.source, f.source) for f in plan.files},
+        sealed=request.encrypt,
+    )
+    streams: dict[Path, SealedStream] | None = None
+    outside_profile: tuple[str, ...] = ()
+    if request.encrypt:
+        seal_plan = SealPlan(
+            password=request.password,
+            kdf=kdf,
+            certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in run.recipients),
+            cipher=request.cipher,
+            digest=request.digest,
+        )
+        outside_profile = seal_plan.outside_profile()
+        for deviation in outside_profile:
+            logger.warning("%s: %s", request.out, deviation)
+        if request.output_format == "iso":
+            # Sealed while the image is written: no sealed copy of the medium goes to disk first.
+            streams, derivations = _prepare_streams(pairs, seal_plan)
         else:
-            _copy_plain(pairs, on_sealed, link=request.output_format == "iso")
-            derivations = 0
-
-        subjects = tuple(c.subject.rfc4514_string() for c in recipients)
-        profile_name = profile.value if request.encrypt else general_purpose_name(profile)
-        text = MediumText(
-            medium_id=medium_id,
-            created=moment,
-            profile=profile_name,
-            file_count=len(plan.files),
-            has_password=request.password is not None,
-            certificate_subjects=readers_subjects(recipients, request.escrow_certificate),
-            sender=request.sender,
-            label=label,
-            encrypted=request.encrypt,
-            viewer=request.viewer,
-            left_out=missing,
-        )
-        readme = readme_text(text)
-        medium_dir.mkdir(
-            exist_ok=True
-        )  # an image's sealed files are reserved in it: nothing of them is on disk
-        (medium_dir / README_NAME).write_bytes(readme.encode("ascii"))
-        if request.viewer:
-            add_viewer(medium_dir)
-
-        studies = summarize(
-            InstanceFacts(
-                patient_id=f.patient_id,
-                study_instance_uid=f.study_instance_uid,
-                sop_class_uid=f.sop_class_uid,
-                modality=f.modality,
-                study_date=f.study_date,
-            )
-            for f in plan.files
-        )
-        escrowed: bytes | None = None
-        escrow_fingerprint: str | None = None
-        if request.password is not None and request.escrow_certificate is not None:
-            escrowed = seal_password_for_escrow(request.password, request.escrow_certificate)
-            escrow_fingerprint = certificate_fingerprint(request.escrow_certificate)
-        recipient_records = (
-            (RecipientRecord.for_password(),) if request.password is not None else ()
-        ) + tuple(RecipientRecord.for_certificate(c) for c in recipients)
-        total = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
-        total += sum(stream.size for stream in (streams or {}).values())  # sealed into the image, not on disk
-
-        recorded = False
-
-        def record() -> None:
-            nonlocal recorded
-            registry.record_medium(
-                MediumRecord(
-                    medium_id=medium_id,
-                    file_set_uid=plan.fileset_uid,
-                    created_at=moment,
-                    operator=request.operator,
-                    station=socket.gethostname(),
-                    profile=profile_name,
-                    format=request.output_format,
-                    label=label or None,
-                    file_count=len(plan.files),
-                    total_bytes=total,
-                    recipients=recipient_records,
-                    studies=_studies_for_registry(studies),
-                    escrowed_password=escrowed,
-                    escrow_fingerprint=escrow_fingerprint,
+            report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=counter.on_outcome)
+            derivations = report.pbkdf2_derivations
+            if report.failed:
+                first_failure = report.failed[0]
+                raise InputError(
+                    f"{len(report.failed)} file(s) could not be sealed; first: {first_failure.reason}",
+                    path=first_failure.source,
                 )
-            )
-            recorded = True
+    else:
+        _copy_plain(pairs, counter, link=request.output_format == "iso")
+        derivations = 0
+    return _Sealed(
+        medium_dir=medium_dir,
+        streams=streams,
+        counter=counter,
+        derivations=derivations,
+        outside_profile=outside_profile,
+    )
 
-        try:
-            size = place_medium(
-                medium_dir,
-                request.out,
-                output_format=request.output_format,
-                staging=staging,
-                volume_id=sanitize_volume_id(plan.fileset_id),
-                udf=profile.needs_udf,
-                before_commit=record,
-                progress=lambda done, total_files: step("write", done, total_files),
-                # The image is laid out first; then every core seals files straight into their extents.
-                reserved={target: stream.size for target, stream in streams.items()} if streams else None,
-                fill=functools.partial(
-                    _seal_into_image,
-                    streams=streams,
-                    workers=request.workers,
-                    on_sealed=on_sealed,
-                    names={f.staged: origins.get(f.source, str(f.source)) for f in plan.files},
+
+def _final_place(request: BurnRequest, medium_dir: Path, target: Path) -> Path:
+    """Where a file of the medium folder ends up: its place in a folder medium, or the image it goes into."""
+    if request.output_format == "dir":
+        return request.out / target.relative_to(medium_dir)
+    return request.out
+
+
+def _register(run: _Run, conformed: _Conformed, planned: _Planned, sealed: _Sealed) -> _Registered:
+    """Stage ``register`` (its first half): the README and viewer laid out, and the registry's record made.
+
+    The record is written by :func:`_write`, once the medium's files are complete and before it takes its place.
+    """
+    request, plan, recipients, medium_dir = run.request, planned.plan, run.recipients, sealed.medium_dir
+    profile = conformed.profile
+    profile_name = profile.value if request.encrypt else general_purpose_name(profile)
+    text = MediumText(
+        medium_id=planned.medium_id,
+        created=run.moment,
+        profile=profile_name,
+        file_count=len(plan.files),
+        has_password=request.password is not None,
+        certificate_subjects=readers_subjects(recipients, request.escrow_certificate),
+        sender=request.sender,
+        label=planned.label,
+        encrypted=request.encrypt,
+        viewer=request.viewer,
+        left_out=planned.missing,
+    )
+    readme = readme_text(text)
+    medium_dir.mkdir(exist_ok=True)  # an image's sealed files are reserved in it: nothing of them is on disk
+    (medium_dir / README_NAME).write_bytes(readme.encode("ascii"))
+    if request.viewer:
+        add_viewer(medium_dir)
+
+    studies = summarize(
+        InstanceFacts(
+            patient_id=f.patient_id,
+            study_instance_uid=f.study_instance_uid,
+            sop_class_uid=f.sop_class_uid,
+            modality=f.modality,
+            study_date=f.study_date,
+        )
+        for f in plan.files
+    )
+    escrowed: bytes | None = None
+    escrow_fingerprint: str | None = None
+    if request.password is not None and request.escrow_certificate is not None:
+        escrowed = seal_password_for_escrow(request.password, request.escrow_certificate)
+        escrow_fingerprint = certificate_fingerprint(request.escrow_certificate)
+    recipient_records = ((RecipientRecord.for_password(),) if request.password is not None else ()) + tuple(
+        RecipientRecord.for_certificate(c) for c in recipients
+    )
+    total = sum(p.stat().st_size for p in medium_dir.rglob("*") if p.is_file())
+    total += sum(
+        stream.size for stream in (sealed.streams or {}).values()
+    )  # sealed into the image, not on disk
+    record = MediumRecord(
+        medium_id=planned.medium_id,
+        file_set_uid=plan.fileset_uid,
+        created_at=run.moment,
+        operator=request.operator,
+        station=socket.gethostname(),
+        profile=profile_name,
+        format=request.output_format,
+        label=planned.label or None,
+        file_count=len(plan.files),
+        total_bytes=total,
+        recipients=recipient_records,
+        studies=_studies_for_registry(studies),
+        escrowed_password=escrowed,
+        escrow_fingerprint=escrow_fingerprint,
+    )
+    return _Registered(profile_name=profile_name, studies=studies, text=text, readme=readme, record=record)
+
+
+def _write(
+    run: _Run,
+    conformed: _Conformed,
+    planned: _Planned,
+    sealed: _Sealed,
+    registered: _Registered,
+    *,
+    registry: Registry,
+) -> int:
+    """Stage ``write``: the medium put in its place (an image sealed into as it is written); returns its size.
+
+    The registry records the medium just before it appears (``before_commit``); a medium recorded that
+    then fails to reach its place is taken out of the registry again.
+    """
+    request, plan, streams = run.request, planned.plan, sealed.streams
+    recorded = False
+
+    def record() -> None:
+        nonlocal recorded
+        registry.record_medium(registered.record)
+        recorded = True
+
+    try:
+        return place_medium(
+            sealed.medium_dir,
+            request.out,
+            output_format=request.output_format,
+            staging=run.staging,
+            volume_id=sanitize_volume_id(plan.fileset_id),
+            udf=conformed.profile.needs_udf,
+            before_commit=record,
+            progress=lambda done, total_files: run.events.progress("write", done, total_files),
+            # The image is laid out first; then every core seals files straight into their extents.
+            reserved={target: stream.size for target, stream in streams.items()} if streams else None,
+            fill=functools.partial(
+                _seal_into_image,
+                streams=streams,
+                workers=request.workers,
+                on_sealed=sealed.counter.on_stream,
+                names={f.staged: conformed.origins.get(f.source, str(f.source)) for f in plan.files},
+            )
+            if streams
+            else None,
+            overwrite=request.overwrite,
+            medium_id=planned.medium_id,
+            on_note=run.notes.append,
+        )
+    except BaseException:
+        if recorded:
+            # The medium was recorded when its files were complete, but it did not reach its place.
+            try:
+                registry.forget_medium(planned.medium_id)
+            except DcmsealError as forget_exc:  # the burn's own error is the one to report
+                logger.error(
+                    "medium %s stays in the registry, never written: %s", planned.medium_id, forget_exc
                 )
-                if streams
-                else None,
-                overwrite=request.overwrite,
-                medium_id=medium_id,
-                on_note=notes.append,
-            )
-        except BaseException:
-            if recorded:
-                # The medium was recorded when its files were complete, but it did not reach its place.
-                try:
-                    registry.forget_medium(medium_id)
-                except DcmsealError as forget_exc:  # the burn's own error is the one to report
-                    logger.error("medium %s stays in the registry, never written: %s", medium_id, forget_exc)
-            raise
+        raise
 
-    user = AuditUser(user_id=request.operator)
+
+def _audit(
+    run: _Run,
+    profile: Profile,
+    planned: _Planned,
+    studies: tuple[StudyFacts, ...],
+    *,
+    audit: AuditSink,
+    now: Callable[[], datetime],
+) -> None:
+    """Stage ``audit``: the Export message (PS3.15 A.5.3.7); a failure to write it becomes a note, not an error."""
+    request, missing = run.request, planned.missing
     try:
         audit.emit(
             export_event(
-                user=user,
-                medium_id=medium_id,
+                user=AuditUser(user_id=request.operator),
+                medium_id=planned.medium_id,
                 media_type=media_type_of(profile.medium, request.output_format),
                 patients=audit_patients(s.patient_id for s in studies),
                 studies=[
                     StudyRef.from_counts(s.study_instance_uid, dict(s.sop_class_counts)) for s in studies
                 ],
-                medium_label=plan.fileset_id,
+                medium_label=planned.plan.fileset_id,
                 encrypted=request.encrypt,
                 # A partial medium is said so: what is on it (the studies above) and how much is not.
                 outcome=EventOutcome.MINOR_FAILURE if missing else EventOutcome.SUCCESS,
@@ -720,39 +911,53 @@ def _burn(
         )
     except DcmsealError as exc:
         # The medium exists and is registered; a missing audit message must be seen, not hidden.
-        notes.append(f"the Export audit message could not be written: {exc}")
+        run.notes.append(f"the Export audit message could not be written: {exc}")
         logger.error("audit: %s", exc)
+
+
+def _result(
+    run: _Run,
+    conformed: _Conformed,
+    planned: _Planned,
+    sealed: _Sealed,
+    registered: _Registered,
+    *,
+    size: int,
+    started: float,
+) -> BurnResult:
+    request, plan, origins = run.request, planned.plan, conformed.origins
     by_staged = {f.staged: f for f in plan.files}
     files = tuple(
         BurnedFile(
             origin=origins.get(f.source, str(f.source)),
             file_id="/".join(f.file_id),
             sop_instance_uid=f.sop_instance_uid,
-            conversion=conversions.get(f.source),
+            conversion=conformed.conversions.get(f.source),
         )
         for f in by_staged.values()
     )
+    subjects = tuple(c.subject.rfc4514_string() for c in run.recipients)
     return BurnResult(
-        medium_id=medium_id,
+        medium_id=planned.medium_id,
         output=request.out,
         output_format=request.output_format,
-        profile=profile,
+        profile=conformed.profile,
         fileset_uid=plan.fileset_uid,
         fileset_id=plan.fileset_id,
         files=files,
-        rejected=tuple(rejected),
-        notes=tuple(notes),
+        rejected=planned.rejected,
+        notes=tuple(run.notes),
         recipients=(("password",) if request.password is not None else ()) + subjects,
-        pbkdf2_derivations=derivations,
+        pbkdf2_derivations=sealed.derivations,
         size_bytes=size,
-        readme=readme,
-        cover_letter=cover_letter(text),
+        readme=registered.readme,
+        cover_letter=cover_letter(registered.text),
         elapsed_s=time.perf_counter() - started,
         encrypted=request.encrypt,
         viewer=request.viewer,
         safe_to_remove=removal_advice(request.out),
         allow_partial=request.allow_partial,
-        outside_profile=outside_profile,
+        outside_profile=sealed.outside_profile,
     )
 
 
@@ -787,7 +992,7 @@ def _seal_into_image(
     *,
     streams: Mapping[Path, SealedStream],
     workers: int,
-    on_sealed: Callable[[object], None],
+    on_sealed: Callable[[SealedStream], None],
     names: dict[Path, str],
 ) -> None:
     """Seal the medium's files into the image being written, at the offsets its layout gave them.
@@ -804,7 +1009,9 @@ def _seal_into_image(
         raise InputError(exc.message, path=shown) from exc
 
 
-def _copy_plain(pairs: list[tuple[Path, Path]], on_copied: Callable[[object], None], *, link: bool) -> None:
+def _copy_plain(
+    pairs: list[tuple[Path, Path]], on_copied: Callable[[Path | None], None], *, link: bool
+) -> None:
     """Place the File-set of a plain medium (--no-encrypt): the conformed files as they are.
 
     Into an image they go as hard links (pycdlib only reads them); a folder medium gets copies, because the

@@ -6,7 +6,7 @@ import logging
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from dcmseal.config import (
     DEFAULT_SALT_BYTES,
 )
 from dcmseal.errors import DcmsealError, InputError, UsageError
+from dcmseal.events import Emitter, FileSealed, HandlerSpec
 from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.passwords import check_password, new_pbkdf2_params
@@ -124,6 +125,7 @@ def rekey(
     registry: Registry,
     audit: AuditSink,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    handlers: Sequence[HandlerSpec] = (),
 ) -> RekeyResult:
     """Write a new medium with the same content for new recipients ("a new doctor needs the disc").
 
@@ -132,7 +134,13 @@ def rekey(
     so the new medium verifies exactly as the old one. The escrow certificate is always a recipient;
     the old recipients are kept only with ``keep_recipients``. The new medium gets its own ID,
     registry record and Export audit message.
+
+    ``handlers`` (:mod:`dcmseal.events`) receive :class:`~dcmseal.events.Progress` for the stages ``seal``
+    (the medium's files, one by one) and ``write``, and :class:`~dcmseal.events.FileSealed` for each file
+    re-addressed: ``path`` is the file as read from the old medium, ``output`` where it ends up (its place in
+    a folder medium, or the image).
     """
+    events = Emitter(handlers)
     started = time.perf_counter()
     moment = now()
     cache = cms.process_kdf_cache()
@@ -159,7 +167,8 @@ def rekey(
         dicomdir_plain: Path | None = None
         files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         viewer = _viewer_names(root, files)
-        for path in files:
+        for index, path in enumerate(files):
+            events.progress("seal", index, len(files))
             relative = path.relative_to(root)
             target = medium_dir / relative
             make_dirs(target.parent)
@@ -195,6 +204,11 @@ def rekey(
                     "re-addressed as it is"
                 )
             count += 1
+            events.emit(
+                FileSealed(
+                    path=path, output=request.out / relative if output_format == "dir" else request.out
+                )
+            )
             if relative.as_posix() == "DICOMDIR":
                 dicomdir_plain = staging / "DICOMDIR.plain"
                 unseal_file(
@@ -205,6 +219,7 @@ def rekey(
                     accept_unprotected=request.accept_unprotected,
                     kdf_budget=budget,
                 )
+        events.progress("seal", len(files), len(files))
         if count == 0:
             raise InputError("no Secure DICOM File on this medium: nothing to rekey", path=request.medium)
         if viewer:
@@ -290,6 +305,7 @@ def rekey(
             volume_id=sanitize_volume_id(fileset_id or medium_id),
             udf=output_format == "iso",
             before_commit=record,
+            progress=lambda done, total_files: events.progress("write", done, total_files),
             overwrite=request.overwrite,
             medium_id=medium_id,
             on_note=notes.append,
