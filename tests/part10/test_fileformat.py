@@ -9,6 +9,7 @@ import pytest
 
 from dcmseal.errors import NotPart10Error
 from dcmseal.part10 import PreambleKind, classify_preamble, is_part10, read_file_meta
+from dcmseal.part10.fileformat import MetaStop, read_plain_meta
 from tests.part10.dicomfiles import copy_ct_small, write_part10
 
 
@@ -110,3 +111,71 @@ def test_read_file_meta_reads_a_synthetic_file(tmp_path: Path) -> None:
     meta = read_file_meta(path)
     assert meta.preamble is PreambleKind.OTHER
     assert meta.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+
+
+def _element(tag: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element (PS3.5 §7.1.2: the long form for OB, UN, ...)."""
+    group, element = tag >> 16, tag & 0xFFFF
+    if vr in (b"OB", b"UN", b"SQ", b"UT"):
+        return struct.pack("<HH2s2xI", group, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", group, element, vr, len(value)) + value
+
+
+def _meta(*elements: bytes, group_length: bool = True) -> bytes:
+    body = b"".join(elements)
+    head = _element(0x00020000, b"UL", struct.pack("<I", len(body))) if group_length else b""
+    return bytes(128) + b"DICM" + head + body
+
+
+_UIDS = (
+    _element(0x00020001, b"OB", b"\x00\x01"),
+    _element(0x00020002, b"UI", b"1.2.840.10008.5.1.4.1.1.7\x00"),
+    _element(0x00020003, b"UI", b"1.2.3.4\x00"),
+    _element(0x00020010, b"UI", b"1.2.840.10008.1.2.1\x00"),
+)
+
+
+def test_the_plain_meta_read_says_where_each_element_lies() -> None:
+    data = _meta(*_UIDS) + _element(0x00080016, b"UI", b"1.2\x00")
+    meta = read_plain_meta(data)
+    assert meta.stop is MetaStop.END
+    assert meta.end == meta.declared_end == len(data) - 12
+    assert meta.headers[0] == 132
+    assert len(meta.headers) == 5
+    assert meta.value(data, 0x00020010) == "1.2.840.10008.1.2.1"
+    assert meta.value(data, 0x00020003) == "1.2.3.4"
+    assert not (meta.unknown_vr)
+    assert not (meta.odd_group_length)
+    assert not (meta.private_information)
+    assert meta.overrun is None
+
+
+@pytest.mark.parametrize(
+    ("data", "stop"),
+    [
+        pytest.param(_meta(*_UIDS)[:-30], MetaStop.OVERRUN, id="value-past-the-bytes"),
+        pytest.param(_meta(*_UIDS)[:150], MetaStop.SHORT, id="bytes-end-in-a-header"),
+        pytest.param(_meta(*_UIDS), MetaStop.SHORT, id="bytes-end-with-the-group"),
+        pytest.param(_meta(_element(0x00020002, b"u1", b"1.2\x00")), MetaStop.VR, id="lower-case-vr"),
+    ],
+)
+def test_the_plain_meta_read_stops_where_it_cannot_go_on(data: bytes, stop: MetaStop) -> None:
+    assert read_plain_meta(data).stop is stop
+
+
+def test_the_plain_meta_read_notes_what_the_scanner_reads_element_by_element() -> None:
+    data = _meta(
+        *_UIDS, _element(0x00020102, b"OB", b"MZ\x90\x00"), _element(0x00020103, b"XY", b"ab")
+    ) + _element(0x00080016, b"UI", b"1.2\x00")
+    meta = read_plain_meta(data)
+    assert meta.stop is MetaStop.END
+    assert meta.private_information
+    assert meta.unknown_vr
+    odd = read_plain_meta(
+        bytes(128)
+        + b"DICM"
+        + _element(0x00020000, b"UL", b"\x00\x00")
+        + _element(0x00080016, b"UI", b"1.2\x00")
+    )
+    assert odd.odd_group_length
+    assert odd.declared_end is None

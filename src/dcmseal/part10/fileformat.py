@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from dcmseal.errors import NotPart10Error
-from dcmseal.part10.encoding import LONG_VRS
+from dcmseal.part10.encoding import LONG_VRS, UNDEFINED_LENGTH, VRS
 
 __all__ = [
     "DICM_OFFSET",
@@ -17,10 +18,13 @@ __all__ = [
     "PREAMBLE_BYTES",
     "ZERO_PREAMBLE",
     "FileMeta",
+    "MetaStop",
+    "PlainMeta",
     "PreambleKind",
     "classify_preamble",
     "is_part10",
     "read_file_meta",
+    "read_plain_meta",
 ]
 
 PREAMBLE_BYTES = 128
@@ -117,6 +121,8 @@ def parse_meta_group(head: bytes, size: int, path: Path) -> tuple[dict[int, str]
 
 #: The meta group is small; one read of this size covers it in practice (a larger one falls back).
 _META_READ_BYTES = 16 * 1024
+_META_HEADER = struct.Struct("<HH2sH").unpack_from
+_U32 = struct.Struct("<I").unpack_from
 _META_UIDS = {
     0x00020002: "MediaStorageSOPClassUID",
     0x00020003: "MediaStorageSOPInstanceUID",
@@ -124,66 +130,115 @@ _META_UIDS = {
 }
 
 
-def _parse_meta(head: bytes, size: int, path: Path) -> tuple[dict[int, str], int] | None:
-    """The UIDs of the File Meta group and its end, read straight from its explicit VR little endian bytes.
+class MetaStop(enum.StrEnum):
+    """Where :func:`read_plain_meta` stopped."""
+
+    END = "end"  # at the first header of another group: the group is whole
+    VR = "vr"  # at a VR that is not two upper-case letters
+    SHORT = "short"  # the bytes at hand end inside a header, or before the group ends
+    OVERRUN = "overrun"  # at a value running past the bytes at hand (or of undefined length)
+
+
+@dataclass(slots=True)
+class PlainMeta:
+    """A File Meta group read straight from its bytes as PS3.10 §7.1 lays it out (explicit VR little endian).
+
+    ``end`` is where the read stopped: the data set's first byte when ``stop`` is :attr:`MetaStop.END`, else
+    the header it stopped at.
+    """
+
+    stop: MetaStop
+    end: int
+    headers: list[int]  # the offset of each element header of the group read
+    spans: dict[int, tuple[int, int]]  # the value of (0002,0002), (0002,0003), (0002,0010) by tag
+    declared_end: int | None = None  # where a (0002,0000) UL of 4 bytes says the group ends
+    odd_group_length: bool = False  # a (0002,0000) of another VR or length
+    private_information: bool = False  # a (0002,0102) is present
+    unknown_vr: bool = False  # a VR PS3.5 does not define (upper-case letters, read as a short header)
+    overrun: tuple[int, int] | None = None  # (value offset, length) of the value at ``end`` past the bytes
+
+    def value(self, head: bytes, tag: int) -> str | None:
+        """The UID of ``tag`` as text (its 00H/space padding removed), None when the group has none."""
+        span = self.spans.get(tag)
+        return None if span is None else head[span[0] : span[1]].rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def read_plain_meta(head: bytes) -> PlainMeta:
+    """Read the File Meta group from ``head`` (the file's first bytes) as PS3.10 §7.1 lays it out.
 
     pydicom's reader costs milliseconds per file; this costs microseconds, which matters for sets of
-    thousands. Returns None for layouts it does not handle (then pydicom reads the file).
+    thousands. It stops at the first header of another group, or at what it does not handle (see
+    :class:`MetaStop`); each caller decides what that means: :func:`parse_meta_group` falls back to pydicom
+    or refuses the file, the scanner reads the group again element by element with findings.
     """
+    n = len(head)
     offset = HEADER_BYTES
-    values: dict[int, str] = {}
-    declared_end: int | None = None
-    while offset + 8 <= len(head):
-        group, element = (
-            int.from_bytes(head[offset : offset + 2], "little"),
-            int.from_bytes(head[offset + 2 : offset + 4], "little"),
-        )
+    meta = PlainMeta(stop=MetaStop.SHORT, end=offset, headers=[], spans={})
+    while offset + 8 <= n:
+        group, element, vr, length = _META_HEADER(head, offset)
+        meta.end = offset
         if group != 0x0002:
-            break
-        vr = head[offset + 4 : offset + 6]
+            meta.stop = MetaStop.END
+            return meta
         if not (vr.isalpha() and vr.isupper()):
-            return None
+            meta.stop = MetaStop.VR
+            return meta
         if vr in LONG_VRS:
-            if offset + 12 > len(head):
-                return None
-            length = int.from_bytes(head[offset + 8 : offset + 12], "little")
+            if offset + 12 > n:
+                return meta
+            length = _U32(head, offset + 8)[0]
             value_at = offset + 12
         else:
-            length = int.from_bytes(head[offset + 6 : offset + 8], "little")
+            meta.unknown_vr = meta.unknown_vr or vr not in VRS
             value_at = offset + 8
-        if length == 0xFFFFFFFF or value_at + length > len(head):
-            if value_at + length > size:
-                raise NotPart10Error(
-                    f"truncated: a File Meta Information element at offset {offset} needs {length} bytes the file does not have",
-                    path=path,
-                )
-            return None
-        value = head[value_at : value_at + length]
-        tag = (group << 16) | element
-        if tag == 0x00020000 and vr == b"UL" and length == 4:
-            declared_end = value_at + 4 + int.from_bytes(value, "little")
-            if declared_end > size:
-                raise NotPart10Error(
-                    f"truncated: the File Meta Information announces {declared_end} bytes, the file has {size}",
-                    path=path,
-                )
-        elif tag in _META_UIDS:
-            values[tag] = value.rstrip(b"\x00 ").decode("ascii", errors="replace")
+        meta.headers.append(offset)
+        if length == UNDEFINED_LENGTH or value_at + length > n:
+            meta.stop, meta.overrun = MetaStop.OVERRUN, (value_at, length)
+            return meta
+        if element == 0x0000:
+            if vr == b"UL" and length == 4:
+                meta.declared_end = value_at + 4 + _U32(head, value_at)[0]
+            else:
+                meta.odd_group_length = True
+        elif element == 0x0102:
+            meta.private_information = True
+        elif (0x00020000 | element) in _META_UIDS:
+            meta.spans[0x00020000 | element] = (value_at, value_at + length)
         offset = value_at + length
-    else:
-        return None  # the meta group runs past what was read
-    if declared_end is not None and declared_end != offset:
+    meta.end = offset
+    return meta
+
+
+def _parse_meta(head: bytes, size: int, path: Path) -> tuple[dict[int, str], int] | None:
+    """The UIDs of the File Meta group and its end, from its plain layout (:func:`read_plain_meta`); None for
+    a layout that pydicom should read, an error for a group the file is too short to hold."""
+    meta = read_plain_meta(head)
+    if meta.declared_end is not None and meta.declared_end > size:
         raise NotPart10Error(
-            f"the File Meta Information Group Length says the group ends at {declared_end}, it ends at {offset}",
+            f"truncated: the File Meta Information announces {meta.declared_end} bytes, the file has {size}",
             path=path,
         )
-    return values, offset
+    if meta.overrun is not None:
+        value_at, length = meta.overrun
+        if value_at + length > size:
+            raise NotPart10Error(
+                f"truncated: a File Meta Information element at offset {meta.end} needs {length} bytes the file does not have",
+                path=path,
+            )
+        return None
+    if meta.stop is not MetaStop.END:
+        return None
+    if meta.declared_end is not None and meta.declared_end != meta.end:
+        raise NotPart10Error(
+            f"the File Meta Information Group Length says the group ends at {meta.declared_end}, it ends at {meta.end}",
+            path=path,
+        )
+    values = {tag: meta.value(head, tag) or "" for tag in meta.spans}
+    return values, meta.end
 
 
 def _pydicom_meta(path: Path) -> tuple[dict[int, str], int]:
     # pydicom is imported here, not at the top: it costs a third of a second, and most files never get here.
-    import struct
-
     from pydicom.errors import BytesLengthException, InvalidDicomError
     from pydicom.filereader import _read_file_meta_info
 

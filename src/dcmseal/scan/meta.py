@@ -10,7 +10,7 @@ from dcmseal.part10.encoding import (
     UNDEFINED_LENGTH,
     VRS,
 )
-from dcmseal.part10.fileformat import HEADER_BYTES
+from dcmseal.part10.fileformat import HEADER_BYTES, MetaStop, read_plain_meta
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import Family, identify
 from dcmseal.scan.walker import _PROBE_BYTES, Element, ReadAt, _tag_text, _window
@@ -18,8 +18,6 @@ from dcmseal.scan.walker import _PROBE_BYTES, Element, ReadAt, _tag_text, _windo
 __all__ = ["MetaResult", "read_meta"]
 
 _META_TAG = struct.Struct("<HH").unpack_from
-_HDR_LE = struct.Struct("<HH2sH").unpack_from
-_U32_LE = struct.Struct("<I").unpack_from
 
 
 @dataclass(slots=True)
@@ -41,52 +39,30 @@ class MetaResult:
 
 
 def _read_meta_fast(buf: bytes) -> MetaResult | None:
-    """The File Meta group of an ordinary file, all of it in ``buf``; None for anything unusual."""
-    n = len(buf)
-    offset = HEADER_BYTES
-    hdr, u32 = _HDR_LE, _U32_LE
-    declared_end = -1
-    transfer_syntax = sop_class = sop_instance = None
-    trace: list[int] = []
-    ts_span = class_span = uid_span = (0, 0)
-    while offset + 12 <= n:
-        group, elem, vr, length = hdr(buf, offset)
-        if group != 0x0002:
-            break
-        trace.append(offset)
-        if vr in LONG_VRS:
-            length = u32(buf, offset + 8)[0]
-            value_at = offset + 12
-        elif vr in VRS:
-            value_at = offset + 8
-        else:
-            return None
-        end = value_at + length
-        if end > n:
-            return None
-        if elem == 0x0010:
-            transfer_syntax = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
-            ts_span = (value_at, end)
-        elif elem == 0x0003:
-            sop_instance = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
-            uid_span = (value_at, end)
-        elif elem == 0x0002:
-            sop_class = buf[value_at:end].rstrip(b"\x00 ").decode("ascii", "replace")
-            class_span = (value_at, end)
-        elif elem == 0x0000:
-            if vr != b"UL" or length != 4:
-                return None
-            declared_end = end + u32(buf, value_at)[0]
-        elif elem == 0x0102:
-            return None
-        offset = end
-    else:
+    """The File Meta group of an ordinary file, all of it in ``buf``; None for anything unusual (the caller
+    then reads it element by element, with findings)."""
+    plain = read_plain_meta(buf)
+    if (
+        plain.stop is not MetaStop.END
+        or plain.end + 12
+        > len(buf)  # every header whole in ``buf``, as LayoutCache compares 12 bytes of each
+        or plain.unknown_vr
+        or plain.odd_group_length
+        or plain.private_information  # Private Information is probed for payloads: the slow path does that
+        or plain.declared_end != plain.end
+    ):
         return None
-    if declared_end != offset or transfer_syntax is None:
+    transfer_syntax = plain.value(buf, 0x00020010)
+    if transfer_syntax is None:
         return None
-    trace.append(offset)  # the first data set element's header: it ends the group
+    spans = plain.spans
     return MetaResult(
-        offset, transfer_syntax, sop_class, sop_instance, trace=trace, spans=(ts_span, class_span, uid_span)
+        plain.end,
+        transfer_syntax,
+        plain.value(buf, 0x00020002),
+        plain.value(buf, 0x00020003),
+        trace=[*plain.headers, plain.end],  # with the first data set element's header: it ends the group
+        spans=(spans[0x00020010], spans.get(0x00020002, (0, 0)), spans.get(0x00020003, (0, 0))),
     )
 
 
