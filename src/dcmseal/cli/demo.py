@@ -219,7 +219,7 @@ def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
     """The media journey: escrow identity, burn an ISO, open it, recover the password from the registry."""
     from dcmseal.audit import FileSink
     from dcmseal.audit.validate import validate_message
-    from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
+    from dcmseal.keys.escrow import RecoverRequest, create_escrow_identity, load_escrow_certificate, recover
     from dcmseal.keys.registry import Registry
     from dcmseal.media.burn import BurnRequest, burn
     from dcmseal.media.open import OpenRequest, open_to_folder
@@ -274,13 +274,17 @@ def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
         ok &= not opened.failed and not opened.disagreements
 
         _step("10. The password is lost: the escrow key holder recovers it, and the recovery is recorded")
-        recovered = registry.recover_password(
-            burned.medium_id,
-            private_key=unlock_escrow_key(identity.key_path, escrow_passphrase),
-            certificate=escrow_certificate,
-            operator="demo",
-            reason="demo: the patient lost the letter",
-        )
+        recovered = recover(
+            RecoverRequest(
+                medium_id=burned.medium_id,
+                escrow_key=identity.key_path,
+                passphrase=escrow_passphrase,
+                reason="demo: the patient lost the letter",
+                operator="demo",
+            ),
+            registry=registry,
+            audit=audit,
+        ).password
         out_console.print(f"recovered the same passphrase: {recovered == phrase}")
         out_console.print(f"recoveries on record: {len(registry.recoveries(burned.medium_id))}")
         ok &= recovered == phrase

@@ -12,7 +12,6 @@ from dcmseal.audit import (
     ALERT_TYPE_SECURITY_CONFIGURATION,
     ID_TYPE_CERTIFICATE_FINGERPRINT,
     AuditUser,
-    EventOutcome,
     security_alert,
 )
 from dcmseal.cli import options
@@ -28,8 +27,9 @@ from dcmseal.cli.common import (
 )
 from dcmseal.cli.context import audit_sink, open_registry, operator_name, warn
 from dcmseal.config import default_escrow_directory
-from dcmseal.errors import DcmsealError, UsageError
-from dcmseal.keys.escrow import create_escrow_identity, load_escrow_certificate, unlock_escrow_key
+from dcmseal.errors import UsageError
+from dcmseal.keys.escrow import RecoverRequest, create_escrow_identity
+from dcmseal.keys.escrow import recover as recover_password
 
 __all__ = ["keys_app", "recipients_app"]
 
@@ -206,47 +206,24 @@ def recover(
     """Reveal a medium's password with the escrow key; every recovery is recorded and audited."""
     with user_errors():
         settings = cli_settings()
-        if not reason.strip():
-            raise UsageError("--reason must say why the password is recovered")
         passphrase = _passphrase(
             passphrase_file, passphrase_env, prompt="Passphrase of the escrow key", confirm=False
         )
-        cert_path = escrow_cert or escrow_key.with_name("escrow-cert.pem")
-        operator = operator_name()
-        audit = audit_sink(settings)
-        try:
-            certificate = load_escrow_certificate(cert_path)
-            private_key = unlock_escrow_key(escrow_key, passphrase)  # a wrong passphrase is a failed attempt
-            with open_registry(settings, registry) as reg:
-                medium = reg.get_medium(medium).medium_id  # as registered (the ID may be typed in lower case)
-                password = reg.recover_password(
-                    medium, private_key=private_key, certificate=certificate, operator=operator, reason=reason
-                )
-        except DcmsealError as exc:
-            # A recovery that fails is a use of a restricted function too (PS3.15 A.5.3.11, outcome 8).
-            audit.emit(
-                security_alert(
-                    user=AuditUser(user_id=operator),
-                    description=f"escrow recovery of a medium password failed: {exc.message}",
-                    medium_id=medium,
-                    details={"Recovery Reason": reason},
-                    outcome=EventOutcome.SERIOUS_FAILURE,
-                )
-            )
-            raise
-        audit.emit(
-            security_alert(
-                user=AuditUser(user_id=operator),
-                description="escrow key used to recover a medium password",
-                medium_id=medium,
-                details={"Recovery Reason": reason},
-            )
+        request = RecoverRequest(
+            medium_id=medium,
+            escrow_key=escrow_key,
+            passphrase=passphrase,
+            reason=reason,
+            operator=operator_name(),
+            escrow_certificate=escrow_cert,
         )
+        with open_registry(settings, registry) as reg:
+            result = recover_password(request, registry=reg, audit=audit_sink(settings))
         if as_json:
-            print_json({"schema": "dcmseal.keys.recover/1", "medium_id": medium, "password": password})
+            print_json(result.to_json())
             return
         warn("the recovery is recorded in the registry and the audit log")
-        out_console.print(password)
+        out_console.print(result.password)
 
 
 @recipients_app.command("add")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,49 +17,17 @@ from dcmseal.cli.common import (
     print_table,
     progress_handlers,
     refuse_argv_password,
-    stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, operator_name, warn
-from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError
-from dcmseal.fsutil import relative_output_path
-from dcmseal.reader.containers import iter_folder, printable_name
-from dcmseal.scan import (
-    QuarantineRecord,
-    SanitizeResult,
-    ScanReport,
-    Verdict,
-    is_quarantine_dir,
-    quarantine_file,
-    sanitize_file,
-    scan_paths,
-)
+from dcmseal.errors import ExitCode
+from dcmseal.reader.containers import printable_name
+from dcmseal.scan import ScanReport, Verdict
+from dcmseal.scan.workflow import SanitizeRequest, ScanRequest, sanitize, scan
 
 __all__ = ["sanitize_command", "scan_command"]
 
 _STYLE = {Verdict.MALICIOUS: "bold red", Verdict.SUSPICIOUS: "yellow", Verdict.CLEAN: None}
-
-
-def _alert(report: ScanReport, paths: list[Path]) -> None:
-    """A Security Alert audit event (PS3.15 A.5.3.11) when anything malicious was found."""
-    from dcmseal.audit import AuditUser, EventOutcome, security_alert
-
-    malicious = [f.path for f in report.files if f.verdict is Verdict.MALICIOUS]
-    malicious += [f.message for f in report.medium_findings if f.severity is Verdict.MALICIOUS]
-    if not malicious:
-        return
-    try:
-        audit_sink(cli_settings()).emit(
-            security_alert(
-                user=AuditUser(user_id=operator_name()),
-                description=f"dcmseal scan: malicious content in {len(malicious)} item(s): "
-                + "; ".join(malicious[:5]),
-                medium_id=", ".join(str(p) for p in paths),
-                outcome=EventOutcome.MINOR_FAILURE,
-            )
-        )
-    except (DcmsealError, OSError) as exc:
-        warn(f"the Security Alert audit message could not be written: {exc}")
 
 
 def scan_command(
@@ -97,25 +64,27 @@ def scan_command(
         credentials = options.read_credentials(
             password_file=password_file, password_env=password_env, keys=key
         )
+        request = ScanRequest(
+            paths=tuple(paths),
+            operator=operator_name(),
+            allow_tiff=allow_tiff,
+            passwords=credentials.passwords,
+            private_keys=credentials.private_keys,
+            workers=settings.workers,
+            max_iterations=settings.max_pbkdf2_iterations,
+            accept_unprotected=accept_unprotected,
+            kdf_budget_per_medium=settings.kdf_budget_per_medium,
+        )
         with progress_handlers(not as_json) as handlers:
-            report = scan_paths(
-                paths,
-                allow_tiff=allow_tiff,
-                passwords=credentials.passwords,
-                private_keys=credentials.private_keys,
-                handlers=handlers,
-                workers=settings.workers,
-                max_iterations=settings.max_pbkdf2_iterations,
-                accept_unprotected=accept_unprotected,
-                kdf_budget_per_medium=settings.kdf_budget_per_medium,
-            )
-        _alert(report, paths)
+            result = scan(request, audit=audit_sink(settings), handlers=handlers)
+        if result.audit_error is not None:
+            warn(f"the Security Alert audit message could not be written: {result.audit_error}")
         if as_json:
-            print_json(report.to_json())
+            print_json(result.to_json())
         else:
-            _render_scan(report, show_all=show_all)
-        if report.verdict is not Verdict.CLEAN:
-            raise typer.Exit(int(ExitCode.FINDINGS))
+            _render_scan(result.report, show_all=show_all)
+        if result.exit_code is not ExitCode.OK:
+            raise typer.Exit(int(result.exit_code))
 
 
 def _render_scan(report: ScanReport, *, show_all: bool) -> None:
@@ -147,25 +116,6 @@ def _render_scan(report: ScanReport, *, show_all: bool) -> None:
     err_console.print(f"{summary} -> {report.verdict.value}", style=_STYLE[report.verdict] or "bold green")
 
 
-def _targets(paths: list[Path], out: Path) -> Iterator[tuple[Path, Path, str]]:
-    """(source, destination, label) for every file, mirroring the inputs' structure under ``out``."""
-    several = len(paths) > 1
-    for path in paths:
-        if path.is_dir():
-            if is_quarantine_dir(path):
-                continue
-            base = Path(path.resolve().name) if several else Path()
-            for member in iter_folder(path):
-                if member.symlink or member.path is None:
-                    continue
-                relative = base / member.name
-                yield Path(member.path), relative_output_path(out, relative), relative.as_posix()
-        elif path.is_file():
-            yield path, relative_output_path(out, Path(path.name)), str(path)
-        else:
-            raise MissingInputError(path)
-
-
 def sanitize_command(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Files or folders to sanitize.")],
     out: Annotated[
@@ -187,58 +137,30 @@ def sanitize_command(
     Exit 0 when every file was written safe, 4 when any was refused.
     """
     with user_errors():
-        if quarantine is not None and out.resolve() == quarantine.resolve():
-            raise InputError("--quarantine must not be the --out folder", path=quarantine)
-        targets = list(_targets(paths, out))
-        results: list[SanitizeResult] = []
-        records: list[QuarantineRecord] = []
-        with stage_progress(not as_json) as progress:
-            for index, (src, dst, label) in enumerate(targets, 1):
-                result = sanitize_file(src, dst, keep_tiff=keep_tiff, overwrite=force)
-                results.append(result)
-                if result.output is None and quarantine is not None:
-                    records.append(
-                        quarantine_file(
-                            src,
-                            quarantine,
-                            reason=result.refused or "refused",
-                            findings=result.report.findings,
-                            source=label,
-                        )
-                    )
-                progress("sanitize", index, len(targets))
-        refused = [r for r in results if r.output is None]
+        request = SanitizeRequest(
+            paths=tuple(paths), out=out, keep_tiff=keep_tiff, quarantine=quarantine, overwrite=force
+        )
+        with progress_handlers(not as_json) as handlers:
+            report = sanitize(request, handlers=handlers)
         if as_json:
-            print_json(
-                {
-                    "schema": "dcmseal.sanitize/1",
-                    "output": str(out),
-                    "quarantine": str(quarantine) if quarantine is not None else None,
-                    "files": [r.to_json() for r in results],
-                    "quarantined": [q.to_json() for q in records],
-                    "summary": {
-                        "files": len(results),
-                        "sanitized": sum(1 for r in results if r.status == "sanitized"),
-                        "copied": sum(1 for r in results if r.status == "copied"),
-                        "refused": len(refused),
-                        "quarantined": len(records),
-                    },
-                }
-            )
+            print_json(report.to_json())
         else:
             table = Table(show_edge=False, pad_edge=False)
             for column in ("file", "status", "changes / reason"):
                 table.add_column(column, overflow="fold")
-            for r in results:
+            for r in report.files:
                 detail = "\n".join(r.changes) if r.output is not None else (r.refused or "")
                 style = "yellow" if r.output is None else None
                 table.add_row(printable_name(r.source), r.status, detail, style=style)
             print_table(table)
-            if records:
-                err_console.print(f"{len(records)} file(s) quarantined in {quarantine}", style="yellow")
+            if report.quarantined:
+                err_console.print(
+                    f"{len(report.quarantined)} file(s) quarantined in {quarantine}", style="yellow"
+                )
+            refused = len(report.refused)
             err_console.print(
-                f"{len(results) - len(refused)} safe file(s) in {out}, {len(refused)} refused",
+                f"{len(report.files) - refused} safe file(s) in {out}, {refused} refused",
                 style="bold green" if not refused else "bold yellow",
             )
-        if refused:
-            raise typer.Exit(int(ExitCode.FINDINGS))
+        if report.exit_code is not ExitCode.OK:
+            raise typer.Exit(int(report.exit_code))

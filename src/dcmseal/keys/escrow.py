@@ -6,9 +6,10 @@ import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asn1crypto import algos as asn1_algos
 from asn1crypto import keys as asn1_keys
@@ -23,7 +24,14 @@ from cryptography.x509.oid import NameOID
 
 from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS, DEFAULT_PBKDF2_ITERATIONS
-from dcmseal.errors import DecryptionError, InputError, MalformedEnvelopeError, UsageError, WeakPasswordError
+from dcmseal.errors import (
+    DcmsealError,
+    DecryptionError,
+    InputError,
+    MalformedEnvelopeError,
+    UsageError,
+    WeakPasswordError,
+)
 from dcmseal.fsutil import atomic_write, make_state_directory
 
 __all__ = [
@@ -33,13 +41,20 @@ __all__ = [
     "MIN_ESCROW_KEY_BITS",
     "MIN_ESCROW_PASSPHRASE_CHARS",
     "EscrowIdentity",
+    "RecoverRequest",
+    "RecoverResult",
     "certificate_fingerprint",
     "create_escrow_identity",
     "load_escrow_certificate",
     "open_escrowed_password",
+    "recover",
     "seal_password_for_escrow",
     "unlock_escrow_key",
 ]
+
+if TYPE_CHECKING:
+    from dcmseal.audit import AuditSink
+    from dcmseal.keys.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -361,3 +376,124 @@ def open_escrowed_password(
             f"the escrowed password is in {result.inner.kind}, not the DigestedData dcmseal writes"
         )
     return sink.getvalue()
+
+
+# -- recovery ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoverRequest:
+    """Who recovers which medium's password, why, and with which escrow key.
+
+    Attributes
+    ----------
+    medium_id : str
+        The medium, as registered or as typed (case and Crockford look-alikes are forgiven).
+    escrow_key : Path
+        The escrow private key (encrypted PKCS#8 PEM).
+    passphrase : bytes
+        The escrow key's passphrase.
+    reason : str
+        Why; recorded with the recovery and in the audit trail.
+    operator : str
+        Who; recorded likewise.
+    escrow_certificate : Path or None
+        The escrow certificate; ``escrow-cert.pem`` beside the key unless given.
+    """
+
+    medium_id: str
+    escrow_key: Path
+    passphrase: bytes = field(repr=False)
+    reason: str
+    operator: str
+    escrow_certificate: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise UsageError("--reason must say why the password is recovered")
+
+    @property
+    def certificate_path(self) -> Path:
+        """The escrow certificate to use: the one named, else the one beside the key."""
+        return self.escrow_certificate or self.escrow_key.with_name(ESCROW_CERTIFICATE_NAME)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoverResult:
+    """A medium's password, recovered, recorded in the registry and audited."""
+
+    medium_id: str
+    password: str = field(repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        """The result as JSON-ready data (``dcmseal.keys.recover/1``); it holds the password."""
+        return {"schema": "dcmseal.keys.recover/1", "medium_id": self.medium_id, "password": self.password}
+
+
+def recover(request: RecoverRequest, *, registry: Registry, audit: AuditSink) -> RecoverResult:
+    """Recover a medium's password with the escrow key, record it in the registry, and audit it.
+
+    Every attempt is a use of a restricted function (PS3.15 A.5.3.11): a Security Alert names the medium
+    as registered, the reason and the operator, with EventOutcomeIndicator 0 when the password was
+    recovered and 8 (serious failure) when it was not (wrong passphrase, another escrow key, no such
+    medium). The password is in the result only; never in the audit message or the log.
+
+    Parameters
+    ----------
+    request : RecoverRequest
+        The medium, the escrow key and passphrase, the reason and the operator.
+    registry : Registry
+        The registry the medium was burned into; the recovery is recorded there.
+    audit : AuditSink
+        Where the Security Alert goes.
+
+    Returns
+    -------
+    RecoverResult
+        The medium ID as registered, and its password.
+
+    Raises
+    ------
+    DecryptionError
+        Wrong passphrase for the escrow key, or the key does not open the escrowed password.
+    InputError
+        No such medium, none escrowed, or the certificate is not the one the medium was sealed to.
+    PeerError
+        The registry is unreachable.
+    """
+    from dcmseal.audit import AuditUser, EventOutcome, security_alert
+
+    medium = request.medium_id
+    details = {"Recovery Reason": request.reason}
+    try:
+        certificate = load_escrow_certificate(request.certificate_path)
+        private_key = unlock_escrow_key(request.escrow_key, request.passphrase)  # a wrong one is an attempt
+        medium = registry.get_medium(medium).medium_id  # as registered, for the record and the audit trail
+        password = registry.recover_password(
+            medium,
+            private_key=private_key,
+            certificate=certificate,
+            operator=request.operator,
+            reason=request.reason,
+        )
+    except DcmsealError as exc:
+        # A recovery that fails is a use of a restricted function too (PS3.15 A.5.3.11, outcome 8).
+        audit.emit(
+            security_alert(
+                user=AuditUser(user_id=request.operator),
+                description=f"escrow recovery of a medium password failed: {exc.message}",
+                medium_id=medium,
+                details=details,
+                outcome=EventOutcome.SERIOUS_FAILURE,
+            )
+        )
+        raise
+    audit.emit(
+        security_alert(
+            user=AuditUser(user_id=request.operator),
+            description="escrow key used to recover a medium password",
+            medium_id=medium,
+            details=details,
+        )
+    )
+    return RecoverResult(medium_id=medium, password=password)

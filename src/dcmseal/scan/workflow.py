@@ -1,0 +1,285 @@
+"""The scan and sanitize workflows: a request in, a result out, and the Security Alert audited by the library.
+
+:func:`scan_paths` and :func:`sanitize_file` are the parts; these functions are what a program embedding
+dcmseal calls to get what ``dcmseal scan`` and ``dcmseal sanitize`` do, audit included: a scan that finds
+anything malicious emits a Security Alert (PS3.15 A.5.3.11) to the caller's sink, whoever the caller is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dcmseal.audit import AuditSink, AuditUser, EventOutcome, security_alert
+from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
+from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
+from dcmseal.events import Emitter, FileQuarantined, HandlerSpec
+from dcmseal.fsutil import relative_output_path
+from dcmseal.reader.containers import is_quarantine_dir, iter_folder
+from dcmseal.scan.quarantine import QuarantineRecord, quarantine_file
+from dcmseal.scan.report import ScanReport, Verdict
+from dcmseal.scan.sanitize import SanitizeResult, sanitize_file
+from dcmseal.scan.tree import scan_paths
+
+__all__ = ["SanitizeReport", "SanitizeRequest", "ScanRequest", "ScanResult", "sanitize", "scan"]
+
+logger = logging.getLogger(__name__)
+
+#: How many malicious items a Security Alert names in its description (the report has them all).
+_ALERT_NAMES = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRequest:
+    """What to scan and with which keys.
+
+    Attributes
+    ----------
+    paths : tuple of Path
+        Files, folders (mounted media), ISO images or zip archives.
+    operator : str
+        Who scans, for the audit trail.
+    allow_tiff : bool
+        A TIFF dual-personality preamble is clean (PS3.10 §7.5).
+    passwords, private_keys : tuple of bytes
+        Open Secure DICOM Files to scan what is inside (keys as unencrypted PKCS#8 DER).
+    workers : int
+        Processes for large folders (0: one per core).
+    max_iterations, kdf_budget_per_medium : int
+        PBKDF2 limits against hostile envelopes.
+    accept_unprotected : bool
+        Also open envelopes with no digest or signature inside (reported, never as verified).
+    """
+
+    paths: tuple[Path, ...]
+    operator: str
+    allow_tiff: bool = True
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    private_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    workers: int = 0
+    max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
+    accept_unprotected: bool = False
+    kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise UsageError("nothing to scan: give at least one path")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanResult:
+    """The scan report, and what became of its Security Alert.
+
+    Attributes
+    ----------
+    report : ScanReport
+        Every file's verdict and findings, and the medium's.
+    alerted : bool
+        A Security Alert was emitted (something was malicious).
+    audit_error : str or None
+        Why the Security Alert could not be written (the scan's findings stand regardless).
+    """
+
+    report: ScanReport
+    alerted: bool = False
+    audit_error: str | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """The worst verdict of every file and of the medium."""
+        return self.report.verdict
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """FINDINGS (4) when anything is suspicious or malicious: findings are results, not errors."""
+        return ExitCode.OK if self.report.verdict is Verdict.CLEAN else ExitCode.FINDINGS
+
+    def to_json(self) -> dict[str, object]:
+        """The report as JSON-ready data (``dcmseal.scan/1``)."""
+        return self.report.to_json()
+
+
+def scan(request: ScanRequest, *, audit: AuditSink, handlers: Sequence[HandlerSpec] = ()) -> ScanResult:
+    """Scan files and media for hostile content, and audit a Security Alert for anything malicious.
+
+    Parameters
+    ----------
+    request : ScanRequest
+        What to scan, with which keys and limits.
+    audit : AuditSink
+        Where the Security Alert goes (PS3.15 A.5.3.11, EventOutcomeIndicator 4: minor failure).
+    handlers : sequence of (event class, handler)
+        :class:`~dcmseal.events.Progress` is emitted for the stages ``"scan"`` and ``"open"``.
+
+    Returns
+    -------
+    ScanResult
+        The report; a sink that fails is said in ``audit_error``, never by losing the report.
+
+    Raises
+    ------
+    InputError
+        A path does not exist or cannot be read.
+    """
+    report = scan_paths(
+        list(request.paths),
+        allow_tiff=request.allow_tiff,
+        passwords=request.passwords,
+        private_keys=request.private_keys,
+        handlers=handlers,
+        workers=request.workers,
+        max_iterations=request.max_iterations,
+        accept_unprotected=request.accept_unprotected,
+        kdf_budget_per_medium=request.kdf_budget_per_medium,
+    )
+    malicious = [f.path for f in report.files if f.verdict is Verdict.MALICIOUS]
+    malicious += [f.message for f in report.medium_findings if f.severity is Verdict.MALICIOUS]
+    if not malicious:
+        return ScanResult(report=report)
+    try:
+        audit.emit(
+            security_alert(
+                user=AuditUser(user_id=request.operator),
+                description=f"dcmseal scan: malicious content in {len(malicious)} item(s): "
+                + "; ".join(malicious[:_ALERT_NAMES]),
+                medium_id=", ".join(str(p) for p in request.paths),
+                outcome=EventOutcome.MINOR_FAILURE,
+            )
+        )
+    except (DcmsealError, OSError) as exc:
+        # The findings matter more than their audit record: report them, and say the record is missing.
+        logger.warning("the Security Alert audit message could not be written: %s", exc)
+        return ScanResult(report=report, alerted=False, audit_error=str(exc))
+    return ScanResult(report=report, alerted=True)
+
+
+# -- sanitize ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SanitizeRequest:
+    """Files or folders to copy safely, where to, and where what cannot be made safe goes.
+
+    Attributes
+    ----------
+    paths : tuple of Path
+        Files or folders (walked; their structure is mirrored under ``out``).
+    out : Path
+        Folder for the safe copies.
+    keep_tiff : bool
+        Keep a valid TIFF dual-personality preamble (PS3.10 §7.5); by default every preamble is zeroed.
+    quarantine : Path or None
+        Folder for untouched copies of what cannot be made safe, each with a record of why.
+    overwrite : bool
+        Replace existing outputs.
+    """
+
+    paths: tuple[Path, ...]
+    out: Path
+    keep_tiff: bool = False
+    quarantine: Path | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quarantine is not None and self.out.resolve() == self.quarantine.resolve():
+            raise InputError("--quarantine must not be the --out folder", path=self.quarantine)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SanitizeReport:
+    """Every file sanitized, copied or refused, and what was quarantined."""
+
+    output: Path
+    quarantine: Path | None
+    files: tuple[SanitizeResult, ...]
+    quarantined: tuple[QuarantineRecord, ...]
+
+    @property
+    def refused(self) -> tuple[SanitizeResult, ...]:
+        """The files that could not be made safe (nothing written for them under ``output``)."""
+        return tuple(r for r in self.files if r.output is None)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """FINDINGS (4) when any file was refused."""
+        return ExitCode.FINDINGS if self.refused else ExitCode.OK
+
+    def to_json(self) -> dict[str, object]:
+        """The report as JSON-ready data (``dcmseal.sanitize/1``)."""
+        return {
+            "schema": "dcmseal.sanitize/1",
+            "output": str(self.output),
+            "quarantine": str(self.quarantine) if self.quarantine is not None else None,
+            "files": [r.to_json() for r in self.files],
+            "quarantined": [q.to_json() for q in self.quarantined],
+            "summary": {
+                "files": len(self.files),
+                "sanitized": sum(1 for r in self.files if r.status == "sanitized"),
+                "copied": sum(1 for r in self.files if r.status == "copied"),
+                "refused": len(self.refused),
+                "quarantined": len(self.quarantined),
+            },
+        }
+
+
+def sanitize(request: SanitizeRequest, *, handlers: Sequence[HandlerSpec] = ()) -> SanitizeReport:
+    """Write safe copies: preamble zeroed, hidden payloads and trailing data removed; originals untouched.
+
+    Parameters
+    ----------
+    request : SanitizeRequest
+        What to copy, where to, and the quarantine folder.
+    handlers : sequence of (event class, handler)
+        :class:`~dcmseal.events.Progress` (stage ``"sanitize"``) per file, and
+        :class:`~dcmseal.events.FileQuarantined` for each file set aside.
+
+    Returns
+    -------
+    SanitizeReport
+        Every file's outcome: a refused file is a finding (``exit_code`` 4), not an error.
+
+    Raises
+    ------
+    InputError
+        A path does not exist, or an output exists and ``overwrite`` is false.
+    """
+    emitter = Emitter(handlers)
+    targets = list(_targets(list(request.paths), request.out))
+    results: list[SanitizeResult] = []
+    records: list[QuarantineRecord] = []
+    for index, (src, dst, label) in enumerate(targets, 1):
+        result = sanitize_file(src, dst, keep_tiff=request.keep_tiff, overwrite=request.overwrite)
+        results.append(result)
+        if result.output is None and request.quarantine is not None:
+            reason = result.refused or "refused"
+            records.append(
+                quarantine_file(
+                    src, request.quarantine, reason=reason, findings=result.report.findings, source=label
+                )
+            )
+            emitter.emit(FileQuarantined(path=src, reason=reason))
+        emitter.progress("sanitize", index, len(targets))
+    return SanitizeReport(
+        output=request.out, quarantine=request.quarantine, files=tuple(results), quarantined=tuple(records)
+    )
+
+
+def _targets(paths: list[Path], out: Path) -> Iterator[tuple[Path, Path, str]]:
+    """(source, destination, label) for every file, mirroring the inputs' structure under ``out``."""
+    several = len(paths) > 1
+    for path in paths:
+        if path.is_dir():
+            if is_quarantine_dir(path):
+                continue
+            base = Path(path.resolve().name) if several else Path()
+            for member in iter_folder(path):
+                if member.symlink or member.path is None:
+                    continue
+                relative = base / member.name
+                yield Path(member.path), relative_output_path(out, relative), relative.as_posix()
+        elif path.is_file():
+            yield path, relative_output_path(out, Path(path.name)), str(path)
+        else:
+            raise MissingInputError(path)
