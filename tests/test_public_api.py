@@ -1,0 +1,83 @@
+"""The top-level ``dcmseal`` namespace: every public name loads on use (PEP 562), and importing it is cheap."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import dcmseal
+
+#: What ``import dcmseal`` must not load: the libraries a recipe or workflow loads when it is used.
+HEAVY = ("pydicom", "cryptography", "asn1crypto", "sqlalchemy", "typer", "rich", "lxml", "zxcvbn")
+#: The recipes and workflows of architecture.md ("The library surface").
+WORKFLOWS = (
+    "seal",
+    "unseal",
+    "burn",
+    "rekey",
+    "scan",
+    "sanitize",
+    "import_medium",
+    "encapsulate",
+    "extract",
+    "recover",
+)
+
+
+def _python(code: str) -> str:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
+    )
+    return done.stdout
+
+
+def test_import_dcmseal_loads_no_heavy_library() -> None:
+    loaded = json.loads(_python("import sys, json, dcmseal; print(json.dumps(sorted(sys.modules)))"))
+    assert [name for name in loaded if name.split(".")[0] in HEAVY] == []
+    assert [name for name in loaded if name.startswith("dcmseal.")] == []
+
+
+def test_a_public_name_loads_its_module_on_first_use() -> None:
+    loaded = json.loads(
+        _python("import sys, json, dcmseal; dcmseal.DcmsealError; print(json.dumps(sorted(sys.modules)))")
+    )
+    assert "dcmseal.errors" in loaded
+    assert "pydicom" not in loaded
+
+
+@pytest.mark.parametrize("name", sorted(set(dcmseal.__all__) - {"__version__"}))
+def test_every_public_name_resolves_and_is_documented(name: str) -> None:
+    value = getattr(dcmseal, name)
+    assert value is getattr(dcmseal, name)  # loaded once, then kept
+    assert inspect.getdoc(value), f"dcmseal.{name} has no docstring"
+
+
+def test_the_workflows_are_exported_and_callable() -> None:
+    assert set(WORKFLOWS) <= set(dcmseal.__all__)
+    for name in WORKFLOWS:
+        assert callable(getattr(dcmseal, name)), name
+
+
+def test_dir_lists_the_public_names_before_they_are_loaded() -> None:
+    assert set(dcmseal.__all__) <= set(dir(dcmseal))
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'seal_everything'"):
+        dcmseal.seal_everything  # noqa: B018
+
+
+def test_hazmat_knobs_are_not_at_the_top_level() -> None:
+    # part10.seal_file (durable, batch, kdf_cache) and cms stay one level down, for experts.
+    for name in ("seal_file", "unseal_file", "seal_tree", "unseal_tree", "SealPlan", "UnsealPlan"):
+        assert name not in dcmseal.__all__
