@@ -43,6 +43,7 @@ from dcmseal.part10.batch import SealPlan
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
     PREAMBLE_BYTES,
+    ZERO_PREAMBLE,
     PreambleKind,
     classify_preamble,
     is_part10,
@@ -282,7 +283,7 @@ def seal(
         recipients=recipients, content_cipher=plan.cipher, inner=cms.DigestedContent(digest=plan.digest)
     )
     # PS3.10 §7.5: the preamble of what is sealed is zeros, whatever the source had (CVE-2019-11687).
-    payload = bytes(PREAMBLE_BYTES) + data[PREAMBLE_BYTES:]
+    payload = ZERO_PREAMBLE + data[PREAMBLE_BYTES:]
     envelope = cms.encrypt(
         io.BytesIO(payload), sealed, spec, payload_size=len(payload), kdf_cache=cms.Pbkdf2Cache()
     )
@@ -658,6 +659,6 @@ def _open(
     preamble = classify_preamble(payload[:PREAMBLE_BYTES])
     if preamble is not PreambleKind.ZERO:
         # PS3.10 §7.5: a reader that does not use the preamble may zero it; what could run never leaves here.
-        payload = bytes(PREAMBLE_BYTES) + payload[PREAMBLE_BYTES:]
+        payload = ZERO_PREAMBLE + payload[PREAMBLE_BYTES:]
         notes.append(f"the payload's preamble was not zero ({preamble.value}): zeroed (PS3.10 §7.5)")
     return payload, result, tuple(notes)
