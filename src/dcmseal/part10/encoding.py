@@ -7,10 +7,15 @@ detection of bare data sets (:mod:`dcmseal.reader.detect`) and the DICOMDIR writ
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+from typing import Any
+
 __all__ = [
     "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
     "EXPLICIT_VR_BIG_ENDIAN",
     "EXPLICIT_VR_LITTLE_ENDIAN",
+    "HEADER_UNPACKERS",
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "ITEM",
     "ITEM_DELIMITATION",
@@ -20,6 +25,7 @@ __all__ = [
     "SHORT_VRS",
     "UNDEFINED_LENGTH",
     "VRS",
+    "is_explicit_vr",
 ]
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -44,3 +50,24 @@ VRS = frozenset(
 LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 #: Explicit VR with a 2-byte length (PS3.5 Table 7.1-2).
 SHORT_VRS = VRS - LONG_VRS
+
+_Unpack = Callable[[bytes, int], tuple[Any, ...]]
+#: Element header readers by byte order (True: little endian): an explicit VR header (group, element, VR,
+#: 2-byte length), an implicit VR header (group, element, 4-byte length), and a 4-byte length alone.
+HEADER_UNPACKERS: dict[bool, tuple[_Unpack, _Unpack, _Unpack]] = {
+    order == "<": (
+        struct.Struct(order + "HH2sH").unpack_from,
+        struct.Struct(order + "HHI").unpack_from,
+        struct.Struct(order + "I").unpack_from,
+    )
+    for order in "<>"
+}
+
+
+def is_explicit_vr(probe: bytes, declared: bool) -> bool:
+    """Whether the little endian data set starting with ``probe`` (its first 6 bytes) is explicit VR: the first
+    header holds a VR where implicit VR has the high half of a length. Files that lie about it exist, in both
+    directions (pydicom guesses too); with fewer than 6 bytes the transfer syntax's word (``declared``) stands."""
+    if len(probe) < 6:
+        return declared
+    return probe[4:6] in VRS

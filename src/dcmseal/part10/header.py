@@ -23,6 +23,7 @@ from dcmseal.errors import NotPart10Error
 from dcmseal.part10.encoding import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
+    HEADER_UNPACKERS,
     IMPLICIT_VR_LITTLE_ENDIAN,
     ITEM,
     ITEM_DELIMITATION,
@@ -31,7 +32,7 @@ from dcmseal.part10.encoding import (
     SEQUENCE_DELIMITATION,
     SHORT_VRS,
     UNDEFINED_LENGTH,
-    VRS,
+    is_explicit_vr,
 )
 from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group
 
@@ -59,16 +60,6 @@ MAX_INFLATED_BYTES = 64 * 1024 * 1024
 #: Sequences nested deeper than this are hostile or broken (a skip would otherwise recurse without bound).
 MAX_DEPTH = 64
 _META_UIDS = {0x00020002: "sop_class_uid", 0x00020003: "sop_instance_uid", 0x00020010: "transfer_syntax_uid"}
-
-#: Explicit header (group, element, VR, 2-byte length) and implicit header (group, element, 4-byte length).
-_STRUCTS = {
-    little: (
-        struct.Struct(f"{o}HH2sH").unpack_from,
-        struct.Struct(f"{o}HHI").unpack_from,
-        struct.Struct(f"{o}I"),
-    )
-    for little, o in ((True, "<"), (False, ">"))
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,15 +201,8 @@ def read_header(
                 reader = _Reader(fp, b"", 1 << 62)
                 reader.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
                 start = 0
-            elif explicit and little:
-                # Files that say explicit but are implicit exist; so does the reverse (pydicom guesses too).
-                probe = reader.at(start, 6)
-                if len(probe) == 6 and probe[4:6] not in VRS:
-                    explicit = False
-            elif not explicit:
-                probe = reader.at(start, 6)
-                if len(probe) == 6 and probe[4:6] in VRS and probe[4:6].isupper():
-                    explicit = True
+            elif little:
+                explicit = is_explicit_vr(reader.at(start, 6), explicit)
             values, seen = _walk(reader, start, little, explicit, wanted, present, stop_after)
         except NotPart10Error as exc:
             if exc.path is None:
@@ -264,7 +248,7 @@ def _walk(
     present: Container[int],
     stop_after: int,
 ) -> tuple[dict[int, RawValue], list[int]]:
-    hdr_explicit, hdr_implicit, u32 = _STRUCTS[little]
+    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little]
     values: dict[int, RawValue] = {}
     seen: list[int] = []
     stop = min(stop_after, _PIXEL_GROUP_START - 1)
@@ -308,7 +292,7 @@ def _walk(
                     raise NotPart10Error(
                         f"the data set does not parse: a truncated element header at offset {offset}"
                     )
-                length = u32.unpack_from(buf, rel + 8)[0]
+                length = u32(buf, rel + 8)[0]
                 value_at = offset + 12
             elif vr_bytes in SHORT_VRS:
                 value_at = offset + 8
@@ -377,7 +361,7 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
     Items of defined length are skipped by their length; items of undefined length are walked element by
     element (nested undefined lengths the same way, to :data:`MAX_DEPTH` levels).
     """
-    hdr_explicit, hdr_implicit, u32 = _STRUCTS[little]
+    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little]
     # The stack holds, per open undefined-length level, whether its content is explicit VR and what it is
     # ("s" sequence: items and a sequence delimiter; "i" item: elements and an item delimiter).
     stack: list[tuple[str, bool]] = [("s", explicit)]
@@ -391,7 +375,7 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
         group, elem = struct.unpack_from("<HH" if little else ">HH", head, 0)
         tag = (group << 16) | elem
         if group == 0xFFFE:
-            length = u32.unpack_from(head, 4)[0]
+            length = u32(head, 4)[0]
             offset += 8
             if (tag == SEQUENCE_DELIMITATION and kind == "s") or (tag == ITEM_DELIMITATION and kind == "i"):
                 stack.pop()
@@ -425,7 +409,7 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
                 raise NotPart10Error(f"the data set does not parse: a truncated element at offset {offset}")
             _, _, vr, length = hdr_explicit(head, 0)
             if vr in LONG_VRS:
-                length = u32.unpack_from(head, 8)[0]
+                length = u32(head, 8)[0]
                 offset += 12
             elif vr in SHORT_VRS:
                 offset += 8
@@ -466,7 +450,7 @@ def read_items(
     """
     data = sequence.value
     reader = _Reader(None, data, len(data))
-    hdr_explicit, hdr_implicit, u32 = _STRUCTS[little_endian]
+    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little_endian]
     explicit = not implicit_vr
     item_struct = struct.Struct("<HHI" if little_endian else ">HHI")
     offset, size = 0, len(data)
@@ -491,13 +475,13 @@ def read_items(
             if explicit:
                 group, elem, vr, vlength = hdr_explicit(data, offset)
                 if group == 0xFFFE:
-                    vlength, value_at = u32.unpack_from(data, offset + 4)[0], offset + 8
+                    vlength, value_at = u32(data, offset + 4)[0], offset + 8
                 elif vr in LONG_VRS:
                     if offset + 12 > end:
                         raise NotPart10Error(
                             "the data set does not parse: a truncated element header in an item"
                         )
-                    vlength, value_at = u32.unpack_from(data, offset + 8)[0], offset + 12
+                    vlength, value_at = u32(data, offset + 8)[0], offset + 12
                 elif vr in SHORT_VRS:
                     value_at = offset + 8
                 else:

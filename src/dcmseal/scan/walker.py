@@ -10,7 +10,6 @@ pydicom is not used: it costs a hundred times more per file, and it forgives wha
 
 from __future__ import annotations
 
-import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from dcmseal.part10.encoding import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
+    HEADER_UNPACKERS,
     IMPLICIT_VR_LITTLE_ENDIAN,
     ITEM,
     ITEM_DELIMITATION,
@@ -27,6 +27,7 @@ from dcmseal.part10.encoding import (
     SHORT_VRS,
     UNDEFINED_LENGTH,
     VRS,
+    is_explicit_vr,
 )
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import QUICK_PREFIXES, Family, identify
@@ -57,15 +58,6 @@ _OPAQUE_VRS = frozenset((b"OB", b"UN", b"OW"))
 _TRAILING_PADDING = 0xFFFCFFFC
 
 ReadAt = Callable[[int, int], bytes]
-#: (explicit header, implicit header, u32) readers, by "little endian?".
-_STRUCTS = {
-    order == "<": (
-        struct.Struct(order + "HH2sH").unpack_from,
-        struct.Struct(order + "HHI").unpack_from,
-        struct.Struct(order + "I").unpack_from,
-    )
-    for order in "<>"
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +105,6 @@ def _window(buf: bytes, base: int, offset: int, n: int, read_at: ReadAt | None) 
     return read_at(offset, n)
 
 
-def _guess_explicit(probe: bytes, declared: bool) -> bool:
-    """Whether the data set that starts with ``probe`` is explicit VR (files that lie about it exist)."""
-    if len(probe) < 6:
-        return declared
-    return probe[4:6] in VRS
-
-
 def walk_dataset(
     buf: bytes,
     *,
@@ -153,7 +138,7 @@ def walk_dataset(
     little = transfer_syntax != EXPLICIT_VR_BIG_ENDIAN
     declared_explicit = transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN
     probe = _window(buf, 0, start, 8, read_at)
-    explicit = _guess_explicit(probe, declared_explicit) if little else True
+    explicit = is_explicit_vr(probe, declared_explicit) if little else True
     if explicit != declared_explicit:
         result.findings.append(
             Finding(
@@ -308,7 +293,7 @@ class _Walk:
         self.buf, self.base, self.blen = buf, base, len(buf)
         self.offset, self.size, self.read_at = start, size, read_at
         self.collect, self.removable_top = collect, removable_top
-        self.hdr_explicit, self.hdr_implicit, self.u32 = _STRUCTS[little]
+        self.hdr_explicit, self.hdr_implicit, self.u32 = HEADER_UNPACKERS[little]
         self.fast = little and not collect  # plain runs can be skipped (:meth:`_skip_plain_run`)
         self.frames: list[list[int]] = [[0, size, -1, int(explicit), 0]]
         self.kind, self.fend, self.prev, self.expl = 0, size, -1, explicit
