@@ -17,15 +17,24 @@ from dcmseal.fsutil import open_state_file
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["BUSY_TIMEOUT_S", "CONNECT_TIMEOUT_S", "alembic_config", "default_registry_path"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "CONNECT_TIMEOUT_S",
+    "MIGRATION_LOCK_KEY",
+    "SQLITE_BEGIN_OPTION",
+    "alembic_config",
+    "create_private_file",
+    "default_registry_path",
+    "install_sqlite_hooks",
+]
 
 #: How long a SQLite writer waits for another burn station's transaction (they last milliseconds).
 BUSY_TIMEOUT_S = 30
 #: How long to wait for a PostgreSQL server before calling it unreachable.
 CONNECT_TIMEOUT_S = 10
 #: pg_advisory_xact_lock key that serialises schema upgrades from several stations ("dcmseal").
-_MIGRATION_LOCK_KEY = 0x64636D7365616C
-_SQLITE_BEGIN_OPTION = "dcmseal_sqlite_begin"
+MIGRATION_LOCK_KEY = 0x64636D7365616C
+SQLITE_BEGIN_OPTION = "dcmseal_sqlite_begin"
 _WAL_RETRY_S = 0.02
 
 
@@ -68,7 +77,7 @@ def _enable_wal(cursor: sqlite3.Cursor) -> None:
             time.sleep(_WAL_RETRY_S)
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
+def install_sqlite_hooks(engine: Engine) -> None:
     """WAL, a busy timeout, foreign keys, and transactions SQLAlchemy controls (BEGIN IMMEDIATE to write)."""
 
     @event.listens_for(engine, "connect")
@@ -86,11 +95,11 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         # A writer takes the write lock first thing, so it waits (busy_timeout) instead of failing
         # when a read lock cannot be upgraded (SQLITE_BUSY_SNAPSHOT under WAL).
-        statement = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, "BEGIN")
+        statement = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN")
         connection.exec_driver_sql(str(statement))
 
 
-def _create_private_file(path: Path, display_url: str) -> None:
+def create_private_file(path: Path, display_url: str) -> None:
     """Create the SQLite file owner-only (group too in a shared station folder) before SQLite does (it would
     use the umask); -wal and -shm follow it."""
     try:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MEDIUM_ID_PREFIX"]
+__all__ = ["CROCKFORD", "MEDIUM_ID_CHARS", "MEDIUM_ID_PREFIX", "MEDIUM_ID_RE", "normalize_medium_id"]
 
 MEDIUM_ID_PREFIX = "DCMS-"
 #: Crockford's base32 (no I, L, O, U): read aloud and typed from a README without confusion.
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_READ = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_MEDIUM_ID_CHARS = 12  # 60 random bits: a collision among a million media has odds of about 4e-7
-_MEDIUM_ID_RE = re.compile(r"DCMS-[0-9A-HJKMNP-TV-Z]{12}")
+MEDIUM_ID_CHARS = 12  # 60 random bits: a collision among a million media has odds of about 4e-7
+MEDIUM_ID_RE = re.compile(r"DCMS-[0-9A-HJKMNP-TV-Z]{12}")
 
 
-def _normalize_medium_id(medium_id: str) -> str:
+def normalize_medium_id(medium_id: str) -> str:
     """Accept what a person types: any case, and O/I/L for 0/1 (Crockford's decoding rules)."""
     text_id = medium_id.strip().upper()
     if text_id.startswith(MEDIUM_ID_PREFIX):

@@ -9,9 +9,11 @@ from datetime import date, datetime
 from cryptography import x509
 
 from dcmseal.keys.escrow import certificate_fingerprint
-from dcmseal.keys.medium_id import _MEDIUM_ID_RE
+from dcmseal.keys.medium_id import MEDIUM_ID_RE
 
 __all__ = [
+    "MAX_OPERATOR_CHARS",
+    "MAX_STATION_CHARS",
     "MediumDetails",
     "MediumRecord",
     "MediumSummary",
@@ -24,8 +26,8 @@ __all__ = [
 
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 _RECIPIENT_KINDS = ("password", "certificate")
-_MAX_OPERATOR_CHARS = 128
-_MAX_STATION_CHARS = 255
+MAX_OPERATOR_CHARS = 128
+MAX_STATION_CHARS = 255
 
 
 def _iso(moment: datetime | date | None) -> str | None:
@@ -119,7 +121,7 @@ class MediumRecord:
     escrow_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
-        if not _MEDIUM_ID_RE.fullmatch(self.medium_id):
+        if not MEDIUM_ID_RE.fullmatch(self.medium_id):
             raise ValueError(f"{self.medium_id!r} is not a medium ID (Registry.new_medium_id makes them)")
         if self.created_at.tzinfo is None:
             raise ValueError("created_at must be timezone-aware")
@@ -133,8 +135,8 @@ class MediumRecord:
             raise ValueError("a medium needs its operator")
         _check_lengths(
             file_set_uid=(self.file_set_uid, 64),  # UI
-            operator=(self.operator, _MAX_OPERATOR_CHARS),
-            station=(self.station or "", _MAX_STATION_CHARS),
+            operator=(self.operator, MAX_OPERATOR_CHARS),
+            station=(self.station or "", MAX_STATION_CHARS),
             profile=(self.profile, 64),
             format=(self.format, 16),
             label=(self.label or "", 64),

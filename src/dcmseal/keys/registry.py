@@ -24,17 +24,17 @@ from sqlalchemy.orm import Session, selectinload
 from dcmseal.errors import InputError, PeerError, UsageError
 from dcmseal.fsutil import make_dirs
 from dcmseal.keys.database import (
-    _MIGRATION_LOCK_KEY,
-    _SQLITE_BEGIN_OPTION,
     BUSY_TIMEOUT_S,
     CONNECT_TIMEOUT_S,
-    _create_private_file,
-    _install_sqlite_hooks,
+    MIGRATION_LOCK_KEY,
+    SQLITE_BEGIN_OPTION,
     alembic_config,
+    create_private_file,
     default_registry_path,
+    install_sqlite_hooks,
 )
 from dcmseal.keys.escrow import certificate_fingerprint, open_escrowed_password
-from dcmseal.keys.medium_id import _CROCKFORD, _MEDIUM_ID_CHARS, MEDIUM_ID_PREFIX, _normalize_medium_id
+from dcmseal.keys.medium_id import CROCKFORD, MEDIUM_ID_CHARS, MEDIUM_ID_PREFIX, normalize_medium_id
 from dcmseal.keys.models import (
     Medium,
     MediumRecipient,
@@ -44,8 +44,8 @@ from dcmseal.keys.models import (
     RegistryMeta,
 )
 from dcmseal.keys.records import (
-    _MAX_OPERATOR_CHARS,
-    _MAX_STATION_CHARS,
+    MAX_OPERATOR_CHARS,
+    MAX_STATION_CHARS,
     MediumDetails,
     MediumRecord,
     MediumSummary,
@@ -80,7 +80,7 @@ _PATIENT_ID_HMAC_KEY = "patient_id_hmac_key"  # written by revision 0001
 
 
 def _hostname() -> str:
-    return socket.gethostname()[:_MAX_STATION_CHARS]
+    return socket.gethostname()[:MAX_STATION_CHARS]
 
 
 def _utc_now() -> datetime:
@@ -151,7 +151,7 @@ class Registry:
         self._is_sqlite = engine.dialect.name == "sqlite"
         # SQLite writers BEGIN IMMEDIATE; the option engine shares the pool and the hooks.
         self._write_engine = (
-            engine.execution_options(**{_SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            engine.execution_options(**{SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             if self._is_sqlite
             else engine
         )
@@ -208,7 +208,7 @@ class Registry:
         if sa_url.get_backend_name() == "sqlite":
             database = sa_url.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                _create_private_file(Path(database), display_url)
+                create_private_file(Path(database), display_url)
         elif sa_url.get_backend_name() == "postgresql":
             options["pool_pre_ping"] = True
             if "connect_timeout" not in sa_url.query:
@@ -224,7 +224,7 @@ class Registry:
                 f"registry {display_url}: SQLAlchemy does not know databases of kind {sa_url.drivername}"
             ) from None
         if engine.dialect.name == "sqlite":
-            _install_sqlite_hooks(engine)
+            install_sqlite_hooks(engine)
         registry = cls(engine, display_url=display_url, password=sa_url.password, rng=rng, now=now)
         try:
             registry._upgrade_schema()
@@ -288,7 +288,7 @@ class Registry:
                 if connection.dialect.name == "postgresql":
                     # Stations opening a fresh database at once: one migrates, the others wait and find head.
                     connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                     )
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
@@ -317,7 +317,7 @@ class Registry:
         (astronomically unlikely) duplicate.
         """
         value = int.from_bytes(self._rng(8), "big") >> 4
-        chars = [_CROCKFORD[(value >> (5 * i)) & 0x1F] for i in reversed(range(_MEDIUM_ID_CHARS))]
+        chars = [CROCKFORD[(value >> (5 * i)) & 0x1F] for i in reversed(range(MEDIUM_ID_CHARS))]
         return MEDIUM_ID_PREFIX + "".join(chars)
 
     def patient_id_hash(self, patient_id: str) -> str:
@@ -377,7 +377,7 @@ class Registry:
 
         Only a medium nobody recovered a password of: a recovery is an event that stays on record.
         """
-        medium_id = _normalize_medium_id(medium_id)
+        medium_id = normalize_medium_id(medium_id)
         with self._transaction(write=True) as session:
             row = session.get(Medium, medium_id)
             if row is None:
@@ -422,7 +422,7 @@ class Registry:
         InputError
             No such medium.
         """
-        medium_id = _normalize_medium_id(medium_id)
+        medium_id = normalize_medium_id(medium_id)
         with self._transaction(write=False) as session:
             row = session.get(
                 Medium, medium_id, options=[selectinload(Medium.recipients), selectinload(Medium.studies)]
@@ -490,11 +490,11 @@ class Registry:
             raise UsageError("a recovery needs a reason; it is recorded with the recovery")
         if not operator.strip():
             raise UsageError("a recovery needs the operator's name; it is recorded with the recovery")
-        if len(operator.strip()) > _MAX_OPERATOR_CHARS or len(station or "") > _MAX_STATION_CHARS:
+        if len(operator.strip()) > MAX_OPERATOR_CHARS or len(station or "") > MAX_STATION_CHARS:
             raise UsageError(
-                f"operator names go up to {_MAX_OPERATOR_CHARS} characters, station names to {_MAX_STATION_CHARS}"
+                f"operator names go up to {MAX_OPERATOR_CHARS} characters, station names to {MAX_STATION_CHARS}"
             )
-        medium_id = _normalize_medium_id(medium_id)
+        medium_id = normalize_medium_id(medium_id)
         fingerprint = certificate_fingerprint(certificate)
         with self._transaction(write=True) as session:
             row = session.get(Medium, medium_id)
@@ -532,7 +532,7 @@ class Registry:
         InputError
             No such medium.
         """
-        medium_id = _normalize_medium_id(medium_id)
+        medium_id = normalize_medium_id(medium_id)
         with self._transaction(write=False) as session:
             if session.get(Medium, medium_id) is None:
                 raise InputError(f"no medium {medium_id} in the registry")

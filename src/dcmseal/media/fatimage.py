@@ -17,17 +17,15 @@ from pathlib import Path
 
 from dcmseal.errors import InputError
 from dcmseal.media.target import FAT_MAX_FILE_BYTES, check_fits
-from dcmseal.reader.fat import fat_tool
+from dcmseal.reader.fat import FAT_SECTOR_BYTES, MTOOLS_TIMEOUT_S, fat_tool
 
 __all__ = ["FatLayout", "fat_layout", "write_fat_image"]
 
-_SECTOR = 512
 _DIR_ENTRY = 32
 #: FAT16 counts 4,085 to 65,524 clusters; FAT32 from 65,525 (Microsoft's FAT specification, "FAT type determination").
 _FAT16_CLUSTERS = (4085, 65524)
 _FAT32_MIN_CLUSTERS = 65525
 _CHOICES = [(16, 512 << s) for s in range(2, 7)] + [(32, 512 << s) for s in range(3, 7)]
-_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +65,9 @@ def fat_layout(sizes: list[int], folder_entries: list[int]) -> FatLayout:
             clusters = max(clusters, _FAT16_CLUSTERS[0] + 16)
         else:
             clusters = max(clusters, _FAT32_MIN_CLUSTERS + 16)
-        fat_bytes = -(-(clusters + 2) * bits // 8 // _SECTOR) * _SECTOR
+        fat_bytes = -(-(clusters + 2) * bits // 8 // FAT_SECTOR_BYTES) * FAT_SECTOR_BYTES
         root_dir = 512 * _DIR_ENTRY if bits == 16 else 0
-        total = 32 * _SECTOR + 2 * fat_bytes + root_dir + clusters * cluster
+        total = 32 * FAT_SECTOR_BYTES + 2 * fat_bytes + root_dir + clusters * cluster
         return FatLayout(fat_bits=bits, cluster_bytes=cluster, image_bytes=-(-total // 1024) * 1024)
     raise InputError("the medium is too large for a FAT32 image")  # 2 TiB: never for one study
 
@@ -111,9 +109,9 @@ def write_fat_image(
             "-F",
             str(layout.fat_bits),
             "-S",
-            str(_SECTOR),
+            str(FAT_SECTOR_BYTES),
             "-s",
-            str(layout.cluster_bytes // _SECTOR),
+            str(layout.cluster_bytes // FAT_SECTOR_BYTES),
             "-n",
             label,
             str(image),
@@ -122,7 +120,7 @@ def write_fat_image(
         capture_output=True,
         text=True,
         check=False,
-        timeout=_TIMEOUT_S,
+        timeout=MTOOLS_TIMEOUT_S,
     )
     if made.returncode != 0:
         image.unlink(missing_ok=True)
@@ -135,7 +133,7 @@ def write_fat_image(
             text=True,
             check=False,
             env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
-            timeout=_TIMEOUT_S,
+            timeout=MTOOLS_TIMEOUT_S,
         )
         if copied.returncode != 0:
             image.unlink(missing_ok=True)

@@ -10,7 +10,15 @@ from typing import Any
 from dcmseal.errors import HostileMediumError
 from dcmseal.fsutil import CHUNK_SIZE_BYTES
 
-__all__ = ["DEFAULT_MAX_EXPANSION", "DEFAULT_MAX_EXTRACT_BYTES", "DEFAULT_MAX_MEMBERS"]
+__all__ = [
+    "DEFAULT_MAX_EXPANSION",
+    "DEFAULT_MAX_EXTRACT_BYTES",
+    "DEFAULT_MAX_MEMBERS",
+    "EXPANSION_GRACE_BYTES",
+    "CreatedFiles",
+    "contained_target",
+    "copy_limited",
+]
 
 
 #: An archive that announces more than this much content is refused before anything is extracted
@@ -20,12 +28,12 @@ DEFAULT_MAX_EXTRACT_BYTES = 64 * 1024**3
 #: images compress 2-10x losslessly; 100x is the usual zip-bomb threshold).
 DEFAULT_MAX_EXPANSION = 100
 #: Below this much content the expansion ratio is not checked: a few small files cannot hurt.
-_EXPANSION_GRACE_BYTES = 1024 * 1024
+EXPANSION_GRACE_BYTES = 1024 * 1024
 #: More entries than this in one archive or image is refused (a 2,000-image study is a few thousand).
 DEFAULT_MAX_MEMBERS = 200_000
 
 
-class _Created:
+class CreatedFiles:
     """Files and directories an extraction created, removed again if it fails (no partial output)."""
 
     def __init__(self) -> None:
@@ -45,7 +53,7 @@ class _Created:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _target(dest: Path, relative: PurePosixPath, source: Path) -> Path:
+def contained_target(dest: Path, relative: PurePosixPath, source: Path) -> Path:
     resolved_root = dest.resolve()
     candidate = dest.joinpath(*relative.parts)
     resolved = candidate.resolve()
@@ -54,7 +62,7 @@ def _target(dest: Path, relative: PurePosixPath, source: Path) -> Path:
     return candidate
 
 
-def _copy_limited(read: Callable[[int], bytes], out: Any, expected: int) -> int:
+def copy_limited(read: Callable[[int], bytes], out: Any, expected: int) -> int:
     written = 0
     while written < expected:
         chunk = read(min(CHUNK_SIZE_BYTES, expected - written))

@@ -9,10 +9,19 @@ from pathlib import Path
 
 from dcmseal.errors import InputError
 
-__all__ = ["boot_sector_kind", "extract_fat_image", "fat_tool", "is_fat_image"]
+__all__ = [
+    "FAT_SECTOR_BYTES",
+    "MTOOLS_TIMEOUT_S",
+    "boot_sector_kind",
+    "extract_fat_image",
+    "fat_tool",
+    "is_fat_image",
+]
 
-_SECTOR = 512
-_TIMEOUT_S = 3600
+#: The sector size of the FAT images dcmseal writes and reads (the boot sector is one).
+FAT_SECTOR_BYTES = 512
+#: mtools and mkfs.fat on a large image take minutes, not hours.
+MTOOLS_TIMEOUT_S = 3600
 
 
 def boot_sector_kind(boot: bytes) -> str | None:
@@ -38,7 +47,7 @@ def is_fat_image(path: Path) -> bool:
     """Does ``path`` start with a FAT16 or FAT32 boot sector (boot signature, file system type string)?"""
     try:
         with open(path, "rb") as fp:
-            return boot_sector_kind(fp.read(_SECTOR)) == "vfat"
+            return boot_sector_kind(fp.read(FAT_SECTOR_BYTES)) == "vfat"
     except OSError:
         return False
 
@@ -53,7 +62,7 @@ def extract_fat_image(image: Path, dest: Path) -> Path:
         text=True,
         check=False,
         env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
-        timeout=_TIMEOUT_S,
+        timeout=MTOOLS_TIMEOUT_S,
     )
     if copied.returncode != 0 and "no match" not in copied.stderr.lower():
         raise InputError(f"cannot read the FAT image: {copied.stderr.strip()}", path=image)

@@ -18,9 +18,9 @@ from dcmseal.reader.containers import ExtentsReader
 from dcmseal.reader.extraction import (
     DEFAULT_MAX_EXTRACT_BYTES,
     DEFAULT_MAX_MEMBERS,
-    _copy_limited,
-    _Created,
-    _target,
+    CreatedFiles,
+    contained_target,
+    copy_limited,
 )
 from dcmseal.reader.iso import IsoItem, IsoWalker, clean_iso_identifier
 
@@ -147,7 +147,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
     """
     path, dest = Path(path), Path(dest)
     reader = IsoWalker(path)
-    created = _Created()
+    created = CreatedFiles()
     extracted: list[Path] = []
     try:
         items = list(_walk(reader))
@@ -158,7 +158,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
             )
         make_dirs(dest)
         for item in items:
-            target = _target(dest, PurePosixPath(item.name), path)
+            target = contained_target(dest, PurePosixPath(item.name), path)
             if item.is_dir:
                 if target.exists() and not target.is_dir():
                     raise InputError(f"{item.iso_path}: two entries share the name {target.name}", path=path)
@@ -172,7 +172,7 @@ def extract_iso(path: Path, dest: Path, *, max_total_bytes: int = DEFAULT_MAX_EX
                 ) from None
             created.files.append(target)
             with out, io.BufferedReader(ExtentsReader(path, item.extents)) as data:
-                written = _copy_limited(data.read, out, item.size)
+                written = copy_limited(data.read, out, item.size)
             if written != item.size:
                 raise InputError(
                     f"truncated ISO image: {item.iso_path} has {written} of {item.size} bytes", path=path

@@ -12,13 +12,13 @@ from dcmseal.errors import HostileMediumError, InputError, MissingInputError, Re
 from dcmseal.fsutil import make_dirs
 from dcmseal.reader.containers import printable_name, zip_name_problem
 from dcmseal.reader.extraction import (
-    _EXPANSION_GRACE_BYTES,
     DEFAULT_MAX_EXPANSION,
     DEFAULT_MAX_EXTRACT_BYTES,
     DEFAULT_MAX_MEMBERS,
-    _copy_limited,
-    _Created,
-    _target,
+    EXPANSION_GRACE_BYTES,
+    CreatedFiles,
+    contained_target,
+    copy_limited,
 )
 
 __all__ = ["extract_zip"]
@@ -63,7 +63,7 @@ def extract_zip(
         raise MissingInputError(path) from None
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"not a readable zip archive: {exc}", path=path) from exc
-    created = _Created()
+    created = CreatedFiles()
     extracted: list[Path] = []
     with archive:
         try:
@@ -90,7 +90,7 @@ def extract_zip(
                     f"the archive announces {total} bytes, more than the limit of {max_total_bytes}",
                     path=path,
                 )
-            if total > _EXPANSION_GRACE_BYTES and total > max_expansion * archive_size:
+            if total > EXPANSION_GRACE_BYTES and total > max_expansion * archive_size:
                 raise ResourceLimitError(
                     f"the archive expands {total / archive_size:.0f} times ({total} bytes from {archive_size}), "
                     f"more than the limit of {max_expansion} (zip bomb?)",
@@ -99,14 +99,14 @@ def extract_zip(
             make_dirs(dest)
             written_total = 0
             for info, member in plan:
-                target = _target(dest, member, path)
+                target = contained_target(dest, member, path)
                 if info.is_dir():
                     for parent in reversed(member.parents[:-1]):
-                        created.mkdir(_target(dest, parent, path))
+                        created.mkdir(contained_target(dest, parent, path))
                     created.mkdir(target)
                     continue
                 for parent in reversed(member.parents[:-1]):
-                    created.mkdir(_target(dest, parent, path))
+                    created.mkdir(contained_target(dest, parent, path))
                 try:
                     out = open(target, "xb")  # noqa: SIM115 - closed below; "x" never follows a planted file
                 except FileExistsError:
@@ -116,7 +116,7 @@ def extract_zip(
                 created.files.append(target)
                 with out, archive.open(info) as data:
                     # zipfile stops at the announced size and checks the CRC at the end of the member.
-                    written = _copy_limited(data.read, out, info.file_size)
+                    written = copy_limited(data.read, out, info.file_size)
                     if data.read(1):
                         raise InputError(f"the member {info.filename!r} is longer than announced", path=path)
                 written_total += written

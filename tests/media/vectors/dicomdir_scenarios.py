@@ -2,7 +2,7 @@
 
 Each scenario builds its input instances under a root folder, with nothing left to chance: every UID is fixed
 (``_uid``), the File-set UID and File-set ID are given, and the DICOMDIR holds no date or time of "now" (the
-planner's only inventions are derived from the instance, see ``dcmseal.media.fileset._supply``). pydicom's test
+planner's only inventions are derived from the instance, see ``dcmseal.media.fileset.inventions.supply_key``). pydicom's test
 files are used as they are; each vector records their SHA-256 and the test skips when a pydicom release changed one.
 
 Paths in the vectors are relative to the scenario's root, written ``<root>/...``.

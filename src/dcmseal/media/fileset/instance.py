@@ -18,8 +18,10 @@ from dcmseal.media.dicomdir import (
     encode_text,
     encode_with_pydicom,
 )
-from dcmseal.media.fileset.keys import _KEYS
+from dcmseal.media.fileset.keys import KEYS
 from dcmseal.part10.header import Header, RawValue
+
+__all__ = ["PYDICOM_VALUE_ERRORS", "Instance"]
 
 # Values whose raw bytes are what pydicom would write back after reading them ("canonical"): copied as they
 # are. Anything else (another character set, unusual padding or spacing, big endian numbers, sequences) goes
@@ -61,7 +63,7 @@ def _canonical_text(vr: str, raw: bytes) -> bytes | None:
 
 
 # What pydicom raises for values it cannot decode or encode (hostile or broken input).
-_PYDICOM_VALUE_ERRORS = (
+PYDICOM_VALUE_ERRORS = (
     ValueError,
     KeyError,
     EOFError,
@@ -72,7 +74,7 @@ _PYDICOM_VALUE_ERRORS = (
 )
 
 
-class _Instance:
+class Instance:
     """What planning knows of one instance: its raw header, plus what planning supplied (never written back)."""
 
     __slots__ = ("_scratch", "encodings", "header", "removed", "supplied")
@@ -82,7 +84,7 @@ class _Instance:
         self.supplied: dict[str, str] = {}
         self.removed: set[str] = set()
         self._scratch: Dataset | None = None
-        charset = header.values.get(_KEYS["SpecificCharacterSet"][0])
+        charset = header.values.get(KEYS["SpecificCharacterSet"][0])
         self.encodings: list[str] | None = None
         if charset is not None and charset.value.strip(b" \x00"):
             self.encodings = [part.strip().decode("ascii", "replace") for part in charset.value.split(b"\\")]
@@ -90,7 +92,7 @@ class _Instance:
     def _raw(self, keyword: str) -> RawValue | None:
         if keyword in self.removed:
             return None
-        return self.header.values.get(_KEYS[keyword][0])
+        return self.header.values.get(KEYS[keyword][0])
 
     def has(self, keyword: str) -> bool:
         """``keyword in ds``."""
@@ -118,7 +120,7 @@ class _Instance:
         raw = self._raw(keyword)
         if raw is None or not raw.value:
             return ""
-        vr = _KEYS[keyword][1]
+        vr = KEYS[keyword][1]
         if raw.vr == vr and vr in _CANONICAL:
             value = _canonical_text(vr, raw.value)
             if value is not None and b"\\" not in value:
@@ -145,11 +147,11 @@ class _Instance:
             charset = self._raw("SpecificCharacterSet")
             if charset is not None:
                 self._scratch[0x00080005] = self._raw_element(0x00080005, charset)
-        tag = _KEYS[keyword][0]
+        tag = KEYS[keyword][0]
         self._scratch[tag] = self._raw_element(tag, raw)
         try:
             return self._scratch[tag].value
-        except _PYDICOM_VALUE_ERRORS as exc:
+        except PYDICOM_VALUE_ERRORS as exc:
             raise InputError(
                 f"cannot build its DICOMDIR records: {keyword} does not decode: {exc}", path=self.header.path
             ) from exc
@@ -168,7 +170,7 @@ class _Instance:
 
     def element(self, keyword: str) -> bytes:
         """``keyword`` as a record element (dictionary VR, as ``record.Keyword = ds.Keyword`` makes it)."""
-        tag, vr = _KEYS[keyword]
+        tag, vr = KEYS[keyword]
         if keyword in self.supplied:
             return encode_text(tag, vr, self.supplied[keyword], self.encodings)
         raw = self._raw(keyword)
@@ -186,7 +188,7 @@ class _Instance:
         """A record element holding a pydicom value, encoded as pydicom's writer does."""
         try:
             return encode_with_pydicom(DataElement(tag, vr, copy.deepcopy(value)), self.encodings)
-        except _PYDICOM_VALUE_ERRORS as exc:
+        except PYDICOM_VALUE_ERRORS as exc:
             raise InputError(
                 f"cannot build its DICOMDIR records: ({tag >> 16:04X},{tag & 0xFFFF:04X}) does not encode: {exc}",
                 path=self.header.path,

@@ -7,22 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcmseal.media.fileset.instance import _Instance
-from dcmseal.media.fileset.keys import _DATE_SOURCES, _KEYS, _TIME_SOURCES
+from dcmseal.media.fileset.instance import Instance
+from dcmseal.media.fileset.keys import DATE_SOURCES, KEYS, TIME_SOURCES
 from dcmseal.uids import INVENTED_PATIENT_ID_PREFIX, derived_uid
+
+__all__ = ["DEFAULT_DATE", "Planner", "patient_identity", "remember_keys", "supply_key"]
 
 # PS3.3 F.5 keys dcmseal knows how to supply for the DICOMDIR when the instance lacks them (PS3.11 Table D.3-2
 # note: "either these attributes are present in the Image IOD, or they are in some other way supplied by the
 # File-set Creator"); any other missing key is invented from its VR.
 _STUDY_KEYS = ("StudyDate", "StudyTime", "StudyID")
 _SERIES_KEYS = ("Modality", "SeriesNumber")
-_DEFAULT_DATE = "19000101"
+DEFAULT_DATE = "19000101"
 _DEFAULT_TIME = "000000"
 _ENUMERATED_DEFAULTS = {"CompletionFlag": "PARTIAL", "VerificationFlag": "UNVERIFIED"}
 _VR_DEFAULTS = {
-    "DA": _DEFAULT_DATE,
+    "DA": DEFAULT_DATE,
     "TM": _DEFAULT_TIME,
-    "DT": _DEFAULT_DATE + _DEFAULT_TIME,
+    "DT": DEFAULT_DATE + _DEFAULT_TIME,
     "IS": "1",
     "DS": "0",
     "CS": "UNKNOWN",
@@ -34,7 +36,7 @@ _VR_DEFAULTS = {
 
 
 @dataclass(slots=True)
-class _Planner:
+class Planner:
     """Per-File-set memory: what each study and series record holds, so that inventions agree."""
 
     study_keys: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -44,7 +46,7 @@ class _Planner:
     patients: dict[str, tuple[tuple[str, str], Path]] = field(default_factory=dict)
 
 
-def _supply(instance: _Instance, keyword: str, planner: _Planner) -> str | None:
+def supply_key(instance: Instance, keyword: str, planner: Planner) -> str | None:
     """Give ``keyword`` a value in our view of the instance (the file is never changed).
 
     Returns the note to report, ``""`` when the value is the one its existing STUDY or SERIES record already
@@ -68,10 +70,10 @@ def _supply(instance: _Instance, keyword: str, planner: _Planner) -> str | None:
         value = _digest(study)[:8]
         why = "from a hash of the Study Instance UID"
     elif keyword == "StudyDate":
-        value = _first_value(instance, _DATE_SOURCES) or _DEFAULT_DATE
+        value = _first_value(instance, DATE_SOURCES) or DEFAULT_DATE
         why = "from the series, acquisition or content date (19000101 when none is known)"
     elif keyword == "StudyTime":
-        value = _first_value(instance, _TIME_SOURCES) or _DEFAULT_TIME
+        value = _first_value(instance, TIME_SOURCES) or _DEFAULT_TIME
         why = "from the series, acquisition or content time (000000 when none is known)"
     elif keyword == "SeriesNumber":
         value = str(planner.series_per_study.get(study, 0) + 1)
@@ -94,8 +96,8 @@ def _supply(instance: _Instance, keyword: str, planner: _Planner) -> str | None:
     return f"{keyword} is empty or missing; the DICOMDIR uses the invented value {value!r} ({why})"
 
 
-def _by_vr(instance: _Instance, keyword: str) -> tuple[str | None, str]:
-    vr = _KEYS[keyword][1]
+def _by_vr(instance: Instance, keyword: str) -> tuple[str | None, str]:
+    vr = KEYS[keyword][1]
     if vr == "SQ":
         return None, ""  # a required sequence cannot be made up
     if vr == "UI":
@@ -103,14 +105,14 @@ def _by_vr(instance: _Instance, keyword: str) -> tuple[str | None, str]:
             "dcmseal", keyword, instance.header.sop_instance_uid
         ), "derived from the SOP Instance UID"
     if vr == "DA":
-        return _first_value(instance, _DATE_SOURCES) or _DEFAULT_DATE, "from the instance's other dates"
+        return _first_value(instance, DATE_SOURCES) or DEFAULT_DATE, "from the instance's other dates"
     if vr == "TM":
-        return _first_value(instance, _TIME_SOURCES) or _DEFAULT_TIME, "from the instance's other times"
+        return _first_value(instance, TIME_SOURCES) or _DEFAULT_TIME, "from the instance's other times"
     value = _VR_DEFAULTS.get(vr)
     return value, f"the placeholder for VR {vr}"
 
 
-def _first_value(instance: _Instance, keywords: Sequence[str]) -> str:
+def _first_value(instance: Instance, keywords: Sequence[str]) -> str:
     for keyword in keywords:
         value = instance.text(keyword).strip()
         if value:
@@ -122,23 +124,23 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest().upper()
 
 
-def _study_key(instance: _Instance) -> str:
+def _study_key(instance: Instance) -> str:
     # A STUDY record is keyed by its Study Instance UID, else by the instance it references.
     return instance.text("StudyInstanceUID") or instance.header.sop_instance_uid
 
 
-def _patient_identity(instance: _Instance) -> tuple[str, str]:
+def patient_identity(instance: Instance) -> tuple[str, str]:
     name = "^".join(part.strip() for part in instance.text_or_empty("PatientName").upper().split("^"))
     return name.rstrip("^ "), instance.text_or_empty("PatientBirthDate").strip()
 
 
-def _invent_patient_id(instance: _Instance) -> str:
-    name, birth = _patient_identity(instance)
+def _invent_patient_id(instance: Instance) -> str:
+    name, birth = patient_identity(instance)
     basis = f"{name}|{birth}" if name else f"study|{_study_key(instance)}"
     return f"{INVENTED_PATIENT_ID_PREFIX}{_digest(basis)[:8]}"
 
 
-def _remember(planner: _Planner, instance: _Instance) -> None:
+def remember_keys(planner: Planner, instance: Instance) -> None:
     """Record the keys of the records this instance created or joined, and count it in its series."""
     study = _study_key(instance)
     series = instance.text_or_empty("SeriesInstanceUID")

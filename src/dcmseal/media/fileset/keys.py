@@ -6,9 +6,22 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from dcmseal.media.profiles import Profile
 
+__all__ = [
+    "DATE_SOURCES",
+    "ENCAPSULATED_DOCUMENT",
+    "FOUR_LEVELS",
+    "KEYS",
+    "PRESENT",
+    "RECORD_KEYS",
+    "RT_PLAN_LABEL",
+    "STOP_AFTER",
+    "TIME_SOURCES",
+    "WANTED",
+]
+
 # Where a Study Date or Time the instance lacks is taken from (:mod:`.inventions`): read for the plan.
-_DATE_SOURCES = ("SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate")
-_TIME_SOURCES = ("SeriesTime", "AcquisitionTime", "ContentTime", "InstanceCreationTime")
+DATE_SOURCES = ("SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate")
+TIME_SOURCES = ("SeriesTime", "AcquisitionTime", "ContentTime", "InstanceCreationTime")
 
 # pydicom's record creators (pydicom.fileset DIRECTORY_RECORDERS) as data, so that the records keep the keys and
 # the order of checks they had: per record type, the Type 1 keys checked first, then the record's keys, each
@@ -32,7 +45,7 @@ _GENERIC_CONTENT_ID: tuple[tuple[str, ...], _Fields] = (
     ),
 )
 _EMPTY: tuple[tuple[str, ...], _Fields] = ((), ())
-_RECORD_KEYS: dict[str, tuple[tuple[str, ...], _Fields]] = {
+RECORD_KEYS: dict[str, tuple[tuple[str, ...], _Fields]] = {
     "PATIENT": (("PatientID",), (("PatientName", "opt"), ("PatientID", "req"))),
     "STUDY": (
         ("StudyDate", "StudyTime", "StudyID"),
@@ -223,7 +236,7 @@ _RECORD_KEYS: dict[str, tuple[tuple[str, ...], _Fields]] = {
         ),
     ),
 }
-_FOUR_LEVELS = ("PATIENT", "STUDY", "SERIES")
+FOUR_LEVELS = ("PATIENT", "STUDY", "SERIES")
 # Keywords read for the plan itself: identity, inventions (dates and times), SR verification, H.3-2 lookups.
 _PLANNING_KEYWORDS = (
     "SpecificCharacterSet",
@@ -234,19 +247,19 @@ _PLANNING_KEYWORDS = (
     "StudyInstanceUID",
     "SeriesInstanceUID",
     "Modality",
-    *_DATE_SOURCES,
-    *_TIME_SOURCES,
+    *DATE_SOURCES,
+    *TIME_SOURCES,
     "VerifyingObserverSequence",
     "SharedFunctionalGroupsSequence",
 )
 # Presence only (its value can be large and is never read): it makes the leaf an ENCAP DOC record.
-_ENCAPSULATED_DOCUMENT = 0x00420011
-_RT_PLAN_LABEL = 0x300A0002
+ENCAPSULATED_DOCUMENT = 0x00420011
+RT_PLAN_LABEL = 0x300A0002
 
 
 def _keyword_table() -> dict[str, tuple[int, str]]:
     keywords: set[str] = set(_PLANNING_KEYWORDS)
-    for checks, fields in _RECORD_KEYS.values():
+    for checks, fields in RECORD_KEYS.values():
         keywords.update(checks)
         keywords.update(keyword for keyword, _ in fields)
     for profile in Profile:
@@ -261,7 +274,7 @@ def _keyword_table() -> dict[str, tuple[int, str]]:
     return table
 
 
-_KEYS = _keyword_table()
-_WANTED = frozenset(tag for tag, _ in _KEYS.values())
-_PRESENT = frozenset({_ENCAPSULATED_DOCUMENT, _RT_PLAN_LABEL})
-_STOP_AFTER = max(_WANTED | _PRESENT)
+KEYS = _keyword_table()
+WANTED = frozenset(tag for tag, _ in KEYS.values())
+PRESENT = frozenset({ENCAPSULATED_DOCUMENT, RT_PLAN_LABEL})
+STOP_AFTER = max(WANTED | PRESENT)

@@ -23,16 +23,22 @@ from dcmseal.media.dicomdir import (
     write_dicomdir,
 )
 from dcmseal.media.fileset.fileid import DICOMDIR_NAME, fileset_id_from_label
-from dcmseal.media.fileset.instance import _Instance
-from dcmseal.media.fileset.inventions import _DEFAULT_DATE, _patient_identity, _Planner, _remember, _supply
-from dcmseal.media.fileset.keys import _KEYS, _PRESENT, _STOP_AFTER, _WANTED
+from dcmseal.media.fileset.instance import Instance
+from dcmseal.media.fileset.inventions import (
+    DEFAULT_DATE,
+    Planner,
+    patient_identity,
+    remember_keys,
+    supply_key,
+)
+from dcmseal.media.fileset.keys import KEYS, PRESENT, STOP_AFTER, WANTED
 from dcmseal.media.fileset.records import (
-    _add_profile_keys,
-    _align_with_meta,
-    _first_missing,
-    _insert,
-    _record_types,
-    _tidy_document_record,
+    add_profile_keys,
+    align_with_meta,
+    first_missing,
+    insert_records,
+    record_types_of,
+    tidy_document_record,
 )
 from dcmseal.media.profiles import Profile, is_allowed
 from dcmseal.part10.header import read_header
@@ -186,7 +192,7 @@ class _Placed:
     """One instance in the record tree, until its File ID is known."""
 
     source: Path
-    instance: _Instance
+    instance: Instance
     path: tuple[DirectoryRecord, ...]  # from the top record down to the instance's own record
 
 
@@ -197,19 +203,19 @@ def _plan(
     uid = fileset_uid or new_uid()
     label = fileset_id_from_label(fileset_id)
     root = DirectoryRecord("ROOT", "", {})
-    planner = _Planner()
+    planner = Planner()
     notes: list[PlanNote] = []
     first_seen: dict[str, Path] = {}
     placed: list[_Placed] = []
     for source in map(Path, instances):
-        header = read_header(source, _WANTED, stop_after=_STOP_AFTER, present=_PRESENT)
+        header = read_header(source, WANTED, stop_after=STOP_AFTER, present=PRESENT)
         if not is_allowed(profile, header.transfer_syntax_uid):
             raise ValueError(
                 f"{source}: {UID(header.transfer_syntax_uid).name} is not allowed by {profile.value}; "
                 "conform the file first"
             )
-        instance = _Instance(header)
-        mismatch = _align_with_meta(instance)
+        instance = Instance(header)
+        mismatch = align_with_meta(instance)
         if mismatch:
             notes.append(PlanNote(kind=NoteKind.META_MISMATCH, path=source, message=mismatch))
         sop_instance = header.sop_instance_uid
@@ -225,16 +231,16 @@ def _plan(
             continue
         try:
             record_types = _records(instance, source, planner, notes)
-            path = _insert(root, instance, record_types)
+            path = insert_records(root, instance, record_types)
         except InputError as exc:
             # One instance the DICOMDIR cannot index (no Study Instance UID, a key that does not decode) is
             # left out, with its reason; it does not stop the rest of the File-set.
             notes.append(PlanNote(kind=NoteKind.LEFT_OUT, path=source, message=exc.message))
             continue
         first_seen[sop_instance] = source
-        _tidy_document_record(path[-1], instance)
-        _add_profile_keys(path, instance, profile)
-        _remember(planner, instance)
+        tidy_document_record(path[-1], instance)
+        add_profile_keys(path, instance, profile)
+        remember_keys(planner, instance)
         conflict = _patient_conflict(planner, instance, source)
         if conflict is not None:
             notes.append(conflict)
@@ -292,22 +298,22 @@ def _stage(placed: list[_Placed], staging: Path) -> list[PlannedFile]:
     return files
 
 
-def _known_study_date(instance: _Instance) -> str:
+def _known_study_date(instance: Instance) -> str:
     """The instance's Study Date, unless it is the placeholder written when the source had no date."""
     value = instance.text_or_empty("StudyDate")
-    return "" if value == _DEFAULT_DATE else value
+    return "" if value == DEFAULT_DATE else value
 
 
-def _records(instance: _Instance, source: Path, planner: _Planner, notes: list[PlanNote]) -> tuple[str, ...]:
+def _records(instance: Instance, source: Path, planner: Planner, notes: list[PlanNote]) -> tuple[str, ...]:
     """The instance's record types, top down, once each Type 1 key it lacks is supplied (PS3.11 D.3-2 note)."""
     supplied: set[str] = set()
     for _ in range(_MAX_INVENTIONS):
-        record_types = _record_types(instance)
-        missing = _first_missing(instance, record_types)
+        record_types = record_types_of(instance)
+        missing = first_missing(instance, record_types)
         if missing is None:
             return record_types
         record_type, keyword, problem = missing
-        tag = _KEYS[keyword][0]
+        tag = KEYS[keyword][0]
         reason = (
             f"cannot build its DICOMDIR records: the {record_type} record needs ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
             f"{keyword}, which {problem} (PS3.3 F.5)"
@@ -315,7 +321,7 @@ def _records(instance: _Instance, source: Path, planner: _Planner, notes: list[P
         if keyword in supplied or (keyword == "StudyInstanceUID" and not instance.has(keyword)):
             raise InputError(reason, path=source)
         supplied.add(keyword)
-        note = _supply(instance, keyword, planner)
+        note = supply_key(instance, keyword, planner)
         if note is None:
             raise InputError(reason, path=source)
         if note:
@@ -323,11 +329,11 @@ def _records(instance: _Instance, source: Path, planner: _Planner, notes: list[P
     raise InputError("cannot build its DICOMDIR records: too many missing keys", path=source)
 
 
-def _patient_conflict(planner: _Planner, instance: _Instance, source: Path) -> PlanNote | None:
+def _patient_conflict(planner: Planner, instance: Instance, source: Path) -> PlanNote | None:
     patient_id = instance.text_or_empty("PatientID")
     if not patient_id:
         return None
-    identity = _patient_identity(instance)
+    identity = patient_identity(instance)
     known = planner.patients.get(patient_id)
     if known is None:
         planner.patients[patient_id] = (identity, source)

@@ -15,7 +15,7 @@ from dcmseal.errors import InputError, NotPart10Error
 from dcmseal.media.dicomdir import (
     MEDIA_STORAGE_DIRECTORY_SOP_CLASS,
 )
-from dcmseal.media.fileset.inventions import _DEFAULT_DATE
+from dcmseal.media.fileset.inventions import DEFAULT_DATE
 from dcmseal.part10.header import RawValue, read_header, read_items
 
 __all__ = ["DicomDir", "DirectoryEntry", "read_dicomdir"]
@@ -257,5 +257,5 @@ def _entry(record: _RecordLike, context: _Context, offset: int) -> DirectoryEntr
         study_instance_uid=study,
         series_instance_uid=series,
         offset=offset,
-        study_date="" if date == _DEFAULT_DATE else date,
+        study_date="" if date == DEFAULT_DATE else date,
     )

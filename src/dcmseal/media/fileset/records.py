@@ -16,15 +16,24 @@ from dcmseal.media.dicomdir import (
     encode_element,
     encode_text,
 )
-from dcmseal.media.fileset.instance import _PYDICOM_VALUE_ERRORS, _Instance
+from dcmseal.media.fileset.instance import PYDICOM_VALUE_ERRORS, Instance
 from dcmseal.media.fileset.keys import (
-    _ENCAPSULATED_DOCUMENT,
-    _FOUR_LEVELS,
-    _KEYS,
-    _RECORD_KEYS,
-    _RT_PLAN_LABEL,
+    ENCAPSULATED_DOCUMENT,
+    FOUR_LEVELS,
+    KEYS,
+    RECORD_KEYS,
+    RT_PLAN_LABEL,
 )
 from dcmseal.media.profiles import Profile
+
+__all__ = [
+    "add_profile_keys",
+    "align_with_meta",
+    "first_missing",
+    "insert_records",
+    "record_types_of",
+    "tidy_document_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +43,7 @@ _FUNCTIONAL_GROUP_KEYS = frozenset(
 )
 
 
-def _align_with_meta(instance: _Instance) -> str:
+def align_with_meta(instance: Instance) -> str:
     """Make our view of the data set carry the File Meta UIDs; return what differed, "" when nothing did.
 
     PS3.3 F.3.2.2: Referenced SOP Class/Instance UID in File are the File Meta (0002,0002)/(0002,0003) values,
@@ -55,31 +64,31 @@ def _align_with_meta(instance: _Instance) -> str:
     return f"the data set's {' and '.join(differs)} differ; the DICOMDIR references the File Meta values"
 
 
-def _leaf_type(instance: _Instance) -> str:
+def _leaf_type(instance: Instance) -> str:
     """pydicom's ``_four_level_record_type``: the record type of the instance under its SERIES record."""
     modality = instance.text("Modality")
     if modality in ("RTINTENT", "RTSEGANN", "RTRAD"):
         return "RADIOTHERAPY"
     if modality == "PLAN":
         return "PLAN"
-    if _ENCAPSULATED_DOCUMENT in instance.header.present:
+    if ENCAPSULATED_DOCUMENT in instance.header.present:
         return "ENCAP DOC"
-    if _RT_PLAN_LABEL in instance.header.present:
+    if RT_PLAN_LABEL in instance.header.present:
         return "RT PLAN"
     return str(_FOUR_LEVEL_SOP_CLASSES.get(UID(instance.header.sop_class_uid), "IMAGE"))
 
 
-def _record_types(instance: _Instance) -> tuple[str, ...]:
+def record_types_of(instance: Instance) -> tuple[str, ...]:
     single = _SINGLE_LEVEL_SOP_CLASSES.get(UID(instance.header.sop_class_uid))
     if single is not None:
         return (str(single),)
-    return (*_FOUR_LEVELS, _leaf_type(instance))
+    return (*FOUR_LEVELS, _leaf_type(instance))
 
 
-def _first_missing(instance: _Instance, record_types: tuple[str, ...]) -> tuple[str, str, str] | None:
+def first_missing(instance: Instance, record_types: tuple[str, ...]) -> tuple[str, str, str] | None:
     """The first key a record creator would refuse, as (record type, keyword, problem), in pydicom's order."""
     for record_type in record_types:
-        checks, fields = _RECORD_KEYS[record_type]
+        checks, fields = RECORD_KEYS[record_type]
         for keyword in checks:
             if not instance.has(keyword):
                 return record_type, keyword, "is missing"
@@ -88,7 +97,7 @@ def _first_missing(instance: _Instance, record_types: tuple[str, ...]) -> tuple[
         for keyword, mode in fields:
             if mode != "cond" or not instance.has(keyword) or not instance.is_empty(keyword):
                 continue
-            if _KEYS[keyword][1] == "SQ":
+            if KEYS[keyword][1] == "SQ":
                 # An optional sequence present but empty: the record leaves it out, as if it were absent.
                 instance.removed.add(keyword)
                 continue
@@ -99,19 +108,19 @@ def _first_missing(instance: _Instance, record_types: tuple[str, ...]) -> tuple[
     return None
 
 
-def _record(instance: _Instance, record_type: str, four_levels: bool) -> DirectoryRecord:
+def _record(instance: Instance, record_type: str, four_levels: bool) -> DirectoryRecord:
     """One directory record from the instance, as pydicom's creator for ``record_type`` makes it."""
-    _, fields = _RECORD_KEYS[record_type]
+    _, fields = RECORD_KEYS[record_type]
     elements: dict[int, bytes] = {}
     if four_levels and instance.has("SpecificCharacterSet"):
-        elements[_KEYS["SpecificCharacterSet"][0]] = instance.element("SpecificCharacterSet")
+        elements[KEYS["SpecificCharacterSet"][0]] = instance.element("SpecificCharacterSet")
     for keyword, mode in fields:
         if mode == "cond" and not instance.has(keyword):
             continue
         if mode == "type3" and (not instance.has(keyword) or instance.is_empty(keyword)):
             continue
-        elements[_KEYS[keyword][0]] = instance.element(keyword)
-    if record_type not in _FOUR_LEVELS:
+        elements[KEYS[keyword][0]] = instance.element(keyword)
+    if record_type not in FOUR_LEVELS:
         header = instance.header
         for tag, value in (
             (0x00041510, header.sop_class_uid),
@@ -122,8 +131,8 @@ def _record(instance: _Instance, record_type: str, four_levels: bool) -> Directo
     return DirectoryRecord(record_type, _key(instance, record_type), elements)
 
 
-def _insert(
-    root: DirectoryRecord, instance: _Instance, record_types: tuple[str, ...]
+def insert_records(
+    root: DirectoryRecord, instance: Instance, record_types: tuple[str, ...]
 ) -> tuple[DirectoryRecord, ...]:
     """Link the instance's records under ``root``, joining the PATIENT/STUDY/SERIES records with the same keys.
 
@@ -154,7 +163,7 @@ def _insert(
     return tuple(path)
 
 
-def _key(instance: _Instance, record_type: str) -> str:
+def _key(instance: Instance, record_type: str) -> str:
     """The key that makes a record unique among its siblings (PS3.3 F.5.1-F.5.3; pydicom's RecordNode.key)."""
     if record_type == "PATIENT":
         return instance.text("PatientID")
@@ -165,7 +174,7 @@ def _key(instance: _Instance, record_type: str) -> str:
     return instance.header.sop_instance_uid
 
 
-def _tidy_document_record(record: DirectoryRecord, instance: _Instance) -> None:
+def tidy_document_record(record: DirectoryRecord, instance: Instance) -> None:
     """Trim SR DOCUMENT and KEY OBJECT DOC records to what PS3.3 F.5 allows.
 
     pydicom's creators copy the whole Content Sequence, i.e. the report (and its identifiers), into the
@@ -175,7 +184,7 @@ def _tidy_document_record(record: DirectoryRecord, instance: _Instance) -> None:
     """
     if record.record_type not in ("SR DOCUMENT", "KEY OBJECT DOC"):
         return
-    content = _KEYS["ContentSequence"][0]
+    content = KEYS["ContentSequence"][0]
     if content in record.elements:
         del record.elements[content]
         try:
@@ -183,11 +192,11 @@ def _tidy_document_record(record: DirectoryRecord, instance: _Instance) -> None:
             modifiers = [item for item in items if item.get("RelationshipType") == "HAS CONCEPT MOD"]  # type: ignore[attr-defined]
             if modifiers:
                 record.elements[content] = instance.pydicom_element(content, "SQ", modifiers)
-        except (InputError, *_PYDICOM_VALUE_ERRORS):
+        except (InputError, *PYDICOM_VALUE_ERRORS):
             logger.debug(
                 "%s: Content Sequence does not decode; the record goes without it", instance.header.path
             )
-    verification = _KEYS["VerificationDateTime"][0]
+    verification = KEYS["VerificationDateTime"][0]
     if instance.text_or_empty("VerificationFlag") == "VERIFIED" and not record.has_value(verification):
         try:
             observers = instance.value("VerifyingObserverSequence") or []
@@ -196,18 +205,18 @@ def _tidy_document_record(record: DirectoryRecord, instance: _Instance) -> None:
                 for item in observers  # type: ignore[attr-defined]
                 if item.get("VerificationDateTime")
             ]
-        except (InputError, *_PYDICOM_VALUE_ERRORS):
+        except (InputError, *PYDICOM_VALUE_ERRORS):
             stamps = []
         if stamps:
             record.elements[verification] = encode_text(verification, "DT", max(stamps), instance.encodings)
 
 
-def _add_profile_keys(path: tuple[DirectoryRecord, ...], instance: _Instance, profile: Profile) -> None:
+def add_profile_keys(path: tuple[DirectoryRecord, ...], instance: Instance, profile: Profile) -> None:
     """Copy the profile's additional keys (PS3.11 Tables D.3-2, H.3-2) into the instance's records."""
     keys = profile.additional_keys
     for record in reversed(path):
         for keyword in keys.get(record.record_type, ()):
-            tag = _KEYS[keyword][0]
+            tag = KEYS[keyword][0]
             if record.has_value(tag):
                 continue  # set by the record creator or by an earlier instance of the same patient or series
             try:
@@ -216,13 +225,13 @@ def _add_profile_keys(path: tuple[DirectoryRecord, ...], instance: _Instance, pr
                     continue
                 nested = _functional_group_value(instance, keyword)
                 if nested is not None:
-                    record.elements[tag] = instance.pydicom_element(tag, _KEYS[keyword][1], nested)
-            except (InputError, *_PYDICOM_VALUE_ERRORS):
+                    record.elements[tag] = instance.pydicom_element(tag, KEYS[keyword][1], nested)
+            except (InputError, *PYDICOM_VALUE_ERRORS):
                 # An optional key (Type 1C "if present") that does not decode stays out of the record.
                 logger.debug("%s: %s does not decode; left out of the record", instance.header.path, keyword)
 
 
-def _functional_group_value(instance: _Instance, keyword: str) -> object | None:
+def _functional_group_value(instance: Instance, keyword: str) -> object | None:
     """``keyword``'s non-empty value in the first Shared Functional Groups item's macros (Table H.3-2)."""
     if keyword not in _FUNCTIONAL_GROUP_KEYS or not instance.has("SharedFunctionalGroupsSequence"):
         return None
