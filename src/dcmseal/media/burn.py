@@ -488,7 +488,7 @@ class _SealCounter:
 
     def __init__(
         self, events: Emitter, targets: Mapping[Path, Path], sources: Mapping[Path, Path], *, sealed: bool
-    ):
+    ) -> None:
         self._events = events
         self._targets = targets  # staged file -> where it ends up
         self._sources = sources  # staged file -> the source as collected
