@@ -581,9 +581,6 @@ def do_profile(spec: dict[str, Any]) -> dict[str, Any]:
             d.clear()
 
     def one(kind: str, tag: str, profile: bool) -> dict[str, Any]:
-        from dcmseal.cms import kdf
-
-        kdf._PROCESS_CACHE = kdf.Pbkdf2Cache()  # a cold key cache, as a new process has
         fresh_spans()
         iso = work / f"profile-{tag}.iso"
         sub = {**spec, "out": str(iso), "workers": 1, "expect_files": len(spec["sources"])}

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from dcmseal import cms
 from dcmseal.fsutil import die_with_parent
 
 __all__ = ["fork_context", "pool_context", "process_pool", "start_pool_server", "workers_skip_main"]
@@ -43,29 +44,44 @@ def pool_context(*, preload: Sequence[str] = ()) -> multiprocessing.context.Base
 def process_pool(
     max_workers: int,
     *,
-    context: multiprocessing.context.BaseContext | None = None,
+    mp_context: multiprocessing.context.BaseContext | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[object, ...] = (),
+    cms_context: cms.Context | None = None,
 ) -> ProcessPoolExecutor:
-    """A pool of ``max_workers`` processes (started as :func:`pool_context` says unless ``context`` is given),
-    each of which the kernel kills when this process dies, then runs ``initializer(*initargs)``.
+    """A pool of ``max_workers`` processes (started as :func:`pool_context` says unless ``mp_context`` is
+    given), each of which the kernel kills when this process dies, then runs ``initializer(*initargs)``.
 
     A run killed with SIGKILL runs no cleanup: without that rule its workers would go on writing plaintext,
     and keep its staging record locked so the next run could not remove its staging folder (Linux; elsewhere
     the workers end when they find the pool's pipes closed).
+
+    With ``cms_context`` (the run's), each worker gets a context of its own that takes over the keys derived
+    so far (:meth:`dcmseal.cms.Context.handover`), so a set opened or sealed in parallel still derives each
+    key once; it hashes inline when the pool keeps every core busy (a helper thread would only add
+    hand-offs). The initializer then receives that context first: ``initializer(context, *initargs)``.
     """
+    handover = cms_context.handover() if cms_context is not None else None
+    background = max_workers < (os.cpu_count() or 1)
     return ProcessPoolExecutor(
         max_workers=max_workers,
-        mp_context=context if context is not None else pool_context(),
+        mp_context=mp_context if mp_context is not None else pool_context(),
         initializer=_start_worker,
-        initargs=(os.getpid(), initializer, initargs),
+        initargs=(os.getpid(), handover, background, initializer, initargs),
     )
 
 
 def _start_worker(
-    parent_pid: int, initializer: Callable[..., object] | None, initargs: tuple[object, ...]
+    parent_pid: int,
+    handover: cms.Handover | None,
+    background: bool,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[object, ...],
 ) -> None:
     die_with_parent(parent_pid)
+    if handover is not None:
+        context = cms.Context.from_handover(handover, background=background)
+        initargs = (context, *initargs)
     if initializer is not None:
         initializer(*initargs)
 

@@ -1,29 +1,27 @@
-"""The streaming fast paths (reused buffers, known DigestedData layout) agree with the general path, byte for byte
-and error for error."""
+"""The streaming fast paths (reused buffers, known DigestedData layout, recipient templates, parsed shapes) agree
+with the general paths (``cms.Context(fast=False)``), byte for byte and error for error."""
 
 from __future__ import annotations
 
 import io
 import os
+import random
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import pytest
-from asn1crypto import core
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcmseal import cms
-from dcmseal.cms import asn1, envelope, fastpath, header, reader
+from dcmseal.cms import envelope, shapes
 from dcmseal.cms.content import digested_layout
-from dcmseal.cms.digest import set_background_hashing
 from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError, MalformedEnvelopeError
-from tests.spies import counting
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-T = TypeVar("T", bound=core.Asn1Value)
 PASSWORD = b"Kestrel-amber-Lantern-orbit-velvet"
 KDF = cms.Pbkdf2Params(salt=bytes(range(16)), iterations=1000, prf=cms.Prf.SHA256)
 
@@ -36,70 +34,73 @@ def _spec(inner: cms.InnerSpec | None = None) -> cms.EnvelopeSpec:
     )
 
 
-def _seal(payload: bytes, *, chunk_size: int = envelope.CHUNK_SIZE_BYTES) -> bytes:
+def _seal(
+    payload: bytes,
+    *,
+    chunk_size: int = envelope.CHUNK_SIZE_BYTES,
+    context: cms.Context | None = None,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> bytes:
     sink = io.BytesIO()
     cms.encrypt(
         io.BytesIO(payload),
         sink,
         _spec(),
         payload_size=len(payload),
-        kdf_cache=cms.Pbkdf2Cache(),
         chunk_size=chunk_size,
+        context=context,
+        rng=rng,
     )
     return sink.getvalue()
 
 
 def _open(
-    data: bytes, *, chunk_size: int = envelope.CHUNK_SIZE_BYTES, accept_unprotected: bool = False
+    data: bytes,
+    *,
+    chunk_size: int = envelope.CHUNK_SIZE_BYTES,
+    accept_unprotected: bool = False,
+    context: cms.Context | None = None,
 ) -> tuple[bytes, cms.DecryptResult]:
     sink = io.BytesIO()
     result = cms.decrypt(
         io.BytesIO(data),
         sink,
         [cms.PasswordCredential(password=PASSWORD)],
-        kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=1000,
         size=len(data),
         chunk_size=chunk_size,
         accept_unprotected=accept_unprotected,
+        context=context,
     )
     return sink.getvalue(), result
-
-
-@pytest.fixture
-def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decrypt through the general parser (read_inner), as for any envelope that is not plain DigestedData."""
-    monkeypatch.setattr(reader, "probe_layout", lambda *_args: None)
-
-
-class _Spy:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = 0
-        monkeypatch.setattr(reader, "decrypt_digested", counting(fastpath.decrypt_digested, self._count))
-
-    def _count(self) -> None:
-        self.calls += 1
 
 
 @settings(max_examples=40, deadline=None)
 @given(payload=st.binary(max_size=5000), chunk_size=st.sampled_from([16, 17, 64, 1000, 1 << 20]))
 def test_the_fast_path_gives_what_the_general_path_gives(payload: bytes, chunk_size: int) -> None:
     data = _seal(payload, chunk_size=chunk_size)
-    fast, fast_result = _open(data, chunk_size=chunk_size)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reader, "probe_layout", lambda *_args: None)
-        general, general_result = _open(data, chunk_size=chunk_size)
+    fast_context, general_context = cms.Context(), cms.Context(fast=False)
+    fast, fast_result = _open(data, chunk_size=chunk_size, context=fast_context)
+    general, general_result = _open(data, chunk_size=chunk_size, context=general_context)
     assert fast == general == payload
     assert fast_result == general_result
+    assert (fast_context.fast_decrypts, general_context.fast_decrypts) == (1, 0)
 
 
-def test_dcmseal_envelopes_take_the_fast_path_and_foreign_shapes_do_not(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    spy = _Spy(monkeypatch)
+def test_the_general_writer_writes_what_the_templates_write() -> None:
+    """Recipient DER from templates (fast) and built by asn1crypto (general): the same bytes, same randomness."""
+    payload = os.urandom(5000)
+    fast = _seal(payload, context=cms.Context(), rng=random.Random(7).randbytes)
+    general = _seal(payload, context=cms.Context(fast=False), rng=random.Random(7).randbytes)
+    assert fast == general
+    assert _open(general)[0] == payload
+
+
+def test_dcmseal_envelopes_take_the_fast_path_and_foreign_shapes_do_not() -> None:
+    context = cms.Context()
     payload = os.urandom(100_000)
-    assert _open(_seal(payload))[0] == payload
-    assert spy.calls == 1
+    assert _open(_seal(payload), context=context)[0] == payload
+    assert context.fast_decrypts == 1
     # Raw id-data content (what `openssl cms -encrypt` writes) goes through the general parser.
     sink = io.BytesIO()
     cms.encrypt(
@@ -107,30 +108,29 @@ def test_dcmseal_envelopes_take_the_fast_path_and_foreign_shapes_do_not(
         sink,
         _spec(cms.RawContent()),
         payload_size=len(payload),
-        kdf_cache=cms.Pbkdf2Cache(),
     )
-    opened, result = _open(sink.getvalue(), accept_unprotected=True)
+    opened, result = _open(sink.getvalue(), accept_unprotected=True, context=context)
     assert opened == payload
     assert result.inner.kind == cms.ContentKind.RAW
-    assert spy.calls == 1
+    assert context.fast_decrypts == 1
 
 
-@pytest.mark.parametrize("path", ["fast", "general"])
-def test_tampering_fails_the_same_way_on_both_paths(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if path == "general":
-        monkeypatch.setattr(reader, "probe_layout", lambda *_args: None)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_tampering_fails_the_same_way_on_both_paths(fast: bool) -> None:
+    context = cms.Context(fast=fast)
     payload = os.urandom(50_000)
     data = bytearray(_seal(payload))
     middle = bytearray(data)
     middle[len(data) // 2] ^= 0x01  # one ciphertext block garbled: the digest no longer matches
     with pytest.raises(DecryptionError, match=WRONG_KEY_MESSAGE):
-        _open(bytes(middle))
+        _open(bytes(middle), context=context)
     last = bytearray(data)
     last[-1] ^= 0x55  # the last block garbled: the padding is wrong (the same answer: no padding oracle)
     with pytest.raises(DecryptionError, match=WRONG_KEY_MESSAGE):
-        _open(bytes(last))
+        _open(bytes(last), context=context)
     with pytest.raises(MalformedEnvelopeError):
-        _open(bytes(data[:-32]))  # truncated: the DER lengths say more
+        _open(bytes(data[:-32]), context=context)  # truncated: the DER lengths say more
+    assert context.fast_decrypts == 0
 
 
 def _no_signing_time() -> datetime:
@@ -150,51 +150,40 @@ def test_a_layout_is_only_recognised_when_every_length_agrees() -> None:
     assert digested_layout(head[:10]) is None
 
 
-def test_buffers_are_reused_safely_across_sizes_and_threads_and_hashing_modes() -> None:
+@pytest.mark.parametrize("background", [True, False], ids=["helper-threads", "inline"])
+def test_buffers_are_reused_safely_across_sizes_and_threads_and_hashing_modes(background: bool) -> None:
     payloads = [os.urandom(3 << 20), b"", os.urandom(17), os.urandom(1 << 20)]
-    for background in (True, False):
-        set_background_hashing(background)
-        try:
-            for payload in payloads:
-                assert _open(_seal(payload))[0] == payload
-        finally:
-            set_background_hashing(True)
+    with cms.Context(background=background) as context:  # one context: its buffers serve every envelope
+        for payload in payloads:
+            assert _open(_seal(payload, context=context), context=context)[0] == payload
 
 
 def test_a_sink_that_encrypts_again_gets_its_own_buffers() -> None:
     """Re-entering encrypt from a sink's write must not share the buffers of the outer call."""
     inner_results: list[bytes] = []
+    context = cms.Context(background=False)  # the sink is called on this thread, with the outer buffers taken
 
     class Nested(io.BytesIO):
         def write(self, data: ReadableBuffer, /) -> int:
             if memoryview(data).nbytes > 1000 and not inner_results:
-                inner_results.append(_seal(b"inner payload"))
+                inner_results.append(_seal(b"inner payload", context=context))
             return super().write(data)
 
     payload = os.urandom(200_000)
     sink = Nested()
-    cms.encrypt(io.BytesIO(payload), sink, _spec(), payload_size=len(payload), kdf_cache=cms.Pbkdf2Cache())
+    cms.encrypt(io.BytesIO(payload), sink, _spec(), payload_size=len(payload), context=context)
     assert _open(sink.getvalue())[0] == payload
     assert _open(inner_results[0])[0] == b"inner payload"
 
 
-def test_recipient_infos_of_one_shape_are_parsed_in_full_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recipient_infos_of_one_shape_are_parsed_in_full_once() -> None:
     """Files of a set differ only in OCTET STRINGs (wrapped keys, IVs): one full parse serves them all."""
-    full_parses = {"n": 0}
-    real_load = asn1.load
-
-    def counted(spec: type[T], data: bytes, context: str) -> T:
-        if context == "recipientInfos":
-            full_parses["n"] += 1
-        return real_load(spec, data, context)
-
-    monkeypatch.setattr(header, "_PARSED_SHAPES", {})
-    monkeypatch.setattr(header, "load", counted)
+    context = cms.Context()
     payloads = [os.urandom(1000) for _ in range(5)]
     sealed = [_seal(p) for p in payloads]
     for payload, data in zip(payloads, sealed, strict=True):
-        assert _open(data)[0] == payload
-    assert full_parses["n"] == 1
+        assert _open(data, context=context)[0] == payload
+    assert context.shapes.full_parses["recipientInfos"] == 1
     # A different shape (here: another iteration count) is parsed in full again.
     other = cms.EnvelopeSpec(
         recipients=(
@@ -205,13 +194,18 @@ def test_recipient_infos_of_one_shape_are_parsed_in_full_once(monkeypatch: pytes
         content_cipher=cms.ContentCipher.AES256_CBC,
     )
     sink = io.BytesIO()
-    cms.encrypt(io.BytesIO(b"x"), sink, other, payload_size=1, kdf_cache=cms.Pbkdf2Cache())
-    assert _open(sink.getvalue())[0] == b"x"
-    assert full_parses["n"] == 2
+    cms.encrypt(io.BytesIO(b"x"), sink, other, payload_size=1)
+    assert _open(sink.getvalue(), context=context)[0] == b"x"
+    assert context.shapes.full_parses["recipientInfos"] == 2
+    # The general path parses every one in full.
+    general = cms.Context(fast=False)
+    for data in sealed:
+        _open(data, context=general)
+    assert general.shapes.full_parses["recipientInfos"] == len(sealed)
 
 
 def test_blanking_touches_only_octet_string_contents() -> None:
     der = bytes.fromhex("30100201050403aabbcc3006040401020304")
-    assert header._octet_strings_blanked(der) == bytes.fromhex("301002010504030000003006040400000000")
-    assert header._octet_strings_blanked(bytes.fromhex("30800000")) is None  # BER: not blanked
-    assert header._octet_strings_blanked(bytes.fromhex("30050201")) is None  # truncated
+    assert shapes._octet_strings_blanked(der) == bytes.fromhex("301002010504030000003006040400000000")
+    assert shapes._octet_strings_blanked(bytes.fromhex("30800000")) is None  # BER: not blanked
+    assert shapes._octet_strings_blanked(bytes.fromhex("30050201")) is None  # truncated

@@ -12,7 +12,6 @@ from dcmseal.cms import (
     Pbkdf2Cache,
     Pbkdf2Params,
     Prf,
-    process_kdf_cache,
 )
 
 PASSWORD = b"correct horse battery staple"
@@ -201,19 +200,3 @@ def test_iteration_count_below_one_is_refused(iterations: int) -> None:
 def test_empty_salt_is_refused() -> None:
     with pytest.raises(ValueError, match="salt"):
         Pbkdf2Params(salt=b"", iterations=1)
-
-
-def test_process_cache_is_a_singleton() -> None:
-    cache = process_kdf_cache()
-    assert isinstance(cache, Pbkdf2Cache)
-    assert process_kdf_cache() is cache
-
-
-def test_process_cache_counts_like_any_other() -> None:
-    cache = process_kdf_cache()
-    unique = _params(salt=b"dcmseal tests/cms/test_kdf.py process cache")
-    before = cache.derivations
-    first = process_kdf_cache().derive(PASSWORD, unique, 32)
-    second = process_kdf_cache().derive(PASSWORD, unique, 32)
-    assert first == second
-    assert cache.derivations == before + 1

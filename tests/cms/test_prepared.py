@@ -54,9 +54,7 @@ def test_the_prepared_size_is_the_size_streamed_and_it_opens(
     size: int, cipher: ContentCipher, chunk_size: int, raw: bool
 ) -> None:
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    prepared = cms.prepare(
-        _spec(cipher, inner=RawContent() if raw else None), payload_size=size, kdf_cache=Pbkdf2Cache()
-    )
+    prepared = cms.prepare(_spec(cipher, inner=RawContent() if raw else None), payload_size=size)
     sealed = _stream(prepared, payload, chunk_size)
     assert len(sealed) == prepared.size == prepared.info.envelope_size
     out = io.BytesIO()
@@ -64,7 +62,6 @@ def test_the_prepared_size_is_the_size_streamed_and_it_opens(
         io.BytesIO(sealed),
         out,
         [PasswordCredential(password=PASSWORD)],
-        kdf_cache=Pbkdf2Cache(),
         max_iterations=1000,
         accept_unprotected=raw,
     )
@@ -93,12 +90,12 @@ def test_the_size_holds_with_certificate_and_signer(
         inner=SignedContent(private_key=signer_key, certificate=signer_cert),
     )
     payload = b"\x5a" * 70_001
-    prepared = cms.prepare(spec, payload_size=len(payload), kdf_cache=Pbkdf2Cache())
+    prepared = cms.prepare(spec, payload_size=len(payload))
     assert len(_stream(prepared, payload)) == prepared.size
 
 
 def test_a_prepared_envelope_streams_once_and_keeps_its_key_out_of_repr() -> None:
-    prepared = cms.prepare(_spec(), payload_size=3, kdf_cache=Pbkdf2Cache())
+    prepared = cms.prepare(_spec(), payload_size=3)
     _stream(prepared, b"abc")
     with pytest.raises(RuntimeError, match="streams once"):
         _stream(prepared, b"abc")
@@ -107,13 +104,16 @@ def test_a_prepared_envelope_streams_once_and_keeps_its_key_out_of_repr() -> Non
 
 @pytest.mark.parametrize("payload", [b"ab", b"abcd"], ids=["short", "long"])
 def test_a_source_of_another_size_stops_the_stream(payload: bytes) -> None:
-    prepared = cms.prepare(_spec(), payload_size=3, kdf_cache=Pbkdf2Cache())
+    prepared = cms.prepare(_spec(), payload_size=3)
     with pytest.raises(ValueError, match="announced payload size"):
         _stream(prepared, payload)
 
 
 def test_one_derivation_for_many_prepared_envelopes() -> None:
     cache = Pbkdf2Cache()
-    sizes = [cms.prepare(_spec(), payload_size=n, kdf_cache=cache).size for n in (0, 15, 16, 1 << 20)]
+    sizes = [
+        cms.prepare(_spec(), payload_size=n, context=cms.Context(kdf_cache=cache)).size
+        for n in (0, 15, 16, 1 << 20)
+    ]
     assert cache.derivations == 1
     assert sizes == sorted(sizes)

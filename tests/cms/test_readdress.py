@@ -34,7 +34,6 @@ def _open(data: bytes, credential: cms.Credential) -> bytes:
         io.BytesIO(data),
         out,
         [credential],
-        kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=MAX,
         accept_unprotected=True,
     )
@@ -48,7 +47,7 @@ def _ciphertext(data: bytes) -> bytes:
     from dcmseal.cms.header import read_header
 
     reader = DerReader(io.BytesIO(data), size=len(data))
-    header = read_header(reader, max_header_bytes=1 << 20)
+    header = read_header(reader, max_header_bytes=1 << 20, context=cms.Context())
     for chunk in reader.iter_octets(header.content, "encryptedContent", chunk_size=4096):
         out.write(chunk)
     return out.getvalue()
@@ -67,7 +66,6 @@ def test_password_envelope_readdressed_to_a_certificate(
         out,
         [cms.PasswordCredential(password=PASSWORD)],
         [cms.CertificateRecipient(certificate=cert)],
-        kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=MAX,
         accept_unprotected=True,
     )
@@ -100,7 +98,6 @@ def test_keep_existing_adds_a_password_and_openssl_agrees(openssl_bin: str, tmp_
                 kdf=cms.Pbkdf2Params(salt=os.urandom(16), iterations=1000, prf=cms.Prf.SHA256),
             )
         ],
-        kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=MAX,
         keep_existing=True,
         accept_unprotected=True,
@@ -137,7 +134,6 @@ def test_readdress_needs_a_key_that_opens_the_envelope(
             io.BytesIO(),
             [cms.PasswordCredential(password=b"not the password")],
             [cms.CertificateRecipient(certificate=cert)],
-            kdf_cache=cms.Pbkdf2Cache(),
             max_iterations=MAX,
         )
 
@@ -155,7 +151,6 @@ def test_readdress_refuses_unprotected_content_by_default(
             out,
             [cms.PasswordCredential(password=PASSWORD)],
             [cms.CertificateRecipient(certificate=cert)],
-            kdf_cache=cms.Pbkdf2Cache(),
             max_iterations=MAX,
         )
     assert out.getvalue() == b""
@@ -168,6 +163,5 @@ def test_readdress_needs_recipients() -> None:
             io.BytesIO(),
             [cms.PasswordCredential(password=PASSWORD)],
             [],
-            kdf_cache=cms.Pbkdf2Cache(),
             max_iterations=MAX,
         )

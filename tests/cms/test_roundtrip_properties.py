@@ -166,7 +166,7 @@ def _encrypt(
         sink,
         spec,
         payload_size=len(payload),
-        kdf_cache=cache if cache is not None else Pbkdf2Cache(),
+        context=None if cache is None else cms.Context(kdf_cache=cache),
         **extra,
     )
     return sink.getvalue(), info
@@ -188,7 +188,7 @@ def _decrypt(
         io.BytesIO(data),
         sink,
         credentials,
-        kdf_cache=cache if cache is not None else Pbkdf2Cache(),
+        context=None if cache is None else cms.Context(kdf_cache=cache),
         max_iterations=max_iterations,
         size=size,
         accept_unprotected=accept_unprotected,
@@ -851,7 +851,6 @@ def test_announced_payload_size_must_match_the_source(announced: int) -> None:
             io.BytesIO(),
             _password_spec(),
             payload_size=announced,
-            kdf_cache=Pbkdf2Cache(),
         )
 
 

@@ -259,7 +259,7 @@ def _decrypt(
         io.BytesIO(data),
         sink,
         credentials,
-        kdf_cache=kdf_cache if kdf_cache is not None else Pbkdf2Cache(),
+        context=None if kdf_cache is None else cms.Context(kdf_cache=kdf_cache),
         max_iterations=MAX_ITERATIONS,
         size=size,
         accept_unprotected=True,
@@ -432,7 +432,7 @@ def test_writer_reproduces_the_vector_byte_for_byte(name: str, values: dict[str,
         sink,
         spec,
         payload_size=len(plain),
-        kdf_cache=cache,
+        context=cms.Context(kdf_cache=cache),
         rng=_scripted_rng(cek, _hex(values, "content_iv"), kek_iv, padding),
     )
 
@@ -473,7 +473,7 @@ def test_writer_reproduces_from_the_envelope_parameters(name: str) -> None:
             inner=RawContent(),
         ),
         payload_size=len(inner),
-        kdf_cache=cache,
+        context=cms.Context(kdf_cache=cache),
         rng=_scripted_rng(cek, parts.content_iv, parts.pwri.kek_iv, padding),
     )
 
@@ -501,7 +501,7 @@ def test_proto_sha256_600k_through_the_writer(name: str, values: dict[str, objec
         sink,
         EnvelopeSpec(recipients=(PasswordRecipient(password=PASSWORD, kdf=kdf),), content_cipher=cipher),
         payload_size=len(payload),
-        kdf_cache=cache,
+        context=cms.Context(kdf_cache=cache),
         rng=_scripted_rng(cek, _hex(values, "content_iv"), kek_iv, padding),
     )
 
@@ -517,7 +517,7 @@ def test_proto_sha256_600k_through_the_writer(name: str, values: dict[str, objec
         io.BytesIO(data),
         sink,
         [PasswordCredential(password=PASSWORD)],
-        kdf_cache=cache,
+        context=cms.Context(kdf_cache=cache),
         max_iterations=600_000,
     )
     assert sink.getvalue() == payload
@@ -532,7 +532,7 @@ def test_proto_sha256_600k_through_the_writer(name: str, values: dict[str, objec
             io.BytesIO(data),
             io.BytesIO(),
             [PasswordCredential(password=PASSWORD)],
-            kdf_cache=fresh,
+            context=cms.Context(kdf_cache=fresh),
             max_iterations=599_999,
         )
     assert fresh.derivations == 0

@@ -92,7 +92,7 @@ def seal(
         inner=inner if inner is not None else cms.DigestedContent(),
     )
     out = io.BytesIO()
-    cms.encrypt(io.BytesIO(payload), out, spec, payload_size=len(payload), kdf_cache=cms.Pbkdf2Cache())
+    cms.encrypt(io.BytesIO(payload), out, spec, payload_size=len(payload))
     return out.getvalue()
 
 
@@ -119,7 +119,7 @@ class Layout:
 
 def layout(data: bytes) -> Layout:
     reader = DerReader(io.BytesIO(data), size=len(data))
-    header = read_header(reader, max_header_bytes=1 << 20)
+    header = read_header(reader, max_header_bytes=1 << 20, context=cms.Context())
     assert not header.content.constructed
     assert header.content.length is not None
     content_at = header.content.content_offset
@@ -228,7 +228,7 @@ def digest_algorithm(name: str) -> asn1_algos.DigestAlgorithm:
 def recipient_parts(data: bytes) -> tuple[list[bytes], bytes, cms.ContentCipher, bytes, int]:
     """(the RecipientInfos' DER, the ciphertext, the cipher, the IV, the EnvelopedData version) of ``data``."""
     reader = DerReader(io.BytesIO(data), size=len(data))
-    header = read_header(reader, max_header_bytes=1 << 20)
+    header = read_header(reader, max_header_bytes=1 << 20, context=cms.Context())
     assert header.content.length is not None
     ciphertext = data[header.content.content_offset : header.content.content_offset + header.content.length]
     recipients = [bytes(info.dump()) for info in header.recipient_infos]

@@ -1,7 +1,8 @@
 """Bounded work on hostile envelopes (issue 12 §2): recipient floods, PBKDF2 per file and per medium.
 
 Work is asserted by counting, never by timing: PBKDF2 derivations actually run (``Pbkdf2Cache.derivations``),
-iterations charged (``KdfBudget.spent``), and RecipientInfos handed to the ASN.1 parser.
+iterations charged (``KdfBudget.spent``), and RecipientInfos sets handed to the ASN.1 parser
+(``Context.shapes.full_parses``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from asn1crypto import cms as asn1_cms
-from asn1crypto import core
 
 from dcmseal import cms
-from dcmseal.cms import header
 from dcmseal.cms.header import MAX_RECIPIENTS
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import ResourceLimitError
@@ -27,47 +25,31 @@ from tests.part10.dicomfiles import leftovers
 PAYLOAD = b"\x00" * 128 + b"DICM" + b"budgeted payload"
 
 
-class _ParseSpy:
-    """Counts RecipientInfos parsed by asn1crypto (the 0.3 ms each that a flood multiplies)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.elements = 0
-        real = header._load_by_shape
-
-        def spy(spec: type[core.Asn1Value], raw: bytes, context: str) -> object:
-            if spec is asn1_cms.RecipientInfos:
-                self.elements += len(asn1_cms.RecipientInfos.load(raw))
-            return real(spec, raw, context)
-
-        monkeypatch.setattr(header, "_load_by_shape", spy)
-
-
-def test_a_recipient_flood_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_recipient_flood_is_refused_before_it_is_parsed() -> None:
     """100,000 one-iteration password recipients fit in the header limit; none is parsed or tried."""
     good = seal(PAYLOAD, iterations=1)
     (one,), *_ = recipient_parts(good)
     flood = readdressed([one] * 100_000, good)
     assert len(flood) < DEFAULT_MAX_HEADER_BYTES
-    spy = _ParseSpy(monkeypatch)  # after the envelope is built: only the reader's parsing counts
-    cache = cms.Pbkdf2Cache()
+    context = cms.Context()  # the reader's: what it parses and derives is counted there
     with pytest.raises(ResourceLimitError, match=f"more than {MAX_RECIPIENTS} recipients"):
-        cms.decrypt(io.BytesIO(flood), io.BytesIO(), credentials(), kdf_cache=cache, max_iterations=1000)
-    assert cache.derivations == 0
-    assert spy.elements == 0
+        cms.decrypt(io.BytesIO(flood), io.BytesIO(), credentials(), context=context, max_iterations=1000)
+    assert context.kdf_cache.derivations == 0
+    assert context.shapes.full_parses["recipientInfos"] == 0  # never handed to asn1crypto
 
 
-def test_as_many_recipients_as_allowed_still_open(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_as_many_recipients_as_allowed_still_open() -> None:
     good = seal(PAYLOAD, iterations=1)
     (one,), *_ = recipient_parts(good)
     data = readdressed([one] * MAX_RECIPIENTS, good)
-    spy = _ParseSpy(monkeypatch)
-    cache = cms.Pbkdf2Cache()
+    context = cms.Context()
     out = io.BytesIO()
-    result = cms.decrypt(io.BytesIO(data), out, credentials(), kdf_cache=cache, max_iterations=1000)
+    result = cms.decrypt(io.BytesIO(data), out, credentials(), context=context, max_iterations=1000)
     assert out.getvalue() == PAYLOAD
     assert result.inner.verified
-    assert cache.derivations == 1  # 64 identical recipients: one key
-    assert spy.elements == MAX_RECIPIENTS
+    assert context.kdf_cache.derivations == 1  # 64 identical recipients: one key
+    assert context.shapes.full_parses["recipientInfos"] == 1  # the 64 of them, parsed once
+    assert len(result.envelope.recipients) == MAX_RECIPIENTS
 
 
 def test_the_worst_envelope_in_the_header_limit_costs_no_derivation(tmp_path: Path) -> None:
@@ -85,7 +67,11 @@ def test_the_worst_envelope_in_the_header_limit_costs_no_derivation(tmp_path: Pa
     budget = cms.KdfBudget.for_limits(DEFAULT_MAX_PBKDF2_ITERATIONS, 10 * DEFAULT_MAX_PBKDF2_ITERATIONS)
     with pytest.raises(ResourceLimitError, match="budget of 20,000,000 per file") as info:
         unseal_file(
-            src, tmp_path / "out" / "x", credentials=credentials(), kdf_cache=cache, kdf_budget=budget
+            src,
+            tmp_path / "out" / "x",
+            credentials=credentials(),
+            context=cms.Context(kdf_cache=cache),
+            kdf_budget=budget,
         )
     assert str(info.value).startswith(f"{src}: {MAX_RECIPIENTS} password recipient(s) would cost 640,000,000")
     assert cache.derivations == 0
@@ -109,7 +95,7 @@ def test_two_password_recipients_at_the_cap_fit_a_file(tmp_path: Path) -> None:
             io.BytesIO(data),
             out,
             credentials(password),
-            kdf_cache=cache,
+            context=cms.Context(kdf_cache=cache),
             max_iterations=cap,
             kdf_budget=budget,
         )
@@ -122,7 +108,7 @@ def test_two_password_recipients_at_the_cap_fit_a_file(tmp_path: Path) -> None:
             io.BytesIO(seal(PAYLOAD, recipients=[old, new, third])),
             io.BytesIO(),
             credentials(),
-            kdf_cache=cache,
+            context=cms.Context(kdf_cache=cache),
             max_iterations=cap,
         )
     assert cache.derivations == 0
@@ -134,7 +120,13 @@ def test_a_recipient_with_a_derived_key_is_tried_first(tmp_path: Path) -> None:
     cache = cms.Pbkdf2Cache()
     shared = cms.Pbkdf2Params(salt=b"medium-salt-0000", iterations=8)
     first = seal(PAYLOAD, recipients=[cms.PasswordRecipient(password=PASSWORD, kdf=shared)])
-    cms.decrypt(io.BytesIO(first), io.BytesIO(), credentials(), kdf_cache=cache, max_iterations=1000)
+    cms.decrypt(
+        io.BytesIO(first),
+        io.BytesIO(),
+        credentials(),
+        context=cms.Context(kdf_cache=cache),
+        max_iterations=1000,
+    )
     assert cache.derivations == 1
     costly = cms.PasswordRecipient(
         password=PASSWORD, kdf=cms.Pbkdf2Params(salt=os.urandom(16), iterations=1000)
@@ -146,7 +138,14 @@ def test_a_recipient_with_a_derived_key_is_tried_first(tmp_path: Path) -> None:
     data = readdressed([new, known], sealed)  # the costly one first, as a hostile writer would put it
     budget = cms.KdfBudget.for_limits(1000)
     out = io.BytesIO()
-    cms.decrypt(io.BytesIO(data), out, credentials(), kdf_cache=cache, max_iterations=1000, kdf_budget=budget)
+    cms.decrypt(
+        io.BytesIO(data),
+        out,
+        credentials(),
+        context=cms.Context(kdf_cache=cache),
+        max_iterations=1000,
+        kdf_budget=budget,
+    )
     assert out.getvalue() == PAYLOAD
     assert cache.derivations == 1
     assert budget.spent == 0

@@ -216,7 +216,7 @@ def _open(tmp_path: Path, data: bytes, *, accept_unprotected: bool) -> tuple[Pat
             src,
             out / "payload",
             credentials=credentials(),
-            kdf_cache=cache,
+            context=cms.Context(kdf_cache=cache),
             accept_unprotected=accept_unprotected,
             durable=False,
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dcmseal import cms
 from dcmseal.errors import DcmsealError
 from dcmseal.part10 import unseal_file
 from tests.hostile.envelopes import counting_cache, credentials, readdressed, recipient_parts, seal
@@ -33,7 +34,13 @@ def _attempt(tmp_path: Path, data: bytes) -> None:
     cache = counting_cache()
     failure: DcmsealError | None = None
     try:
-        result = unseal_file(src, out / "payload", credentials=credentials(), kdf_cache=cache, durable=False)
+        result = unseal_file(
+            src,
+            out / "payload",
+            credentials=credentials(),
+            context=cms.Context(kdf_cache=cache),
+            durable=False,
+        )
     except DcmsealError as exc:
         failure = exc
     if failure is not None:

@@ -31,7 +31,6 @@ from dcmseal.cms import (
     EnvelopeSpec,
     PasswordCredential,
     PasswordRecipient,
-    Pbkdf2Cache,
     Pbkdf2Params,
     Prf,
     PrivateKeyCredential,
@@ -138,7 +137,6 @@ def _open(envelope: bytes, credentials: list[Credential]) -> tuple[DecryptResult
         io.BytesIO(envelope),
         out,
         credentials,
-        kdf_cache=Pbkdf2Cache(),
         max_iterations=MAX_ITERATIONS,
         size=len(envelope),
         # GDCM's Encrypted Content (PS3.15 Annex E) is id-data, no digest: accepted, and reported so.
@@ -275,7 +273,7 @@ def test_gdcmanon_reidentifies_with_our_envelope(
         credential_args = ["-k", vector_identity.key_path, "-c", vector_identity.cert_path]
     ours = io.BytesIO()
     spec = EnvelopeSpec(recipients=(recipient,), content_cipher=cipher, inner=RawContent())
-    cms.encrypt(io.BytesIO(plaintext), ours, spec, payload_size=len(plaintext), kdf_cache=Pbkdf2Cache())
+    cms.encrypt(io.BytesIO(plaintext), ours, spec, payload_size=len(plaintext))
 
     ds = pydicom.dcmread(anon)
     ds.EncryptedAttributesSequence[0].EncryptedContent = ours.getvalue()

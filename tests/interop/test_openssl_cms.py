@@ -31,7 +31,6 @@ from dcmseal.cms import (
     KeyTransport,
     PasswordCredential,
     PasswordRecipient,
-    Pbkdf2Cache,
     Pbkdf2Params,
     Prf,
     PrivateKeyCredential,
@@ -153,7 +152,6 @@ def _seal(
             sink,
             spec,
             payload_size=len(payload),
-            kdf_cache=Pbkdf2Cache(),
             chunk_size=chunk_size,
         )
     assert info.envelope_size == path.stat().st_size
@@ -170,7 +168,6 @@ def _open(
             source,
             out,
             credentials,
-            kdf_cache=Pbkdf2Cache(),
             max_iterations=MAX_ITERATIONS,
             size=path.stat().st_size,
             chunk_size=chunk_size,

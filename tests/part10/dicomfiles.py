@@ -99,7 +99,7 @@ def envelope_bytes(
         inner=inner if inner is not None else cms.DigestedContent(),
     )
     out = io.BytesIO()
-    cms.encrypt(io.BytesIO(payload), out, spec, payload_size=len(payload), kdf_cache=cms.Pbkdf2Cache())
+    cms.encrypt(io.BytesIO(payload), out, spec, payload_size=len(payload))
     return out.getvalue()
 
 

@@ -159,19 +159,22 @@ def test_output_folder_inside_the_input_is_not_read_back(tmp_path: Path) -> None
 # -- KEK reuse: one derivation for the set, on either side ---------------------------------------------------
 @pytest.mark.parametrize("workers", [1, 2], ids=["serial", "process-pool"])
 def test_one_pbkdf2_derivation_for_200_files(small_set: Path, tmp_path: Path, workers: int) -> None:
-    cache = cms.process_kdf_cache()
+    context = cms.Context()  # one run: sealing, then opening here
+    cache = context.kdf_cache
     before = cache.derivations
     sealed = tmp_path / "sealed"
-    report = seal_tree([small_set], sealed, _plan(), workers=workers)
+    report = seal_tree([small_set], sealed, _plan(), workers=workers, context=context)
 
     assert len(report.outcomes) == SET_SIZE
     assert not report.failed
     assert report.workers == workers
     assert report.pbkdf2_derivations == 1
-    assert cache.derivations - before == 1  # nothing else derived in this process either
+    assert cache.derivations - before == 1  # nothing else derived in this run either
 
-    # Within this process the key is cached already: opening the set derives nothing more.
-    opened_here = unseal_tree([sealed], tmp_path / "open-here", UnsealPlan(passwords=(PW,)), workers=1)
+    # Within this run the key is cached already: opening the set derives nothing more.
+    opened_here = unseal_tree(
+        [sealed], tmp_path / "open-here", UnsealPlan(passwords=(PW,)), workers=1, context=context
+    )
     assert not opened_here.failed
     assert opened_here.pbkdf2_derivations == 0
 

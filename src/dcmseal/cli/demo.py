@@ -123,7 +123,8 @@ def _run(base: Path) -> bool:
         digest=cms.DigestAlgorithm(settings.digest),
     )
     sealed_dir = base / "sealed"
-    report = seal_tree([study], sealed_dir, plan, overwrite=True)
+    context = cms.Context()  # the demo's run: the set's key is derived once, for sealing and opening
+    report = seal_tree([study], sealed_dir, plan, overwrite=True, context=context)
     _step(
         f"3. Sealed {len(report.outcomes) - len(report.failed)} files into {sealed_dir} "
         f"({report.pbkdf2_derivations} PBKDF2 derivation for the whole set)"
@@ -139,13 +140,21 @@ def _run(base: Path) -> bool:
     render_inspect(inspect_file(first))
 
     opened_pw = unseal_tree(
-        [sealed_dir], base / "opened-password", UnsealPlan(passwords=(password,)), overwrite=True
+        [sealed_dir],
+        base / "opened-password",
+        UnsealPlan(passwords=(password,)),
+        overwrite=True,
+        context=context,
     )
     key_der = serialization.load_pem_private_key(key_path.read_bytes(), password=None).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     opened_key = unseal_tree(
-        [sealed_dir], base / "opened-certificate", UnsealPlan(private_keys=(key_der,)), overwrite=True
+        [sealed_dir],
+        base / "opened-certificate",
+        UnsealPlan(private_keys=(key_der,)),
+        overwrite=True,
+        context=context,
     )
     all_ok = not report.failed and not opened_pw.failed and not opened_key.failed
     _step("5. Unsealed with the passphrase and, separately, with the certificate's private key")

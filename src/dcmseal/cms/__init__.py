@@ -1,6 +1,8 @@
 """RFC 5652 Cryptographic Message Syntax for Secure DICOM Files: the hazmat layer, knows nothing of DICOM.
 
-Every parameter is explicit here; the safe recipes with defaults live in :mod:`dcmseal.part10`.
+Every parameter is explicit here; the safe recipes with defaults live in :mod:`dcmseal.part10`. What the
+layer keeps between calls (derived keys, templates, parsed shapes, helper threads) lives in a
+:class:`Context` the caller owns, never in the process.
 EnvelopedData with password (RFC 3211 PWRI, PBKDF2 per RFC 8018) and RSA key transport (KTRI)
 recipients; DigestedData or SignedData inside, as PS3.15 D.1.1 requires.
 """
@@ -17,9 +19,10 @@ from dcmseal.cms.content import (
     SignedContent,
     SignerReport,
 )
+from dcmseal.cms.context import Context, Handover
 from dcmseal.cms.envelope import DecryptResult, EnvelopeInfo, EnvelopeSpec, is_enveloped_data
 from dcmseal.cms.header import inspect
-from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params, process_kdf_cache
+from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache, Pbkdf2Params
 from dcmseal.cms.keywrap import unwrap_key, wrap_key
 from dcmseal.cms.readdressing import readdress
 from dcmseal.cms.reader import decrypt
@@ -38,12 +41,14 @@ __all__ = [
     "CertificateRecipient",
     "ContentCipher",
     "ContentKind",
+    "Context",
     "Credential",
     "DecryptResult",
     "DigestAlgorithm",
     "DigestedContent",
     "EnvelopeInfo",
     "EnvelopeSpec",
+    "Handover",
     "InnerResult",
     "InnerSpec",
     "KdfBudget",
@@ -66,7 +71,6 @@ __all__ = [
     "inspect",
     "is_enveloped_data",
     "prepare",
-    "process_kdf_cache",
     "readdress",
     "unwrap_key",
     "wrap_key",

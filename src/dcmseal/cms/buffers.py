@@ -6,34 +6,36 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-__all__: list[str] = []
+__all__ = ["Scratch"]
 
 
-class _Scratch(threading.local):
-    """Per-thread buffers reused from one envelope to the next (a fresh 1 MiB buffer costs page faults)."""
+class Scratch(threading.local):
+    """Buffers each thread reuses from one envelope to the next (a fresh 1 MiB buffer costs page faults).
+
+    They hold the last chunks of plaintext and ciphertext until reused: they belong to a
+    :class:`dcmseal.cms.Context` and die with it, never to the process.
+    """
 
     def __init__(self) -> None:
         self.buffers: list[bytearray] = []
         self.in_use = False
 
+    def __repr__(self) -> str:
+        return f"Scratch(buffers={len(self.buffers)})"
 
-_SCRATCH = _Scratch()
-
-
-@contextlib.contextmanager
-def scratch_buffers(*sizes: int) -> Iterator[list[memoryview]]:
-    """Views of ``sizes`` bytes each, on this thread's reused buffers (fresh ones if they are taken)."""
-    scratch = _SCRATCH
-    if scratch.in_use:  # re-entered from a sink: never share
-        yield [memoryview(bytearray(n)) for n in sizes]
-        return
-    while len(scratch.buffers) < len(sizes):
-        scratch.buffers.append(bytearray())
-    for index, n in enumerate(sizes):
-        if len(scratch.buffers[index]) < n:
-            scratch.buffers[index] = bytearray(n)
-    scratch.in_use = True
-    try:
-        yield [memoryview(scratch.buffers[i])[:n] for i, n in enumerate(sizes)]
-    finally:
-        scratch.in_use = False
+    @contextlib.contextmanager
+    def views(self, *sizes: int) -> Iterator[list[memoryview]]:
+        """Views of ``sizes`` bytes each, on this thread's reused buffers (fresh ones if they are taken)."""
+        if self.in_use:  # re-entered from a sink: never share
+            yield [memoryview(bytearray(n)) for n in sizes]
+            return
+        while len(self.buffers) < len(sizes):
+            self.buffers.append(bytearray())
+        for index, n in enumerate(sizes):
+            if len(self.buffers[index]) < n:
+                self.buffers[index] = bytearray(n)
+        self.in_use = True
+        try:
+            yield [memoryview(self.buffers[i])[:n] for i, n in enumerate(sizes)]
+        finally:
+            self.in_use = False

@@ -29,7 +29,7 @@ from dcmseal.cms.der import (
     Header,
     encode_header,
 )
-from dcmseal.cms.digest import BackgroundDigest
+from dcmseal.cms.digest import BackgroundDigest, HelperThreads
 from dcmseal.errors import (
     DecryptionError,
     MalformedEnvelopeError,
@@ -143,9 +143,10 @@ class InnerPlan:
     def trailer(self, payload_digest: bytes) -> bytes:
         return self._trailer(payload_digest)
 
-    def chunks(self, payload: Iterable[bytes]) -> Iterator[bytes]:
-        """The whole inner encoding, streamed: prefix, payload chunks (hashed on the way), trailer."""
-        with BackgroundDigest([self.digest]) as digest:
+    def chunks(self, payload: Iterable[bytes], *, threads: HelperThreads | None = None) -> Iterator[bytes]:
+        """The whole inner encoding, streamed: prefix, payload chunks (hashed on the way, on ``threads``
+        when given), trailer."""
+        with BackgroundDigest([self.digest], threads=threads) as digest:
             yield self.prefix
             for chunk in payload:
                 digest.update(chunk)  # hashed on the helper thread while the caller encrypts it
@@ -316,7 +317,7 @@ def _stream_econtent(
 
 
 def _read_digested(
-    reader: DerReader, sink: Callable[[bytes], object], chunk_size: int
+    reader: DerReader, sink: Callable[[bytes], object], chunk_size: int, threads: HelperThreads | None
 ) -> tuple[DigestAlgorithm, int]:
     context = "DigestedData"
     # RFC 5652 §7: version 0 when the encapsulated type is id-data, the only one we take.
@@ -329,7 +330,7 @@ def _read_digested(
         raise UnsupportedAlgorithmError(f"DigestedData holds {content_type}, expected id-data")
     if reader.at_end_of(encap):
         raise UnsupportedAlgorithmError("DigestedData with detached content")
-    with BackgroundDigest([digest]) as background:
+    with BackgroundDigest([digest], threads=threads) as background:
         size = _stream_econtent(reader, sink, background, chunk_size, context)
         computed = background.digest(digest)
     reader.close(encap, context)
@@ -451,6 +452,7 @@ def _read_signed(
     sink: Callable[[bytes], object],
     chunk_size: int,
     trusted_certificates: tuple[x509.Certificate, ...],
+    threads: HelperThreads | None,
 ) -> tuple[DigestAlgorithm | None, int, tuple[SignerReport, ...]]:
     context = "SignedData"
     # RFC 5652 §5.1: 1, 3, 4 or 5 (0 and 2 are not SignedData versions).
@@ -473,7 +475,7 @@ def _read_signed(
         raise UnsupportedAlgorithmError(f"SignedData holds {content_type}, expected id-data")
     if reader.at_end_of(encap):
         raise UnsupportedAlgorithmError("SignedData with detached content")
-    with BackgroundDigest(algorithms) as background:
+    with BackgroundDigest(algorithms, threads=threads) as background:
         size = _stream_econtent(reader, sink, background, chunk_size, context)
         digests = background.digests()
     reader.close(encap, context)
@@ -520,6 +522,7 @@ def read_inner(
     chunk_size: int,
     trusted_certificates: tuple[x509.Certificate, ...] = (),
     accept_unprotected: bool = False,
+    threads: HelperThreads | None = None,
 ) -> InnerResult:
     """Parse the decrypted content, stream its payload into ``sink`` and verify it (standards.md §3.3).
 
@@ -575,10 +578,10 @@ def read_inner(
     signers: tuple[SignerReport, ...] = ()
     if content_type == OID_DIGESTED_DATA:
         digest: DigestAlgorithm | None
-        digest, size = _read_digested(reader, sink, chunk_size)
+        digest, size = _read_digested(reader, sink, chunk_size, threads)
         kind = ContentKind.DIGESTED
     else:
-        digest, size, signers = _read_signed(reader, sink, chunk_size, trusted_certificates)
+        digest, size, signers = _read_signed(reader, sink, chunk_size, trusted_certificates, threads)
         kind = ContentKind.SIGNED
     reader.close(outer, "inner content")
     for container in reversed(containers):

@@ -5,29 +5,60 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from dcmseal.cms.algorithms import DigestAlgorithm
 
-__all__ = ["BackgroundDigest", "BackgroundWriter", "set_background_hashing"]
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+__all__ = ["BackgroundDigest", "BackgroundWriter", "HelperThreads"]
 
 #: Below this size the thread hand-off costs more than the hash.
 _MIN_BACKGROUND_BYTES = 64 * 1024
 
-#: Whether chunks go to the helper thread at all (see :func:`set_background_hashing`).
-_BACKGROUND = True
 
+class HelperThreads:
+    """One helper thread per role ("digest", "write"), started when first asked for, shut down by :meth:`close`.
 
-def set_background_hashing(enabled: bool) -> None:
-    """Hash and write on helper threads (the default) or inline, for this whole process.
-
-    The helper threads only pay when a core would otherwise sit idle: a worker of a pool that
-    already keeps every core busy turns them off, saving the hand-off on every chunk.
+    Starting a thread per file cost more than hashing a small file, so the threads serve every stream of
+    their owner (a :class:`dcmseal.cms.Context`). A process forked from the owner's process has no copy of
+    them: asked there, the threads are started anew for that process.
     """
-    global _BACKGROUND
-    _BACKGROUND = enabled
+
+    def __init__(self) -> None:
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"HelperThreads(roles={sorted(self._executors)})"
+
+    def submit(self, role: str, fn: Callable[[_In], _Out], arg: _In, /) -> Future[_Out]:
+        """Run ``fn(arg)`` on the helper thread of ``role``, after what was submitted to it before."""
+        if self._pid != os.getpid():
+            # Forked: the parent's threads were not copied (nor may its lock be trusted).
+            self._executors, self._lock, self._pid = {}, threading.Lock(), os.getpid()
+        with self._lock:
+            executor = self._executors.get(role)
+            if executor is None:
+                executor = self._executors[role] = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"dcmseal-{role}"
+                )
+        return executor.submit(fn, arg)
+
+    def close(self) -> None:
+        """Let the threads end once their work is done (a later :meth:`submit` starts new ones)."""
+        if self._pid != os.getpid():
+            self._executors = {}
+            return
+        with self._lock:
+            executors, self._executors = self._executors, {}
+        for executor in executors.values():
+            executor.shutdown(wait=False)
 
 
 class BackgroundDigest:
@@ -36,11 +67,14 @@ class BackgroundDigest:
     ``hashlib`` releases the GIL while it hashes a large buffer, so while the caller encrypts or
     decrypts chunk *n* (holding the GIL), chunk *n-1* is hashed on the other core: the cost of
     seal and unseal becomes max(cipher, digest) instead of their sum. At most two chunks are in
-    flight, so memory stays bounded by the chunk size. Use as a context manager.
+    flight, so memory stays bounded by the chunk size. With ``threads`` None every chunk is hashed
+    inline (a worker of a pool that keeps every core busy: a helper thread would only add hand-offs).
+    Use as a context manager.
     """
 
-    def __init__(self, algorithms: list[DigestAlgorithm]) -> None:
+    def __init__(self, algorithms: list[DigestAlgorithm], *, threads: HelperThreads | None) -> None:
         self._hashes = {alg: hashlib.new(alg.value) for alg in algorithms}
+        self._threads = threads
         self._pending: Future[None] | None = None
 
     def __enter__(self) -> BackgroundDigest:
@@ -64,10 +98,10 @@ class BackgroundDigest:
         if self._pending is not None:
             self._pending.result()
             self._pending = None
-        if len(chunk) < _MIN_BACKGROUND_BYTES or not _BACKGROUND:
+        if len(chunk) < _MIN_BACKGROUND_BYTES or self._threads is None:
             self._update_all(chunk)
             return
-        self._pending = _executor().submit(self._update_all, chunk)
+        self._pending = self._threads.submit("digest", self._update_all, chunk)
 
     def digests(self) -> dict[DigestAlgorithm, bytes]:
         """Wait for the last chunk and return every digest."""
@@ -97,11 +131,12 @@ class BackgroundWriter:
     GIL, so on its own thread it runs beside the cipher. :meth:`write` returns once the previous chunk is
     written, so a caller alternating two output buffers may refill the one not passed last. Small writes
     (envelope head, trailer) are written inline, in order. Use as a context manager: leaving it waits
-    for the last chunk and re-raises its error.
+    for the last chunk and re-raises its error. With ``threads`` None every chunk is written inline.
     """
 
-    def __init__(self, sink: _Writable) -> None:
+    def __init__(self, sink: _Writable, *, threads: HelperThreads | None) -> None:
         self._sink = sink
+        self._threads = threads
         self._pending: Future[object] | None = None
 
     def __enter__(self) -> BackgroundWriter:
@@ -114,39 +149,13 @@ class BackgroundWriter:
 
     def write(self, chunk: bytes | memoryview) -> None:
         self.close()
-        if len(chunk) < _MIN_BACKGROUND_BYTES or not _BACKGROUND:
+        if len(chunk) < _MIN_BACKGROUND_BYTES or self._threads is None:
             self._sink.write(chunk)
             return
-        self._pending = _executor("write").submit(self._sink.write, chunk)
+        self._pending = self._threads.submit("write", self._sink.write, chunk)
 
     def close(self) -> None:
         """Wait for the chunk in flight (its error, if any, is raised here)."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
-
-
-#: One helper thread per role and process: starting a pool per file cost more than hashing a small file.
-_EXECUTORS: dict[str, ThreadPoolExecutor] = {}
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def _executor(role: str = "digest") -> ThreadPoolExecutor:
-    with _EXECUTOR_LOCK:
-        executor = _EXECUTORS.get(role)
-        if executor is None:
-            executor = _EXECUTORS[role] = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"dcmseal-{role}"
-            )
-        return executor
-
-
-def _forget_executor() -> None:
-    """In a forked child: the parent's helper threads were not copied, so start new ones when needed."""
-    global _EXECUTOR_LOCK
-    _EXECUTORS.clear()
-    _EXECUTOR_LOCK = threading.Lock()
-
-
-# A worker forked from a parent that already hashed would otherwise queue chunks for a thread that is not there.
-os.register_at_fork(after_in_child=_forget_executor)

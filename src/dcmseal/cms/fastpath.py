@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hmac
 
-from dcmseal.cms.buffers import scratch_buffers
 from dcmseal.cms.content import ContentKind, DigestedLayout, InnerResult, digested_layout, mislabel_note
+from dcmseal.cms.context import Context
 from dcmseal.cms.der import DerReader
 from dcmseal.cms.digest import BackgroundDigest
 from dcmseal.cms.envelope import Writable
@@ -43,6 +43,7 @@ def decrypt_digested(
     layout: DigestedLayout,
     sink: Writable,
     chunk_size: int,
+    context: Context,
 ) -> InnerResult:
     """Decrypt a plain DigestedData whose layout is known: the payload goes from reused buffers to ``sink``.
 
@@ -62,8 +63,8 @@ def decrypt_digested(
     turn = 0
     # Two output buffers alternate: the digest thread may still read chunk n-1 while n is decrypted.
     with (
-        scratch_buffers(size, size + block, size + block) as (ciphertext, *outputs),
-        BackgroundDigest([layout.digest]) as digest,
+        context.scratch.views(size, size + block, size + block) as (ciphertext, *outputs),
+        BackgroundDigest([layout.digest], threads=context.threads) as digest,
     ):
         while remaining:
             n = reader.readinto_some(ciphertext[: min(size, remaining)])

@@ -5,17 +5,16 @@ from __future__ import annotations
 import functools
 import io
 from dataclasses import dataclass
-from typing import TypeVar
 
 from asn1crypto import algos, cms, core
 
 from dcmseal.cms.algorithms import OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, ContentCipher
 from dcmseal.cms.asn1 import load
+from dcmseal.cms.context import Context
 from dcmseal.cms.der import (
     TAG_CONTEXT_0_CONSTRUCTED,
     TAG_CONTEXT_0_PRIMITIVE,
     TAG_CONTEXT_1_CONSTRUCTED,
-    TAG_OCTET_STRING,
     TAG_OID,
     TAG_SEQUENCE,
     TAG_SET,
@@ -64,68 +63,6 @@ def _check_recipient_version(index: int, info: cms.RecipientInfo) -> None:
         )
 
 
-def _octet_strings_blanked(data: bytes) -> bytes | None:
-    """``data`` (DER) with the contents of every primitive OCTET STRING zeroed; None if not plain DER.
-
-    All the files of a set carry RecipientInfos that differ only in OCTET STRINGs (each file's
-    wrapped key, its key-wrap IV), so this is the same for all of them.
-    """
-    out = bytearray(data)
-    stack = [(0, len(data))]
-    while stack:
-        pos, end = stack.pop()
-        while pos < end:
-            if pos + 2 > end:
-                return None
-            tag, first = data[pos], data[pos + 1]
-            if tag & 0x1F == 0x1F or first == 0x80:
-                return None  # high tag numbers, indefinite lengths: leave to the full parser
-            if first < 0x80:
-                start, length = pos + 2, first
-            else:
-                count = first & 0x7F
-                if count > 4 or pos + 2 + count > end:
-                    return None
-                start, length = pos + 2 + count, int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
-            if start + length > end:
-                return None
-            if tag & 0x20:
-                stack.append((start, start + length))
-            elif tag == TAG_OCTET_STRING:
-                out[start : start + length] = bytes(length)
-            pos = start + length
-    return bytes(out)
-
-
-#: Shapes already parsed in full, per ASN.1 type (see :func:`_load_by_shape`).
-_PARSED_SHAPES: dict[tuple[type, bytes], None] = {}
-_MAX_SHAPES = 64
-
-_T = TypeVar("_T", bound=core.Asn1Value)
-
-
-def _load_by_shape(spec: type[_T], raw: bytes, context: str) -> _T:
-    """Parse ``raw`` as ``spec`` completely, or lazily when its shape was already parsed completely.
-
-    The full parse (every nested value, so errors surface before any key is tried) costs about
-    0.3 ms per file in asn1crypto. Two encodings equal but for the contents of primitive OCTET
-    STRINGs parse alike (asn1crypto never interprets those bytes), and the files of a set differ
-    only there (each file's wrapped key and IVs): the first file pays the full parse, the others
-    load lazily.
-    """
-    blanked = _octet_strings_blanked(raw)
-    shape = (spec, blanked) if blanked is not None else None
-    if shape is not None and shape in _PARSED_SHAPES:
-        lazy: _T = spec.load(raw)
-        return lazy
-    value = load(spec, raw, context)
-    if shape is not None:
-        if len(_PARSED_SHAPES) >= _MAX_SHAPES:
-            _PARSED_SHAPES.pop(next(iter(_PARSED_SHAPES)))
-        _PARSED_SHAPES[shape] = None
-    return value
-
-
 @functools.lru_cache(maxsize=64)
 def _dotted(value: bytes) -> str:
     """The dotted form of an OBJECT IDENTIFIER's content octets."""
@@ -154,7 +91,8 @@ def _count_elements(der: bytes, *, stop: int) -> int:
     return count
 
 
-def read_header(reader: DerReader, *, max_header_bytes: int) -> EnvelopeHeader:
+def read_header(reader: DerReader, *, max_header_bytes: int, context: Context) -> EnvelopeHeader:
+    """Parse the envelope up to its encrypted content (checking what can be checked before any key is tried)."""
     head = reader.peek(32)
     if not head:
         raise MalformedEnvelopeError("empty file: not a CMS envelope")
@@ -185,7 +123,9 @@ def read_header(reader: DerReader, *, max_header_bytes: int) -> EnvelopeHeader:
         raise ResourceLimitError(
             f"more than {MAX_RECIPIENTS} recipients in one envelope: refused before any is read or tried"
         )
-    recipient_infos = _load_by_shape(cms.RecipientInfos, recipients_raw, "recipientInfos")
+    recipient_infos = context.shapes.load(
+        cms.RecipientInfos, recipients_raw, "recipientInfos", reuse=context.fast
+    )
     if not len(recipient_infos):
         raise MalformedEnvelopeError("EnvelopedData without recipients")
     for index, info in enumerate(recipient_infos):
@@ -198,10 +138,11 @@ def read_header(reader: DerReader, *, max_header_bytes: int) -> EnvelopeHeader:
         raise UnsupportedAlgorithmError(
             f"encrypted content of type {content_type}: PS3.15 D.1 encrypts DigestedData or SignedData"
         )
-    alg = _load_by_shape(
+    alg = context.shapes.load(
         algos.EncryptionAlgorithm,
         reader.read_element("contentEncryptionAlgorithm", limit=1024),
         "contentEncryptionAlgorithm",
+        reuse=context.fast,
     )
     name = alg["algorithm"].native
     cipher = ContentCipher.from_asn1_name(name)
@@ -265,11 +206,15 @@ def describe_header(
 
 
 def inspect(
-    source: ByteSource, *, size: int | None = None, max_header_bytes: int = 16 * 1024 * 1024
+    source: ByteSource,
+    *,
+    size: int | None = None,
+    max_header_bytes: int = 16 * 1024 * 1024,
+    context: Context | None = None,
 ) -> EnvelopeInfo:
     """Describe an envelope without opening it (reads it through to learn the encrypted size)."""
     reader = DerReader(source, size=size)
-    header = read_header(reader, max_header_bytes=max_header_bytes)
+    header = read_header(reader, max_header_bytes=max_header_bytes, context=context or Context())
     encrypted = sum(
         len(c) for c in reader.iter_octets(header.content, "encryptedContent", chunk_size=CHUNK_SIZE_BYTES)
     )

@@ -1,4 +1,4 @@
-"""PBKDF2 (RFC 8018 §5.2) key derivation with a per-process cache and a derivation counter."""
+"""PBKDF2 (RFC 8018 §5.2) key derivation through a cache its owner keeps, counting the derivations."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ __all__ = [
     "Pbkdf2Cache",
     "Pbkdf2Params",
     "meets_rfc8018",
-    "process_kdf_cache",
 ]
 
 #: RFC 8018 §4.1: "the salt should be at least eight octets (64 bits) long". PS3.15 D.1 names PBKDF2 by
@@ -202,11 +201,3 @@ class KdfBudget:
                     "(raise kdf_budget_per_medium if you trust this medium)"
                 )
             counter.value = spent + iterations  # type: ignore[attr-defined]
-
-
-_PROCESS_CACHE = Pbkdf2Cache()
-
-
-def process_kdf_cache() -> Pbkdf2Cache:
-    """The cache the recipes share within this process (a reader derives each key at most once per process)."""
-    return _PROCESS_CACHE

@@ -9,17 +9,17 @@ from typing import Protocol
 from asn1crypto import cms
 from cryptography import x509
 
+from dcmseal.cms.context import Context, context_for_call
 from dcmseal.cms.der import DerReader
 from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, CONTENT_TYPE_NAMES, DecryptResult, EnvelopeInfo, Writable
-from dcmseal.cms.header import read_header, read_trailer
-from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache
-from dcmseal.cms.reader import open_content
+from dcmseal.cms.header import read_trailer
+from dcmseal.cms.kdf import KdfBudget
+from dcmseal.cms.reader import open_content, open_header
 from dcmseal.cms.recipients import (
     Credential,
     Recipient,
     build_recipient_info,
     describe_recipient_info,
-    open_recipient_infos,
 )
 from dcmseal.cms.writer import envelope_head, envelope_version
 from dcmseal.errors import MalformedEnvelopeError
@@ -49,7 +49,7 @@ def readdress(
     credentials: Sequence[Credential],
     recipients: Sequence[Recipient],
     *,
-    kdf_cache: Pbkdf2Cache,
+    context: Context | None = None,
     max_iterations: int,
     size: int | None = None,
     keep_existing: bool = False,
@@ -79,30 +79,32 @@ def readdress(
     """
     if not recipients and not keep_existing:
         raise ValueError("readdress needs at least one new recipient, or keep_existing")
-    reader = DerReader(source, size=size)
-    header = read_header(reader, max_header_bytes=max_header_bytes)
-    cek, index = open_recipient_infos(
-        list(header.recipient_infos),
-        credentials,
-        header.cipher,
-        kdf_cache=kdf_cache,
-        max_iterations=max_iterations,
-        budget=kdf_budget,
-    )
-    content_start = header.content.offset
-    # First pass: verify the content, and learn its length (BER may split it into segments).
-    inner, encrypted_len = open_content(
-        reader,
-        header,
-        cek,
-        _NullSink(),
-        chunk_size=chunk_size,
-        trusted_certificates=trusted_certificates,
-        accept_unprotected=accept_unprotected,
-    )
-    read_trailer(reader, header)
-
-    infos = [build_recipient_info(r, cek, header.cipher, kdf_cache=kdf_cache, rng=rng) for r in recipients]
+    with context_for_call(context) as run:
+        reader = DerReader(source, size=size)
+        header, cek, index = open_header(
+            reader,
+            credentials,
+            max_header_bytes=max_header_bytes,
+            max_iterations=max_iterations,
+            kdf_budget=kdf_budget,
+            context=run,
+        )
+        content_start = header.content.offset
+        # First pass: verify the content, and learn its length (BER may split it into segments).
+        inner, encrypted_len = open_content(
+            reader,
+            header,
+            cek,
+            _NullSink(),
+            chunk_size=chunk_size,
+            trusted_certificates=trusted_certificates,
+            accept_unprotected=accept_unprotected,
+            context=run,
+        )
+        read_trailer(reader, header)
+        infos = [
+            build_recipient_info(r, cek, header.cipher, kdf_cache=run.kdf_cache, rng=rng) for r in recipients
+        ]
     if keep_existing:
         infos = [*header.recipient_infos, *infos]
     version = envelope_version(infos)

@@ -9,6 +9,7 @@ from cryptography import x509
 
 from dcmseal.cms.algorithms import ContentCipher
 from dcmseal.cms.content import InnerResult, read_inner
+from dcmseal.cms.context import Context, context_for_call
 from dcmseal.cms.der import ByteSource, DerReader
 from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, DecryptResult, Writable
 from dcmseal.cms.fastpath import decrypt_digested, probe_layout
@@ -19,7 +20,7 @@ from dcmseal.cms.header import (
     read_header,
     read_trailer,
 )
-from dcmseal.cms.kdf import KdfBudget, Pbkdf2Cache
+from dcmseal.cms.kdf import KdfBudget
 from dcmseal.cms.recipients import Credential, open_recipient_infos
 from dcmseal.errors import (
     DcmsealError,
@@ -103,6 +104,31 @@ class _CbcPlaintext:
         return data
 
 
+def open_header(
+    reader: DerReader,
+    credentials: Sequence[Credential],
+    *,
+    max_header_bytes: int,
+    max_iterations: int,
+    kdf_budget: KdfBudget | None,
+    context: Context,
+) -> tuple[EnvelopeHeader, bytes, int]:
+    """Parse the envelope's header and recover its content key: (header, key, index of the recipient used).
+
+    The reader is left at the encrypted content.
+    """
+    header = read_header(reader, max_header_bytes=max_header_bytes, context=context)
+    cek, index = open_recipient_infos(
+        list(header.recipient_infos),
+        credentials,
+        header.cipher,
+        kdf_cache=context.kdf_cache,
+        max_iterations=max_iterations,
+        budget=kdf_budget,
+    )
+    return header, cek, index
+
+
 def open_content(
     reader: DerReader,
     header: EnvelopeHeader,
@@ -112,6 +138,7 @@ def open_content(
     chunk_size: int,
     trusted_certificates: tuple[x509.Certificate, ...],
     accept_unprotected: bool,
+    context: Context,
 ) -> tuple[InnerResult, int]:
     """Decrypt the content with ``cek`` into ``sink`` and verify it: (what it was, ciphertext bytes).
 
@@ -123,10 +150,12 @@ def open_content(
     padding is seen.
     """
     try:
-        layout = probe_layout(reader, header, cek)
+        layout = probe_layout(reader, header, cek) if context.fast else None
         if layout is not None:
             # The plain DigestedData dcmseal writes: the payload's place is known, no parsing in between.
-            return decrypt_digested(reader, header, cek, layout, sink, chunk_size), header.content.length or 0
+            inner = decrypt_digested(reader, header, cek, layout, sink, chunk_size, context)
+            context.fast_decrypts += 1
+            return inner, header.content.length or 0
         plaintext = _CbcPlaintext(
             reader.iter_octets(header.content, "encryptedContent", chunk_size=chunk_size),
             header.cipher,
@@ -140,6 +169,7 @@ def open_content(
             chunk_size=chunk_size,
             trusted_certificates=trusted_certificates,
             accept_unprotected=accept_unprotected,
+            threads=context.threads,
         )
         # Drain: padding is checked only at the very end of the ciphertext.
         if plaintext.read(-1):
@@ -156,7 +186,7 @@ def decrypt(
     sink: Writable,
     credentials: Sequence[Credential],
     *,
-    kdf_cache: Pbkdf2Cache,
+    context: Context | None = None,
     max_iterations: int,
     size: int | None = None,
     max_header_bytes: int = 16 * 1024 * 1024,
@@ -173,7 +203,8 @@ def decrypt(
     ``accept_unprotected``, and then reported (``result.inner.verified`` is False). The envelope's
     EncryptedContentInfo contentType is not authenticated: it never decides what is verified.
     Work on a hostile envelope is bounded: at most :data:`MAX_RECIPIENTS` recipients, and the PBKDF2
-    work of ``kdf_budget`` (by default, per file, two derivations at ``max_iterations``).
+    work of ``kdf_budget`` (by default, per file, two derivations at ``max_iterations``). Keys are
+    derived through ``context`` (a run's: each key once per run; by default this call's own).
 
     Raises
     ------
@@ -187,25 +218,26 @@ def decrypt(
     """
     if not credentials:
         raise ValueError("decrypt needs at least one credential")
-    reader = DerReader(source, size=size)
-    header = read_header(reader, max_header_bytes=max_header_bytes)
-    cek, index = open_recipient_infos(
-        list(header.recipient_infos),
-        credentials,
-        header.cipher,
-        kdf_cache=kdf_cache,
-        max_iterations=max_iterations,
-        budget=kdf_budget,
-    )
-    inner, ciphertext_size = open_content(
-        reader,
-        header,
-        cek,
-        sink,
-        chunk_size=chunk_size,
-        trusted_certificates=trusted_certificates,
-        accept_unprotected=accept_unprotected,
-    )
+    with context_for_call(context) as run:
+        reader = DerReader(source, size=size)
+        header, cek, index = open_header(
+            reader,
+            credentials,
+            max_header_bytes=max_header_bytes,
+            max_iterations=max_iterations,
+            kdf_budget=kdf_budget,
+            context=run,
+        )
+        inner, ciphertext_size = open_content(
+            reader,
+            header,
+            cek,
+            sink,
+            chunk_size=chunk_size,
+            trusted_certificates=trusted_certificates,
+            accept_unprotected=accept_unprotected,
+            context=run,
+        )
     unprotected = read_trailer(reader, header)
     # One 00H after the envelope is tolerated: DICOM pads OB values to even length, and envelopes
     # taken from an Encrypted Content (0400,0520) element (gdcmanon) carry it; OpenSSL ignores it too.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -32,6 +33,7 @@ __all__ = [
     "PrivateKeyCredential",
     "Recipient",
     "RecipientDescription",
+    "RecipientTemplates",
     "build_recipient_info",
     "describe_recipient_info",
     "encode_recipient_info",
@@ -201,13 +203,6 @@ class _Template:
     description: RecipientDescription
 
 
-#: Building asn1crypto objects costs milliseconds per file; a set of thousands of files repeats the
-#: same recipients, so their constant DER is built once (bounded). The key is what the DER depends on,
-#: never the recipient itself: a password recipient holds the password, and this cache outlives the call.
-_TEMPLATES: dict[tuple[object, ...], _Template] = {}
-_MAX_TEMPLATES = 64
-
-
 def _template_key(recipient: Recipient, content_cipher: ContentCipher) -> tuple[object, ...]:
     """What a recipient's template is made of, without a secret (issue 12 §5: no cache holds a password)."""
     if isinstance(recipient, PasswordRecipient):
@@ -222,18 +217,40 @@ def _oid_der(dotted: str) -> bytes:
 _OID_PWRI_KEK_DER = _oid_der(OID_PWRI_KEK)
 
 
-def _template(recipient: Recipient, content_cipher: ContentCipher) -> _Template:
-    key = _template_key(recipient, content_cipher)
-    found = _TEMPLATES.get(key)
-    if found is not None:
-        return found
+class RecipientTemplates:
+    """The constant DER of each recipient seen so far, built once (at most ``max_entries``).
+
+    Building asn1crypto objects costs milliseconds per file; a set of thousands of files repeats the
+    same recipients, so their constant DER is built once. The key is what the DER depends on, never the
+    recipient itself: a password recipient holds the password, and the templates outlive the call.
+    """
+
+    def __init__(self, *, max_entries: int = 64) -> None:
+        self._templates: OrderedDict[tuple[object, ...], _Template] = OrderedDict()
+        self._max_entries = max_entries
+
+    def __repr__(self) -> str:
+        return f"RecipientTemplates(entries={len(self._templates)})"
+
+    def get(self, recipient: Recipient, content_cipher: ContentCipher) -> _Template:
+        key = _template_key(recipient, content_cipher)
+        found = self._templates.get(key)
+        if found is not None:
+            return found
+        template = self._templates[key] = _build_template(recipient, content_cipher)
+        while len(self._templates) > self._max_entries:
+            self._templates.popitem(last=False)
+        return template
+
+
+def _build_template(recipient: Recipient, content_cipher: ContentCipher) -> _Template:
     # Build one RecipientInfo the slow, certain way, then keep the bytes that never change; the
     # password is left out (no derivation runs here, and nothing built may reference it).
     placeholder = bytes(content_cipher.key_size)
     if isinstance(recipient, PasswordRecipient):
         recipient = replace(recipient, password=b"")
     info = build_recipient_info(
-        recipient, placeholder, content_cipher, kdf_cache=_NO_DERIVATION, rng=lambda n: bytes(n)
+        recipient, placeholder, content_cipher, kdf_cache=_NoDerivation(), rng=lambda n: bytes(n)
     )
     chosen = info.chosen
     if isinstance(recipient, PasswordRecipient):
@@ -244,11 +261,7 @@ def _template(recipient: Recipient, content_cipher: ContentCipher) -> _Template:
             + bytes(chosen["rid"].dump())
             + bytes(chosen["key_encryption_algorithm"].dump())
         )
-    template = _Template(head=head, description=describe_recipient_info(info))
-    if len(_TEMPLATES) >= _MAX_TEMPLATES:
-        _TEMPLATES.pop(next(iter(_TEMPLATES)))
-    _TEMPLATES[key] = template
-    return template
+    return _Template(head=head, description=describe_recipient_info(info))
 
 
 class _NoDerivation(Pbkdf2Cache):
@@ -258,22 +271,25 @@ class _NoDerivation(Pbkdf2Cache):
         return bytes(length)
 
 
-_NO_DERIVATION = _NoDerivation()
-
-
 def encode_recipient_info(
     recipient: Recipient,
     cek: bytes,
     content_cipher: ContentCipher,
     *,
     kdf_cache: Pbkdf2Cache,
+    templates: RecipientTemplates | None,
     rng: Callable[[int], bytes] = os.urandom,
 ) -> tuple[bytes, RecipientDescription]:
     """DER of the RecipientInfo for ``recipient`` (identical to :func:`build_recipient_info`'s), and its description.
 
-    The randomness is drawn in the same order as :func:`build_recipient_info` (KEK IV, then wrap padding).
+    With ``templates``, the constant DER around the per-file values comes from there (fast); without,
+    the RecipientInfo is built the slow, certain way. The randomness is drawn in the same order either
+    way (KEK IV, then wrap padding).
     """
-    template = _template(recipient, content_cipher)
+    if templates is None:
+        info = build_recipient_info(recipient, cek, content_cipher, kdf_cache=kdf_cache, rng=rng)
+        return bytes(info.dump()), describe_recipient_info(info)
+    template = templates.get(recipient, content_cipher)
     if isinstance(recipient, PasswordRecipient):
         kek = kdf_cache.derive(recipient.password, recipient.kdf, content_cipher.key_size)
         kek_iv = rng(content_cipher.block_size)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from asn1crypto import cms, core
 
 from dcmseal.cms.algorithms import OID_ENVELOPED_DATA, ContentCipher
-from dcmseal.cms.buffers import scratch_buffers
 from dcmseal.cms.content import InnerPlan, RawContent, plan_inner
+from dcmseal.cms.context import Context, context_for_call
 from dcmseal.cms.der import (
     TAG_CONTEXT_0_CONSTRUCTED,
     TAG_CONTEXT_0_PRIMITIVE,
@@ -23,7 +23,6 @@ from dcmseal.cms.der import (
 )
 from dcmseal.cms.digest import BackgroundDigest, BackgroundWriter
 from dcmseal.cms.envelope import CHUNK_SIZE_BYTES, CONTENT_TYPE_NAMES, EnvelopeInfo, EnvelopeSpec, Writable
-from dcmseal.cms.kdf import Pbkdf2Cache
 from dcmseal.cms.recipients import RecipientDescription, encode_recipient_info
 
 __all__ = [
@@ -112,10 +111,23 @@ class PreparedEnvelope:
 
     Its :attr:`size` is known before a byte of content is read, so a container (an ISO image) can place it
     first and have it made while being written (:meth:`chunks`). It streams once. It holds the content-
-    encryption key until then: keep it no longer than the write it is prepared for.
+    encryption key until then: keep it no longer than the write it is prepared for. It streams with the
+    context it was prepared with, unless :meth:`chunks` is given another (a worker process's).
     """
 
-    __slots__ = ("_cek", "_encrypted_len", "_head", "_iv", "_plan", "_used", "info", "payload_size", "size")
+    __slots__ = (
+        "_cek",
+        "_context",
+        "_encrypted_len",
+        "_head",
+        "_iv",
+        "_own_context",
+        "_plan",
+        "_used",
+        "info",
+        "payload_size",
+        "size",
+    )
 
     def __init__(
         self,
@@ -127,6 +139,8 @@ class PreparedEnvelope:
         plan: InnerPlan,
         encrypted_len: int,
         info: EnvelopeInfo,
+        context: Context,
+        own_context: bool,
     ) -> None:
         self.payload_size = payload_size
         #: Bytes of the whole envelope (DER).
@@ -137,13 +151,15 @@ class PreparedEnvelope:
         self._iv = iv
         self._plan = plan
         self._encrypted_len = encrypted_len
+        self._context = context
+        self._own_context = own_context  # made by prepare() for this envelope alone: closed once streamed
         self._used = False
 
     def __repr__(self) -> str:  # never the key
         return f"PreparedEnvelope(payload_size={self.payload_size}, size={self.size})"
 
     def chunks(
-        self, source: ByteSource, *, chunk_size: int = CHUNK_SIZE_BYTES
+        self, source: ByteSource, *, chunk_size: int = CHUNK_SIZE_BYTES, context: Context | None = None
     ) -> Generator[memoryview | bytes, None, None]:
         """The envelope's bytes in order, encrypting ``payload_size`` bytes read from ``source`` on the way.
 
@@ -158,6 +174,15 @@ class PreparedEnvelope:
         if self._used:
             raise RuntimeError("a prepared envelope streams once (its content key is not reused)")
         self._used = True
+        try:
+            yield from self._stream(source, chunk_size, context or self._context)
+        finally:
+            if self._own_context:
+                self._context.close()
+
+    def _stream(
+        self, source: ByteSource, chunk_size: int, context: Context
+    ) -> Generator[memoryview | bytes, None, None]:
         cipher, plan, payload_size = self.info.content_cipher, self._plan, self.payload_size
         yield self._head
         encryptor = cipher.encryptor(self._cek, self._iv)
@@ -174,8 +199,8 @@ class PreparedEnvelope:
         if out:
             yield out
         with (
-            scratch_buffers(size, size, size + block, size + block) as (*inputs, output_a, output_b),
-            BackgroundDigest([plan.digest]) as digest,
+            context.scratch.views(size, size, size + block, size + block) as (*inputs, output_a, output_b),
+            BackgroundDigest([plan.digest], threads=context.threads) as digest,
         ):
             outputs = (output_a, output_b)
             remaining = payload_size
@@ -209,19 +234,26 @@ def prepare(
     spec: EnvelopeSpec,
     *,
     payload_size: int,
-    kdf_cache: Pbkdf2Cache,
+    context: Context | None = None,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PreparedEnvelope:
     """Build the header of an envelope for ``payload_size`` bytes: its exact size is then known.
 
     Every length is known before the payload is read, because CBC with PKCS#7 padding adds exactly
-    ``block - size % block`` bytes.
+    ``block - size % block`` bytes. Keys are derived through ``context`` (a run's: each key once per
+    run; by default the envelope's own).
     """
+    own_context = context is None
+    context = context or Context()
     cipher = spec.content_cipher
     cek = rng(cipher.key_size)
     iv = rng(cipher.block_size)
-    encoded = [encode_recipient_info(r, cek, cipher, kdf_cache=kdf_cache, rng=rng) for r in spec.recipients]
+    templates = context.templates if context.fast else None
+    encoded = [
+        encode_recipient_info(r, cek, cipher, kdf_cache=context.kdf_cache, templates=templates, rng=rng)
+        for r in spec.recipients
+    ]
     # DER sorts a SET OF by encoding (X.690 §11.6), so the file's order is not the spec's.
     encoded.sort(key=lambda pair: pair[0])
     descriptions = tuple(description for _, description in encoded)
@@ -249,6 +281,8 @@ def prepare(
         plan=plan,
         encrypted_len=encrypted_len,
         info=info,
+        context=context,
+        own_context=own_context,
     )
 
 
@@ -258,7 +292,7 @@ def encrypt(
     spec: EnvelopeSpec,
     *,
     payload_size: int,
-    kdf_cache: Pbkdf2Cache,
+    context: Context | None = None,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     chunk_size: int = CHUNK_SIZE_BYTES,
@@ -266,19 +300,22 @@ def encrypt(
     """Write a DER ContentInfo(EnvelopedData) of ``payload_size`` bytes read from ``source`` into ``sink``.
 
     One pass, memory bounded by ``chunk_size``; the writes run on a helper thread while the next chunk is
-    encrypted.
+    encrypted (unless ``context.background`` is off). Keys are derived through ``context`` (a run's: each
+    key once per run; by default this call's own).
 
     Raises
     ------
     ValueError
         ``source`` gave a number of bytes other than ``payload_size``.
     """
-    prepared = prepare(spec, payload_size=payload_size, kdf_cache=kdf_cache, rng=rng, now=now)
-    # closing(): a failing sink leaves the stream suspended; closing it releases its buffers and digest thread.
-    with (
-        contextlib.closing(prepared.chunks(source, chunk_size=chunk_size)) as chunks,
-        BackgroundWriter(sink) as writer,
-    ):
-        for chunk in chunks:
-            writer.write(chunk)  # the chunk before it is written by now, so its buffer may be refilled
+    with context_for_call(context) as run:
+        prepared = prepare(spec, payload_size=payload_size, context=run, rng=rng, now=now)
+        # closing(): a failing sink leaves the stream suspended; closing it releases its buffers and digest
+        # thread.
+        with (
+            contextlib.closing(prepared.chunks(source, chunk_size=chunk_size)) as chunks,
+            BackgroundWriter(sink, threads=run.threads) as writer,
+        ):
+            for chunk in chunks:
+                writer.write(chunk)  # the chunk before it is written by now, so its buffer may be refilled
     return prepared.info

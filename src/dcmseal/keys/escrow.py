@@ -344,7 +344,7 @@ def seal_password_for_escrow(password: bytes, certificate: x509.Certificate) -> 
         content_cipher=cms.ContentCipher.AES256_CBC,
     )
     sink = io.BytesIO()
-    cms.encrypt(io.BytesIO(password), sink, spec, payload_size=len(password), kdf_cache=cms.Pbkdf2Cache())
+    cms.encrypt(io.BytesIO(password), sink, spec, payload_size=len(password))
     return sink.getvalue()
 
 
@@ -367,7 +367,6 @@ def open_escrowed_password(
         io.BytesIO(blob),
         sink,
         [cms.PrivateKeyCredential(private_key=private_key, certificate=certificate)],
-        kdf_cache=cms.Pbkdf2Cache(),
         max_iterations=DEFAULT_MAX_PBKDF2_ITERATIONS,
         size=len(blob),
     )

@@ -967,7 +967,7 @@ def _prepare_streams(pairs: list[tuple[Path, Path]], plan: SealPlan) -> tuple[di
     The targets are paths in the medium folder that are never written: the image takes their names from
     here. One PBKDF2 derivation serves them all. Returns the streams by target and the derivations run.
     """
-    kdf_cache = cms.Pbkdf2Cache()
+    context = cms.Context()  # the medium's: its streams share the one derivation, templates and buffers
     recipients = plan.recipients()
     signer = plan.signer()
     streams: dict[Path, SealedStream] = {}
@@ -979,11 +979,11 @@ def _prepare_streams(pairs: list[tuple[Path, Path]], plan: SealPlan) -> tuple[di
                 cipher=plan.cipher,
                 digest=plan.digest,
                 signer=signer,
-                kdf_cache=kdf_cache,
+                context=context,
             )
         except DcmsealError as exc:
             raise InputError(f"cannot be sealed: {exc.message}", path=source) from exc
-    return streams, kdf_cache.derivations
+    return streams, context.kdf_cache.derivations
 
 
 def _seal_into_image(

@@ -143,8 +143,8 @@ def rekey(
     events = Emitter(handlers)
     started = time.perf_counter()
     moment = now()
-    cache = cms.process_kdf_cache()
-    before = cache.derivations
+    context = cms.Context()  # the run's: each key is derived once for the whole medium
+    before = context.kdf_cache.derivations
     credentials = UnsealPlan(
         passwords=request.passwords, private_keys=request.private_keys, certificates=request.certificates
     ).credentials()
@@ -188,7 +188,7 @@ def rekey(
                         sink,
                         credentials,
                         new_recipients,
-                        kdf_cache=cache,
+                        context=context,
                         max_iterations=request.max_iterations,
                         size=path.stat().st_size,
                         keep_existing=request.keep_recipients,
@@ -215,6 +215,7 @@ def rekey(
                     path,
                     dicomdir_plain,
                     credentials=credentials,
+                    context=context,
                     max_iterations=request.max_iterations,
                     accept_unprotected=request.accept_unprotected,
                     kdf_budget=budget,
@@ -336,7 +337,7 @@ def rekey(
         output_format=output_format,
         files=count,
         recipients=(("password",) if request.new_password is not None else ()) + subjects,
-        pbkdf2_derivations=cache.derivations - before,
+        pbkdf2_derivations=context.kdf_cache.derivations - before,
         cover_letter=cover_letter(text),
         notes=tuple(notes),
         elapsed_s=time.perf_counter() - started,

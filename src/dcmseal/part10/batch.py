@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dcmseal import cms
-from dcmseal.cms.digest import set_background_hashing
 from dcmseal.cms.kdf import RFC8018_MIN_ITERATIONS, RFC8018_MIN_SALT_BYTES, meets_rfc8018
 from dcmseal.config import (
     DEFAULT_KDF_BUDGET_PER_MEDIUM,
@@ -267,6 +266,7 @@ class BatchReport:
 @dataclass(slots=True)
 class _WorkerState:
     operation: str
+    context: cms.Context  # the run's in the parent; a worker's own, taken over from it, in a worker
     seal_recipients: tuple[cms.Recipient, ...] = ()
     seal_plan: SealPlan | None = None
     signer: cms.SignedContent | None = None
@@ -281,14 +281,12 @@ _STATE: _WorkerState | None = None
 
 
 def _init_worker(
+    context: cms.Context,
     operation: str,
     seal_plan: SealPlan | None,
     unseal_plan: UnsealPlan | None,
     overwrite: bool,
     durable: bool,
-    inline_hashing: bool,
-    cache_entries: list[tuple[bytes, bytes]],
-    cache_slot_key: bytes,
     log_queue: multiprocessing.queues.Queue[logging.LogRecord],
     log_level: int,
     kdf_spent: object | None,
@@ -299,15 +297,12 @@ def _init_worker(
     package_logger.handlers = [logging.handlers.QueueHandler(log_queue)]
     package_logger.setLevel(log_level)
     package_logger.propagate = False
-    # Adopt the parent's derived keys: a set sealed or opened in parallel still derives each key once.
-    cms.process_kdf_cache().import_entries(cache_entries, cache_slot_key)
-    if inline_hashing:
-        # Every core already runs a worker: a digest thread would only add hand-offs.
-        set_background_hashing(False)
-    _STATE = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
+    # ``context`` holds the parent's derived keys (dcmseal.workers): the set still derives each key once.
+    _STATE = _make_state(context, operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
 
 
 def _make_state(
+    context: cms.Context,
     operation: str,
     seal_plan: SealPlan | None,
     unseal_plan: UnsealPlan | None,
@@ -315,7 +310,7 @@ def _make_state(
     durable: bool = True,
     kdf_spent: object | None = None,
 ) -> _WorkerState:
-    state = _WorkerState(operation=operation, overwrite=overwrite, durable=durable)
+    state = _WorkerState(operation=operation, context=context, overwrite=overwrite, durable=durable)
     if seal_plan is not None:
         state.seal_plan = seal_plan
         state.seal_recipients = seal_plan.recipients()
@@ -340,6 +335,7 @@ def _process_one(
                 cipher=state.seal_plan.cipher,
                 digest=state.seal_plan.digest,
                 signer=state.signer,
+                context=state.context,
                 overwrite=state.overwrite,
                 durable=state.durable,
                 batch=batch,
@@ -351,6 +347,7 @@ def _process_one(
             dst,
             credentials=state.credentials,
             strict=state.unseal_plan.strict,
+            context=state.context,
             max_iterations=state.unseal_plan.max_iterations,
             max_header_bytes=state.unseal_plan.max_header_bytes,
             overwrite=state.overwrite,
@@ -383,7 +380,7 @@ def _worker_task(task: _Task) -> tuple[list[tuple[int, FileOutcome]], int]:
     worker commits its own chunk: one syncfs per chunk, then every file of it is named.
     """
     assert _STATE is not None
-    cache = cms.process_kdf_cache()
+    cache = _STATE.context.kdf_cache
     before = cache.derivations
     batch = BatchCommit(durable=_STATE.durable)
     try:
@@ -581,10 +578,13 @@ def _run(
     log_failures: bool = True,
     manifest: _Manifest | None = None,
     skipped: Sequence[FileOutcome] = (),
+    context: cms.Context | None = None,
 ) -> BatchReport:
     started = time.perf_counter()
     extents = extents or {}
-    cache = cms.process_kdf_cache()
+    # The run's CMS state (derived keys above all); this run's alone unless the caller shares one.
+    run_context = context if context is not None else cms.Context()
+    cache = run_context.kdf_cache
     before = cache.derivations
     # One file is written as ever (unnamed file, fsync, link); a batch is written as unnamed files, made
     # durable with one syncfs and named every few dozen files, by the process that wrote them (BatchCommit).
@@ -593,7 +593,7 @@ def _run(
     use_pool = workers > 1 and len(jobs) >= _MIN_FILES_FOR_POOL
     # The set's PBKDF2 budget is spent by every process: a shared counter when there is a pool.
     kdf_spent = _pool_context().Value("q", 0) if use_pool and unseal_plan is not None else None
-    state = _make_state(operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
+    state = _make_state(run_context, operation, seal_plan, unseal_plan, overwrite, durable, kdf_spent)
     if use_pool:
         # A fork server (not on Linux) starts and imports this module on the other core while this one derives.
         start_pool_server(_pool_context())
@@ -642,8 +642,8 @@ def _run(
                 # Open the first file here: its key derivation then reaches every worker through the cache.
                 index, (src, dst) = pending.pop(0)
                 run_here(index, src, dst)
-            context = _pool_context()
-            log_queue: multiprocessing.queues.Queue[logging.LogRecord] = context.Queue()
+            mp_context = _pool_context()
+            log_queue: multiprocessing.queues.Queue[logging.LogRecord] = mp_context.Queue()
             listener = logging.handlers.QueueListener(log_queue, _Relay())
             listener.start()
             with contextlib.ExitStack() as stack:
@@ -651,7 +651,8 @@ def _run(
                 pool = stack.enter_context(
                     process_pool(
                         workers,
-                        context=context,
+                        mp_context=mp_context,
+                        cms_context=run_context,
                         initializer=_init_worker,
                         initargs=(
                             operation,
@@ -659,9 +660,6 @@ def _run(
                             unseal_plan,
                             overwrite,
                             durable,
-                            workers >= (os.cpu_count() or 1),
-                            cache.export(),
-                            cache.slot_key,
                             log_queue,
                             logging.getLogger("dcmseal").getEffectiveLevel(),
                             kdf_spent,
@@ -713,11 +711,14 @@ def seal_tree(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    context: cms.Context | None = None,
     log_failures: bool = True,
 ) -> BatchReport:
     """Seal every file under ``paths`` into ``out_dir``, keeping relative paths; ``workers=0`` uses every core.
 
     ``log_failures=False`` leaves the failures to the caller's report (no ERROR line per file).
+    ``context`` (:class:`dcmseal.cms.Context`) is the caller's run's, to share its derived keys; by default
+    the batch has its own.
     """
     jobs, refused = _jobs(paths, out_dir)
     return _run(
@@ -729,6 +730,7 @@ def seal_tree(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        context=context,
         log_failures=log_failures,
     )
 
@@ -741,6 +743,7 @@ def unseal_tree(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    context: cms.Context | None = None,
     log_failures: bool = True,
 ) -> BatchReport:
     """Unseal every file under ``paths`` into ``out_dir``; each key is derived at most once for the run.
@@ -749,6 +752,8 @@ def unseal_tree(
     changed since, is skipped (status ``skipped``); any other file at an output's name is left alone and
     that input fails with "already exists" (``overwrite`` replaces it). ``log_failures=False`` leaves the
     failures to the caller's report (no ERROR line per file).
+    ``context`` (:class:`dcmseal.cms.Context`) is the caller's run's, to share its derived keys; by default
+    the batch has its own.
     """
     jobs, refused = _jobs(paths, out_dir)
     manifest = _Manifest(out_dir)
@@ -775,6 +780,7 @@ def unseal_tree(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        context=context,
         log_failures=log_failures,
         manifest=manifest,
         skipped=skipped,
@@ -788,12 +794,15 @@ def seal_files(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    context: cms.Context | None = None,
     durable: bool = True,
 ) -> BatchReport:
     """Seal each ``(source, destination)`` pair; for callers that choose the output names themselves.
 
     ``durable=False`` skips the fsyncs, for intermediate files that a durable output is made from
     (the sealed files packed into an ISO image); outputs are still all or nothing.
+    ``context`` (:class:`dcmseal.cms.Context`) is the caller's run's, to share its derived keys; by default
+    the batch has its own.
     """
     return _run(
         "seal",
@@ -804,6 +813,7 @@ def seal_files(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        context=context,
         durable=durable,
     )
 
@@ -815,6 +825,7 @@ def unseal_files(
     workers: int = 0,
     overwrite: bool = False,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    context: cms.Context | None = None,
     durable: bool = True,
     extents: Mapping[Path, Extent] | None = None,
     log_failures: bool = True,
@@ -824,6 +835,8 @@ def unseal_files(
     ``durable=False`` skips the fsyncs (scratch outputs); outputs are still all or nothing. A source
     found in ``extents`` is read from there (a file of an ISO image, read in place); its path only names it.
     ``log_failures=False`` leaves the failures to the caller's report (no ERROR line per file).
+    ``context`` (:class:`dcmseal.cms.Context`) is the caller's run's, to share its derived keys; by default
+    the batch has its own.
     """
     return _run(
         "unseal",
@@ -834,6 +847,7 @@ def unseal_files(
         workers=workers,
         overwrite=overwrite,
         on_outcome=on_outcome,
+        context=context,
         durable=durable,
         extents=extents,
         log_failures=log_failures,

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-from dcmseal.cms.digest import set_background_hashing
+from dcmseal import cms
 from dcmseal.errors import DcmsealError, WireError, from_wire, to_wire
 from dcmseal.part10.secure import SealedStream
 from dcmseal.workers import fork_context, process_pool
@@ -19,6 +19,9 @@ _TASK_STREAMS = 16
 
 #: The job of a fill, set before the workers fork so they inherit it (streams hold their keys: never pickled).
 _JOB: tuple[int, Sequence[tuple[SealedStream, int]]] | None = None
+
+#: A fill worker's own CMS context (its buffers; inline hashing when every core runs a worker), set as it starts.
+_WORKER_CONTEXT: cms.Context | None = None
 
 
 def seal_into(
@@ -45,7 +48,10 @@ def seal_into(
         return
     _JOB = (fd, placed)
     try:
-        with process_pool(workers, context=fork_context(), initializer=_init_worker) as pool:
+        # The streams hold their keys: a worker takes over nothing but gets a CMS context of its own.
+        with process_pool(
+            workers, mp_context=fork_context(), cms_context=cms.Context(), initializer=_init_worker
+        ) as pool:
             futures: dict[Future[tuple[int, WireError] | None], tuple[int, int]] = {}
             for start in range(0, len(placed), _TASK_STREAMS):
                 end = min(start + _TASK_STREAMS, len(placed))
@@ -68,9 +74,9 @@ def seal_into(
         _JOB = None
 
 
-def _init_worker() -> None:
-    # Every core runs a worker: a digest thread per worker would only add hand-offs.
-    set_background_hashing(False)
+def _init_worker(context: cms.Context) -> None:
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = context
 
 
 def _fill(start: int, end: int) -> tuple[int, WireError] | None:
@@ -83,7 +89,7 @@ def _fill(start: int, end: int) -> tuple[int, WireError] | None:
     for index in range(start, end):
         stream, offset = placed[index]
         try:
-            stream.write_at(fd, offset)
+            stream.write_at(fd, offset, context=_WORKER_CONTEXT)
         except DcmsealError as exc:
             return index, to_wire(exc)
     return None

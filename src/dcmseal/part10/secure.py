@@ -188,7 +188,7 @@ def seal_file(
     cipher: cms.ContentCipher = cms.ContentCipher.AES256_CBC,
     digest: cms.DigestAlgorithm = cms.DigestAlgorithm.SHA256,
     signer: cms.SignedContent | None = None,
-    kdf_cache: cms.Pbkdf2Cache | None = None,
+    context: cms.Context | None = None,
     overwrite: bool = False,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -199,7 +199,8 @@ def seal_file(
 
     The payload is the entire PS3.10 file, preamble + ``DICM`` + File Meta + data set (PS3.10 §7.4,
     standards.md §1.2), inside DigestedData, or SignedData when ``signer`` is given (PS3.15 D.1.1).
-    Passwords in ``recipients`` should share one salt across a set so readers derive the key once.
+    Passwords in ``recipients`` should share one salt across a set so readers derive the key once;
+    ``context`` (:class:`dcmseal.cms.Context`, one per run) derives it once for the set here too.
     ``durable=False`` skips the fsyncs (scratch output); with ``batch`` the output is committed with the
     rest of its batch (:class:`dcmseal.fsutil.BatchCommit`).
 
@@ -222,7 +223,7 @@ def seal_file(
                 out,
                 spec,
                 payload_size=size,
-                kdf_cache=kdf_cache or cms.process_kdf_cache(),
+                context=context,
                 rng=rng,
                 now=now,
             )
@@ -282,11 +283,12 @@ class SealedStream:
         self.notes = _preamble_notes(meta.preamble)
         self._envelope = envelope
 
-    def write_at(self, fd: int, offset: int) -> None:
+    def write_at(self, fd: int, offset: int, *, context: cms.Context | None = None) -> None:
         """Seal the source into the open file ``fd`` from ``offset`` on, with positional writes.
 
         Other processes may write other streams into the same file meanwhile (each its own range). The
-        range's write-back starts at the end, so the file's final fsync finds little left.
+        range's write-back starts at the end, so the file's final fsync finds little left. ``context`` is a
+        worker process's own (its buffers and threads); by default the one the stream was prepared with.
 
         Raises
         ------
@@ -296,7 +298,7 @@ class SealedStream:
         position = offset
         try:
             with open(self.source, "rb") as fp:
-                for chunk in self._envelope.chunks(_ZeroedPreamble(fp)):
+                for chunk in self._envelope.chunks(_ZeroedPreamble(fp), context=context):
                     view = memoryview(chunk)
                     while view:
                         written = os.pwrite(fd, view, position)
@@ -321,7 +323,7 @@ def prepare_seal(
     cipher: cms.ContentCipher = cms.ContentCipher.AES256_CBC,
     digest: cms.DigestAlgorithm = cms.DigestAlgorithm.SHA256,
     signer: cms.SignedContent | None = None,
-    kdf_cache: cms.Pbkdf2Cache | None = None,
+    context: cms.Context | None = None,
     rng: Callable[[int], bytes] = os.urandom,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SealedStream:
@@ -336,9 +338,7 @@ def prepare_seal(
     """
     src = Path(src)
     meta, spec, size = _seal_spec(src, recipients=recipients, cipher=cipher, digest=digest, signer=signer)
-    envelope = cms.prepare(
-        spec, payload_size=size, kdf_cache=kdf_cache or cms.process_kdf_cache(), rng=rng, now=now
-    )
+    envelope = cms.prepare(spec, payload_size=size, context=context, rng=rng, now=now)
     return SealedStream(src, envelope, meta)
 
 
@@ -369,7 +369,7 @@ def unseal_file(
     *,
     credentials: Sequence[cms.Credential],
     strict: bool = False,
-    kdf_cache: cms.Pbkdf2Cache | None = None,
+    context: cms.Context | None = None,
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     trusted_certificates: tuple[x509.Certificate, ...] = (),
@@ -397,7 +397,8 @@ def unseal_file(
     The payload must be DigestedData or SignedData inside (PS3.15 D.1.1), whatever the envelope
     declares; an envelope without either (plain ``openssl cms -encrypt``) opens only with
     ``accept_unprotected``, and the result then says its integrity was not verified. PBKDF2 work is
-    bounded by ``kdf_budget`` (shared by the files of a medium; by default this file's own budget).
+    bounded by ``kdf_budget`` (shared by the files of a medium; by default this file's own budget); keys
+    are derived through ``context`` (:class:`dcmseal.cms.Context`, one per run: each key once per run).
 
     Raises
     ------
@@ -430,7 +431,7 @@ def unseal_file(
                 fp,
                 sink,
                 credentials,
-                kdf_cache=kdf_cache or cms.process_kdf_cache(),
+                context=context,
                 max_iterations=max_iterations,
                 size=size,
                 max_header_bytes=max_header_bytes,

@@ -1,7 +1,7 @@
 """Scan what the user names: files, folders (mounted media), zip archives and ISO images, with medium checks.
 
 Large folders are spread over a process pool (the per-file work is pure Python); Secure DICOM Files are
-opened in this process only, so a password derives its key once (the process-wide PBKDF2 cache). A zip
+opened in this process only, so a password derives its key once (one CMS context for the whole scan). A zip
 found in a folder, an image or another zip is opened and its files scanned as ``outer.zip!inner.zip!IM1``,
 within the bounds of :class:`dcmseal.reader.containers.NestingLimits`; dcmseal's own offline viewer is
 recognised by SHA-256 (:mod:`dcmseal.scan.viewer`).
@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from dcmseal import cms
@@ -90,6 +90,8 @@ class _Options:
     accept_unprotected: bool = False
     #: The PBKDF2 work the whole scan may spend opening Secure DICOM Files (a medium: one budget).
     kdf_budget: cms.KdfBudget | None = None
+    #: The scan's CMS state: each password derives its key once for the whole scan.
+    context: cms.Context = field(default_factory=cms.Context)
 
 
 def _scan_one(
@@ -248,7 +250,7 @@ def _scan_listing(
                 continue
             regular.append(member)
             if workers > 1 and pool is None and len(regular) >= MIN_FILES_FOR_POOL:
-                pool = process_pool(workers, context=fork_context())
+                pool = process_pool(workers, mp_context=fork_context())
             if pool is not None and len(regular) - sent >= _CHUNK_FILES:
                 chunk = [m.path or "" for m in regular[sent:]]
                 futures.append((sent, pool.submit(_scan_paths_chunk, chunk, allow_tiff)))
@@ -340,6 +342,7 @@ def _scan_folder(
                     max_iterations=options.max_iterations,
                     accept_unprotected=options.accept_unprotected,
                     kdf_budget=options.kdf_budget,
+                    context=options.context,
                 )
             events.progress("open", index, len(secure))
     viewers = find_viewers(
@@ -473,6 +476,7 @@ def _medium_findings(
                     max_iterations=options.max_iterations,
                     accept_unprotected=options.accept_unprotected,
                     kdf_budget=options.kdf_budget,
+                    context=options.context,
                 )
         referenced, note = dicomdir_references(data, dicomdir)
         filesets[dicomdir] = referenced
@@ -508,6 +512,7 @@ def _scan_member(archive: Archive, member: Member, label: str, options: _Options
                 max_iterations=options.max_iterations,
                 accept_unprotected=options.accept_unprotected,
                 kdf_budget=options.kdf_budget,
+                context=options.context,
             )
     return report, head
 
@@ -740,6 +745,7 @@ def scan_paths(
                         max_iterations=max_iterations,
                         accept_unprotected=accept_unprotected,
                         kdf_budget=options.kdf_budget,
+                        context=options.context,
                     )
             found, findings = [report], []
             events.progress("scan", 1, 1)

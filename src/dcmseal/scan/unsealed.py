@@ -98,6 +98,7 @@ def decrypt_to_memory(
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS,
     accept_unprotected: bool = False,
     kdf_budget: cms.KdfBudget | None = None,
+    context: cms.Context | None = None,
 ) -> bytes:
     """The verified payload of a small Secure DICOM File (a DICOMDIR), in memory (unverified only if
     ``accept_unprotected`` and it carries no digest).
@@ -116,6 +117,7 @@ def decrypt_to_memory(
         max_iterations=max_iterations,
         accept_unprotected=accept_unprotected,
         kdf_budget=kdf_budget,
+        context=context,
     )
     return sink.getvalue()
 
@@ -129,13 +131,14 @@ def _decrypt(
     max_iterations: int,
     accept_unprotected: bool,
     kdf_budget: cms.KdfBudget | None,
+    context: cms.Context | None,
 ) -> cms.DecryptResult:
-    """The one way a scan opens an envelope (the process's KDF cache: a medium derives its key once)."""
+    """The one way a scan opens an envelope (with the scan's CMS context: a medium derives its key once)."""
     return cms.decrypt(
         source,
         sink,
         credentials,
-        kdf_cache=cms.process_kdf_cache(),
+        context=context,
         max_iterations=max_iterations,
         size=size,
         accept_unprotected=accept_unprotected,
@@ -154,6 +157,7 @@ def scan_secure(
     in_memory_limit: int = MAX_IN_MEMORY_BYTES,
     accept_unprotected: bool = False,
     kdf_budget: cms.KdfBudget | None = None,
+    context: cms.Context | None = None,
 ) -> FileReport:
     """Open the Secure DICOM File read from ``source`` with ``credentials`` and scan its payload.
 
@@ -173,6 +177,7 @@ def scan_secure(
                 max_iterations=max_iterations,
                 accept_unprotected=accept_unprotected,
                 kdf_budget=kdf_budget,
+                context=context,
             )
         except DecryptionError as exc:
             note = Finding(
