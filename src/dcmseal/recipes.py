@@ -260,7 +260,6 @@ def seal(
             recipients=recipients,
             cipher=plan.cipher,
             digest=plan.digest,
-            kdf_cache=cms.Pbkdf2Cache(),
             overwrite=overwrite,
         )
         return SealedFile(
@@ -284,9 +283,7 @@ def seal(
     )
     # PS3.10 §7.5: the preamble of what is sealed is zeros, whatever the source had (CVE-2019-11687).
     payload = ZERO_PREAMBLE + data[PREAMBLE_BYTES:]
-    envelope = cms.encrypt(
-        io.BytesIO(payload), sealed, spec, payload_size=len(payload), kdf_cache=cms.Pbkdf2Cache()
-    )
+    envelope = cms.encrypt(io.BytesIO(payload), sealed, spec, payload_size=len(payload))
     notes = (
         (f"non-zero preamble ({preamble.value}) zeroed before sealing (PS3.10 §7.5)",)
         if preamble is not PreambleKind.ZERO
@@ -556,7 +553,6 @@ def unseal(
             Path(dest),
             credentials=credentials,
             strict=True,
-            kdf_cache=cms.Pbkdf2Cache(),
             max_iterations=settings.max_pbkdf2_iterations,
             max_header_bytes=settings.max_header_bytes,
             overwrite=overwrite,
@@ -641,7 +637,6 @@ def _open(
             io.BytesIO(data),
             sink,
             credentials,
-            kdf_cache=cms.Pbkdf2Cache(),
             max_iterations=settings.max_pbkdf2_iterations,
             size=len(data),
             max_header_bytes=settings.max_header_bytes,
