@@ -173,31 +173,34 @@ def read_plain_meta(head: bytes) -> PlainMeta:
     """
     n = len(head)
     offset = HEADER_BYTES
-    meta = PlainMeta(stop=MetaStop.SHORT, end=offset, headers=[], spans={})
+    headers: list[int] = []
+    meta = PlainMeta(stop=MetaStop.SHORT, end=offset, headers=headers, spans={})
+    unpack, u32 = _META_HEADER, _U32
     while offset + 8 <= n:
-        group, element, vr, length = _META_HEADER(head, offset)
-        meta.end = offset
+        group, element, vr, length = unpack(head, offset)
         if group != 0x0002:
             meta.stop = MetaStop.END
-            return meta
-        if not (vr.isalpha() and vr.isupper()):
-            meta.stop = MetaStop.VR
-            return meta
+            break
         if vr in LONG_VRS:
             if offset + 12 > n:
-                return meta
-            length = _U32(head, offset + 8)[0]
+                break
+            length = u32(head, offset + 8)[0]
             value_at = offset + 12
-        else:
-            meta.unknown_vr = meta.unknown_vr or vr not in VRS
+        elif vr in VRS:
             value_at = offset + 8
-        meta.headers.append(offset)
+        elif vr.isalpha() and vr.isupper():
+            meta.unknown_vr = True
+            value_at = offset + 8
+        else:
+            meta.stop = MetaStop.VR
+            break
+        headers.append(offset)
         if length == UNDEFINED_LENGTH or value_at + length > n:
             meta.stop, meta.overrun = MetaStop.OVERRUN, (value_at, length)
-            return meta
+            break
         if element == 0x0000:
             if vr == b"UL" and length == 4:
-                meta.declared_end = value_at + 4 + _U32(head, value_at)[0]
+                meta.declared_end = value_at + 4 + u32(head, value_at)[0]
             else:
                 meta.odd_group_length = True
         elif element == 0x0102:

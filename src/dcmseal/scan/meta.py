@@ -52,18 +52,25 @@ def _read_meta_fast(buf: bytes) -> MetaResult | None:
         or plain.declared_end != plain.end
     ):
         return None
-    transfer_syntax = plain.value(buf, 0x00020010)
-    if transfer_syntax is None:
-        return None
     spans = plain.spans
+    ts_span = spans.get(0x00020010)
+    if ts_span is None:
+        return None
+    class_span, uid_span = spans.get(0x00020002), spans.get(0x00020003)
+    trace = plain.headers
+    trace.append(plain.end)  # the first data set element's header: it ends the group
     return MetaResult(
         plain.end,
-        transfer_syntax,
-        plain.value(buf, 0x00020002),
-        plain.value(buf, 0x00020003),
-        trace=[*plain.headers, plain.end],  # with the first data set element's header: it ends the group
-        spans=(spans[0x00020010], spans.get(0x00020002, (0, 0)), spans.get(0x00020003, (0, 0))),
+        _text(buf, ts_span),
+        _text(buf, class_span) if class_span else None,
+        _text(buf, uid_span) if uid_span else None,
+        trace=trace,
+        spans=(ts_span, class_span or (0, 0), uid_span or (0, 0)),
     )
+
+
+def _text(buf: bytes, span: tuple[int, int]) -> str:
+    return buf[span[0] : span[1]].rstrip(b"\x00 ").decode("ascii", "replace")
 
 
 def read_meta(buf: bytes, size: int, read_at: ReadAt | None) -> MetaResult:
