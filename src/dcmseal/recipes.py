@@ -2,10 +2,9 @@
 
 In the shape of cryptography's Fernet (``pyca/cryptography src/cryptography/fernet.py``): the caller names
 what to protect and for whom, and the recipe decides everything it can get wrong. A password is checked
-by the policy (:func:`dcmseal.keys.check_password`, with the patient's name and ID as context), its salt
-is drawn here (:func:`dcmseal.keys.new_pbkdf2_params`), the PBKDF2 count, PRF, cipher and digest are the
-named defaults of :class:`dcmseal.config.Settings`, and the result says whether the envelope keeps to
-PS3.15 D.1. Underneath, :func:`dcmseal.part10.seal_file` and :mod:`dcmseal.cms` stay for experts.
+by the policy and its salt drawn (:func:`dcmseal.keys.sealing_password`, with the patient's name and ID as
+context), the PBKDF2 count, PRF, cipher and digest are the named defaults of :class:`dcmseal.config.Settings`,
+and the result says whether the envelope keeps to PS3.15 D.1. Underneath, :func:`dcmseal.part10.seal_file` and :mod:`dcmseal.cms` stay for experts.
 
 Passwords may be ``str`` or ``bytes``. To seal, a ``str`` is NFC-normalised and must be ISO-IR 6
 (PS3.15 D.1), so its octets are its ASCII bytes; ``bytes`` must be ISO-IR 6 too. To unseal, a ``str`` is
@@ -38,7 +37,7 @@ from dcmseal.errors import (
     UsageError,
 )
 from dcmseal.fsutil import atomic_write
-from dcmseal.keys.passwords import check_password, new_pbkdf2_params, password_octets
+from dcmseal.keys.passwords import password_octets, sealing_password
 from dcmseal.part10.batch import SealPlan
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
@@ -318,20 +317,17 @@ def _seal_plan(
     kdf: cms.Pbkdf2Params | None = None
     problems: tuple[str, ...] = ()
     if password is not None:
-        context = _patient_context(path, data)
-        secret, strength = check_password(
+        sealing = sealing_password(
             password,
-            context=context,
+            context=_patient_context(path, data),
             allow_weak=allow_weak,
             iterations=settings.pbkdf2_iterations,
             prf=settings.pbkdf2_prf,
+            salt_bytes=settings.salt_bytes,
         )
-        problems = strength.problems
+        secret, kdf, problems = sealing.password, sealing.kdf, sealing.problems
         if problems:
             logger.warning("weak password accepted (allow_weak_password): %s", "; ".join(problems))
-        kdf = new_pbkdf2_params(
-            iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf, salt_bytes=settings.salt_bytes
-        )
     plan = SealPlan(
         password=secret,
         kdf=kdf,

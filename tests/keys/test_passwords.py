@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcmseal.cms import Prf
+from dcmseal.cms import Pbkdf2Params, Prf
 from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
 from dcmseal.errors import InputError, WeakPasswordError
 from dcmseal.keys import (
@@ -26,6 +26,7 @@ from dcmseal.keys import (
     new_pbkdf2_params,
     passphrase_entropy_bits,
     password_octets,
+    sealing_password,
 )
 from dcmseal.keys import passwords as passwords_module
 
@@ -548,3 +549,20 @@ def test_new_pbkdf2_params_refuses_a_salt_below_rfc_8018() -> None:
         new_pbkdf2_params(salt_bytes=7)
     with pytest.raises(ValueError, match="at least 1"):
         new_pbkdf2_params(iterations=0)
+
+
+def test_sealing_password_is_the_policy_and_a_fresh_salt_at_once() -> None:
+    def rng(n: int) -> bytes:
+        return bytes(range(n))
+
+    sealing = sealing_password(STRONG, iterations=1000, prf="sha512", salt_bytes=8, rng=rng)
+    assert sealing.password == STRONG.encode("ascii")
+    assert sealing.kdf == Pbkdf2Params(salt=bytes(range(8)), iterations=1000, prf=Prf.SHA512)
+    assert sealing.problems == ()
+    assert STRONG not in repr(sealing)
+    assert sealing.recipient().password == STRONG.encode("ascii")
+    with pytest.raises(WeakPasswordError):
+        sealing_password("19700101")
+    weak = sealing_password("19700101", allow_weak=True)
+    assert any("date" in problem for problem in weak.problems)
+    assert (weak.kdf.iterations, len(weak.kdf.salt)) == (DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES)

@@ -20,7 +20,7 @@ from dcmseal.cli.common import cli_settings, err_console, out_console, user_erro
 from dcmseal.cli.envelope import render_inspect
 from dcmseal.errors import DecryptionError, ExitCode
 from dcmseal.fsutil import make_dirs
-from dcmseal.keys import check_password, generate_passphrase, new_pbkdf2_params
+from dcmseal.keys import generate_passphrase, sealing_password
 from dcmseal.part10 import SealPlan, UnsealPlan, inspect_file, seal_tree, unseal_file, unseal_tree
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, ZERO_PREAMBLE
 
@@ -105,7 +105,10 @@ def _run(base: Path) -> bool:
     _step(f"1. A study of {len(DEMO_FILES)} Part 10 files from pydicom's samples in {study}")
 
     phrase = generate_passphrase(words=7)
-    password, _ = check_password(phrase, iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf)
+    sealing = sealing_password(
+        phrase, iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf, salt_bytes=settings.salt_bytes
+    )
+    password = sealing.password
     cert_path, key_path = _ephemeral_identity(base)
     _step("2. A generated passphrase (send it by another route than the disc) and an ephemeral certificate")
     out_console.print(f"passphrase:  {phrase}")
@@ -113,9 +116,7 @@ def _run(base: Path) -> bool:
 
     plan = SealPlan(
         password=password,
-        kdf=new_pbkdf2_params(
-            iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf, salt_bytes=settings.salt_bytes
-        ),
+        kdf=sealing.kdf,
         certificates=(
             x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER),
         ),

@@ -29,7 +29,7 @@ from dcmseal.cli.common import (
 )
 from dcmseal.errors import DcmsealError, UsageError
 from dcmseal.fsutil import iter_files
-from dcmseal.keys.passwords import check_password, new_pbkdf2_params
+from dcmseal.keys.passwords import sealing_password
 from dcmseal.part10 import (
     BatchReport,
     FileOutcome,
@@ -214,17 +214,16 @@ def seal(
         kdf: cms.Pbkdf2Params | None = None
         if text is not None:
             files = [p for p, _ in iter_files(list(paths))] if all(p.exists() for p in paths) else []
-            password_bytes, strength = check_password(
+            sealing = sealing_password(
                 text,
                 context=read_patient_context(files),
                 allow_weak=allow_weak_password,
                 iterations=settings.pbkdf2_iterations,
                 prf=settings.pbkdf2_prf,
+                salt_bytes=settings.salt_bytes,
             )
-            options.warn_weak_password(strength.problems)
-            kdf = new_pbkdf2_params(
-                iterations=settings.pbkdf2_iterations, prf=settings.pbkdf2_prf, salt_bytes=settings.salt_bytes
-            )
+            options.warn_weak_password(sealing.problems)
+            password_bytes, kdf = sealing.password, sealing.kdf
         if (sign_key is None) != (sign_cert is None):
             raise UsageError("signing needs both --sign-key and --sign-cert")
         plan = SealPlan(

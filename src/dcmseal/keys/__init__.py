@@ -20,6 +20,7 @@ from dcmseal.keys.passwords import (
     MIN_PASSPHRASE_BITS,
     MIN_ZXCVBN_SCORE,
     PasswordStrength,
+    SealingPassword,
     check_password,
     encode_password,
     estimate_strength,
@@ -27,6 +28,7 @@ from dcmseal.keys.passwords import (
     new_pbkdf2_params,
     passphrase_entropy_bits,
     password_octets,
+    sealing_password,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ __all__ = [
     "RecipientRecord",
     "RecoveryRecord",
     "Registry",
+    "SealingPassword",
     "StudyRecord",
     "StudySummary",
     "certificate_fingerprint",
@@ -72,6 +75,7 @@ __all__ = [
     "passphrase_entropy_bits",
     "password_octets",
     "seal_password_for_escrow",
+    "sealing_password",
     "unlock_escrow_key",
 ]
 

@@ -2,7 +2,8 @@
 
 The policy lives here, not in the command line: every path that seals for a password (the
 :func:`dcmseal.seal` recipe, :func:`dcmseal.media.burn.burn`, :func:`dcmseal.media.rekey.rekey`, the
-``seal`` command) applies :func:`check_password` and draws its salt with :func:`new_pbkdf2_params`.
+``seal`` command) applies :func:`check_password` and draws its salt with :func:`new_pbkdf2_params`;
+:func:`sealing_password` does both at once for one set sealed now.
 
 How a password becomes PBKDF2's octet string (RFC 8018 §3 leaves the encoding to the application and
 suggests UTF-8 of a normalised text): a ``str`` is NFC-normalised (Unicode UAX #15), then UTF-8 encoded.
@@ -24,7 +25,7 @@ import secrets
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dcmseal import cms
@@ -38,6 +39,7 @@ __all__ = [
     "MIN_PASSPHRASE_BITS",
     "MIN_ZXCVBN_SCORE",
     "PasswordStrength",
+    "SealingPassword",
     "check_password",
     "encode_password",
     "estimate_strength",
@@ -45,6 +47,7 @@ __all__ = [
     "new_pbkdf2_params",
     "passphrase_entropy_bits",
     "password_octets",
+    "sealing_password",
 ]
 
 logger = logging.getLogger(__name__)
@@ -407,6 +410,78 @@ def check_password(
     if strength.problems and not allow_weak:
         raise WeakPasswordError("password refused: " + "; ".join(strength.problems))
     return encoded, strength
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealingPassword:
+    """A password the policy accepted, with the PBKDF2 parameters (and fresh salt) of the one set it seals.
+
+    Attributes
+    ----------
+    password : bytes
+        Its ISO-IR 6 octets, what PBKDF2 derives from (never in the repr).
+    kdf : Pbkdf2Params
+        Salt, iteration count and PRF.
+    problems : tuple of str
+        Why the policy would refuse it, when ``allow_weak`` let it through (the caller warns); else empty.
+    """
+
+    password: bytes = field(repr=False)
+    kdf: cms.Pbkdf2Params
+    problems: tuple[str, ...] = ()
+
+    def recipient(self) -> cms.PasswordRecipient:
+        """The password recipient (PBKDF2 + RFC 3211 key wrap) to seal for."""
+        return cms.PasswordRecipient(password=self.password, kdf=self.kdf)
+
+
+def sealing_password(
+    password: str | bytes,
+    *,
+    context: Sequence[str] = (),
+    allow_weak: bool = False,
+    iterations: int = DEFAULT_PBKDF2_ITERATIONS,
+    prf: cms.Prf | str = cms.Prf.SHA256,
+    salt_bytes: int = DEFAULT_SALT_BYTES,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> SealingPassword:
+    """Apply the password policy and draw the salt for one set sealed now: :func:`check_password`, then
+    :func:`new_pbkdf2_params`.
+
+    Parameters
+    ----------
+    password : str or bytes
+        The password as typed (NFC-normalised), or its ISO-IR 6 bytes.
+    context : sequence of str
+        Patient name, patient ID and other words the password must not contain.
+    allow_weak : bool
+        Accept a password the policy refuses; ``problems`` then says why (characters outside ISO-IR 6
+        are refused regardless).
+    iterations, prf, salt_bytes
+        The PBKDF2 parameters; the named defaults of :mod:`dcmseal.config` unless given.
+    rng : callable, optional
+        ``rng(n)`` returns ``n`` random bytes (for known-answer tests).
+
+    Returns
+    -------
+    SealingPassword
+        The octets, the parameters with a fresh salt, and the policy's problems.
+
+    Raises
+    ------
+    InputError
+        The password is empty or not ISO-IR 6.
+    WeakPasswordError
+        The policy refuses it and ``allow_weak`` is false (the message never holds the password).
+    ValueError
+        A salt shorter than RFC 8018's 8 octets, fewer than 1 iteration, or an unknown PRF.
+    """
+    prf = cms.Prf(prf)
+    octets, strength = check_password(
+        password, context=context, allow_weak=allow_weak, iterations=iterations, prf=prf.value
+    )
+    kdf = new_pbkdf2_params(iterations=iterations, prf=prf, salt_bytes=salt_bytes, rng=rng)
+    return SealingPassword(password=octets, kdf=kdf, problems=strength.problems)
 
 
 def _zxcvbn(password: str, user_inputs: list[str]) -> tuple[int, float, str]:
