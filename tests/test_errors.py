@@ -42,6 +42,14 @@ _RAISED: list[DcmsealError] = [
 ]
 
 
+class _RefusedError(errors.PeerError):
+    """A peer error that carries more than its message, as an adapter's errors do (an HTTP status)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _raise(exc: BaseException) -> None:
     """In a worker: raise ``exc`` (sent to the worker by pickle, and its failure sent back the same way)."""
     raise exc
@@ -102,6 +110,13 @@ def test_every_error_crosses_with_its_class_message_and_path(
         str(raised),
     )
     assert info.value.exit_code == raised.exit_code
+
+
+def test_what_a_subclass_adds_crosses_too(pool: ProcessPoolExecutor) -> None:
+    with pytest.raises(_RefusedError) as info:
+        pool.submit(_raise, _RefusedError("STOW-RS refused", status=409)).result()
+    assert info.value.status == 409
+    assert str(info.value) == "STOW-RS refused"
 
 
 def test_a_bug_in_a_worker_stays_a_bug(pool: ProcessPoolExecutor) -> None:

@@ -100,10 +100,11 @@ class DcmsealError(Exception):
         self.message = message
         self.path = Path(path) if path is not None else None
 
-    def __reduce__(self) -> tuple[object, tuple[WireError]]:
+    def __reduce__(self) -> tuple[object, tuple[WireError], dict[str, object]]:
         # The default pickle calls the class with ``args``, which a subclass's own __init__ may not take
-        # (MissingInputError(path)); the wire form rebuilds every class alike.
-        return from_wire, (to_wire(self),)
+        # (MissingInputError(path)); the wire form rebuilds every class alike, and the state carries what a
+        # subclass adds (an HTTP status, say).
+        return from_wire, (to_wire(self),), dict(self.__dict__)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
