@@ -48,7 +48,7 @@ from dcmseal.part10.fileformat import (
     is_part10,
     parse_meta_group,
 )
-from dcmseal.part10.secure import seal_file, unseal_file
+from dcmseal.part10.secure import is_secure_head, seal_file, unseal_file
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -408,7 +408,7 @@ def _read_bytes(path: Path) -> bytes:
 
 def _part10_facts(data: bytes, name: Path) -> tuple[dict[int, str], PreambleKind]:
     """The File Meta UIDs and the preamble kind of a PS3.10 file held in memory."""
-    if cms.is_enveloped_data(data[:32]):
+    if is_secure_head(data):
         raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=name)
     if len(data) < HEADER_BYTES or not is_part10(data[:HEADER_BYTES]):
         raise NotPart10Error(
@@ -625,7 +625,7 @@ def _open(
     accept_unprotected: bool,
 ) -> tuple[bytes, cms.DecryptResult, tuple[str, ...]]:
     """Decrypt and verify in memory; the PS3.10 file (preamble zeroed), the result and the notes."""
-    if not cms.is_enveloped_data(data[:32]) and is_part10(data[:HEADER_BYTES]):
+    if not is_secure_head(data) and is_part10(data[:HEADER_BYTES]):
         raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=name)
     sink = io.BytesIO()
     try:

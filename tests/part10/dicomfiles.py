@@ -42,7 +42,7 @@ PATIENT_NAME = "Synthetic^Tester"
 
 
 def fast_kdf(*, iterations: int = FAST_ITERATIONS, prf: cms.Prf = cms.Prf.SHA256) -> cms.Pbkdf2Params:
-    """PBKDF2 parameters with a fresh salt (so the process-wide cache never has them yet)."""
+    """PBKDF2 parameters with a fresh salt (so no cache a test shares has them yet)."""
     return cms.Pbkdf2Params(salt=os.urandom(16), iterations=iterations, prf=prf)
 
 

@@ -29,12 +29,14 @@ from dcmseal.part10.fileformat import (
 )
 
 __all__ = [
+    "SECURE_HEAD_BYTES",
     "InspectResult",
     "SealResult",
     "SealedStream",
     "UnsealResult",
     "inspect_file",
     "is_secure_file",
+    "is_secure_head",
     "prepare_seal",
     "seal_file",
     "unseal_file",
@@ -163,10 +165,23 @@ class _ZeroedPreamble:
         return n
 
 
+#: How much of a file :func:`is_secure_head` needs to see.
+SECURE_HEAD_BYTES = 32
+
+
+def is_secure_head(head: bytes) -> bool:
+    """Whether ``head``, a file's first bytes (:data:`SECURE_HEAD_BYTES` are enough), begins a Secure DICOM
+    File: a CMS EnvelopedData, recognised by content (never by name), PS3.10 §7.4.
+
+    The one test of "is this file sealed" that media, scan and the reader share.
+    """
+    return cms.is_enveloped_data(head[:SECURE_HEAD_BYTES])
+
+
 def is_secure_file(path: Path) -> bool:
-    """Whether ``path`` holds a CMS EnvelopedData, by content (never by name), PS3.10 §7.4."""
+    """Whether ``path`` holds a Secure DICOM File (:func:`is_secure_head` of its first bytes)."""
     with open(path, "rb") as fp:
-        return cms.is_enveloped_data(fp.read(32))
+        return is_secure_head(fp.read(SECURE_HEAD_BYTES))
 
 
 def _preamble_notes(kind: PreambleKind) -> tuple[str, ...]:
@@ -418,7 +433,7 @@ def unseal_file(
             head = probe.read(HEADER_BYTES)
     except OSError as exc:
         raise InputError(f"cannot unseal: {exc.strerror or exc}", path=src) from exc
-    if not cms.is_enveloped_data(head) and is_part10(head):
+    if not is_secure_head(head) and is_part10(head):
         raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=src)
     notes: list[str] = []
     try:
@@ -498,8 +513,8 @@ def inspect_file(path: Path, *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
         raise MissingInputError(path)
     size = path.stat().st_size
     with open(path, "rb") as fp:
-        head = fp.read(32)
-        if not cms.is_enveloped_data(head):
+        head = fp.read(SECURE_HEAD_BYTES)
+        if not is_secure_head(head):
             what = (
                 "a plain DICOM PS3.10 file"
                 if is_part10(head + fp.read(HEADER_BYTES))

@@ -14,7 +14,6 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from dcmseal.cms import is_enveloped_data
 from dcmseal.part10.encoding import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -24,6 +23,7 @@ from dcmseal.part10.encoding import (
     VRS,
 )
 from dcmseal.part10.fileformat import HEADER_BYTES, is_part10
+from dcmseal.part10.secure import is_secure_head
 
 __all__ = [
     "EXPLICIT_VR_BIG_ENDIAN",
@@ -66,7 +66,7 @@ def sniff(head: bytes, size: int | None = None) -> Sniffed:
     """
     if is_part10(head):
         return Sniffed("part10")
-    if is_enveloped_data(head[:32]):
+    if is_secure_head(head):
         return Sniffed("secure")
     encoding = detect_dataset_encoding(head, size if size is not None else len(head))
     if encoding is not None:

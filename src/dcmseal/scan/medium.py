@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from dcmseal.part10.fileformat import HEADER_BYTES
+from dcmseal.part10.secure import is_secure_head
 from dcmseal.reader.containers import iter_folder, printable_name
 from dcmseal.reader.detect import detect_dataset_encoding
 from dcmseal.scan.meta import read_meta
@@ -322,11 +323,9 @@ def _entry_for(path: Path, name: str) -> LayoutEntry:
 
 def entry_from_head(name: str, head: bytes, *, autorun: bytes | None = None) -> LayoutEntry:
     """A :class:`LayoutEntry` from a file's first bytes (at least 132; 4 KiB lets a PE header be checked)."""
-    from dcmseal.cms import is_enveloped_data
-
     if len(head) >= HEADER_BYTES and head[128:132] == b"DICM":
         return LayoutEntry(name, "dicom")
-    if is_enveloped_data(head[:32]):
+    if is_secure_head(head):
         return LayoutEntry(name, "secure")
     if detect_dataset_encoding(head, _UNKNOWN_SIZE) is not None:
         return LayoutEntry(name, "dicom")  # a data set without File Meta (old discs): DICOM all the same
@@ -382,9 +381,7 @@ def scan_medium_layout(root: Path) -> tuple[Finding, ...]:
 
 def dicomdir_references(data: bytes, name: str) -> tuple[frozenset[str] | None, Finding | None]:
     """The references of a DICOMDIR's bytes, or None with a note saying why they could not be read."""
-    from dcmseal.cms import is_enveloped_data
-
-    if is_enveloped_data(data[:32]):
+    if is_secure_head(data):
         return None, Finding(
             "medium.dicomdir-encrypted",
             f"{printable_name(name)} is a Secure DICOM File: references not checked without a key",

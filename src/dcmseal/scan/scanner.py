@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcmseal.cms import is_enveloped_data
 from dcmseal.part10.fileformat import HEADER_BYTES
+from dcmseal.part10.secure import is_secure_head
 from dcmseal.reader.detect import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -86,7 +86,7 @@ def scan_source(
     filled with what the sanitizer needs. ``layouts`` lets files of one series share their walk.
     """
     if len(head) < HEADER_BYTES or head[128:132] != b"DICM":
-        encoding = None if is_enveloped_data(head[:32]) else detect_dataset_encoding(head, size)
+        encoding = None if is_secure_head(head) else detect_dataset_encoding(head, size)
         if encoding is not None:
             return _bare_dataset(head, size, read_at, name=name, transfer_syntax=encoding)
         return _not_part10(head, name)
@@ -243,7 +243,7 @@ _TRANSFER_SYNTAX_NAMES = {
 
 
 def _not_part10(head: bytes, name: str) -> FileReport:
-    if is_enveloped_data(head[:32]):
+    if is_secure_head(head):
         return FileReport.of(
             name,
             "secure",

@@ -25,6 +25,7 @@ from dcmseal import cms
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, MissingInputError, ResourceLimitError
 from dcmseal.events import Emitter, HandlerSpec
+from dcmseal.part10 import is_secure_head
 from dcmseal.reader.containers import (
     MEMBER_READ_ERRORS,
     NESTED_SEPARATOR,
@@ -466,7 +467,7 @@ def _medium_findings(
                 Finding("medium.dicomdir-unreadable", f"{dicomdir}: cannot read: {exc}", Verdict.SUSPICIOUS)
             )
             continue
-        if options.credentials and cms.is_enveloped_data(data[:32]):
+        if options.credentials and is_secure_head(data):
             # On failure the DICOMDIR's own report says why; its references stay unchecked.
             with contextlib.suppress(DcmsealError):
                 data = decrypt_to_memory(
@@ -632,7 +633,7 @@ def _kind_of_input(path: Path) -> str:
         head = fp.read(HEAD_BYTES)
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "file"  # a DICOM file with a ZIP appended is a polyglot to report, not an archive to open
-    if cms.is_enveloped_data(head[:32]):
+    if is_secure_head(head):
         return "file"
     if is_iso_image(path) or is_udf_only_image(path):
         return "archive"  # a UDF-only image is read through 7z (refused, saying what to install, without it)
