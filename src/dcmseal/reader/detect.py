@@ -17,6 +17,7 @@ from typing import Literal
 from dcmseal.part10.encoding import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
+    HEADER_UNPACKERS,
     IMPLICIT_VR_LITTLE_ENDIAN,
     LONG_VRS,
     UNDEFINED_LENGTH,
@@ -92,37 +93,34 @@ def detect_dataset_encoding(head: bytes, size: int) -> str | None:
 
 def _plausible(head: bytes, size: int, *, explicit: bool, little: bool) -> bool:
     """Whether ``head`` reads as ascending elements of a data set in this encoding."""
-    order = "<" if little else ">"
+    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little]
     offset = 0
     previous = -1
     checked = 0
     while checked < _ELEMENTS_TO_CHECK and offset + 8 <= len(head):
-        group, element = struct.unpack_from(f"{order}HH", head, offset)
+        if explicit:
+            group, element, vr, length = hdr_explicit(head, offset)
+        else:
+            group, element, length = hdr_implicit(head, offset)
         tag = group << 16 | element
         if checked == 0 and group not in _FIRST_GROUPS:
             return False
         if tag <= previous or group == 0xFFFE:  # items and delimiters never start a data set's element
             return False
+        header = 8
         if explicit:
-            vr = head[offset + 4 : offset + 6]
             if vr not in VRS:
                 return False
             if vr in LONG_VRS:
                 if offset + 12 > len(head):
                     break
-                if head[offset + 6 : offset + 8] != b"\0\0":
+                if length != 0:  # the two reserved bytes (PS3.5 §7.1.2)
                     return False
-                (length,) = struct.unpack_from(f"{order}I", head, offset + 8)
+                (length,) = u32(head, offset + 8)
                 header = 12
-            else:
-                (length,) = struct.unpack_from(f"{order}H", head, offset + 6)
-                header = 8
-        else:
-            if head[offset + 4 : offset + 6] in VRS and head[offset + 6 : offset + 8] not in (b"\0\0",):
-                # VR letters where a length's low half should be: explicit data misread as implicit
-                return False
-            (length,) = struct.unpack_from(f"{order}I", head, offset + 4)
-            header = 8
+        elif head[offset + 4 : offset + 6] in VRS and head[offset + 6 : offset + 8] != b"\0\0":
+            # VR letters where a length's low half should be: explicit data misread as implicit
+            return False
         checked += 1
         if length == UNDEFINED_LENGTH:
             break  # a sequence of undefined length: the walk would need to parse items; enough seen
