@@ -305,7 +305,7 @@ def instrument_burn(spans: Spans) -> None:
     spans.patch(burn_mod, "build_fileset", "dicomdir")
     spans.patch(burn_mod, "seal_files", "seal")  # a folder medium
     spans.patch(
-        burn_mod, "_prepare_streams", "seal"
+        burn_mod, "prepare_streams", "seal"
     )  # an ISO: keys wrapped and sizes fixed here, crypto in write
     spans.patch(burn_mod, "seal_password_for_escrow", "escrow")
     spans.patch(output_mod, "write_iso", "write")

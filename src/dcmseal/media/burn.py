@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,13 +25,12 @@ from dcmseal.audit import (
     media_type_of,
 )
 from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
-from dcmseal.encapsulated import DEFAULT_MAX_DOCUMENT_BYTES, build_instances, detect_kind, write_instances
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
-from dcmseal.events import Emitter, FileSealed, HandlerSpec
-from dcmseal.fsutil import link_or_copy, make_dirs
+from dcmseal.events import Emitter, HandlerSpec
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
 from dcmseal.keys.passwords import check_password, new_pbkdf2_params
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
+from dcmseal.media.burndocs import encapsulate_documents
 from dcmseal.media.fileset import (
     FileSetPlan,
     NoteKind,
@@ -44,28 +42,24 @@ from dcmseal.media.fileset import (
 from dcmseal.media.iso import sanitize_volume_id
 from dcmseal.media.output import place_medium, staging_dir
 from dcmseal.media.profiles import (
-    EXPLICIT_VR_LITTLE_ENDIAN,
     Medium,
     Profile,
     choose_profile,
     general_purpose_name,
 )
 from dcmseal.media.readme import MediumText, cover_letter, readers_subjects, readme_text
-from dcmseal.media.sources import Rejected, SourceCollection, SourceInstance, collect
+from dcmseal.media.sealing import SealCounter, copy_plain, prepare_streams, seal_into_image
+from dcmseal.media.sources import Rejected, SourceCollection, collect
 from dcmseal.media.summary import InstanceFacts, StudyFacts, da_date, summarize
 from dcmseal.media.target import removal_advice
 from dcmseal.media.transcode import conform
 from dcmseal.media.webviewer import add_viewer, viewer_files
 from dcmseal.part10 import (
-    FileOutcome,
-    FileStatus,
     PreambleKind,
     SealedStream,
     SealPlan,
     classify_preamble,
-    prepare_seal,
     seal_files,
-    seal_into,
 )
 from dcmseal.part10.fileformat import PREAMBLE_BYTES, ZERO_PREAMBLE
 from dcmseal.webauth import HttpCredentials
@@ -251,84 +245,6 @@ def _check_validity(
         )
 
 
-def _encapsulate_documents(
-    collection: SourceCollection, workdir: Path, document_study: str | None
-) -> tuple[tuple[SourceInstance, ...], tuple[Rejected, ...]]:
-    """Turn the PDF, CDA, STL, OBJ and MTL files among the rejected sources into instances of their study.
-
-    A document joins the study named by ``document_study``, or the only study of the DICOM sources; with
-    several studies and no choice it stays rejected, with a message asking for the study.
-    """
-    candidates: list[tuple[Rejected, Path]] = []
-    rejected: list[Rejected] = []
-    for item in collection.rejected:
-        if item.path is not None and _is_document(item.path):
-            candidates.append((item, item.path))
-        else:
-            rejected.append(item)
-    if not candidates:
-        return (), collection.rejected
-    from pydicom import dcmread
-
-    studies: dict[str, Path] = {}
-    for instance in collection.instances:
-        ds = dcmread(instance.path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
-        studies.setdefault(str(ds.get("StudyInstanceUID", "") or ""), instance.path)
-    studies.pop("", None)
-    if document_study is not None:
-        target = studies.get(document_study)
-        problem = None if target else f"no DICOM source of study {document_study} to join"
-    elif len(studies) == 1:
-        target, problem = next(iter(studies.values())), None
-    else:
-        target = None
-        problem = (
-            f"a document joins a study: give --document-study (the sources hold {len(studies)} studies)"
-            if studies
-            else "a document joins a study: burn it with DICOM instances of that study"
-        )
-    made: list[SourceInstance] = []
-    make_dirs(workdir)
-    for index, (item, path) in enumerate(candidates):
-        if target is None:
-            rejected.append(replace(item, reason=problem or "no study"))
-            continue
-        try:
-            built = build_instances(path, study=target, title=path.stem)
-            written = write_instances(built, workdir / f"DOC{index:05d}.dcm")
-        except DcmsealError as exc:
-            rejected.append(replace(item, reason=exc.message))
-            continue
-        for encapsulated, written_path in zip(built.instances, written, strict=True):
-            logger.info(
-                "%s: encapsulated %s as %s",
-                written_path,
-                encapsulated.kind.value,
-                encapsulated.sop_instance_uid,
-            )
-            made.append(
-                SourceInstance(
-                    path=written_path,
-                    origin=str(path),
-                    sop_class_uid=encapsulated.sop_class_uid,
-                    sop_instance_uid=encapsulated.sop_instance_uid,
-                    transfer_syntax_uid=EXPLICIT_VR_LITTLE_ENDIAN,
-                    name=item.shown,
-                )
-            )
-    return tuple(made), tuple(rejected)
-
-
-def _is_document(path: Path) -> bool:
-    try:
-        if path.stat().st_size > DEFAULT_MAX_DOCUMENT_BYTES:
-            return False
-        detect_kind(path.read_bytes(), path=path)
-    except (OSError, DcmsealError):
-        return False
-    return True
-
-
 #: What a medium holds (PS3.12: 120 mm CD-R 700 MB; single-layer DVD 4.7 GB), less room for the
 #: envelopes, the DICOMDIR and the file system.
 CAPACITY_BYTES = {Medium.CD: 680_000_000, Medium.DVD: 4_600_000_000}
@@ -467,7 +383,7 @@ class _Sealed:
 
     medium_dir: Path
     streams: dict[Path, SealedStream] | None
-    counter: _SealCounter
+    counter: SealCounter
     derivations: int
     outside_profile: tuple[str, ...]
 
@@ -481,33 +397,6 @@ class _Registered:
     text: MediumText
     readme: str
     record: MediumRecord
-
-
-class _SealCounter:
-    """Counts the medium's files as they are sealed (or copied, on a plain medium) and tells the handlers."""
-
-    def __init__(
-        self, events: Emitter, targets: Mapping[Path, Path], sources: Mapping[Path, Path], *, sealed: bool
-    ) -> None:
-        self._events = events
-        self._targets = targets  # staged file -> where it ends up
-        self._sources = sources  # staged file -> the source as collected
-        self._sealed = sealed
-        self.done = 0
-
-    def __call__(self, staged: Path | None) -> None:
-        self.done += 1
-        self._events.progress("seal", self.done, len(self._targets))
-        if self._sealed and staged is not None:
-            self._events.emit(
-                FileSealed(path=self._sources.get(staged, staged), output=self._targets.get(staged))
-            )
-
-    def on_outcome(self, outcome: FileOutcome) -> None:
-        self(outcome.source if outcome.status is FileStatus.SEALED else None)
-
-    def on_stream(self, stream: SealedStream) -> None:
-        self(stream.source)
 
 
 def _burn(
@@ -547,7 +436,7 @@ def _collect(run: _Run) -> SourceCollection:
     run.events.progress("collect", 0, len(request.sources))
     collection = collect(request.sources, run.staging / "sources", credentials=request.http_credentials)
     notes.extend(collection.notes)
-    documents, still_rejected = _encapsulate_documents(
+    documents, still_rejected = encapsulate_documents(
         collection, run.staging / "documents", request.document_study
     )
     collection = SourceCollection(
@@ -701,7 +590,7 @@ def _seal(run: _Run, conformed: _Conformed, planned: _Planned) -> _Sealed:
     medium_dir = run.staging / "medium"
     pairs = [(plan.dicomdir, medium_dir / "DICOMDIR")]
     pairs += [(f.staged, file_id_to_path(medium_dir, f.file_id)) for f in plan.files]
-    counter = _SealCounter(
+    counter = SealCounter(
         run.events,
         {source: _final_place(run.request, medium_dir, target) for source, target in pairs},
         {f.staged: conformed.sources.get(f.source, f.source) for f in plan.files},
@@ -722,7 +611,7 @@ def _seal(run: _Run, conformed: _Conformed, planned: _Planned) -> _Sealed:
             logger.warning("%s: %s", request.out, deviation)
         if request.output_format == "iso":
             # Sealed while the image is written: no sealed copy of the medium goes to disk first.
-            streams, derivations = _prepare_streams(pairs, seal_plan)
+            streams, derivations = prepare_streams(pairs, seal_plan)
         else:
             report = seal_files(pairs, seal_plan, workers=request.workers, on_outcome=counter.on_outcome)
             derivations = report.pbkdf2_derivations
@@ -733,7 +622,7 @@ def _seal(run: _Run, conformed: _Conformed, planned: _Planned) -> _Sealed:
                     path=first_failure.source,
                 )
     else:
-        _copy_plain(pairs, counter, link=request.output_format == "iso")
+        copy_plain(pairs, counter, link=request.output_format == "iso")
         derivations = 0
     return _Sealed(
         medium_dir=medium_dir,
@@ -854,7 +743,7 @@ def _write(
             # The image is laid out first; then every core seals files straight into their extents.
             reserved={target: stream.size for target, stream in streams.items()} if streams else None,
             fill=functools.partial(
-                _seal_into_image,
+                seal_into_image,
                 streams=streams,
                 workers=request.workers,
                 on_sealed=sealed.counter.on_stream,
@@ -959,68 +848,3 @@ def _result(
         allow_partial=request.allow_partial,
         outside_profile=sealed.outside_profile,
     )
-
-
-def _prepare_streams(pairs: list[tuple[Path, Path]], plan: SealPlan) -> tuple[dict[Path, SealedStream], int]:
-    """Every file of the medium planned for sealing into the image: its size fixed, its key wrapped.
-
-    The targets are paths in the medium folder that are never written: the image takes their names from
-    here. One PBKDF2 derivation serves them all. Returns the streams by target and the derivations run.
-    """
-    context = cms.Context()  # the medium's: its streams share the one derivation, templates and buffers
-    recipients = plan.recipients()
-    signer = plan.signer()
-    streams: dict[Path, SealedStream] = {}
-    for source, target in pairs:
-        try:
-            streams[target] = prepare_seal(
-                source,
-                recipients=recipients,
-                cipher=plan.cipher,
-                digest=plan.digest,
-                signer=signer,
-                context=context,
-            )
-        except DcmsealError as exc:
-            raise InputError(f"cannot be sealed: {exc.message}", path=source) from exc
-    return streams, context.kdf_cache.derivations
-
-
-def _seal_into_image(
-    fd: int,
-    offsets: Mapping[Path, int],
-    *,
-    streams: Mapping[Path, SealedStream],
-    workers: int,
-    on_sealed: Callable[[SealedStream], None],
-    names: dict[Path, str],
-) -> None:
-    """Seal the medium's files into the image being written, at the offsets its layout gave them.
-
-    A file that fails is named as the user knows it (``names``: staged copy -> source), not by its staged copy.
-    """
-    placed = [(streams[target], offset) for target, offset in offsets.items()]
-    try:
-        seal_into(fd, placed, workers=workers, on_done=on_sealed)
-    except InputError as exc:
-        shown = names.get(Path(exc.path)) if exc.path is not None else None
-        if shown is None:
-            raise
-        raise InputError(exc.message, path=shown) from exc
-
-
-def _copy_plain(
-    pairs: list[tuple[Path, Path]], on_copied: Callable[[Path | None], None], *, link: bool
-) -> None:
-    """Place the File-set of a plain medium (--no-encrypt): the conformed files as they are.
-
-    Into an image they go as hard links (pycdlib only reads them); a folder medium gets copies, because the
-    staged files may be links to the user's own sources, which the output must never share.
-    """
-    for source, target in pairs:
-        make_dirs(target.parent)
-        if link:
-            link_or_copy(source, target)
-        else:
-            shutil.copyfile(source, target)
-        on_copied(None)
