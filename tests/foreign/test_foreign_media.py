@@ -9,7 +9,7 @@ from pydicom import dcmread
 
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
-from dcmseal.media import open as open_module
+from dcmseal.intake import listing as listing_module
 from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
 from dcmseal.reader.isofiles import extract_iso
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
@@ -130,7 +130,7 @@ def test_what_is_read_out_of_archives_is_bounded(
     foreign_corpus: dict[str, ForeignMedium], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Members past the medium's bound are failed, named, and not read; the run goes on with the rest."""
-    monkeypatch.setattr(open_module, "DEFAULT_MAX_EXTRACT_BYTES", 100_000)
+    monkeypatch.setattr(listing_module, "DEFAULT_MAX_EXTRACT_BYTES", 100_000)
     medium = foreign_corpus["portal-zip"]
 
     result = _open(medium.path, tmp_path / "opened")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -21,7 +22,6 @@ from dcmseal.cli.common import (
     progress_handlers,
     read_password,
     refuse_argv_password,
-    stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, escrow_certificate, open_registry, operator_name, warn
@@ -276,7 +276,7 @@ def open_command(
 
     Certificate validity is never a reason to refuse: a disc opened years later must open.
     """
-    from dcmseal.media.open import OpenRequest, open_to_folder
+    from dcmseal.media.open import OpenRequest, open_medium
 
     with user_errors():
         refuse_argv_password(password)
@@ -304,8 +304,8 @@ def open_command(
             # Asked only when the medium holds encrypted files (a plain disc needs no password).
             ask_password=credentials.ask_password(),
         )
-        with stage_progress(not as_json) as progress:
-            result = open_to_folder(request, audit=audit_sink(settings), progress=progress)
+        with progress_handlers(not as_json) as handlers:
+            result = open_medium(replace(request, handlers=handlers), audit=audit_sink(settings))
         if as_json:
             print_json(result.to_json())
         else:

@@ -97,7 +97,8 @@ from dcmseal.importer.send import (
 from dcmseal.importer.uids import UidPolicy, UidTriple, plan_uids, regenerate_uids
 from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
-from dcmseal.media.open import NOT_DICOM, OpenRequest, open_to_folder
+from dcmseal.intake import NOT_DICOM
+from dcmseal.media.open import OpenRequest, open_to_folder
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10.fileformat import ZERO_PREAMBLE, is_part10, parse_meta_group, read_file_meta
 from dcmseal.reader import is_iso_image, open_archive

@@ -44,6 +44,7 @@ from dcmseal.fsutil import (
     set_tree_modes,
     sync_filesystem,
 )
+from dcmseal.reader.detect import MANIFEST_NAME
 from dcmseal.reader.fat import boot_sector_kind
 
 __all__ = [
@@ -66,8 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The manifest of a folder output: what dcmseal wrote there (hidden; ``open`` and ``rekey`` skip hidden files).
-MANIFEST_NAME = ".dcmseal-manifest.json"
 MANIFEST_SCHEMA = "dcmseal.manifest/1"
 
 #: What operating systems put on a stick by themselves: neither ours nor the user's files, never touched.

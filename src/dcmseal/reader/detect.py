@@ -30,12 +30,16 @@ __all__ = [
     "EXPLICIT_VR_BIG_ENDIAN",
     "EXPLICIT_VR_LITTLE_ENDIAN",
     "IMPLICIT_VR_LITTLE_ENDIAN",
+    "MANIFEST_NAME",
     "SNIFF_BYTES",
     "Sniffed",
     "dataset_after_meta",
     "detect_dataset_encoding",
     "sniff",
 ]
+
+#: The manifest of a folder output: what dcmseal wrote there (hidden; ``open`` and ``rekey`` skip hidden files).
+MANIFEST_NAME = ".dcmseal-manifest.json"
 
 #: How many bytes :func:`sniff` wants (fewer is fine for short files): the preamble, DICM and a few elements.
 SNIFF_BYTES = 4096
