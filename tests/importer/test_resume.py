@@ -9,11 +9,13 @@ import socket
 import sqlite3
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dcmseal.audit import FileSink
+from dcmseal.events import on_progress
 from dcmseal.importer import State
 from dcmseal.importer.pipeline import ImportRequest, import_medium
 from tests.cli.runner import clean_environment
@@ -146,7 +148,8 @@ def test_a_pacs_stopped_midway_gets_retries_then_a_clear_failure_and_nothing_fal
                     time.sleep(0.05)
 
         result = import_medium(
-            request(peer), audit=FileSink(tmp_path / "audit.log"), progress=stop_after_three
+            replace(request(peer), handlers=[on_progress(stop_after_three)]),
+            audit=FileSink(tmp_path / "audit.log"),
         )
 
     assert result.peer_error is not None

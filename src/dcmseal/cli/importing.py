@@ -18,8 +18,8 @@ from dcmseal.cli.common import (
     out_console,
     print_json,
     print_table,
+    progress_handlers,
     refuse_argv_password,
-    stage_progress,
     user_errors,
 )
 from dcmseal.cli.context import audit_sink, operator_name
@@ -225,8 +225,8 @@ def import_command(
             accept_unprotected=accept_unprotected,
             kdf_budget_per_medium=settings.kdf_budget_per_medium,
         )
-        with stage_progress(not as_json) as progress:
-            result = import_medium(request, audit=audit_sink(settings), progress=progress)
+        with progress_handlers(not as_json) as handlers:
+            result = import_medium(replace(request, handlers=handlers), audit=audit_sink(settings))
 
     if as_json:
         print_json(result.to_json())

@@ -21,13 +21,7 @@ from pydicom.dataset import Dataset
 
 from dcmseal.dicomweb import HTTP_TIMEOUT_S, DicomWebClient, DicomWebError, Failure, value_of
 from dcmseal.errors import PeerError
-from dcmseal.importer.send import (
-    Delivery,
-    DicomWebTarget,
-    NotQueryableError,
-    Outgoing,
-    PeerUnavailableError,
-)
+from dcmseal.importer.send import Delivery, DicomWebTarget, NotQueryableError, Outgoing, PeerUnavailableError
 from dcmseal.part10.fileformat import ZERO_PREAMBLE
 from dcmseal.webauth import HttpCredentials
 

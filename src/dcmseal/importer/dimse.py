@@ -30,13 +30,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # t
 from pynetdicom.status import code_to_category
 
 from dcmseal.errors import PeerError
-from dcmseal.importer.send import (
-    Delivery,
-    DimseTarget,
-    NotQueryableError,
-    Outgoing,
-    PeerUnavailableError,
-)
+from dcmseal.importer.send import Delivery, DimseTarget, NotQueryableError, Outgoing, PeerUnavailableError
 
 __all__ = ["CONNECT_TIMEOUT_S", "DIMSE_TIMEOUT_S", "DimseSender"]
 

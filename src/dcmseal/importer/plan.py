@@ -1,7 +1,7 @@
 """What reconciliation would decide for a medium, without sending anything (``dcmseal reconcile``).
 
-The medium is opened as the import opens it (into a private work folder, decrypting with the keys given), the
-patient and order keys of every instance are read, and each foreign study is decided by
+The medium is read in as the import reads it (:func:`dcmseal.intake.read_medium`: into a private work folder,
+decrypting with the keys given), the patient and order keys of every instance are read, and each foreign study is decided by
 :func:`dcmseal.importer.reconcile.reconcile_studies` exactly as the import would decide it: a person's earlier
 choice in the journal, the mapping file, the worklist. A person's choice among a held study's candidates is
 written to the journal with :func:`record_choice`, so the import (and a rerun of the plan) does not ask again.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import MediaStorageDirectoryStorage
 
-from dcmseal.audit import NullSink
 from dcmseal.config import DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.fsutil import staging_area
 from dcmseal.importer.journal import Journal
@@ -30,7 +30,7 @@ from dcmseal.importer.reconcile import (
     summarise_decisions,
 )
 from dcmseal.importer.worklist import ForeignStudy, MatchRules, WorklistEntry, WorklistService
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.intake import Keys, read_medium
 
 __all__ = ["ReconciliationPlan", "ReconciliationPlanRequest", "plan_reconciliation", "record_choice"]
 
@@ -63,7 +63,7 @@ class ReconciliationPlan:
     medium: Path
     fingerprint: str
     studies: tuple[ReconciledStudy, ...]
-    unreadable: tuple[str, ...]  # files of the opened medium that could not be read as DICOM
+    unreadable: tuple[str, ...]  # files of the medium (by path on it) that could not be read as DICOM
 
     @property
     def held(self) -> tuple[ReconciledStudy, ...]:
@@ -100,11 +100,10 @@ def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPla
     # Decrypted patient data lives here until the plan is made: a private staging folder that the next run
     # of any command removes if this one is killed.
     with staging_area(request.workdir or Path(tempfile.gettempdir())) as work:
-        open_to_folder(
-            OpenRequest(
-                medium=request.medium,  # open reads folders, ISO, UDF and FAT images and zips itself
-                out=work / "opened",
-                operator=request.operator,
+        reading = read_medium(
+            request.medium,  # folders, ISO, UDF and FAT images and zips
+            work,
+            Keys(
                 passwords=request.passwords,
                 private_keys=request.private_keys,
                 certificates=request.certificates,
@@ -112,18 +111,18 @@ def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPla
                 workers=request.workers,
                 ask_password=request.ask_password,
             ),
-            audit=NullSink(),  # planning imports nothing: no Import message
         )
-        for path in sorted(p for p in (work / "opened").rglob("*") if p.is_file()):
-            if path.name.upper() == "DICOMDIR":
-                continue
+        for entry in sorted(reading.ready, key=lambda f: f.label):
+            assert entry.plain is not None
             try:
-                ds = dcmread(path, stop_before_pixels=True)
+                ds = dcmread(entry.plain, stop_before_pixels=True)
+                if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+                    continue  # a DICOMDIR: a File-set's directory, not an instance
                 if "StudyInstanceUID" not in ds:
                     raise InvalidDicomError("no Study Instance UID")
             except (InvalidDicomError, ValueError, OSError, AttributeError) as exc:
-                unreadable.append(path.relative_to(work / "opened").as_posix())
-                logger.warning("%s: not read for the plan: %s", path.name, exc)
+                unreadable.append(entry.label)
+                logger.warning("%s: not read for the plan: %s", entry.label, exc)
                 continue
             studies.append(ForeignStudy.from_dataset(ds))
     with Journal.open(request.journal) as journal:

@@ -15,6 +15,15 @@ what a file that is not DICOM is), so it sits beside them in the domain, above t
 from __future__ import annotations
 
 from dcmseal.intake.content import NOT_DICOM, describe
-from dcmseal.intake.read import IntakeStatus, Keys, MediumFile, MediumReading, read_medium
+from dcmseal.intake.read import IntakeStatus, Keys, MediumFile, MediumReading, fileset_id, read_medium
 
-__all__ = ["NOT_DICOM", "IntakeStatus", "Keys", "MediumFile", "MediumReading", "describe", "read_medium"]
+__all__ = [
+    "NOT_DICOM",
+    "IntakeStatus",
+    "Keys",
+    "MediumFile",
+    "MediumReading",
+    "describe",
+    "fileset_id",
+    "read_medium",
+]

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DecryptionError, InputError, UsageError, one_line
 from dcmseal.events import Emitter
@@ -17,7 +20,7 @@ from dcmseal.intake.listing import Listing, Source
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10 import BatchReport, FileStatus, UnsealPlan, UnsealResult, unseal_files
 
-__all__ = ["IntakeStatus", "Keys", "MediumFile", "MediumReading", "read_medium"]
+__all__ = ["IntakeStatus", "Keys", "MediumFile", "MediumReading", "fileset_id", "read_medium"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +152,21 @@ def read_medium(medium: Path, work: Path, keys: Keys, *, emitter: Emitter | None
     return MediumReading(
         files=tuple(files.values()), ready=tuple(ready), pbkdf2_derivations=report.pbkdf2_derivations
     )
+
+
+def fileset_id(reading: MediumReading) -> str:
+    """The File-set ID (0004,1130) of the medium's own DICOMDIR (at its root); "" when it has none that reads.
+
+    What names a folder medium in an audit message (:func:`dcmseal.audit.audit_medium`).
+    """
+    root = next((f for f in reading.ready if f.label.upper() == "DICOMDIR" and f.plain is not None), None)
+    if root is None or root.plain is None:
+        return ""
+    try:
+        ds = dcmread(root.plain, stop_before_pixels=True, specific_tags=["FileSetID"])
+    except (InvalidDicomError, ValueError, KeyError, EOFError, OSError):
+        return ""
+    return str(ds.get("FileSetID", "") or "")
 
 
 def _classify(source: Source, plain: Path) -> MediumFile:

@@ -1,0 +1,39 @@
+"""One run of an import: what its stages share (the request, the journal, each file's outcome, the notes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dcmseal.events import Emitter
+from dcmseal.importer.journal import Journal, JournalRow, State
+from dcmseal.importer.request import ImportRequest
+from dcmseal.importer.result import ImportedFile
+from dcmseal.importer.verify import Confirmed
+
+__all__ = ["Run"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Run:
+    """The state one import run's stages read and add to, each file's outcome recorded once, journal first."""
+
+    request: ImportRequest
+    journal: Journal
+    work: Path  # the private staging folder (plaintext of the medium)
+    emitter: Emitter
+    fingerprint: str
+    previous: Mapping[str, JournalRow]  # the journal's rows as earlier runs left them
+    files: dict[str, ImportedFile] = field(default_factory=dict)
+    alerts: list[tuple[str, str, str]] = field(default_factory=list)  # (path, sha256, reason) quarantined
+    notes: list[str] = field(default_factory=list)
+    #: Stored by an earlier run that did not ask the PACS (killed after the confirmation, or --no-verify).
+    carried: list[Confirmed] = field(default_factory=list)
+    #: path -> (local Patient ID, Study Instance UID, SOP Class UID) as sent, for the Import audit message.
+    sent_facts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+    def settle(self, rel: str, state: State, reason: str | None, **extra: object) -> None:
+        """``rel`` ended as ``state`` for ``reason``: in the journal, then in the result."""
+        self.journal.record(rel, state, reason=reason)
+        self.files[rel] = ImportedFile(path=rel, status=state, reason=reason, **extra)  # type: ignore[arg-type]
