@@ -68,8 +68,9 @@ def examine(
 ) -> Candidate | None:
     """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs.
 
-    ``conformed`` is the copy open made of a plain file (File Meta added to a data set that had none, big endian
-    made little endian): what is prepared when the medium's own clean bytes cannot be sent as they are.
+    ``conformed`` is the PS3.10 copy of a plain file read in (File Meta added to a data set that had none): what
+    is prepared when the medium's own clean bytes cannot be sent as they are; a big endian file is first made
+    little endian, losslessly (:func:`_little_endian`).
     """
     if _is_dicomdir(source):
         settle(rel, State.SKIPPED, "a DICOMDIR (a File-set's directory, not an instance)")
@@ -156,7 +157,7 @@ def examine(
     )
 
 
-#: The transfer syntaxes a file is sent in as it is; any other is first rewritten (:func:`_little_endian`).
+#: What :func:`_little_endian` keeps as it is; a big endian data set is rewritten in Explicit VR Little Endian.
 _SENDABLE = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
 #: What an instance needs to be stored and found again: without them a PACS refuses it or cannot index it.
 _IDENTIFYING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
