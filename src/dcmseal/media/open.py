@@ -78,8 +78,8 @@ class OpenRequest:
     kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
     #: Asked for a password only when the medium turns out to hold encrypted files and no key was given.
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
-    #: Scan each DICOM file and quarantine the malicious ones (a polyglot's executable preamble). ``import``
-    #: turns it off: it scans, sanitizes and quarantines on its own, with the sanitized copy sent.
+    #: Scan each DICOM file and quarantine the malicious ones (a polyglot's executable preamble); off, every
+    #: DICOM file goes into the File-set as it was read (for a caller that scans and sanitizes on its own).
     screen: bool = True
     #: Bound to the events the workflow emits (:class:`dcmseal.events.Progress` of the stages ``read``,
     #: ``open``; :class:`~dcmseal.events.FileOpened`, :class:`~dcmseal.events.FileQuarantined`,
