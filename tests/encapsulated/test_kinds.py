@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dcmseal.documents import DocumentKind, ascii_stl_to_binary, detect_kind, read_cda_header
+from dcmseal.encapsulated import DocumentKind, ascii_stl_to_binary, detect_kind, read_cda_header
 from dcmseal.errors import InputError
 from tests.documents import samples
 
