@@ -25,7 +25,9 @@ __all__ = [
     "SHORT_VRS",
     "UNDEFINED_LENGTH",
     "VRS",
+    "ElementHeader",
     "is_explicit_vr",
+    "read_element_header",
 ]
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -71,3 +73,30 @@ def is_explicit_vr(probe: bytes, declared: bool) -> bool:
     if len(probe) < 6:
         return declared
     return probe[4:6] in VRS
+
+
+#: What :func:`read_element_header` says of a header: tag, VR, header length, value length.
+ElementHeader = tuple[int, bytes, int, int]
+
+
+def read_element_header(
+    buf: bytes, at: int, explicit: bool, unpackers: tuple[_Unpack, _Unpack, _Unpack]
+) -> ElementHeader:
+    """The element header at ``buf[at:]`` (8 bytes there at least), PS3.5 §7.1 and §7.5, read with
+    ``unpackers`` (:data:`HEADER_UNPACKERS` of the data set's byte order).
+
+    Items and delimiters (group FFFE) and implicit VR elements have no VR (``b""``) and an 8-byte header;
+    an explicit VR has 8 bytes, or 12 for the long form (value length -1 when ``buf`` ends inside those 12).
+    A VR PS3.5 does not define gives a header length of 0: the caller says what that means.
+    """
+    hdr_explicit, hdr_implicit, u32 = unpackers
+    if not explicit:
+        group, element, length = hdr_implicit(buf, at)
+        return (group << 16) | element, b"", 8, length
+    group, element, vr, length = hdr_explicit(buf, at)
+    tag = (group << 16) | element
+    if group == 0xFFFE:
+        return tag, b"", 8, u32(buf, at + 4)[0]
+    if vr in LONG_VRS:
+        return (tag, vr, 12, -1) if at + 12 > len(buf) else (tag, vr, 12, u32(buf, at + 8)[0])
+    return tag, vr, 8 if vr in VRS else 0, length

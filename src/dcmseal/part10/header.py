@@ -27,12 +27,12 @@ from dcmseal.part10.encoding import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     ITEM,
     ITEM_DELIMITATION,
-    LONG_VRS,
     PIXEL_DATA,
     SEQUENCE_DELIMITATION,
     SHORT_VRS,
     UNDEFINED_LENGTH,
     is_explicit_vr,
+    read_element_header,
 )
 from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group
 
@@ -248,7 +248,8 @@ def _walk(
     present: Container[int],
     stop_after: int,
 ) -> tuple[dict[int, RawValue], list[int]]:
-    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little]
+    unpackers = HEADER_UNPACKERS[little]
+    hdr_explicit = unpackers[0]
     values: dict[int, RawValue] = {}
     seen: list[int] = []
     stop = min(stop_after, _PIXEL_GROUP_START - 1)
@@ -282,36 +283,19 @@ def _walk(
                 raise NotPart10Error(
                     f"the data set does not parse: a truncated element header at offset {offset}"
                 )
-        if explicit:
-            group, elem, vr_bytes, length = hdr_explicit(buf, rel)
-            tag = (group << 16) | elem
-            if tag > stop:
-                break
-            if vr_bytes in LONG_VRS:
-                if len(buf) < rel + 12:
-                    raise NotPart10Error(
-                        f"the data set does not parse: a truncated element header at offset {offset}"
-                    )
-                length = u32(buf, rel + 8)[0]
-                value_at = offset + 12
-            elif vr_bytes in SHORT_VRS:
-                value_at = offset + 8
-            elif group == 0xFFFE:
-                raise NotPart10Error(
-                    f"the data set does not parse: an item or delimiter outside a sequence at offset {offset}"
-                )
-            else:
-                raise NotPart10Error(
-                    f"the data set does not parse: no valid VR for ({group:04X},{elem:04X}) at offset {offset}"
-                )
-            vr = vr_bytes
-        else:
-            group, elem, length = hdr_implicit(buf, rel)
-            tag = (group << 16) | elem
-            if tag > stop:
-                break
-            value_at = offset + 8
-            vr = b""
+        tag, vr, hlen, length = read_element_header(buf, rel, explicit, unpackers)
+        if tag > stop:  # items and delimiters (group FFFE) too: they cannot stand at the top level
+            break
+        group, elem = tag >> 16, tag & 0xFFFF
+        if length < 0:
+            raise NotPart10Error(
+                f"the data set does not parse: a truncated element header at offset {offset}"
+            )
+        if not hlen:
+            raise NotPart10Error(
+                f"the data set does not parse: no valid VR for ({group:04X},{elem:04X}) at offset {offset}"
+            )
+        value_at = offset + hlen
         if tag in present:
             seen_append(tag)
         if length == UNDEFINED_LENGTH:
@@ -361,7 +345,7 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
     Items of defined length are skipped by their length; items of undefined length are walked element by
     element (nested undefined lengths the same way, to :data:`MAX_DEPTH` levels).
     """
-    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little]
+    unpackers = HEADER_UNPACKERS[little]
     # The stack holds, per open undefined-length level, whether its content is explicit VR and what it is
     # ("s" sequence: items and a sequence delimiter; "i" item: elements and an item delimiter).
     stack: list[tuple[str, bool]] = [("s", explicit)]
@@ -372,10 +356,9 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
             raise NotPart10Error(
                 f"the data set does not parse: the file ends inside a sequence at offset {offset}"
             )
-        group, elem = struct.unpack_from("<HH" if little else ">HH", head, 0)
-        tag = (group << 16) | elem
+        tag, vr, hlen, length = read_element_header(head, 0, expl, unpackers)
+        group, elem = tag >> 16, tag & 0xFFFF
         if group == 0xFFFE:
-            length = u32(head, 4)[0]
             offset += 8
             if (tag == SEQUENCE_DELIMITATION and kind == "s") or (tag == ITEM_DELIMITATION and kind == "i"):
                 stack.pop()
@@ -403,23 +386,13 @@ def _skip_undefined(reader: _Reader, offset: int, little: bool, explicit: bool) 
                 f"the data set does not parse: ({group:04X},{elem:04X}) where an item was expected at offset "
                 f"{offset}"
             )
-        vr = b""
-        if expl:
-            if len(head) < 12:
-                raise NotPart10Error(f"the data set does not parse: a truncated element at offset {offset}")
-            _, _, vr, length = hdr_explicit(head, 0)
-            if vr in LONG_VRS:
-                length = u32(head, 8)[0]
-                offset += 12
-            elif vr in SHORT_VRS:
-                offset += 8
-            else:
-                raise NotPart10Error(
-                    f"the data set does not parse: no valid VR for ({group:04X},{elem:04X}) at offset {offset}"
-                )
-        else:
-            length = hdr_implicit(head, 0)[2]
-            offset += 8
+        if expl and len(head) < 12:
+            raise NotPart10Error(f"the data set does not parse: a truncated element at offset {offset}")
+        if not hlen:
+            raise NotPart10Error(
+                f"the data set does not parse: no valid VR for ({group:04X},{elem:04X}) at offset {offset}"
+            )
+        offset += hlen
         if length == UNDEFINED_LENGTH:
             if len(stack) >= MAX_DEPTH:
                 raise NotPart10Error(
@@ -450,7 +423,7 @@ def read_items(
     """
     data = sequence.value
     reader = _Reader(None, data, len(data))
-    hdr_explicit, hdr_implicit, u32 = HEADER_UNPACKERS[little_endian]
+    unpackers = HEADER_UNPACKERS[little_endian]
     explicit = not implicit_vr
     item_struct = struct.Struct("<HHI" if little_endian else ">HHI")
     offset, size = 0, len(data)
@@ -472,26 +445,15 @@ def read_items(
         while offset < end:
             if offset + 8 > end:
                 raise NotPart10Error("the data set does not parse: a truncated element header in an item")
-            if explicit:
-                group, elem, vr, vlength = hdr_explicit(data, offset)
-                if group == 0xFFFE:
-                    vlength, value_at = u32(data, offset + 4)[0], offset + 8
-                elif vr in LONG_VRS:
-                    if offset + 12 > end:
-                        raise NotPart10Error(
-                            "the data set does not parse: a truncated element header in an item"
-                        )
-                    vlength, value_at = u32(data, offset + 8)[0], offset + 12
-                elif vr in SHORT_VRS:
-                    value_at = offset + 8
-                else:
-                    raise NotPart10Error(
-                        f"the data set does not parse: no valid VR for ({group:04X},{elem:04X}) in an item"
-                    )
-            else:
-                group, elem, vlength = hdr_implicit(data, offset)
-                vr, value_at = b"", offset + 8
-            tag = (group << 16) | elem
+            tag, vr, hlen, vlength = read_element_header(data, offset, explicit, unpackers)
+            group, elem = tag >> 16, tag & 0xFFFF
+            if hlen == 12 and offset + 12 > end:
+                raise NotPart10Error("the data set does not parse: a truncated element header in an item")
+            if not hlen:
+                raise NotPart10Error(
+                    f"the data set does not parse: no valid VR for ({group:04X},{elem:04X}) in an item"
+                )
+            value_at = offset + hlen
             if tag == ITEM_DELIMITATION:
                 offset = value_at
                 break

@@ -21,13 +21,13 @@ from dcmseal.part10.encoding import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     ITEM,
     ITEM_DELIMITATION,
-    LONG_VRS,
     PIXEL_DATA,
     SEQUENCE_DELIMITATION,
     SHORT_VRS,
     UNDEFINED_LENGTH,
-    VRS,
+    ElementHeader,
     is_explicit_vr,
+    read_element_header,
 )
 from dcmseal.scan.report import Finding, Verdict
 from dcmseal.scan.signatures import QUICK_PREFIXES, Family, identify
@@ -237,10 +237,6 @@ def _trailing(result: BodyResult, buf: bytes, at: int, size: int, read_at: ReadA
     )
 
 
-#: An element header as read: tag, VR (b"" for implicit VR and delimiters), value length, header length.
-_Header = tuple[int, bytes, int, int]
-
-
 class _Walk:
     """One walk of a data set: the frames it is in, where it is, and the stages each element goes through.
 
@@ -261,7 +257,6 @@ class _Walk:
         "findings",
         "frames",
         "hdr_explicit",
-        "hdr_implicit",
         "inspected",
         "kind",
         "offset",
@@ -272,7 +267,7 @@ class _Walk:
         "removable_top",
         "result",
         "size",
-        "u32",
+        "unpackers",
     )
 
     def __init__(
@@ -293,7 +288,8 @@ class _Walk:
         self.buf, self.base, self.blen = buf, base, len(buf)
         self.offset, self.size, self.read_at = start, size, read_at
         self.collect, self.removable_top = collect, removable_top
-        self.hdr_explicit, self.hdr_implicit, self.u32 = HEADER_UNPACKERS[little]
+        self.unpackers = HEADER_UNPACKERS[little]
+        self.hdr_explicit = self.unpackers[0]  # for the plain runs
         self.fast = little and not collect  # plain runs can be skipped (:meth:`_skip_plain_run`)
         self.frames: list[list[int]] = [[0, size, -1, int(explicit), 0]]
         self.kind, self.fend, self.prev, self.expl = 0, size, -1, explicit
@@ -316,7 +312,7 @@ class _Walk:
             header = self._read_header()
             if header is None:
                 return
-            tag, vr, length, hlen = header
+            tag, vr, hlen, length = header
             if tag >> 16 == 0xFFFE:
                 going = self._delimiter(tag, length, self.offset + hlen)
             elif self.kind != 0:
@@ -441,7 +437,7 @@ class _Walk:
             self.result.dataset_end = self.offset
         return True
 
-    def _read_header(self) -> _Header | None:
+    def _read_header(self) -> ElementHeader | None:
         """The header at ``offset``, read on from the file when it lies outside the bytes at hand; None when
         it does not parse (reported)."""
         offset, rel = self.offset, self.offset - self.base
@@ -454,22 +450,14 @@ class _Walk:
             return None
         if self.record is not None:
             self.record(offset)
-        if not self.expl:
-            group, elem, length = self.hdr_implicit(buf, rel)
-            return (group << 16) | elem, b"", length, 8
-        group, elem, vr, length = self.hdr_explicit(buf, rel)
-        tag = (group << 16) | elem
-        if group == 0xFFFE:
-            return tag, b"", self.u32(buf, rel + 4)[0], 8
-        if vr in LONG_VRS:
-            if rel + 12 > self.blen:
-                self._bad_header("a truncated element header")
-                return None
-            return tag, vr, self.u32(buf, rel + 8)[0], 12
-        if vr in VRS:
-            return tag, vr, length, 8
-        self._bad_header(f"no valid VR at {_tag_text(tag)}")
-        return None
+        header = read_element_header(buf, rel, self.expl, self.unpackers)
+        if header[3] < 0:
+            self._bad_header("a truncated element header")
+            return None
+        if not header[2]:
+            self._bad_header(f"no valid VR at {_tag_text(header[0])}")
+            return None
+        return header
 
     # -- items and delimiters (PS3.5 §7.5) ------------------------------------------------------------
     def _delimiter(self, tag: int, length: int, value_at: int) -> bool:
