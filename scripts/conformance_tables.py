@@ -5,7 +5,7 @@ The statement holds each table between ``<!-- BEGIN GENERATED: name -->`` and ``
 document says something else than the code. tests/test_conformance_statement.py runs the check.
 
 Sources of the facts, all in src/dcmseal: media/profiles.py (the PS3.11 profiles and their transfer syntaxes,
-the additional DICOMDIR keys), media/transcode.py (which syntaxes are lossy), media/fileset.py (the directory
+the additional DICOMDIR keys), part10/transcode.py (which syntaxes are lossy), media/fileset/keys.py (the directory
 record types and their keys), cms/algorithms.py (ciphers, PRFs, digests, key transport and what PS3.15 D.1
 names), config.py (the defaults), uids.py (the UID root, Implementation Class UID and Version Name).
 """
@@ -23,8 +23,9 @@ from pydicom.uid import UID
 
 from dcmseal import cms
 from dcmseal.config import Settings
-from dcmseal.media import fileset, transcode
+from dcmseal.media.fileset import keys as fileset_keys
 from dcmseal.media.profiles import EXPLICIT_VR_LITTLE_ENDIAN, Profile, general_purpose_name
+from dcmseal.part10 import transcode
 from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, UID_ROOT
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "conformance.md"
@@ -62,9 +63,9 @@ def profiles() -> str:
 
 
 def _lossy(uid: str) -> str:
-    if uid in transcode._ALWAYS_LOSSY:
+    if uid in transcode.ALWAYS_LOSSY:
         return "always"
-    if uid in transcode._MAYBE_LOSSY:
+    if uid in transcode.MAYBE_LOSSY:
         return "may be (trusts 0028,2110)"
     return "no"
 
@@ -105,7 +106,7 @@ def conversions() -> str:
 def records() -> str:
     """Directory record types, the keys checked (Type 1) and the keys copied into the record."""
     rows = ["| Record type | Type 1 keys (supplied when missing, see below) | Keys copied |", "|---|---|---|"]
-    for record_type, (checks, fields) in fileset._RECORD_KEYS.items():
+    for record_type, (checks, fields) in fileset_keys.RECORD_KEYS.items():
         copied = ", ".join(f"{keyword} ({mode})" for keyword, mode in fields) or "-"
         rows.append(f"| {record_type} | {', '.join(checks) or '-'} | {copied} |")
     return "\n".join(rows) + "\n"

@@ -22,8 +22,10 @@ from dcmseal.part10.fileformat import ZERO_PREAMBLE, read_file_meta
 from dcmseal.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 __all__ = [
+    "ALWAYS_LOSSY",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "MAYBE_LOSSY",
     "ConformResult",
     "conform",
 ]
@@ -32,14 +34,14 @@ logger = logging.getLogger(__name__)
 
 
 # Transfer syntaxes whose codestreams are lossy by construction (the DCT processes of JPEG).
-_ALWAYS_LOSSY = frozenset(
+ALWAYS_LOSSY = frozenset(
     {
         "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
         "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
     }
 )
 # Transfer syntaxes that may or may not have lost information; an explicit (0028,2110) "00" is trusted.
-_MAYBE_LOSSY = frozenset(
+MAYBE_LOSSY = frozenset(
     {
         "1.2.840.10008.1.2.4.81",  # JPEG-LS Lossy (Near-Lossless)
         "1.2.840.10008.1.2.4.91",  # JPEG 2000 (reversible or irreversible)
@@ -243,10 +245,10 @@ def _decode(src: Path, ds: Dataset, ts: UID) -> bool:
 def _is_lossy(ds: Dataset, ts: UID) -> bool:
     """Whether the decoded Pixel Data must be flagged as having been through lossy compression."""
     declared = str(ds.get("LossyImageCompression", "") or "").strip()
-    if declared == "01" or ts in _ALWAYS_LOSSY:
+    if declared == "01" or ts in ALWAYS_LOSSY:
         return True
     # A syntax that can be either way counts as lossy unless its creator stated "00" (PS3.3 C.7.6.1.1.5).
-    return ts in _MAYBE_LOSSY and declared != "00"
+    return ts in MAYBE_LOSSY and declared != "00"
 
 
 def _mark_lossy(ds: Dataset, ts: UID, compressed_length: int) -> None:
