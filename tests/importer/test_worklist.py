@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from dcmseal.audit import AuditEvent
-from dcmseal.audit.messages import AuditEventKind, ParticipantObjectRole
+from dcmseal.audit.codes import AuditEventKind, ParticipantObjectRole
 from dcmseal.errors import ExitCode, UsageError
 from dcmseal.importer import worklist as worklist_module
 from dcmseal.importer.pipeline import import_medium

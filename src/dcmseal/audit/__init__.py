@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dcmseal.audit.media_types import media_type_of
-from dcmseal.audit.medium import audit_medium, audit_patients, audit_unopened
-from dcmseal.audit.messages import (
+from dcmseal.audit.alerts import security_alert
+from dcmseal.audit.codes import (
     ALERT_DESCRIPTION,
     ALERT_TYPE_MEDIUM_REJECTED,
     ALERT_TYPE_NODE_AUTHENTICATION,
@@ -24,31 +23,29 @@ from dcmseal.audit.messages import (
     ROLE_DESTINATION_MEDIA,
     ROLE_SOURCE,
     ROLE_SOURCE_MEDIA,
-    ActiveParticipant,
-    AuditEvent,
     AuditEventKind,
-    AuditSource,
     AuditSourceType,
-    AuditUser,
     CodedValue,
     EventActionCode,
     EventOutcome,
     MediaType,
     NetworkAccessPointType,
-    ParticipantObject,
     ParticipantObjectDataLifeCycle,
-    ParticipantObjectDescription,
-    ParticipantObjectDetail,
     ParticipantObjectRole,
     ParticipantObjectType,
-    PatientRef,
-    SOPClass,
-    StudyRef,
-    export_event,
-    import_event,
-    security_alert,
-    to_xml,
 )
+from dcmseal.audit.media_types import media_type_of
+from dcmseal.audit.medium import audit_medium, audit_patients, audit_unopened
+from dcmseal.audit.messages import (
+    ActiveParticipant,
+    AuditEvent,
+    AuditSource,
+    ParticipantObject,
+    ParticipantObjectDescription,
+    ParticipantObjectDetail,
+    SOPClass,
+)
+from dcmseal.audit.participants import AuditUser, PatientRef, StudyRef
 from dcmseal.audit.sinks import (
     CONNECT_TIMEOUT_S,
     DEFAULT_SYSLOG_PORT,
@@ -65,7 +62,9 @@ from dcmseal.audit.sinks import (
     sink_from_settings,
     syslog_priority,
 )
+from dcmseal.audit.transfer import export_event, import_event
 from dcmseal.audit.validate import validate_message
+from dcmseal.audit.xmlform import to_xml
 
 __all__ = [
     "ALERT_DESCRIPTION",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcmseal.audit.messages import MediaType
+from dcmseal.audit.codes import MediaType
 
 __all__ = ["media_type_of"]
 

@@ -7,16 +7,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
-from dcmseal.audit.messages import (
-    ALERT_TYPE_MEDIUM_REJECTED,
-    AuditUser,
-    EventOutcome,
-    MediaType,
-    PatientRef,
-    import_event,
-    security_alert,
-)
+from dcmseal.audit.alerts import security_alert
+from dcmseal.audit.codes import ALERT_TYPE_MEDIUM_REJECTED, EventOutcome, MediaType
+from dcmseal.audit.participants import AuditUser, PatientRef
 from dcmseal.audit.sinks import AuditSink
+from dcmseal.audit.transfer import import_event
 from dcmseal.errors import (
     DcmsealError,
     HostileMediumError,

@@ -13,7 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from dcmseal.audit.messages import AuditEvent, AuditEventKind, EventOutcome, to_xml
+from dcmseal.audit.codes import AuditEventKind, EventOutcome
+from dcmseal.audit.messages import AuditEvent
+from dcmseal.audit.xmlform import to_xml
 from dcmseal.errors import DcmsealError, InputError, PeerError, UsageError
 from dcmseal.fsutil import open_state_file
 
@@ -161,7 +163,7 @@ def format_syslog_message(
     Parameters
     ----------
     event
-        The event; its XML is :func:`~dcmseal.audit.messages.to_xml`.
+        The event; its XML is :func:`~dcmseal.audit.xmlform.to_xml`.
     app_name, hostname, procid
         Header fields; characters outside printable US-ASCII become ``_``, and each is cut to its RFC
         5424 length (48, 255, 128).
