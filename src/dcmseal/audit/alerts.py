@@ -19,11 +19,11 @@ from dcmseal.audit.messages import AuditEvent, AuditSource, ParticipantObject, P
 from dcmseal.audit.participants import (
     AuditUser,
     PatientRef,
-    _default_audit_source,
-    _patient_objects,
-    _person,
-    _process,
-    _utc_now,
+    application_participant,
+    default_audit_source,
+    patient_objects,
+    person_participant,
+    utc_now,
 )
 
 __all__ = [
@@ -44,7 +44,7 @@ def security_alert(
     outcome: EventOutcome = EventOutcome.SUCCESS,
     application: str | None = "dcmseal",
     audit_source: AuditSource | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
 ) -> AuditEvent:
     """Build a Security Alert, e.g. an escrow key used to recover a medium password (PS3.15 A.5.3.11).
 
@@ -83,9 +83,9 @@ def security_alert(
     """
     if details and medium_id is None:
         raise ValueError("details describe the medium (the Alert Subject); give medium_id")
-    participants = [_person(user, requestor=True, roles=())]
+    participants = [person_participant(user, requestor=True, roles=())]
     if application is not None:
-        participants.append(_process(application, roles=()))
+        participants.append(application_participant(application, roles=()))
     objects: list[ParticipantObject] = []
     if medium_id is not None:
         pairs = [ParticipantObjectDetail.from_text(ALERT_DESCRIPTION, description)]
@@ -102,7 +102,7 @@ def security_alert(
         )
     patient_list = tuple(patients)
     if patient_list:
-        objects.extend(_patient_objects(patient_list))
+        objects.extend(patient_objects(patient_list))
     return AuditEvent(
         kind=AuditEventKind.SECURITY_ALERT,
         event_datetime=now(),
@@ -110,6 +110,6 @@ def security_alert(
         outcome_description=None if medium_id is not None else description,
         event_type_codes=(alert_type,),
         active_participants=tuple(participants),
-        audit_source=audit_source or _default_audit_source(),
+        audit_source=audit_source or default_audit_source(),
         participant_objects=tuple(objects),
     )

@@ -30,6 +30,13 @@ __all__ = [
     "AuditUser",
     "PatientRef",
     "StudyRef",
+    "application_participant",
+    "default_audit_source",
+    "medium_participant",
+    "patient_objects",
+    "person_participant",
+    "study_objects",
+    "utc_now",
 ]
 
 
@@ -84,15 +91,20 @@ class StudyRef:
         )
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
+    """The time a message is stamped with unless the caller injects its own clock."""
     return datetime.now(UTC)
 
 
-def _default_audit_source() -> AuditSource:
+def default_audit_source() -> AuditSource:
+    """This host as the audit source (PS3.15 A.5.1: AuditSourceIdentification)."""
     return AuditSource(audit_source_id=socket.gethostname() or "localhost")
 
 
-def _person(user: AuditUser, *, requestor: bool, roles: tuple[CodedValue, ...]) -> ActiveParticipant:
+def person_participant(
+    user: AuditUser, *, requestor: bool, roles: tuple[CodedValue, ...]
+) -> ActiveParticipant:
+    """The person who asked for the event, as an active participant."""
     return ActiveParticipant(
         user_id=user.user_id,
         user_is_requestor=requestor,
@@ -104,7 +116,8 @@ def _person(user: AuditUser, *, requestor: bool, roles: tuple[CodedValue, ...]) 
     )
 
 
-def _process(application: str, *, roles: tuple[CodedValue, ...]) -> ActiveParticipant:
+def application_participant(application: str, *, roles: tuple[CodedValue, ...]) -> ActiveParticipant:
+    """This process, the application that did the work, as an active participant."""
     # PS3.15 A.5.2.1: a process is named by the identifier of the local system logs (its process ID,
     # also the PROCID of our syslog header); A.5.2.3: UserName is the process name.
     return ActiveParticipant(
@@ -115,9 +128,10 @@ def _process(application: str, *, roles: tuple[CodedValue, ...]) -> ActivePartic
     )
 
 
-def _medium(
+def medium_participant(
     medium_id: str, media_type: MediaType, label: str | None, *, roles: tuple[CodedValue, ...]
 ) -> ActiveParticipant:
+    """A medium written or read, as an active participant."""
     # PS3.15 A.5.2.1: for media the UserID identifies the medium; A.5.2.2: AlternativeUserID carries
     # a machine-readable identification such as the volume label.
     return ActiveParticipant(
@@ -129,7 +143,8 @@ def _medium(
     )
 
 
-def _patient_objects(patients: Iterable[PatientRef]) -> tuple[ParticipantObject, ...]:
+def patient_objects(patients: Iterable[PatientRef]) -> tuple[ParticipantObject, ...]:
+    """The patients of an Export or Import, as participant objects (at least one)."""
     objects = tuple(
         ParticipantObject(
             object_id=patient.patient_id,
@@ -145,7 +160,8 @@ def _patient_objects(patients: Iterable[PatientRef]) -> tuple[ParticipantObject,
     return objects
 
 
-def _study_objects(studies: Iterable[StudyRef], *, encrypted: bool | None) -> tuple[ParticipantObject, ...]:
+def study_objects(studies: Iterable[StudyRef], *, encrypted: bool | None) -> tuple[ParticipantObject, ...]:
+    """The studies of an Export or Import, as participant objects (described when there is something to say)."""
     objects = []
     for study in studies:
         description = ParticipantObjectDescription(

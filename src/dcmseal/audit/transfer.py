@@ -19,13 +19,13 @@ from dcmseal.audit.participants import (
     AuditUser,
     PatientRef,
     StudyRef,
-    _default_audit_source,
-    _medium,
-    _patient_objects,
-    _person,
-    _process,
-    _study_objects,
-    _utc_now,
+    application_participant,
+    default_audit_source,
+    medium_participant,
+    patient_objects,
+    person_participant,
+    study_objects,
+    utc_now,
 )
 
 __all__ = [
@@ -48,7 +48,7 @@ def export_event(
     encrypted: bool | None = None,
     application: str | None = "dcmseal",
     audit_source: AuditSource | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
 ) -> AuditEvent:
     """Build the Export event of writing a medium (PS3.15 A.5.3.4, Table A.5.3.4-1).
 
@@ -86,13 +86,15 @@ def export_event(
     ValueError
         No patient, or ``now`` returned a naive datetime.
     """
-    participants = [_person(user, requestor=True, roles=(ROLE_SOURCE,))]
+    participants = [person_participant(user, requestor=True, roles=(ROLE_SOURCE,))]
     if application is not None:
-        participants.append(_process(application, roles=(ROLE_SOURCE,)))
-    participants.extend(_person(r, requestor=False, roles=(ROLE_DESTINATION,)) for r in recipients)
+        participants.append(application_participant(application, roles=(ROLE_SOURCE,)))
+    participants.extend(person_participant(r, requestor=False, roles=(ROLE_DESTINATION,)) for r in recipients)
     # The Destination Role ID next to Destination Media follows the example of PS3.17 WW.3.
     participants.append(
-        _medium(medium_id, media_type, medium_label, roles=(ROLE_DESTINATION, ROLE_DESTINATION_MEDIA))
+        medium_participant(
+            medium_id, media_type, medium_label, roles=(ROLE_DESTINATION, ROLE_DESTINATION_MEDIA)
+        )
     )
     return AuditEvent(
         kind=AuditEventKind.EXPORT,
@@ -100,8 +102,8 @@ def export_event(
         outcome=outcome,
         outcome_description=description,
         active_participants=tuple(participants),
-        audit_source=audit_source or _default_audit_source(),
-        participant_objects=_study_objects(studies, encrypted=encrypted) + _patient_objects(patients),
+        audit_source=audit_source or default_audit_source(),
+        participant_objects=study_objects(studies, encrypted=encrypted) + patient_objects(patients),
     )
 
 
@@ -119,7 +121,7 @@ def import_event(
     encrypted: bool | None = None,
     application: str | None = "dcmseal",
     audit_source: AuditSource | None = None,
-    now: Callable[[], datetime] = _utc_now,
+    now: Callable[[], datetime] = utc_now,
 ) -> AuditEvent:
     """Build the Import event of reading a medium into the organization (PS3.15 A.5.3.5, Table A.5.3.5-1).
 
@@ -156,18 +158,20 @@ def import_event(
     ValueError
         No patient, or ``now`` returned a naive datetime.
     """
-    participants = [_person(user, requestor=True, roles=(ROLE_DESTINATION,))]
+    participants = [person_participant(user, requestor=True, roles=(ROLE_DESTINATION,))]
     if application is not None:
-        participants.append(_process(application, roles=(ROLE_DESTINATION,)))
+        participants.append(application_participant(application, roles=(ROLE_DESTINATION,)))
     # The Source Role ID next to Source Media follows the example of PS3.17 WW.6.
-    participants.append(_medium(medium_id, media_type, medium_label, roles=(ROLE_SOURCE, ROLE_SOURCE_MEDIA)))
-    participants.extend(_person(s, requestor=False, roles=(ROLE_SOURCE,)) for s in senders)
+    participants.append(
+        medium_participant(medium_id, media_type, medium_label, roles=(ROLE_SOURCE, ROLE_SOURCE_MEDIA))
+    )
+    participants.extend(person_participant(s, requestor=False, roles=(ROLE_SOURCE,)) for s in senders)
     return AuditEvent(
         kind=AuditEventKind.IMPORT,
         event_datetime=now(),
         outcome=outcome,
         outcome_description=description,
         active_participants=tuple(participants),
-        audit_source=audit_source or _default_audit_source(),
-        participant_objects=_study_objects(studies, encrypted=encrypted) + _patient_objects(patients),
+        audit_source=audit_source or default_audit_source(),
+        participant_objects=study_objects(studies, encrypted=encrypted) + patient_objects(patients),
     )

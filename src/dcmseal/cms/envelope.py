@@ -18,6 +18,7 @@ from dcmseal.cms.recipients import Recipient, RecipientDescription
 
 __all__ = [
     "CHUNK_SIZE_BYTES",
+    "CONTENT_TYPE_NAMES",
     "DecryptResult",
     "EnvelopeInfo",
     "EnvelopeSpec",

@@ -12,7 +12,10 @@ from dcmseal.cms.envelope import Writable
 from dcmseal.cms.header import EnvelopeHeader, EnvelopeStructureError
 from dcmseal.errors import DecryptionError, MalformedEnvelopeError
 
-__all__: list[str] = []
+__all__ = [
+    "decrypt_digested",
+    "probe_layout",
+]
 
 #: How much of the ciphertext is decrypted ahead to recognise the plain DigestedData layout.
 _PROBE_BYTES = 256

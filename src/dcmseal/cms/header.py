@@ -29,7 +29,12 @@ from dcmseal.errors import DcmsealError, MalformedEnvelopeError, ResourceLimitEr
 
 __all__ = [
     "MAX_RECIPIENTS",
+    "EnvelopeHeader",
+    "EnvelopeStructureError",
+    "describe_header",
     "inspect",
+    "read_header",
+    "read_trailer",
 ]
 
 
@@ -192,6 +197,7 @@ def read_trailer(reader: DerReader, header: EnvelopeHeader) -> bool:
 def describe_header(
     header: EnvelopeHeader, *, encrypted_size: int | None, envelope_size: int | None, unprotected: bool
 ) -> EnvelopeInfo:
+    """What a parsed header says of its envelope, with the sizes learnt by reading it through."""
     return EnvelopeInfo(
         version=header.version,
         content_cipher=header.cipher,

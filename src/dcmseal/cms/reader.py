@@ -32,6 +32,8 @@ from dcmseal.errors import (
 
 __all__ = [
     "decrypt",
+    "open_content",
+    "open_header",
 ]
 
 

@@ -28,6 +28,8 @@ from dcmseal.cms.recipients import RecipientDescription, encode_recipient_info
 __all__ = [
     "PreparedEnvelope",
     "encrypt",
+    "envelope_head",
+    "envelope_version",
     "prepare",
 ]
 
@@ -44,6 +46,7 @@ def _read_into(
 
 
 def envelope_version(recipients: Sequence[cms.RecipientInfo]) -> str:
+    """The EnvelopedData version for these RecipientInfos, as asn1crypto names it ("v0", "v2", "v3")."""
     # RFC 5652 §6.1: 3 with a pwri or ori; 0 when every RecipientInfo is v0 (and no originatorInfo or
     # unprotectedAttrs, which we never write); otherwise 2.
     if any(ri.name in ("pwri", "ori") for ri in recipients):
