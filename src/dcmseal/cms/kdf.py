@@ -35,6 +35,19 @@ def meets_rfc8018(*, salt_bytes: int, iterations: int) -> bool:
     """Whether a salt of ``salt_bytes`` octets and ``iterations`` keep to RFC 8018 §4.1 and §4.2.
 
     A PBKDF2 recipient below either minimum is outside PS3.15 D.1, whatever the profile says of the PRF.
+
+    Parameters
+    ----------
+    salt_bytes : int
+        Length of the salt in octets.
+    iterations : int
+        PBKDF2 iteration count.
+
+    Returns
+    -------
+    bool
+        True when the salt has at least :data:`RFC8018_MIN_SALT_BYTES` octets and the count is at least
+        :data:`RFC8018_MIN_ITERATIONS`.
     """
     return salt_bytes >= RFC8018_MIN_SALT_BYTES and iterations >= RFC8018_MIN_ITERATIONS
 
