@@ -19,6 +19,7 @@ WORKFLOWS = (
     "seal",
     "unseal",
     "burn",
+    "open_medium",
     "rekey",
     "scan",
     "sanitize",

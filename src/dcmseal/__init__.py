@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "burn": "dcmseal.media.burn",
     "BurnRequest": "dcmseal.media.burn",
     "BurnResult": "dcmseal.media.burn",
+    "open_medium": "dcmseal.media.open",
     "OpenRequest": "dcmseal.media.open",
     "OpenResult": "dcmseal.media.open",
     "rekey": "dcmseal.media.rekey",
@@ -107,7 +108,7 @@ if TYPE_CHECKING:
     from dcmseal.importer.pipeline import ImportRequest, ImportResult, import_medium
     from dcmseal.keys.escrow import RecoverRequest, RecoverResult, recover
     from dcmseal.media.burn import BurnRequest, BurnResult, burn
-    from dcmseal.media.open import OpenRequest, OpenResult
+    from dcmseal.media.open import OpenRequest, OpenResult, open_medium
     from dcmseal.media.rekey import RekeyRequest, RekeyResult, rekey
     from dcmseal.part10 import inspect_file, is_secure_file
     from dcmseal.recipes import SealedFile, UnsealedFile, seal, unseal
@@ -162,6 +163,7 @@ __all__ = [
     "import_medium",
     "inspect_file",
     "is_secure_file",
+    "open_medium",
     "recover",
     "rekey",
     "sanitize",
