@@ -8,12 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dcmseal.audit import (
-    ALERT_TYPE_SECURITY_CONFIGURATION,
-    ID_TYPE_CERTIFICATE_FINGERPRINT,
-    AuditUser,
-    security_alert,
-)
 from dcmseal.cli import options
 from dcmseal.cli.common import (
     cli_settings,
@@ -30,6 +24,7 @@ from dcmseal.config import default_escrow_directory
 from dcmseal.errors import UsageError
 from dcmseal.keys.escrow import RecoverRequest, create_escrow_identity
 from dcmseal.keys.escrow import recover as recover_password
+from dcmseal.keys.partners import file_partner
 
 __all__ = ["keys_app", "recipients_app"]
 
@@ -63,19 +58,6 @@ def _passphrase(
     return passphrase.encode("ascii")
 
 
-def _audit_key_change(description: str, fingerprint: str, operator: str) -> None:
-    """A Security Alert for a change of the keys media are sealed to (CID 403 "Security Configuration")."""
-    audit_sink(cli_settings()).emit(
-        security_alert(
-            user=AuditUser(user_id=operator),
-            description=description,
-            alert_type=ALERT_TYPE_SECURITY_CONFIGURATION,
-            medium_id=fingerprint,
-            subject_id_type=ID_TYPE_CERTIFICATE_FINGERPRINT,
-        )
-    )
-
-
 @keys_app.command("init")
 def init(
     org: Annotated[str, typer.Option("--org", help="Organisation name (certificate O and CN).")],
@@ -97,12 +79,16 @@ def init(
             passphrase_file, passphrase_env, prompt="Passphrase for the escrow private key", confirm=True
         )
         try:
-            identity = create_escrow_identity(org, target, passphrase=passphrase, key_size=key_size)
+            identity = create_escrow_identity(
+                org,
+                target,
+                passphrase=passphrase,
+                key_size=key_size,
+                audit=audit_sink(cli_settings()),
+                operator=operator_name(),
+            )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        _audit_key_change(
-            f"escrow key pair created ({key_size}-bit RSA) for {org}", identity.fingerprint, operator_name()
-        )
         if as_json:
             print_json({"schema": "dcmseal.keys.init/1", **identity.to_json()})
             return
@@ -237,11 +223,11 @@ def add(
     """File a partner's certificate under a name."""
     with user_errors():
         cert = load_certificate(certificate)
-        with open_registry(cli_settings(), registry) as reg:
-            entry = reg.add_partner(name, cert, replace=replace)
-        _audit_key_change(
-            f"recipient certificate filed as {entry.name!r}", entry.fingerprint, operator_name()
-        )
+        settings = cli_settings()
+        with open_registry(settings, registry) as reg:
+            entry = file_partner(
+                reg, name, cert, replace=replace, operator=operator_name(), audit=audit_sink(settings)
+            )
         if as_json:
             print_json({"schema": "dcmseal.recipients.add/1", **entry.to_json()})
             return

@@ -43,6 +43,7 @@ __all__ = [
     "EscrowIdentity",
     "RecoverRequest",
     "RecoverResult",
+    "audit_key_change",
     "certificate_fingerprint",
     "create_escrow_identity",
     "load_escrow_certificate",
@@ -153,6 +154,8 @@ def create_escrow_identity(
     key_size: int = MIN_ESCROW_KEY_BITS,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     valid_years: int = 30,
+    audit: AuditSink | None = None,
+    operator: str = "",
 ) -> EscrowIdentity:
     """Create the organisation's escrow key pair and self-signed certificate in ``directory``.
 
@@ -171,6 +174,11 @@ def create_escrow_identity(
         Protects the private key; at least 12 characters.
     key_size
         RSA modulus size in bits, at least 3072.
+    audit
+        Where the Security Alert of the new key goes (CID 403 "Security Configuration", see
+        :func:`audit_key_change`); ``None`` for a caller that audits on its own.
+    operator
+        Who creates it, for that alert.
 
     Returns
     -------
@@ -267,7 +275,54 @@ def create_escrow_identity(
         subject=certificate.subject.rfc4514_string(),
     )
     logger.info("escrow identity %s written to %s", identity.fingerprint, directory)
+    if audit is not None:
+        audit_key_change(
+            audit,
+            description=f"escrow key pair created ({key_size}-bit RSA) for {org}",
+            fingerprint=identity.fingerprint,
+            operator=operator,
+        )
     return identity
+
+
+def audit_key_change(audit: AuditSink, *, description: str, fingerprint: str, operator: str) -> None:
+    """Audit a change of the keys media are sealed to: a Security Alert of type "Security Configuration".
+
+    PS3.15 A.5.3.11 with EventTypeCode (110129, DCM, "Security Configuration") from CID 403; the Alert
+    Subject is the certificate, named by its SHA-256 fingerprint.
+
+    Parameters
+    ----------
+    audit : AuditSink
+        Where the message goes.
+    description : str
+        What changed, in one line (never a secret).
+    fingerprint : str
+        The SHA-256 fingerprint of the certificate concerned (:func:`certificate_fingerprint`).
+    operator : str
+        Who changed it.
+
+    Raises
+    ------
+    DcmsealError
+        The sink cannot record the message.
+    """
+    from dcmseal.audit import (
+        ALERT_TYPE_SECURITY_CONFIGURATION,
+        ID_TYPE_CERTIFICATE_FINGERPRINT,
+        AuditUser,
+        security_alert,
+    )
+
+    audit.emit(
+        security_alert(
+            user=AuditUser(user_id=operator or "unknown"),
+            description=description,
+            alert_type=ALERT_TYPE_SECURITY_CONFIGURATION,
+            medium_id=fingerprint,
+            subject_id_type=ID_TYPE_CERTIFICATE_FINGERPRINT,
+        )
+    )
 
 
 def load_escrow_certificate(path: Path) -> x509.Certificate:
