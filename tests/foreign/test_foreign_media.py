@@ -10,7 +10,7 @@ from pydicom import dcmread
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
 from dcmseal.intake import listing as listing_module
-from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.media.open import OpenRequest, OpenResult, open_medium
 from dcmseal.reader.isofiles import extract_iso
 from dcmseal.scan import Verdict, scan_medium_layout, scan_paths
 from dcmseal.scan.walker import UNPARSABLE_CODES
@@ -22,7 +22,7 @@ REFUSED = ("udf-empty", "zip-slip", "hostile-iso", "truncated-iso")
 
 def _open(medium: Path, out: Path) -> OpenResult:
     request = OpenRequest(medium=medium, out=out, operator="foreign-tester")
-    return open_to_folder(request, audit=FileSink(out.parent / "open-audit.log"))
+    return open_medium(request, audit=FileSink(out.parent / "open-audit.log"))
 
 
 def _uids(root: Path) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from dcmseal.audit import FileSink
 from dcmseal.errors import InputError
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from dcmseal.reader import open_archive
 from dcmseal.reader.udf import parse_listing
 from dcmseal.scan import scan_paths
@@ -73,7 +73,7 @@ def test_a_member_7z_cannot_read_fails_alone(
     cut = tmp_path / "cut.img"
     cut.write_bytes(image[: offsets[last] + (staging / last).stat().st_size // 2])
 
-    result = open_to_folder(
+    result = open_medium(
         OpenRequest(medium=cut, out=tmp_path / "opened", operator="udf-tester"),
         audit=FileSink(tmp_path / "audit.log"),
     )

@@ -232,7 +232,7 @@ def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
     from dcmseal.keys.escrow import RecoverRequest, create_escrow_identity, load_escrow_certificate, recover
     from dcmseal.keys.registry import Registry
     from dcmseal.media.burn import BurnRequest, burn
-    from dcmseal.media.open import OpenRequest, open_to_folder
+    from dcmseal.media.open import OpenRequest, open_medium
 
     settings = cli_settings()
     ok = True
@@ -268,7 +268,7 @@ def _media(base: Path, study: Path, phrase: str, password: bytes) -> bool:
             out_console.print(f"  note: {note}")
 
         _step("9. Open the disc with the passphrase: unseal, verify, check the DICOMDIR, write a File-set")
-        opened = open_to_folder(
+        opened = open_medium(
             OpenRequest(
                 medium=disc, out=base / "disc-opened", operator="demo", passwords=(phrase.encode("ascii"),)
             ),
