@@ -158,18 +158,14 @@ def _import_medium(
         peer_error, verification = _send_and_verify(run, outgoing, sender_factory)
     outcome = _with_integrity(run.files, medium.reading)
     audit_import(
-        request,
+        run,
         outcome,
-        medium.findings,
-        fingerprint,
-        medium.encrypted,
-        run.alerts,
-        run.sent_facts,
-        audit,
-        now,
-        run.notes,
-        reconciled,
+        medium_findings=medium.findings,
+        encrypted=medium.encrypted,
         fileset_id=medium.fileset_id,
+        reconciled=reconciled,
+        audit=audit,
+        now=now,
     )
     announce(outcome, reconciled, run.emitter)
     return ImportResult(

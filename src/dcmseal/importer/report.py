@@ -25,8 +25,8 @@ from dcmseal.events import Emitter, FileFailed, FileQuarantined, InstanceStored
 from dcmseal.events import StudyHeld as StudyHeldEvent
 from dcmseal.importer.journal import State
 from dcmseal.importer.reconcile import ReconciledStudy, StudyHeld
-from dcmseal.importer.request import ImportRequest
 from dcmseal.importer.result import ImportedFile
+from dcmseal.importer.run import Run
 from dcmseal.outcomes import ReasonKind
 from dcmseal.scan import Finding, Verdict
 
@@ -68,19 +68,15 @@ def _foreign_patients(reconciled: Sequence[ReconciledStudy], local: Mapping[str,
 
 
 def audit_import(
-    request: ImportRequest,
+    run: Run,
     files: tuple[ImportedFile, ...],
+    *,
     medium_findings: Sequence[Finding],
-    fingerprint: str,
     encrypted: bool,
-    alerts: list[tuple[str, str, str]],
-    sent_facts: dict[str, tuple[str, str, str]],
+    fileset_id: str,
+    reconciled: Sequence[ReconciledStudy],
     audit: AuditSink,
     now: Callable[[], datetime],
-    notes: list[str],
-    reconciled: Sequence[ReconciledStudy] = (),
-    *,
-    fileset_id: str,
 ) -> None:
     """One Import message with the outcome; one Security Alert per quarantined file and for medium findings.
 
@@ -89,6 +85,7 @@ def audit_import(
     The medium is named by its Volume Identifier or File-set ID (the fingerprint, which the journal keys
     runs by, is its AlternativeUserID and the Alert Subject's ID).
     """
+    request, fingerprint, alerts, sent_facts = run.request, run.fingerprint, run.alerts, run.sent_facts
     user = AuditUser(user_id=request.operator)
     medium_id, media_type = audit_medium(request.medium, fileset_id)
     events: list[AuditEvent] = []
@@ -154,5 +151,5 @@ def audit_import(
         try:
             audit.emit(event)
         except DcmsealError as exc:
-            notes.append(f"an audit message could not be written: {exc}")
+            run.notes.append(f"an audit message could not be written: {exc}")
             logger.error("audit: %s", exc)
