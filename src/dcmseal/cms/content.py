@@ -113,6 +113,7 @@ InnerSpec = DigestedContent | SignedContent | RawContent
 
 
 # -- writing ----------------------------------------------------------------------------------------
+# Memoized process-wide on purpose: a pure function of a public algorithm, one entry per digest, no secret.
 @functools.cache
 def _digest_algorithm_der(digest: DigestAlgorithm) -> bytes:
     return bytes(algos.DigestAlgorithm({"algorithm": digest.value}).dump())
@@ -728,6 +729,7 @@ def _definite_tlv(data: bytes, pos: int, tag: int) -> tuple[int, int] | None:
     return pos + 2 + count, int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
 
 
+# Memoized, bounded: a pure function of an AlgorithmIdentifier's octets (public structure, never a key).
 @functools.lru_cache(maxsize=16)
 def _cached_digest_of(element: bytes) -> DigestAlgorithm | None:
     try:

@@ -68,6 +68,8 @@ def _check_recipient_version(index: int, info: cms.RecipientInfo) -> None:
         )
 
 
+# Memoized, bounded: pure functions of public header octets (OIDs, the version); no secret, unlike the
+# caches of a Context.
 @functools.lru_cache(maxsize=64)
 def _dotted(value: bytes) -> str:
     """The dotted form of an OBJECT IDENTIFIER's content octets."""

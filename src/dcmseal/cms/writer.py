@@ -63,6 +63,7 @@ def _version_of(recipients: Sequence[RecipientDescription]) -> int:
     return 0 if all(r.version == 0 for r in recipients) else 2
 
 
+# Memoized process-wide on purpose: our own few OIDs (ciphers, content types), no secret.
 @functools.cache
 def _oid_der(dotted: str) -> bytes:
     return bytes(core.ObjectIdentifier(dotted).dump())
