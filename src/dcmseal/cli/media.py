@@ -313,7 +313,7 @@ def open_command(
             for column in ("file on the medium", "status", "in the File-set / reason"):
                 table.add_column(column, overflow="fold")
             for f in result.files:
-                status = f.status
+                status = f.status.value
                 style = {"failed": "red", "quarantined": "red", "skipped": "dim"}.get(f.status)
                 if f.integrity == "not-verified":
                     status, style = "opened, NOT verified", "yellow"

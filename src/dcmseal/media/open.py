@@ -9,6 +9,7 @@ the medium's DICOMDIR against them (:func:`_check_dicomdir`), keep the File-set 
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import time
@@ -54,7 +55,15 @@ from dcmseal.scan import Verdict, scan_file
 from dcmseal.scan.layout import LayoutCache
 from dcmseal.scan.walker import UNPARSABLE_CODES
 
-__all__ = ["STATUSES", "OpenRequest", "OpenResult", "OpenedFile", "open_medium", "open_to_folder"]
+__all__ = [
+    "STATUSES",
+    "OpenRequest",
+    "OpenResult",
+    "OpenStatus",
+    "OpenedFile",
+    "open_medium",
+    "open_to_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +109,26 @@ class OpenRequest:
         )
 
 
+class OpenStatus(enum.StrEnum):
+    """Where a file of a medium ends when it is opened (one place each); the JSON says the value."""
+
+    OPENED = "opened"  # a Secure DICOM File, unsealed and verified, in the File-set
+    COPIED = "copied"  # plain DICOM, in the File-set
+    QUARANTINED = "quarantined"  # the scanner calls it malicious: left out
+    SKIPPED = "skipped"  # not DICOM, a link, a second copy, a DICOMDIR replaced: left out
+    FAILED = "failed"  # cannot be read, opened or placed
+
+
+#: Every :class:`OpenStatus`, in the order the JSON summary counts them.
+STATUSES = tuple(OpenStatus)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenedFile:
     """One file of the medium and where it ended (one of :data:`STATUSES`), with a one-line reason."""
 
     path: str  # its original path on the medium (``a.zip!DICOM/IM1`` inside a zip on it)
-    status: str  # "opened", "copied", "quarantined", "skipped", "failed"
+    status: OpenStatus
     reason: str | None = None
     kind: ReasonKind | None = (
         None  # the reason's kind, for a program (not in the JSON: reasons are for people)
@@ -119,7 +142,7 @@ class OpenedFile:
     def to_json(self) -> dict[str, object]:
         return {
             "path": self.path,
-            "status": self.status,
+            "status": self.status.value,
             "reason": self.reason,
             "file_id": self.file_id,
             "sop_instance_uid": self.sop_instance_uid,
@@ -145,14 +168,14 @@ class OpenResult:
 
     @property
     def failed(self) -> tuple[OpenedFile, ...]:
-        return tuple(f for f in self.files if f.status == "failed")
+        return tuple(f for f in self.files if f.status is OpenStatus.FAILED)
 
     @property
     def quarantined(self) -> tuple[OpenedFile, ...]:
-        return tuple(f for f in self.files if f.status == "quarantined")
+        return tuple(f for f in self.files if f.status is OpenStatus.QUARANTINED)
 
     def to_json(self) -> dict[str, object]:
-        counts = {s: sum(1 for f in self.files if f.status == s) for s in STATUSES}
+        counts = {s.value: sum(1 for f in self.files if f.status is s) for s in STATUSES}
         return {
             "schema": "dcmseal.open/1",
             "medium": str(self.medium),
@@ -166,13 +189,6 @@ class OpenResult:
         }
 
 
-#: Where each file of a medium can end (one place each); see :class:`OpenedFile`.
-STATUSES = ("opened", "copied", "quarantined", "skipped", "failed")
-#: Media Storage Directory Storage (PS3.4 Annex B): a DICOMDIR, a hint about the files, not an instance.
-_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
-
-#: Where each file of a medium can end (one place each); see :class:`OpenedFile`.
-STATUSES = ("opened", "copied", "quarantined", "skipped", "failed")
 #: Media Storage Directory Storage (PS3.4 Annex B): a DICOMDIR, a hint about the files, not an instance.
 _DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
 
@@ -295,7 +311,7 @@ def _opened_file(entry: MediumFile) -> OpenedFile:
         integrity = "verified" if entry.verified else "not-verified"
     return OpenedFile(
         path=entry.label,
-        status=entry.status.value,
+        status=OpenStatus(entry.status.value),
         reason=entry.reason,
         kind=entry.kind,
         integrity=integrity,
@@ -346,7 +362,7 @@ def _examine(
                     source.plain.unlink()
                     results[source.label] = OpenedFile(
                         path=source.label,
-                        status="quarantined",
+                        status=OpenStatus.QUARANTINED,
                         reason=f"{worst_finding.message}: left out of the File-set",
                         sop_instance_uid=meta.sop_instance_uid,
                         encrypted=source.encrypted,
@@ -356,7 +372,7 @@ def _examine(
             logger.debug("%s: not usable", source.label, exc_info=True)
             source.plain.unlink(missing_ok=True)
             results[source.label] = OpenedFile(
-                path=source.label, status="failed", reason=one_line(exc), encrypted=source.encrypted
+                path=source.label, status=OpenStatus.FAILED, reason=one_line(exc), encrypted=source.encrypted
             )
             continue
         instances.append(source)
@@ -409,7 +425,7 @@ def _rebuild(
         except Exception as exc:
             logger.debug("%s: cannot be converted", source.label, exc_info=True)
             results[source.label] = OpenedFile(
-                path=source.label, status="failed", reason=one_line(exc), encrypted=source.encrypted
+                path=source.label, status=OpenStatus.FAILED, reason=one_line(exc), encrypted=source.encrypted
             )
             continue
         if outcome.converted:
@@ -420,13 +436,13 @@ def _rebuild(
         noted = by_conformed.get(Path(note.path))
         if noted is not None and note.kind is NoteKind.LEFT_OUT:
             results[noted.label] = OpenedFile(
-                path=noted.label, status="failed", reason=note.message, encrypted=noted.encrypted
+                path=noted.label, status=OpenStatus.FAILED, reason=note.message, encrypted=noted.encrypted
             )
         elif noted is not None and note.kind is NoteKind.DUPLICATE:
             first = next(s for s in instances if s.sop_instance_uid == noted.sop_instance_uid)
             results[noted.label] = OpenedFile(
                 path=noted.label,
-                status="skipped",
+                status=OpenStatus.SKIPPED,
                 reason=f"a second copy of the instance in {first.label} (same SOP Instance UID): left out",
                 sop_instance_uid=noted.sop_instance_uid,
                 encrypted=noted.encrypted,
@@ -537,7 +553,7 @@ def _audit_import(
     notes to add to the result (integrity not verified, an audit that could not be written)."""
     notes: list[str] = []
     studies = summarize(summary_source)
-    failed = sum(1 for f in result.files if f.status == "failed")
+    failed = sum(1 for f in result.files if f.status is OpenStatus.FAILED)
     medium_id, media_type = audit_medium(request.medium, result.fileset_id)
     unverified = sum(1 for f in result.files if f.integrity == "not-verified")
     if unverified:
@@ -577,10 +593,10 @@ def _announce(result: OpenResult, emitter: Emitter) -> None:
     """Tell the handlers how each file that was opened, quarantined or failed ended."""
     for entry in result.files:
         path = Path(entry.path)
-        if entry.status == "opened":
+        if entry.status is OpenStatus.OPENED:
             output = result.output.joinpath(*entry.file_id.split("/")) if entry.file_id else None
             emitter.emit(FileOpened(path=path, output=output))
-        elif entry.status == "quarantined":
+        elif entry.status is OpenStatus.QUARANTINED:
             emitter.emit(FileQuarantined(path=path, reason=entry.reason or ""))
-        elif entry.status == "failed":
+        elif entry.status is OpenStatus.FAILED:
             emitter.emit(FileFailed(path=path, reason=entry.reason or ""))
