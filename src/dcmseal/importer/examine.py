@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,7 @@ from pydicom.uid import (
 from dcmseal.errors import DcmsealError, NotPart10Error, one_line
 from dcmseal.fsutil import sha256_file
 from dcmseal.importer.journal import State
-from dcmseal.importer.request import ImportRequest
+from dcmseal.importer.run import Run
 from dcmseal.importer.uids import UidTriple
 from dcmseal.importer.worklist import ForeignStudy
 from dcmseal.part10.fileformat import read_file_meta
@@ -56,22 +56,14 @@ class Candidate:
     mislabelled: bool = False
 
 
-def examine(
-    rel: str,
-    number: int,
-    source: Path,
-    work: Path,
-    request: ImportRequest,
-    settle: Callable[..., None],
-    alerts: list[tuple[str, str, str]],
-    conformed: Path | None = None,
-) -> Candidate | None:
+def examine(run: Run, rel: str, number: int, source: Path, conformed: Path | None = None) -> Candidate | None:
     """Scan one instance; sanitize it if it needs it, quarantine it if it cannot be; read what the import needs.
 
     ``conformed`` is the PS3.10 copy of a plain file read in (File Meta added to a data set that had none): what
     is prepared when the medium's own clean bytes cannot be sent as they are; a big endian file is first made
     little endian, losslessly (:func:`_little_endian`).
     """
+    settle, work = run.settle, run.work
     if _is_dicomdir(source):
         settle(rel, State.SKIPPED, "a DICOMDIR (a File-set's directory, not an instance)")
         return None
@@ -81,16 +73,7 @@ def examine(
     chosen: Path = source
     changes: tuple[str, ...] = ()
     refuse = partial(
-        quarantine,
-        rel,
-        source,
-        sha,
-        findings=report.findings,
-        request=request,
-        settle=settle,
-        alerts=alerts,
-        verdict=report.verdict.value,
-        codes=codes,
+        quarantine, run, rel, source, sha, findings=report.findings, verdict=report.verdict.value, codes=codes
     )
     if report.verdict is not Verdict.CLEAN:
         sanitized = sanitize_file(source, work / "sanitized" / f"{number:06d}.dcm", overwrite=True)
@@ -197,23 +180,23 @@ def _is_dicomdir(path: Path) -> bool:
 
 
 def quarantine(
+    run: Run,
     rel: str,
     source: Path,
     sha: str,
     reason: str,
     findings: Sequence[Finding],
-    request: ImportRequest,
-    settle: Callable[..., None],
-    alerts: list[tuple[str, str, str]],
     verdict: str,
     codes: tuple[str, ...],
 ) -> None:
+    """Set ``source`` (the file ``rel`` as it was scanned) aside in the quarantine, for ``reason``; alert on it."""
+    request = run.request
     record = quarantine_file(
         source, request.quarantine, reason=reason, findings=findings, source=f"{request.medium}:{rel}"
     )
-    alerts.append((rel, record.sha256, reason))
+    run.alerts.append((rel, record.sha256, reason))
     logger.warning("%s: quarantined (%s)", rel, reason)
-    settle(
+    run.settle(
         rel,
         State.QUARANTINED,
         f"{reason} (quarantined as {record.quarantined_path.name})",
@@ -222,20 +205,13 @@ def quarantine(
     )
 
 
-def quarantine_unscanned(
-    rel: str,
-    source: Path,
-    exc: Exception,
-    request: ImportRequest,
-    settle: Callable[..., None],
-    alerts: list[tuple[str, str, str]],
-) -> None:
+def quarantine_unscanned(run: Run, rel: str, source: Path, exc: Exception) -> None:
     """A file the scan or the sanitizer could not get through: what could not be checked is not sent."""
     reason = f"cannot be checked: {one_line(exc)}"
     try:
-        quarantine(rel, source, sha256_file(source), reason, (), request, settle, alerts, "unknown", ())
+        quarantine(run, rel, source, sha256_file(source), reason, (), "unknown", ())
     except (DcmsealError, OSError) as failure:
-        settle(rel, State.FAILED, f"{reason}; and cannot be quarantined: {one_line(failure)}")
+        run.settle(rel, State.FAILED, f"{reason}; and cannot be quarantined: {one_line(failure)}")
 
 
 def decode_mislabelled(ds: Dataset) -> int:

@@ -347,7 +347,7 @@ def _instance_uid(entry: MediumFile) -> str:
 def _examine_one(run: Run, rel: str, number: int, scanned: Path, conformed: Path | None) -> Candidate | None:
     """Examine one file (:func:`dcmseal.importer.examine.examine`); a file the scan chokes on is quarantined."""
     try:
-        return examine(rel, number, scanned, run.work, run.request, run.settle, run.alerts, conformed)
+        return examine(run, rel, number, scanned, conformed)
     except DcmsealError as exc:
         # The quarantine itself failed (disk full, not writable): nothing more can be done for the file
         # here, and it is not sent.
@@ -355,7 +355,7 @@ def _examine_one(run: Run, rel: str, number: int, scanned: Path, conformed: Path
         run.settle(rel, State.FAILED, f"cannot be scanned or quarantined: {one_line(exc)}")
     except Exception as exc:  # a file the scanner chokes on is refused, not the run
         logger.debug("%s: the scan failed", rel, exc_info=True)
-        quarantine_unscanned(rel, scanned, exc, run.request, run.settle, run.alerts)
+        quarantine_unscanned(run, rel, scanned, exc)
     return None
 
 
@@ -383,12 +383,10 @@ def _prepare_all(
     for number, candidate in enumerate(ready, start=1):
         run.emitter.progress("prepare", number, len(ready))
         try:
-            prepared = prepare(
-                candidate, run.work, run.request, decisions, mapping, when, run.settle, run.alerts
-            )
+            prepared = prepare(run, candidate, decisions, mapping, when)
         except Exception as exc:  # one file that breaks a step fails alone; the run goes on
             logger.debug("%s: cannot be prepared", candidate.rel, exc_info=True)
-            fail(candidate, run.settle, f"cannot be prepared for the send: {one_line(exc)}")
+            fail(run, candidate, f"cannot be prepared for the send: {one_line(exc)}")
             continue
         if prepared is not None:
             item, sha, coerced, patient_id, study_uid = prepared

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from dcmseal.fsutil import CHUNK_SIZE_BYTES, atomic_write, sha256_file
 from dcmseal.importer.examine import Candidate, decode_mislabelled, quarantine
 from dcmseal.importer.journal import State
 from dcmseal.importer.reconcile import StudyDecision, StudyHeld, add_original_attributes, coerce_dataset
-from dcmseal.importer.request import ImportRequest
+from dcmseal.importer.run import Run
 from dcmseal.importer.send import Outgoing
 from dcmseal.importer.uids import regenerate_uids
 from dcmseal.part10.fileformat import ZERO_PREAMBLE, is_part10, parse_meta_group
@@ -42,9 +42,9 @@ def dicom_datetime(moment: datetime) -> str:
 _META_READ_BYTES = 16 * 1024
 
 
-def fail(candidate: Candidate, settle: Callable[..., None], reason: str) -> None:
+def fail(run: Run, candidate: Candidate, reason: str) -> None:
     """``candidate`` failed before the send, for ``reason`` (one line)."""
-    settle(
+    run.settle(
         candidate.rel,
         State.FAILED,
         reason,
@@ -56,21 +56,19 @@ def fail(candidate: Candidate, settle: Callable[..., None], reason: str) -> None
 
 
 def prepare(
+    run: Run,
     candidate: Candidate,
-    work: Path,
-    request: ImportRequest,
     decisions: Mapping[str, StudyDecision | StudyHeld],
     mapping: dict[str, str],
     when: str,
-    settle: Callable[..., None],
-    alerts: list[tuple[str, str, str]],
 ) -> tuple[Outgoing, str, tuple[str, ...], str, str] | None:
     """Write the file to send: coerced, UIDs set, preamble zero; rescan it.
 
     Returns the outgoing item, its SHA-256, the attributes coerced, and the local Patient ID and Study
     Instance UID it is sent with (for the audit message).
     """
-    prepared = work / "prepared" / f"{candidate.index:06d}.dcm"
+    request = run.request
+    prepared = run.work / "prepared" / f"{candidate.index:06d}.dcm"
     decision = decisions.get(candidate.uids.study)
     if decision is None and not mapping and not candidate.mislabelled and candidate.transfer_syntax_uid:
         # Nothing to change but the preamble: the bytes as scanned, preamble zeroed, without a decode and an
@@ -78,9 +76,7 @@ def prepare(
         sha = _copy_zero_preamble(candidate.chosen, prepared)
         if sha is not None:
             item = _outgoing(candidate, prepared, candidate.uids.sop_instance, candidate.transfer_syntax_uid)
-            return _checked(
-                candidate, item, sha, (), candidate.patient_id, candidate.uids.study, request, settle, alerts
-            )
+            return _checked(run, candidate, item, sha, (), candidate.patient_id, candidate.uids.study)
     try:
         ds = dcmread(candidate.chosen)
         decode_mislabelled(ds)
@@ -89,14 +85,12 @@ def prepare(
         # that does not parse never reaches the PACS.
         logger.debug("%s: pydicom cannot read it", candidate.rel, exc_info=True)
         quarantine(
+            run,
             candidate.rel,
             candidate.chosen,
             sha256_file(candidate.chosen),
             f"the data set does not parse ({one_line(exc)})",
             (),
-            request,
-            settle,
-            alerts,
             candidate.verdict,
             candidate.findings,
         )
@@ -127,18 +121,16 @@ def prepare(
     except Exception as exc:  # one value pydicom cannot encode fails this file, not the run
         logger.debug("%s: cannot be written again", candidate.rel, exc_info=True)
         step = "after reconciliation" if request.reconciliation is not None else "before the send"
-        fail(candidate, settle, f"cannot be written again {step}: {one_line(exc)}")
+        fail(run, candidate, f"cannot be written again {step}: {one_line(exc)}")
         return None
     return _checked(
+        run,
         candidate,
         _outgoing(candidate, prepared, str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID)),
         sha256_file(prepared),
         tuple(str(e.keyword) for e in originals),  # the attributes coerced
         str(ds.get("PatientID", "") or ""),
         str(ds.StudyInstanceUID),
-        request,
-        settle,
-        alerts,
     )
 
 
@@ -187,33 +179,30 @@ def _outgoing(
 
 
 def _checked(
+    run: Run,
     candidate: Candidate,
     item: Outgoing,
     sha: str,
     coerced: tuple[str, ...],
     patient_id: str,
     study_uid: str,
-    request: ImportRequest,
-    settle: Callable[..., None],
-    alerts: list[tuple[str, str, str]],
 ) -> tuple[Outgoing, str, tuple[str, ...], str, str] | None:
     """Rescan the prepared file of ``item``; the outgoing item when it is clean, else quarantine the original."""
     recheck = scan_file(item.path, name=candidate.rel)
     if recheck.verdict is not Verdict.CLEAN:
         codes = tuple(f.code for f in recheck.findings if f.severity is not Verdict.CLEAN)
         quarantine(
+            run,
             candidate.rel,
             candidate.chosen,
             sha256_file(candidate.chosen),
             f"still {recheck.verdict.value} after sanitizing ({', '.join(codes)})",
             recheck.findings,
-            request,
-            settle,
-            alerts,
             candidate.verdict,
             codes,
         )
         return None
+    request = run.request
     if request.keep_sent is not None:
         with (
             atomic_write(request.keep_sent / f"{item.sop_instance_uid}.dcm", overwrite=True) as out,
