@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +69,42 @@ def test_the_workflows_are_exported_and_callable() -> None:
     assert set(WORKFLOWS) <= set(dcmseal.__all__)
     for name in WORKFLOWS:
         assert callable(getattr(dcmseal, name)), name
+
+
+#: The enums of outcomes and the event types a caller binds handlers to (issue 17 items 2 and 3).
+OUTCOMES_AND_EVENTS = {
+    "FileStatus": "dcmseal.part10.batch",
+    "ReasonKind": "dcmseal.outcomes",
+    **dict.fromkeys(
+        (
+            "Event",
+            "Progress",
+            "FileSealed",
+            "FileOpened",
+            "FileQuarantined",
+            "FileFailed",
+            "InstanceStored",
+            "StudyHeld",
+            "Emitter",
+            "HandlerSpec",
+        ),
+        "dcmseal.events",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "module"), sorted(OUTCOMES_AND_EVENTS.items()))
+def test_outcomes_and_events_are_the_objects_of_their_modules(name: str, module: str) -> None:
+    assert name in dcmseal.__all__
+    assert getattr(dcmseal, name) is getattr(importlib.import_module(module), name)
+
+
+def test_a_handler_bound_through_the_top_level_names_receives_its_events() -> None:
+    seen: list[object] = []
+    emitter = dcmseal.Emitter([(dcmseal.Progress, seen.append)])
+    emitter.progress("scan", 1, 2)
+    emitter.emit(dcmseal.FileFailed(path=Path("x.dcm"), reason="unreadable"))
+    assert seen == [dcmseal.Progress(stage="scan", done=1, total=2)]
 
 
 def test_dir_lists_the_public_names_before_they_are_loaded() -> None:

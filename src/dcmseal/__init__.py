@@ -13,6 +13,9 @@ neither pydicom nor cryptography)::
 - Workflows, each a function of a request returning a result dataclass, each auditing itself:
   :func:`burn`, :func:`open_medium`, :func:`rekey`, :func:`scan`, :func:`sanitize`, :func:`import_medium`,
   :func:`encapsulate`, :func:`extract`, :func:`recover`.
+- Outcomes and events: :class:`FileStatus`, :class:`ReasonKind` (what became of a file, and why, as enums);
+  :class:`Event` and its subclasses (:class:`Progress`, :class:`FileSealed`, ...) that workflows emit to the
+  ``handlers`` (:data:`HandlerSpec` pairs) their caller binds.
 - Errors: :class:`DcmsealError` and its subclasses (:mod:`dcmseal.errors`).
 
 Underneath, :mod:`dcmseal.part10` (``seal_file``, ``unseal_file``, ``seal_tree``: Part 10 with every knob)
@@ -67,6 +70,20 @@ _EXPORTS: dict[str, str] = {
     "recover": "dcmseal.keys.escrow",
     "RecoverRequest": "dcmseal.keys.escrow",
     "RecoverResult": "dcmseal.keys.escrow",
+    # outcomes
+    "FileStatus": "dcmseal.part10",
+    "ReasonKind": "dcmseal.outcomes",
+    # events
+    "Event": "dcmseal.events",
+    "Progress": "dcmseal.events",
+    "FileSealed": "dcmseal.events",
+    "FileOpened": "dcmseal.events",
+    "FileQuarantined": "dcmseal.events",
+    "FileFailed": "dcmseal.events",
+    "InstanceStored": "dcmseal.events",
+    "StudyHeld": "dcmseal.events",
+    "Emitter": "dcmseal.events",
+    "HandlerSpec": "dcmseal.events",
     # errors
     "DcmsealError": "dcmseal.errors",
     "DecryptionError": "dcmseal.errors",
@@ -105,12 +122,25 @@ if TYPE_CHECKING:
         UsageError,
         WeakPasswordError,
     )
+    from dcmseal.events import (
+        Emitter,
+        Event,
+        FileFailed,
+        FileOpened,
+        FileQuarantined,
+        FileSealed,
+        HandlerSpec,
+        InstanceStored,
+        Progress,
+        StudyHeld,
+    )
     from dcmseal.importer.pipeline import ImportRequest, ImportResult, import_medium
     from dcmseal.keys.escrow import RecoverRequest, RecoverResult, recover
     from dcmseal.media.burn import BurnRequest, BurnResult, burn
     from dcmseal.media.open import OpenRequest, OpenResult, open_medium
     from dcmseal.media.rekey import RekeyRequest, RekeyResult, rekey
-    from dcmseal.part10 import inspect_file, is_secure_file
+    from dcmseal.outcomes import ReasonKind
+    from dcmseal.part10 import FileStatus, inspect_file, is_secure_file
     from dcmseal.recipes import SealedFile, UnsealedFile, seal, unseal
     from dcmseal.scan.workflow import (
         SanitizeReport,
@@ -126,13 +156,22 @@ __all__ = [
     "BurnResult",
     "DcmsealError",
     "DecryptionError",
+    "Emitter",
     "EncapsulateResult",
+    "Event",
     "ExitCode",
     "ExtractResult",
+    "FileFailed",
+    "FileOpened",
+    "FileQuarantined",
+    "FileSealed",
+    "FileStatus",
+    "HandlerSpec",
     "HostileMediumError",
     "ImportRequest",
     "ImportResult",
     "InputError",
+    "InstanceStored",
     "MalformedEnvelopeError",
     "MissingInputError",
     "NotPart10Error",
@@ -140,6 +179,8 @@ __all__ = [
     "OpenResult",
     "OutputExistsError",
     "PeerError",
+    "Progress",
+    "ReasonKind",
     "RecoverRequest",
     "RecoverResult",
     "RekeyRequest",
@@ -151,6 +192,7 @@ __all__ = [
     "ScanResult",
     "SealedFile",
     "Settings",
+    "StudyHeld",
     "UnprotectedContentError",
     "UnsealedFile",
     "UnsupportedAlgorithmError",

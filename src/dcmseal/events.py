@@ -100,10 +100,10 @@ class StudyHeld(Event):
     reason: str
 
 
-#: A callable receiving one event. Typed ``Any`` because each is bound to its own event class.
 Handler = Callable[[Any], None]
-#: An event class and the handler it is bound to: ``(FileSealed, on_sealed)``.
+"""A callable receiving one event. Typed ``Any`` because each is bound to its own event class."""
 HandlerSpec = tuple[type[Event], Handler]
+"""An event class and the handler it is bound to: ``(FileSealed, on_sealed)``; workflows take a sequence."""
 
 
 class Emitter:
