@@ -102,9 +102,8 @@ def import_medium(
 class _Medium:
     """The medium once read in: its files as they are (when extracted whole), as read in, its own findings."""
 
-    root: (
-        Path | None
-    )  # its files as they are (a folder, or an image or zip extracted whole), when there is one
+    #: Its files as they are (a folder, or an image or zip extracted whole), when there is one.
+    root: Path | None
     reading: MediumReading
     findings: tuple[Finding, ...]  # its layout's, outside the File-set (autorun, executables, unreferenced)
     files: list[tuple[str, Path | None]]  # every file, by path on the medium, with its bytes as they are
