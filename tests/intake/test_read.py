@@ -11,7 +11,7 @@ from pydicom import dcmread
 from dcmseal import cms
 from dcmseal.errors import DecryptionError, InputError, UsageError
 from dcmseal.events import Emitter, Progress
-from dcmseal.intake import NOT_DICOM, IntakeStatus, Keys, fileset_id, read_medium
+from dcmseal.intake import NOT_DICOM, IntakeStatus, Integrity, Keys, fileset_id, read_medium
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10 import seal_file
 from tests.part10.dicomfiles import PASSWORD, fast_kdf
@@ -60,7 +60,7 @@ def test_each_file_has_its_outcome_and_the_dicom_files_their_plain_bytes(tmp_pat
     assert (files["notes.txt"].reason or "").startswith(NOT_DICOM)
     assert "symbolic link" in (files["link"].reason or "")
     assert files["MR"].encrypted
-    assert files["MR"].verified
+    assert files["MR"].integrity is Integrity.VERIFIED
     assert not files["CT"].encrypted
     assert [f.label for f in reading.ready] == ["CT", "MR"]  # copied first, then opened
     assert files["CT"].plain is not None

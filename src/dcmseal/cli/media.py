@@ -276,6 +276,7 @@ def open_command(
 
     Certificate validity is never a reason to refuse: a disc opened years later must open.
     """
+    from dcmseal.intake import Integrity
     from dcmseal.media.open import OpenRequest, open_medium
 
     with user_errors():
@@ -315,7 +316,7 @@ def open_command(
             for f in result.files:
                 status = f.status.value
                 style = {"failed": "red", "quarantined": "red", "skipped": "dim"}.get(f.status)
-                if f.integrity == "not-verified":
+                if f.integrity is Integrity.NOT_VERIFIED:
                     status, style = "opened, NOT verified", "yellow"
                 where = f.file_id or ""
                 detail = f"{where} ({f.reason})" if where and f.reason else (f.reason or where)

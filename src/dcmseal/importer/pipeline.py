@@ -429,11 +429,7 @@ def _send_and_verify(
 
 def _with_integrity(files: Mapping[str, ImportedFile], reading: MediumReading) -> tuple[ImportedFile, ...]:
     """Every file's outcome, by path, with the integrity of those opened from an envelope."""
-    integrity = {
-        f.label: "verified" if f.verified else "not-verified"
-        for f in reading.files
-        if f.status is IntakeStatus.OPENED
-    }
+    integrity = {f.label: f.integrity for f in reading.files if f.integrity is not None}
     return tuple(replace(files[k], integrity=integrity.get(k)) for k in sorted(files))
 
 

@@ -27,6 +27,7 @@ from dcmseal.importer.journal import State
 from dcmseal.importer.reconcile import ReconciledStudy, StudyHeld
 from dcmseal.importer.result import ImportedFile
 from dcmseal.importer.run import Run
+from dcmseal.intake import Integrity
 from dcmseal.outcomes import ReasonKind
 from dcmseal.scan import Finding, Verdict
 
@@ -90,7 +91,7 @@ def audit_import(
     medium_id, media_type = audit_medium(request.medium, fileset_id)
     events: list[AuditEvent] = []
     stored = [f for f in files if f.status is State.STORED and not f.earlier_run]
-    unverified = sum(1 for f in stored if f.integrity == "not-verified")
+    unverified = sum(1 for f in stored if f.integrity is Integrity.NOT_VERIFIED)
     failed = sum(1 for f in files if f.status in (State.FAILED, State.PENDING))
     if stored or failed or alerts:
         studies: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

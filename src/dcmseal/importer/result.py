@@ -9,6 +9,7 @@ from dcmseal.importer.journal import State
 from dcmseal.importer.reconcile import ReconciledStudy
 from dcmseal.importer.uids import UidPolicy
 from dcmseal.importer.verify import Verification
+from dcmseal.intake import Integrity
 from dcmseal.outcomes import ReasonKind
 from dcmseal.scan import Finding
 
@@ -46,7 +47,7 @@ class ImportedFile:
     not_dicom: bool = False  # skipped because it is not DICOM (open found no data set in it)
     kind: ReasonKind | None = None  # the reason's kind, for a program (HELD: waiting for reconciliation)
     #: For files opened from an envelope: "verified", or "not-verified" (accepted unprotected content).
-    integrity: str | None = None
+    integrity: Integrity | None = None
 
     @property
     def outcome(self) -> str:
@@ -74,7 +75,7 @@ class ImportedFile:
             "sent_sop_instance_uid": self.sent_sop_instance_uid,
             "earlier_run": self.earlier_run,
             "confirmation": self.confirmation,
-            "integrity": self.integrity,
+            "integrity": self.integrity.value if self.integrity is not None else None,
         }
 
 

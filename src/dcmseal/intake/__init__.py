@@ -15,11 +15,20 @@ what a file that is not DICOM is), so it sits beside them in the domain, above t
 from __future__ import annotations
 
 from dcmseal.intake.content import NOT_DICOM, describe
-from dcmseal.intake.read import IntakeStatus, Keys, MediumFile, MediumReading, fileset_id, read_medium
+from dcmseal.intake.read import (
+    IntakeStatus,
+    Integrity,
+    Keys,
+    MediumFile,
+    MediumReading,
+    fileset_id,
+    read_medium,
+)
 
 __all__ = [
     "NOT_DICOM",
     "IntakeStatus",
+    "Integrity",
     "Keys",
     "MediumFile",
     "MediumReading",

@@ -20,7 +20,7 @@ from dcmseal.intake.listing import Listing, Source
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10 import BatchReport, FileStatus, UnsealPlan, UnsealResult, unseal_files
 
-__all__ = ["IntakeStatus", "Keys", "MediumFile", "MediumReading", "fileset_id", "read_medium"]
+__all__ = ["IntakeStatus", "Integrity", "Keys", "MediumFile", "MediumReading", "fileset_id", "read_medium"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ class IntakeStatus(enum.StrEnum):
     OPENED = "opened"  # a Secure DICOM File, unsealed and verified (or accepted unprotected)
     SKIPPED = "skipped"  # not DICOM, or a link: left out, never run nor followed
     FAILED = "failed"  # cannot be read, or does not open
+
+
+class Integrity(enum.StrEnum):
+    """What was checked of an opened file's content."""
+
+    VERIFIED = "verified"  # its digest or signature, inside the envelope
+    NOT_VERIFIED = "not-verified"  # nothing to check: no digest or signature inside, accepted unprotected
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,12 +68,9 @@ class MediumFile:
     kind: ReasonKind | None = None  # the reason's kind, for a program
     plain: Path | None = None  # its PS3.10 bytes in the work folder (copied or opened files)
     changes: list[str] = field(default_factory=list)  # what made it a PS3.10 file, or why it is left out
-    encrypted: bool = (
-        False  # a Secure DICOM File on the medium (its plaintext exists only in the work folder)
-    )
-    verified: bool | None = (
-        None  # for opened files: digest or signature checked (False: accepted unprotected)
-    )
+    #: A Secure DICOM File on the medium (its plaintext exists only in the work folder).
+    encrypted: bool = False
+    integrity: Integrity | None = None  # for opened files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,7 +145,8 @@ def read_medium(medium: Path, work: Path, keys: Keys, *, emitter: Emitter | None
             entry.status, entry.reason, entry.kind = IntakeStatus.FAILED, outcome.reason, outcome.kind
         else:
             entry.status = IntakeStatus.OPENED
-            entry.verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
+            verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
+            entry.integrity = Integrity.VERIFIED if verified else Integrity.NOT_VERIFIED
             ready.append(entry)
     if (
         secure

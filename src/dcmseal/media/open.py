@@ -32,7 +32,7 @@ from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITE
 from dcmseal.errors import DcmsealError, UsageError, one_line
 from dcmseal.events import Emitter, FileFailed, FileOpened, FileQuarantined, HandlerSpec, on_progress
 from dcmseal.fsutil import make_dirs
-from dcmseal.intake import IntakeStatus, Keys, MediumFile, MediumReading, read_medium
+from dcmseal.intake import Integrity, Keys, MediumFile, MediumReading, read_medium
 from dcmseal.media.fileset import (
     DicomDir,
     Disagreement,
@@ -136,7 +136,7 @@ class OpenedFile:
     file_id: str | None = None  # in the output File-set
     sop_instance_uid: str | None = None
     #: For opened files: "verified" (digest or signature checked) or "not-verified" (accepted unprotected).
-    integrity: str | None = None
+    integrity: Integrity | None = None
     encrypted: bool = False  # a Secure DICOM File on the medium (its plaintext exists only in the File-set)
 
     def to_json(self) -> dict[str, object]:
@@ -146,7 +146,7 @@ class OpenedFile:
             "reason": self.reason,
             "file_id": self.file_id,
             "sop_instance_uid": self.sop_instance_uid,
-            "integrity": self.integrity,
+            "integrity": self.integrity.value if self.integrity is not None else None,
             "encrypted": self.encrypted,
         }
 
@@ -306,15 +306,12 @@ def _open(request: OpenRequest, *, audit: AuditSink, now: Callable[[], datetime]
 
 def _opened_file(entry: MediumFile) -> OpenedFile:
     """Where a file stands once the medium is read in (a plain DICOM file's place in the File-set comes later)."""
-    integrity = None
-    if entry.status is IntakeStatus.OPENED:
-        integrity = "verified" if entry.verified else "not-verified"
     return OpenedFile(
         path=entry.label,
         status=OpenStatus(entry.status.value),
         reason=entry.reason,
         kind=entry.kind,
-        integrity=integrity,
+        integrity=entry.integrity,
         encrypted=entry.encrypted,
     )
 
@@ -555,7 +552,7 @@ def _audit_import(
     studies = summarize(summary_source)
     failed = sum(1 for f in result.files if f.status is OpenStatus.FAILED)
     medium_id, media_type = audit_medium(request.medium, result.fileset_id)
-    unverified = sum(1 for f in result.files if f.integrity == "not-verified")
+    unverified = sum(1 for f in result.files if f.integrity is Integrity.NOT_VERIFIED)
     if unverified:
         notes.append(
             f"{unverified} file(s) opened with integrity NOT verified: no digest or signature inside "
