@@ -20,7 +20,7 @@ from dcmseal.errors import InputError, ResourceLimitError
 from dcmseal.media.iso import sanitize_volume_id, write_iso
 from dcmseal.reader.iso import is_iso_image
 from dcmseal.reader.isofiles import IsoEntry, extract_iso, list_iso
-from dcmseal.reader.medium import open_medium
+from dcmseal.reader.medium import medium_as_folder
 from dcmseal.reader.zipfiles import extract_zip
 from tests.peers.tools import run_tool
 
@@ -523,7 +523,7 @@ def test_zip_members_escaping_the_destination_are_refused(tmp_path: Path, evil: 
     archive = _zip(tmp_path / "evil.zip", {"DICOM/IM1": b"fine", evil: b"evil"})
     work = tmp_path / "work"
     with pytest.raises(InputError, match="refusing the member") as info:
-        open_medium(archive, work)
+        medium_as_folder(archive, work)
     assert info.value.path == archive
     assert repr(evil) in str(info.value)
     assert not (tmp_path / "evil").exists()
@@ -545,7 +545,7 @@ def test_zip_bomb_is_refused_by_ratio(tmp_path: Path) -> None:
     assert archive.stat().st_size < 100 * 1024
     work = tmp_path / "work"
     with pytest.raises(ResourceLimitError, match="expands") as info:
-        open_medium(archive, work)
+        medium_as_folder(archive, work)
     assert info.value.path == archive
     assert list(work.iterdir()) == []
 
@@ -553,30 +553,30 @@ def test_zip_bomb_is_refused_by_ratio(tmp_path: Path) -> None:
 def test_zip_is_refused_beyond_the_total(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "big.zip", {"A": os.urandom(3000)}, compression=zipfile.ZIP_STORED)
     with pytest.raises(ResourceLimitError, match="more than the limit of 2000"):
-        open_medium(archive, tmp_path / "work", max_total_bytes=2000)
+        medium_as_folder(archive, tmp_path / "work", max_total_bytes=2000)
     # Within the limits the same archive opens.
-    root = open_medium(archive, tmp_path / "work", max_total_bytes=4000)
+    root = medium_as_folder(archive, tmp_path / "work", max_total_bytes=4000)
     assert (root / "A").stat().st_size == 3000
 
 
 def test_open_medium_by_kind(staged_fileset: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
-    assert open_medium(staged_fileset, work) == staged_fileset
+    assert medium_as_folder(staged_fileset, work) == staged_fileset
 
     image = tmp_path / "disc.bin"  # found by content, not by name
     write_iso(staged_fileset, image, volume_id="X", udf=True)
-    root = open_medium(image, work)
+    root = medium_as_folder(image, work)
     assert root.parent == work
     assert _tree(root) == _tree(staged_fileset)
 
     archive = _zip(tmp_path / "usb.zip", {"DICOMDIR": b"d", "DICOM/IM1": b"one", "DICOM/": b""})
-    root = open_medium(archive, work)
+    root = medium_as_folder(archive, work)
     assert _tree(root) == {"DICOMDIR": b"d", "DICOM": None, "DICOM/IM1": b"one"}
 
     other = tmp_path / "notes.txt"
     other.write_text("hello")
     with pytest.raises(InputError, match="not a medium") as info:
-        open_medium(other, work)
+        medium_as_folder(other, work)
     assert info.value.path == other
     with pytest.raises(InputError, match="no such file or folder"):
-        open_medium(tmp_path / "missing", work)
+        medium_as_folder(tmp_path / "missing", work)

@@ -10,7 +10,7 @@ from dcmseal.errors import HostileMediumError, InputError, one_line
 from dcmseal.fsutil import sha256_file
 from dcmseal.importer.request import ImportRequest
 from dcmseal.reader import is_iso_image, open_archive
-from dcmseal.reader.medium import open_medium
+from dcmseal.reader.medium import medium_as_folder
 
 __all__ = ["extract_medium", "image_links", "medium_fingerprint"]
 
@@ -41,7 +41,7 @@ def extract_medium(request: ImportRequest, work: Path, notes: list[str]) -> Path
     A medium refused for its structure (a name that escapes, a file past the end) stays refused.
     """
     try:
-        return open_medium(request.medium, work / "medium")
+        return medium_as_folder(request.medium, work / "medium")
     except HostileMediumError:
         raise
     except (InputError, OSError) as exc:

@@ -6,7 +6,7 @@ Annex P (DVD) asks readers to read both UDF and ISO 9660, so DVD images carry bo
 (a UDF 1.02 bridge: what pycdlib writes, see :func:`write_iso`).
 No Joliet and no Rock Ridge: a conformant reader sees the names exactly as the File IDs (standards.md §6.4).
 
-Images, zips and FAT images are read back by :mod:`dcmseal.reader` (:func:`dcmseal.reader.medium.open_medium`).
+Images, zips and FAT images are read back by :mod:`dcmseal.reader` (:func:`dcmseal.reader.medium.medium_as_folder`).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from dcmseal.media.summary import InstanceFacts, StudyFacts, da_date, summarize
 from dcmseal.media.webviewer import INDEX_NAME, VIEWER_DIR_NAME
 from dcmseal.part10 import UnsealPlan, is_secure_file, unseal_file
 from dcmseal.reader.iso import is_iso_image
-from dcmseal.reader.medium import open_medium
+from dcmseal.reader.medium import medium_as_folder
 from dcmseal.scan.viewer import find_viewers, known_bundle, sha256_of
 
 __all__ = ["RekeyRequest", "RekeyResult", "rekey"]
@@ -161,7 +161,7 @@ def rekey(
     unverified = 0  # files re-addressed without a digest or signature to verify
     budget = cms.KdfBudget.for_limits(request.max_iterations, request.kdf_budget_per_medium)
     with staging_dir(request.out, overwrite=request.overwrite, output_format=output_format) as staging:
-        root = open_medium(request.medium, staging / "in")
+        root = medium_as_folder(request.medium, staging / "in")
         medium_dir = staging / "medium"
         count = 0
         dicomdir_plain: Path | None = None

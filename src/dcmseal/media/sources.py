@@ -2,7 +2,7 @@
 
 Every input is accounted for in the result: a Part 10 instance is collected, anything else is rejected with
 a reason (not DICOM, already sealed, broken) or noted (files a DICOMDIR does not reference, duplicates).
-Zips and ISO images are extracted safely under the work directory (:func:`dcmseal.reader.medium.open_medium`);
+Zips and ISO images are extracted safely under the work directory (:func:`dcmseal.reader.medium.medium_as_folder`);
 a study URL is retrieved with WADO-RS (PS3.18 §10.4) into the work directory as Part 10 files.
 """
 
@@ -29,7 +29,7 @@ from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.part10 import FileMeta, is_secure_file, read_file_meta
 from dcmseal.reader.extraction import DEFAULT_MAX_EXPANSION, DEFAULT_MAX_EXTRACT_BYTES
 from dcmseal.reader.iso import is_iso_image
-from dcmseal.reader.medium import open_medium
+from dcmseal.reader.medium import medium_as_folder
 from dcmseal.uids import stamp_implementation
 from dcmseal.webauth import HttpCredentials
 
@@ -312,7 +312,7 @@ class _Collector:
             self.reject(origin, path, ALREADY_SEALED)
         elif top_level and (zipfile.is_zipfile(path) or is_iso_image(path)):
             try:
-                root = open_medium(
+                root = medium_as_folder(
                     path,
                     self.workdir,
                     max_total_bytes=self.max_extract_bytes,

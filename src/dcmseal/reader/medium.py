@@ -16,10 +16,10 @@ from dcmseal.reader.iso import is_iso_image
 from dcmseal.reader.isofiles import extract_iso
 from dcmseal.reader.zipfiles import extract_zip
 
-__all__ = ["open_medium"]
+__all__ = ["medium_as_folder"]
 
 
-def open_medium(
+def medium_as_folder(
     path: Path,
     workdir: Path,
     *,
