@@ -11,12 +11,14 @@ from dcmseal.audit import (
     AuditEvent,
     AuditSource,
     AuditUser,
+    EventActionCode,
     EventOutcome,
     MediaType,
     PatientRef,
     StudyRef,
     export_event,
     import_event,
+    instances_accessed,
     security_alert,
 )
 
@@ -80,7 +82,20 @@ def make_alert(**overrides: Any) -> AuditEvent:
     return security_alert(**(arguments | overrides))
 
 
+def make_accessed(**overrides: Any) -> AuditEvent:
+    arguments: dict[str, Any] = {
+        "user": AuditUser(user_id="dave@hospital.example"),
+        "action": EventActionCode.CREATE,
+        "patient": PatientRef(patient_id=PATIENT_ID, name=PATIENT_NAME),
+        "studies": [StudyRef.from_counts(STUDY_UID, {"1.2.840.10008.5.1.4.1.1.104.1": 1})],
+        "audit_source": SOURCE,
+        "now": fixed_now,
+    }
+    return instances_accessed(**(arguments | overrides))
+
+
 BUILDERS: dict[str, Callable[..., AuditEvent]] = {
+    "instances-accessed": make_accessed,
     "export": make_export,
     "import": make_import,
     "security-alert": make_alert,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -13,12 +14,15 @@ from hypothesis import strategies as st
 
 from dcmseal.audit import (
     ALERT_TYPE_SECURITY_CONFIGURATION,
+    AccessedInstance,
     AuditEvent,
     AuditUser,
+    EventActionCode,
     MediaType,
     PatientRef,
     StudyRef,
     export_event,
+    instances_accessed_events,
     to_xml,
     validate_message,
 )
@@ -34,6 +38,8 @@ from tests.audit.events import (
     SECONDARY_CAPTURE,
     SOURCE,
     STUDY_UID,
+    fixed_now,
+    make_accessed,
     make_alert,
     make_export,
     make_import,
@@ -75,6 +81,7 @@ def test_every_kind_of_event_validates(kind: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "code", "meaning", "action"),
     [
+        ("instances-accessed", "110103", "DICOM Instances Accessed", "C"),  # PS3.15 Table A.5.3.2-1
         ("export", "110106", "Export", "R"),  # PS3.15 Table A.5.3.4-1
         ("import", "110107", "Import", "C"),  # PS3.15 Table A.5.3.5-1
         ("security-alert", "110113", "Security Alert", "E"),  # PS3.15 Table A.5.3.11-1
@@ -337,3 +344,40 @@ def test_reprs_hide_patient_identifiers(make: Callable[[], str]) -> None:
 def test_event_builders_take_keywords_only() -> None:
     with pytest.raises(TypeError):
         export_event(AuditUser(user_id="x"))  # type: ignore[call-arg]  # positional on purpose: the refusal
+
+
+@pytest.mark.parametrize("action", [EventActionCode.CREATE, EventActionCode.READ, EventActionCode.UPDATE])
+def test_instances_accessed_says_its_action(action: EventActionCode) -> None:
+    identification = _parse(make_accessed(action=action)).find("EventIdentification")
+    assert identification is not None
+    assert identification.get("EventActionCode") == action.value
+
+
+def test_instances_accessed_refuses_execute_and_the_fixed_kinds_refuse_another_action() -> None:
+    with pytest.raises(ValueError, match=r"C, R, U or D"):
+        make_accessed(action=EventActionCode.EXECUTE)
+    with pytest.raises(ValueError, match="EventActionCode of export"):
+        replace(make_export(), action=EventActionCode.CREATE)
+
+
+def test_instances_accessed_events_are_one_per_patient() -> None:
+    ct, pdf = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.104.1"
+    instances = [
+        AccessedInstance(patient_id="P1", study_instance_uid="1.2.3", sop_class_uid=ct),
+        AccessedInstance(patient_id="P2", study_instance_uid="1.2.4", sop_class_uid=ct),
+        AccessedInstance(patient_id="P1", study_instance_uid="1.2.3", sop_class_uid=ct),
+        AccessedInstance(patient_id="P1", study_instance_uid="1.2.5", sop_class_uid=pdf),
+        AccessedInstance(patient_id="", study_instance_uid="", sop_class_uid=ct),
+    ]
+    events = instances_accessed_events(
+        instances, user=AuditUser(user_id="u"), action=EventActionCode.UPDATE, now=fixed_now
+    )
+    assert [[o.object_id for o in e.participant_objects] for e in events] == [
+        ["1.2.3", "1.2.5", "P1"],
+        ["1.2.4", "P2"],
+        [""],
+    ]
+    first_study = events[0].participant_objects[0].descriptions[0].sop_classes
+    assert [(c.uid, c.number_of_instances) for c in first_study] == [(ct, 2)]
+    for event in events:
+        assert validate_message(to_xml(event)) == []

@@ -131,6 +131,13 @@ def _requestor(code: str, value: str) -> Mutation:
     return mutation
 
 
+def _second_patient(root: ET.Element) -> None:
+    patient = _object(root, "2")
+    twin = ET.fromstring(ET.tostring(patient))  # noqa: S314 - our own output
+    twin.set("ParticipantObjectID", "another patient")
+    root.append(twin)
+
+
 def _study_description_without_sop_class(root: ET.Element) -> None:
     description = _first(_object(root, "110180"), "ParticipantObjectDescription")
     for sop_class in description.findall("SOPClass"):
@@ -329,6 +336,21 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "export",
         _object_attribute("110180", "ParticipantObjectTypeCodeRole", "4"),
         "other than 3",
+    ),
+    # PS3.15 Table A.5.3.2-1: DICOM Instances Accessed
+    (
+        "accessed-action",
+        "instances-accessed",
+        _set_attribute("EventIdentification", "EventActionCode", "E"),
+        "requires 'C', 'R', 'U' or 'D'",
+    ),
+    ("accessed-no-patient", "instances-accessed", _drop_object("2"), "no patient"),
+    ("accessed-two-patients", "instances-accessed", _second_patient, "a single patient"),
+    (
+        "accessed-no-requestor",
+        "instances-accessed",
+        _set_attribute("ActiveParticipant", "UserIsRequestor", "false"),
+        "0 ActiveParticipants have UserIsRequestor",
     ),
     # PS3.15 Table A.5.3.5-1: Import
     (

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
+from dcmseal.audit import FileSink, validate_message
 from dcmseal.errors import ExitCode
+from dcmseal.scan import SanitizeRequest, sanitize
+from tests.audit.schema import schema_errors
 from tests.cli.conftest import Invoke, Subprocess
 from tests.scan.corpus import PDF_JAVASCRIPT, PE_HEADER, encapsulated_pdf, part10, zip_bytes
 
@@ -124,6 +127,27 @@ def test_sanitize_mirrors_and_quarantines(invoke: Invoke, tmp_path: Path, medium
     (out / "q" / ".dcmseal-quarantine").write_text("{}")
     (out / "q" / "x.bin").write_bytes(part10(preamble=PE_HEADER))
     assert invoke("scan", out).code == 0
+
+
+def test_sanitize_audits_as_the_library_does(
+    invoke: Invoke, tmp_path: Path, medium: Path, data_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DCMSEAL_OPERATOR", "cli-user")
+    result = invoke("sanitize", medium, "--out", tmp_path / "safe", "--json")
+    assert result.code == 4
+    lines = (data_home / "audit.log").read_bytes().splitlines()
+    for line in lines:
+        assert schema_errors(line) == []
+        assert validate_message(line) == []
+        assert b'UserID="cli-user"' in line
+    # DICOM Instances Accessed (PS3.15 A.5.3.2): IM2 and IM3 updated, IM1 read; a Security Alert for the rest.
+    events = [re.search(rb'EventActionCode="(.)".*?EventID csd-code="(\d+)"', line) for line in lines]
+    assert [(m[2], m[1]) for m in events if m] == [(b"110103", b"U"), (b"110103", b"R"), (b"110113", b"E")]
+    library = tmp_path / "library.log"
+    sanitize(
+        SanitizeRequest(paths=(medium,), out=tmp_path / "again", operator="cli-user"), audit=FileSink(library)
+    )
+    assert len(library.read_bytes().splitlines()) == len(lines)
 
 
 def test_sanitize_table_reports_every_change(invoke: Invoke, tmp_path: Path) -> None:

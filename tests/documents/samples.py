@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import struct
 
+from dcmseal.audit import NullSink
+
 __all__ = [
+    "AUDIT",
     "CDA_PATIENT_ID",
     "CDA_PATIENT_NAME",
+    "OPERATOR",
     "ascii_stl_cube",
     "binary_stl_cube",
     "cda_document",
@@ -17,6 +21,9 @@ __all__ = [
 
 CDA_PATIENT_ID = "P001"
 CDA_PATIENT_NAME = "Doe^Jane"
+#: Where the workflows' audit messages go in the tests that are not about them, and who they name.
+AUDIT = NullSink()
+OPERATOR = "tester@hospital.example"
 
 
 def minimal_pdf(*, odd: bool = False, text: str = "Hello DICOM") -> bytes:

@@ -14,6 +14,7 @@ from pydicom import dcmread
 from pydicom.uid import UID
 
 from dcmseal.documents import DocumentKind, EncapsulatedInstance, PatientInfo, encapsulate
+from tests.documents.samples import AUDIT, OPERATOR
 from tests.documents.test_encapsulation import REQUIRED
 from tests.peers.tools import require_tool, run_tool
 
@@ -60,7 +61,9 @@ def test_dciodvfy_and_dcmftest_accept_our_output(
     name: str,
 ) -> None:
     mtl = docs["mtl"] if name.startswith("obj") else None
-    result = encapsulate(docs[name], tmp_path / f"{name}.dcm", patient=patient, mtl_for_obj=mtl)
+    result = encapsulate(
+        docs[name], tmp_path / f"{name}.dcm", patient=patient, mtl_for_obj=mtl, audit=AUDIT, operator=OPERATOR
+    )
     for instance in result.instances:
         assert _dciodvfy(dciodvfy_bin, instance.path, instance.kind) == [], instance.path
         tested = run_tool([dcmftest_bin, str(instance.path)])
@@ -72,7 +75,7 @@ def test_dcm2pdf_extracts_our_pdf_identically(
 ) -> None:
     dcm2pdf = require_tool("dcm2pdf", "dcmtk")
     for name in ("pdf", "pdf_odd"):
-        encapsulate(docs[name], tmp_path / f"{name}.dcm", patient=patient)
+        encapsulate(docs[name], tmp_path / f"{name}.dcm", patient=patient, audit=AUDIT, operator=OPERATOR)
         result = run_tool([dcm2pdf, str(tmp_path / f"{name}.dcm"), str(tmp_path / f"{name}.out.pdf")])
         assert result.returncode == 0, result.stderr
         assert (tmp_path / f"{name}.out.pdf").read_bytes() == docs[name].read_bytes()
@@ -111,7 +114,9 @@ def test_we_set_every_required_attribute_dcmtk_sets(
     ]
     result = run_tool(args)
     assert result.returncode == 0, result.stderr
-    ours = encapsulate(docs[name], tmp_path / "ours.dcm", patient=patient).primary
+    ours = encapsulate(
+        docs[name], tmp_path / "ours.dcm", patient=patient, audit=AUDIT, operator=OPERATOR
+    ).primary
     theirs_ds, ours_ds = dcmread(reference), dcmread(ours.path)
     required = REQUIRED[ours.kind]
     theirs_required = {k for k in theirs_ds.dir() if k in required}
@@ -186,7 +191,9 @@ def test_c_store_of_each_kind(
     instances: list[EncapsulatedInstance] = []
     for name in ("pdf_odd", "cda", "stl", "obj"):
         mtl = docs["mtl"] if name == "obj" else None
-        instances += encapsulate(docs[name], sent / f"{name}.dcm", patient=patient, mtl_for_obj=mtl).instances
+        instances += encapsulate(
+            docs[name], sent / f"{name}.dcm", patient=patient, mtl_for_obj=mtl, audit=AUDIT, operator=OPERATOR
+        ).instances
     assert {i.kind for i in instances} == set(DocumentKind)
     result = run_tool(
         [storescu, "-R", "-aec", "STORESCP", "127.0.0.1", str(port), *(str(i.path) for i in instances)]

@@ -14,7 +14,7 @@ from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.fileset import read_dicomdir
 from dcmseal.media.open import OpenRequest, open_to_folder
-from tests.documents.samples import minimal_pdf
+from tests.documents.samples import AUDIT, OPERATOR, minimal_pdf
 from tests.pydicom_data import pydicom_file
 
 PASSWORD = b"documents-travel-with-their-study"
@@ -64,7 +64,9 @@ def test_a_pdf_joins_the_only_study_and_comes_back_byte_for_byte(tmp_path: Path)
     document = next(e for e in dicomdir.entries if e.record_type == "ENCAP DOC")
     ct = dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
     assert document.study_instance_uid == ct.StudyInstanceUID
-    extracted = extract(tmp_path / "opened" / Path(*document.file_id), tmp_path / "extracted")
+    extracted = extract(
+        tmp_path / "opened" / Path(*document.file_id), tmp_path / "extracted", audit=AUDIT, operator=OPERATOR
+    )
     assert extracted.path.read_bytes() == report.read_bytes()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 import sys
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 
 import dcmseal
-from dcmseal.audit import AuditEvent, FileSink, validate_message
+from dcmseal.audit import AuditEvent, FileSink, NullSink, validate_message
 from dcmseal.errors import ExitCode, InputError
 from dcmseal.events import Event, FileQuarantined, Progress
 from dcmseal.scan import SanitizeRequest, ScanRequest, Verdict, sanitize, scan
-from tests.scan.corpus import PE_HEADER, part10
+from tests.audit.events import parse_xml
+from tests.audit.schema import schema_errors
+from tests.scan.corpus import PE_HEADER, _dataset, part10
 
 
 class _BrokenSink:
@@ -87,7 +90,13 @@ def test_sanitize_copies_what_it_can_and_quarantines_the_rest(tmp_path: Path, ho
     )  # not DICOM: cannot be made safe
     events: list[Event] = []
     report = sanitize(
-        SanitizeRequest(paths=(hostile,), out=tmp_path / "safe", quarantine=tmp_path / "quarantine"),
+        SanitizeRequest(
+            paths=(hostile,),
+            out=tmp_path / "safe",
+            operator="library-user",
+            quarantine=tmp_path / "quarantine",
+        ),
+        audit=NullSink(),
         handlers=[(Event, events.append)],
     )
     statuses = {Path(r.source).name: r.status for r in report.files}
@@ -108,4 +117,80 @@ def test_sanitize_copies_what_it_can_and_quarantines_the_rest(tmp_path: Path, ho
 
 def test_the_quarantine_is_never_the_output(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--quarantine must not be the --out folder"):
-        SanitizeRequest(paths=(tmp_path,), out=tmp_path / "safe", quarantine=tmp_path / "safe")
+        SanitizeRequest(
+            paths=(tmp_path,), out=tmp_path / "safe", operator="library-user", quarantine=tmp_path / "safe"
+        )
+
+
+def _identification(line: bytes) -> tuple[str, str, str]:
+    """EventID code, EventActionCode and EventOutcomeIndicator of one audit line."""
+    root = parse_xml(line)
+    identification = root.find("EventIdentification")
+    assert identification is not None
+    event_id = identification.find("EventID")
+    assert event_id is not None
+    return (
+        event_id.get("csd-code", ""),
+        identification.get("EventActionCode", ""),
+        identification.get("EventOutcomeIndicator", ""),
+    )
+
+
+def _object_ids(line: bytes) -> list[str]:
+    return [
+        o.get("ParticipantObjectID", "") for o in parse_xml(line).findall("ParticipantObjectIdentification")
+    ]
+
+
+def test_sanitize_audits_its_copies_per_patient_and_alerts_on_malicious_input(tmp_path: Path) -> None:
+    folder = tmp_path / "medium"
+    folder.mkdir()
+    study = "1.2.826.0.1.3680043.8.498.77"
+    (folder / "IM1").write_bytes(part10(dataset=_dataset(StudyInstanceUID=study)))
+    (folder / "IM2").write_bytes(part10(dataset=_dataset(StudyInstanceUID=study), preamble=PE_HEADER))
+    (folder / "AUTORUN.INF").write_bytes(b"[autorun]\r\nopen=setup.exe\r\n")
+    log = tmp_path / "audit.log"
+    report = sanitize(
+        SanitizeRequest(paths=(folder,), out=tmp_path / "safe", operator="library-user"), audit=FileSink(log)
+    )
+    assert {Path(r.source).name: r.status for r in report.files} == {
+        "AUTORUN.INF": "refused",
+        "IM1": "copied",
+        "IM2": "sanitized",
+    }
+    assert report.audit_error is None
+    lines = log.read_bytes().splitlines()
+    for line in lines:
+        assert schema_errors(line) == []  # the A.5.1 RELAX NG schema
+        assert validate_message(line) == []  # and the A.5.3 tables
+        assert b'UserID="library-user"' in line
+    # DICOM Instances Accessed (A.5.3.2): the changed copy an Update, the unchanged one a Read; then the alert.
+    assert [_identification(line) for line in lines] == [
+        ("110103", "U", "0"),
+        ("110103", "R", "0"),
+        ("110113", "E", "4"),
+    ]
+    assert _object_ids(lines[0]) == [study, "SCAN-0001"]
+    assert _object_ids(lines[1]) == [study, "SCAN-0001"]
+    (subject,) = parse_xml(lines[2]).findall("ParticipantObjectIdentification")
+    details = {d.get("type"): base64.b64decode(d.get("value", "")) for d in subject}
+    assert b"dcmseal sanitize: malicious content in 1 item(s)" in details["Alert Description"]
+    assert b"IM2" in details["Alert Description"]  # the malicious input, named
+
+
+def test_a_clean_sanitize_audits_only_its_reads_and_a_broken_sink_keeps_the_copies(tmp_path: Path) -> None:
+    clean = tmp_path / "clean.dcm"
+    clean.write_bytes(part10())  # no Study Instance UID: the patient is named, no study is invented
+    log = tmp_path / "audit.log"
+    request = SanitizeRequest(paths=(clean,), out=tmp_path / "safe", operator="library-user")
+    sanitize(request, audit=FileSink(log))
+    (line,) = log.read_bytes().splitlines()
+    assert _identification(line) == ("110103", "R", "0")
+    assert _object_ids(line) == ["SCAN-0001"]
+    assert schema_errors(line) == []
+    report = sanitize(
+        SanitizeRequest(paths=(clean,), out=tmp_path / "again", operator="library-user"), audit=_BrokenSink()
+    )
+    assert report.audit_error is not None
+    assert "No space left on device" in report.audit_error
+    assert (tmp_path / "again" / "clean.dcm").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dcmseal.audit.access import AccessedInstance, instances_accessed, instances_accessed_events
 from dcmseal.audit.alerts import security_alert
 from dcmseal.audit.codes import (
     ALERT_DESCRIPTION,
@@ -12,6 +13,7 @@ from dcmseal.audit.codes import (
     ALERT_TYPE_USE_OF_RESTRICTED_FUNCTION,
     EVENT_ID_EXPORT,
     EVENT_ID_IMPORT,
+    EVENT_ID_INSTANCES_ACCESSED,
     EVENT_ID_SECURITY_ALERT,
     ID_TYPE_CERTIFICATE_FINGERPRINT,
     ID_TYPE_MEDIUM_ID,
@@ -58,6 +60,7 @@ from dcmseal.audit.sinks import (
     NullSink,
     SyslogSink,
     SyslogTransport,
+    emit_events,
     format_syslog_message,
     sink_from_settings,
     syslog_priority,
@@ -77,6 +80,7 @@ __all__ = [
     "DEFAULT_SYSLOG_PORT",
     "EVENT_ID_EXPORT",
     "EVENT_ID_IMPORT",
+    "EVENT_ID_INSTANCES_ACCESSED",
     "EVENT_ID_SECURITY_ALERT",
     "ID_TYPE_CERTIFICATE_FINGERPRINT",
     "ID_TYPE_MEDIUM_ID",
@@ -91,6 +95,7 @@ __all__ = [
     "ROLE_SOURCE_MEDIA",
     "SEND_TIMEOUT_S",
     "SYSLOG_FACILITY",
+    "AccessedInstance",
     "ActiveParticipant",
     "AuditEvent",
     "AuditEventKind",
@@ -120,9 +125,12 @@ __all__ = [
     "audit_medium",
     "audit_patients",
     "audit_unopened",
+    "emit_events",
     "export_event",
     "format_syslog_message",
     "import_event",
+    "instances_accessed",
+    "instances_accessed_events",
     "media_type_of",
     "security_alert",
     "sink_from_settings",

@@ -15,6 +15,7 @@ __all__ = [
     "ALERT_TYPE_USE_OF_RESTRICTED_FUNCTION",
     "EVENT_ID_EXPORT",
     "EVENT_ID_IMPORT",
+    "EVENT_ID_INSTANCES_ACCESSED",
     "EVENT_ID_SECURITY_ALERT",
     "ID_TYPE_CERTIFICATE_FINGERPRINT",
     "ID_TYPE_MEDIUM_ID",
@@ -61,7 +62,8 @@ def _dcm(code: str, meaning: str) -> CodedValue:
     return CodedValue(csd_code=code, code_system_name="DCM", original_text=meaning)
 
 
-#: CID 400 "Audit Event ID": the events dcmseal reports (PS3.15 A.5.3.4, A.5.3.5, A.5.3.11).
+#: CID 400 "Audit Event ID": the events dcmseal reports (PS3.15 A.5.3.2, A.5.3.4, A.5.3.5, A.5.3.11).
+EVENT_ID_INSTANCES_ACCESSED = _dcm("110103", "DICOM Instances Accessed")
 EVENT_ID_EXPORT = _dcm("110106", "Export")
 EVENT_ID_IMPORT = _dcm("110107", "Import")
 EVENT_ID_SECURITY_ALERT = _dcm("110113", "Security Alert")
@@ -107,6 +109,7 @@ ALERT_DESCRIPTION = "Alert Description"
 class AuditEventKind(StrEnum):
     """The events dcmseal reports, each with its EventID and EventActionCode (PS3.15 A.5.3)."""
 
+    INSTANCES_ACCESSED = "instances-accessed"
     EXPORT = "export"
     IMPORT = "import"
     SECURITY_ALERT = "security-alert"

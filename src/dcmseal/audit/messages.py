@@ -9,6 +9,7 @@ from datetime import datetime
 from dcmseal.audit.codes import (
     EVENT_ID_EXPORT,
     EVENT_ID_IMPORT,
+    EVENT_ID_INSTANCES_ACCESSED,
     EVENT_ID_SECURITY_ALERT,
     AuditEventKind,
     AuditSourceType,
@@ -139,23 +140,29 @@ class ParticipantObject:
 
 
 _EVENT_IDS: Mapping[AuditEventKind, CodedValue] = {
+    AuditEventKind.INSTANCES_ACCESSED: EVENT_ID_INSTANCES_ACCESSED,
     AuditEventKind.EXPORT: EVENT_ID_EXPORT,
     AuditEventKind.IMPORT: EVENT_ID_IMPORT,
     AuditEventKind.SECURITY_ALERT: EVENT_ID_SECURITY_ALERT,
 }
-# "Shall be" values of Tables A.5.3.4-1 (Read), A.5.3.5-1 (Create) and A.5.3.11-1 (Execute).
+# "Shall be" values of Tables A.5.3.4-1 (Read), A.5.3.5-1 (Create) and A.5.3.11-1 (Execute). Table A.5.3.2-1
+# (DICOM Instances Accessed) lets the event say which: create, read, update or delete.
 _ACTION_CODES: Mapping[AuditEventKind, EventActionCode] = {
     AuditEventKind.EXPORT: EventActionCode.READ,
     AuditEventKind.IMPORT: EventActionCode.CREATE,
     AuditEventKind.SECURITY_ALERT: EventActionCode.EXECUTE,
 }
+_ACCESS_ACTIONS = frozenset(
+    {EventActionCode.CREATE, EventActionCode.READ, EventActionCode.UPDATE, EventActionCode.DELETE}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEvent:
     """One audit event; :func:`to_xml` turns it into a PS3.15 A.5.1 ``AuditMessage``.
 
-    The EventID and EventActionCode follow from ``kind``, as the A.5.3 tables fix them.
+    The EventID and EventActionCode follow from ``kind``, as the A.5.3 tables fix them; a DICOM Instances
+    Accessed event says its ``action`` (C, R, U or D: Table A.5.3.2-1), which the other kinds leave ``None``.
     """
 
     kind: AuditEventKind
@@ -166,8 +173,19 @@ class AuditEvent:
     participant_objects: tuple[ParticipantObject, ...] = ()
     event_type_codes: tuple[CodedValue, ...] = ()
     outcome_description: str | None = None
+    action: EventActionCode | None = None
 
     def __post_init__(self) -> None:
+        if self.kind is AuditEventKind.INSTANCES_ACCESSED:
+            if self.action not in _ACCESS_ACTIONS:
+                raise ValueError(
+                    "DICOM Instances Accessed takes the EventActionCode C, R, U or D (PS3.15 Table A.5.3.2-1), "
+                    f"not {self.action}"
+                )
+        elif self.action not in (None, _ACTION_CODES[self.kind]):
+            raise ValueError(
+                f"the EventActionCode of {self.kind} is {_ACTION_CODES[self.kind]} (PS3.15 A.5.3)"
+            )
         if self.event_datetime.utcoffset() is None:
             raise ValueError("EventDateTime needs a time zone (PS3.15 A.5.2.5); pass an aware datetime")
         if not self.active_participants:
@@ -180,5 +198,5 @@ class AuditEvent:
 
     @property
     def action_code(self) -> EventActionCode:
-        """The EventActionCode the A.5.3 table of this kind of event requires."""
-        return _ACTION_CODES[self.kind]
+        """The EventActionCode the A.5.3 table of this kind of event requires, or the one it was given."""
+        return self.action or _ACTION_CODES[self.kind]

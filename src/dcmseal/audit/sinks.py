@@ -31,6 +31,7 @@ __all__ = [
     "NullSink",
     "SyslogSink",
     "SyslogTransport",
+    "emit_events",
     "format_syslog_message",
     "sink_from_settings",
     "syslog_priority",
@@ -369,3 +370,18 @@ def sink_from_settings(audit_log: Path | None, syslog: str | None) -> AuditSink:
         transport, host, port = _parse_syslog_target(syslog)
         sinks.append(SyslogSink(host, port, transport=transport))
     return sinks[0] if len(sinks) == 1 else MultiSink(sinks)
+
+
+def emit_events(sink: AuditSink, events: Iterable[AuditEvent]) -> str | None:
+    """Emit ``events`` to ``sink``; ``None`` when all were written, else why the first that failed was not.
+
+    A workflow's work stands when its audit record cannot be written: the caller says the returned reason
+    (the result's ``audit_error``) instead of losing the work. The failure is logged as an error too.
+    """
+    for event in events:
+        try:
+            sink.emit(event)
+        except (DcmsealError, OSError) as exc:
+            logger.error("the %s audit message could not be written: %s", event.kind, exc)
+            return str(exc)
+    return None

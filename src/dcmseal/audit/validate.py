@@ -67,8 +67,13 @@ _XS_DATETIME = re.compile(
     r"-?(?P<date>\d{4,}-\d{2}-\d{2})T(?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d{2}:\d{2})?"
 )
 
-_EXPORT, _IMPORT, _SECURITY_ALERT = "110106", "110107", "110113"
-_EVENT_MEANINGS: Mapping[str, str] = {_EXPORT: "Export", _IMPORT: "Import", _SECURITY_ALERT: "Security Alert"}
+_INSTANCES_ACCESSED, _EXPORT, _IMPORT, _SECURITY_ALERT = "110103", "110106", "110107", "110113"
+_EVENT_MEANINGS: Mapping[str, str] = {
+    _INSTANCES_ACCESSED: "DICOM Instances Accessed",
+    _EXPORT: "Export",
+    _IMPORT: "Import",
+    _SECURITY_ALERT: "Security Alert",
+}
 _SOURCE_ROLE, _DESTINATION_ROLE = "110153", "110152"
 _DESTINATION_MEDIA, _SOURCE_MEDIA = "110154", "110155"
 _STUDY_INSTANCE_UID = "110180"
@@ -84,8 +89,8 @@ def validate_message(xml: bytes) -> list[str]:
     cardinality, the enumerated attribute values, coded values with ``csd-code``, ``codeSystemName`` and
     ``originalText``); a message these find nothing wrong with is validated against the RELAX NG schema of
     A.5.1 itself (``audit/schema/audit-message.rng``, derived from the standard's text). Then, for
-    Export, Import and Security Alert, the event-specific constraints of Tables A.5.3.4-1, A.5.3.5-1
-    and A.5.3.11-1. Messages of other events get the general checks only.
+    DICOM Instances Accessed, Export, Import and Security Alert, the event-specific constraints of Tables
+    A.5.3.2-1, A.5.3.4-1, A.5.3.5-1 and A.5.3.11-1. Messages of other events get the general checks only.
 
     Parameters
     ----------
@@ -447,6 +452,26 @@ def _check_patients_and_studies(root: ET.Element, clause: str, problems: _Proble
             )
 
 
+def _check_instances_accessed(root: ET.Element, problems: _Problems) -> None:
+    clause = "PS3.15 Table A.5.3.2-1"
+    identification = root.find("EventIdentification")
+    action = identification.get("EventActionCode") if identification is not None else None
+    if action is not None and action not in {"C", "R", "U", "D"}:
+        problems.append(f"EventActionCode is {action!r}; {clause} requires 'C', 'R', 'U' or 'D'")
+    _check_one_requestor(root, clause, problems)
+    _check_patients_and_studies(root, clause, problems)
+    patients = [
+        o
+        for o in root.findall("ParticipantObjectIdentification")
+        if o.get("ParticipantObjectTypeCodeRole") == "1"
+    ]
+    if len(patients) > 1:
+        problems.append(
+            f"{len(patients)} patient objects; a DICOM Instances Accessed message names a single patient "
+            "(PS3.15 A.5.3.2)"
+        )
+
+
 def _check_export(root: ET.Element, problems: _Problems) -> None:
     clause = "PS3.15 Table A.5.3.4-1"
     _check_action(root, "R", clause, problems)
@@ -488,6 +513,7 @@ def _check_security_alert(root: ET.Element, problems: _Problems) -> None:
 
 
 _SPECIFIC_CHECKS: Mapping[str, Callable[[ET.Element, _Problems], None]] = {
+    _INSTANCES_ACCESSED: _check_instances_accessed,
     _EXPORT: _check_export,
     _IMPORT: _check_import,
     _SECURITY_ALERT: _check_security_alert,

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from dcmseal.cli import options
-from dcmseal.cli.common import err_console, out_console, print_json, print_table, user_errors
+from dcmseal.cli.common import cli_settings, err_console, out_console, print_json, print_table, user_errors
+from dcmseal.cli.context import audit_sink, operator_name, warn
 from dcmseal.documents import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     DocumentKind,
@@ -113,6 +114,8 @@ def encapsulate_command(
         result = encapsulate(
             doc,
             out,
+            audit=audit_sink(cli_settings()),
+            operator=operator_name(),
             study=study,
             patient=patient,
             title=title,
@@ -125,6 +128,8 @@ def encapsulate_command(
             max_bytes=max_size,
             overwrite=force,
         )
+    if result.audit_error is not None:
+        warn(f"the audit message could not be written: {result.audit_error}")
     if as_json:
         print_json(result.to_json())
         return
@@ -144,11 +149,17 @@ def extract_command(
 ) -> None:
     """Write the documents of Encapsulated Document instances back, byte for byte, with their extension."""
     results: list[tuple[Path, ExtractResult | None, str]] = []
+    with user_errors():
+        audit, operator = audit_sink(cli_settings()), operator_name()
     for file in files:
         try:
-            results.append((file, extract(file, out, overwrite=force), ""))
+            extracted = extract(file, out, audit=audit, operator=operator, overwrite=force)
         except DcmsealError as exc:
             results.append((file, None, str(exc)))
+            continue
+        results.append((file, extracted, ""))
+        if extracted.audit_error is not None:
+            warn(f"{file}: the audit message could not be written: {extracted.audit_error}")
     failed = [r for r in results if r[1] is None]
     if as_json:
         print_json(

@@ -138,10 +138,17 @@ def sanitize_command(
     """
     with user_errors():
         request = SanitizeRequest(
-            paths=tuple(paths), out=out, keep_tiff=keep_tiff, quarantine=quarantine, overwrite=force
+            paths=tuple(paths),
+            out=out,
+            operator=operator_name(),
+            keep_tiff=keep_tiff,
+            quarantine=quarantine,
+            overwrite=force,
         )
         with progress_handlers(not as_json) as handlers:
-            report = sanitize(request, handlers=handlers)
+            report = sanitize(request, audit=audit_sink(cli_settings()), handlers=handlers)
+        if report.audit_error is not None:
+            warn(f"an audit message could not be written: {report.audit_error}")
         if as_json:
             print_json(report.to_json())
         else:

@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
+from dcmseal.audit import (
+    AccessedInstance,
+    AuditSink,
+    AuditUser,
+    EventActionCode,
+    emit_events,
+    instances_accessed_events,
+)
 from dcmseal.encapsulated.build import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     MODEL_UNITS,
@@ -73,6 +81,8 @@ class EncapsulateResult:
     study_instance_uid: str
     series_instance_uid: str
     notes: tuple[str, ...] = field(default=())
+    #: Why the audit message could not be written (the instances stand regardless).
+    audit_error: str | None = None
 
     @property
     def primary(self) -> EncapsulatedInstance:
@@ -100,6 +110,8 @@ class ExtractResult:
     kind: DocumentKind
     length: int
     removed_pad_byte: bool
+    #: Why the audit message could not be written (the document stands regardless).
+    audit_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Stable snake_case keys."""
@@ -116,6 +128,8 @@ def encapsulate(
     doc: Path,
     out: Path,
     *,
+    audit: AuditSink,
+    operator: str,
     study: Path | None = None,
     patient: PatientInfo | None = None,
     title: str | None = None,
@@ -137,6 +151,11 @@ def encapsulate(
         The document; its kind comes from its content, never its name.
     out
         The Part 10 file to write (Explicit VR Little Endian, zero preamble, atomically).
+    audit
+        Where the DICOM Instances Accessed message (PS3.15 A.5.3.2, EventActionCode C: instances created)
+        goes once the instances are written; a sink that fails is said in ``audit_error``.
+    operator
+        Who encapsulates, for the audit trail.
     study
         A DICOM file, or a folder whose first DICOM file is used: Patient, General Study and Patient Study
         attributes are copied so the document joins that study, in a new series.
@@ -187,19 +206,36 @@ def encapsulate(
         logger.info(
             "%s: encapsulated %s as %s", instance.path, instance.kind.value, instance.sop_instance_uid
         )
+    # PS3.15 A.5.3.2 (DICOM Instances Accessed) with C: new instances were created on this system. Export
+    # (A.5.3.4) and Import (A.5.3.5) describe data crossing the security domain on media, which this does not.
+    audited = [_accessed(item.dataset) for item in built.instances]
+    audit_error = emit_events(
+        audit,
+        instances_accessed_events(
+            audited,
+            user=AuditUser(user_id=operator),
+            action=EventActionCode.CREATE,
+            description=f"dcmseal encapsulate: {built.instances[0].kind.value} document {doc.name}",
+        ),
+    )
     return EncapsulateResult(
         instances=instances,
         study_instance_uid=built.study_instance_uid,
         series_instance_uid=built.series_instance_uid,
         notes=built.notes,
+        audit_error=audit_error,
     )
 
 
-def extract(file: Path, out_dir: Path, *, overwrite: bool = False) -> ExtractResult:
+def extract(
+    file: Path, out_dir: Path, *, audit: AuditSink, operator: str, overwrite: bool = False
+) -> ExtractResult:
     """Write the document of an Encapsulated Document instance to ``out_dir``, byte for byte (PS3.3 C.24.2).
 
     The name is the instance file's stem with the kind's extension (.pdf, .xml, .stl, .obj, .mtl). Encapsulated
     Document Length (0042,0015) gives the true length, so the pad byte of an odd-length document is dropped.
+    Once the document is written, a DICOM Instances Accessed message (PS3.15 A.5.3.2, EventActionCode R: the
+    instance was read) goes to ``audit``, by ``operator``; a sink that fails is said in ``audit_error``.
 
     Raises
     ------
@@ -241,6 +277,32 @@ def extract(file: Path, out_dir: Path, *, overwrite: bool = False) -> ExtractRes
     except FileExistsError:
         raise InputError("the output exists (use --force to replace it)", path=dst) from None
     logger.info("%s: extracted %s (%d bytes)", file, dst, len(data))
+    # PS3.15 A.5.3.2 with R: the instance was read and its document written beside it on this system. Export
+    # (A.5.3.4) is data leaving the security domain on a Destination Media (Table A.5.3.4-1 requires one); a
+    # file written into a local folder is neither, and where it goes next is not known here.
+    audit_error = emit_events(
+        audit,
+        instances_accessed_events(
+            [_accessed(ds)],
+            user=AuditUser(user_id=operator),
+            action=EventActionCode.READ,
+            description=f"dcmseal extract: {kind.value} document written to {dst.name}",
+        ),
+    )
     return ExtractResult(
-        source=file, path=dst, kind=kind, length=len(data), removed_pad_byte=len(data) < len(value)
+        source=file,
+        path=dst,
+        kind=kind,
+        length=len(data),
+        removed_pad_byte=len(data) < len(value),
+        audit_error=audit_error,
+    )
+
+
+def _accessed(ds: Dataset) -> AccessedInstance:
+    """What the audit message says of an instance: its Patient ID, study and SOP Class."""
+    return AccessedInstance(
+        patient_id=str(ds.get("PatientID", "") or ""),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
     )

@@ -1,8 +1,9 @@
-"""The scan and sanitize workflows: a request in, a result out, and the Security Alert audited by the library.
+"""The scan and sanitize workflows: a request in, a result out, and their audit messages written by the library.
 
 :func:`scan_paths` and :func:`sanitize_file` are the parts; these functions are what a program embedding
-dcmseal calls to get what ``dcmseal scan`` and ``dcmseal sanitize`` do, audit included: a scan that finds
-anything malicious emits a Security Alert (PS3.15 A.5.3.11) to the caller's sink, whoever the caller is.
+dcmseal calls to get what ``dcmseal scan`` and ``dcmseal sanitize`` do, audit included: a scan or sanitize
+that finds anything malicious emits a Security Alert (PS3.15 A.5.3.11) to the caller's sink, whoever the
+caller is, and sanitize a DICOM Instances Accessed message (A.5.3.2) per patient of the copies it wrote.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcmseal.audit import AuditSink, AuditUser, EventOutcome, security_alert
+from dcmseal.audit import (
+    AccessedInstance,
+    AuditEvent,
+    AuditSink,
+    AuditUser,
+    EventActionCode,
+    EventOutcome,
+    emit_events,
+    instances_accessed_events,
+    security_alert,
+)
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
 from dcmseal.events import Emitter, FileQuarantined, HandlerSpec
 from dcmseal.fsutil import relative_output_path
+from dcmseal.part10.header import read_header
 from dcmseal.reader.containers import is_quarantine_dir, iter_folder
 from dcmseal.scan.quarantine import QuarantineRecord, quarantine_file
 from dcmseal.scan.report import ScanReport, Verdict
@@ -138,21 +150,23 @@ def scan(request: ScanRequest, *, audit: AuditSink, handlers: Sequence[HandlerSp
     malicious += [f.message for f in report.medium_findings if f.severity is Verdict.MALICIOUS]
     if not malicious:
         return ScanResult(report=report)
-    try:
-        audit.emit(
-            security_alert(
-                user=AuditUser(user_id=request.operator),
-                description=f"dcmseal scan: malicious content in {len(malicious)} item(s): "
-                + "; ".join(malicious[:_ALERT_NAMES]),
-                medium_id=", ".join(str(p) for p in request.paths),
-                outcome=EventOutcome.MINOR_FAILURE,
-            )
-        )
-    except (DcmsealError, OSError) as exc:
-        # The findings matter more than their audit record: report them, and say the record is missing.
-        logger.warning("the Security Alert audit message could not be written: %s", exc)
-        return ScanResult(report=report, alerted=False, audit_error=str(exc))
-    return ScanResult(report=report, alerted=True)
+    # The findings matter more than their audit record: a sink that fails is said, the report stands.
+    audit_error = emit_events(audit, [_malicious_alert("scan", request.operator, request.paths, malicious)])
+    return ScanResult(report=report, alerted=audit_error is None, audit_error=audit_error)
+
+
+def _malicious_alert(
+    command: str, operator: str, paths: Sequence[Path], malicious: Sequence[str]
+) -> AuditEvent:
+    """The Security Alert of malicious content found (PS3.15 A.5.3.11), mitigated (outcome 4): reported,
+    refused or made safe, never passed on as it was."""
+    return security_alert(
+        user=AuditUser(user_id=operator),
+        description=f"dcmseal {command}: malicious content in {len(malicious)} item(s): "
+        + "; ".join(malicious[:_ALERT_NAMES]),
+        medium_id=", ".join(str(p) for p in paths),
+        outcome=EventOutcome.MINOR_FAILURE,
+    )
 
 
 # -- sanitize ------------------------------------------------------------------------------------------
@@ -168,6 +182,8 @@ class SanitizeRequest:
         Files or folders (walked; their structure is mirrored under ``out``).
     out : Path
         Folder for the safe copies.
+    operator : str
+        Who sanitizes, for the audit trail.
     keep_tiff : bool
         Keep a valid TIFF dual-personality preamble (PS3.10 §7.5); by default every preamble is zeroed.
     quarantine : Path or None
@@ -178,6 +194,7 @@ class SanitizeRequest:
 
     paths: tuple[Path, ...]
     out: Path
+    operator: str
     keep_tiff: bool = False
     quarantine: Path | None = None
     overwrite: bool = False
@@ -195,6 +212,8 @@ class SanitizeReport:
     quarantine: Path | None
     files: tuple[SanitizeResult, ...]
     quarantined: tuple[QuarantineRecord, ...]
+    #: Why an audit message could not be written (the copies stand regardless).
+    audit_error: str | None = None
 
     @property
     def refused(self) -> tuple[SanitizeResult, ...]:
@@ -224,13 +243,20 @@ class SanitizeReport:
         }
 
 
-def sanitize(request: SanitizeRequest, *, handlers: Sequence[HandlerSpec] = ()) -> SanitizeReport:
+def sanitize(
+    request: SanitizeRequest, *, audit: AuditSink, handlers: Sequence[HandlerSpec] = ()
+) -> SanitizeReport:
     """Write safe copies: preamble zeroed, hidden payloads and trailing data removed; originals untouched.
 
     Parameters
     ----------
     request : SanitizeRequest
         What to copy, where to, and the quarantine folder.
+    audit : AuditSink
+        Where the audit messages go: a DICOM Instances Accessed message per patient of the copies written
+        (PS3.15 A.5.3.2: U for the instances changed, R for those copied unchanged), and a Security Alert
+        (A.5.3.11, outcome 4) when any input held malicious content. A sink that fails is said in
+        ``audit_error``; the copies stand.
     handlers : sequence of (event class, handler)
         :class:`~dcmseal.events.Progress` (stage ``"sanitize"``) per file, and
         :class:`~dcmseal.events.FileQuarantined` for each file set aside.
@@ -262,7 +288,59 @@ def sanitize(request: SanitizeRequest, *, handlers: Sequence[HandlerSpec] = ()) 
             emitter.emit(FileQuarantined(path=src, reason=reason))
         emitter.progress("sanitize", index, len(targets))
     return SanitizeReport(
-        output=request.out, quarantine=request.quarantine, files=tuple(results), quarantined=tuple(records)
+        output=request.out,
+        quarantine=request.quarantine,
+        files=tuple(results),
+        quarantined=tuple(records),
+        audit_error=emit_events(audit, _sanitize_events(request, results)),
+    )
+
+
+def _sanitize_events(request: SanitizeRequest, results: Sequence[SanitizeResult]) -> list[AuditEvent]:
+    """The audit messages of a sanitize run: what was copied, per patient, and what was malicious."""
+    user = AuditUser(user_id=request.operator)
+    # PS3.15 A.5.3.2 (DICOM Instances Accessed): a sanitized copy keeps its SOP Instance UID with its
+    # content changed, an Update (U) of the instance (not C: no new instance exists); a copy written unchanged
+    # is the instance Read (R). The original files are left as they were. Each message names one patient.
+    events = instances_accessed_events(
+        [_written(r.output) for r in results if r.output is not None and r.changes],
+        user=user,
+        action=EventActionCode.UPDATE,
+        description="dcmseal sanitize: safe copies written (preamble zeroed, payloads or trailing data removed)",
+    )
+    events += instances_accessed_events(
+        [_written(r.output) for r in results if r.output is not None and not r.changes],
+        user=user,
+        action=EventActionCode.READ,
+        description="dcmseal sanitize: copied unchanged (nothing to remove)",
+    )
+    malicious = [r.source for r in results if r.report.verdict is Verdict.MALICIOUS]
+    if malicious:
+        # As scan does for the same findings (A.5.3.11): sanitizing mitigated them, the alert still says so.
+        events.append(_malicious_alert("sanitize", request.operator, request.paths, malicious))
+    return events
+
+
+#: (0010,0020) Patient ID and (0020,000D) Study Instance UID: what an audit message names of a copy.
+_PATIENT_ID, _STUDY_INSTANCE_UID = 0x00100020, 0x0020000D
+
+
+def _written(path: Path) -> AccessedInstance:
+    """Patient, study and SOP Class of a copy written, read from its header (unidentified if unreadable)."""
+    try:
+        header = read_header(path, (_PATIENT_ID, _STUDY_INSTANCE_UID), stop_after=_STUDY_INSTANCE_UID)
+    except (DcmsealError, OSError) as exc:
+        logger.warning("%s: not named in the audit message: %s", path, exc)
+        return AccessedInstance(patient_id="", study_instance_uid="", sop_class_uid="")
+    values = {
+        tag: header.values[tag].value.rstrip(b"\x00 ").decode("ascii", errors="replace")
+        for tag in (_PATIENT_ID, _STUDY_INSTANCE_UID)
+        if tag in header.values
+    }
+    return AccessedInstance(
+        patient_id=values.get(_PATIENT_ID, ""),
+        study_instance_uid=values.get(_STUDY_INSTANCE_UID, ""),
+        sop_class_uid=header.sop_class_uid,
     )
 
 
