@@ -108,3 +108,20 @@ def test_a_recovery_needs_a_reason(escrow: Escrow) -> None:
         RecoverRequest(
             medium_id="X", escrow_key=escrow.identity.key_path, passphrase=b"x", reason=" ", operator="a"
         )
+
+
+def test_a_str_passphrase_recovers_as_its_utf8_bytes(
+    tmp_path: Path, registry: Registry, escrow: Escrow
+) -> None:
+    medium_id = _medium(registry, escrow)
+    request = RecoverRequest(
+        medium_id=medium_id,
+        escrow_key=escrow.identity.key_path,
+        passphrase=ESCROW_PASSPHRASE.decode("utf-8"),
+        reason=REASON,
+        operator="helpdesk-7",
+    )
+    assert request.passphrase == ESCROW_PASSPHRASE  # converted once, where the request is made
+    assert ESCROW_PASSPHRASE.decode() not in repr(request)
+    result = recover(request, registry=registry, audit=FileSink(tmp_path / "audit.log"))
+    assert result.password == PASSWORD

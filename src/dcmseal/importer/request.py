@@ -30,7 +30,7 @@ class ImportRequest:
     operator: str
     journal: Path
     quarantine: Path
-    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    passwords: tuple[str | bytes, ...] = field(default=(), repr=False)  # a str: NFC, UTF-8 (intake.Keys)
     private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
     certificates: tuple[bytes | None, ...] = ()
     reconciliation: ReconciliationMap | None = None

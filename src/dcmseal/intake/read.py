@@ -17,6 +17,7 @@ from dcmseal.events import Emitter
 from dcmseal.fsutil import Extent
 from dcmseal.intake.content import to_plain
 from dcmseal.intake.listing import Listing, Source
+from dcmseal.keys.passwords import password_octets, password_tuple
 from dcmseal.outcomes import ReasonKind
 from dcmseal.part10 import BatchReport, FileStatus, UnsealPlan, UnsealResult, unseal_files
 
@@ -45,7 +46,8 @@ class Integrity(enum.StrEnum):
 class Keys:
     """The keys to try on a medium's Secure DICOM Files, and the bounds of trying."""
 
-    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    #: A ``str`` is NFC-normalised and UTF-8 encoded (RFC 8018 §3), as open's and import's requests give it.
+    passwords: tuple[str | bytes, ...] = field(default=(), repr=False)
     private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
     certificates: tuple[bytes | None, ...] = ()
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
@@ -56,6 +58,15 @@ class Keys:
     #: Asked for a password only when the medium turns out to hold encrypted files and no key was given.
     ask_password: Callable[[], str] | None = field(default=None, repr=False)
     workers: int = 0
+
+    def __post_init__(self) -> None:
+        # The one conversion of the passwords: str or bytes, the same octets from here on.
+        object.__setattr__(self, "passwords", self.password_bytes)
+
+    @property
+    def password_bytes(self) -> tuple[bytes, ...]:
+        """The octets of ``passwords``, as PBKDF2 derives from them."""
+        return password_tuple(self.passwords)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -198,9 +209,9 @@ def _unseal(
     """Unseal the Secure DICOM Files found (asking for a password only if there are some and none was given)."""
     if not secure:
         return BatchReport(operation="unseal", outcomes=(), pbkdf2_derivations=0, workers=0, elapsed_s=0.0)
-    passwords = keys.passwords
+    passwords = keys.password_bytes
     if not passwords and not keys.private_keys and keys.ask_password is not None:
-        passwords = (keys.ask_password().encode("ascii"),)
+        passwords = (password_octets(keys.ask_password()),)
     if not passwords and not keys.private_keys:
         raise UsageError(
             f"{len(secure)} file(s) on this medium are encrypted: give --password-file, --password-env or --key",

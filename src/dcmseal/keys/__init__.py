@@ -28,6 +28,7 @@ from dcmseal.keys.passwords import (
     new_pbkdf2_params,
     passphrase_entropy_bits,
     password_octets,
+    password_tuple,
     sealing_password,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "open_escrowed_password",
     "passphrase_entropy_bits",
     "password_octets",
+    "password_tuple",
     "seal_password_for_escrow",
     "sealing_password",
     "unlock_escrow_key",

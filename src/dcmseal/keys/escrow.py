@@ -33,6 +33,7 @@ from dcmseal.errors import (
     WeakPasswordError,
 )
 from dcmseal.fsutil import atomic_write, make_state_directory
+from dcmseal.keys.passwords import password_octets
 
 __all__ = [
     "ESCROW_CERTIFICATE_NAME",
@@ -445,8 +446,8 @@ class RecoverRequest:
         The medium, as registered or as typed (case and Crockford look-alikes are forgiven).
     escrow_key : Path
         The escrow private key (encrypted PKCS#8 PEM).
-    passphrase : bytes
-        The escrow key's passphrase.
+    passphrase : str or bytes
+        The escrow key's passphrase (a ``str`` NFC-normalised and UTF-8 encoded, as every password).
     reason : str
         Why; recorded with the recovery and in the audit trail.
     operator : str
@@ -457,7 +458,7 @@ class RecoverRequest:
 
     medium_id: str
     escrow_key: Path
-    passphrase: bytes = field(repr=False)
+    passphrase: str | bytes = field(repr=False)
     reason: str
     operator: str
     escrow_certificate: Path | None = None
@@ -465,6 +466,12 @@ class RecoverRequest:
     def __post_init__(self) -> None:
         if not self.reason.strip():
             raise UsageError("--reason must say why the password is recovered")
+        object.__setattr__(self, "passphrase", self.passphrase_bytes)  # the one conversion
+
+    @property
+    def passphrase_bytes(self) -> bytes:
+        """The passphrase's octets (:func:`~dcmseal.keys.password_octets`)."""
+        return password_octets(self.passphrase)
 
     @property
     def certificate_path(self) -> Path:
@@ -521,7 +528,9 @@ def recover(request: RecoverRequest, *, registry: Registry, audit: AuditSink) ->
     details = {"Recovery Reason": request.reason}
     try:
         certificate = load_escrow_certificate(request.certificate_path)
-        private_key = unlock_escrow_key(request.escrow_key, request.passphrase)  # a wrong one is an attempt
+        private_key = unlock_escrow_key(
+            request.escrow_key, request.passphrase_bytes
+        )  # a wrong one is an attempt
         medium = registry.get_medium(medium).medium_id  # as registered, for the record and the audit trail
         password = registry.recover_password(
             medium,

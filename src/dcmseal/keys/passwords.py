@@ -24,7 +24,7 @@ import re
 import secrets
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "new_pbkdf2_params",
     "passphrase_entropy_bits",
     "password_octets",
+    "password_tuple",
     "sealing_password",
 ]
 
@@ -170,6 +171,22 @@ def password_octets(password: str | bytes) -> bytes:
     if not octets:
         raise InputError("the password is empty")
     return octets
+
+
+def password_tuple(passwords: Iterable[str | bytes]) -> tuple[bytes, ...]:
+    """The octets of each password a request opens with (:func:`password_octets`), in order.
+
+    Raises
+    ------
+    TypeError
+        If a password is neither ``str`` nor ``bytes`` (a lone ``str`` or ``bytes`` is refused too: it
+        would be taken for a sequence of one-character passwords).
+    InputError
+        If a password is empty.
+    """
+    if isinstance(passwords, str | bytes | bytearray | memoryview):
+        raise TypeError("passwords are a sequence of str or bytes, not a single password")
+    return tuple(password_octets(p) for p in passwords)
 
 
 def _password_text(password: str | bytes) -> str:

@@ -28,7 +28,7 @@ from dcmseal.config import DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SALT_BYTES
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError
 from dcmseal.events import Emitter, HandlerSpec
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
-from dcmseal.keys.passwords import check_password, new_pbkdf2_params
+from dcmseal.keys.passwords import check_password, new_pbkdf2_params, password_octets
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.burndocs import encapsulate_documents
 from dcmseal.media.fileset import (
@@ -80,7 +80,8 @@ class BurnRequest:
     operator: str
     output_format: str = "iso"
     profile: Profile | None = None
-    password: bytes | None = field(default=None, repr=False)
+    #: A ``str`` is NFC-normalised; PS3.15 D.1 allows ISO-IR 6 only, so it is kept as its ASCII bytes.
+    password: str | bytes | None = field(default=None, repr=False)
     certificates: tuple[x509.Certificate, ...] = ()
     escrow_certificate: x509.Certificate | None = None
     label: str = ""
@@ -115,12 +116,13 @@ class BurnRequest:
             raise UsageError("nothing to burn: give at least one source")
         if self.password is not None:
             # The password policy applies to every medium, whoever builds the request (issue 17 §1).
-            _, strength = check_password(
+            octets, strength = check_password(
                 self.password,
                 allow_weak=self.allow_weak_password,
                 iterations=self.iterations,
                 prf=self.prf.value,
             )
+            object.__setattr__(self, "password", octets)  # the one conversion: str or bytes, the same octets
             object.__setattr__(self, "password_problems", strength.problems)
         keyed = self.password is not None or self.certificates or self.escrow_certificate is not None
         if self.encrypt and not keyed:
@@ -129,6 +131,11 @@ class BurnRequest:
             raise UsageError(
                 "a plain medium (--no-encrypt) takes no password, recipient or escrow certificate"
             )
+
+    @property
+    def password_bytes(self) -> bytes | None:
+        """The password's ISO-IR 6 octets, as PBKDF2 derives from them (``password`` converted at init)."""
+        return None if self.password is None else password_octets(self.password)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -600,7 +607,7 @@ def _seal(run: _Run, conformed: _Conformed, planned: _Planned) -> _Sealed:
     outside_profile: tuple[str, ...] = ()
     if request.encrypt:
         seal_plan = SealPlan(
-            password=request.password,
+            password=request.password_bytes,
             kdf=kdf,
             certificates=tuple(c.public_bytes(serialization.Encoding.DER) for c in run.recipients),
             cipher=request.cipher,
@@ -679,8 +686,9 @@ def _register(run: _Run, conformed: _Conformed, planned: _Planned, sealed: _Seal
     )
     escrowed: bytes | None = None
     escrow_fingerprint: str | None = None
-    if request.password is not None and request.escrow_certificate is not None:
-        escrowed = seal_password_for_escrow(request.password, request.escrow_certificate)
+    password = request.password_bytes
+    if password is not None and request.escrow_certificate is not None:
+        escrowed = seal_password_for_escrow(password, request.escrow_certificate)
         escrow_fingerprint = certificate_fingerprint(request.escrow_certificate)
     recipient_records = ((RecipientRecord.for_password(),) if request.password is not None else ()) + tuple(
         RecipientRecord.for_certificate(c) for c in recipients

@@ -75,7 +75,7 @@ class OpenRequest:
     medium: Path
     out: Path
     operator: str
-    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    passwords: tuple[str | bytes, ...] = field(default=(), repr=False)  # a str: NFC, UTF-8 (intake.Keys)
     private_keys: tuple[bytes, ...] = field(default=(), repr=False)  # PKCS#8 DER
     certificates: tuple[bytes | None, ...] = ()
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS

@@ -25,7 +25,7 @@ from dcmseal.errors import DcmsealError, InputError, UsageError
 from dcmseal.events import Emitter, FileSealed, HandlerSpec
 from dcmseal.fsutil import atomic_write, make_dirs
 from dcmseal.keys.escrow import certificate_fingerprint, seal_password_for_escrow
-from dcmseal.keys.passwords import check_password, new_pbkdf2_params
+from dcmseal.keys.passwords import check_password, new_pbkdf2_params, password_octets, password_tuple
 from dcmseal.keys.registry import MediumRecord, RecipientRecord, Registry, StudyRecord
 from dcmseal.media.burn import README_NAME
 from dcmseal.media.fileset import read_dicomdir
@@ -51,10 +51,12 @@ class RekeyRequest:
     medium: Path
     out: Path
     operator: str
-    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    #: Passwords that open the medium: a ``str`` is NFC-normalised and UTF-8 encoded (RFC 8018 §3).
+    passwords: tuple[str | bytes, ...] = field(default=(), repr=False)
     private_keys: tuple[bytes, ...] = field(default=(), repr=False)
     certificates: tuple[bytes | None, ...] = ()
-    new_password: bytes | None = field(default=None, repr=False)
+    #: The new medium's password: ISO-IR 6 (PS3.15 D.1), a ``str`` or its ASCII bytes.
+    new_password: str | bytes | None = field(default=None, repr=False)
     recipients: tuple[x509.Certificate, ...] = ()
     escrow_certificate: x509.Certificate | None = None
     keep_recipients: bool = False
@@ -77,15 +79,28 @@ class RekeyRequest:
     def __post_init__(self) -> None:
         if self.new_password is None and not self.recipients and not self.keep_recipients:
             raise UsageError("rekey needs a new password, a --recipient, or --keep-recipients")
+        # The one conversion of the passwords: str or bytes, the same octets from here on.
+        object.__setattr__(self, "passwords", self.password_bytes)
         if self.new_password is not None:
             # The same policy as seal and burn, with the PBKDF2 parameters the new medium will use.
-            _, strength = check_password(
+            octets, strength = check_password(
                 self.new_password,
                 allow_weak=self.allow_weak_password,
                 iterations=self.iterations,
                 prf=self.prf.value,
             )
+            object.__setattr__(self, "new_password", octets)
             object.__setattr__(self, "password_problems", strength.problems)
+
+    @property
+    def password_bytes(self) -> tuple[bytes, ...]:
+        """The octets of the passwords that open the medium (:func:`dcmseal.keys.password_octets`)."""
+        return password_tuple(self.passwords)
+
+    @property
+    def new_password_bytes(self) -> bytes | None:
+        """The new password's ISO-IR 6 octets (``new_password`` converted at init)."""
+        return None if self.new_password is None else password_octets(self.new_password)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,12 +161,13 @@ def rekey(
     context = cms.Context()  # the run's: each key is derived once for the whole medium
     before = context.kdf_cache.derivations
     credentials = UnsealPlan(
-        passwords=request.passwords, private_keys=request.private_keys, certificates=request.certificates
+        passwords=request.password_bytes, private_keys=request.private_keys, certificates=request.certificates
     ).credentials()
     new_recipients: list[cms.Recipient] = []
-    if request.new_password is not None:
+    new_password = request.new_password_bytes
+    if new_password is not None:
         kdf = new_pbkdf2_params(iterations=request.iterations, prf=request.prf, salt_bytes=request.salt_bytes)
-        new_recipients.append(cms.PasswordRecipient(password=request.new_password, kdf=kdf))
+        new_recipients.append(cms.PasswordRecipient(password=new_password, kdf=kdf))
     certificates = request.recipients + (
         (request.escrow_certificate,) if request.escrow_certificate is not None else ()
     )
@@ -261,9 +277,10 @@ def rekey(
             viewer=bool(viewer),
         )
         (medium_dir / README_NAME).write_bytes(readme_text(text).encode("ascii"))
+        new_password = request.new_password_bytes
         escrowed = (
-            seal_password_for_escrow(request.new_password, request.escrow_certificate)
-            if request.new_password is not None and request.escrow_certificate is not None
+            seal_password_for_escrow(new_password, request.escrow_certificate)
+            if new_password is not None and request.escrow_certificate is not None
             else None
         )
 

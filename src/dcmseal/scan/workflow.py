@@ -28,6 +28,7 @@ from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITE
 from dcmseal.errors import DcmsealError, ExitCode, InputError, MissingInputError, UsageError
 from dcmseal.events import Emitter, FileQuarantined, HandlerSpec
 from dcmseal.fsutil import relative_output_path
+from dcmseal.keys.passwords import password_tuple
 from dcmseal.part10.header import read_header
 from dcmseal.reader.containers import is_quarantine_dir, iter_folder
 from dcmseal.scan.quarantine import QuarantineRecord, quarantine_file
@@ -55,8 +56,11 @@ class ScanRequest:
         Who scans, for the audit trail.
     allow_tiff : bool
         A TIFF dual-personality preamble is clean (PS3.10 §7.5).
-    passwords, private_keys : tuple of bytes
-        Open Secure DICOM Files to scan what is inside (keys as unencrypted PKCS#8 DER).
+    passwords : tuple of str or bytes
+        Open Secure DICOM Files to scan what is inside; a ``str`` is NFC-normalised and UTF-8 encoded
+        (RFC 8018 §3, :func:`dcmseal.keys.password_octets`).
+    private_keys : tuple of bytes
+        The same, with keys as unencrypted PKCS#8 DER.
     workers : int
         Processes for large folders (0: one per core).
     max_iterations, kdf_budget_per_medium : int
@@ -68,7 +72,7 @@ class ScanRequest:
     paths: tuple[Path, ...]
     operator: str
     allow_tiff: bool = True
-    passwords: tuple[bytes, ...] = field(default=(), repr=False)
+    passwords: tuple[str | bytes, ...] = field(default=(), repr=False)
     private_keys: tuple[bytes, ...] = field(default=(), repr=False)
     workers: int = 0
     max_iterations: int = DEFAULT_MAX_PBKDF2_ITERATIONS
@@ -78,6 +82,13 @@ class ScanRequest:
     def __post_init__(self) -> None:
         if not self.paths:
             raise UsageError("nothing to scan: give at least one path")
+        # The one conversion of the passwords: str or bytes, the same octets from here on.
+        object.__setattr__(self, "passwords", self.password_bytes)
+
+    @property
+    def password_bytes(self) -> tuple[bytes, ...]:
+        """The octets of ``passwords``, as PBKDF2 derives from them."""
+        return password_tuple(self.passwords)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +149,7 @@ def scan(request: ScanRequest, *, audit: AuditSink, handlers: Sequence[HandlerSp
     report = scan_paths(
         list(request.paths),
         allow_tiff=request.allow_tiff,
-        passwords=request.passwords,
+        passwords=request.password_bytes,
         private_keys=request.private_keys,
         handlers=handlers,
         workers=request.workers,
