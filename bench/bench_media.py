@@ -429,7 +429,8 @@ def do_burn(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _open(spec: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> tuple[Any, float]:
     from dcmseal.audit import FileSink
-    from dcmseal.media.open import OpenRequest, open_to_folder
+    from dcmseal.events import on_progress
+    from dcmseal.media.open import OpenRequest, open_medium
 
     request = OpenRequest(
         medium=Path(spec["medium"]),
@@ -437,11 +438,12 @@ def _open(spec: dict[str, Any], progress: Callable[[str, int, int], None] | None
         operator="bench",
         passwords=(spec["password"].encode(),),
         workers=spec["workers"],
+        handlers=() if progress is None else (on_progress(progress),),
     )
     if isinstance(progress, Timeline):
         progress.start = time.perf_counter()
     started = time.perf_counter()
-    result = open_to_folder(request, audit=FileSink(Path(spec["audit"])), progress=progress)
+    result = open_medium(request, audit=FileSink(Path(spec["audit"])))
     return result, time.perf_counter() - started
 
 
@@ -893,7 +895,7 @@ def markdown(result: dict[str, Any]) -> str:
         ("`dcmseal seal` (CLI process, as bench_cms (b))", cli_seal, cli_seal["pbkdf2_derivations"]),
         ("**burn** to ISO (in-process)", burn, burn["pbkdf2_derivations"]),
         ("`dcmseal open` ISO (fresh process)", open_cli, open_cli["kdf_derivations"]),
-        ("open_to_folder (in-process, timed steps)", open_in, open_in["kdf_derivations"]),
+        ("open_medium (in-process, timed steps)", open_in, open_in["kdf_derivations"]),
     ]
     for label, r, kdf in rows:
         lines.append(
@@ -1178,7 +1180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cmsb.retire(opened_cli)
 
             def open_inprocess_step() -> None:
-                print("  open_to_folder (in-process, timed steps) ...", file=sys.stderr)
+                print("  open_medium (in-process, timed steps) ...", file=sys.stderr)
                 runs["open_inprocess"].append(
                     measured(
                         lambda: cmsb.retire(opened_in),

@@ -15,7 +15,7 @@ from dcmseal.audit import FileSink, validate_message
 from dcmseal.errors import DecryptionError, HostileMediumError, InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.media.open import OpenRequest, OpenResult, open_medium
 from dcmseal.media.profiles import Profile
 from dcmseal.reader.iso import iso_volume
 from tests.audit.schema import schema_errors
@@ -56,7 +56,7 @@ def _burn(
 
 def _open(medium: Path, out: Path, log: Path, password: str = PASSWORD) -> OpenResult:
     request = OpenRequest(medium=medium, out=out, operator="audit-tester", passwords=(password.encode(),))
-    return open_to_folder(request, audit=FileSink(log))
+    return open_medium(request, audit=FileSink(log))
 
 
 def _messages(log: Path) -> list[bytes]:

@@ -29,7 +29,7 @@ from dcmseal.fsutil import sha256_file
 from dcmseal.keys.escrow import certificate_fingerprint
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from dcmseal.media.profiles import Compression, Medium, Profile
 from dcmseal.media.target import MANIFEST_NAME
 from dcmseal.reader.isofiles import extract_iso
@@ -401,7 +401,7 @@ def test_sources_are_never_written_whether_staged_by_link_or_by_copy(
     request = OpenRequest(
         medium=tmp_path / "m", out=tmp_path / "opened", operator="burn-tester", passwords=(PASSWORD.encode(),)
     )
-    open_to_folder(request, audit=FileSink(tmp_path / "open-audit.log"))
+    open_medium(request, audit=FileSink(tmp_path / "open-audit.log"))
     opened = [dcmread(f) for f in medium_files(tmp_path / "opened") if f.name != "DICOMDIR"]
     assert [ds.preamble for ds in opened] == [bytes(128)] * 2
     assert {ds.SOPInstanceUID for ds in opened} == {dcmread(p).SOPInstanceUID for p in before}

@@ -13,7 +13,7 @@ from dcmseal.documents import extract
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.fileset import read_dicomdir
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from tests.documents.samples import AUDIT, OPERATOR, minimal_pdf
 from tests.pydicom_data import pydicom_file
 
@@ -51,7 +51,7 @@ def test_a_pdf_joins_the_only_study_and_comes_back_byte_for_byte(tmp_path: Path)
 
     assert not result.rejected
     assert len(result.files) == 2
-    opened = open_to_folder(
+    opened = open_medium(
         OpenRequest(
             medium=tmp_path / "disc", out=tmp_path / "opened", operator="tester", passwords=(PASSWORD,)
         ),

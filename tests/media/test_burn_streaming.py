@@ -14,7 +14,7 @@ from dcmseal.errors import InputError
 from dcmseal.events import on_progress
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from dcmseal.reader.isofiles import extract_iso
 from tests.media.conftest import MediaEscrow, medium_files, write_series
 from tests.part10.dicomfiles import FAST_ITERATIONS, PASSWORD
@@ -89,7 +89,7 @@ def test_the_sealed_files_exist_only_inside_the_image(
     )
     assert record.total_bytes == image_files  # the streamed files counted, as if they had been on disk
     opened = tmp_path / "opened"
-    open_to_folder(
+    open_medium(
         OpenRequest(medium=tmp_path / "m.iso", out=opened, operator="t", passwords=(PASSWORD.encode(),)),
         audit=FileSink(tmp_path / "open-audit.log"),
     )

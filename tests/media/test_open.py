@@ -18,7 +18,7 @@ from dcmseal.audit import FileSink, validate_message
 from dcmseal.errors import WRONG_KEY_MESSAGE, DecryptionError, InputError
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.media.open import OpenRequest, OpenResult, open_medium
 from dcmseal.media.target import MANIFEST_NAME
 from dcmseal.part10 import seal_file
 from tests.conftest import RsaIdentityFactory
@@ -90,7 +90,7 @@ def _open(
         private_keys=private_keys,
         certificates=certificates,
     )
-    return open_to_folder(request, audit=FileSink(audit_log or out.parent / "open-audit.log"))
+    return open_medium(request, audit=FileSink(audit_log or out.parent / "open-audit.log"))
 
 
 def _by_status(result: OpenResult) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from dcmseal.errors import InputError
 from dcmseal.fsutil import ExtentReader
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, burn
-from dcmseal.media.open import OpenRequest, OpenResult, open_to_folder
+from dcmseal.media.open import OpenRequest, OpenResult, open_medium
 from dcmseal.reader import medium as medium_module
 from dcmseal.reader.containers import ExtentsReader
 from dcmseal.reader.isofiles import extract_iso, iso_file_extents
@@ -53,7 +53,7 @@ def image(tmp_path: Path, registry: Registry) -> tuple[Path, list[Path]]:
 
 def _open(medium: Path, out: Path) -> OpenResult:
     request = OpenRequest(medium=medium, out=out, operator="in-place-tester", passwords=(PASSWORD.encode(),))
-    return open_to_folder(request, audit=FileSink(out.parent / "open-audit.log"))
+    return open_medium(request, audit=FileSink(out.parent / "open-audit.log"))
 
 
 def test_each_extent_holds_exactly_what_extraction_gives(

@@ -16,7 +16,7 @@ from dcmseal.errors import DecryptionError
 from dcmseal.keys.escrow import unlock_escrow_key
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from dcmseal.media.rekey import RekeyRequest, RekeyResult, rekey
 from dcmseal.reader.isofiles import extract_iso
 from dcmseal.scan import Verdict, scan_paths
@@ -158,7 +158,7 @@ def test_rekey_readdresses_every_file_and_reuses_the_ciphertext(
     assert NEW_PASSWORD not in readme
     assert NEW_PASSWORD not in result.cover_letter
 
-    opened = open_to_folder(
+    opened = open_medium(
         OpenRequest(medium=new, out=tmp_path / "opened", operator="t", passwords=(NEW_PASSWORD.encode(),)),
         audit=FileSink(tmp_path / "open.log"),
     )

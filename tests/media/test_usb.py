@@ -22,7 +22,7 @@ from dcmseal.events import on_progress
 from dcmseal.keys.registry import Registry
 from dcmseal.media.burn import BurnRequest, BurnResult, burn
 from dcmseal.media.fatimage import fat_layout
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from dcmseal.media.rekey import RekeyRequest, rekey
 from dcmseal.media.target import (
     FAT_MAX_FILE_BYTES,
@@ -187,7 +187,7 @@ def test_rekey_and_open_into_a_folder_follow_the_same_rule(
             audit=FileSink(tmp_path / "rekey-audit.log"),
         )
     with pytest.raises(InputError, match=r"photo\.jpg"):
-        open_to_folder(
+        open_medium(
             OpenRequest(
                 medium=medium,
                 out=target,
@@ -293,7 +293,7 @@ def test_an_exfat_stick_is_written_as_the_documented_extension_and_stays_clean(
         assert file_system_of(stick).is_exfat
         first = _burn(study, stick, registry, media_escrow)
         second = _burn(study, stick, registry, media_escrow, force=True)
-        opened = open_to_folder(
+        opened = open_medium(
             OpenRequest(
                 medium=stick, out=tmp_path / "opened", operator="usb-tester", passwords=(PASSWORD.encode(),)
             ),
@@ -341,7 +341,7 @@ def test_an_image_burned_onto_a_stick_is_staged_off_it(
             handlers=[on_progress(look)],
         )
         left = sorted(p.name for p in stick.rglob("*"))
-        opened = open_to_folder(
+        opened = open_medium(
             OpenRequest(
                 medium=out, out=tmp_path / "opened", operator="usb-tester", passwords=(PASSWORD.encode(),)
             ),
@@ -639,7 +639,7 @@ def test_a_usb_image_is_a_clean_fat_file_system_that_opens(
     assert boot[54:59] == b"FAT16"  # a small medium: FAT16, as Annex R allows
     assert _recorded(registry) == [result.medium_id]
 
-    opened = open_to_folder(
+    opened = open_medium(
         OpenRequest(
             medium=image, out=tmp_path / "opened", operator="usb-tester", passwords=(PASSWORD.encode(),)
         ),

@@ -17,7 +17,7 @@ from dcmseal.errors import DcmsealError
 from dcmseal.keys.registry import Registry
 from dcmseal.media import webviewer
 from dcmseal.media.burn import BurnRequest, burn
-from dcmseal.media.open import OpenRequest, open_to_folder
+from dcmseal.media.open import OpenRequest, open_medium
 from tests.cli.conftest import Invoke, invoke
 from tests.part10.dicomfiles import FAST_ITERATIONS
 from tests.viewer.conftest import VIEWER_PASSWORD, burn_medium, sample
@@ -39,7 +39,7 @@ def test_burn_adds_the_viewer_and_open_leaves_it_out(viewer_tree: Path, tmp_path
     assert "open INDEX.HTM in a" in readme
     assert "INDEX.HTM" in result.cover_letter
     assert (folder / "INDEX.HTM").read_bytes() == (webviewer.BUNDLE_DIR / "INDEX.HTM").read_bytes()
-    opened = open_to_folder(
+    opened = open_medium(
         OpenRequest(
             medium=tmp_path / "burn" / "medium.iso",
             out=tmp_path / "opened",

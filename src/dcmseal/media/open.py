@@ -30,7 +30,7 @@ from dcmseal.audit import (
 )
 from dcmseal.config import DEFAULT_KDF_BUDGET_PER_MEDIUM, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, UsageError, one_line
-from dcmseal.events import Emitter, FileFailed, FileOpened, FileQuarantined, HandlerSpec, on_progress
+from dcmseal.events import Emitter, FileFailed, FileOpened, FileQuarantined, HandlerSpec
 from dcmseal.fsutil import make_dirs
 from dcmseal.intake import Integrity, Keys, MediumFile, MediumReading, read_medium
 from dcmseal.media.fileset import (
@@ -62,7 +62,6 @@ __all__ = [
     "OpenStatus",
     "OpenedFile",
     "open_medium",
-    "open_to_folder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,19 +254,6 @@ def open_medium(
     except DcmsealError as exc:
         audit_unopened(audit, medium=request.medium, operator=request.operator, error=exc, now=now)
         raise
-
-
-def open_to_folder(
-    request: OpenRequest,
-    *,
-    audit: AuditSink,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    progress: Callable[[str, int, int], None] | None = None,
-) -> OpenResult:
-    """Deprecated: :func:`open_medium`, with an old-style ``progress(stage, done, total)`` callback."""
-    if progress is not None:
-        request = replace(request, handlers=(*request.handlers, on_progress(progress)))
-    return open_medium(request, audit=audit, now=now)
 
 
 def _open(request: OpenRequest, *, audit: AuditSink, now: Callable[[], datetime]) -> OpenResult:
