@@ -95,3 +95,40 @@ def test_a_folder_without_dicom_is_not_a_medium(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match=r"no DICOM file on this medium \(1 other file\(s\)\)"):
         read_medium(medium, _work(tmp_path), Keys())
+
+
+def test_the_keys_of_a_request_are_its_fields_of_the_same_names(tmp_path: Path) -> None:
+    from dcmseal.importer.plan import ReconciliationPlanRequest
+    from dcmseal.media.open import OpenRequest
+
+    def ask() -> str:
+        return "asked"
+
+    request = OpenRequest(
+        medium=tmp_path,
+        out=tmp_path / "out",
+        operator="test",
+        passwords=(b"one", b"two"),
+        private_keys=(b"pkcs8",),
+        certificates=(None,),
+        max_iterations=7,
+        workers=3,
+        accept_unprotected=True,
+        kdf_budget_per_medium=11,
+        ask_password=ask,
+    )
+    assert Keys.of(request) == Keys(
+        passwords=(b"one", b"two"),
+        private_keys=(b"pkcs8",),
+        certificates=(None,),
+        max_iterations=7,
+        workers=3,
+        accept_unprotected=True,
+        kdf_budget_per_medium=11,
+        ask_password=ask,
+    )
+    # The plan's request has no accept_unprotected nor budget: the defaults (what is protected, the usual budget).
+    plan = ReconciliationPlanRequest(
+        medium=tmp_path, operator="test", journal=tmp_path / "j", passwords=(b"one",), max_iterations=9
+    )
+    assert Keys.of(plan) == Keys(passwords=(b"one",), max_iterations=9)

@@ -61,7 +61,7 @@ from dcmseal.importer.run import Run
 from dcmseal.importer.uids import UidPolicy, plan_uids
 from dcmseal.importer.verify import Confirmed, Verification
 from dcmseal.importer.worklist import WorklistEntry
-from dcmseal.intake import NOT_DICOM, IntakeStatus, MediumFile, MediumReading, fileset_id, read_medium
+from dcmseal.intake import NOT_DICOM, IntakeStatus, Keys, MediumFile, MediumReading, fileset_id, read_medium
 from dcmseal.outcomes import ReasonKind
 from dcmseal.scan import Finding, is_quarantine_dir, scan_medium_layout
 
@@ -194,7 +194,7 @@ def _read_in(run: Run) -> _Medium:
     findings = tuple(scan_medium_layout(root)) if root is not None else ()
     (work / "intake").mkdir()
     reading = read_medium(
-        root if root is not None else request.medium, work / "intake", request.keys(), emitter=run.emitter
+        root if root is not None else request.medium, work / "intake", Keys.of(request), emitter=run.emitter
     )
     listing: dict[str, Path | None] = (
         {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}

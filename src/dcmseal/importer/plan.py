@@ -103,14 +103,7 @@ def plan_reconciliation(request: ReconciliationPlanRequest) -> ReconciliationPla
         reading = read_medium(
             request.medium,  # folders, ISO, UDF and FAT images and zips
             work,
-            Keys(
-                passwords=request.passwords,
-                private_keys=request.private_keys,
-                certificates=request.certificates,
-                max_iterations=request.max_iterations,
-                workers=request.workers,
-                ask_password=request.ask_password,
-            ),
+            Keys.of(request),
         )
         for entry in sorted(reading.ready, key=lambda f: f.label):
             assert entry.plain is not None

@@ -12,7 +12,6 @@ from dcmseal.importer.reconcile import ReconciliationMap
 from dcmseal.importer.send import DEFAULT_AE_TITLE, DicomWebTarget, DimseTarget, RetryPolicy, Sender, Target
 from dcmseal.importer.uids import UidPolicy
 from dcmseal.importer.worklist import MatchRules, WorklistService
-from dcmseal.intake import Keys
 
 __all__ = ["ImportRequest", "SenderFactory", "default_sender"]
 
@@ -66,19 +65,6 @@ class ImportRequest:
     #: :class:`~dcmseal.events.InstanceStored`, :class:`~dcmseal.events.FileQuarantined` and
     #: :class:`~dcmseal.events.FileFailed` for each such file and :class:`~dcmseal.events.StudyHeld` per study.
     handlers: Sequence[HandlerSpec] = ()
-
-    def keys(self) -> Keys:
-        """The keys and bounds to read the medium in with (:func:`dcmseal.intake.read_medium`)."""
-        return Keys(
-            passwords=self.passwords,
-            private_keys=self.private_keys,
-            certificates=self.certificates,
-            max_iterations=self.max_iterations,
-            accept_unprotected=self.accept_unprotected,
-            kdf_budget_per_medium=self.kdf_budget_per_medium,
-            ask_password=self.ask_password,
-            workers=self.workers,
-        )
 
 
 def default_sender(request: ImportRequest) -> SenderFactory:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pydicom import dcmread
@@ -67,6 +67,15 @@ class Keys:
     def password_bytes(self) -> tuple[bytes, ...]:
         """The octets of ``passwords``, as PBKDF2 derives from them."""
         return password_tuple(self.passwords)
+
+    @classmethod
+    def of(cls, request: object) -> Keys:
+        """The keys a workflow's request gives (open, import, the reconciliation plan): its fields of the same names.
+
+        One place says which of a request's fields are keys and bounds; a field the request does not have keeps
+        the default here (the reconciliation plan has no ``accept_unprotected``, so it reads what is protected).
+        """
+        return cls(**{f.name: getattr(request, f.name) for f in fields(cls) if hasattr(request, f.name)})
 
 
 @dataclass(slots=True, kw_only=True)

@@ -94,19 +94,6 @@ class OpenRequest:
     #: :class:`~dcmseal.events.FileFailed` for each such file once the File-set is written).
     handlers: Sequence[HandlerSpec] = ()
 
-    def keys(self) -> Keys:
-        """The keys and bounds to read the medium in with (:func:`dcmseal.intake.read_medium`)."""
-        return Keys(
-            passwords=self.passwords,
-            private_keys=self.private_keys,
-            certificates=self.certificates,
-            max_iterations=self.max_iterations,
-            accept_unprotected=self.accept_unprotected,
-            kdf_budget_per_medium=self.kdf_budget_per_medium,
-            ask_password=self.ask_password,
-            workers=self.workers,
-        )
-
 
 class OpenStatus(enum.StrEnum):
     """Where a file of a medium ends when it is opened (one place each); the JSON says the value."""
@@ -261,7 +248,7 @@ def _open(request: OpenRequest, *, audit: AuditSink, now: Callable[[], datetime]
     emitter = Emitter(request.handlers)
     notes: list[str] = []
     with staging_dir(request.out, overwrite=request.overwrite) as staging:
-        reading = read_medium(request.medium, staging, request.keys(), emitter=emitter)
+        reading = read_medium(request.medium, staging, Keys.of(request), emitter=emitter)
         results = {f.label: _opened_file(f) for f in reading.files}
         instances, dicomdirs = _examine(_instances(reading), request, results)
         check = _check_dicomdir(instances, dicomdirs, notes)
