@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ReasonKind"]
+__all__ = ["Integrity", "ReasonKind"]
 
 
 class ReasonKind(enum.StrEnum):
@@ -46,3 +46,10 @@ class ReasonKind(enum.StrEnum):
     NOT_DICOM = "not-dicom"
     #: A study waiting for reconciliation (no local identity decided): not sent.
     HELD = "held"
+
+
+class Integrity(enum.StrEnum):
+    """What was checked of an opened file's content."""
+
+    VERIFIED = "verified"  # its digest or signature, inside the envelope
+    NOT_VERIFIED = "not-verified"  # nothing to check: no digest or signature inside, accepted unprotected

@@ -18,7 +18,7 @@ from dcmseal.fsutil import Extent
 from dcmseal.intake.content import to_plain
 from dcmseal.intake.listing import Listing, Source
 from dcmseal.keys.passwords import password_octets, password_tuple
-from dcmseal.outcomes import ReasonKind
+from dcmseal.outcomes import Integrity, ReasonKind
 from dcmseal.part10 import BatchReport, FileStatus, UnsealPlan, UnsealResult, unseal_files
 
 __all__ = ["IntakeStatus", "Integrity", "Keys", "MediumFile", "MediumReading", "fileset_id", "read_medium"]
@@ -33,13 +33,6 @@ class IntakeStatus(enum.StrEnum):
     OPENED = "opened"  # a Secure DICOM File, unsealed and verified (or accepted unprotected)
     SKIPPED = "skipped"  # not DICOM, or a link: left out, never run nor followed
     FAILED = "failed"  # cannot be read, or does not open
-
-
-class Integrity(enum.StrEnum):
-    """What was checked of an opened file's content."""
-
-    VERIFIED = "verified"  # its digest or signature, inside the envelope
-    NOT_VERIFIED = "not-verified"  # nothing to check: no digest or signature inside, accepted unprotected
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
