@@ -53,3 +53,8 @@ class Integrity(enum.StrEnum):
 
     VERIFIED = "verified"  # its digest or signature, inside the envelope
     NOT_VERIFIED = "not-verified"  # nothing to check: no digest or signature inside, accepted unprotected
+
+    @classmethod
+    def of(cls, verified: bool) -> Integrity:
+        """The integrity of a file whose digest or signature was checked (``verified``) or absent."""
+        return cls.VERIFIED if verified else cls.NOT_VERIFIED

@@ -38,6 +38,7 @@ from dcmseal.errors import (
 )
 from dcmseal.fsutil import atomic_write
 from dcmseal.keys.passwords import password_octets, sealing_password
+from dcmseal.outcomes import Integrity
 from dcmseal.part10.batch import SealPlan
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
@@ -149,7 +150,7 @@ class UnsealedFile:
             "size": self.size,
             "status": "unsealed",
             "sop_instance_uid": self.sop_instance_uid,
-            "integrity": "verified" if self.verified else "not-verified",
+            "integrity": Integrity.of(self.verified).value,
             "conformant": self.conformant,
             "notes": list(self.notes),
         }

@@ -159,7 +159,7 @@ def read_medium(medium: Path, work: Path, keys: Keys, *, emitter: Emitter | None
         else:
             entry.status = IntakeStatus.OPENED
             verified = not isinstance(outcome.result, UnsealResult) or outcome.result.verified
-            entry.integrity = Integrity.VERIFIED if verified else Integrity.NOT_VERIFIED
+            entry.integrity = Integrity.of(verified)
             ready.append(entry)
     if (
         secure

@@ -17,6 +17,7 @@ from dcmseal import cms
 from dcmseal.config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PBKDF2_ITERATIONS
 from dcmseal.errors import DcmsealError, InputError, MissingInputError, NotPart10Error, OutputExistsError
 from dcmseal.fsutil import BatchCommit, Extent, ExtentReader, atomic_write, start_writeback
+from dcmseal.outcomes import Integrity
 from dcmseal.part10.fileformat import (
     HEADER_BYTES,
     PREAMBLE_BYTES,
@@ -108,7 +109,7 @@ class UnsealResult:
             "source": str(self.source),
             "destination": str(self.destination),
             "status": "unsealed",
-            "integrity": "verified" if self.verified else "not-verified",
+            "integrity": Integrity.of(self.verified).value,
             "payload_size": self.payload_size,
             "is_part10": self.is_part10,
             "sop_instance_uid": self.sop_instance_uid,
