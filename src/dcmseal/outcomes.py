@@ -46,6 +46,8 @@ class ReasonKind(enum.StrEnum):
     NOT_DICOM = "not-dicom"
     #: A study waiting for reconciliation (no local identity decided): not sent.
     HELD = "held"
+    #: Sent and never answered (the peer broke off, or could not be asked later): it may or may not hold it.
+    UNCONFIRMED = "unconfirmed"
 
 
 class Integrity(enum.StrEnum):

@@ -11,6 +11,8 @@ import pytest
 
 from dcmseal.errors import InputError, UsageError
 from dcmseal.importer import Journal, State
+from dcmseal.importer.journal import SCHEMA_VERSION
+from dcmseal.outcomes import ReasonKind
 
 FP = "sha256:" + "ab" * 32
 TARGET = "dicom://PACS@127.0.0.1:104"
@@ -120,7 +122,66 @@ def test_a_journal_of_version_1_opens_and_its_stored_rows_are_not_yet_checked(tm
     assert (rows["DICOM/I2"].state, rows["DICOM/I2"].sent_study_instance_uid) == (State.STORED, "1.2")
     db = sqlite3.connect(path)
     try:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (SCHEMA_VERSION,)
+    finally:
+        db.close()
+
+
+#: Version 2 (before the reason kind): version 1 with the study sent and the check.
+V2_SCHEMA = V1_SCHEMA.replace(
+    "confirmation TEXT, updated TEXT NOT NULL,",
+    "confirmation TEXT, updated TEXT NOT NULL, sent_study_instance_uid TEXT, verified TEXT,",
+).replace("('schema', '1')", "('schema', '2')")
+
+
+def test_a_journal_of_version_2_tells_its_rows_in_doubt_by_kind_once_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(V2_SCHEMA)
+        db.execute(
+            "INSERT INTO imports VALUES (?, ?, '/media/cd', 'keep', '2026-01-01', '2026-01-01', 1)",
+            (FP, TARGET),
+        )
+        rows = [  # path, state, reason, attempts, sent SOP Instance UID, as version 2 wrote them
+            ("BROKEN", "failed", "not confirmed: association aborted", 1, "1.2.1"),
+            (
+                "DOUBT",
+                "failed",
+                "in doubt: an earlier run sent it and stopped before it answered",
+                2,
+                "1.2.2",
+            ),
+            ("PENDING", "pending", None, 1, "1.2.3"),
+            ("REFUSED", "failed", "refused: status 0xA700", 1, "1.2.4"),
+            ("HELD", "failed", "held: no local identity", 0, None),
+            ("NEVER", "failed", "not confirmed: but never sent", 0, None),
+        ]
+        db.executemany(
+            "INSERT INTO instances (medium_fingerprint, target, path, state, reason, attempts,"
+            " sent_sop_instance_uid, updated) VALUES (?, ?, ?, ?, ?, ?, ?, '2026-01-01')",
+            [(FP, TARGET, *row) for row in rows],
+        )
+        db.commit()
+    finally:
+        db.close()
+    with _journal(path) as journal:
+        found = journal.rows()
+        assert {p for p, row in found.items() if row.in_doubt} == {"BROKEN", "DOUBT", "PENDING"}
+        assert {p for p, row in found.items() if row.reason_kind is ReasonKind.UNCONFIRMED} == {
+            "BROKEN",
+            "DOUBT",
+        }
+        assert found["BROKEN"].reason == "not confirmed: association aborted"  # the words stay, for a person
+        journal.mark_failed("REFUSED", "in doubt: words alone say nothing now")
+        journal.mark_failed("HELD", "refused again", ReasonKind.UNCONFIRMED)
+    with _journal(path) as journal:
+        found = journal.rows()
+    assert not found["REFUSED"].in_doubt  # the kind decides, not the words
+    assert found["HELD"].reason_kind is ReasonKind.UNCONFIRMED
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (SCHEMA_VERSION,)
     finally:
         db.close()
 

@@ -14,13 +14,14 @@ from pydicom.errors import InvalidDicomError
 from dcmseal.errors import PeerError
 from dcmseal.events import Emitter
 from dcmseal.importer.examine import Candidate
-from dcmseal.importer.journal import IN_DOUBT, NOT_CONFIRMED, Journal, JournalRow, State
+from dcmseal.importer.journal import DOUBT_PREFIX, NOT_CONFIRMED, Journal, JournalRow, State
 from dcmseal.importer.request import ImportRequest
 from dcmseal.importer.result import ImportedFile
 from dcmseal.importer.run import Run
 from dcmseal.importer.send import Outgoing, Sender, deliver
 from dcmseal.importer.uids import UidPolicy
 from dcmseal.importer.verify import Confirmed, Verification, not_held_reason, verify_held
+from dcmseal.outcomes import ReasonKind
 
 __all__ = ["Prepared", "file_outcome", "send_prepared", "sent_study", "settle_in_doubt", "verify_stored"]
 
@@ -49,9 +50,12 @@ def send_prepared(run: Run, sender: Sender, outgoing: list[Prepared]) -> tuple[s
             )
         except PeerError as exc:
             for candidate, item, _sha, coerced in outgoing[start:]:
-                reason = f"{NOT_CONFIRMED}{exc}" if item in items else f"not sent: the PACS failed ({exc})"
-                journal.mark_failed(item.key, reason)
-                files[item.key] = file_outcome(candidate, State.FAILED, reason, item, coerced)
+                if item in items:  # this batch was being sent: the PACS may hold some of it
+                    reason, kind = f"{NOT_CONFIRMED}{exc}", ReasonKind.UNCONFIRMED
+                else:
+                    reason, kind = f"not sent: the PACS failed ({exc})", ReasonKind.PEER
+                journal.mark_failed(item.key, reason, kind)
+                files[item.key] = file_outcome(candidate, State.FAILED, reason, item, coerced, kind=kind)
             return str(exc), confirmed
         for (candidate, item, _sha, coerced), answer in zip(batch, answers, strict=True):
             if answer.stored:
@@ -61,11 +65,11 @@ def send_prepared(run: Run, sender: Sender, outgoing: list[Prepared]) -> tuple[s
                     candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
                 )
             else:
-                reason = answer.reason or "refused"
+                reason, kind = answer.reason or "refused", ReasonKind.PEER
                 if answer.in_doubt:  # a rerun asks the PACS before it sends it again
-                    reason = NOT_CONFIRMED + reason
-                journal.mark_failed(item.key, reason)
-                files[item.key] = file_outcome(candidate, State.FAILED, reason, item, coerced)
+                    reason, kind = NOT_CONFIRMED + reason, ReasonKind.UNCONFIRMED
+                journal.mark_failed(item.key, reason, kind)
+                files[item.key] = file_outcome(candidate, State.FAILED, reason, item, coerced, kind=kind)
         run.emitter.progress("send", len(confirmed), len(outgoing))
     return None, confirmed
 
@@ -92,7 +96,7 @@ def settle_in_doubt(run: Run, sender: Sender, outgoing: list[Prepared]) -> list[
     query = verification.query
     why = (verification.note or "").removeprefix("not verified: ").split("; ")[0]
     doubt_reason = (
-        f"{IN_DOUBT}an earlier run sent it and stopped before {request.target} answered, and {why}; not sent "
+        f"{DOUBT_PREFIX}an earlier run sent it and stopped before {request.target} answered, and {why}; not sent "
         "again, so that it is never stored twice (rerun with --resend-in-doubt to send it anyway)"
     )
     remaining: list[Prepared] = []
@@ -106,8 +110,10 @@ def settle_in_doubt(run: Run, sender: Sender, outgoing: list[Prepared]) -> list[
                 earlier_run=True,
             )
         elif item.key in unknown and not request.resend_in_doubt:
-            journal.mark_failed(item.key, doubt_reason)
-            files[item.key] = file_outcome(candidate, State.FAILED, doubt_reason, item, coerced)
+            journal.mark_failed(item.key, doubt_reason, ReasonKind.UNCONFIRMED)
+            files[item.key] = file_outcome(
+                candidate, State.FAILED, doubt_reason, item, coerced, kind=ReasonKind.UNCONFIRMED
+            )
         else:
             remaining.append(entry)
     run.notes.append(
@@ -145,7 +151,7 @@ def verify_stored(run: Run, sender: Sender, unchecked: Sequence[Confirmed]) -> V
     reason = not_held_reason(verification.query)
     for key in verification.not_held:
         run.journal.mark_not_held(key, reason)
-        run.files[key] = replace(run.files[key], status=State.FAILED, reason=reason)
+        run.files[key] = replace(run.files[key], status=State.FAILED, reason=reason, kind=ReasonKind.PEER)
         logger.warning("%s: %s", key, reason)
     if verification.note is not None:
         run.notes.append(verification.note)
@@ -201,6 +207,7 @@ def file_outcome(
     coerced: tuple[str, ...],
     *,
     confirmation: dict[str, object] | None = None,
+    kind: ReasonKind | None = None,
 ) -> ImportedFile:
     """What became of ``candidate`` once sent as ``item`` (stored: said with what confirmed it)."""
     if state is State.STORED and reason is None:
@@ -216,4 +223,5 @@ def file_outcome(
         sop_instance_uid=candidate.uids.sop_instance,
         sent_sop_instance_uid=item.sop_instance_uid,
         confirmation=confirmation,
+        kind=kind,
     )

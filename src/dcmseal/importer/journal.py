@@ -16,8 +16,9 @@ Why a rerun never sends twice, and why a row never says "stored" when the peer d
   peer confirmed it, in the same transaction that writes the confirmation;
 * a rerun skips ``stored`` rows. A row whose send was attempted and never answered is *in doubt*
   (:attr:`JournalRow.in_doubt`): ``pending`` with an attempt counted (the import was killed between the send and
-  the commit of the answer), or ``failed`` as :data:`NOT_CONFIRMED` (the peer broke off mid-send) or
-  :data:`IN_DOUBT` (an earlier rerun could not find out). Before sending it again the rerun asks the PACS
+  the commit of the answer), or ``failed`` of the reason kind :attr:`~dcmseal.outcomes.ReasonKind.UNCONFIRMED`
+  (the peer broke off mid-send, or an earlier rerun could not find out). The kind is a column of its own
+  (``reason_kind``), never read from the reason's words. Before sending it again the rerun asks the PACS
   (QIDO-RS / C-FIND) about the UIDs the journal says were sent: held, it is recorded stored
   (:meth:`Journal.mark_found`) and not sent; not held, it is sent. A PACS that cannot be asked (DCMTK storescp
   has no query service) leaves it in doubt, failed, and not sent again unless the operator says so: sending it
@@ -49,17 +50,21 @@ from typing import Any
 
 from dcmseal.errors import InputError, UsageError
 from dcmseal.fsutil import make_dirs, open_state_file
+from dcmseal.outcomes import ReasonKind
 
-__all__ = ["IN_DOUBT", "NOT_CONFIRMED", "Journal", "JournalRow", "State"]
+__all__ = ["DOUBT_PREFIX", "NOT_CONFIRMED", "Journal", "JournalRow", "State"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Version 1 had neither the study an instance was sent in nor whether the PACS was asked: :meth:`Journal.open`
 #: adds the two columns (NULL in old rows: not yet checked, study read again from the medium).
 _ADDED_IN_2 = (("sent_study_instance_uid", "TEXT"), ("verified", "TEXT"))
-#: The reason of a row whose send the peer broke off before answering (it may or may not hold it).
+#: Version 2 had no reason kind: a row in doubt was told by the first words of its reason, which the upgrade
+#: reads once (:func:`_upgrade_from_2`) to fill the column.
+_ADDED_IN_3 = (("reason_kind", "TEXT"),)
+#: The first words of the reason of a row whose send the peer broke off before answering (for a person).
 NOT_CONFIRMED = "not confirmed: "
-#: The reason of a row left in doubt by a rerun that could not ask the PACS whether it holds it.
-IN_DOUBT = "in doubt: "
+#: The first words of the reason of a row left in doubt by a rerun that could not ask the PACS (for a person).
+DOUBT_PREFIX = "in doubt: "
 #: How long a writer waits for a reader's lock (a test polling the journal) before giving up.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -93,6 +98,7 @@ CREATE TABLE IF NOT EXISTS instances (
     updated TEXT NOT NULL,
     sent_study_instance_uid TEXT,
     verified TEXT,
+    reason_kind TEXT,
     PRIMARY KEY (medium_fingerprint, target, path)
 );
 CREATE TABLE IF NOT EXISTS uid_map (
@@ -142,6 +148,8 @@ class JournalRow:
     sent_study_instance_uid: str | None = None
     #: The query that found the instance held (QIDO-RS, C-FIND); None: not (yet) checked.
     verified: str | None = None
+    #: The reason's kind, for a program (None: none recorded, as for rows written before version 3).
+    reason_kind: ReasonKind | None = None
 
     @property
     def in_doubt(self) -> bool:
@@ -149,7 +157,7 @@ class JournalRow:
         if self.attempts == 0 or self.sent_sop_instance_uid is None:
             return False
         return self.state is State.PENDING or (
-            self.state is State.FAILED and (self.reason or "").startswith((NOT_CONFIRMED, IN_DOUBT))
+            self.state is State.FAILED and self.reason_kind is ReasonKind.UNCONFIRMED
         )
 
     def to_json(self) -> dict[str, object]:
@@ -166,13 +174,14 @@ class JournalRow:
             "updated": self.updated,
             "sent_study_instance_uid": self.sent_study_instance_uid,
             "verified": self.verified,
+            "reason_kind": self.reason_kind.value if self.reason_kind is not None else None,
         }
 
 
 #: The rows of one import, in the order of the columns :func:`_row` reads.
 _SELECT_ROWS = (
     "SELECT path, state, reason, source_sha256, sent_sha256, sop_instance_uid, sent_sop_instance_uid, attempts,"
-    " confirmation, updated, sent_study_instance_uid, verified FROM instances"
+    " confirmation, updated, sent_study_instance_uid, verified, reason_kind FROM instances"
     " WHERE medium_fingerprint = ? AND target = ?"
 )
 
@@ -235,8 +244,8 @@ class Journal:
                 found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 if found is None:
                     db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                elif found[0] == "1":
-                    _upgrade_from_1(db)
+                elif found[0] in _UPGRADES:
+                    _upgrade(db, found[0])
                 elif found[0] != SCHEMA_VERSION:
                     raise InputError(
                         f"journal schema {found[0]} is not the one this dcmseal writes ({SCHEMA_VERSION})",
@@ -366,19 +375,21 @@ class Journal:
         state: State,
         *,
         reason: str | None = None,
+        kind: ReasonKind | None = None,
         source_sha256: str | None = None,
         sop_instance_uid: str | None = None,
     ) -> None:
-        """Write the state of ``path`` (one transaction); a ``stored`` row is never changed."""
+        """Write the state of ``path`` and the ``kind`` of its reason (one transaction); a ``stored`` row is never
+        changed."""
         if state is State.STORED:
             raise ValueError("only mark_stored() records a stored instance, with the peer's confirmation")
         fingerprint, target = self._key()
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO instances (medium_fingerprint, target, path, state, reason, source_sha256,"
-                " sop_instance_uid, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO instances (medium_fingerprint, target, path, state, reason, reason_kind,"
+                " source_sha256, sop_instance_uid, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (medium_fingerprint, target, path) DO UPDATE SET state = excluded.state,"
-                " reason = excluded.reason, source_sha256 = COALESCE(excluded.source_sha256, source_sha256),"
+                " reason = excluded.reason, reason_kind = excluded.reason_kind, source_sha256 = COALESCE(excluded.source_sha256, source_sha256),"
                 " sop_instance_uid = COALESCE(excluded.sop_instance_uid, sop_instance_uid),"
                 " updated = excluded.updated WHERE instances.state != 'stored'",
                 (
@@ -387,6 +398,7 @@ class Journal:
                     path,
                     state.value,
                     reason,
+                    kind.value if kind is not None else None,
                     source_sha256,
                     sop_instance_uid,
                     self._now(),
@@ -402,7 +414,7 @@ class Journal:
             for path in paths:
                 sha, uid, study = sent[path]
                 db.execute(
-                    "UPDATE instances SET state = 'pending', reason = NULL, attempts = attempts + 1,"
+                    "UPDATE instances SET state = 'pending', reason = NULL, reason_kind = NULL, attempts = attempts + 1,"
                     " sent_sha256 = ?, sent_sop_instance_uid = ?, sent_study_instance_uid = ?, updated = ?"
                     " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state != 'stored'",
                     (sha, uid, study, moment, fingerprint, target, path),
@@ -413,7 +425,7 @@ class Journal:
         fingerprint, target = self._key()
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE instances SET state = 'stored', reason = NULL, confirmation = ?, verified = NULL, updated = ?"
+                "UPDATE instances SET state = 'stored', reason = NULL, reason_kind = NULL, confirmation = ?, verified = NULL, updated = ?"
                 " WHERE medium_fingerprint = ? AND target = ? AND path = ?",
                 (json.dumps(dict(confirmation), sort_keys=True), self._now(), fingerprint, target, path),
             ).rowcount
@@ -429,7 +441,7 @@ class Journal:
         confirmation = {"protocol": query, "found": "held by the PACS when asked after an interrupted send"}
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE instances SET state = 'stored', reason = NULL, confirmation = ?, verified = ?, updated = ?"
+                "UPDATE instances SET state = 'stored', reason = NULL, reason_kind = NULL, confirmation = ?, verified = ?, updated = ?"
                 " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state != 'stored'",
                 (json.dumps(confirmation, sort_keys=True), query, self._now(), fingerprint, target, path),
             ).rowcount
@@ -437,9 +449,10 @@ class Journal:
                 raise RuntimeError(f"{path}: no journal row in doubt to mark found")
         return dict(confirmation)
 
-    def mark_failed(self, path: str, reason: str) -> None:
-        """The send of ``path`` failed for ``reason`` (a rerun tries again)."""
-        self.record(path, State.FAILED, reason=reason)
+    def mark_failed(self, path: str, reason: str, kind: ReasonKind | None = None) -> None:
+        """The send of ``path`` failed for ``reason`` of ``kind`` (a rerun tries again; asks the PACS first when
+        the kind is :attr:`~dcmseal.outcomes.ReasonKind.UNCONFIRMED`)."""
+        self.record(path, State.FAILED, reason=reason, kind=kind)
 
     def mark_not_held(self, path: str, reason: str) -> None:
         """The PACS confirmed ``path`` but, asked afterwards, does not hold it: ``failed`` (a rerun sends it again).
@@ -449,9 +462,9 @@ class Journal:
         fingerprint, target = self._key()
         with self._transaction() as db:
             changed = db.execute(
-                "UPDATE instances SET state = 'failed', reason = ?, updated = ?"
+                "UPDATE instances SET state = 'failed', reason = ?, reason_kind = ?, updated = ?"
                 " WHERE medium_fingerprint = ? AND target = ? AND path = ? AND state = 'stored'",
-                (reason, self._now(), fingerprint, target, path),
+                (reason, ReasonKind.PEER.value, self._now(), fingerprint, target, path),
             ).rowcount
             if changed != 1:
                 raise RuntimeError(f"{path}: no stored journal row to mark not held")
@@ -527,17 +540,57 @@ def _row(values: tuple[Any, ...]) -> JournalRow:
         updated=str(values[9]),
         sent_study_instance_uid=values[10],
         verified=values[11],
+        reason_kind=ReasonKind(values[12]) if values[12] is not None else None,
     )
 
 
 def _upgrade_from_1(db: sqlite3.Connection) -> None:
-    """A version 1 journal: add the version 2 columns (one transaction; its rows stay as they are)."""
+    """Version 1 to 2: the study sent and the check (NULL in old rows: not yet checked)."""
+    _add_columns(db, _ADDED_IN_2)
+
+
+def _upgrade_from_2(db: sqlite3.Connection) -> None:
+    """Version 2 to 3: the reason kind, filled once for the rows left in doubt from the words version 2 wrote.
+
+    Only a failed row that was sent can be in doubt; every other row keeps no kind (nothing reads one there).
+    """
+    _add_columns(db, _ADDED_IN_3)
+    db.execute(
+        "UPDATE instances SET reason_kind = ? WHERE state = 'failed' AND attempts > 0"
+        " AND (substr(reason, 1, ?) = ? OR substr(reason, 1, ?) = ?)",
+        (
+            ReasonKind.UNCONFIRMED.value,
+            len(NOT_CONFIRMED),
+            NOT_CONFIRMED,
+            len(DOUBT_PREFIX),
+            DOUBT_PREFIX,
+        ),
+    )
+
+
+#: Schema version -> the step to the next one; :func:`_upgrade` runs them in order up to :data:`SCHEMA_VERSION`.
+_UPGRADES: dict[str, tuple[Callable[[sqlite3.Connection], None], str]] = {
+    "1": (_upgrade_from_1, "2"),
+    "2": (_upgrade_from_2, "3"),
+}
+
+
+def _add_columns(db: sqlite3.Connection, columns: Iterable[tuple[str, str]]) -> None:
+    # A journal of the old version has none of them; a newer table made by _SCHEMA's IF NOT EXISTS has them all.
     present = {str(column[1]) for column in db.execute("PRAGMA table_info(instances)")}
+    for name, kind in columns:
+        if name not in present:
+            db.execute(f"ALTER TABLE instances ADD COLUMN {name} {kind}")
+
+
+def _upgrade(db: sqlite3.Connection, version: str) -> None:
+    """Bring a journal of an older ``version`` to :data:`SCHEMA_VERSION`, step by step, in one transaction (its
+    rows stay as they are, but for the columns each step adds)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        for name, kind in _ADDED_IN_2:
-            if name not in present:
-                db.execute(f"ALTER TABLE instances ADD COLUMN {name} {kind}")
+        while version != SCHEMA_VERSION:
+            step, version = _UPGRADES[version]
+            step(db)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
     except BaseException:
         db.execute("ROLLBACK")

@@ -11,6 +11,7 @@ from dcmseal.importer.journal import Journal, JournalRow, State
 from dcmseal.importer.request import ImportRequest
 from dcmseal.importer.result import ImportedFile
 from dcmseal.importer.verify import Confirmed
+from dcmseal.outcomes import ReasonKind
 
 __all__ = ["Run"]
 
@@ -35,5 +36,6 @@ class Run:
 
     def settle(self, rel: str, state: State, reason: str | None, **extra: object) -> None:
         """``rel`` ended as ``state`` for ``reason``: in the journal, then in the result."""
-        self.journal.record(rel, state, reason=reason)
+        kind = extra.get("kind")
+        self.journal.record(rel, state, reason=reason, kind=kind if isinstance(kind, ReasonKind) else None)
         self.files[rel] = ImportedFile(path=rel, status=state, reason=reason, **extra)  # type: ignore[arg-type]
