@@ -6,13 +6,14 @@ for all its envelope-like name; an import into DCMTK's storescp, with a study re
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from dcmseal import cms
 from dcmseal.audit import FileSink
-from dcmseal.events import Event, FileFailed, FileOpened, InstanceStored, Progress, StudyHeld
+from dcmseal.events import Event, FileFailed, FileOpened, FileQuarantined, InstanceStored, Progress, StudyHeld
 from dcmseal.importer import State, load_reconciliation
 from dcmseal.importer.pipeline import import_medium
 from dcmseal.media.open import OpenRequest, open_medium
@@ -22,6 +23,7 @@ from tests.importer.conftest import (
     foreign_study,
     import_request,
     plain_medium,
+    polyglot_medium,
     write_mapping,
 )
 from tests.part10.dicomfiles import PASSWORD, fast_kdf
@@ -105,3 +107,45 @@ def test_import_emits_instances_stored_and_studies_held(tmp_path: Path, storescp
     assert not [e for e in seen if isinstance(e, FileFailed)]  # held is not failed
     sent = [e for e in seen if isinstance(e, Progress) and e.stage == "send"]
     assert sent[-1].done == sent[-1].total == 3
+
+
+def test_import_tells_each_file_as_it_ends_not_once_the_run_is_over(
+    tmp_path: Path, storescp: StoreScp
+) -> None:
+    medium = polyglot_medium(tmp_path / "medium")
+    request = import_request(tmp_path, medium, storescp.target, verify=False)
+    seen: list[Event] = []
+    states_when_told: dict[str, str] = {}
+    quarantined_when_told: list[int] = []
+
+    def stored(event: InstanceStored) -> None:
+        # Read as a second process would: the confirmation is committed before the handlers hear of it.
+        db = sqlite3.connect(f"file:{request.journal}?mode=ro", uri=True)
+        try:
+            (state,) = db.execute("SELECT state FROM instances WHERE path = ?", (str(event.path),)).fetchone()
+        finally:
+            db.close()
+        states_when_told[str(event.path)] = state
+
+    def quarantined(_event: FileQuarantined) -> None:
+        quarantined_when_told.append(sum(1 for p in request.quarantine.rglob("*") if p.is_file()))
+
+    result = import_medium(
+        replace(
+            request, handlers=[(Event, seen.append), (InstanceStored, stored), (FileQuarantined, quarantined)]
+        ),
+        audit=FileSink(tmp_path / "audit.log"),
+    )
+
+    told_stored = [e for e in seen if isinstance(e, InstanceStored)]
+    told_quarantined = [e for e in seen if isinstance(e, FileQuarantined)]
+    assert len(told_stored) == result.count(State.STORED) > 0
+    assert len(told_quarantined) == result.count(State.QUARANTINED) > 0
+    assert set(states_when_told.values()) == {"stored"}
+    assert all(n > 0 for n in quarantined_when_told)  # the file was set aside before it was told
+    # Each is told in its stage: a quarantine before anything is prepared, a store before the send ends.
+    position = {id(e): n for n, e in enumerate(seen)}
+    first_prepare = min(position[id(e)] for e in seen if isinstance(e, Progress) and e.stage == "prepare")
+    last_send = max(position[id(e)] for e in seen if isinstance(e, Progress) and e.stage == "send")
+    assert all(position[id(e)] < first_prepare for e in told_quarantined)
+    assert all(position[id(e)] < last_send for e in told_stored)

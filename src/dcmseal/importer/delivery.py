@@ -34,7 +34,7 @@ Prepared = tuple[Candidate, Outgoing, str, tuple[str, ...]]
 def send_prepared(run: Run, sender: Sender, outgoing: list[Prepared]) -> tuple[str | None, list[Confirmed]]:
     """Send ``outgoing`` in the sender's batches, journaling each attempt and answer; the peer's error, if it
     failed (every instance not confirmed then failed), and the instances it confirmed, with the UIDs sent."""
-    request, journal, files = run.request, run.journal, run.files
+    request, journal = run.request, run.journal
     confirmed: list[Confirmed] = []
     for start in range(0, len(outgoing), sender.batch_size):
         batch = outgoing[start : start + sender.batch_size]
@@ -55,21 +55,23 @@ def send_prepared(run: Run, sender: Sender, outgoing: list[Prepared]) -> tuple[s
                 else:
                     reason, kind = f"not sent: the PACS failed ({exc})", ReasonKind.PEER
                 journal.mark_failed(item.key, reason, kind)
-                files[item.key] = file_outcome(candidate, State.FAILED, reason, item, coerced, kind=kind)
+                run.end(file_outcome(candidate, State.FAILED, reason, item, coerced, kind=kind))
             return str(exc), confirmed
         for (candidate, item, _sha, coerced), answer in zip(batch, answers, strict=True):
             if answer.stored:
                 journal.mark_stored(item.key, answer.confirmation)
                 confirmed.append(Confirmed(item.key, run.sent_facts[item.key][1], item.sop_instance_uid))
-                files[item.key] = file_outcome(
-                    candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
+                run.end(
+                    file_outcome(
+                        candidate, State.STORED, None, item, coerced, confirmation=answer.confirmation
+                    )
                 )
             else:
                 reason, kind = answer.reason or "refused", ReasonKind.PEER
                 if answer.in_doubt:  # a rerun asks the PACS before it sends it again
                     reason, kind = NOT_CONFIRMED + reason, ReasonKind.UNCONFIRMED
                 journal.mark_failed(item.key, reason, kind)
-                files[item.key] = file_outcome(candidate, State.FAILED, reason, item, coerced, kind=kind)
+                run.end(file_outcome(candidate, State.FAILED, reason, item, coerced, kind=kind))
         run.emitter.progress("send", len(confirmed), len(outgoing))
     return None, confirmed
 
@@ -81,7 +83,7 @@ def settle_in_doubt(run: Run, sender: Sender, outgoing: list[Prepared]) -> list[
     asked, or does not answer): sent only with ``request.resend_in_doubt``, else failed as in doubt, so nothing
     is ever stored twice without the operator saying so.
     """
-    request, journal, files = run.request, run.journal, run.files
+    request, journal = run.request, run.journal
     doubtful: list[Confirmed] = []
     for _candidate, item, _sha, _coerced in outgoing:
         row = run.previous.get(item.key)
@@ -104,15 +106,19 @@ def settle_in_doubt(run: Run, sender: Sender, outgoing: list[Prepared]) -> list[
         candidate, item, _sha, coerced = entry
         if item.key in held:
             found = journal.mark_found(item.key, query)
-            files[item.key] = replace(
-                file_outcome(candidate, State.STORED, None, item, coerced, confirmation=found),
-                reason=f"stored by an earlier run that stopped before the answer; found held by {query}",
-                earlier_run=True,
+            run.end(
+                replace(
+                    file_outcome(candidate, State.STORED, None, item, coerced, confirmation=found),
+                    reason=f"stored by an earlier run that stopped before the answer; found held by {query}",
+                    earlier_run=True,
+                )
             )
         elif item.key in unknown and not request.resend_in_doubt:
             journal.mark_failed(item.key, doubt_reason, ReasonKind.UNCONFIRMED)
-            files[item.key] = file_outcome(
-                candidate, State.FAILED, doubt_reason, item, coerced, kind=ReasonKind.UNCONFIRMED
+            run.end(
+                file_outcome(
+                    candidate, State.FAILED, doubt_reason, item, coerced, kind=ReasonKind.UNCONFIRMED
+                )
             )
         else:
             remaining.append(entry)
@@ -151,7 +157,7 @@ def verify_stored(run: Run, sender: Sender, unchecked: Sequence[Confirmed]) -> V
     reason = not_held_reason(verification.query)
     for key in verification.not_held:
         run.journal.mark_not_held(key, reason)
-        run.files[key] = replace(run.files[key], status=State.FAILED, reason=reason, kind=ReasonKind.PEER)
+        run.end(replace(run.files[key], status=State.FAILED, reason=reason, kind=ReasonKind.PEER))
         logger.warning("%s: %s", key, reason)
     if verification.note is not None:
         run.notes.append(verification.note)

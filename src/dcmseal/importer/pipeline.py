@@ -27,8 +27,9 @@ still unchecked.
 :func:`import_medium` runs these as stages, one function each, sharing one :class:`~dcmseal.importer.run.Run`:
 read in (:func:`_read_in`), examine every file (:func:`_examine_files`), reconcile and hold (:func:`_reconcile`,
 :func:`_hold_undecided`), plan UIDs (:func:`_uid_mapping`), prepare (:func:`_prepare_all`), send and verify
-(:func:`_send_and_verify`), then audit (:func:`dcmseal.importer.report.audit_import`) and announce the outcome
-to the handlers (:func:`dcmseal.importer.report.announce`).
+(:func:`_send_and_verify`), then audit (:func:`dcmseal.importer.report.audit_import`). The handlers are told
+each file's outcome as it happens (:meth:`dcmseal.importer.run.Run.end`) and each held study once decided
+(:func:`dcmseal.importer.report.announce_held`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from dcmseal.importer.journal import Journal, JournalRow, State
 from dcmseal.importer.medium import extract_medium, image_links, medium_fingerprint
 from dcmseal.importer.prepare import dicom_datetime, fail, prepare
 from dcmseal.importer.reconcile import StudyDecision, StudyHeld, reconcile_studies, summarise_decisions
-from dcmseal.importer.report import announce, audit_import
+from dcmseal.importer.report import announce_held, audit_import
 from dcmseal.importer.request import ImportRequest, SenderFactory, default_sender
 from dcmseal.importer.result import ImportedFile, ImportResult
 from dcmseal.importer.run import Run
@@ -152,6 +153,7 @@ def _import_medium(
             decisions = _reconcile(candidates, request, journal, fingerprint)
             ready = _hold_undecided(candidates, decisions, run.settle)
             reconciled = summarise_decisions([c.study for c in candidates], decisions)
+        announce_held(reconciled, run.emitter)
         mapping = _uid_mapping(run, ready)
         outgoing = _prepare_all(run, ready, decisions, mapping, when)
         peer_error, verification = _send_and_verify(run, outgoing, sender_factory)
@@ -166,7 +168,6 @@ def _import_medium(
         audit=audit,
         now=now,
     )
-    announce(outcome, reconciled, run.emitter)
     return ImportResult(
         medium=request.medium,
         target=str(request.target),
@@ -264,14 +265,16 @@ def _carry_over(
         study = sent_study(earlier, source, run.request.uid_policy, uid_map) if source is not None else None
         if study is not None:
             run.carried.append(Confirmed(rel, study, earlier.sent_sop_instance_uid, earlier_run=True))
-    run.files[rel] = ImportedFile(
-        path=rel,
-        status=State.STORED,
-        reason="stored by an earlier run",
-        sop_instance_uid=earlier.sop_instance_uid,
-        sent_sop_instance_uid=earlier.sent_sop_instance_uid,
-        earlier_run=True,
-        confirmation=earlier.confirmation,
+    run.end(
+        ImportedFile(
+            path=rel,
+            status=State.STORED,
+            reason="stored by an earlier run",
+            sop_instance_uid=earlier.sop_instance_uid,
+            sent_sop_instance_uid=earlier.sent_sop_instance_uid,
+            earlier_run=True,
+            confirmation=earlier.confirmation,
+        )
     )
 
 

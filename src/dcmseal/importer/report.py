@@ -6,7 +6,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from dcmseal.audit import (
     AuditEvent,
@@ -21,31 +20,22 @@ from dcmseal.audit import (
     security_alert,
 )
 from dcmseal.errors import DcmsealError
-from dcmseal.events import Emitter, FileFailed, FileQuarantined, InstanceStored
+from dcmseal.events import Emitter
 from dcmseal.events import StudyHeld as StudyHeldEvent
 from dcmseal.importer.journal import State
 from dcmseal.importer.reconcile import ReconciledStudy, StudyHeld
 from dcmseal.importer.result import ImportedFile
 from dcmseal.importer.run import Run
 from dcmseal.intake import Integrity
-from dcmseal.outcomes import ReasonKind
 from dcmseal.scan import Finding, Verdict
 
-__all__ = ["announce", "audit_import"]
+__all__ = ["announce_held", "audit_import"]
 
 logger = logging.getLogger(__name__)
 
 
-def announce(files: Sequence[ImportedFile], reconciled: Sequence[ReconciledStudy], emitter: Emitter) -> None:
-    """Tell the handlers how the run ended for each file stored now, quarantined or failed, and each held study."""
-    for f in files:
-        path = Path(f.path)
-        if f.status is State.STORED and not f.earlier_run:
-            emitter.emit(InstanceStored(path=path, sop_instance_uid=f.sent_sop_instance_uid or ""))
-        elif f.status is State.QUARANTINED:
-            emitter.emit(FileQuarantined(path=path, reason=f.reason or ""))
-        elif f.status is State.FAILED and f.kind is not ReasonKind.HELD:
-            emitter.emit(FileFailed(path=path, reason=f.reason or ""))
+def announce_held(reconciled: Sequence[ReconciledStudy], emitter: Emitter) -> None:
+    """Tell the handlers of each study held for reconciliation, once (its files are held with it, not failed)."""
     for study in reconciled:
         if isinstance(study.decision, StudyHeld):
             emitter.emit(

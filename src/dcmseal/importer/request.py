@@ -61,9 +61,9 @@ class ImportRequest:
     #: PBKDF2 iterations reading the medium in may cost (see :class:`dcmseal.intake.Keys`).
     kdf_budget_per_medium: int = DEFAULT_KDF_BUDGET_PER_MEDIUM
     #: Bound to the events the import emits: :class:`dcmseal.events.Progress` of its stages (``read``,
-    #: ``open``, ``scan``, ``prepare``, ``send``, ``verify``) as they go; once the run is over,
-    #: :class:`~dcmseal.events.InstanceStored`, :class:`~dcmseal.events.FileQuarantined` and
-    #: :class:`~dcmseal.events.FileFailed` for each such file and :class:`~dcmseal.events.StudyHeld` per study.
+    #: ``open``, ``scan``, ``prepare``, ``send``, ``verify``) as they go; as each happens,
+    #: :class:`~dcmseal.events.InstanceStored` (the PACS confirmed it), :class:`~dcmseal.events.FileQuarantined`
+    #: and :class:`~dcmseal.events.FileFailed` for each such file, :class:`~dcmseal.events.StudyHeld` per study.
     handlers: Sequence[HandlerSpec] = ()
 
 

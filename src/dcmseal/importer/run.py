@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dcmseal.events import Emitter
+from dcmseal.events import Emitter, Event, FileFailed, FileQuarantined, InstanceStored
 from dcmseal.importer.journal import Journal, JournalRow, State
 from dcmseal.importer.request import ImportRequest
 from dcmseal.importer.result import ImportedFile
@@ -35,7 +35,30 @@ class Run:
     sent_facts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     def settle(self, rel: str, state: State, reason: str | None, **extra: object) -> None:
-        """``rel`` ended as ``state`` for ``reason``: in the journal, then in the result."""
+        """``rel`` ended as ``state`` for ``reason``: in the journal, then in the result and to the handlers."""
         kind = extra.get("kind")
         self.journal.record(rel, state, reason=reason, kind=kind if isinstance(kind, ReasonKind) else None)
-        self.files[rel] = ImportedFile(path=rel, status=state, reason=reason, **extra)  # type: ignore[arg-type]
+        self.end(ImportedFile(path=rel, status=state, reason=reason, **extra))  # type: ignore[arg-type]
+
+    def end(self, outcome: ImportedFile) -> None:
+        """``outcome`` is where its file ended (the journal written already): kept for the result, and told to
+        the handlers as it happens (:class:`~dcmseal.events.InstanceStored` once the PACS confirmed it,
+        :class:`~dcmseal.events.FileQuarantined`, :class:`~dcmseal.events.FileFailed`; a stored instance that
+        the PACS, asked afterwards, does not hold is told failed too)."""
+        self.files[outcome.path] = outcome
+        event = _event(outcome)
+        if event is not None:
+            self.emitter.emit(event)
+
+
+def _event(outcome: ImportedFile) -> Event | None:
+    """What the handlers are told of ``outcome``: nothing for a file skipped, held (its study is told once),
+    or stored by an earlier run."""
+    path = Path(outcome.path)
+    if outcome.status is State.STORED and not outcome.earlier_run:
+        return InstanceStored(path=path, sop_instance_uid=outcome.sent_sop_instance_uid or "")
+    if outcome.status is State.QUARANTINED:
+        return FileQuarantined(path=path, reason=outcome.reason or "")
+    if outcome.status is State.FAILED and outcome.kind is not ReasonKind.HELD:
+        return FileFailed(path=path, reason=outcome.reason or "")
+    return None
