@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dcmseal import cms
 from tests.conftest import RsaIdentityFactory
 from tests.pydicom_data import pydicom_file
 
@@ -34,6 +35,7 @@ def test_the_library_page_has_the_examples_it_promises() -> None:
         "dcmseal.burn(",
         "open_medium(",
         "scan(",
+        "context=context",
     ):
         assert call in code, call
 
@@ -60,6 +62,11 @@ def test_every_example_of_the_library_page_runs(
     assert "wrong password or key" in output
     assert "Kestrel" not in output  # no example prints a password
     assert (tmp_path / "disc.iso").is_file()
+    # The shared context: three files unsealed, one key derived (each call alone would derive it again).
+    context = namespace["context"]
+    assert isinstance(context, cms.Context)
+    assert sum(1 for p in Path("received").rglob("*") if p.is_file()) == 3
+    assert context.kdf_cache.derivations == 1
     assert Path("audit.log").read_bytes().count(b"\n") >= 2  # the burn's Export and the open's Import
 
 

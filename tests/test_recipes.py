@@ -182,3 +182,26 @@ def test_what_cannot_be_sealed_or_unsealed_is_named(tmp_path: Path, ct: Dataset)
         seal(12, password=PASSWORD)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match=r"cannot be written as a PS3\.10 file"):
         seal(Dataset(), password=PASSWORD, settings=FAST)
+
+
+def test_calls_sharing_a_context_derive_a_shared_salt_s_key_once(tmp_path: Path) -> None:
+    """Files sealed with one salt: unsealed through one cms.Context, in memory and to files, one derivation."""
+    kdf = cms.Pbkdf2Params(salt=bytes(range(16)), iterations=FAST_ITERATIONS, prf=cms.Prf.SHA256)
+    recipient = cms.PasswordRecipient(password=PASSWORD.encode(), kdf=kdf)
+    sealed = []
+    for n in range(3):
+        sealed.append(tmp_path / f"IM{n}.sealed")
+        seal_file(CT_SMALL, sealed[-1], recipients=[recipient])
+    context = cms.Context()
+    datasets = [unseal(path, password=PASSWORD, context=context) for path in sealed[:2]]
+    written = unseal(sealed[2], tmp_path / "IM2.dcm", password=PASSWORD, context=context)
+    assert {ds.SOPInstanceUID for ds in datasets} == {dcmread(written.path).SOPInstanceUID}
+    assert context.kdf_cache.derivations == 1
+    alone = cms.Context()
+    unseal(sealed[0], password=PASSWORD, context=alone)  # another run's context derives it again
+    assert alone.kdf_cache.derivations == 1
+    # Sealing through a context keeps what it derived: opening with it derives nothing more.
+    shared = cms.Context()
+    data = seal(CT_SMALL.read_bytes(), password=PASSWORD, settings=FAST, context=shared)
+    unseal(data, password=PASSWORD, context=shared)
+    assert shared.kdf_cache.derivations == 1

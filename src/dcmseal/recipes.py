@@ -170,6 +170,7 @@ def seal(
     allow_weak_password: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> bytes: ...
 
 
@@ -184,6 +185,7 @@ def seal(
     allow_weak_password: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> SealedFile: ...
 
 
@@ -197,6 +199,7 @@ def seal(
     allow_weak_password: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> bytes | SealedFile:
     """Seal a DICOM file into a Secure DICOM File (PS3.10 §7.4, PS3.15 D.1) for a password and/or certificates.
 
@@ -225,6 +228,9 @@ def seal(
         defaults (AES-256-CBC, SHA-256, PBKDF2-HMAC-SHA256 x 600,000, 16-byte salt) unless given.
     overwrite : bool
         Replace an existing ``dest``.
+    context : cms.Context, optional
+        The run's :class:`dcmseal.cms.Context` (caches and helper threads shared by the calls given it);
+        each call has its own without it.
 
     Returns
     -------
@@ -261,6 +267,7 @@ def seal(
             cipher=plan.cipher,
             digest=plan.digest,
             overwrite=overwrite,
+            context=context,
         )
         return SealedFile(
             path=written.destination,
@@ -283,7 +290,7 @@ def seal(
     )
     # PS3.10 §7.5: the preamble of what is sealed is zeros, whatever the source had (CVE-2019-11687).
     payload = ZERO_PREAMBLE + data[PREAMBLE_BYTES:]
-    envelope = cms.encrypt(io.BytesIO(payload), sealed, spec, payload_size=len(payload))
+    envelope = cms.encrypt(io.BytesIO(payload), sealed, spec, payload_size=len(payload), context=context)
     notes = (
         (f"non-zero preamble ({preamble.value}) zeroed before sealing (PS3.10 §7.5)",)
         if preamble is not PreambleKind.ZERO
@@ -446,6 +453,7 @@ def unseal(
     accept_unprotected: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> Dataset: ...
 
 
@@ -462,6 +470,7 @@ def unseal(
     accept_unprotected: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> bytes: ...
 
 
@@ -478,6 +487,7 @@ def unseal(
     accept_unprotected: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> UnsealedFile: ...
 
 
@@ -493,6 +503,7 @@ def unseal(
     accept_unprotected: bool = False,
     settings: Settings | None = None,
     overwrite: bool = False,
+    context: cms.Context | None = None,
 ) -> Dataset | bytes | UnsealedFile:
     """Open a Secure DICOM File, verify its digest or signature, and return or write the PS3.10 file inside.
 
@@ -521,6 +532,9 @@ def unseal(
         Limits against hostile envelopes (PBKDF2 iterations, header size).
     overwrite : bool
         Replace an existing ``dest``.
+    context : cms.Context, optional
+        The run's :class:`dcmseal.cms.Context`: given to every call of a run, a password derives its key
+        once per salt (files sealed together share one), not once per file. Each call has its own without it.
 
     Returns
     -------
@@ -554,6 +568,7 @@ def unseal(
             max_header_bytes=settings.max_header_bytes,
             overwrite=overwrite,
             accept_unprotected=accept_unprotected,
+            context=context,
         )
         return UnsealedFile(
             path=opened.destination,
@@ -567,7 +582,9 @@ def unseal(
     if data is None:
         assert path is not None
         data = _read_bytes(path)
-    payload, result, notes = _open(data, name, credentials, settings, accept_unprotected=accept_unprotected)
+    payload, result, notes = _open(
+        data, name, credentials, settings, accept_unprotected=accept_unprotected, context=context
+    )
     if dest is not None:
         target = Path(dest)
         _write(target, payload, overwrite=overwrite)
@@ -624,6 +641,7 @@ def _open(
     settings: Settings,
     *,
     accept_unprotected: bool,
+    context: cms.Context | None,
 ) -> tuple[bytes, cms.DecryptResult, tuple[str, ...]]:
     """Decrypt and verify in memory; the PS3.10 file (preamble zeroed), the result and the notes."""
     if not is_secure_head(data) and is_part10(data[:HEADER_BYTES]):
@@ -641,6 +659,7 @@ def _open(
             kdf_budget=cms.KdfBudget.for_limits(
                 settings.max_pbkdf2_iterations, settings.kdf_budget_per_medium
             ),
+            context=context,
         )
     except DcmsealError as exc:
         raise exc.with_path(name) from None
