@@ -315,12 +315,16 @@ def instrument_burn(spans: Spans) -> None:
 
 
 def instrument_open(spans: Spans) -> None:
+    import dcmseal.intake.listing as listing_mod
+    import dcmseal.intake.read as intake_mod
     import dcmseal.media.open as open_mod
 
-    # The listing of the medium: in place for an ISO image (iso_file_extents), else an extraction.
-    spans.patch(open_mod, "_listing" if hasattr(open_mod, "_listing") else "open_medium", "extract")
-    spans.patch(open_mod, "_classify", "classify")
-    spans.patch(open_mod, "unseal_files", "unseal")
+    # Reading the medium in (dcmseal.intake): the listing, in place for an ISO image (iso_file_extents), else
+    # an extraction; each file recognised; the sealed ones unsealed. (media.open.open_medium is the whole
+    # workflow, not the extraction it was named like before the reader's became medium_as_folder.)
+    spans.patch(listing_mod.Listing, "read", "extract")
+    spans.patch(intake_mod, "_classify", "classify")
+    spans.patch(intake_mod, "unseal_files", "unseal")
     spans.patch(open_mod, "read_file_meta", "facts")
     spans.patch(open_mod, "read_dicomdir", "dicomdir")
     spans.patch(open_mod, "check_agreement", "dicomdir")
