@@ -18,7 +18,7 @@ from dcmseal.media.dicomdir import (
 from dcmseal.media.fileset.inventions import DEFAULT_DATE
 from dcmseal.part10.header import RawValue, read_header, read_items
 
-__all__ = ["DicomDir", "DirectoryEntry", "read_dicomdir"]
+__all__ = ["DicomDir", "DirectoryEntry", "read_dicomdir", "read_dicomdir_fast"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,16 +61,24 @@ _NEXT = "OffsetOfTheNextDirectoryRecord"
 _LOWER = "OffsetOfReferencedLowerLevelDirectoryEntity"
 _FIRST = "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity"
 _Context = tuple[str, str, str, str]  # patient ID, Study Instance UID, Series Instance UID, Study Date
-_RecordLike = Dataset | Mapping[str, object]  # a record as pydicom reads it, or as _read_dicomdir_fast does
+_RecordLike = Dataset | Mapping[str, object]  # a record as pydicom reads it, or as read_dicomdir_fast does
 
 
-def read_dicomdir(path: Path) -> DicomDir:
+def read_dicomdir(path: Path, *, fast: bool = True) -> DicomDir:
     """Read a plain (already decrypted) DICOMDIR: File-set identity and every referenced file (PS3.3 F.3).
 
     The record hierarchy is followed through its offsets from the root; records no offset reaches (orphans, or
     a root offset that points at the wrong record) are walked as extra roots, and a DICOMDIR without any
     offsets is read in sequence order. Explicit or implicit VR and big endian encodings are accepted, as
     pydicom reads them. Records whose Record In-use Flag is 0000H are skipped.
+
+    Parameters
+    ----------
+    path
+        The DICOMDIR.
+    fast
+        Try :func:`read_dicomdir_fast` first (the record keys without pydicom) and let pydicom read only what it
+        declines; ``False`` reads with pydicom alone, which the tests compare the fast reader against.
 
     Raises
     ------
@@ -80,9 +88,9 @@ def read_dicomdir(path: Path) -> DicomDir:
         ``path`` is a PS3.10 file but not a Media Storage Directory (DICOMDIR).
     """
     path = Path(path)
-    fast = _read_dicomdir_fast(path)
-    if fast is not None:
-        return fast
+    quick = read_dicomdir_fast(path) if fast else None
+    if quick is not None:
+        return quick
     try:
         ds = dcmread(path)
     except (InvalidDicomError, ValueError, KeyError, EOFError, OSError) as exc:
@@ -129,7 +137,7 @@ class _FastRecord(dict[str, object]):
     seq_item_tell: int = 0
 
 
-def _read_dicomdir_fast(path: Path) -> DicomDir | None:
+def read_dicomdir_fast(path: Path) -> DicomDir | None:
     """:func:`read_dicomdir` without pydicom: the record keys only; None when pydicom should read it instead.
 
     pydicom parses every element of every record (0.25 ms a record); this reads the dozen keys the hierarchy
