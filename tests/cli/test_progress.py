@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dcmseal import events
-from dcmseal.cli.common import err_console, progress_handlers, stage_progress
+from dcmseal.cli.common import err_console, progress_handlers
 from tests.cli.runner import run_on_terminal
 from tests.scan.corpus import part10
 
@@ -46,17 +46,6 @@ def test_on_a_terminal_each_stage_gets_its_bar(
     assert "3/10" in drawn
     assert "open" in drawn
     assert "1/2" in drawn
-
-
-def test_the_callback_form_draws_the_same_bars(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _on_a_terminal(monkeypatch)
-    with stage_progress(True) as progress:
-        progress("send", 4, 7)
-    drawn = capsys.readouterr().err
-    assert "send" in drawn
-    assert "4/7" in drawn
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a pseudo-terminal")

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from typer.core import TyperCommand
 from dcmseal import events
 from dcmseal.config import Settings, load_settings, private_state_directory
 from dcmseal.errors import DcmsealError, ExitCode, InputError, UsageError, one_line
-from dcmseal.events import Emitter, HandlerSpec
+from dcmseal.events import HandlerSpec
 from dcmseal.fsutil import sweep_staging, use_state_directory
 from dcmseal.keys import encode_password
 
@@ -46,7 +46,6 @@ __all__ = [
     "progress_handlers",
     "read_password",
     "refuse_argv_password",
-    "stage_progress",
     "start_invocation",
     "user_errors",
     "wants_json",
@@ -479,13 +478,3 @@ def progress_handlers(enabled: bool) -> Iterator[list[HandlerSpec]]:
             bar.update(tasks[event.stage], completed=event.done, total=total)
 
         yield [(events.Progress, update)]
-
-
-@contextmanager
-def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """The bars of :func:`progress_handlers` as a ``progress(stage, done, total)`` callback.
-
-    For the commands whose workflow does not take ``handlers`` yet (issue 17 item 3 moves them over).
-    """
-    with progress_handlers(enabled) as handlers:
-        yield Emitter(handlers).progress
