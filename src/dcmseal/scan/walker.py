@@ -25,7 +25,6 @@ from dcmseal.part10.encoding import (
     SEQUENCE_DELIMITATION,
     SHORT_VRS,
     UNDEFINED_LENGTH,
-    ElementHeader,
     is_explicit_vr,
     read_element_header,
 )
@@ -267,6 +266,7 @@ class _Walk:
         "removable_top",
         "result",
         "size",
+        "try_skip",
         "unpackers",
     )
 
@@ -296,6 +296,9 @@ class _Walk:
         self.record = result.trace.append if result.trace is not None else None
         self.inspected = result.inspected
         self.order_reported = False
+        # Whether the next element is worth a try at :meth:`_skip_plain_run`: not right after an element the
+        # walk had to look into (runs of private or opaque elements would make every try a wasted call).
+        self.try_skip = True
 
     def run(self) -> None:
         """Step from element to element until the data set ends or a stage stops the walk."""
@@ -307,12 +310,24 @@ class _Walk:
             if self.offset >= self.size:
                 self._end_of_file()
                 return
-            if fast and self.kind == 0 and self.expl and self._skip_plain_run():
+            if fast and self.try_skip and self.kind == 0 and self.expl and self._skip_plain_run():
                 continue
-            header = self._read_header()
-            if header is None:
+            # The header, read here rather than in a method: this runs once per element.
+            offset, rel = self.offset, self.offset - self.base
+            if (rel < 0 or rel + 12 > self.blen) and self.read_at is not None:
+                self.buf, self.base = self.read_at(offset, _WINDOW_BYTES), offset
+                self.blen, rel = len(self.buf), 0
+            if rel + 8 > self.blen:
+                self._bad_header("a truncated element header")
                 return
-            tag, vr, hlen, length = header
+            if self.record is not None:
+                self.record(offset)
+            tag, vr, hlen, length = read_element_header(self.buf, rel, self.expl, self.unpackers)
+            if length < 0 or not hlen:
+                self._bad_header(
+                    "a truncated element header" if length < 0 else f"no valid VR at {_tag_text(tag)}"
+                )
+                return
             if tag >> 16 == 0xFFFE:
                 going = self._delimiter(tag, length, self.offset + hlen)
             elif self.kind != 0:
@@ -328,6 +343,7 @@ class _Walk:
         self.frames[-1][2] = self.prev
         self.frames.append([kind, end, -1, int(explicit), int(undefined)])
         self.kind, self.fend, self.prev, self.expl = kind, end, -1, explicit
+        self.try_skip = True
 
     def _pop(self) -> None:
         """Leave the current frame for the one around it."""
@@ -437,28 +453,6 @@ class _Walk:
             self.result.dataset_end = self.offset
         return True
 
-    def _read_header(self) -> ElementHeader | None:
-        """The header at ``offset``, read on from the file when it lies outside the bytes at hand; None when
-        it does not parse (reported)."""
-        offset, rel = self.offset, self.offset - self.base
-        if (rel < 0 or rel + 12 > self.blen) and self.read_at is not None:
-            self.buf, self.base = self.read_at(offset, _WINDOW_BYTES), offset
-            self.blen, rel = len(self.buf), 0
-        buf = self.buf
-        if rel + 8 > self.blen:
-            self._bad_header("a truncated element header")
-            return None
-        if self.record is not None:
-            self.record(offset)
-        header = read_element_header(buf, rel, self.expl, self.unpackers)
-        if header[3] < 0:
-            self._bad_header("a truncated element header")
-            return None
-        if not header[2]:
-            self._bad_header(f"no valid VR at {_tag_text(header[0])}")
-            return None
-        return header
-
     # -- items and delimiters (PS3.5 §7.5) ------------------------------------------------------------
     def _delimiter(self, tag: int, length: int, value_at: int) -> bool:
         """An item, or the delimiter that ends an item or a sequence."""
@@ -518,7 +512,14 @@ class _Walk:
             or tag in self.collect
             or group == 0x0042
         ):
-            self._inspect(tag, vr, length, value_at, top and self.removable_top)
+            removable = top and self.removable_top
+            _inspect(self.result, self.buf, self.base, self.offset, value_at, tag, vr, length, self.read_at,
+                     removable, self.collect)  # fmt: skip
+            if self.inspected is not None:
+                self.inspected.append((self.offset, value_at, tag, vr, length, removable))
+            self.try_skip = False
+        else:
+            self.try_skip = True
         self.offset = end
         if top:
             self.result.dataset_end = end
@@ -577,24 +578,6 @@ class _Walk:
         self._push(1, end, self.expl, False)
         self.offset = value_at
         return True
-
-    def _inspect(self, tag: int, vr: bytes, length: int, value_at: int, removable: bool) -> None:
-        """Look into a value that may hide a payload or that the caller asked for."""
-        _inspect(
-            self.result,
-            self.buf,
-            self.base,
-            self.offset,
-            value_at,
-            tag,
-            vr,
-            length,
-            self.read_at,
-            removable,
-            self.collect,
-        )
-        if self.inspected is not None:
-            self.inspected.append((self.offset, value_at, tag, vr, length, removable))
 
 
 def _looks_foreign(buf: bytes, base: int, offset: int, read_at: ReadAt | None) -> bool:
