@@ -7,6 +7,7 @@ file system and /proc, never from a timer), kills it with SIGKILL, then counts w
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -147,11 +148,18 @@ def test_unseal_killed_leaves_only_complete_files_and_a_rerun_completes(
             return _unnamed_files_open(pid, out)
         return len(_files(out)) >= 1 and _unnamed_files_open(pid, out)
 
-    _run_and_kill(
-        media_cli, ["unseal", sealed, "--out", out, "--password-env", "PW", "--workers", "1"], ready
-    )
-    done = _only_complete_outputs(out, study, tmp_path)
-    assert done < _FILES
+    # The poller sees a file being written only while it is open; on a loaded machine it can miss the first
+    # file's short window and kill during a later one. Every attempt's outputs are checked; only a kill that
+    # landed where this case wants it ends the attempts (a fresh output folder each time).
+    for _attempt in range(5):
+        _run_and_kill(
+            media_cli, ["unseal", sealed, "--out", out, "--password-env", "PW", "--workers", "1"], ready
+        )
+        done = _only_complete_outputs(out, study, tmp_path)
+        assert done < _FILES
+        if point != "writing the first file" or done == 0:
+            break
+        shutil.rmtree(out)
     if point == "writing the first file":
         assert done == 0
 
