@@ -18,10 +18,9 @@ from dcmseal.audit.participants import (
     AuditUser,
     PatientRef,
     StudyRef,
-    application_participant,
     default_audit_source,
     patient_objects,
-    person_participant,
+    requestor_participants,
     study_objects,
     utc_now,
 )
@@ -85,9 +84,7 @@ def instances_accessed(
     ValueError
         ``action`` is E, or ``now`` returned a naive datetime.
     """
-    participants = [person_participant(user, requestor=True, roles=())]
-    if application is not None:
-        participants.append(application_participant(application, roles=()))
+    participants = requestor_participants(user, application, roles=())
     return AuditEvent(
         kind=AuditEventKind.INSTANCES_ACCESSED,
         action=action,

@@ -19,10 +19,9 @@ from dcmseal.audit.messages import AuditEvent, AuditSource, ParticipantObject, P
 from dcmseal.audit.participants import (
     AuditUser,
     PatientRef,
-    application_participant,
     default_audit_source,
     patient_objects,
-    person_participant,
+    requestor_participants,
     utc_now,
 )
 
@@ -83,9 +82,7 @@ def security_alert(
     """
     if details and medium_id is None:
         raise ValueError("details describe the medium (the Alert Subject); give medium_id")
-    participants = [person_participant(user, requestor=True, roles=())]
-    if application is not None:
-        participants.append(application_participant(application, roles=()))
+    participants = requestor_participants(user, application, roles=())
     objects: list[ParticipantObject] = []
     if medium_id is not None:
         pairs = [ParticipantObjectDetail.from_text(ALERT_DESCRIPTION, description)]

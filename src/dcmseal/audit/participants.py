@@ -35,6 +35,7 @@ __all__ = [
     "medium_participant",
     "patient_objects",
     "person_participant",
+    "requestor_participants",
     "study_objects",
     "utc_now",
 ]
@@ -126,6 +127,16 @@ def application_participant(application: str, *, roles: tuple[CodedValue, ...]) 
         user_name=application,
         role_id_codes=(*roles, ROLE_APPLICATION),
     )
+
+
+def requestor_participants(
+    user: AuditUser, application: str | None, *, roles: tuple[CodedValue, ...]
+) -> list[ActiveParticipant]:
+    """The requestor and, unless ``application`` is ``None``, the local process acting with it, both in ``roles``."""
+    participants = [person_participant(user, requestor=True, roles=roles)]
+    if application is not None:
+        participants.append(application_participant(application, roles=roles))
+    return participants
 
 
 def medium_participant(

@@ -19,11 +19,11 @@ from dcmseal.audit.participants import (
     AuditUser,
     PatientRef,
     StudyRef,
-    application_participant,
     default_audit_source,
     medium_participant,
     patient_objects,
     person_participant,
+    requestor_participants,
     study_objects,
     utc_now,
 )
@@ -86,9 +86,7 @@ def export_event(
     ValueError
         No patient, or ``now`` returned a naive datetime.
     """
-    participants = [person_participant(user, requestor=True, roles=(ROLE_SOURCE,))]
-    if application is not None:
-        participants.append(application_participant(application, roles=(ROLE_SOURCE,)))
+    participants = requestor_participants(user, application, roles=(ROLE_SOURCE,))
     participants.extend(person_participant(r, requestor=False, roles=(ROLE_DESTINATION,)) for r in recipients)
     # The Destination Role ID next to Destination Media follows the example of PS3.17 WW.3.
     participants.append(
@@ -158,9 +156,7 @@ def import_event(
     ValueError
         No patient, or ``now`` returned a naive datetime.
     """
-    participants = [person_participant(user, requestor=True, roles=(ROLE_DESTINATION,))]
-    if application is not None:
-        participants.append(application_participant(application, roles=(ROLE_DESTINATION,)))
+    participants = requestor_participants(user, application, roles=(ROLE_DESTINATION,))
     # The Source Role ID next to Source Media follows the example of PS3.17 WW.6.
     participants.append(
         medium_participant(medium_id, media_type, medium_label, roles=(ROLE_SOURCE, ROLE_SOURCE_MEDIA))
