@@ -48,6 +48,7 @@ from dcmseal.part10.fileformat import (
     classify_preamble,
     is_part10,
     parse_meta_group,
+    require_part10,
 )
 from dcmseal.part10.secure import is_secure_head, seal_file, unseal_file
 
@@ -418,11 +419,7 @@ def _part10_facts(data: bytes, name: Path) -> tuple[dict[int, str], PreambleKind
     """The File Meta UIDs and the preamble kind of a PS3.10 file held in memory."""
     if is_secure_head(data):
         raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=name)
-    if len(data) < HEADER_BYTES or not is_part10(data[:HEADER_BYTES]):
-        raise NotPart10Error(
-            "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become Secure DICOM Files",
-            path=name,
-        )
+    require_part10(data, name)
     uids, _end = parse_meta_group(data, len(data), name)
     return uids, classify_preamble(data[:PREAMBLE_BYTES])
 

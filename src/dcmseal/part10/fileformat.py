@@ -25,6 +25,7 @@ __all__ = [
     "is_part10",
     "read_file_meta",
     "read_plain_meta",
+    "require_part10",
 ]
 
 PREAMBLE_BYTES = 128
@@ -64,6 +65,15 @@ def is_part10(head: bytes) -> bool:
     return head[DICM_OFFSET:HEADER_BYTES] == b"DICM"
 
 
+def require_part10(head: bytes, path: Path) -> None:
+    """Refuse ``head`` (the first bytes of ``path``) unless it is a PS3.10 file's: one message everywhere."""
+    if not is_part10(head):
+        raise NotPart10Error(
+            "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become Secure DICOM Files",
+            path=path,
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileMeta:
     """The File Meta Information facts dcmseal reports (no patient data)."""
@@ -85,11 +95,7 @@ def read_file_meta(path: Path) -> FileMeta:
     with open(path, "rb") as fp:
         head = fp.read(_META_READ_BYTES)
         size = os.fstat(fp.fileno()).st_size
-    if len(head) < HEADER_BYTES or not is_part10(head):
-        raise NotPart10Error(
-            "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become Secure DICOM Files",
-            path=path,
-        )
+    require_part10(head, path)
     values, _end = parse_meta_group(head, size, path)
     return FileMeta(
         sop_class_uid=values[0x00020002],

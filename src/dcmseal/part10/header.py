@@ -34,7 +34,7 @@ from dcmseal.part10.encoding import (
     is_explicit_vr,
     read_element_header,
 )
-from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group
+from dcmseal.part10.fileformat import HEADER_BYTES, is_part10, parse_meta_group, require_part10
 
 __all__ = [
     "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
@@ -183,12 +183,7 @@ def read_header(
     with open(path, "rb") as fp:
         size = os.fstat(fp.fileno()).st_size
         head = fp.read(_WINDOW_BYTES)
-        if len(head) < HEADER_BYTES or not is_part10(head):
-            raise NotPart10Error(
-                "not a DICOM PS3.10 file (no 'DICM' at offset 128); only Part 10 files can become "
-                "Secure DICOM Files",
-                path=path,
-            )
+        require_part10(head, path)
         reader = _Reader(fp, head, size)
         try:
             uids, start = parse_meta_group(head, size, path)
