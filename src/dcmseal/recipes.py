@@ -50,7 +50,7 @@ from dcmseal.part10.fileformat import (
     parse_meta_group,
     require_part10,
 )
-from dcmseal.part10.secure import is_secure_head, seal_file, unseal_file
+from dcmseal.part10.secure import refuse_plain, refuse_sealed, seal_file, unseal_file
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -417,8 +417,7 @@ def _read_bytes(path: Path) -> bytes:
 
 def _part10_facts(data: bytes, name: Path) -> tuple[dict[int, str], PreambleKind]:
     """The File Meta UIDs and the preamble kind of a PS3.10 file held in memory."""
-    if is_secure_head(data):
-        raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=name)
+    refuse_sealed(data, name)
     require_part10(data, name)
     uids, _end = parse_meta_group(data, len(data), name)
     return uids, classify_preamble(data[:PREAMBLE_BYTES])
@@ -641,8 +640,7 @@ def _open(
     context: cms.Context | None,
 ) -> tuple[bytes, cms.DecryptResult, tuple[str, ...]]:
     """Decrypt and verify in memory; the PS3.10 file (preamble zeroed), the result and the notes."""
-    if not is_secure_head(data) and is_part10(data[:HEADER_BYTES]):
-        raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=name)
+    refuse_plain(data, name)
     sink = io.BytesIO()
     try:
         result = cms.decrypt(

@@ -39,6 +39,8 @@ __all__ = [
     "is_secure_file",
     "is_secure_head",
     "prepare_seal",
+    "refuse_plain",
+    "refuse_sealed",
     "seal_file",
     "unseal_file",
 ]
@@ -185,6 +187,18 @@ def is_secure_file(path: Path) -> bool:
         return is_secure_head(fp.read(SECURE_HEAD_BYTES))
 
 
+def refuse_sealed(head: bytes, path: Path) -> None:
+    """Refuse to seal what ``head`` (the first bytes of ``path``) shows is sealed already: one message everywhere."""
+    if is_secure_head(head):
+        raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=path)
+
+
+def refuse_plain(head: bytes, path: Path) -> None:
+    """Refuse to unseal a plain PS3.10 file (``head``: the first bytes of ``path``): one message everywhere."""
+    if not is_secure_head(head) and is_part10(head):
+        raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=path)
+
+
 def _preamble_notes(kind: PreambleKind) -> tuple[str, ...]:
     if kind is PreambleKind.TIFF:
         return ("TIFF dual-personality preamble zeroed (PS3.10 §7.5); the sealed file is DICOM only",)
@@ -275,8 +289,8 @@ def _seal_spec(
     """Check that ``src`` can be sealed; its File Meta, the envelope to build and the payload size."""
     if not src.is_file():
         raise MissingInputError(src)
-    if is_secure_file(src):
-        raise NotPart10Error("already a Secure DICOM File (CMS EnvelopedData); unseal it first", path=src)
+    with open(src, "rb") as fp:
+        refuse_sealed(fp.read(SECURE_HEAD_BYTES), src)
     meta: FileMeta = read_file_meta(src)
     inner: cms.InnerSpec = signer if signer is not None else cms.DigestedContent(digest=digest)
     spec = cms.EnvelopeSpec(recipients=tuple(recipients), content_cipher=cipher, inner=inner)
@@ -434,8 +448,7 @@ def unseal_file(
             head = probe.read(HEADER_BYTES)
     except OSError as exc:
         raise InputError(f"cannot unseal: {exc.strerror or exc}", path=src) from exc
-    if not is_secure_head(head) and is_part10(head):
-        raise InputError("not a Secure DICOM File: a plain DICOM PS3.10 file (nothing to unseal)", path=src)
+    refuse_plain(head, src)
     notes: list[str] = []
     try:
         with (
