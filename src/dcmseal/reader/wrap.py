@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pydicom import dcmread
@@ -107,9 +106,3 @@ class _Shifted(io.RawIOBase):
 
     def tell(self) -> int:
         return self._raw.tell() - self._start
-
-
-def wrap_dataset_file(source: Path, transfer_syntax: str, dst: Path) -> tuple[str, str]:
-    """:func:`wrap_dataset` from a file to a new file (``dst`` must not exist)."""
-    with open(source, "rb") as fin, open(dst, "xb") as fout:
-        return wrap_dataset(fin, transfer_syntax, fout)
