@@ -83,9 +83,10 @@ def examine(run: Run, rel: str, number: int, source: Path, conformed: Path | Non
         chosen, changes = sanitized.output, tuple(sanitized.changes)
         logger.warning("%s: %s, sanitized (%s)", rel, report.verdict.value, "; ".join(changes))
     else:
-        if conformed is not None and not _sendable_as_is(source):
-            chosen = conformed
-        if not _sendable_as_is(chosen):
+        sendable = _sendable_as_is(source)
+        if not sendable and conformed is not None:
+            chosen, sendable = conformed, _sendable_as_is(conformed)
+        if not sendable:
             chosen = _little_endian(rel, chosen, work / "conformed" / f"{number:06d}.dcm")
     try:
         ds = dcmread(chosen, stop_before_pixels=True)
